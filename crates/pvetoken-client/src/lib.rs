@@ -1,0 +1,1 @@
+//! HTTPS clients for Proxmox VE and Semaphore: auth, TLS pinning, safe retries.

@@ -1,0 +1,1 @@
+//! Proxmox VE and Semaphore API simulators built on pvetoken-acl.

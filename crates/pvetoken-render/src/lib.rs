@@ -1,0 +1,1 @@
+//! The token file model and one renderer per consumer format.

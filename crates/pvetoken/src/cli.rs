@@ -1,0 +1,80 @@
+//! Raw command-line input (clap). Commands resolve these into settings before they run.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::commands;
+
+/// Give automation safe, working access to Proxmox VE.
+///
+/// pvetoken creates an API token with least privilege for its consumer (Packer, Terraform, Ansible, Semaphore,
+/// PrivateBox), stores it safely, hands it to each consumer in the exact format it expects, proves it works,
+/// explains what is missing when it does not, rotates and revokes it. `pvetoken demo` shows the whole flow on the
+/// built-in lab.
+///
+/// Exit codes: 0 ok, 1 a check failed, 2 usage or input error, 3 server or network error, 4 internal error.
+#[derive(Debug, Parser)]
+#[command(name = "pvetoken", version, propagate_version = true, max_term_width = 110)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every command accepts.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Output format: `text` for people, `json` for scripts.
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// Print only errors and warnings.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Print more detail (repeatable).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Never colour the output (also: `NO_COLOR=1`).
+    #[arg(long, global = true)]
+    pub no_color: bool,
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Human-readable text.
+    Text,
+    /// JSON on stdout.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create (or converge) a least-privilege token for a consumer profile and save it to the token file.
+    Create(commands::create::CreateArgs),
+    /// Prove, as the token itself, that it has every privilege its profile needs.
+    Verify(commands::verify::VerifyArgs),
+    /// List API tokens with expiry and privilege separation.
+    List(commands::list::ListArgs),
+    /// Delete a token and its ACL entries.
+    Revoke(commands::revoke::RevokeArgs),
+    /// Replace a token's secret, update every registered sink, verify, then retire the old secret.
+    Rotate(commands::rotate::RotateArgs),
+    /// Print or write the token in a consumer's format (Packer, Terraform, Ansible, SOPS, ...).
+    Render(commands::render::RenderArgs),
+    /// Find credential mistakes in .envrc, *.env, Packer, Terraform, Ansible and SOPS files.
+    Lint(commands::lint::LintArgs),
+    /// Register the token with another system (Semaphore).
+    Register(commands::register::RegisterArgs),
+    /// Write the token file into a guest through the QEMU guest agent.
+    Deliver(commands::deliver::DeliverArgs),
+    /// Audit every token of a cluster: what it can really do and what is wrong with it.
+    Audit(commands::audit::AuditArgs),
+    /// Check everything between this machine and a working token, and print the fix for what is broken.
+    Doctor(commands::doctor::DoctorArgs),
+    /// Run the whole flow on the built-in lab and narrate it.
+    Demo(commands::demo::DemoArgs),
+    /// Evaluate and explain Proxmox VE permissions offline from a user.cfg.
+    Acl(commands::acl::AclArgs),
+    /// Run the lab: Proxmox VE and Semaphore API simulators on 127.0.0.1.
+    Lab(commands::lab::LabArgs),
+}

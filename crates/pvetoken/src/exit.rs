@@ -1,0 +1,92 @@
+//! Exit codes (PRODUCT.md section 2) and the error type that carries one.
+
+use crate::printer::Printer;
+
+/// The process exit status of every `pvetoken` command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Everything asked for was done or is in place.
+    Success = 0,
+    /// A check ran and failed (a missing privilege, a lint finding, an audit finding at or above `--fail-on`).
+    CheckFailed = 1,
+    /// Bad usage or bad input: a flag, a file, an identifier. Nothing was sent to a server.
+    Usage = 2,
+    /// The server or the network failed or refused.
+    Remote = 3,
+    /// A bug or an unexpected local failure.
+    Internal = 4,
+}
+
+impl From<Exit> for std::process::ExitCode {
+    fn from(exit: Exit) -> Self {
+        std::process::ExitCode::from(exit as u8)
+    }
+}
+
+/// An error that knows its exit code and, ideally, the fix.
+///
+/// Commands return `anyhow::Result<Exit>`; wrap failures in a `CliError` (or attach one with
+/// `.context(...)`) to choose the exit code. Anything else is reported as an internal error (4).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct CliError {
+    /// The exit code this error ends the process with.
+    pub exit: Exit,
+    /// What went wrong, in one sentence. Never contains a secret.
+    pub message: String,
+    /// How to fix it, when we know.
+    pub hint: Option<String>,
+}
+
+impl CliError {
+    /// A usage or input error (exit 2).
+    pub fn usage(message: impl Into<String>) -> Self {
+        Self { exit: Exit::Usage, message: message.into(), hint: None }
+    }
+
+    /// A server or network error (exit 3).
+    pub fn remote(message: impl Into<String>) -> Self {
+        Self { exit: Exit::Remote, message: message.into(), hint: None }
+    }
+
+    /// A failed check (exit 1).
+    pub fn check_failed(message: impl Into<String>) -> Self {
+        Self { exit: Exit::CheckFailed, message: message.into(), hint: None }
+    }
+
+    /// Adds the fix the user should apply.
+    #[must_use]
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+/// Reports the outcome of a command and returns the exit code.
+pub fn finish(outcome: anyhow::Result<Exit>, printer: &Printer) -> Exit {
+    match outcome {
+        Ok(exit) => exit,
+        Err(error) => {
+            if is_broken_pipe(&error) {
+                return Exit::Success;
+            }
+            let cli_error = error.chain().find_map(|cause| cause.downcast_ref::<CliError>());
+            printer.error(&format!("{error:#}"));
+            match cli_error {
+                Some(cli_error) => {
+                    if let Some(hint) = &cli_error.hint {
+                        printer.hint(hint);
+                    }
+                    cli_error.exit
+                }
+                None => Exit::Internal,
+            }
+        }
+    }
+}
+
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

@@ -1,0 +1,133 @@
+//! The one output path: data to stdout, messages to stderr, honouring `--quiet`, `--verbose`, `--no-color` and
+//! `NO_COLOR`. Only this module writes to the terminal.
+
+use std::io::{IsTerminal, Write};
+
+use crate::cli::{GlobalArgs, OutputFormat};
+
+/// Writes everything the user sees.
+#[derive(Debug, Clone)]
+pub struct Printer {
+    output: OutputFormat,
+    quiet: bool,
+    verbose: u8,
+    color: bool,
+}
+
+impl Printer {
+    /// Builds the printer from the global flags and the environment (`NO_COLOR`).
+    pub fn from_args(args: &GlobalArgs) -> Self {
+        let no_color_env = std::env::var_os(crate::env_vars::NO_COLOR).is_some_and(|value| !value.is_empty());
+        Self {
+            output: args.output,
+            quiet: args.quiet,
+            verbose: args.verbose,
+            color: !args.no_color && !no_color_env && std::io::stderr().is_terminal(),
+        }
+    }
+
+    /// A printer for tests and in-process runs: text output, no colour.
+    #[cfg_attr(not(test), expect(dead_code, reason = "used by commands that run others in-process"))]
+    pub fn plain(output: OutputFormat, quiet: bool) -> Self {
+        Self { output, quiet, verbose: 0, color: false }
+    }
+
+    /// The output format the user asked for.
+    pub fn output(&self) -> OutputFormat {
+        self.output
+    }
+
+    /// True when `--output json` was given.
+    pub fn is_json(&self) -> bool {
+        self.output == OutputFormat::Json
+    }
+
+    /// Writes data (the command's result) to stdout, followed by a newline.
+    pub fn data(&self, text: &str) -> std::io::Result<()> {
+        let mut out = std::io::stdout().lock();
+        out.write_all(text.as_bytes())?;
+        if !text.ends_with('\n') {
+            out.write_all(b"\n")?;
+        }
+        out.flush()
+    }
+
+    /// Writes a value as one line of JSON to stdout.
+    pub fn json<T: serde::Serialize>(&self, value: &T) -> anyhow::Result<()> {
+        let text = serde_json::to_string(value)?;
+        self.data(&text)?;
+        Ok(())
+    }
+
+    /// Writes a value as pretty JSON to stdout.
+    pub fn json_pretty<T: serde::Serialize>(&self, value: &T) -> anyhow::Result<()> {
+        let text = serde_json::to_string_pretty(value)?;
+        self.data(&text)?;
+        Ok(())
+    }
+
+    /// A progress or status message on stderr (hidden by `--quiet`).
+    pub fn info(&self, message: &str) {
+        if !self.quiet {
+            self.stderr_line("", message);
+        }
+    }
+
+    /// A success message on stderr (hidden by `--quiet`).
+    pub fn success(&self, message: &str) {
+        if !self.quiet {
+            let mark = self.paint("32", "ok");
+            self.stderr_line(&format!("{mark}: "), message);
+        }
+    }
+
+    /// Detail shown only with `-v`.
+    pub fn verbose(&self, message: &str) {
+        if self.verbose > 0 && !self.quiet {
+            self.stderr_line("", message);
+        }
+    }
+
+    /// A warning on stderr (always shown).
+    pub fn warn(&self, message: &str) {
+        let label = self.paint("33", "warning");
+        self.stderr_line(&format!("{label}: "), message);
+    }
+
+    /// An error on stderr (always shown).
+    pub fn error(&self, message: &str) {
+        let label = self.paint("31", "error");
+        self.stderr_line(&format!("{label}: "), message);
+    }
+
+    /// The fix for the error just printed.
+    pub fn hint(&self, message: &str) {
+        let label = self.paint("36", "hint");
+        self.stderr_line(&format!("{label}: "), message);
+    }
+
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_owned() }
+    }
+
+    fn stderr_line(&self, prefix: &str, message: &str) {
+        let mut err = std::io::stderr().lock();
+        // A closed stderr is not worth failing the command for.
+        let _ = writeln!(err, "{prefix}{}", sanitize(message));
+    }
+}
+
+/// Removes terminal control sequences from text that may come from a server or a file, keeping newlines and tabs.
+pub fn sanitize(text: &str) -> String {
+    text.chars().filter(|c| !c.is_control() || *c == '\n' || *c == '\t').collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sanitize;
+
+    #[test]
+    fn sanitize_strips_escape_sequences_but_keeps_newlines() {
+        assert_eq!(sanitize("a\x1b[31mb\nc\u{7}"), "a[31mb\nc");
+    }
+}
