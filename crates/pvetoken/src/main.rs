@@ -9,6 +9,7 @@ mod commands;
 mod env_vars;
 mod exit;
 mod printer;
+mod sinks;
 
 fn main() -> ExitCode {
     let cli = match cli::Cli::try_parse() {
