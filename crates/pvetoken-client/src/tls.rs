@@ -1,0 +1,392 @@
+//! TLS settings shared by every client: system roots, a CA file, a pinned SHA-256 fingerprint, or (with a
+//! warning printed by the CLI) no verification at all.
+//!
+//! One [`reqwest::Client`] is built per run with [`http_client`]; it keeps its connections alive, so a whole
+//! command costs one TLS handshake per server.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{CertificateError, DigitallySignedStruct, OtherError, RootCertStore, SignatureScheme};
+use sha2::{Digest, Sha256};
+
+use crate::error::ClientError;
+
+/// How the server's certificate is checked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// PEM file with the CA certificate(s) (or the server certificate itself) to trust instead of the system roots.
+    pub ca_file: Option<PathBuf>,
+    /// Accept exactly the server certificate with this SHA-256 fingerprint (host name and expiry are not checked,
+    /// as PVE's own clients do for pinned certificates).
+    pub fingerprint: Option<Fingerprint>,
+    /// Accept any certificate. The CLI warns loudly when this is set.
+    pub insecure: bool,
+}
+
+/// The SHA-256 fingerprint of a DER certificate.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Fingerprint([u8; 32]);
+
+/// Why a fingerprint could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "invalid SHA-256 fingerprint `{input}`: {reason}; expected 32 bytes of hex such as `AB:CD:...` (as shown by \
+     `pvenode cert info`) or `abcd...`"
+)]
+pub struct FingerprintError {
+    input: String,
+    reason: &'static str,
+}
+
+impl Fingerprint {
+    /// The fingerprint of a DER-encoded certificate.
+    pub fn of_der(der: &[u8]) -> Self {
+        Self(Sha256::digest(der).into())
+    }
+
+    /// The raw 32 bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Lower-case hex without separators.
+    pub fn to_plain_hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+impl FromStr for Fingerprint {
+    type Err = FingerprintError;
+
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        let error = |reason| FingerprintError { input: input.chars().take(120).collect(), reason };
+        let trimmed = input.trim();
+        let trimmed = trimmed
+            .strip_prefix("sha256:")
+            .or_else(|| trimmed.strip_prefix("SHA256:"))
+            .or_else(|| trimmed.strip_prefix("SHA256 "))
+            .unwrap_or(trimmed);
+        let hex: String = if trimmed.contains(':') {
+            let groups: Vec<&str> = trimmed.split(':').collect();
+            if groups.iter().any(|group| group.len() != 2) {
+                return Err(error("colon-separated groups must have two hex digits each"));
+            }
+            groups.concat()
+        } else {
+            trimmed.to_owned()
+        };
+        if hex.len() != 64 {
+            return Err(error("a SHA-256 fingerprint has 64 hex digits"));
+        }
+        let mut bytes = [0_u8; 32];
+        for (index, byte) in bytes.iter_mut().enumerate() {
+            let pair = hex.get(index * 2..index * 2 + 2).ok_or_else(|| error("not hex"))?;
+            *byte = u8::from_str_radix(pair, 16).map_err(|_| error("contains a character that is not hex"))?;
+        }
+        Ok(Self(bytes))
+    }
+}
+
+impl fmt::Display for Fingerprint {
+    /// PVE's notation: upper-case hex pairs separated by colons.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (index, byte) in self.0.iter().enumerate() {
+            if index > 0 {
+                f.write_str(":")?;
+            }
+            write!(f, "{byte:02X}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Fingerprint({self})")
+    }
+}
+
+impl serde::Serialize for Fingerprint {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Fingerprint {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// The error a pinned-certificate check reports inside the TLS error; [`ClientError`] finds it in the source chain
+/// and turns it into [`ClientError::CertificateMismatch`].
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the server presented a certificate with SHA-256 fingerprint {presented}, not the pinned {expected}")]
+pub struct FingerprintMismatch {
+    /// The pinned fingerprint.
+    pub expected: Fingerprint,
+    /// What the server presented.
+    pub presented: Fingerprint,
+}
+
+/// Default time allowed to connect (TCP + TLS).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default time allowed for one request, answer included.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Builds the one HTTP client of a run: rustls (ring), HTTP/1.1 keep-alive, the timeouts above.
+pub fn http_client(settings: &TlsSettings) -> Result<reqwest::Client, ClientError> {
+    http_client_with_timeouts(settings, CONNECT_TIMEOUT, REQUEST_TIMEOUT)
+}
+
+/// [`http_client`] with explicit timeouts (tests use short ones).
+pub fn http_client_with_timeouts(
+    settings: &TlsSettings,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+) -> Result<reqwest::Client, ClientError> {
+    let config = rustls_config(settings)?;
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(config)
+        .http1_only()
+        .connect_timeout(connect_timeout)
+        .timeout(request_timeout)
+        .pool_idle_timeout(Duration::from_secs(60))
+        .no_proxy()
+        .user_agent(concat!("pvetoken/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|error| ClientError::Tls { message: format!("cannot build the HTTPS client: {error}") })
+}
+
+/// The rustls configuration for these settings (exposed for callers that drive rustls themselves).
+pub fn rustls_config(settings: &TlsSettings) -> Result<rustls::ClientConfig, ClientError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier: Arc<dyn ServerCertVerifier> = if settings.insecure {
+        Arc::new(AcceptAnything { algorithms: provider.signature_verification_algorithms })
+    } else if let Some(expected) = settings.fingerprint {
+        Arc::new(PinnedLeaf { expected, algorithms: provider.signature_verification_algorithms })
+    } else if let Some(path) = &settings.ca_file {
+        Arc::new(CaFileVerifier::new(path, provider.clone())?)
+    } else {
+        Arc::new(
+            rustls_platform_verifier::Verifier::new(provider.clone())
+                .map_err(|error| ClientError::Tls { message: format!("cannot load the system CA roots: {error}") })?,
+        )
+    };
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|error| ClientError::Tls { message: format!("TLS configuration: {error}") })?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// Reads every certificate of a PEM file.
+pub fn read_pem_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, ClientError> {
+    let bad = |reason: String| ClientError::CaFile { path: path.to_owned(), reason };
+    let bytes = std::fs::read(path).map_err(|error| bad(error.to_string()))?;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<_, _>>()
+        .map_err(|error| bad(format!("not a PEM certificate file: {error}")))?;
+    if certs.is_empty() {
+        return Err(bad("holds no `-----BEGIN CERTIFICATE-----` block".to_owned()));
+    }
+    Ok(certs)
+}
+
+/// Accepts exactly one leaf certificate, identified by its SHA-256 fingerprint, and still checks the handshake
+/// signature so the server proves it holds that certificate's key.
+#[derive(Debug)]
+struct PinnedLeaf {
+    expected: Fingerprint,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for PinnedLeaf {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let presented = Fingerprint::of_der(end_entity);
+        if presented == self.expected {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(
+                FingerprintMismatch { expected: self.expected, presented },
+            )))))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+/// Trusts the certificates of a PEM file: as CA roots (full WebPKI check incl. host name), or, for a self-signed
+/// server certificate that is not a CA, as that exact leaf.
+#[derive(Debug)]
+struct CaFileVerifier {
+    webpki: Arc<WebPkiServerVerifier>,
+    leaves: Vec<Fingerprint>,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl CaFileVerifier {
+    fn new(path: &Path, provider: Arc<CryptoProvider>) -> Result<Self, ClientError> {
+        let certs = read_pem_certificates(path)?;
+        let leaves = certs.iter().map(|cert| Fingerprint::of_der(cert)).collect();
+        let mut roots = RootCertStore::empty();
+        let (_added, _ignored) = roots.add_parsable_certificates(certs);
+        let algorithms = provider.signature_verification_algorithms;
+        let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider).build().map_err(|error| {
+            ClientError::CaFile { path: path.to_owned(), reason: format!("no usable CA certificate: {error}") }
+        })?;
+        Ok(Self { webpki, leaves, algorithms })
+    }
+}
+
+impl ServerCertVerifier for CaFileVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self.webpki.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
+            Ok(verified) => Ok(verified),
+            Err(error) => {
+                if self.leaves.contains(&Fingerprint::of_der(end_entity)) {
+                    Ok(ServerCertVerified::assertion())
+                } else {
+                    Err(error)
+                }
+            }
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+/// `--insecure`: any certificate (the handshake signature is still checked, which costs nothing).
+#[derive(Debug)]
+struct AcceptAnything {
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for AcceptAnything {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Fingerprint;
+
+    const PLAIN: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn pve_colon_notation_and_plain_hex_parse_to_the_same_fingerprint() {
+        let colon = "01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF";
+        let a: Fingerprint = colon.parse().expect("colon form");
+        let b: Fingerprint = PLAIN.parse().expect("plain form");
+        let c: Fingerprint = PLAIN.to_uppercase().parse().expect("upper-case plain form");
+        assert_eq!(a, b);
+        assert_eq!(b, c);
+        assert_eq!(a.to_string(), colon);
+        assert_eq!(a.to_plain_hex(), PLAIN);
+    }
+
+    #[test]
+    fn truncated_or_non_hex_fingerprints_are_rejected_with_the_expected_shape() {
+        assert!(PLAIN[..62].parse::<Fingerprint>().is_err());
+        assert!(PLAIN.replace('a', "g").parse::<Fingerprint>().is_err());
+        let error = "01:2:34".parse::<Fingerprint>().expect_err("bad groups");
+        assert!(error.to_string().contains("AB:CD"), "{error}");
+    }
+}
