@@ -174,9 +174,7 @@ impl ClientError {
     /// The server's message, if it answered with one.
     pub fn server_message(&self) -> Option<&str> {
         match self {
-            Self::Api { message, .. } | Self::AuthFailed { message, .. } | Self::Local { message, .. } => {
-                Some(message)
-            }
+            Self::Api { message, .. } | Self::AuthFailed { message, .. } | Self::Local { message, .. } => Some(message),
             _ => None,
         }
     }

@@ -227,9 +227,10 @@ impl ServerCertVerifier for PinnedLeaf {
         if presented == self.expected {
             Ok(ServerCertVerified::assertion())
         } else {
-            Err(rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(
-                FingerprintMismatch { expected: self.expected, presented },
-            )))))
+            Err(rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(FingerprintMismatch {
+                expected: self.expected,
+                presented,
+            })))))
         }
     }
 
@@ -272,9 +273,10 @@ impl CaFileVerifier {
         let mut roots = RootCertStore::empty();
         let (_added, _ignored) = roots.add_parsable_certificates(certs);
         let algorithms = provider.signature_verification_algorithms;
-        let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider).build().map_err(|error| {
-            ClientError::CaFile { path: path.to_owned(), reason: format!("no usable CA certificate: {error}") }
-        })?;
+        let webpki =
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider).build().map_err(|error| {
+                ClientError::CaFile { path: path.to_owned(), reason: format!("no usable CA certificate: {error}") }
+            })?;
         Ok(Self { webpki, leaves, algorithms })
     }
 }

@@ -2,3 +2,15 @@
 
 /// Disables colour when set to a non-empty value (<https://no-color.org>).
 pub const NO_COLOR: &str = "NO_COLOR";
+
+/// Default PVE API address for every command that talks to a server (`--url`).
+pub const PVETOKEN_URL: &str = "PVETOKEN_URL";
+
+/// Password of the administrator named by `--auth-user` (default `root@pam`). Never pass it as an argument.
+pub const PVETOKEN_PASSWORD: &str = "PVETOKEN_PASSWORD";
+
+/// Path of a token file (mode 0600) holding an administrator's API token, used instead of a password login.
+pub const PVETOKEN_ADMIN_TOKEN_FILE: &str = "PVETOKEN_ADMIN_TOKEN_FILE";
+
+/// The `pvesh` program `--local` runs (default: `pvesh` from `PATH`). Tests point it at a stand-in.
+pub const PVETOKEN_PVESH: &str = "PVETOKEN_PVESH";

@@ -6,6 +6,7 @@ use clap::Parser;
 
 mod cli;
 mod commands;
+mod connection;
 mod env_vars;
 mod exit;
 mod printer;

@@ -1,0 +1,278 @@
+//! Connection and administrative-credential flags shared by every command that talks to a PVE server
+//! (`create`, `verify`, `list`, `revoke`, `rotate`, `register`, `deliver`, `doctor`, `audit`), and their
+//! resolution into plain settings.
+//!
+//! Secrets are never accepted as arguments: the admin password comes from `PVETOKEN_PASSWORD`, `--password-file`
+//! or an interactive prompt (only when stdin is a terminal); an admin token from the token file named by
+//! `PVETOKEN_ADMIN_TOKEN_FILE`; or `--local` runs `pvesh` as root on the PVE host.
+//!
+//! ```text
+//! #[derive(clap::Args)]
+//! struct MyArgs {
+//!     #[command(flatten)]
+//!     connection: ConnectionArgs,
+//! }
+//! let target = args.connection.resolve_target(fallback_from_token_file)?;   // where + TLS
+//! let admin = args.connection.resolve_admin()?;                            // who (may prompt)
+//! ```
+
+use std::io::{IsTerminal, Read};
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use pvetoken_api::Secret;
+use pvetoken_client::endpoint::Endpoint;
+use pvetoken_client::{Fingerprint, TlsSettings};
+
+use crate::env_vars;
+use crate::exit::CliError;
+
+/// Where the PVE server is and how to authenticate as an administrator.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ConnectionArgs {
+    /// PVE API address, e.g. `https://pve.lan:8006` (a bare host gets https and port 8006).
+    #[arg(long, env = env_vars::PVETOKEN_URL, value_name = "URL", help_heading = "Connection")]
+    pub url: Option<String>,
+    /// Trust the CA certificate(s) in this PEM file instead of the system roots (PVE: /etc/pve/pve-root-ca.pem).
+    #[arg(long, value_name = "PEM", help_heading = "Connection", conflicts_with = "insecure")]
+    pub ca_file: Option<PathBuf>,
+    /// Pin the server certificate by SHA-256 fingerprint (`AB:CD:...` as `pvenode cert info` prints it, or hex).
+    #[arg(long, value_name = "SHA256", help_heading = "Connection", conflicts_with = "insecure")]
+    pub fingerprint: Option<String>,
+    /// Accept any server certificate. Dangerous: anyone on the path can read the credentials. Prefer
+    /// --fingerprint.
+    #[arg(long, help_heading = "Connection")]
+    pub insecure: bool,
+    /// Administrator to log in as with a password (the password comes from PVETOKEN_PASSWORD, --password-file,
+    /// or a prompt on a terminal; never from an argument).
+    #[arg(long, value_name = "USER@REALM", default_value = "root@pam", help_heading = "Connection")]
+    pub auth_user: String,
+    /// Read the administrator's password from the first line of this file (should be mode 0600).
+    #[arg(long, value_name = "FILE", help_heading = "Connection")]
+    pub password_file: Option<PathBuf>,
+    /// Run `pvesh` on this PVE host (as root) instead of calling the HTTPS API: no URL, no password.
+    #[arg(long, help_heading = "Connection", conflicts_with_all = ["ca_file", "fingerprint", "insecure", "password_file"])]
+    pub local: bool,
+}
+
+/// Connection details found elsewhere (the token file) used when no flag or env var names them.
+#[derive(Debug, Clone, Default)]
+pub struct TargetFallback {
+    /// The token file's `PROXMOX_URL` (or built from `PROXMOX_HOST`/`PROXMOX_PORT`).
+    pub url: Option<String>,
+    /// The token file's `PROXMOX_FINGERPRINT`.
+    pub fingerprint: Option<String>,
+}
+
+/// Where requests go.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// The HTTPS API.
+    Remote {
+        /// The validated base URL.
+        endpoint: Endpoint,
+        /// How the certificate is checked.
+        tls: TlsSettings,
+    },
+    /// `pvesh` on this host.
+    Local {
+        /// The `pvesh` program (`PVETOKEN_PVESH` or `pvesh` from PATH).
+        pvesh: PathBuf,
+    },
+}
+
+impl Target {
+    /// `https://host:port` or `local pvesh`, for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Remote { endpoint, .. } => endpoint.base(),
+            Self::Local { .. } => "local pvesh".to_owned(),
+        }
+    }
+
+    /// True for `--insecure`.
+    pub fn is_insecure(&self) -> bool {
+        matches!(self, Self::Remote { tls, .. } if tls.insecure)
+    }
+}
+
+/// Administrative credentials.
+#[derive(Debug)]
+pub enum AdminAuth {
+    /// Ticket login with a password.
+    Password {
+        /// `user@realm`.
+        user: String,
+        /// The password.
+        password: Secret,
+        /// Where it came from (for messages): `PVETOKEN_PASSWORD`, the file path, or `prompt`.
+        source: String,
+    },
+    /// An admin API token stored in a token file (read through the token store when connecting).
+    TokenFile(PathBuf),
+    /// `--local`: pvesh runs as root, no credential needed.
+    Local,
+}
+
+impl AdminAuth {
+    /// Who acts, for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Password { user, .. } => user.clone(),
+            Self::TokenFile(path) => format!("the admin token in {}", path.display()),
+            Self::Local => "root (local pvesh)".to_owned(),
+        }
+    }
+}
+
+impl ConnectionArgs {
+    /// Resolves where to connect. `fallback` fills in what neither flags nor environment give (the token file).
+    pub fn resolve_target(&self, fallback: &TargetFallback) -> Result<Target, CliError> {
+        if self.local {
+            let pvesh = std::env::var_os(env_vars::PVETOKEN_PVESH)
+                .filter(|value| !value.is_empty())
+                .map_or_else(|| PathBuf::from("pvesh"), PathBuf::from);
+            return Ok(Target::Local { pvesh });
+        }
+        let Some(url) = self.url.clone().or_else(|| fallback.url.clone()) else {
+            return Err(CliError::usage("no PVE server given").with_hint(
+                "pass --url https://HOST:8006 (or set PVETOKEN_URL), or --local when running on the PVE host as root",
+            ));
+        };
+        let endpoint = Endpoint::parse_pve(&url).map_err(|error| {
+            CliError::usage(error.to_string()).with_hint("give the API address as https://HOST:8006")
+        })?;
+        let fingerprint_text = self.fingerprint.clone().or_else(|| {
+            // A pin stored in the token file only applies to the server it was stored for.
+            if self.url.is_none() || self.url == fallback.url { fallback.fingerprint.clone() } else { None }
+        });
+        let fingerprint = match fingerprint_text {
+            Some(text) if !self.insecure => Some(
+                text.parse::<Fingerprint>()
+                    .map_err(|error| CliError::usage(error.to_string()).with_hint(FINGERPRINT_HINT))?,
+            ),
+            _ => None,
+        };
+        if let Some(ca_file) = &self.ca_file
+            && !ca_file.is_file()
+        {
+            return Err(CliError::usage(format!("--ca-file {}: no such file", ca_file.display()))
+                .with_hint("on the PVE host the cluster CA is /etc/pve/pve-root-ca.pem"));
+        }
+        Ok(Target::Remote {
+            endpoint,
+            tls: TlsSettings { ca_file: self.ca_file.clone(), fingerprint, insecure: self.insecure },
+        })
+    }
+
+    /// Resolves administrative credentials: `--local`; else an admin token file (`PVETOKEN_ADMIN_TOKEN_FILE`);
+    /// else a password from `PVETOKEN_PASSWORD`, `--password-file`, or a prompt when stdin is a terminal.
+    pub fn resolve_admin(&self) -> Result<AdminAuth, CliError> {
+        if self.local {
+            return Ok(AdminAuth::Local);
+        }
+        if self.auth_user.contains('!') {
+            return Err(CliError::usage(format!(
+                "--auth-user {} is a token id; --auth-user takes a user (user@realm) who logs in with a password",
+                self.auth_user
+            ))
+            .with_hint(format!(
+                "to act with an admin token, save it in a token file (mode 0600) and set {}=/path/to/file",
+                env_vars::PVETOKEN_ADMIN_TOKEN_FILE
+            )));
+        }
+        if !self.auth_user.contains('@') {
+            return Err(CliError::usage(format!("--auth-user {}: missing realm", self.auth_user))
+                .with_hint(format!("write it as user@realm, e.g. {}@pam", self.auth_user)));
+        }
+        let password_file = self.password_file.as_deref();
+        if password_file.is_none()
+            && let Some(path) = std::env::var_os(env_vars::PVETOKEN_ADMIN_TOKEN_FILE).filter(|value| !value.is_empty())
+        {
+            return Ok(AdminAuth::TokenFile(PathBuf::from(path)));
+        }
+        let (password, source) = if let Some(path) = password_file {
+            (read_password_file(path)?, path.display().to_string())
+        } else if let Some(value) = std::env::var_os(env_vars::PVETOKEN_PASSWORD).filter(|value| !value.is_empty()) {
+            let value = value
+                .into_string()
+                .map_err(|_| CliError::usage(format!("{} is not valid UTF-8", env_vars::PVETOKEN_PASSWORD)))?;
+            (Secret::from(value), env_vars::PVETOKEN_PASSWORD.to_owned())
+        } else if std::io::stdin().is_terminal() {
+            let prompt = format!("Password for {}: ", self.auth_user);
+            let value = rpassword::prompt_password(prompt)
+                .map_err(|error| CliError::usage(format!("cannot read the password from the terminal: {error}")))?;
+            (Secret::from(value), "prompt".to_owned())
+        } else {
+            return Err(CliError::usage(format!("no administrator credentials for {}", self.auth_user)).with_hint(
+                format!(
+                    "set {} (or --password-file FILE) for a password login, {} for an admin token, or use \
+                     --local on the PVE host",
+                    env_vars::PVETOKEN_PASSWORD,
+                    env_vars::PVETOKEN_ADMIN_TOKEN_FILE
+                ),
+            ));
+        };
+        Ok(AdminAuth::Password { user: self.auth_user.clone(), password, source })
+    }
+
+    /// True when administrative credentials are available without prompting (used by commands for which admin
+    /// access is optional, e.g. `verify` explaining which side lacks a privilege).
+    pub fn admin_available_without_prompt(&self) -> bool {
+        self.local
+            || self.password_file.is_some()
+            || std::env::var_os(env_vars::PVETOKEN_PASSWORD).is_some_and(|value| !value.is_empty())
+            || std::env::var_os(env_vars::PVETOKEN_ADMIN_TOKEN_FILE).is_some_and(|value| !value.is_empty())
+    }
+}
+
+const FINGERPRINT_HINT: &str =
+    "on the PVE host, `pvenode cert info --output-format json` shows the fingerprint of pve-ssl.pem";
+
+fn read_password_file(path: &Path) -> Result<Secret, CliError> {
+    let mut file = std::fs::File::open(path)
+        .map_err(|error| CliError::usage(format!("--password-file {}: {error}", path.display())))?;
+    let mut text = String::new();
+    file.read_to_string(&mut text)
+        .map_err(|error| CliError::usage(format!("--password-file {}: {error}", path.display())))?;
+    let first = text.lines().next().unwrap_or_default().to_owned();
+    zeroize::Zeroize::zeroize(&mut text);
+    if first.is_empty() {
+        return Err(CliError::usage(format!("--password-file {} is empty", path.display())));
+    }
+    Ok(Secret::from(first))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ConnectionArgs, Target, TargetFallback};
+
+    #[test]
+    fn a_bare_host_resolves_to_https_on_8006_with_the_pin_from_the_token_file() {
+        let args = ConnectionArgs { auth_user: "root@pam".into(), ..ConnectionArgs::default() };
+        let fallback = TargetFallback { url: Some("pve.lan".into()), fingerprint: Some("00".repeat(32)) };
+        match args.resolve_target(&fallback).expect("resolves") {
+            Target::Remote { endpoint, tls } => {
+                assert_eq!(endpoint.base(), "https://pve.lan:8006");
+                assert!(tls.fingerprint.is_some());
+            }
+            Target::Local { .. } => panic!("not local"),
+        }
+    }
+
+    #[test]
+    fn a_token_id_as_auth_user_is_refused_with_the_admin_token_hint() {
+        let args = ConnectionArgs { auth_user: "root@pam!ci".into(), ..ConnectionArgs::default() };
+        let error = args.resolve_admin().expect_err("token id");
+        assert!(error.hint.unwrap_or_default().contains("PVETOKEN_ADMIN_TOKEN_FILE"));
+    }
+
+    #[test]
+    fn no_url_anywhere_is_a_usage_error_naming_the_flag() {
+        let args = ConnectionArgs { auth_user: "root@pam".into(), ..ConnectionArgs::default() };
+        if std::env::var_os("PVETOKEN_URL").is_none() {
+            let error = args.resolve_target(&TargetFallback::default()).expect_err("no url");
+            assert!(error.hint.unwrap_or_default().contains("--url"));
+        }
+    }
+}
