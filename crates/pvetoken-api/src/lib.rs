@@ -16,4 +16,5 @@
 /// Read it only through [`ExposeSecret::expose_secret`], at the one place that needs the clear text.
 pub type Secret = secrecy::SecretString;
 pub use secrecy::ExposeSecret;
+pub mod pve;
 pub mod semaphore;
