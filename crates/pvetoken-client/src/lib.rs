@@ -7,6 +7,7 @@
 
 pub mod endpoint;
 pub mod error;
+pub mod pve;
 pub mod tls;
 
 pub use error::{ClientError, Sent};
