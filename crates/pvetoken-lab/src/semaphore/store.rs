@@ -1,0 +1,346 @@
+//! The simulator's data: users, sessions, API tokens, projects, members, environments and their secrets, kept in
+//! one JSON document (`state.json`, 0600, replaced atomically) and the secrets encrypted with AES-256-GCM under a
+//! random key (`access_key_encryption`, 0600), as Semaphore's `access_key_encryption` setting does.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use aes_gcm::aead::rand_core::RngCore;
+use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng};
+use aes_gcm::{Aes256Gcm, Key, Nonce};
+use pvetoken_api::semaphore::{ProjectRole, SecretType};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::SemaphoreError;
+
+/// A user with a salted password hash (the simulator's stand-in for Semaphore's bcrypt).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct StoredUser {
+    pub id: i64,
+    pub username: String,
+    pub name: String,
+    pub email: String,
+    pub created: String,
+    pub admin: bool,
+    pub external: bool,
+    pub alert: bool,
+    pub password_salt: String,
+    pub password_hash: String,
+}
+
+impl StoredUser {
+    pub fn set_password(&mut self, password: &str) {
+        let mut salt = [0_u8; 16];
+        OsRng.fill_bytes(&mut salt);
+        self.password_salt = hex(&salt);
+        self.password_hash = password_digest(&self.password_salt, password);
+    }
+
+    pub fn password_matches(&self, password: &str) -> bool {
+        !self.password_hash.is_empty() && password_digest(&self.password_salt, password) == self.password_hash
+    }
+
+    pub fn to_api(&self) -> pvetoken_api::semaphore::User {
+        pvetoken_api::semaphore::User {
+            id: self.id,
+            name: self.name.clone(),
+            username: self.username.clone(),
+            email: self.email.clone(),
+            created: self.created.clone(),
+            admin: self.admin,
+            external: self.external,
+            alert: self.alert,
+        }
+    }
+}
+
+fn password_digest(salt: &str, password: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(salt.as_bytes());
+    hasher.update([0]);
+    hasher.update(password.as_bytes());
+    hex(&hasher.finalize())
+}
+
+/// A cookie session.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Session {
+    pub cookie: String,
+    pub user_id: i64,
+}
+
+/// An API token; as in Semaphore, its id is the bearer secret.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct StoredToken {
+    pub id: String,
+    pub name: String,
+    pub user_id: i64,
+    pub created: String,
+    pub expired: bool,
+}
+
+/// A project member.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Member {
+    pub project_id: i64,
+    pub user_id: i64,
+    pub role: ProjectRole,
+}
+
+/// An environment row (its secrets are [`StoredSecret`]s pointing at it).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct StoredEnvironment {
+    pub id: i64,
+    pub project_id: i64,
+    pub name: String,
+    pub password: Option<String>,
+    pub json: String,
+    pub env: Option<String>,
+}
+
+/// An environment secret: an access key of type `string` owned by an environment, its value encrypted.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct StoredSecret {
+    pub id: i64,
+    pub project_id: i64,
+    pub environment_id: i64,
+    pub name: String,
+    pub kind: SecretType,
+    /// Hex of nonce (12 bytes) followed by the AES-256-GCM ciphertext and tag.
+    pub ciphertext: String,
+}
+
+/// The whole persisted state.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct State {
+    pub next_id: i64,
+    pub users: Vec<StoredUser>,
+    pub sessions: Vec<Session>,
+    pub tokens: Vec<StoredToken>,
+    pub projects: Vec<pvetoken_api::semaphore::Project>,
+    pub members: Vec<Member>,
+    pub environments: Vec<StoredEnvironment>,
+    pub secrets: Vec<StoredSecret>,
+}
+
+impl State {
+    /// A fresh id (one sequence for every kind of row keeps ids unique and easy to reason about in tests).
+    pub fn new_id(&mut self) -> i64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    pub fn user(&self, id: i64) -> Option<&StoredUser> {
+        self.users.iter().find(|user| user.id == id)
+    }
+
+    pub fn user_by_login(&self, login: &str) -> Option<&StoredUser> {
+        let login = login.to_lowercase();
+        self.users.iter().find(|user| user.username.to_lowercase() == login || user.email.to_lowercase() == login)
+    }
+
+    pub fn role(&self, project_id: i64, user_id: i64) -> Option<ProjectRole> {
+        self.members
+            .iter()
+            .find(|member| member.project_id == project_id && member.user_id == user_id)
+            .map(|member| member.role)
+    }
+
+    pub fn project(&self, id: i64) -> Option<&pvetoken_api::semaphore::Project> {
+        self.projects.iter().find(|project| project.id == id)
+    }
+
+    pub fn environment(&self, project_id: i64, id: i64) -> Option<&StoredEnvironment> {
+        self.environments.iter().find(|env| env.project_id == project_id && env.id == id)
+    }
+
+    /// The environment as GET shows it: secrets by id, name and type, never their values.
+    pub fn environment_view(&self, env: &StoredEnvironment) -> pvetoken_api::semaphore::Environment {
+        pvetoken_api::semaphore::Environment {
+            id: env.id,
+            name: env.name.clone(),
+            project_id: env.project_id,
+            password: env.password.clone(),
+            json: env.json.clone(),
+            env: env.env.clone(),
+            secrets: self
+                .secrets
+                .iter()
+                .filter(|secret| secret.environment_id == env.id)
+                .map(|secret| pvetoken_api::semaphore::EnvironmentSecret {
+                    id: secret.id,
+                    name: secret.name.clone(),
+                    kind: secret.kind,
+                })
+                .collect(),
+        }
+    }
+
+    /// Creates a project with Semaphore's defaults: the creator as owner and an `Empty` environment.
+    pub fn create_project(&mut self, name: &str, owner: Option<i64>) -> pvetoken_api::semaphore::Project {
+        let project = pvetoken_api::semaphore::Project {
+            id: self.new_project_id(),
+            name: name.to_owned(),
+            created: now_rfc3339(),
+            alert: false,
+            alert_chat: None,
+            max_parallel_tasks: 0,
+            kind: String::new(),
+        };
+        self.projects.push(project.clone());
+        if let Some(user_id) = owner {
+            self.members.push(Member { project_id: project.id, user_id, role: ProjectRole::Owner });
+        }
+        let env_id = self.new_id();
+        self.environments.push(StoredEnvironment {
+            id: env_id,
+            project_id: project.id,
+            name: "Empty".to_owned(),
+            password: None,
+            json: "{}".to_owned(),
+            env: None,
+        });
+        project
+    }
+
+    /// Projects get their own small ids (1, 2, ...) so that the default project is id 1, as on a fresh Semaphore.
+    fn new_project_id(&self) -> i64 {
+        self.projects.iter().map(|project| project.id).max().unwrap_or(0) + 1
+    }
+}
+
+/// Encrypts and decrypts secret values with the simulator's key.
+#[derive(Clone)]
+pub(crate) struct Cipher {
+    cipher: Aes256Gcm,
+}
+
+impl std::fmt::Debug for Cipher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Cipher([REDACTED])")
+    }
+}
+
+impl Cipher {
+    /// Loads the key from `dir/access_key_encryption`, creating a random one (0600) when absent.
+    pub fn load_or_create(dir: Option<&Path>) -> Result<Self, SemaphoreError> {
+        let Some(dir) = dir else {
+            return Ok(Self { cipher: Aes256Gcm::new(&Aes256Gcm::generate_key(OsRng)) });
+        };
+        let path = dir.join("access_key_encryption");
+        let key_bytes = match std::fs::read_to_string(&path) {
+            Ok(text) => unhex(text.trim()).filter(|bytes| bytes.len() == 32).ok_or_else(|| SemaphoreError::State {
+                path: path.clone(),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidData, "not a 32-byte hex key"),
+            })?,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                let key = Aes256Gcm::generate_key(OsRng);
+                write_private(&path, format!("{}\n", hex(&key)).as_bytes())?;
+                key.to_vec()
+            }
+            Err(source) => return Err(SemaphoreError::State { path, source }),
+        };
+        let key = Key::<Aes256Gcm>::from_slice(&key_bytes);
+        Ok(Self { cipher: Aes256Gcm::new(key) })
+    }
+
+    pub fn encrypt(&self, plaintext: &str) -> String {
+        let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
+        // Encryption with a fresh nonce and a valid key cannot fail for inputs of this size.
+        let ciphertext = self.cipher.encrypt(&nonce, plaintext.as_bytes()).unwrap_or_default();
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&ciphertext);
+        hex(&out)
+    }
+
+    /// Decrypts a stored value (used by tests through [`super::SemaphoreSim::secret_value`]).
+    pub fn decrypt(&self, stored: &str) -> Option<String> {
+        let bytes = unhex(stored)?;
+        if bytes.len() < 12 {
+            return None;
+        }
+        let (nonce, ciphertext) = bytes.split_at(12);
+        let plain = self.cipher.decrypt(Nonce::from_slice(nonce), ciphertext).ok()?;
+        String::from_utf8(plain).ok()
+    }
+}
+
+/// Where the state lives.
+#[derive(Debug, Clone)]
+pub(crate) struct Persistence {
+    pub path: Option<PathBuf>,
+}
+
+impl Persistence {
+    pub fn load(&self) -> Result<Option<State>, SemaphoreError> {
+        let Some(path) = &self.path else { return Ok(None) };
+        match std::fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|error| SemaphoreError::State {
+                path: path.clone(),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidData, error),
+            }),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(SemaphoreError::State { path: path.clone(), source }),
+        }
+    }
+
+    pub fn save(&self, state: &State) -> Result<(), SemaphoreError> {
+        let Some(path) = &self.path else { return Ok(()) };
+        let bytes = serde_json::to_vec_pretty(state)
+            .map_err(|error| SemaphoreError::State { path: path.clone(), source: std::io::Error::other(error) })?;
+        write_private(path, &bytes)
+    }
+}
+
+/// Writes `bytes` to `path` atomically: a 0600 temporary file in the same directory, fsync, rename.
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), SemaphoreError> {
+    let state_error = |source| SemaphoreError::State { path: path.to_path_buf(), source };
+    let mut temp_name = path.file_name().map(|name| name.to_os_string()).unwrap_or_default();
+    temp_name.push(format!(".tmp{}", std::process::id()));
+    let temp = path.with_file_name(temp_name);
+    let mut file: File =
+        OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&temp).map_err(state_error)?;
+    file.write_all(bytes).map_err(state_error)?;
+    file.sync_all().map_err(state_error)?;
+    std::fs::rename(&temp, path).map_err(state_error)?;
+    Ok(())
+}
+
+/// A random URL-safe token (Semaphore's API tokens: 32 random bytes, base64url, lower-cased; ours are hex).
+pub(crate) fn random_token() -> String {
+    let mut bytes = [0_u8; 32];
+    OsRng.fill_bytes(&mut bytes);
+    hex(&bytes)
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len()).step_by(2).map(|index| u8::from_str_radix(text.get(index..index + 2)?, 16).ok()).collect()
+}
+
+/// The current time as RFC 3339 UTC (`2025-01-31T12:00:00Z`), as Semaphore's JSON shows `created`.
+pub(crate) fn now_rfc3339() -> String {
+    let seconds = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let days = i64::try_from(seconds / 86_400).unwrap_or(0);
+    let rest = seconds % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rest / 3600, rest % 3600 / 60, rest % 60)
+}
