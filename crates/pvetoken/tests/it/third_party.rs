@@ -1,0 +1,269 @@
+//! Proof of the lab against clients nobody on this team wrote, run unchanged against a real `pvetoken lab serve`:
+//! proxmoxer (PyPI), Ansible's community.proxmox (PyPI ansible), Debian's packer 1.6.6 and npm `proxmox-api`.
+//! The tools come from `scripts/install-test-deps.sh`; the scripts they run live in `tests/clients/`.
+//! Every test checks the lab's resulting state through the API, not only the client's exit code, and every
+//! client verifies TLS against the lab's CA (no "insecure" switches).
+
+use std::time::Duration;
+
+use pvetoken_api::{ExposeSecret, Secret};
+use serde_json::Value;
+
+use crate::support::{Api, LabProcess, RunOutput, client_command, clients_dir, create_token, run_bounded, tool};
+
+/// Upper bound for one client run (they take 1-10 s).
+const CLIENT_LIMIT: Duration = Duration::from_secs(180);
+
+/// The role the probes grant their new token on `/vms`: it holds `VM.PowerMgmt` but not `VM.Allocate`.
+const PROBE_ROLE: &str = "PVEVMUser";
+
+/// Creates `userid` (realm pve) holding `Administrator` on `/` and a privilege-sharing token (privsep=0) for it:
+/// the kind of automation identity the clients log in with.
+fn admin_user_with_token(root: &Api, userid: &str, token: &str) -> (String, Secret) {
+    root.post("/access/users", &[("userid", userid)]).unwrap_or_else(|e| panic!("create {userid}: {e:?}"));
+    root.put("/access/acl", &[("path", "/"), ("roles", "Administrator"), ("users", userid)])
+        .unwrap_or_else(|e| panic!("grant Administrator to {userid}: {e:?}"));
+    create_token(root, userid, token, false)
+}
+
+fn parse_json_output(output: &RunOutput) -> Value {
+    assert!(output.status.success(), "client failed:\n{}", output.both());
+    let last = output.stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("client printed no JSON ({e}):\n{}", output.both()))
+}
+
+fn privileges(map: &Value, path: &str) -> Vec<String> {
+    let mut privs: Vec<String> =
+        map[path].as_object().unwrap_or_else(|| panic!("no entry for {path} in {map}")).keys().cloned().collect();
+    privs.sort();
+    privs
+}
+
+/// Checks what every token probe reports and what the lab holds afterwards: the new privsep token exists with the
+/// probe's comment, its ACL entry is stored, and its effective privileges on /vms are the intersection of its
+/// owner's (Administrator) and its own (PVEVMUser): power management yes, allocation no.
+fn assert_probe_result(lab: &LabProcess, report: &Value, owner: &str, name: &str, comment: &str) {
+    let full = format!("{owner}!{name}");
+    assert_eq!(report["nodes"], serde_json::json!([lab.ready.node]), "{report}");
+    assert_eq!(report["version"]["release"], "9.1", "{report}");
+    assert!(report["version"]["version"].as_str().is_some_and(|v| v.starts_with("9.1")), "{report}");
+    assert_eq!(report["created"]["full-tokenid"], full.as_str(), "{report}");
+    assert_eq!(report["created"]["value_is_lowercase_uuid"], true, "{report}");
+    for key in ["permissions_read_by_caller", "permissions_read_by_new_token"] {
+        let privs = privileges(&report[key], "/vms");
+        assert!(privs.iter().any(|p| p == "VM.PowerMgmt"), "{key}: {privs:?}");
+        assert!(privs.iter().any(|p| p == "VM.Audit"), "{key}: {privs:?}");
+        assert!(!privs.iter().any(|p| p == "VM.Allocate"), "{key} is not an intersection: {privs:?}");
+    }
+
+    let root = lab.root_api();
+    let token = root.get(&format!("/access/users/{owner}/token/{name}"), &[]).expect("the new token is stored");
+    assert_eq!(token["comment"], comment, "{token}");
+    assert_eq!(token["privsep"].as_u64().or_else(|| token["privsep"].as_str()?.parse().ok()), Some(1));
+    let acl = root.get("/access/acl", &[]).expect("read the ACL");
+    let entries = acl.as_array().expect("ACL list");
+    assert!(
+        entries.iter().any(|e| e["path"] == "/vms"
+            && e["type"] == "token"
+            && e["ugid"] == full.as_str()
+            && e["roleid"] == PROBE_ROLE),
+        "ACL entry for {full} missing: {acl}"
+    );
+}
+
+#[test]
+fn proxmoxer_with_a_token_creates_a_privsep_token_grants_it_a_role_and_reads_its_intersected_permissions() {
+    let Some(python) = tool("python") else { return };
+    let lab = LabProcess::start(&["--pve-version", "9.1"]);
+    let root = lab.root_api();
+    let (caller, secret) = admin_user_with_token(&root, "automation@pve", "proxmoxer");
+    let token_name = caller.rsplit_once('!').expect("full token id").1;
+
+    let output = run_bounded(
+        client_command(&python, &lab)
+            .arg(clients_dir().join("proxmoxer_probe.py"))
+            .env("PVE_HOST", lab.ready.pve_host())
+            .env("PVE_PORT", lab.ready.pve_port().to_string())
+            .env("PVE_USER", "automation@pve")
+            .env("PVE_TOKEN_NAME", token_name)
+            .env("PVE_TOKEN_SECRET", secret.expose_secret())
+            .env("PROBE_TOKEN_OWNER", "automation@pve")
+            .env("PROBE_TOKEN_NAME", "made-by-proxmoxer")
+            .env("PROBE_ROLE", PROBE_ROLE),
+        CLIENT_LIMIT,
+    );
+    let report = parse_json_output(&output);
+    assert_eq!(report["mode"], "token");
+    assert_probe_result(&lab, &report, "automation@pve", "made-by-proxmoxer", "made by proxmoxer");
+}
+
+#[test]
+fn proxmoxer_with_a_password_logs_in_with_a_ticket_and_manages_its_own_tokens_with_csrf() {
+    let Some(python) = tool("python") else { return };
+    let lab = LabProcess::start(&["--pve-version", "9.1"]);
+    let root_user = lab.ready.root_user.clone();
+
+    let output = run_bounded(
+        client_command(&python, &lab)
+            .arg(clients_dir().join("proxmoxer_probe.py"))
+            .env("PVE_HOST", lab.ready.pve_host())
+            .env("PVE_PORT", lab.ready.pve_port().to_string())
+            .env("PVE_USER", &root_user)
+            .env("PVE_PASSWORD", lab.ready.root_password.expose_secret())
+            .env("PROBE_TOKEN_OWNER", &root_user)
+            .env("PROBE_TOKEN_NAME", "made-by-proxmoxer")
+            .env("PROBE_ROLE", PROBE_ROLE),
+        CLIENT_LIMIT,
+    );
+    let report = parse_json_output(&output);
+    assert_eq!(report["mode"], "password");
+    assert_probe_result(&lab, &report, &root_user, "made-by-proxmoxer", "made by proxmoxer");
+}
+
+#[test]
+fn npm_proxmox_api_with_a_token_parses_the_labs_answers_and_manages_tokens() {
+    let Some(node) = tool("node") else { return };
+    let Some(_module) = tool("node-module:proxmox-api") else { return };
+    let lab = LabProcess::start(&["--pve-version", "9.1"]);
+    let root = lab.root_api();
+    let (caller, secret) = admin_user_with_token(&root, "automation@pve", "node");
+
+    let output = run_bounded(
+        client_command(&node, &lab)
+            .current_dir(clients_dir())
+            .arg("proxmox_api_probe.mjs")
+            .env("PVE_HOST", lab.ready.pve_host())
+            .env("PVE_PORT", lab.ready.pve_port().to_string())
+            .env("PVE_TOKEN_ID", &caller)
+            .env("PVE_TOKEN_SECRET", secret.expose_secret())
+            .env("PROBE_TOKEN_OWNER", "automation@pve")
+            .env("PROBE_TOKEN_NAME", "made-by-node")
+            .env("PROBE_ROLE", PROBE_ROLE),
+        CLIENT_LIMIT,
+    );
+    let report = parse_json_output(&output);
+    assert_eq!(report["mode"], "token");
+    assert_probe_result(&lab, &report, "automation@pve", "made-by-node", "made by proxmox-api");
+}
+
+#[test]
+fn ansible_community_proxmox_with_only_proxmox_env_lists_users_grants_an_acl_clones_and_starts_the_template() {
+    let Some(playbook) = tool("ansible-playbook") else { return };
+    let lab = LabProcess::start(&["--pve-version", "9.1"]);
+    let root = lab.root_api();
+    let node = lab.ready.node.clone();
+    let (_caller, secret) = admin_user_with_token(&root, "ansible@pve", "ci");
+    let (audit_token, _) = create_token(&root, "ansible@pve", "audit", true);
+    let template = root.get(&format!("/nodes/{node}/qemu/9000/config"), &[]).expect("the scenario's template 9000");
+    let source_name = template["name"].as_str().expect("template 9000 has a name").to_owned();
+    let new_vmid = root.get("/cluster/nextid", &[]).expect("next free VMID");
+    let new_vmid = new_vmid
+        .as_str()
+        .map(str::to_owned)
+        .or_else(|| new_vmid.as_u64().map(|n| n.to_string()))
+        .expect("nextid is a number");
+
+    let output = run_bounded(
+        client_command(&playbook, &lab)
+            .current_dir(clients_dir())
+            .args(["-i", "localhost,", "ansible-lab.yml"])
+            .args(["-e", &format!("node={node}")])
+            .args(["-e", "source_vmid=9000"])
+            .args(["-e", &format!("source_name={source_name}")])
+            .args(["-e", &format!("new_vmid={new_vmid}")])
+            .args(["-e", "new_name=ansible-clone"])
+            .args(["-e", &format!("acl_token={audit_token}")])
+            .args(["-e", "acl_role=PVEAuditor"])
+            .env("ANSIBLE_HOME", lab.dir().join("ansible"))
+            .env("ANSIBLE_NOCOLOR", "1")
+            .env("ANSIBLE_RETRY_FILES_ENABLED", "0")
+            .env("ANSIBLE_LOCALHOST_WARNING", "0")
+            .env("PROXMOX_HOST", lab.ready.pve_host())
+            .env("PROXMOX_PORT", lab.ready.pve_port().to_string())
+            .env("PROXMOX_USER", "ansible@pve")
+            .env("PROXMOX_TOKEN_ID", "ci")
+            .env("PROXMOX_TOKEN_SECRET", secret.expose_secret())
+            .env("PROXMOX_VALIDATE_CERTS", "true"),
+        CLIENT_LIMIT,
+    );
+    assert!(output.status.success(), "ansible-playbook failed:\n{}", output.both());
+
+    let acl = root.get("/access/acl", &[]).expect("read the ACL");
+    assert!(
+        acl.as_array().expect("ACL list").iter().any(|e| e["path"] == "/vms"
+            && e["type"] == "token"
+            && e["ugid"] == audit_token.as_str()
+            && e["roleid"] == "PVEAuditor"),
+        "proxmox_access_acl left no entry: {acl}"
+    );
+    let status = root.get(&format!("/nodes/{node}/qemu/{new_vmid}/status/current"), &[]).expect("the clone exists");
+    assert_eq!(status["status"], "running", "{status}");
+    let config = root.get(&format!("/nodes/{node}/qemu/{new_vmid}/config"), &[]).expect("the clone's config");
+    assert_eq!(config["name"], "ansible-clone", "{config}");
+    assert_ne!(config["template"], 1, "a clone of a template is not a template: {config}");
+}
+
+/// Runs Debian's packer on `template` in a private directory with password auth from `PROXMOX_*` and TLS
+/// verified against the lab CA, and returns the VMID of the template it reports.
+fn packer_build(lab: &LabProcess, template: &str, vars: &[(&str, &str)]) -> Option<u64> {
+    let packer = tool("packer")?;
+    let work = lab.dir().join(format!("packer-{template}"));
+    std::fs::create_dir_all(&work).expect("packer work dir");
+    let mut command = client_command(&packer, lab);
+    command
+        .current_dir(&work)
+        .args(["build", "-machine-readable"])
+        .env("PACKER_LOG", "1")
+        .env("PACKER_LOG_PATH", work.join("packer.log"))
+        .env("PROXMOX_URL", format!("{}/api2/json", lab.ready.pve_url))
+        .env("PROXMOX_USERNAME", &lab.ready.root_user)
+        .env("PROXMOX_PASSWORD", lab.ready.root_password.expose_secret());
+    for (key, value) in vars {
+        command.args(["-var", &format!("{key}={value}")]);
+    }
+    command.arg(clients_dir().join(template));
+    let output = run_bounded(&mut command, CLIENT_LIMIT);
+    let log = std::fs::read_to_string(work.join("packer.log")).unwrap_or_default();
+    assert!(output.status.success(), "packer failed:\n{}\n--- packer.log\n{log}", output.both());
+    // machine-readable: `TIME,BUILDER,artifact,0,id,VMID`
+    let vmid = output
+        .stdout
+        .lines()
+        .find_map(|line| {
+            let fields: Vec<&str> = line.split(',').collect();
+            (fields.get(2) == Some(&"artifact") && fields.get(4) == Some(&"id")).then(|| fields.get(5)?.parse().ok())?
+        })
+        .unwrap_or_else(|| panic!("packer reported no artifact id:\n{}", output.both()));
+    Some(vmid)
+}
+
+#[test]
+fn debian_packer_1_6_6_builds_a_proxmox_clone_template_with_password_auth_and_verified_tls() {
+    let lab = LabProcess::start(&["--pve-version", "9.1"]);
+    let root = lab.root_api();
+    let node = lab.ready.node.clone();
+    let source = root.get(&format!("/nodes/{node}/qemu/9000/config"), &[]).expect("the scenario's template 9000");
+    let source_name = source["name"].as_str().expect("template 9000 has a name").to_owned();
+
+    let Some(vmid) = packer_build(
+        &lab,
+        "packer-clone.json",
+        &[("node", &node), ("clone_vm", &source_name), ("template_name", "packer-built")],
+    ) else {
+        return;
+    };
+
+    assert_ne!(vmid, 9000, "packer must build a new VM, not touch the source");
+    let config = root.get(&format!("/nodes/{node}/qemu/{vmid}/config"), &[]).expect("the built VM exists");
+    assert_eq!(config["template"], 1, "packer's result is not a template: {config}");
+    assert_eq!(config["name"], "packer-built", "{config}");
+    let resources = root.get("/cluster/resources", &[("type", "vm")]).expect("cluster resources");
+    let listed = resources
+        .as_array()
+        .expect("resource list")
+        .iter()
+        .find(|r| r["vmid"] == vmid)
+        .unwrap_or_else(|| panic!("VM {vmid} missing from /cluster/resources: {resources}"));
+    assert_eq!(listed["template"], 1, "{listed}");
+    assert_eq!(listed["status"], "stopped", "packer shuts the VM down before templating: {listed}");
+}
