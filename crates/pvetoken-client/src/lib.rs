@@ -8,6 +8,7 @@
 pub mod endpoint;
 pub mod error;
 pub mod pve;
+pub mod semaphore;
 pub mod tls;
 
 pub use error::{ClientError, Sent};
