@@ -10,6 +10,7 @@ mod connection;
 mod env_vars;
 mod exit;
 mod printer;
+mod profiles;
 mod sinks;
 
 fn main() -> ExitCode {
