@@ -34,3 +34,115 @@ pub struct SemaphoreSink {
     /// Pinned certificate fingerprint, if any.
     pub fingerprint: Option<String>,
 }
+
+/// The file that remembers the sinks of a token file: `<token file>.sinks.json` in the same directory, mode 0600.
+pub fn sinks_path(token_file: &std::path::Path) -> PathBuf {
+    let mut name = token_file.file_name().map(std::ffi::OsStr::to_os_string).unwrap_or_default();
+    name.push(".sinks.json");
+    token_file.with_file_name(name)
+}
+
+/// The stored form: a versioned list.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct SinkFile {
+    version: u32,
+    sinks: Vec<SinkRecord>,
+}
+
+/// Reads the sinks remembered for a token file (none when the file does not exist).
+pub fn load(token_file: &std::path::Path) -> anyhow::Result<Vec<SinkRecord>> {
+    let path = sinks_path(token_file);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(error) => anyhow::bail!("cannot read {}: {error}", path.display()),
+    };
+    let file: SinkFile = serde_json::from_str(&text)
+        .map_err(|error| anyhow::anyhow!("{} is not a pvetoken sink list: {error}", path.display()))?;
+    Ok(file.sinks)
+}
+
+/// Adds (or replaces, matched by kind, URL, project and environment) a sink record and saves the list atomically
+/// with mode 0600.
+pub fn remember(token_file: &std::path::Path, record: SinkRecord) -> anyhow::Result<()> {
+    let mut sinks = load(token_file)?;
+    sinks.retain(|existing| !same_sink(existing, &record));
+    sinks.push(record);
+    save(token_file, &sinks)
+}
+
+/// Forgets a sink (e.g. after its environment was deleted).
+pub fn forget(token_file: &std::path::Path, record: &SinkRecord) -> anyhow::Result<()> {
+    let mut sinks = load(token_file)?;
+    sinks.retain(|existing| !same_sink(existing, record));
+    save(token_file, &sinks)
+}
+
+fn same_sink(a: &SinkRecord, b: &SinkRecord) -> bool {
+    match (a, b) {
+        (SinkRecord::Semaphore(a), SinkRecord::Semaphore(b)) => {
+            a.url == b.url && a.project == b.project && a.environment == b.environment
+        }
+    }
+}
+
+fn save(token_file: &std::path::Path, sinks: &[SinkRecord]) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = sinks_path(token_file);
+    let dir = path.parent().filter(|dir| !dir.as_os_str().is_empty()).unwrap_or_else(|| std::path::Path::new("."));
+    let text = serde_json::to_string_pretty(&SinkFile { version: 1, sinks: sinks.to_vec() })?;
+    let temp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("sinks"),
+        std::process::id()
+    ));
+    let result = (|| -> std::io::Result<()> {
+        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&temp)?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&temp, &path)?;
+        if let Ok(dir) = std::fs::File::open(dir) {
+            let _ = dir.sync_all();
+        }
+        Ok(())
+    })();
+    if let Err(error) = result {
+        let _ = std::fs::remove_file(&temp);
+        anyhow::bail!("cannot save {}: {error}", path.display());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::{SemaphoreSink, SinkRecord, load, remember, sinks_path};
+
+    fn sink(environment: &str) -> SinkRecord {
+        SinkRecord::Semaphore(SemaphoreSink {
+            url: "https://sem.lan".into(),
+            project: "1".into(),
+            environment: environment.into(),
+            layout: "seed".into(),
+            user: Some("admin".into()),
+            api_token_file: None,
+            ca_file: None,
+            fingerprint: None,
+        })
+    }
+
+    #[test]
+    fn remembered_sinks_are_listed_once_each_and_stored_0600_next_to_the_token_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let token_file = dir.path().join("token.env");
+        assert!(load(&token_file).expect("empty").is_empty());
+        remember(&token_file, sink("ProxmoxAPI")).expect("remember");
+        remember(&token_file, sink("ProxmoxAPI")).expect("remember again");
+        remember(&token_file, sink("Other")).expect("remember other");
+        assert_eq!(load(&token_file).expect("load"), vec![sink("ProxmoxAPI"), sink("Other")]);
+        let mode = std::fs::metadata(sinks_path(&token_file)).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+}
