@@ -12,7 +12,6 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -213,19 +212,12 @@ pub struct Api {
     auth: Auth,
 }
 
+/// A blocking HTTPS client trusting exactly the lab's CA file (through pvetoken-client's TLS settings, which also
+/// accept a self-signed server certificate given as its own CA, as Go, Python and node do).
 fn http_client(ca_file: &Path) -> reqwest::blocking::Client {
-    use rustls_pki_types::CertificateDer;
-    use rustls_pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(ca_file).expect("read the lab CA file") {
-        roots.add(cert.expect("parse the lab CA")).expect("add the lab CA");
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("TLS versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let settings =
+        pvetoken_client::TlsSettings { ca_file: Some(ca_file.to_owned()), ..pvetoken_client::TlsSettings::default() };
+    let config = pvetoken_client::tls::rustls_config(&settings).expect("TLS configuration for the lab CA");
     reqwest::blocking::Client::builder()
         .tls_backend_preconfigured(config)
         .timeout(Duration::from_secs(30))
