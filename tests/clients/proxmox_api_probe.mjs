@@ -6,7 +6,8 @@
 //   PVE_USER, PVE_PASSWORD             ... or password mode
 //   PROBE_TOKEN_OWNER, PROBE_TOKEN_NAME, PROBE_ROLE   the token this probe creates and the role it grants on /vms
 // Steps: version, nodes, create the token (privsep), grant the ACL, read its permissions on /vms, log in with
-// the new token and read its own permissions. Prints one JSON object (no secrets); exits 1 naming the failing step.
+// the new token, read its own permissions and try
+// (expecting a refusal) to read its owner's permissions. Prints one JSON object (no secrets); exits 1 naming the failing step.
 import proxmoxApi from 'proxmox-api';
 
 const env = process.env;
@@ -40,6 +41,13 @@ const permsByCaller = await step('GET /access/permissions as caller',
 const fresh = await step('construct client with the new token',
   () => proxmoxApi({ ...base, tokenID: full, tokenSecret: created.value }));
 const permsSelf = await step('GET /access/permissions as the new token', () => fresh.access.permissions.$get({ path: '/vms' }));
+// The new token lacks Sys.Audit on /access, so reading its owner's permissions must be refused (PVE: 403).
+let denied = null;
+try {
+  await fresh.access.permissions.$get({ userid: owner });
+} catch (e) {
+  denied = String(e && e.message);
+}
 
 console.log(JSON.stringify({
   client: 'proxmox-api',
@@ -49,4 +57,5 @@ console.log(JSON.stringify({
   created: { 'full-tokenid': full, info: created.info, value_is_lowercase_uuid: UUID.test(created.value || '') },
   permissions_read_by_caller: permsByCaller,
   permissions_read_by_new_token: permsSelf,
+  owner_permissions_denied_to_new_token: denied,
 }));

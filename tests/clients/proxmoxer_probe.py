@@ -8,7 +8,8 @@ Configuration comes only from the environment (secrets never in argv):
   PROBE_TOKEN_OWNER, PROBE_TOKEN_NAME   the token this probe creates (privsep=1)
   PROBE_ROLE                          the role it grants that token on /vms
 Steps: read the version, list nodes, create the token, grant the ACL, read the new token's permissions on /vms
-as the caller, then log in with the new token and read its own permissions on /vms.
+as the caller, then log in with the new token, read its own permissions on /vms and try (expecting a refusal)
+to read its owner's permissions.
 Prints one JSON object on stdout (never a secret); on failure prints the failing step to stderr and exits 1.
 TLS is always verified (verify_ssl=True).
 """
@@ -57,6 +58,12 @@ def main():
     new = connect(user=owner, token_name=name, token_value=created["value"])
     new_version = step("GET /version with the new token", lambda: new.version.get())
     perms_self = step("GET /access/permissions as the new token", lambda: new.access.permissions.get(path="/vms"))
+    # The new token lacks Sys.Audit on /access, so reading its owner's permissions must be refused (PVE: 403).
+    try:
+        new.access.permissions.get(userid=owner)
+        denied = None
+    except Exception as error:
+        denied = f"{type(error).__name__}: {error}"
 
     print(json.dumps({
         "client": "proxmoxer",
@@ -69,6 +76,7 @@ def main():
         "new_token_version": new_version.get("version"),
         "permissions_read_by_caller": perms_by_caller,
         "permissions_read_by_new_token": perms_self,
+        "owner_permissions_denied_to_new_token": denied,
     }))
 
 

@@ -56,6 +56,13 @@ fn assert_probe_result(lab: &LabProcess, report: &Value, owner: &str, name: &str
         assert!(!privs.iter().any(|p| p == "VM.Allocate"), "{key} is not an intersection: {privs:?}");
     }
 
+    // PVE refuses a token reading its owner's permissions without Sys.Audit on /access; both clients show the
+    // status and PVE's message (proxmoxer from the body, proxmox-api from the reason phrase).
+    let denied = report["owner_permissions_denied_to_new_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the new token could read its owner's permissions: {report}"));
+    assert!(denied.contains("403") && denied.contains("Permission check failed (/access, Sys.Audit)"), "{denied}");
+
     let root = lab.root_api();
     let token = root.get(&format!("/access/users/{owner}/token/{name}"), &[]).expect("the new token is stored");
     assert_eq!(token["comment"], comment, "{token}");
@@ -204,8 +211,13 @@ fn ansible_community_proxmox_with_only_proxmox_env_lists_users_grants_an_acl_clo
 }
 
 /// Runs Debian's packer on `template` in a private directory with password auth from `PROXMOX_*` and TLS
-/// verified against the lab CA, and returns the VMID of the template it reports.
-fn packer_build(lab: &LabProcess, template: &str, vars: &[(&str, &str)]) -> Option<u64> {
+/// verified against the lab CA.
+fn packer_command(
+    lab: &LabProcess,
+    template: &str,
+    password: &str,
+    vars: &[(&str, &str)],
+) -> Option<std::process::Command> {
     let packer = tool("packer")?;
     let work = lab.dir().join(format!("packer-{template}"));
     std::fs::create_dir_all(&work).expect("packer work dir");
@@ -217,11 +229,18 @@ fn packer_build(lab: &LabProcess, template: &str, vars: &[(&str, &str)]) -> Opti
         .env("PACKER_LOG_PATH", work.join("packer.log"))
         .env("PROXMOX_URL", format!("{}/api2/json", lab.ready.pve_url))
         .env("PROXMOX_USERNAME", &lab.ready.root_user)
-        .env("PROXMOX_PASSWORD", lab.ready.root_password.expose_secret());
+        .env("PROXMOX_PASSWORD", password);
     for (key, value) in vars {
         command.args(["-var", &format!("{key}={value}")]);
     }
     command.arg(clients_dir().join(template));
+    Some(command)
+}
+
+/// Runs [`packer_command`] with the root password and returns the VMID of the template packer reports.
+fn packer_build(lab: &LabProcess, template: &str, vars: &[(&str, &str)]) -> Option<u64> {
+    let mut command = packer_command(lab, template, lab.ready.root_password.expose_secret(), vars)?;
+    let work = lab.dir().join(format!("packer-{template}"));
     let output = run_bounded(&mut command, CLIENT_LIMIT);
     let log = std::fs::read_to_string(work.join("packer.log")).unwrap_or_default();
     assert!(output.status.success(), "packer failed:\n{}\n--- packer.log\n{log}", output.both());
@@ -266,4 +285,31 @@ fn debian_packer_1_6_6_builds_a_proxmox_clone_template_with_password_auth_and_ve
         .unwrap_or_else(|| panic!("VM {vmid} missing from /cluster/resources: {resources}"));
     assert_eq!(listed["template"], 1, "{listed}");
     assert_eq!(listed["status"], "stopped", "packer shuts the VM down before templating: {listed}");
+}
+
+#[test]
+fn debian_packer_shows_the_labs_401_reason_phrase_for_a_wrong_password_and_builds_nothing() {
+    let lab = LabProcess::start(&["--pve-version", "9.1"]);
+    let root = lab.root_api();
+    let before = root.get("/cluster/resources", &[("type", "vm")]).expect("cluster resources");
+    let Some(mut command) = packer_command(
+        &lab,
+        "packer-clone.json",
+        "not-the-password",
+        &[("node", &lab.ready.node), ("clone_vm", "anything")],
+    ) else {
+        return;
+    };
+
+    let output = run_bounded(&mut command, CLIENT_LIMIT);
+
+    assert!(!output.status.success(), "packer accepted a wrong password:\n{}", output.both());
+    // Packer prints the HTTP status line; PVE puts its message there: `401 authentication failure`.
+    assert!(
+        output.stdout.contains("401 authentication failure") || output.stderr.contains("401 authentication failure"),
+        "packer did not show PVE's reason phrase:\n{}",
+        output.both()
+    );
+    let after = root.get("/cluster/resources", &[("type", "vm")]).expect("cluster resources");
+    assert_eq!(before, after, "a failed login must not change the lab");
 }
