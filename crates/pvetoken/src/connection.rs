@@ -53,6 +53,9 @@ pub struct ConnectionArgs {
     /// Run `pvesh` on this PVE host (as root) instead of calling the HTTPS API: no URL, no password.
     #[arg(long, help_heading = "Connection", conflicts_with_all = ["ca_file", "fingerprint", "insecure", "password_file"])]
     pub local: bool,
+    /// Seconds to wait for each answer (connecting included).
+    #[arg(long, value_name = "SECONDS", default_value_t = 30, help_heading = "Connection")]
+    pub timeout: u64,
 }
 
 /// Connection details found elsewhere (the token file) used when no flag or env var names them.
@@ -126,6 +129,11 @@ impl AdminAuth {
 }
 
 impl ConnectionArgs {
+    /// The per-request timeout.
+    pub fn timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.timeout.max(1))
+    }
+
     /// Resolves where to connect. `fallback` fills in what neither flags nor environment give (the token file).
     pub fn resolve_target(&self, fallback: &TargetFallback) -> Result<Target, CliError> {
         if self.local {
@@ -274,5 +282,96 @@ mod tests {
             let error = args.resolve_target(&TargetFallback::default()).expect_err("no url");
             assert!(error.hint.unwrap_or_default().contains("--url"));
         }
+    }
+}
+
+/// Builds the HTTP client for a remote target (one per run: one TLS handshake, kept alive).
+pub fn http_client(target: &Target, timeout: std::time::Duration) -> Result<Option<reqwest::Client>, CliError> {
+    match target {
+        Target::Local { .. } => Ok(None),
+        Target::Remote { tls, .. } => pvetoken_client::tls::http_client_with_timeouts(
+            tls,
+            timeout.min(pvetoken_client::tls::CONNECT_TIMEOUT),
+            timeout,
+        )
+        .map(Some)
+        .map_err(|error| remote_error(&error, target)),
+    }
+}
+
+/// Connects as the administrator: logs in with the password, uses the admin token, or runs pvesh.
+///
+/// `admin_token` is the (token id, secret) read from `PVETOKEN_ADMIN_TOKEN_FILE` by the caller through the token
+/// store when `admin` is [`AdminAuth::TokenFile`].
+pub async fn connect_admin(
+    target: &Target,
+    http: Option<&reqwest::Client>,
+    admin: &AdminAuth,
+    admin_token: Option<(&str, &Secret)>,
+    timeout: std::time::Duration,
+) -> Result<pvetoken_client::pve::PveClient, CliError> {
+    use pvetoken_client::pve::PveClient;
+    match (target, http) {
+        (Target::Local { pvesh }, _) => Ok(PveClient::local(pvesh.clone(), timeout)),
+        (Target::Remote { endpoint, .. }, Some(http)) => match admin {
+            AdminAuth::Password { user, password, source } => {
+                PveClient::login(http.clone(), endpoint.clone(), user, password).await.map_err(|error| {
+                    let mut cli = remote_error(&error, target);
+                    if matches!(error, pvetoken_client::ClientError::AuthFailed { .. }) {
+                        cli.message =
+                            format!("login as {user} failed: wrong password or user (password from {source})");
+                        cli.hint = Some(format!(
+                            "check the password in {source} and the realm of --auth-user ({user}); PVE answers every \
+                             failed login with the same message on purpose"
+                        ));
+                    }
+                    cli
+                })
+            }
+            AdminAuth::TokenFile(path) => match admin_token {
+                Some((token_id, secret)) => Ok(PveClient::with_token(http.clone(), endpoint.clone(), token_id, secret)),
+                None => Err(CliError::usage(format!("the admin token file {} was not read", path.display()))),
+            },
+            AdminAuth::Local => Err(CliError::usage("--local cannot be combined with --url")),
+        },
+        (Target::Remote { .. }, None) => Err(CliError::usage("no HTTP client for a remote target")),
+    }
+}
+
+/// Turns a client error into a one-line CLI error with the exit code (2 input, 3 remote) and the fix.
+pub fn remote_error(error: &pvetoken_client::ClientError, target: &Target) -> CliError {
+    use pvetoken_client::ClientError as E;
+    let base = target.describe();
+    match error {
+        E::InvalidUrl { .. } => {
+            CliError::usage(error.to_string()).with_hint("give the API address as https://HOST:8006")
+        }
+        E::CaFile { .. } => CliError::usage(error.to_string())
+            .with_hint("on the PVE host the cluster CA is /etc/pve/pve-root-ca.pem; copy it here and pass --ca-file"),
+        E::CertificateMismatch { presented, .. } => CliError::remote(error.to_string()).with_hint(format!(
+            "if the certificate was renewed on purpose, check it on the host (`pvenode cert info`) and pin the new \
+             one: --fingerprint {presented}; otherwise something is intercepting the connection"
+        )),
+        E::CertificateUntrusted { .. } => CliError::remote(error.to_string()).with_hint(
+            "PVE uses a self-signed certificate by default: pin it with --fingerprint SHA256 (from `pvenode cert \
+             info` on the host) or trust the cluster CA with --ca-file /etc/pve/pve-root-ca.pem",
+        ),
+        E::Unreachable { .. } => CliError::remote(error.to_string()).with_hint(format!(
+            "check that {base} is the PVE host and that port 8006 is reachable from here (DNS, firewall, VPN)"
+        )),
+        E::Timeout { .. } | E::ConnectionLost { .. } => CliError::remote(error.to_string())
+            .with_hint("the server or the network is slow or dropping connections; rerun: every step is idempotent"),
+        E::AuthFailed { .. } => CliError::remote(error.to_string())
+            .with_hint("check the credentials; a token may be expired, deleted or its secret rotated"),
+        E::Api { status: 404 | 501, .. } => CliError::remote(error.to_string())
+            .with_hint(format!("{base} answered, but not like a Proxmox VE API: check --url (https://HOST:8006)")),
+        E::Api { status: 403, .. } => CliError::remote(error.to_string()).with_hint(
+            "the administrator lacks this privilege: use root@pam or a user with Sys.Modify and User.Modify",
+        ),
+        E::Decode { .. } => CliError::remote(error.to_string())
+            .with_hint(format!("{base} does not answer like a Proxmox VE API: check --url (https://HOST:8006)")),
+        E::Local { status: None, .. } => CliError::remote(error.to_string())
+            .with_hint("--local runs pvesh as root on a Proxmox VE host; elsewhere use --url"),
+        _ => CliError::remote(error.to_string()),
     }
 }
