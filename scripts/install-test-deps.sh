@@ -16,6 +16,7 @@ ROOT=$PWD
 MARKERS=$ROOT/.test-deps
 VENV=$ROOT/.venv-tests
 CLIENTS=$ROOT/tests/clients
+UV_VERSION=0.9.5
 mkdir -p "$MARKERS"
 
 log() { printf 'install-test-deps: %s\n' "$*" >&2; }
@@ -50,7 +51,7 @@ fi
 # Debian's interpreter (python3-venv is Debian's); fall back to whatever python3 is on PATH.
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=$(command -v python3)
-want=$(hash_of "$CLIENTS/requirements.txt" "$CLIENTS/constraints.txt" <(printf '%s' "$PY"))
+want=$(hash_of "$CLIENTS/requirements.txt" "$CLIENTS/constraints.txt" <(printf '%s %s' "$PY" "$UV_VERSION"))
 T=$(now)
 if [ -x "$VENV/bin/python" ] && [ "$(cat "$MARKERS/venv" 2>/dev/null)" = "$want" ]; then
   log "venv: up to date ($VENV)"
@@ -58,9 +59,18 @@ else
   log "venv: installing into $VENV"
   rm -f "$MARKERS/venv"
   [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
-  # This machine may set PIP_FIND_LINKS and friends; they are harmless. Quiet, but errors still show.
-  "$VENV/bin/pip" install -q --disable-pip-version-check \
-    -r "$CLIENTS/requirements.txt" -c "$CLIENTS/constraints.txt"
+  # uv (a PyPI wheel) installs the ~40 pinned packages in ~10 s where pip takes ~60 s; pip is the fallback.
+  # Quiet, but errors still show. The index is PyPI unless pip is configured otherwise (then pip is used).
+  if [ -z "$("$VENV/bin/pip" config get global.index-url 2>/dev/null)" ] && [ -z "${PIP_INDEX_URL:-}" ] \
+    && "$VENV/bin/pip" install -q --disable-pip-version-check "uv==$UV_VERSION" \
+    && "$VENV/bin/uv" pip install -q --python "$VENV/bin/python" \
+         -r "$CLIENTS/requirements.txt" -c "$CLIENTS/constraints.txt"; then
+    :
+  else
+    log "venv: uv unavailable or failed; installing with pip"
+    "$VENV/bin/pip" install -q --disable-pip-version-check \
+      -r "$CLIENTS/requirements.txt" -c "$CLIENTS/constraints.txt"
+  fi
   printf '%s' "$want" > "$MARKERS/venv"
   log "venv: done in $(elapsed "$T") s"
 fi
