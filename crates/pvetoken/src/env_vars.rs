@@ -14,3 +14,10 @@ pub const PVETOKEN_ADMIN_TOKEN_FILE: &str = "PVETOKEN_ADMIN_TOKEN_FILE";
 
 /// The `pvesh` program `--local` runs (default: `pvesh` from `PATH`). Tests point it at a stand-in.
 pub const PVETOKEN_PVESH: &str = "PVETOKEN_PVESH";
+
+/// Semaphore UI base URL for `pvetoken register semaphore` (instead of `--url`).
+pub const SEMAPHORE_URL: &str = "SEMAPHORE_URL";
+/// A Semaphore API token (Bearer), preferred over a password login by `pvetoken register semaphore`.
+pub const SEMAPHORE_API_TOKEN: &str = "SEMAPHORE_API_TOKEN";
+/// The Semaphore password for `pvetoken register semaphore --user NAME` (never passed as an argument).
+pub const SEMAPHORE_PASSWORD: &str = "SEMAPHORE_PASSWORD";

@@ -220,6 +220,22 @@ impl SemaphoreSim {
         id
     }
 
+    /// Creates an API token for `username`, as `POST /api/user/tokens` would (for tests and the lab's bootstrap).
+    pub fn create_api_token(&self, username: &str) -> Option<String> {
+        let mut state = self.lock();
+        let user_id = state.user_by_login(username)?.id;
+        let id = store::random_token();
+        state.tokens.push(store::StoredToken {
+            id: id.clone(),
+            name: "pvetoken".to_owned(),
+            user_id,
+            created: store::now_rfc3339(),
+            expired: false,
+        });
+        self.save(&state);
+        Some(id)
+    }
+
     /// Makes the next request that reaches `fault`'s point fail with HTTP 500.
     pub fn inject_fault(&self, fault: Fault) {
         self.faults().push(fault);

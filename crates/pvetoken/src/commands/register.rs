@@ -1,26 +1,983 @@
-//! `pvetoken register`.
+//! `pvetoken register semaphore`: hand the token to Semaphore UI as an environment ("Variable Group") whose
+//! variables are Semaphore secrets of type `env`, idempotently, and verify it.
+//!
+//! The guest-side step of the PrivateBox design note is `pvetoken register semaphore --if-token-file
+//! --remove-token-file --log-file /var/log/privatebox-setup.log ...`: nothing to do (exit 0, one line) when the
+//! token file is absent; otherwise register, read the environment back, and only then delete the token file.
+//!
+//! Semaphore never returns secret values, so "unchanged" cannot be decided from Semaphore alone: after a verified
+//! registration pvetoken keeps a SHA-256 digest of what it stored (never the values) in
+//! `<token file>.semaphore.json` (0600). A rerun with the same variables, the same secret names in Semaphore and
+//! the same digest changes nothing; anything else replaces the secrets (delete + create in one update, which works
+//! on every Semaphore since 2.10.13, where `update` was a no-op until at least 2.14).
 
-use clap::Args;
+use std::collections::BTreeSet;
+use std::io::{IsTerminal, Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 
-use crate::exit::Exit;
+use anyhow::Context;
+use clap::{Args, Subcommand, ValueEnum};
+use pvetoken_api::semaphore::{
+    Environment, EnvironmentRequest, EnvironmentSecretRequest, Project, SecretOperation, SecretType,
+};
+use pvetoken_api::{ExposeSecret, Secret};
+use pvetoken_client::semaphore::{Created, ProjectRef, SemaphoreAuth, SemaphoreClient, SemaphoreError};
+use pvetoken_client::{ClientError, Fingerprint, TlsSettings};
+use sha2::{Digest, Sha256};
+
+use crate::env_vars;
+use crate::exit::{CliError, Exit};
 use crate::printer::Printer;
+use crate::sinks::{SemaphoreSink, SinkRecord};
 
 /// Arguments of `pvetoken register`.
 #[derive(Debug, Args)]
-pub struct RegisterArgs {}
+pub struct RegisterArgs {
+    #[command(subcommand)]
+    target: RegisterTarget,
+}
+
+#[derive(Debug, Subcommand)]
+enum RegisterTarget {
+    /// Create or update a Semaphore UI environment holding the token as `env` secrets.
+    Semaphore(SemaphoreArgs),
+}
+
+/// Which variables the environment gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Layout {
+    /// The PrivateBox design note: PROXMOX_HOST, PROXMOX_NODE, PROXMOX_TOKEN_ID (full `user@realm!name`),
+    /// PROXMOX_TOKEN_SECRET.
+    Seed,
+    /// What community.proxmox reads from the environment: PROXMOX_HOST, PROXMOX_PORT, PROXMOX_USER (`user@realm`),
+    /// PROXMOX_TOKEN_ID (name only), PROXMOX_TOKEN_SECRET, PROXMOX_VALIDATE_CERTS.
+    CommunityProxmox,
+}
+
+impl Layout {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Seed => "seed",
+            Self::CommunityProxmox => "community-proxmox",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        match text {
+            "seed" => Some(Self::Seed),
+            "community-proxmox" => Some(Self::CommunityProxmox),
+            _ => None,
+        }
+    }
+}
+
+/// Every variable name a layout may write: secrets with these names belong to pvetoken and are replaced; others in
+/// the same environment are left alone.
+const MANAGED_NAMES: [&str; 7] = [
+    "PROXMOX_HOST",
+    "PROXMOX_NODE",
+    "PROXMOX_PORT",
+    "PROXMOX_USER",
+    "PROXMOX_TOKEN_ID",
+    "PROXMOX_TOKEN_SECRET",
+    "PROXMOX_VALIDATE_CERTS",
+];
+
+/// Arguments of `pvetoken register semaphore`.
+#[derive(Debug, Args)]
+struct SemaphoreArgs {
+    /// Semaphore address, e.g. `https://semaphore.lan:3000` (with or without `/api`).
+    #[arg(long, env = env_vars::SEMAPHORE_URL, value_name = "URL")]
+    url: String,
+    /// Login for a password session (password from SEMAPHORE_PASSWORD, --password-file or a terminal prompt).
+    /// Not used when an API token is given.
+    #[arg(long, value_name = "NAME", default_value = "admin")]
+    user: String,
+    /// Project id or name.
+    #[arg(long, value_name = "ID|NAME")]
+    project: String,
+    /// Environment ("Variable Group") name.
+    #[arg(long, value_name = "NAME", default_value = "ProxmoxAPI")]
+    environment: String,
+    /// Variable layout.
+    #[arg(long, value_enum, default_value = "seed")]
+    layout: Layout,
+    /// Token file to register (default: /root/.proxmox-api-token as root, else $XDG_CONFIG_HOME/pvetoken/token.env).
+    #[arg(long, value_name = "PATH")]
+    token_file: Option<PathBuf>,
+    /// Semaphore API token file (first line), preferred over a password; SEMAPHORE_API_TOKEN also works.
+    #[arg(long, value_name = "FILE")]
+    api_token_file: Option<PathBuf>,
+    /// Read the Semaphore password from the first line of this file.
+    #[arg(long, value_name = "FILE", conflicts_with = "api_token_file")]
+    password_file: Option<PathBuf>,
+    /// Trust the CA certificate(s) in this PEM file for Semaphore's HTTPS.
+    #[arg(long, value_name = "PEM", conflicts_with = "insecure")]
+    ca_file: Option<PathBuf>,
+    /// Pin Semaphore's certificate by SHA-256 fingerprint.
+    #[arg(long, value_name = "SHA256", conflicts_with = "insecure")]
+    fingerprint: Option<String>,
+    /// Accept any certificate from Semaphore (dangerous; prefer --fingerprint).
+    #[arg(long)]
+    insecure: bool,
+    /// Exit 0 with one line when the token file does not exist (the guest-side "if found" step).
+    #[arg(long)]
+    if_token_file: bool,
+    /// Delete the token file after the registration was read back and verified.
+    #[arg(long)]
+    remove_token_file: bool,
+    /// Append what happened (never a secret) to this file.
+    #[arg(long, value_name = "FILE")]
+    log_file: Option<PathBuf>,
+}
 
 /// Runs `pvetoken register`.
-pub fn run(_args: RegisterArgs, _printer: &Printer) -> anyhow::Result<Exit> {
-    super::not_yet("register")
+pub fn run(args: RegisterArgs, printer: &Printer) -> anyhow::Result<Exit> {
+    let RegisterTarget::Semaphore(args) = args.target;
+    let log = Log::open(args.log_file.as_deref())?;
+    let outcome = run_semaphore(&args, printer, &log);
+    if let Err(error) = &outcome {
+        log.line(&format!("error: {error:#}"));
+    }
+    outcome
+}
+
+fn run_semaphore(args: &SemaphoreArgs, printer: &Printer, log: &Log) -> anyhow::Result<Exit> {
+    let token_file = match &args.token_file {
+        Some(path) => path.clone(),
+        None => default_token_path()?,
+    };
+    if args.if_token_file && !token_file.exists() {
+        let line = format!("no token file at {}: nothing to register", token_file.display());
+        log.line(&line);
+        if printer.is_json() {
+            printer.json(&serde_json::json!({ "status": "skipped", "token_file": token_file }))?;
+        } else {
+            printer.data(&line)?;
+        }
+        return Ok(Exit::Success);
+    }
+    let settings = Settings::from_args(args, token_file)?;
+    if settings.tls.insecure {
+        printer.warn("--insecure: Semaphore's certificate is not checked; anyone on the path can read the secrets");
+    }
+    log.line(&format!(
+        "registering {} in Semaphore {} project {} environment {} (layout {})",
+        settings.token_file.display(),
+        settings.url,
+        settings.project,
+        settings.environment,
+        settings.layout.name()
+    ));
+    let auth = resolve_auth(
+        args.api_token_file.as_deref(),
+        args.password_file.as_deref(),
+        &args.user,
+        std::io::stdin().is_terminal(),
+    )?;
+    let report = block_on(register(&settings, auth))?;
+    let line = report.sentence(&settings);
+    log.line(&line);
+    crate::sinks::remember(&settings.token_file, SinkRecord::Semaphore(settings.sink(args)))
+        .context("registered, but could not remember the Semaphore sink for `pvetoken rotate`")?;
+    let mut removed = false;
+    if args.remove_token_file {
+        std::fs::remove_file(&settings.token_file).map_err(|error| {
+            CliError::usage(format!(
+                "registered and verified, but {} could not be removed: {error}",
+                settings.token_file.display()
+            ))
+        })?;
+        removed = true;
+        log.line(&format!("removed {} after the verified registration", settings.token_file.display()));
+    }
+    if printer.is_json() {
+        printer.json(&serde_json::json!({
+            "status": report.status.word(),
+            "url": settings.url,
+            "project": { "id": report.project.id, "name": report.project.name },
+            "environment": { "id": report.environment_id, "name": settings.environment },
+            "layout": settings.layout.name(),
+            "variables": report.variables,
+            "secret_type": "env",
+            "verified": true,
+            "token_file": settings.token_file,
+            "token_file_removed": removed,
+        }))?;
+    } else {
+        printer.data(&line)?;
+        if removed {
+            printer.info(&format!("removed {}", settings.token_file.display()));
+        }
+    }
+    Ok(Exit::Success)
 }
 
 /// Brings a remembered Semaphore sink up to date with a (rotated) token. Called by `pvetoken rotate`.
 ///
 /// The token is passed as the token file's path so this function reads it through the token store.
 pub fn refresh_semaphore_sink(
-    _sink: &crate::sinks::SemaphoreSink,
-    _token_file: &std::path::Path,
-    _printer: &Printer,
+    sink: &crate::sinks::SemaphoreSink,
+    token_file: &std::path::Path,
+    printer: &Printer,
 ) -> anyhow::Result<()> {
-    Err(crate::exit::CliError::remote("updating Semaphore sinks is not built yet").into())
+    let layout = Layout::parse(&sink.layout)
+        .ok_or_else(|| CliError::usage(format!("remembered Semaphore sink has an unknown layout `{}`", sink.layout)))?;
+    let fingerprint = sink
+        .fingerprint
+        .as_deref()
+        .map(str::parse::<Fingerprint>)
+        .transpose()
+        .map_err(|error| CliError::usage(error.to_string()))?;
+    let settings = Settings {
+        url: sink.url.clone(),
+        project: sink.project.parse().unwrap_or(ProjectRef::Name(sink.project.clone())),
+        environment: sink.environment.clone(),
+        layout,
+        token_file: token_file.to_path_buf(),
+        tls: TlsSettings { ca_file: sink.ca_file.clone(), fingerprint, insecure: false },
+    };
+    let user = sink.user.clone().unwrap_or_else(|| "admin".to_owned());
+    let auth = resolve_auth(sink.api_token_file.as_deref(), None, &user, std::io::stdin().is_terminal())?;
+    let report = block_on(register(&settings, auth))?;
+    printer.info(&report.sentence(&settings));
+    Ok(())
+}
+
+fn block_on<T>(future: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    tokio::runtime::Runtime::new().context("cannot start the async runtime")?.block_on(future)
+}
+
+/// Resolved settings of one registration.
+#[derive(Debug)]
+struct Settings {
+    url: String,
+    project: ProjectRef,
+    environment: String,
+    layout: Layout,
+    token_file: PathBuf,
+    tls: TlsSettings,
+}
+
+impl Settings {
+    fn from_args(args: &SemaphoreArgs, token_file: PathBuf) -> Result<Self, CliError> {
+        let fingerprint = args
+            .fingerprint
+            .as_deref()
+            .map(str::parse::<Fingerprint>)
+            .transpose()
+            .map_err(|error| CliError::usage(error.to_string()))?;
+        if args.environment.trim().is_empty() {
+            return Err(CliError::usage("--environment must not be empty"));
+        }
+        if args.project.trim().is_empty() {
+            return Err(
+                CliError::usage("--project must not be empty").with_hint("give the project id (e.g. 1) or name")
+            );
+        }
+        let url = args.url.trim().to_owned();
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(CliError::usage(format!("--url {url}: Semaphore's URL must start with http:// or https://"))
+                .with_hint(
+                    "e.g. --url https://semaphore.lan:2443 (or http://localhost:3000 for a plain-HTTP Semaphore)",
+                ));
+        }
+        Ok(Self {
+            url,
+            project: args.project.parse().unwrap_or(ProjectRef::Name(args.project.clone())),
+            environment: args.environment.clone(),
+            layout: args.layout,
+            token_file,
+            tls: TlsSettings { ca_file: args.ca_file.clone(), fingerprint, insecure: args.insecure },
+        })
+    }
+
+    fn sink(&self, args: &SemaphoreArgs) -> SemaphoreSink {
+        let uses_token = args.api_token_file.is_some() || env_set(env_vars::SEMAPHORE_API_TOKEN);
+        SemaphoreSink {
+            url: self.url.clone(),
+            project: self.project.to_string(),
+            environment: self.environment.clone(),
+            layout: self.layout.name().to_owned(),
+            user: (!uses_token).then(|| args.user.clone()),
+            api_token_file: args.api_token_file.clone(),
+            ca_file: self.tls.ca_file.clone(),
+            fingerprint: self.tls.fingerprint.map(|fingerprint| fingerprint.to_string()),
+        }
+    }
+}
+
+fn env_set(name: &str) -> bool {
+    std::env::var_os(name).is_some_and(|value| !value.is_empty())
+}
+
+/// API token (file, then SEMAPHORE_API_TOKEN), else password (file, then SEMAPHORE_PASSWORD, then a prompt on a
+/// terminal). Never an argument; never a prompt without a terminal.
+fn resolve_auth(
+    api_token_file: Option<&Path>,
+    password_file: Option<&Path>,
+    user: &str,
+    interactive: bool,
+) -> Result<SemaphoreAuth, CliError> {
+    if let Some(path) = api_token_file {
+        return Ok(SemaphoreAuth::ApiToken(read_first_line(path, "--api-token-file")?));
+    }
+    if password_file.is_none()
+        && let Some(token) = env_string(env_vars::SEMAPHORE_API_TOKEN)?
+    {
+        return Ok(SemaphoreAuth::ApiToken(token));
+    }
+    let password = if let Some(path) = password_file {
+        read_first_line(path, "--password-file")?
+    } else if let Some(password) = env_string(env_vars::SEMAPHORE_PASSWORD)? {
+        password
+    } else if interactive {
+        let value = rpassword::prompt_password(format!("Semaphore password for {user}: "))
+            .map_err(|error| CliError::usage(format!("cannot read the password from the terminal: {error}")))?;
+        Secret::from(value)
+    } else {
+        return Err(CliError::usage("no Semaphore credentials (stdin is not a terminal, so no prompt)").with_hint(
+            format!(
+                "set {} or pass --api-token-file FILE (preferred), or set {} / --password-file FILE for a login",
+                env_vars::SEMAPHORE_API_TOKEN,
+                env_vars::SEMAPHORE_PASSWORD
+            ),
+        ));
+    };
+    Ok(SemaphoreAuth::Password { user: user.to_owned(), password })
+}
+
+fn env_string(name: &str) -> Result<Option<Secret>, CliError> {
+    match std::env::var_os(name).filter(|value| !value.is_empty()) {
+        None => Ok(None),
+        Some(value) => value
+            .into_string()
+            .map(|text| Some(Secret::from(text)))
+            .map_err(|_| CliError::usage(format!("{name} is not valid UTF-8"))),
+    }
+}
+
+fn read_first_line(path: &Path, flag: &str) -> Result<Secret, CliError> {
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|mut file| file.read_to_string(&mut text))
+        .map_err(|error| CliError::usage(format!("{flag} {}: {error}", path.display())))?;
+    let first = text.lines().next().unwrap_or_default().trim_end_matches('\r').to_owned();
+    zeroize::Zeroize::zeroize(&mut text);
+    if first.is_empty() {
+        return Err(CliError::usage(format!("{flag} {}: the first line is empty", path.display())));
+    }
+    Ok(Secret::from(first))
+}
+
+/// The default token file (PRODUCT.md section 3).
+fn default_token_path() -> Result<PathBuf, CliError> {
+    let is_root = std::env::var_os("USER").is_some_and(|user| user == "root")
+        || std::env::var_os("HOME").is_some_and(|home| home == "/root");
+    if is_root {
+        return Ok(PathBuf::from("/root/.proxmox-api-token"));
+    }
+    let config = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".config")))
+        .ok_or_else(|| {
+            CliError::usage("cannot find the token file: neither HOME nor XDG_CONFIG_HOME is set")
+                .with_hint("pass --token-file PATH")
+        })?;
+    Ok(config.join("pvetoken").join("token.env"))
+}
+
+/// The token as the registration needs it.
+struct TokenValues {
+    host: String,
+    node: String,
+    token_id: String,
+    secret: Secret,
+    url: Option<String>,
+    pinned: bool,
+}
+
+/// Reads the token file strictly: `KEY='value'` / `KEY=value` lines, `#` comments; refuses a file readable by group
+/// or others. Errors never echo a line (it may hold the secret).
+fn read_token_file(path: &Path) -> Result<TokenValues, CliError> {
+    let metadata = std::fs::metadata(path).map_err(|error| {
+        CliError::usage(format!("token file {}: {error}", path.display())).with_hint(
+            "create it with `pvetoken create`, or pass --token-file PATH (or --if-token-file to skip quietly)",
+        )
+    })?;
+    if metadata.permissions().mode() & 0o077 != 0 {
+        return Err(CliError::usage(format!(
+            "token file {} is readable by group or others (mode {:o})",
+            path.display(),
+            metadata.permissions().mode() & 0o777
+        ))
+        .with_hint(format!("chmod 600 {}", path.display())));
+    }
+    let mut text = std::fs::read_to_string(path)
+        .map_err(|error| CliError::usage(format!("token file {}: {error}", path.display())))?;
+    let mut values = std::collections::HashMap::new();
+    for (index, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let bad = || CliError::usage(format!("token file {} line {}: not KEY='value'", path.display(), index + 1));
+        let (key, raw) = line.split_once('=').ok_or_else(bad)?;
+        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(bad());
+        }
+        values.insert(key.to_owned(), unquote(raw).ok_or_else(bad)?);
+    }
+    zeroize::Zeroize::zeroize(&mut text);
+    let mut take = |key: &str| values.remove(key).filter(|value| !value.is_empty());
+    let missing = |key: &str| {
+        CliError::usage(format!("token file {} has no {key}", path.display()))
+            .with_hint("recreate it with `pvetoken create`")
+    };
+    let token_id = take("PROXMOX_TOKEN_ID").ok_or_else(|| missing("PROXMOX_TOKEN_ID"))?;
+    if !token_id.contains('!') || !token_id.contains('@') {
+        return Err(CliError::usage(format!(
+            "token file {}: PROXMOX_TOKEN_ID must be the full id user@realm!name",
+            path.display()
+        )));
+    }
+    let secret = Secret::from(take("PROXMOX_TOKEN_SECRET").ok_or_else(|| missing("PROXMOX_TOKEN_SECRET"))?);
+    let url = take("PROXMOX_URL");
+    let host = match take("PROXMOX_HOST") {
+        Some(host) => host,
+        None => url.as_deref().and_then(url_host).ok_or_else(|| missing("PROXMOX_HOST"))?,
+    };
+    Ok(TokenValues {
+        host,
+        node: take("PROXMOX_NODE").ok_or_else(|| missing("PROXMOX_NODE"))?,
+        token_id,
+        secret,
+        url,
+        pinned: take("PROXMOX_FINGERPRINT").is_some(),
+    })
+}
+
+/// `'single quoted'` (with `'\''` for a quote) or a bare word.
+fn unquote(raw: &str) -> Option<String> {
+    if !raw.starts_with('\'') {
+        return (!raw.contains(|c: char| c.is_whitespace() || "'\"$`\\;&|<>()".contains(c))).then(|| raw.to_owned());
+    }
+    let mut out = String::new();
+    let mut rest = raw;
+    loop {
+        let inner = rest.strip_prefix('\'')?;
+        let end = inner.find('\'')?;
+        out.push_str(&inner[..end]);
+        rest = &inner[end + 1..];
+        if rest.is_empty() {
+            return Some(out);
+        }
+        rest = rest.strip_prefix("\\'")?;
+        out.push('\'');
+        if rest.is_empty() {
+            return Some(out);
+        }
+    }
+}
+
+fn url_host(url: &str) -> Option<String> {
+    let parsed = url::Url::parse(url).ok()?;
+    parsed.host_str().map(|host| host.trim_start_matches('[').trim_end_matches(']').to_owned())
+}
+
+/// The variables of `layout`, in a fixed order.
+fn variables(layout: Layout, token: &TokenValues) -> Vec<(&'static str, Secret)> {
+    let plain = |value: &str| Secret::from(value.to_owned());
+    match layout {
+        Layout::Seed => vec![
+            ("PROXMOX_HOST", plain(&token.host)),
+            ("PROXMOX_NODE", plain(&token.node)),
+            ("PROXMOX_TOKEN_ID", plain(&token.token_id)),
+            ("PROXMOX_TOKEN_SECRET", plain(token.secret.expose_secret())),
+        ],
+        Layout::CommunityProxmox => {
+            let (user, name) = token.token_id.split_once('!').unwrap_or((&token.token_id, ""));
+            let parsed = token.url.as_deref().and_then(|url| url::Url::parse(url).ok());
+            let host = parsed.as_ref().and_then(|url| url.host_str().map(str::to_owned)).unwrap_or_else(|| {
+                // PROXMOX_HOST may be `host:port`; community.proxmox wants them apart.
+                token
+                    .host
+                    .rsplit_once(':')
+                    .filter(|(_, port)| port.parse::<u16>().is_ok())
+                    .map_or(token.host.clone(), |(host, _)| host.to_owned())
+            });
+            let port = parsed
+                .as_ref()
+                .and_then(url::Url::port_or_known_default)
+                .or_else(|| token.host.rsplit_once(':').and_then(|(_, port)| port.parse().ok()))
+                .unwrap_or(8006);
+            // community.proxmox cannot pin a fingerprint: a pinned (self-signed) PVE cannot be validated by it.
+            let validate = if token.pinned { "false" } else { "true" };
+            vec![
+                ("PROXMOX_HOST", plain(&host)),
+                ("PROXMOX_PORT", plain(&port.to_string())),
+                ("PROXMOX_USER", plain(user)),
+                ("PROXMOX_TOKEN_ID", plain(name)),
+                ("PROXMOX_TOKEN_SECRET", plain(token.secret.expose_secret())),
+                ("PROXMOX_VALIDATE_CERTS", plain(validate)),
+            ]
+        }
+    }
+}
+
+/// SHA-256 over the layout and every name and value (the values cannot be recovered from it: the token secret is a
+/// random UUID).
+fn digest(layout: Layout, variables: &[(&'static str, Secret)]) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(b"pvetoken-semaphore-v1\0");
+    hasher.update(layout.name().as_bytes());
+    for (name, value) in variables {
+        hasher.update([0]);
+        hasher.update(name.as_bytes());
+        hasher.update([0]);
+        hasher.update(value.expose_secret().as_bytes());
+    }
+    hasher.finalize().iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    Created,
+    Updated,
+    Unchanged,
+}
+
+impl Status {
+    fn word(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Updated => "updated",
+            Self::Unchanged => "unchanged",
+        }
+    }
+}
+
+struct Report {
+    status: Status,
+    project: Project,
+    environment_id: i64,
+    variables: Vec<&'static str>,
+}
+
+impl Report {
+    fn sentence(&self, settings: &Settings) -> String {
+        format!(
+            "{}: Semaphore environment `{}` (id {}) in project `{}` (id {}) at {}: {} as env secrets, verified",
+            self.status.word(),
+            settings.environment,
+            self.environment_id,
+            self.project.name,
+            self.project.id,
+            settings.url,
+            self.variables.join(", ")
+        )
+    }
+}
+
+async fn register(settings: &Settings, auth: SemaphoreAuth) -> anyhow::Result<Report> {
+    let token = read_token_file(&settings.token_file)?;
+    let wanted = variables(settings.layout, &token);
+    let wanted_digest = digest(settings.layout, &wanted);
+    let http = pvetoken_client::http_client(&settings.tls).map_err(|error| CliError::usage(error.to_string()))?;
+    let (client, _user) =
+        SemaphoreClient::connect(http, &settings.url, auth).await.map_err(|error| explain(error, settings))?;
+    let outcome = register_with(&client, settings, &wanted, &wanted_digest).await;
+    client.logout().await;
+    outcome
+}
+
+async fn register_with(
+    client: &SemaphoreClient,
+    settings: &Settings,
+    wanted: &[(&'static str, Secret)],
+    wanted_digest: &str,
+) -> anyhow::Result<Report> {
+    let fail = |error| explain(error, settings);
+    let project = client.resolve_project(&settings.project).await.map_err(fail)?;
+    let existing = client.environments_named(project.id, &settings.environment).await.map_err(fail)?;
+    let names: Vec<&'static str> = wanted.iter().map(|(name, _)| *name).collect();
+    let creates = || -> Vec<EnvironmentSecretRequest> {
+        wanted
+            .iter()
+            .map(|(name, value)| EnvironmentSecretRequest {
+                id: None,
+                name: (*name).to_owned(),
+                secret: Some(Secret::from(value.expose_secret().to_owned())),
+                kind: Some(SecretType::Env),
+                operation: Some(SecretOperation::Create),
+            })
+            .collect()
+    };
+    let state = RegistrationState::new(&settings.token_file);
+    let key = state_key(settings, project.id);
+    let (status, environment_id) = match existing.as_slice() {
+        [] => {
+            let request = EnvironmentRequest {
+                id: None,
+                name: settings.environment.clone(),
+                project_id: project.id,
+                password: None,
+                json: "{}".to_owned(),
+                env: Some("{}".to_owned()),
+                secrets: creates(),
+            };
+            let known: Vec<i64> =
+                client.environments(project.id).await.map_err(fail)?.iter().map(|env| env.id).collect();
+            let id = match client.create_environment(project.id, &request, &known).await {
+                Ok(Created::Id(id)) => id,
+                Ok(Created::Unknown) => {
+                    return Err(CliError::remote(format!(
+                        "Semaphore accepted the environment `{}` but it cannot be found by name afterwards",
+                        settings.environment
+                    ))
+                    .with_hint("rerun the same command: it finds the environment by name and finishes the job")
+                    .into());
+                }
+                Err(error) => return Err(roll_back(client, settings, project.id, &known, error).await),
+            };
+            (Status::Created, id)
+        }
+        [env] => {
+            let managed: Vec<_> =
+                env.secrets.iter().filter(|secret| MANAGED_NAMES.contains(&secret.name.as_str())).collect();
+            let present: BTreeSet<&str> = managed.iter().map(|secret| secret.name.as_str()).collect();
+            let same_names = managed.len() == names.len()
+                && present == names.iter().copied().collect()
+                && managed.iter().all(|secret| secret.kind == SecretType::Env);
+            let same_values = state.digest(&key).is_some_and(|(id, digest)| id == env.id && digest == wanted_digest);
+            if same_names && same_values {
+                (Status::Unchanged, env.id)
+            } else {
+                let mut secrets: Vec<EnvironmentSecretRequest> = managed
+                    .iter()
+                    .map(|secret| EnvironmentSecretRequest {
+                        id: Some(secret.id),
+                        name: secret.name.clone(),
+                        secret: None,
+                        kind: Some(secret.kind),
+                        operation: Some(SecretOperation::Delete),
+                    })
+                    .collect();
+                secrets.extend(creates());
+                let request = EnvironmentRequest {
+                    id: Some(env.id),
+                    name: env.name.clone(),
+                    project_id: project.id,
+                    password: env.password.clone(),
+                    json: if env.json.trim().is_empty() { "{}".to_owned() } else { env.json.clone() },
+                    env: env.env.clone().or_else(|| Some("{}".to_owned())),
+                    secrets,
+                };
+                client.update_environment(project.id, env.id, &request).await.map_err(|error| {
+                    anyhow::Error::from(fail(error)).context(format!(
+                        "updating environment `{}` (id {}) failed part-way; rerun the same command to finish it",
+                        env.name, env.id
+                    ))
+                })?;
+                (Status::Updated, env.id)
+            }
+        }
+        many => {
+            let ids: Vec<String> = many.iter().map(|env| env.id.to_string()).collect();
+            return Err(CliError::remote(format!(
+                "{} environments in Semaphore project `{}` are named `{}` (ids {}); pvetoken will not guess which one \
+                 to update",
+                many.len(),
+                project.name,
+                settings.environment,
+                ids.join(", ")
+            ))
+            .with_hint(
+                "delete or rename the extra ones in Semaphore (Variable Groups), or choose another --environment",
+            )
+            .into());
+        }
+    };
+    let stored = client.environment(project.id, environment_id).await.map_err(fail)?;
+    verify(&stored, &names)?;
+    state.save(&key, environment_id, wanted_digest)?;
+    Ok(Report { status, project, environment_id, variables: names })
+}
+
+/// Reads back: every wanted name exactly once, as `env`, and no other pvetoken-managed name.
+fn verify(stored: &Environment, names: &[&'static str]) -> Result<(), CliError> {
+    let managed: Vec<_> =
+        stored.secrets.iter().filter(|secret| MANAGED_NAMES.contains(&secret.name.as_str())).collect();
+    let mut problems = Vec::new();
+    for name in names {
+        let found: Vec<_> = managed.iter().filter(|secret| secret.name == *name).collect();
+        match found.as_slice() {
+            [one] if one.kind == SecretType::Env => {}
+            [_] => problems.push(format!("{name} is not of type env")),
+            [] => problems.push(format!("{name} is missing")),
+            _ => problems.push(format!("{name} is present {} times", found.len())),
+        }
+    }
+    for secret in &managed {
+        if !names.contains(&secret.name.as_str()) {
+            problems.push(format!("{} is left over from another layout", secret.name));
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(CliError::remote(format!(
+        "verification of environment `{}` (id {}) failed: {}",
+        stored.name,
+        stored.id,
+        problems.join("; ")
+    ))
+    .with_hint("rerun the same command to replace the secrets; the token file was kept"))
+}
+
+/// After a failed create: remove any environment of that name that was not there before (Semaphore stores the row
+/// before the secrets, so a failure can leave a half-made one).
+async fn roll_back(
+    client: &SemaphoreClient,
+    settings: &Settings,
+    project_id: i64,
+    known: &[i64],
+    error: SemaphoreError,
+) -> anyhow::Error {
+    let cause = explain(error, settings);
+    let leftovers: Vec<i64> = match client.environments(project_id).await {
+        Ok(list) => list
+            .into_iter()
+            .filter(|env| env.name == settings.environment && !known.contains(&env.id))
+            .map(|env| env.id)
+            .collect(),
+        Err(_) => {
+            return anyhow::Error::from(cause).context(
+                "creating the environment failed and Semaphore could not be asked what was left; rerun the same \
+                 command to finish",
+            );
+        }
+    };
+    let mut kept = Vec::new();
+    for id in &leftovers {
+        if client.delete_environment(project_id, *id).await.is_err() {
+            kept.push(id.to_string());
+        }
+    }
+    let note = if kept.is_empty() {
+        if leftovers.is_empty() {
+            "creating the environment failed; nothing was left behind".to_owned()
+        } else {
+            "creating the environment failed; the half-made environment was removed".to_owned()
+        }
+    } else {
+        format!(
+            "creating the environment failed; half-made environment id {} is left, rerun to finish it",
+            kept.join(", ")
+        )
+    };
+    anyhow::Error::from(cause).context(note)
+}
+
+/// Turns a Semaphore error into a CLI error with the fix.
+fn explain(error: SemaphoreError, settings: &Settings) -> CliError {
+    let url = &settings.url;
+    let message = error.to_string();
+    match error {
+        SemaphoreError::PlainHttpServer { .. } => CliError::remote(message).with_hint(format!(
+            "Semaphore listens on plain HTTP here: use --url {}",
+            url.replacen("https://", "http://", 1)
+        )),
+        SemaphoreError::HttpsServer { .. } => CliError::remote(message)
+            .with_hint(format!("Semaphore speaks HTTPS here: use --url {}", url.replacen("http://", "https://", 1))),
+        SemaphoreError::LoginRefused { .. } => CliError::remote(message).with_hint(format!(
+            "check --user and the password ({} or --password-file); prefer an API token ({} or --api-token-file)",
+            env_vars::SEMAPHORE_PASSWORD,
+            env_vars::SEMAPHORE_API_TOKEN
+        )),
+        SemaphoreError::TokenRefused => CliError::remote(message)
+            .with_hint("create a new API token in Semaphore (User menu > API tokens, or POST /api/user/tokens)"),
+        SemaphoreError::Forbidden { .. } => {
+            CliError::remote(format!("{message}: the user may not change environments in project {}", settings.project))
+                .with_hint(
+                    "the user needs the owner or manager role in the project (guest and task_runner can only read)",
+                )
+        }
+        SemaphoreError::ProjectNotFound { .. } | SemaphoreError::ProjectAmbiguous { .. } => CliError::remote(message)
+            .with_hint("pass --project with the id or exact name of a project the user is a member of"),
+        SemaphoreError::NotSemaphore { .. } => {
+            CliError::remote(message).with_hint("check --url: it must point at Semaphore UI, e.g. https://host:3000")
+        }
+        SemaphoreError::Client(client) => match client {
+            ClientError::InvalidUrl { .. } | ClientError::CaFile { .. } | ClientError::Tls { .. } => {
+                CliError::usage(message)
+            }
+            ClientError::Unreachable { .. } => CliError::remote(message)
+                .with_hint(format!("is Semaphore running and reachable at {url}? check the host, port and scheme")),
+            ClientError::CertificateUntrusted { .. } | ClientError::CertificateMismatch { .. } => {
+                CliError::remote(message)
+                    .with_hint("pass --ca-file PEM or --fingerprint SHA256 for Semaphore's certificate")
+            }
+            _ => CliError::remote(message),
+        },
+        _ => CliError::remote(message),
+    }
+}
+
+fn state_key(settings: &Settings, project_id: i64) -> String {
+    format!("{}|{}|{}", settings.url.trim_end_matches('/'), project_id, settings.environment)
+}
+
+/// `<token file>.semaphore.json`: what pvetoken last stored in each environment, as a digest (no secret).
+struct RegistrationState {
+    path: PathBuf,
+}
+
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct StateFile {
+    registrations: std::collections::BTreeMap<String, StateEntry>,
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct StateEntry {
+    environment_id: i64,
+    digest: String,
+}
+
+impl RegistrationState {
+    fn new(token_file: &Path) -> Self {
+        let mut name = token_file.file_name().map(std::ffi::OsStr::to_os_string).unwrap_or_default();
+        name.push(".semaphore.json");
+        Self { path: token_file.with_file_name(name) }
+    }
+
+    fn load(&self) -> StateFile {
+        std::fs::read_to_string(&self.path).ok().and_then(|text| serde_json::from_str(&text).ok()).unwrap_or_default()
+    }
+
+    fn digest(&self, key: &str) -> Option<(i64, String)> {
+        self.load().registrations.remove(key).map(|entry| (entry.environment_id, entry.digest))
+    }
+
+    fn save(&self, key: &str, environment_id: i64, digest: &str) -> anyhow::Result<()> {
+        let mut file = self.load();
+        file.registrations.insert(key.to_owned(), StateEntry { environment_id, digest: digest.to_owned() });
+        let text = serde_json::to_string_pretty(&file)?;
+        let mut temp_name = self.path.file_name().map(std::ffi::OsStr::to_os_string).unwrap_or_default();
+        temp_name.push(format!(".tmp{}", std::process::id()));
+        let temp = self.path.with_file_name(temp_name);
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&temp)
+            .with_context(|| format!("cannot write {}", temp.display()))?;
+        out.write_all(text.as_bytes())?;
+        out.sync_all()?;
+        std::fs::rename(&temp, &self.path).with_context(|| format!("cannot write {}", self.path.display()))?;
+        Ok(())
+    }
+}
+
+/// The append-only `--log-file` (created 0600). Lines never contain a secret: they are built from names, ids and
+/// error messages, which never hold one.
+struct Log {
+    file: Option<std::sync::Mutex<std::fs::File>>,
+}
+
+impl Log {
+    fn open(path: Option<&Path>) -> Result<Self, CliError> {
+        let Some(path) = path else { return Ok(Self { file: None }) };
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|error| CliError::usage(format!("--log-file {}: {error}", path.display())))?;
+        Ok(Self { file: Some(std::sync::Mutex::new(file)) })
+    }
+
+    fn line(&self, message: &str) {
+        let Some(file) = &self.file else { return };
+        let seconds =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs());
+        if let Ok(mut file) = file.lock() {
+            let flat = message.replace('\n', " ");
+            // A log that cannot be written must not fail the registration.
+            let _ = writeln!(file, "{seconds} pvetoken register semaphore: {flat}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token() -> TokenValues {
+        TokenValues {
+            host: "192.168.1.10".to_owned(),
+            node: "pve".to_owned(),
+            token_id: "automation@pve!ansible".to_owned(),
+            secret: Secret::from("11111111-2222-3333-4444-555555555555".to_owned()),
+            url: Some("https://192.168.1.10:8006".to_owned()),
+            pinned: true,
+        }
+    }
+
+    fn as_pairs(vars: &[(&'static str, Secret)]) -> Vec<(String, String)> {
+        vars.iter().map(|(name, value)| ((*name).to_owned(), value.expose_secret().to_owned())).collect()
+    }
+
+    #[test]
+    fn seed_layout_is_exactly_the_four_variables_of_the_design_note_with_the_full_token_id() {
+        let pairs = as_pairs(&variables(Layout::Seed, &token()));
+        let names: Vec<&str> = pairs.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(names, ["PROXMOX_HOST", "PROXMOX_NODE", "PROXMOX_TOKEN_ID", "PROXMOX_TOKEN_SECRET"]);
+        assert_eq!(pairs[2].1, "automation@pve!ansible");
+    }
+
+    #[test]
+    fn community_layout_splits_user_and_token_name_and_port() {
+        let pairs = as_pairs(&variables(Layout::CommunityProxmox, &token()));
+        let get = |key: &str| pairs.iter().find(|(name, _)| name == key).map(|(_, value)| value.clone());
+        assert_eq!(get("PROXMOX_HOST").as_deref(), Some("192.168.1.10"));
+        assert_eq!(get("PROXMOX_PORT").as_deref(), Some("8006"));
+        assert_eq!(get("PROXMOX_USER").as_deref(), Some("automation@pve"));
+        assert_eq!(get("PROXMOX_TOKEN_ID").as_deref(), Some("ansible"));
+        assert_eq!(get("PROXMOX_VALIDATE_CERTS").as_deref(), Some("false"));
+        assert_eq!(pairs.len(), 6);
+    }
+
+    #[test]
+    fn digest_changes_with_the_secret_and_does_not_contain_it() {
+        let first = digest(Layout::Seed, &variables(Layout::Seed, &token()));
+        let mut rotated = token();
+        rotated.secret = Secret::from("99999999-2222-3333-4444-555555555555".to_owned());
+        let second = digest(Layout::Seed, &variables(Layout::Seed, &rotated));
+        assert_ne!(first, second);
+        assert!(!first.contains("11111111"));
+    }
+
+    #[test]
+    fn unquote_reads_shell_single_quotes_strictly() {
+        assert_eq!(unquote("'a b'").as_deref(), Some("a b"));
+        assert_eq!(unquote(r"'it'\''s'").as_deref(), Some("it's"));
+        assert_eq!(unquote("plain").as_deref(), Some("plain"));
+        assert_eq!(unquote("$(rm -rf /)"), None);
+        assert_eq!(unquote("'unterminated"), None);
+    }
+
+    #[test]
+    fn no_prompt_and_a_clear_hint_without_a_terminal() {
+        // Only meaningful when the test runner's environment carries no Semaphore credentials.
+        if env_set(env_vars::SEMAPHORE_API_TOKEN) || env_set(env_vars::SEMAPHORE_PASSWORD) {
+            return;
+        }
+        let error = resolve_auth(None, None, "admin", false).expect_err("no credentials");
+        assert_eq!(error.exit, Exit::Usage);
+        assert!(error.hint.unwrap_or_default().contains("SEMAPHORE_API_TOKEN"));
+    }
 }
