@@ -126,7 +126,26 @@ impl LabProcess {
     /// Starts `pvetoken lab serve --ready-file DIR/ready.json --state-dir DIR/state ARGS...` and waits for the ready
     /// file. Panics with the lab's stderr if it exits or stays silent for [`READY_TIMEOUT`].
     pub fn start(args: &[&str]) -> LabProcess {
+        LabProcess::start_seeded(args, &[])
+    }
+
+    /// Like [`LabProcess::start`], after writing `files` (path relative to the state dir, content) into the state
+    /// dir, e.g. `("user.cfg", ...)` and `("priv/token.cfg", ...)` in PVE's formats.
+    pub fn start_seeded(args: &[&str], files: &[(&str, &str)]) -> LabProcess {
         let dir = TempDir::new("pvetoken-lab");
+        for (relative, content) in files {
+            let path = dir.path().join("state").join(relative);
+            std::fs::create_dir_all(path.parent().expect("a file in the state dir")).expect("create state dirs");
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .and_then(|mut file| file.write_all(content.as_bytes()))
+                .expect("seed the state dir (0600)");
+        }
         let ready_file = dir.path().join("ready.json");
         let log = dir.path().join("lab.log");
         let log_file = std::fs::File::create(&log).expect("create lab log");
@@ -194,7 +213,8 @@ impl Drop for KillOnDrop {
 pub struct ApiError {
     /// HTTP status.
     pub status: u16,
-    /// HTTP reason phrase.
+    /// The standard reason for the status (reqwest does not expose the server's own reason phrase), or what went
+    /// wrong in transport.
     pub reason: String,
     /// Response body.
     pub body: String,
@@ -248,6 +268,15 @@ impl Api {
         }
     }
 
+    /// Sends `value` as the `Authorization` header of every request, as it is (for malformed-header tests).
+    pub fn with_authorization(ready: &Ready, value: &str) -> Api {
+        Api {
+            http: http_client(&ready.ca_file),
+            base: format!("{}/api2/json", ready.pve_url),
+            auth: Auth::Token { header: Secret::from(value.to_owned()) },
+        }
+    }
+
     /// Authenticates with an API token (`user@realm!name` and its secret).
     pub fn with_token(ready: &Ready, full_id: &str, secret: &Secret) -> Api {
         Api {
@@ -257,7 +286,10 @@ impl Api {
         }
     }
 
-    fn send(&self, method: reqwest::Method, path: &str, params: &[(&str, &str)]) -> Result<Value, ApiError> {
+    /// Sends one request and returns the status and body as they came, whatever the status (`method` is
+    /// `GET`, `POST`, `PUT` or `DELETE`; params go to the query for GET, to a form body otherwise).
+    pub fn raw(&self, method: &str, path: &str, params: &[(&str, &str)]) -> Result<(u16, String), String> {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
         let url = format!("{}{path}", self.base);
         let is_get = method == reqwest::Method::GET;
         let mut request = self.http.request(method, url);
@@ -269,19 +301,24 @@ impl Api {
             }
             Auth::Token { header } => request.header("Authorization", header.expose_secret()),
         };
-        let response = request.send().map_err(|e| ApiError {
-            status: 0,
-            reason: format!("transport error: {e}"),
-            body: String::new(),
-        })?;
-        let status = response.status();
-        let reason = status.canonical_reason().unwrap_or_default().to_owned();
-        let body = response.text().unwrap_or_default();
-        if !status.is_success() {
-            return Err(ApiError { status: status.as_u16(), reason, body });
+        let response = request.send().map_err(|e| format!("transport error: {e}"))?;
+        let status = response.status().as_u16();
+        Ok((status, response.text().unwrap_or_default()))
+    }
+
+    fn send(&self, method: &str, path: &str, params: &[(&str, &str)]) -> Result<Value, ApiError> {
+        let (status, body) =
+            self.raw(method, path, params).map_err(|reason| ApiError { status: 0, reason, body: String::new() })?;
+        let reason = reqwest::StatusCode::from_u16(status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or_default()
+            .to_owned();
+        if !(200..300).contains(&status) {
+            return Err(ApiError { status, reason, body });
         }
         let value: Value = serde_json::from_str(&body).map_err(|e| ApiError {
-            status: status.as_u16(),
+            status,
             reason: format!("answer is not JSON: {e}"),
             body: body.clone(),
         })?;
@@ -290,22 +327,22 @@ impl Api {
 
     /// `GET path?query` (path after `/api2/json`), returning `data`.
     pub fn get(&self, path: &str, query: &[(&str, &str)]) -> Result<Value, ApiError> {
-        self.send(reqwest::Method::GET, path, query)
+        self.send("GET", path, query)
     }
 
     /// `POST path` with a form body, returning `data`.
     pub fn post(&self, path: &str, form: &[(&str, &str)]) -> Result<Value, ApiError> {
-        self.send(reqwest::Method::POST, path, form)
+        self.send("POST", path, form)
     }
 
     /// `PUT path` with a form body, returning `data`.
     pub fn put(&self, path: &str, form: &[(&str, &str)]) -> Result<Value, ApiError> {
-        self.send(reqwest::Method::PUT, path, form)
+        self.send("PUT", path, form)
     }
 
     /// `DELETE path`, returning `data`.
     pub fn delete(&self, path: &str) -> Result<Value, ApiError> {
-        self.send(reqwest::Method::DELETE, path, &[])
+        self.send("DELETE", path, &[])
     }
 }
 
