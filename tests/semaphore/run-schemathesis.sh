@@ -4,8 +4,7 @@
 #   usage: SEMAPHORE_API_TOKEN=... run-schemathesis.sh BASE_URL [extra schemathesis args]
 # BASE_URL is the server root (http://127.0.0.1:PORT); the spec's basePath /api is appended.
 # Checks: no 5xx, status codes / content types / response bodies as the spec documents them.
-# Left out: logout and token expiry (they would end the run's own session), and POST /users and /projects with
-# random bodies (they only grow the state). Fixed seed: reruns are reproducible.
+# Left out: logout and token expiry (they would end the run's own session). Fixed seed: reruns are reproducible.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 base=${1:?usage: run-schemathesis.sh BASE_URL}

@@ -2,7 +2,8 @@
 //! Semaphore's own `api-docs.yml` (2.16.14 excerpt, `tests/semaphore/`) and the PyPI `ansible-semaphore-client`.
 //!
 //! The tools come from `scripts/install-test-deps.sh` (found through `scripts/test-env.sh`). A missing tool fails
-//! the test with the fix, unless `PVETOKEN_SKIP_THIRD_PARTY=1`.
+//! the test with the fix, unless `PVETOKEN_SKIP_THIRD_PARTY=1`. `PVETOKEN_SCHEMATHESIS_REPORT=FILE` keeps schemathesis'
+//! summary (the figures for the notes).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -56,6 +57,9 @@ async fn schemathesis_finds_no_contract_violation_in_the_simulator() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "schemathesis reported failures:\n{stdout}\n{stderr}");
     assert!(stdout.contains("passed"), "schemathesis ran no test:\n{stdout}");
+    if let Some(path) = std::env::var_os("PVETOKEN_SCHEMATHESIS_REPORT") {
+        std::fs::write(path, stdout.as_bytes()).expect("write the schemathesis summary");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
