@@ -1,0 +1,376 @@
+//! PVE versions, privilege sets and the per-release catalog of privileges, built-in roles and path rules.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use crate::catalog_data::{self, ALL_PRIVILEGES, ReleaseData};
+use crate::ids::{AclPath, IdError, PoolId, Privilege, RoleId};
+
+/// A Proxmox VE release, `major.minor`. Parses `"9"`, `"8.4"`, `"9.1"`, `"7.4"`, also `"8.4.1"` (the patch level
+/// is ignored). A bare major means its newest minor we know (`7` = 7.4, `8` = 8.4, `9` = 9.1). The default is the
+/// newest, 9.1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PveVersion {
+    /// Major release (7, 8 or 9).
+    pub major: u8,
+    /// Minor release.
+    pub minor: u8,
+}
+
+/// A version string pvetoken does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unsupported PVE version '{0}': use 7, 8 or 9, or major.minor such as 7.4, 8.0, 8.4, 9.0 or 9.1")]
+pub struct VersionError(pub String);
+
+impl PveVersion {
+    /// The newest release pvetoken knows (9.1).
+    pub const NEWEST: PveVersion = PveVersion { major: 9, minor: 1 };
+    /// Newest 7.x.
+    pub const V7_4: PveVersion = PveVersion { major: 7, minor: 4 };
+    /// Newest 8.x.
+    pub const V8_4: PveVersion = PveVersion { major: 8, minor: 4 };
+    /// 9.0.
+    pub const V9_0: PveVersion = PveVersion { major: 9, minor: 0 };
+
+    /// Builds a version, checking that pvetoken knows it.
+    pub fn new(major: u8, minor: u8) -> Result<PveVersion, VersionError> {
+        let known = match major {
+            7 => minor <= 4,
+            8 => minor <= 4,
+            9 => true, // later 9.x behave as the newest 9 we know
+            _ => false,
+        };
+        if known { Ok(PveVersion { major, minor }) } else { Err(VersionError(format!("{major}.{minor}"))) }
+    }
+}
+
+impl Default for PveVersion {
+    fn default() -> Self {
+        PveVersion::NEWEST
+    }
+}
+
+impl FromStr for PveVersion {
+    type Err = VersionError;
+    fn from_str(s: &str) -> Result<Self, VersionError> {
+        let err = || VersionError(s.to_owned());
+        let mut parts = s.trim().split('.');
+        let major: u8 = parts.next().ok_or_else(err)?.parse().map_err(|_| err())?;
+        let minor = match parts.next() {
+            None => match major {
+                7 => 4,
+                8 => 4,
+                9 => 1,
+                _ => return Err(err()),
+            },
+            Some(minor) => minor.parse().map_err(|_| err())?,
+        };
+        if let Some(patch) = parts.next() {
+            patch.parse::<u16>().map_err(|_| err())?;
+        }
+        if parts.next().is_some() {
+            return Err(err());
+        }
+        PveVersion::new(major, minor).map_err(|_| err())
+    }
+}
+
+impl fmt::Display for PveVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
+impl serde::Serialize for PveVersion {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for PveVersion {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A set of privileges (a bitset over [`Privilege`]); iterates in name order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct PrivSet(pub(crate) u64);
+
+impl PrivSet {
+    /// No privileges.
+    pub const EMPTY: PrivSet = PrivSet(0);
+
+    /// True when empty.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// True when `privilege` is in the set.
+    pub fn contains(self, privilege: Privilege) -> bool {
+        self.0 & privilege.bit() != 0
+    }
+
+    /// Adds `privilege`.
+    pub fn insert(&mut self, privilege: Privilege) {
+        self.0 |= privilege.bit();
+    }
+
+    /// Removes `privilege`.
+    pub fn remove(&mut self, privilege: Privilege) {
+        self.0 &= !privilege.bit();
+    }
+
+    /// Union.
+    #[must_use]
+    pub fn union(self, other: PrivSet) -> PrivSet {
+        PrivSet(self.0 | other.0)
+    }
+
+    /// Intersection.
+    #[must_use]
+    pub fn intersection(self, other: PrivSet) -> PrivSet {
+        PrivSet(self.0 & other.0)
+    }
+
+    /// Privileges of `self` not in `other`.
+    #[must_use]
+    pub fn difference(self, other: PrivSet) -> PrivSet {
+        PrivSet(self.0 & !other.0)
+    }
+
+    /// True when every privilege of `self` is in `other`.
+    pub fn is_subset(self, other: PrivSet) -> bool {
+        self.0 & !other.0 == 0
+    }
+
+    /// Number of privileges.
+    pub fn len(self) -> usize {
+        self.0.count_ones() as usize
+    }
+
+    /// The privileges, in name order.
+    pub fn iter(self) -> impl Iterator<Item = Privilege> {
+        Privilege::all().filter(move |p| self.contains(*p))
+    }
+
+    /// Names joined by `,` (the user.cfg and API form).
+    pub fn join(self) -> String {
+        self.iter().map(Privilege::as_str).collect::<Vec<_>>().join(",")
+    }
+}
+
+impl FromIterator<Privilege> for PrivSet {
+    fn from_iter<T: IntoIterator<Item = Privilege>>(iter: T) -> Self {
+        let mut set = PrivSet::EMPTY;
+        for p in iter {
+            set.insert(p);
+        }
+        set
+    }
+}
+
+/// What one PVE release knows: valid privileges, built-in roles, which ACL paths and pool ids the API accepts,
+/// and the access-API behaviours that changed between releases.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    version: PveVersion,
+    pac: &'static str,
+    privileges: PrivSet,
+    builtin: BTreeMap<RoleId, PrivSet>,
+    rules: PathRules,
+}
+
+/// Which `check_path` / `verify_poolname` generation applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum PathRules {
+    /// pac 7.x: `/sdn/zones/<z>` and `/sdn/vnets/<v>`, flat pools.
+    Pve7,
+    /// pac 8.0.x: `/mapping`, nested SDN zones, flat pools.
+    Pve80,
+    /// pac 8.1+/8.2: nested pools, SDN controllers, dns, ipams.
+    Pve82,
+    /// pac 9.0.3: + `/sdn/fabrics`.
+    Pve90,
+    /// pac 9.1: + `/sdn/prefix-lists`, `/sdn/route-maps`.
+    Pve91,
+}
+
+impl Catalog {
+    /// The catalog of `version`.
+    pub fn for_version(version: PveVersion) -> Catalog {
+        let (data, rules): (&ReleaseData, PathRules) = match (version.major, version.minor) {
+            (7, 0..=2) => (&catalog_data::PAC_7_0_4, PathRules::Pve7),
+            (7, _) => (&catalog_data::PAC_7_4_3, PathRules::Pve7),
+            (8, 0..=1) => (&catalog_data::PAC_8_0_0, PathRules::Pve80),
+            (8, _) => (&catalog_data::PAC_8_2_2, PathRules::Pve82),
+            (9, 0) => (&catalog_data::PAC_9_1_1, PathRules::Pve90),
+            _ => (&catalog_data::PAC_9_1_1, PathRules::Pve91),
+        };
+        let parse = |names: &[&str]| -> PrivSet { names.iter().filter_map(|n| n.parse::<Privilege>().ok()).collect() };
+        let builtin =
+            data.roles.iter().filter_map(|(name, privs)| Some((name.parse::<RoleId>().ok()?, parse(privs)))).collect();
+        let pac = if (version.major, version.minor) == (9, 0) { "9.0.3" } else { data.pac };
+        Catalog { version, pac, privileges: parse(data.privileges), builtin, rules }
+    }
+
+    /// The newest release's catalog.
+    pub fn newest() -> Catalog {
+        Catalog::for_version(PveVersion::NEWEST)
+    }
+
+    /// The release this catalog describes.
+    pub fn version(&self) -> PveVersion {
+        self.version
+    }
+
+    /// The pve-access-control package version whose behaviour this catalog reproduces.
+    pub fn pac_version(&self) -> &'static str {
+        self.pac
+    }
+
+    /// Every valid privilege of this release (= the `Administrator` role).
+    pub fn privileges(&self) -> PrivSet {
+        self.privileges
+    }
+
+    /// True when this release knows `privilege`.
+    pub fn knows(&self, privilege: Privilege) -> bool {
+        self.privileges.contains(privilege)
+    }
+
+    /// Parses a privilege name valid in this release (`invalid privilege '<p>'` otherwise, Proxmox's wording).
+    pub fn privilege(&self, name: &str) -> Result<Privilege, IdError> {
+        match name.parse::<Privilege>() {
+            Ok(p) if self.knows(p) => Ok(p),
+            _ => Err(IdError::Privilege(name.to_owned())),
+        }
+    }
+
+    /// Built-in roles ("special" roles: `Administrator`, `NoAccess`, `PVE*`) and their privileges.
+    pub fn builtin_roles(&self) -> &BTreeMap<RoleId, PrivSet> {
+        &self.builtin
+    }
+
+    /// The privileges of a built-in role, `None` for other names.
+    pub fn builtin_role(&self, role: &str) -> Option<PrivSet> {
+        self.builtin.get(role).copied()
+    }
+
+    /// True for a built-in role name (these cannot be created, modified or deleted).
+    pub fn is_builtin_role(&self, role: &str) -> bool {
+        self.builtin.contains_key(role)
+    }
+
+    /// True when new role ids may not start with `PVE` (case-insensitive): PVE 8.0 and later.
+    pub fn reserves_pve_role_prefix(&self) -> bool {
+        self.version.major >= 8
+    }
+
+    /// True when PUT /access/acl without `Permissions.Modify` may only delegate privileges the caller holds and
+    /// never `NoAccess` (PVE 8.0 and later; 7.x lets anyone passing the perm-modify check grant any role).
+    pub fn restricts_acl_delegation(&self) -> bool {
+        self.version.major >= 8
+    }
+
+    /// True when GET /access/permissions lets a caller read its own permissions and those of its tokens with an
+    /// explicit `userid` without `Sys.Audit` on `/access` (pac 8.2.0, PVE 8.3 and later).
+    pub fn permissions_self_rule(&self) -> bool {
+        self.version >= PveVersion { major: 8, minor: 3 }
+    }
+
+    /// True when PUT on a token accepts `delete=comment` and an empty comment removes it (pac 9.0.4, PVE 9.1).
+    pub fn token_update_can_delete_comment(&self) -> bool {
+        self.version >= PveVersion { major: 9, minor: 1 }
+    }
+
+    /// True when PUT on a token accepts `regenerate=1` (pac 9.1.0; treated as PVE 9.1).
+    pub fn token_can_regenerate(&self) -> bool {
+        self.version >= PveVersion { major: 9, minor: 1 }
+    }
+
+    /// Minimum password length for realms storing passwords (8 since pac 8.2.0, 5 before).
+    pub fn min_password_length(&self) -> usize {
+        if self.version >= (PveVersion { major: 8, minor: 3 }) { 8 } else { 5 }
+    }
+
+    /// Checks a pool id against this release: nested pools (`a/b`) need PVE 8.1+ (treated here as 8.2+, the
+    /// first release whose package we checked).
+    pub fn check_pool_id(&self, pool: &PoolId) -> Result<(), IdError> {
+        if self.rules < PathRules::Pve82 && pool.as_str().contains('/') {
+            return Err(IdError::PoolId(pool.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Proxmox's `check_path` for this release: may PUT /access/acl add an entry on `path`?
+    pub fn acl_path_allowed(&self, path: &AclPath) -> bool {
+        check_path(self.rules, path.as_str())
+    }
+
+    /// All privilege names in the order of bits (for tests and tools).
+    pub fn all_privilege_names() -> &'static [&'static str] {
+        &ALL_PRIVILEGES
+    }
+}
+
+fn alnum_ext(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+}
+
+fn alnum(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric())
+}
+
+fn check_path(rules: PathRules, path: &str) -> bool {
+    if path == "/" {
+        return true;
+    }
+    let Some(rest) = path.strip_prefix('/') else { return false };
+    let parts: Vec<&str> = rest.split('/').collect();
+    match parts.as_slice() {
+        ["access"] | ["access", "groups" | "realm"] | ["nodes"] | ["pool"] | ["storage"] | ["vms"] | ["sdn"] => true,
+        ["access", "groups" | "realm", x] | ["nodes", x] | ["storage", x] => alnum_ext(x),
+        ["pool", names @ ..] => {
+            let max = if rules >= PathRules::Pve82 { 3 } else { 1 };
+            names.len() <= max && names.iter().all(|n| alnum_ext(n))
+        }
+        ["vms", id] => {
+            let b = id.as_bytes();
+            b.len() >= 3 && (b'1'..=b'9').contains(&b[0]) && b.iter().all(u8::is_ascii_digit)
+        }
+        ["sdn", "zones", rest @ ..] => match (rules, rest) {
+            (PathRules::Pve7, [z]) => alnum_ext(z),
+            (PathRules::Pve7, _) => false,
+            (_, []) => true,
+            (_, [z]) => alnum_ext(z),
+            (_, [z, v]) => alnum_ext(z) && alnum_ext(v),
+            (_, [z, v, vlan]) => {
+                let b = vlan.as_bytes();
+                alnum_ext(z)
+                    && alnum_ext(v)
+                    && (1..=4).contains(&b.len())
+                    && (b'1'..=b'9').contains(&b[0])
+                    && b.iter().all(u8::is_ascii_digit)
+            }
+            _ => false,
+        },
+        ["sdn", "vnets", v] => rules == PathRules::Pve7 && alnum_ext(v),
+        ["sdn", "controllers"] | ["sdn", "dns"] | ["sdn", "ipams"] => rules >= PathRules::Pve82,
+        ["sdn", "controllers", x] => {
+            rules >= PathRules::Pve82
+                && !x.is_empty()
+                && x.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        }
+        ["sdn", "dns" | "ipams", x] => rules >= PathRules::Pve82 && alnum(x),
+        ["sdn", "fabrics"] => rules >= PathRules::Pve90,
+        ["sdn", "fabrics", x] => rules >= PathRules::Pve90 && alnum(x),
+        ["sdn", "prefix-lists" | "route-maps"] => rules >= PathRules::Pve91,
+        ["sdn", "prefix-lists" | "route-maps", x] => rules >= PathRules::Pve91 && alnum(x),
+        ["mapping"] => rules >= PathRules::Pve80,
+        ["mapping", t] => rules >= PathRules::Pve80 && alnum_ext(t),
+        ["mapping", t, id] => rules >= PathRules::Pve80 && alnum_ext(t) && alnum_ext(id),
+        _ => false,
+    }
+}
