@@ -417,10 +417,12 @@ impl<'a> Evaluator<'a> {
     }
 
     /// The paths GET /access/permissions (without `path`) looks at: `/`, `/access`, `/access/groups`, `/nodes`,
-    /// `/pool`, `/sdn`, `/storage`, `/vms`, every node of the ACL tree and every pool member path.
+    /// `/pool`, `/sdn`, `/storage`, `/vms`, every node of the ACL tree and every pool member path. Before PVE 8.1
+    /// Proxmox listed `/pools` instead of `/pool` (fixed in pac 8.0.6).
     pub fn map_paths(&self) -> Vec<String> {
+        let pool = if self.catalog.version() < (crate::PveVersion { major: 8, minor: 1 }) { "/pools" } else { "/pool" };
         let mut paths: std::collections::BTreeSet<String> =
-            ["/", "/access", "/access/groups", "/nodes", "/pool", "/sdn", "/storage", "/vms"]
+            ["/", "/access", "/access/groups", "/nodes", pool, "/sdn", "/storage", "/vms"]
                 .into_iter()
                 .map(str::to_owned)
                 .collect();

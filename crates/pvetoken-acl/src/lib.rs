@@ -43,6 +43,7 @@
 //! rules), [`usercfg`] (model, parser, writer), [`mutate`] (the changes the `/access` API makes, with Proxmox's
 //! errors), [`tokencfg`] (secrets), [`eval`] (fast evaluator), [`explain`] (why).
 
+pub mod auth;
 pub mod catalog;
 mod catalog_data;
 pub mod eval;
