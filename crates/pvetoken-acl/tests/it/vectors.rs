@@ -1,3 +1,4 @@
+#![allow(clippy::print_stdout, reason = "the test prints its pass counts")]
 //! Runs every entry of `shared/reference/pve-perm-vectors.json` (results computed by Proxmox's own code) when the
 //! file exists beside the checkout, and requires 100%.
 

@@ -1,4 +1,5 @@
 //! Integration tests, one module per area.
+mod acl_cli;
 mod support;
 mod third_party;
 mod register;
