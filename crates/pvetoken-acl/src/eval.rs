@@ -4,7 +4,9 @@
 //! bitsets, so a query is a walk of a few nodes with bit operations. No global state, no clock: the evaluator only
 //! borrows the configuration and the catalog.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use crate::fxhash::FxHashMap as HashMap;
 
 use crate::catalog::{Catalog, PrivSet};
 use crate::ids::{AclPath, Privilege, RoleId, Subject, TokenId, UserId};
@@ -180,7 +182,7 @@ fn perl_components(path: &str) -> impl Iterator<Item = &str> {
 impl<'a> Evaluator<'a> {
     /// Compiles `cfg` for `catalog`'s release.
     pub fn new(cfg: &'a UserCfg, catalog: &'a Catalog) -> Evaluator<'a> {
-        let mut subjects: HashMap<String, u32> = HashMap::new();
+        let mut subjects: HashMap<String, u32> = HashMap::default();
         let intern = |id: &str, subjects: &mut HashMap<String, u32>| -> u32 {
             let next = u32::try_from(subjects.len()).unwrap_or(u32::MAX);
             *subjects.entry(id.to_owned()).or_insert(next)
@@ -188,7 +190,7 @@ impl<'a> Evaluator<'a> {
         for user in cfg.users.keys() {
             intern(user.as_str(), &mut subjects);
         }
-        let mut tokens = HashMap::new();
+        let mut tokens = HashMap::default();
         for (token, info) in cfg.tokens() {
             let owner = intern(token.user_str(), &mut subjects);
             let idx = intern(token.as_str(), &mut subjects);
@@ -248,8 +250,8 @@ impl<'a> Evaluator<'a> {
             list.sort_unstable();
             list.dedup();
         }
-        let mut vm_pool = HashMap::new();
-        let mut storage_pools: HashMap<String, Vec<String>> = HashMap::new();
+        let mut vm_pool = HashMap::default();
+        let mut storage_pools: HashMap<String, Vec<String>> = HashMap::default();
         for (pool_id, pool) in &cfg.pools {
             for vm in &pool.vms {
                 vm_pool.insert(*vm, format!("/pool/{pool_id}"));
@@ -346,8 +348,11 @@ impl<'a> Evaluator<'a> {
                 }
             };
             if let Some(vmid) = path.strip_prefix("/vms/") {
-                if let Some(pool) =
-                    vmid.parse::<u64>().ok().filter(|id| id.to_string() == vmid).and_then(|id| self.vm_pool.get(&id))
+                // Pool members are keyed by the canonical number: "0100" is not "/vms/100".
+                let canonical = !vmid.is_empty()
+                    && vmid.bytes().all(|b| b.is_ascii_digit())
+                    && (vmid == "0" || !vmid.starts_with('0'));
+                if let Some(pool) = vmid.parse::<u64>().ok().filter(|_| canonical).and_then(|id| self.vm_pool.get(&id))
                 {
                     add(pool);
                 }

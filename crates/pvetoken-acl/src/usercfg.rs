@@ -151,6 +151,8 @@ pub struct UserCfg {
     pub(crate) acl: BTreeMap<Vec<String>, AclNode>,
     /// Guest → pool.
     pub(crate) vm_pool: BTreeMap<u64, PoolId>,
+    /// ACL nodes while parsing (merged into `acl` at the end of [`UserCfg::parse`]).
+    staging: Option<crate::fxhash::FxHashMap<Vec<String>, AclNode>>,
 }
 
 impl Default for UserCfg {
@@ -162,6 +164,7 @@ impl Default for UserCfg {
             roles: BTreeMap::new(),
             acl: BTreeMap::new(),
             vm_pool: BTreeMap::new(),
+            staging: None,
         };
         cfg.force_defaults();
         cfg
@@ -261,6 +264,8 @@ impl UserCfg {
     pub fn parse(text: &str, catalog: &Catalog) -> (UserCfg, Vec<ParseWarning>) {
         let mut cfg = UserCfg::default();
         let mut warnings = Vec::new();
+        // ACL nodes are staged in a hash map while parsing (tree order is only needed at the end).
+        cfg.staging = Some(crate::fxhash::FxHashMap::default());
         for (index, raw_line) in text.split('\n').enumerate() {
             let line = raw_line.trim_matches(is_perl_space);
             if line.is_empty() {
@@ -268,6 +273,16 @@ impl UserCfg {
             }
             let mut warn = |message: String| warnings.push(ParseWarning { line: index + 1, message });
             cfg.parse_line(line, catalog, &mut warn);
+        }
+        if let Some(staged) = cfg.staging.take() {
+            for (key, node) in staged {
+                for depth in 0..key.len() {
+                    if !cfg.acl.contains_key(&key[..depth]) {
+                        cfg.acl.insert(key[..depth].to_vec(), AclNode::default());
+                    }
+                }
+                cfg.acl.insert(key, node);
+            }
         }
         cfg.force_defaults();
         (cfg, warnings)
@@ -418,6 +433,9 @@ impl UserCfg {
 
     /// The node at `key`, creating it and its ancestors like `find_acl_tree_node`.
     fn node_mut(&mut self, key: &[String]) -> &mut AclNode {
+        if let Some(staging) = &mut self.staging {
+            return staging.entry(key.to_vec()).or_default();
+        }
         for depth in 0..key.len() {
             if !self.acl.contains_key(&key[..depth]) {
                 self.acl.insert(key[..depth].to_vec(), AclNode::default());
