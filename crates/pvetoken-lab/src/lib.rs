@@ -1,3 +1,368 @@
-//! Proxmox VE and Semaphore API simulators built on pvetoken-acl.
+//! Proxmox VE and Semaphore API simulators built on pvetoken-acl: **a lab, not a Proxmox VE**.
+//!
+//! The PVE simulator answers as PVE does, errors included: `/api2/json` with the `{"data": ...}` envelope and
+//! `Content-Type: application/json;charset=UTF-8`, the error message as HTTP reason phrase, ticket + CSRF and
+//! API-token authentication, the `/access/*` endpoints with PVE's permission checks per release (8.4 or 9.1), and
+//! the guest, cluster, node, task, storage and guest-agent endpoints that Packer, Terraform, Ansible and pvetoken
+//! call. Guests are records: tasks finish at once. State lives in `user.cfg` / `priv/token.cfg` format in the state
+//! dir (written with the permission engine's canonical writer) and survives a restart.
+//!
+//! # Contract
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), pvetoken_lab::LabError> {
+//! use pvetoken_lab::{LabConfig, Scenario};
+//!
+//! let lab = pvetoken_lab::start(LabConfig {
+//!     scenario: Scenario::with_access("user:ci@pve:1:0::::::\n", ""),
+//!     ..LabConfig::default()
+//! })
+//! .await?;
+//! let ready = lab.ready(); // pve_url, ca_file, fingerprint_sha256, root_user, root_password, node, ...
+//! assert!(ready.pve_url.starts_with("https://127.0.0.1:"));
+//! let log = lab.request_log(); // what was asked, never secrets
+//! # drop(log);
+//! lab.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! - [`start`] binds 127.0.0.1 (port 0 = any), returns once both listeners accept connections.
+//! - [`RunningLab::ready`] is the [`ReadyInfo`] (the ready file's JSON, see `pvetoken lab serve --ready-file`).
+//! - Without [`LabConfig::state_dir`] the lab uses a temp dir that lives as long as the [`RunningLab`].
+//! - Lab control over HTTP (root@pam ticket, or Basic `root@pam:<password>`): `POST /_lab/reset`,
+//!   `GET|DELETE /_lab/requests`, `GET|POST|DELETE /_lab/faults` (JSON [`FaultSpec`]),
+//!   `GET /_lab/guest-files?vmid=N[&path=P]`; in-process: [`RunningLab::request_log`],
+//!   [`RunningLab::inject_fault`], [`RunningLab::clear_faults`], [`RunningLab::reset`],
+//!   [`RunningLab::guest_file`].
+//! - The scenario (node, storages, bridges, guests, optional starting user.cfg/token.cfg) is documented in
+//!   `docs/lab-scenario.md`; [`Scenario::default`] is one node `pve`, storages `local` and `local-lvm`, bridge
+//!   `vmbr0` and the template VM 9000 with the guest agent enabled.
 
+mod access;
+mod auth;
+mod control;
+mod guests;
+mod http;
+mod lab_control;
+mod rng;
+mod scenario;
 pub mod semaphore;
+mod server;
+mod state;
+mod store;
+mod tls;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use base64::Engine as _;
+pub use control::{FaultSpec, RequestRecord};
+use pvetoken_acl::{Catalog, PveVersion};
+pub use scenario::{Scenario, ScenarioStorage, ScenarioVm, ScenarioVolume};
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::rng::LabRng;
+use crate::server::Lab;
+use crate::state::{State, StateDir};
+
+/// How to start a lab.
+#[derive(Debug, Clone)]
+pub struct LabConfig {
+    /// The simulated PVE release (8.4 or 9.1; default 9.1). Other 8.x/9.x behave like the nearest checks.
+    pub pve_version: PveVersion,
+    /// Where state lives; `None` = a temp dir removed with the [`RunningLab`].
+    pub state_dir: Option<PathBuf>,
+    /// PVE API port (0 = any free port).
+    pub pve_port: u16,
+    /// Semaphore API port (0 = any free port).
+    pub semaphore_port: u16,
+    /// The root@pam password; generated when `None`.
+    pub root_password: Option<String>,
+    /// The seed of a fresh lab.
+    pub scenario: Scenario,
+    /// Delay of every 401 answer (PVE waits about 3 s); zero by default.
+    pub auth_failure_delay: Duration,
+    /// Deterministic secrets and passwords (demos only).
+    pub seed: Option<u64>,
+}
+
+impl Default for LabConfig {
+    fn default() -> Self {
+        LabConfig {
+            pve_version: PveVersion::NEWEST,
+            state_dir: None,
+            pve_port: 0,
+            semaphore_port: 0,
+            root_password: None,
+            scenario: Scenario::default(),
+            auth_failure_delay: Duration::ZERO,
+            seed: None,
+        }
+    }
+}
+
+impl LabConfig {
+    /// This configuration with `user_cfg` / `token_cfg` as the starting access state.
+    pub fn with_user_cfg(mut self, user_cfg: impl Into<String>, token_cfg: impl Into<String>) -> LabConfig {
+        self.scenario.user_cfg = Some(user_cfg.into());
+        self.scenario.token_cfg = Some(token_cfg.into());
+        self
+    }
+}
+
+/// What a started lab tells its clients (the ready file's JSON). Holds passwords: write it 0600, never print it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadyInfo {
+    /// `https://127.0.0.1:PORT` (without `/api2/json`).
+    pub pve_url: String,
+    /// PEM file of the lab certificate (self-signed, usable as its own CA).
+    pub ca_file: PathBuf,
+    /// SHA-256 fingerprint of the certificate, PVE style (`AB:CD:...`).
+    pub fingerprint_sha256: String,
+    /// `root@pam`.
+    pub root_user: String,
+    /// root@pam's password.
+    pub root_password: String,
+    /// The node name (`pve`).
+    pub node: String,
+    /// The simulated release, e.g. `9.1`.
+    pub pve_version: String,
+    /// `https://127.0.0.1:PORT` of the Semaphore simulator.
+    pub semaphore_url: String,
+    /// Semaphore administrator.
+    pub semaphore_user: String,
+    /// Its password.
+    pub semaphore_password: String,
+    /// The state dir.
+    pub state_dir: PathBuf,
+}
+
+impl std::fmt::Debug for ReadyInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadyInfo")
+            .field("pve_url", &self.pve_url)
+            .field("ca_file", &self.ca_file)
+            .field("fingerprint_sha256", &self.fingerprint_sha256)
+            .field("root_user", &self.root_user)
+            .field("root_password", &"[REDACTED]")
+            .field("node", &self.node)
+            .field("pve_version", &self.pve_version)
+            .field("semaphore_url", &self.semaphore_url)
+            .field("semaphore_user", &self.semaphore_user)
+            .field("semaphore_password", &"[REDACTED]")
+            .field("state_dir", &self.state_dir)
+            .finish()
+    }
+}
+
+/// Why the lab could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LabError {
+    /// A state file could not be read or written.
+    #[error("lab state {path}: {source} (check that the state dir is writable and not shared with another lab)")]
+    State {
+        /// The file or directory.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A port could not be bound.
+    #[error("cannot listen on 127.0.0.1:{port}: {source} (choose another port or 0 for any)")]
+    Bind {
+        /// The port asked for.
+        port: u16,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Certificate generation or TLS setup failed.
+    #[error("TLS setup failed: {0}")]
+    Tls(String),
+    /// The scenario is invalid.
+    #[error("invalid lab scenario: {0}")]
+    Scenario(String),
+    /// The Semaphore simulator could not start.
+    #[error("Semaphore simulator: {0}")]
+    Semaphore(#[from] semaphore::SemaphoreError),
+}
+
+impl LabError {
+    pub(crate) fn state(path: &Path, source: std::io::Error) -> LabError {
+        LabError::State { path: path.to_owned(), source }
+    }
+}
+
+/// A running lab. Dropping it stops the listeners (and removes a temp state dir).
+pub struct RunningLab {
+    ready: ReadyInfo,
+    lab: Arc<Lab>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    _dir: StateDir,
+}
+
+impl std::fmt::Debug for RunningLab {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningLab").field("ready", &self.ready).finish_non_exhaustive()
+    }
+}
+
+impl RunningLab {
+    /// The ready information.
+    pub fn ready(&self) -> &ReadyInfo {
+        &self.ready
+    }
+
+    /// Every PVE request so far (method, path, status, authenticated id; never secrets).
+    pub fn request_log(&self) -> Vec<RequestRecord> {
+        self.lab.control.requests()
+    }
+
+    /// Empties the request log.
+    pub fn clear_request_log(&self) {
+        self.lab.control.clear_requests();
+    }
+
+    /// Adds a fault for the next matching requests.
+    pub fn inject_fault(&self, fault: FaultSpec) {
+        self.lab.control.add_fault(fault);
+    }
+
+    /// Removes all pending faults.
+    pub fn clear_faults(&self) {
+        self.lab.control.clear_faults();
+    }
+
+    /// Back to the scenario: users, tokens, ACLs, guests and tasks as at first start.
+    pub fn reset(&self) -> Result<(), LabError> {
+        self.lab.reset().map_err(|e| LabError::Scenario(e.message))
+    }
+
+    /// The bytes a guest-agent `file-write` stored in guest `vmid` at `path`.
+    pub fn guest_file(&self, vmid: u64, path: &str) -> Option<Vec<u8>> {
+        let state = self.lab.read();
+        let b64 = state.guests.vms.get(&vmid)?.files.get(path)?;
+        base64::engine::general_purpose::STANDARD.decode(b64).ok()
+    }
+
+    /// The current `user.cfg` text (as the lab would write it).
+    pub fn user_cfg(&self) -> String {
+        self.lab.read().cfg.write()
+    }
+
+    /// Stops the listeners and waits for them.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        for task in std::mem::take(&mut self.tasks) {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for RunningLab {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+    }
+}
+
+impl Lab {
+    pub(crate) fn reset(&self) -> Result<(), http::ApiError> {
+        let fresh = State::fresh(&self.scenario, &self.catalog, &self.rng, &self.dir)
+            .map_err(|e| http::ApiError::internal(format!("reset failed: {e}")))?;
+        *self.write() = fresh;
+        self.control.clear_faults();
+        Ok(())
+    }
+}
+
+fn load_key(dir: &Path, rng: &LabRng) -> Result<Vec<u8>, LabError> {
+    let path = dir.join("priv/authkey.key");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let bytes: Option<Vec<u8>> =
+            (0..text.trim().len() / 2).map(|i| u8::from_str_radix(text.trim().get(2 * i..2 * i + 2)?, 16).ok()).collect();
+        if let Some(bytes) = bytes.filter(|b| b.len() >= 32) {
+            return Ok(bytes);
+        }
+    }
+    let mut key = vec![0u8; 32];
+    rng.fill(&mut key);
+    let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+    store::write_atomic(&path, hex.as_bytes(), true).map_err(|e| LabError::state(&path, e))?;
+    Ok(key)
+}
+
+async fn bind(port: u16) -> Result<(TcpListener, SocketAddr), LabError> {
+    let listener =
+        TcpListener::bind(("127.0.0.1", port)).await.map_err(|source| LabError::Bind { port, source })?;
+    let addr = listener.local_addr().map_err(|source| LabError::Bind { port, source })?;
+    Ok((listener, addr))
+}
+
+/// Starts the lab: PVE simulator and Semaphore simulator on 127.0.0.1, both HTTPS with the same certificate.
+pub async fn start(config: LabConfig) -> Result<RunningLab, LabError> {
+    let dir = match &config.state_dir {
+        Some(path) => {
+            use std::os::unix::fs::DirBuilderExt as _;
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(path).map_err(|e| LabError::state(path, e))?;
+            StateDir::Given(path.clone())
+        }
+        None => StateDir::Temp(
+            tempfile::Builder::new().prefix("pvetoken-lab-").tempdir().map_err(|e| LabError::state(Path::new("/tmp"), e))?,
+        ),
+    };
+    let dir_path = dir.path().to_owned();
+    let rng = LabRng::new(config.seed);
+    let catalog = Catalog::for_version(config.pve_version);
+    let cert = tls::load_or_create(&dir_path)?;
+    let state = State::load(&dir_path, &config.scenario, &catalog, &rng)?;
+    let ticket_key = load_key(&dir_path, &rng)?;
+    let root_password = config.root_password.clone().unwrap_or_else(|| rng.password(24));
+    let semaphore_password = rng.password(24);
+    let semaphore = semaphore::SemaphoreSim::open(Some(&dir_path), &config.scenario.semaphore, semaphore_password)?;
+
+    let (pve_listener, pve_addr) = bind(config.pve_port).await?;
+    let (sem_listener, sem_addr) = bind(config.semaphore_port).await?;
+    let lab = Arc::new(Lab {
+        version: config.pve_version,
+        catalog,
+        node: config.scenario.node.clone(),
+        state: RwLock::new(state),
+        dir: dir_path.clone(),
+        rng,
+        ticket_key,
+        root_password: RwLock::new(root_password.clone()),
+        control: control::Control::default(),
+        auth_failure_delay: config.auth_failure_delay,
+        scenario: config.scenario.clone(),
+    });
+    let acceptor = tokio_rustls::TlsAcceptor::from(cert.server_config.clone());
+    let (shutdown, rx) = watch::channel(false);
+    let pve_lab = lab.clone();
+    let pve_task = tokio::spawn(listen::accept_loop(pve_listener, acceptor.clone(), rx.clone(), move |req| {
+        let lab = pve_lab.clone();
+        async move { server::serve_request(lab, req).await }
+    }));
+    let router = semaphore.router();
+    let sem_task = tokio::spawn(listen::accept_loop_tower(sem_listener, acceptor, rx, router));
+
+    let ready = ReadyInfo {
+        pve_url: format!("https://{pve_addr}"),
+        ca_file: tls::ca_path(&dir_path),
+        fingerprint_sha256: cert.fingerprint.clone(),
+        root_user: "root@pam".to_owned(),
+        root_password,
+        node: config.scenario.node.clone(),
+        pve_version: config.pve_version.to_string(),
+        semaphore_url: format!("https://{sem_addr}"),
+        semaphore_user: semaphore.admin_user().to_owned(),
+        semaphore_password: semaphore.admin_password().to_owned(),
+        state_dir: dir_path,
+    };
+    Ok(RunningLab { ready, lab, shutdown, tasks: vec![pve_task, sem_task], _dir: dir })
+}
+
+mod listen;

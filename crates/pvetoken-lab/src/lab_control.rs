@@ -1,0 +1,97 @@
+//! `/_lab/*`: reset, request log, faults and guest files, for the lab's own root only (a `root@pam` ticket, or
+//! HTTP Basic `root@pam:<root password>`).
+
+use base64::Engine as _;
+use bytes::Bytes;
+use http_body_util::Full;
+use serde_json::{Value, json};
+
+use crate::control::FaultSpec;
+use crate::http::{ApiError, data_body, error_body, reason_phrase, response};
+use crate::server::Lab;
+
+fn is_root(lab: &Lab, headers: &hyper::HeaderMap) -> bool {
+    if let crate::auth::Presented::Ticket { ticket, .. } = crate::auth::presented(headers)
+        && crate::auth::verify_ticket(&lab.ticket_key, &ticket, crate::state::now()).as_deref() == Some("root@pam")
+    {
+        return true;
+    }
+    let basic = headers
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b.trim()).ok())
+        .and_then(|b| String::from_utf8(b).ok());
+    match basic.as_deref().and_then(|b| b.split_once(':')) {
+        Some(("root@pam", password)) => {
+            let root = lab.root_password.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            crate::state::constant_time_eq(root.as_bytes(), password.as_bytes())
+        }
+        _ => false,
+    }
+}
+
+fn answer(result: Result<Value, ApiError>) -> hyper::Response<Full<Bytes>> {
+    match result {
+        Ok(data) => response(200, "OK", data_body(&data)),
+        Err(e) => response(e.status, &reason_phrase(&e.message), error_body(&e)),
+    }
+}
+
+/// Handles a `/_lab/` request.
+pub(crate) async fn handle(
+    lab: &Lab,
+    method: &str,
+    path: &str,
+    query: Option<&str>,
+    headers: &hyper::HeaderMap,
+    body: &[u8],
+) -> hyper::Response<Full<Bytes>> {
+    if !is_root(lab, headers) {
+        return answer(Err(ApiError::new(401, "lab control needs the lab's root@pam credentials")));
+    }
+    let params = match crate::http::Params::parse(query, b"", None) {
+        Ok(p) => p,
+        Err(e) => return answer(Err(e)),
+    };
+    let result = match (method, path.trim_end_matches('/')) {
+        ("POST", "/_lab/reset") => lab.reset().map(|()| Value::Null),
+        ("GET", "/_lab/requests") => Ok(serde_json::to_value(lab.control.requests()).unwrap_or(Value::Null)),
+        ("DELETE", "/_lab/requests") => {
+            lab.control.clear_requests();
+            Ok(Value::Null)
+        }
+        ("GET", "/_lab/faults") => Ok(serde_json::to_value(lab.control.faults()).unwrap_or(Value::Null)),
+        ("POST", "/_lab/faults") => match serde_json::from_slice::<FaultSpec>(body) {
+            Ok(fault) => {
+                lab.control.add_fault(fault);
+                Ok(Value::Null)
+            }
+            Err(e) => Err(ApiError::new(400, format!("fault must be JSON like {{\"method\":\"POST\",\"path\":\"/nodes/*/qemu/*/clone\",\"status\":500,\"count\":1}}: {e}"))),
+        },
+        ("DELETE", "/_lab/faults") => {
+            lab.control.clear_faults();
+            Ok(Value::Null)
+        }
+        ("GET", "/_lab/guest-files") => guest_files(lab, &params),
+        _ => Err(ApiError::not_implemented(method, path)),
+    };
+    answer(result)
+}
+
+fn guest_files(lab: &Lab, params: &crate::http::Params) -> Result<Value, ApiError> {
+    let vmid = params.uint("vmid")?.ok_or_else(|| ApiError::param("vmid", "property is missing and it is not optional"))?;
+    let state = lab.read();
+    let vm = state.guests.vms.get(&vmid).ok_or_else(|| ApiError::internal(format!("VM {vmid} does not exist")))?;
+    let files: serde_json::Map<String, Value> = vm
+        .files
+        .iter()
+        .filter(|(path, _)| params.get("path").is_none_or(|p| p == path.as_str()))
+        .map(|(path, b64)| {
+            let bytes = base64::engine::general_purpose::STANDARD.decode(b64).unwrap_or_default();
+            let text = String::from_utf8(bytes).ok();
+            (path.clone(), json!({ "content_base64": b64, "content": text }))
+        })
+        .collect();
+    Ok(Value::Object(files))
+}

@@ -1,0 +1,460 @@
+//! The PVE simulator's request path: faults, body limit, parameters, routing, authentication, token refusal,
+//! handlers, the request log; and the TLS listeners.
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use pvetoken_acl::{Catalog, Evaluator, PveVersion, Subject};
+use serde_json::Value;
+
+use crate::auth::{self, Presented};
+use crate::control::Control;
+use crate::http::{ApiError, Params, data_body, error_body, reason_phrase, response};
+use crate::rng::LabRng;
+use crate::scenario::Scenario;
+use crate::state::{State, now};
+use crate::{access, guests};
+
+/// Largest accepted request body (PVE's `limit_max_post` is 64 KiB; file-write content is up to 60 KiB).
+pub(crate) const MAX_BODY: usize = 128 * 1024;
+
+/// The running simulator's shared state.
+pub(crate) struct Lab {
+    pub(crate) version: PveVersion,
+    pub(crate) catalog: Catalog,
+    pub(crate) node: String,
+    pub(crate) state: RwLock<State>,
+    pub(crate) dir: PathBuf,
+    pub(crate) rng: LabRng,
+    pub(crate) ticket_key: Vec<u8>,
+    pub(crate) root_password: RwLock<String>,
+    pub(crate) control: Control,
+    pub(crate) auth_failure_delay: Duration,
+    pub(crate) scenario: Scenario,
+}
+
+impl Lab {
+    pub(crate) fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The full pve-manager version string of the simulated release.
+    pub(crate) fn manager_version(&self) -> String {
+        match (self.version.major, self.version.minor) {
+            (9, 1) => "9.1.1".to_owned(),
+            (9, m) => format!("9.{m}.3"),
+            (8, 4) => "8.4.1".to_owned(),
+            (ma, mi) => format!("{ma}.{mi}.0"),
+        }
+    }
+
+    /// Saves the access files, mapping I/O errors to a 500.
+    pub(crate) fn save_access(&self, state: &State) -> Result<(), ApiError> {
+        state.save_access(&self.dir).map_err(|e| ApiError::internal(format!("unable to write user.cfg - {e}")))
+    }
+
+    /// Saves the guest state.
+    pub(crate) fn save_guests(&self, state: &State) -> Result<(), ApiError> {
+        state.save_guests(&self.dir).map_err(|e| ApiError::internal(format!("unable to write guest state - {e}")))
+    }
+}
+
+/// Who is calling.
+#[derive(Debug, Clone)]
+pub(crate) struct Caller {
+    /// `user@realm` or `user@realm!token`.
+    pub(crate) authid: String,
+    pub(crate) subject: Subject,
+}
+
+impl Caller {
+    pub(crate) fn is_root(&self) -> bool {
+        self.authid == "root@pam"
+    }
+
+    pub(crate) fn is_token(&self) -> bool {
+        matches!(self.subject, Subject::Token(_))
+    }
+
+    /// The user (the owner for a token).
+    pub(crate) fn user(&self) -> String {
+        self.subject.owner().to_string()
+    }
+}
+
+/// Permission checks with PVE's 403 messages.
+pub(crate) struct Perm<'a> {
+    pub(crate) caller: &'a Caller,
+    pub(crate) eval: Evaluator<'a>,
+}
+
+impl<'a> Perm<'a> {
+    pub(crate) fn new(lab: &'a Lab, state: &'a State, caller: &'a Caller) -> Perm<'a> {
+        Perm { caller, eval: Evaluator::new(&state.cfg, &lab.catalog) }
+    }
+
+    /// True when the caller holds all of `privs` (any one with `any`) on `path`; privileges the release does not
+    /// know are never held.
+    pub(crate) fn has(&self, path: &str, privs: &[&str], any: bool) -> bool {
+        if self.caller.is_root() {
+            return true;
+        }
+        let perms = self.eval.permissions_raw(&self.caller.subject, path);
+        let held = |p: &&str| self.eval.catalog().privilege(p).is_ok_and(|p| perms.has(p));
+        if any { privs.iter().any(held) } else { privs.iter().all(held) }
+    }
+
+    /// Like PVE's `check`/`check_any`: 403 naming the first missing privilege, or all of them joined by `|`.
+    pub(crate) fn check(&self, path: &str, privs: &[&str], any: bool) -> Result<(), ApiError> {
+        if self.caller.is_root() {
+            return Ok(());
+        }
+        let perms = self.eval.permissions_raw(&self.caller.subject, path);
+        let held = |p: &str| self.eval.catalog().privilege(p).is_ok_and(|p| perms.has(p));
+        if any {
+            if privs.iter().any(|p| held(p)) {
+                return Ok(());
+            }
+            return Err(ApiError::forbidden(&format!("{path}, {}", privs.join("|"))));
+        }
+        match privs.iter().find(|p| !held(p)) {
+            None => Ok(()),
+            Some(missing) => Err(ApiError::forbidden(&format!("{path}, {missing}"))),
+        }
+    }
+}
+
+/// One route: method, pattern (segments after `/api2/json`; `*` = one segment), name, world-readable, tokens
+/// allowed.
+struct Route {
+    method: &'static str,
+    pattern: &'static str,
+    name: &'static str,
+    world: bool,
+    allow_token: bool,
+}
+
+const fn r(method: &'static str, pattern: &'static str, name: &'static str) -> Route {
+    Route { method, pattern, name, world: false, allow_token: true }
+}
+
+const ROUTES: &[Route] = &[
+    r("GET", "", "index"),
+    r("GET", "version", "version"),
+    r("GET", "access", "access-index"),
+    Route { method: "GET", pattern: "access/ticket", name: "ticket-get", world: true, allow_token: true },
+    Route { method: "POST", pattern: "access/ticket", name: "ticket", world: true, allow_token: false },
+    Route { method: "PUT", pattern: "access/password", name: "password", world: false, allow_token: false },
+    r("GET", "access/permissions", "permissions"),
+    r("GET", "access/users", "users"),
+    r("POST", "access/users", "user-create"),
+    r("GET", "access/users/*", "user-get"),
+    r("PUT", "access/users/*", "user-update"),
+    r("DELETE", "access/users/*", "user-delete"),
+    r("GET", "access/users/*/token", "tokens"),
+    r("GET", "access/users/*/token/*", "token-get"),
+    r("POST", "access/users/*/token/*", "token-create"),
+    r("PUT", "access/users/*/token/*", "token-update"),
+    r("DELETE", "access/users/*/token/*", "token-delete"),
+    r("GET", "access/roles", "roles"),
+    r("POST", "access/roles", "role-create"),
+    r("GET", "access/roles/*", "role-get"),
+    r("PUT", "access/roles/*", "role-update"),
+    r("DELETE", "access/roles/*", "role-delete"),
+    r("GET", "access/acl", "acl"),
+    r("PUT", "access/acl", "acl-update"),
+    r("GET", "access/groups", "groups"),
+    r("POST", "access/groups", "group-create"),
+    r("GET", "access/groups/*", "group-get"),
+    r("PUT", "access/groups/*", "group-update"),
+    r("DELETE", "access/groups/*", "group-delete"),
+    Route { method: "GET", pattern: "access/domains", name: "domains", world: true, allow_token: true },
+    r("GET", "access/domains/*", "domain-get"),
+    r("GET", "cluster/resources", "resources"),
+    r("GET", "cluster/nextid", "nextid"),
+    r("GET", "cluster/status", "cluster-status"),
+    r("GET", "cluster/tasks", "cluster-tasks"),
+    r("GET", "cluster/ha/resources/*", "ha-resource"),
+    r("GET", "pools", "pools"),
+    r("POST", "pools", "pool-create"),
+    r("GET", "pools/*", "pool-get"),
+    r("PUT", "pools/*", "pool-update"),
+    r("DELETE", "pools/*", "pool-delete"),
+    r("GET", "nodes", "nodes"),
+    r("GET", "nodes/*", "node-index"),
+    r("GET", "nodes/*/status", "node-status"),
+    r("GET", "nodes/*/network", "node-network"),
+    r("GET", "nodes/*/lxc", "lxc"),
+    r("GET", "nodes/*/qemu", "qemu"),
+    r("POST", "nodes/*/qemu", "qemu-create"),
+    r("GET", "nodes/*/qemu/*", "vm-index"),
+    r("DELETE", "nodes/*/qemu/*", "vm-delete"),
+    r("GET", "nodes/*/qemu/*/config", "config-get"),
+    r("POST", "nodes/*/qemu/*/config", "config-post"),
+    r("PUT", "nodes/*/qemu/*/config", "config-put"),
+    r("GET", "nodes/*/qemu/*/pending", "pending"),
+    r("GET", "nodes/*/qemu/*/status/current", "status-current"),
+    r("POST", "nodes/*/qemu/*/status/*", "status-action"),
+    r("POST", "nodes/*/qemu/*/clone", "clone"),
+    r("POST", "nodes/*/qemu/*/template", "template"),
+    r("GET", "nodes/*/qemu/*/snapshot", "snapshots"),
+    r("GET", "nodes/*/qemu/*/agent", "agent-index"),
+    r("POST", "nodes/*/qemu/*/agent/ping", "agent-ping"),
+    r("GET", "nodes/*/qemu/*/agent/network-get-interfaces", "agent-net"),
+    r("GET", "nodes/*/qemu/*/agent/get-osinfo", "agent-osinfo"),
+    r("GET", "nodes/*/qemu/*/agent/get-host-name", "agent-hostname"),
+    r("GET", "nodes/*/qemu/*/agent/info", "agent-info"),
+    r("POST", "nodes/*/qemu/*/agent/file-write", "agent-file-write"),
+    r("GET", "nodes/*/qemu/*/agent/file-read", "agent-file-read"),
+    r("GET", "nodes/*/tasks", "tasks"),
+    r("GET", "nodes/*/tasks/*/status", "task-status"),
+    r("GET", "nodes/*/tasks/*/log", "task-log"),
+    r("GET", "nodes/*/storage", "storage"),
+    r("GET", "nodes/*/storage/*/status", "storage-status"),
+    r("GET", "nodes/*/storage/*/content", "storage-content"),
+    r("GET", "nodes/*/storage/*/content/*", "volume-get"),
+];
+
+fn find_route(method: &str, segs: &[String]) -> (Option<&'static Route>, bool) {
+    let mut path_known = false;
+    for route in ROUTES {
+        let pattern: Vec<&str> = if route.pattern.is_empty() { Vec::new() } else { route.pattern.split('/').collect() };
+        if pattern.len() != segs.len() {
+            continue;
+        }
+        if pattern.iter().zip(segs).all(|(p, s)| *p == "*" || p == s) {
+            path_known = true;
+            if route.method == method {
+                return (Some(route), true);
+            }
+        }
+    }
+    (None, path_known)
+}
+
+/// Captured `*` segments of a route.
+fn captures(route: &Route, segs: &[String]) -> Vec<String> {
+    if route.pattern.is_empty() {
+        return Vec::new();
+    }
+    route.pattern.split('/').zip(segs).filter(|(p, _)| *p == "*").map(|(_, s)| s.clone()).collect()
+}
+
+/// The result of handling one request.
+pub(crate) struct Outcome {
+    pub(crate) status: u16,
+    pub(crate) reason: String,
+    pub(crate) body: Bytes,
+    pub(crate) authid: Option<String>,
+    /// An authentication failure (delayed when configured).
+    pub(crate) auth_failure: bool,
+}
+
+impl Outcome {
+    pub(crate) fn ok(data: &Value, authid: Option<String>) -> Outcome {
+        Outcome { status: 200, reason: "OK".to_owned(), body: data_body(data), authid, auth_failure: false }
+    }
+
+    pub(crate) fn error(error: &ApiError, authid: Option<String>) -> Outcome {
+        Outcome {
+            status: error.status,
+            reason: reason_phrase(&error.message),
+            body: error_body(error),
+            authid,
+            auth_failure: false,
+        }
+    }
+
+    fn unauthorized(message: &str) -> Outcome {
+        let mut outcome = Outcome::error(&ApiError::new(401, message), None);
+        outcome.auth_failure = true;
+        outcome
+    }
+}
+
+enum AuthResult {
+    Ok(Caller),
+    Anonymous,
+    Failed(&'static str),
+}
+
+fn authenticate(lab: &Lab, headers: &hyper::HeaderMap, method: &str) -> AuthResult {
+    let now = now();
+    match auth::presented(headers) {
+        Presented::None => AuthResult::Anonymous,
+        Presented::Ticket { ticket, csrf } => {
+            let Some(user) = auth::verify_ticket(&lab.ticket_key, &ticket, now) else {
+                return AuthResult::Failed("permission denied - invalid PVE ticket");
+            };
+            let Ok(subject) = user.parse::<Subject>() else {
+                return AuthResult::Failed("permission denied - invalid PVE ticket");
+            };
+            {
+                let state = lab.read();
+                let enabled = match &subject {
+                    Subject::User(u) => state.cfg.user(u).is_some_and(|u| u.enable && (u.expire == 0 || u.expire >= now)),
+                    Subject::Token(_) => false,
+                };
+                if !enabled {
+                    return AuthResult::Failed("permission denied - invalid PVE ticket");
+                }
+            }
+            if method != "GET" {
+                let valid = csrf.as_deref().is_some_and(|t| auth::verify_csrf(&lab.ticket_key, &user, t, now));
+                if !valid {
+                    return AuthResult::Failed("Permission denied - invalid csrf token");
+                }
+            }
+            AuthResult::Ok(Caller { authid: user, subject })
+        }
+        Presented::Token(value) => {
+            let state = lab.read();
+            match pvetoken_acl::auth::verify_token(&state.cfg, &state.tokens, &value, now) {
+                Ok(token) => AuthResult::Ok(Caller { authid: token.to_string(), subject: Subject::Token(token) }),
+                Err(_) => AuthResult::Failed("authentication failure"),
+            }
+        }
+    }
+}
+
+/// Handles one API request (after the body was read).
+pub(crate) fn dispatch(
+    lab: &Lab,
+    method: &str,
+    path: &str,
+    query: Option<&str>,
+    headers: &hyper::HeaderMap,
+    body: &[u8],
+) -> Outcome {
+    if !["GET", "POST", "PUT", "DELETE"].contains(&method) {
+        return Outcome::error(&ApiError::new(501, format!("method '{method}' not available")), None);
+    }
+    let Some(rel) = path.strip_prefix("/api2/json").filter(|r| r.is_empty() || r.starts_with('/')) else {
+        return Outcome::error(&ApiError::new(501, "no such uri"), None);
+    };
+    let segs = crate::http::segments(rel);
+    let (route, _path_known) = find_route(method, &segs);
+    let world = route.is_some_and(|r| r.world);
+    let caller = match authenticate(lab, headers, method) {
+        AuthResult::Ok(caller) => Some(caller),
+        AuthResult::Anonymous if world => None,
+        AuthResult::Anonymous => return Outcome::unauthorized("No ticket"),
+        AuthResult::Failed(_) if world => None,
+        AuthResult::Failed(message) => return Outcome::unauthorized(message),
+    };
+    let authid = caller.as_ref().map(|c| c.authid.clone());
+    let Some(route) = route else {
+        return Outcome::error(&ApiError::not_implemented(method, path), authid);
+    };
+    if let Some(c) = &caller
+        && c.is_token()
+        && !route.allow_token
+    {
+        let rel_uri = if rel.is_empty() { "/" } else { rel };
+        let error = ApiError::forbidden(&format!(
+            "URI '{rel_uri}' not available with API token, need proper ticket.\n"
+        ));
+        return Outcome::error(&error, authid);
+    }
+    let content_type = headers.get(hyper::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let params = match Params::parse(query, body, content_type) {
+        Ok(p) => p,
+        Err(e) => return Outcome::error(&e, authid),
+    };
+    let caps = captures(route, &segs);
+    let result = match caller {
+        None => access::world(lab, route.name, &params, headers),
+        Some(caller) => handle(lab, route.name, &caller, params, &caps),
+    };
+    match result {
+        Ok(data) => Outcome::ok(&data, authid),
+        Err(e) => {
+            let mut outcome = Outcome::error(&e, authid);
+            // A failed login is an authentication failure too (PVE delays it the same way).
+            outcome.auth_failure = e.status == 401;
+            outcome
+        }
+    }
+}
+
+fn handle(lab: &Lab, name: &str, caller: &Caller, params: Params, caps: &[String]) -> Result<Value, ApiError> {
+    if name == "index" {
+        let dirs = ["version", "cluster", "nodes", "storage", "access", "pools"];
+        return Ok(Value::Array(dirs.iter().map(|d| serde_json::json!({ "subdir": d })).collect()));
+    }
+    if let Some(result) = access::handle(lab, name, caller, &params, caps) {
+        return result;
+    }
+    if let Some(result) = guests::handle(lab, name, caller, params, caps) {
+        return result;
+    }
+    Err(ApiError::internal(format!("internal error: no handler for {name}")))
+}
+
+/// Serves one request on the PVE listener: faults, body limit, dispatch, auth delay, request log. An `Err` makes
+/// hyper close the connection without an answer (the "drop the connection" fault).
+pub(crate) async fn serve_request(
+    lab: Arc<Lab>,
+    request: hyper::Request<hyper::body::Incoming>,
+) -> Result<hyper::Response<Full<Bytes>>, std::io::Error> {
+    let method = request.method().as_str().to_owned();
+    let path = request.uri().path().to_owned();
+    let query = request.uri().query().map(str::to_owned);
+    if path.starts_with("/_lab/") || path == "/_lab" {
+        let (parts, body) = request.into_parts();
+        let bytes = match http_body_util::Limited::new(body, MAX_BODY).collect().await {
+            Ok(c) => c.to_bytes(),
+            Err(_) => return Ok(too_large()),
+        };
+        return Ok(crate::lab_control::handle(&lab, &method, &path, query.as_deref(), &parts.headers, &bytes).await);
+    }
+    if let Some(fault) = lab.control.take(&method, &path) {
+        if !fault.latency.is_zero() {
+            tokio::time::sleep(fault.latency).await;
+        }
+        if fault.drop_connection {
+            lab.control.record(&method, &path, query.as_deref(), 0, None);
+            return Err(std::io::Error::other("connection dropped by an injected fault"));
+        }
+        if let Some((status, message)) = fault.status {
+            let outcome = Outcome::error(&ApiError::new(status, message), None);
+            lab.control.record(&method, &path, query.as_deref(), status, None);
+            return Ok(response(outcome.status, &outcome.reason, outcome.body));
+        }
+    }
+    let declared = request
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY) {
+        lab.control.record(&method, &path, query.as_deref(), 413, None);
+        return Ok(too_large());
+    }
+    let (parts, body) = request.into_parts();
+    let bytes = match http_body_util::Limited::new(body, MAX_BODY).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(_) => {
+            lab.control.record(&method, &path, query.as_deref(), 413, None);
+            return Ok(too_large());
+        }
+    };
+    let outcome = dispatch(&lab, &method, &path, query.as_deref(), &parts.headers, &bytes);
+    if outcome.auth_failure && !lab.auth_failure_delay.is_zero() {
+        tokio::time::sleep(lab.auth_failure_delay).await;
+    }
+    lab.control.record(&method, &path, query.as_deref(), outcome.status, outcome.authid.clone());
+    Ok(response(outcome.status, &outcome.reason, outcome.body))
+}
+
+fn too_large() -> hyper::Response<Full<Bytes>> {
+    let error = ApiError::new(413, "request too large");
+    response(413, &reason_phrase(&error.message), error_body(&error))
+}
