@@ -410,7 +410,8 @@ mod tests {
 
     #[test]
     fn errors_never_echo_the_secret() {
-        let text = "PROXMOX_HOST='h'\nPROXMOX_NODE='pve'\nPROXMOX_TOKEN_ID='a@pve!tok'\nPROXMOX_TOKEN_SECRET=$SECRETVALUE\n";
+        let text =
+            "PROXMOX_HOST='h'\nPROXMOX_NODE='pve'\nPROXMOX_TOKEN_ID='a@pve!tok'\nPROXMOX_TOKEN_SECRET=$SECRETVALUE\n";
         let error = TokenFile::parse(text).expect_err("a $ needs a shell");
         assert!(!error.to_string().contains("SECRETVALUE"), "{error}");
         assert_eq!(error, TokenFileError::NeedsShell { line: 4, key: SECRET.to_owned() });
@@ -432,7 +433,9 @@ mod tests {
 
     #[test]
     fn http_urls_are_refused() {
-        assert!(TokenFile::new("http://pve:8006", "pve", "a@pve!tok".parse().unwrap(), Secret::from("s".to_owned()))
-            .is_err());
+        assert!(
+            TokenFile::new("http://pve:8006", "pve", "a@pve!tok".parse().unwrap(), Secret::from("s".to_owned()))
+                .is_err()
+        );
     }
 }

@@ -21,3 +21,10 @@ pub const SEMAPHORE_URL: &str = "SEMAPHORE_URL";
 pub const SEMAPHORE_API_TOKEN: &str = "SEMAPHORE_API_TOKEN";
 /// The Semaphore password for `pvetoken register semaphore --user NAME` (never passed as an argument).
 pub const SEMAPHORE_PASSWORD: &str = "SEMAPHORE_PASSWORD";
+
+/// Base directory of user configuration; the default token file of a non-root user is
+/// `$XDG_CONFIG_HOME/pvetoken/token.env`.
+pub const XDG_CONFIG_HOME: &str = "XDG_CONFIG_HOME";
+
+/// The home directory, used when `XDG_CONFIG_HOME` is unset (`~/.config/pvetoken/token.env`).
+pub const HOME: &str = "HOME";

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+mod audit;
 mod cli;
 mod commands;
 mod connection;
@@ -12,6 +13,7 @@ mod exit;
 mod printer;
 mod profiles;
 mod sinks;
+mod token_store;
 
 fn main() -> ExitCode {
     let cli = match cli::Cli::try_parse() {

@@ -1,0 +1,237 @@
+//! Reading and writing token files on disk: 0600 from the first byte, atomic, refused when others can read them.
+//!
+//! Writing a token is two steps so that a secret is never created without a place to keep it:
+//! [`PreparedTokenFile::prepare`] creates a 0600 temp file next to the destination *before* the token is created
+//! on the server (so an unwritable directory fails first), then [`PreparedTokenFile::commit`] writes, fsyncs and
+//! renames it over the destination. An uncommitted temp file is removed on drop.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use pvetoken_render::TokenFile;
+
+use crate::exit::CliError;
+
+/// Where the token file lives unless `--token-file` says otherwise: `/root/.proxmox-api-token` for root (the
+/// design note's path), else `$XDG_CONFIG_HOME/pvetoken/token.env` (`~/.config/pvetoken/token.env`).
+pub fn default_token_path() -> Result<PathBuf, CliError> {
+    if is_root() {
+        return Ok(PathBuf::from("/root/.proxmox-api-token"));
+    }
+    let config = match std::env::var_os(crate::env_vars::XDG_CONFIG_HOME).filter(|v| !v.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => match std::env::var_os(crate::env_vars::HOME).filter(|v| !v.is_empty()) {
+            Some(home) => PathBuf::from(home).join(".config"),
+            None => {
+                return Err(CliError::usage(
+                    "cannot find the default token file: neither XDG_CONFIG_HOME nor HOME is set",
+                )
+                .with_hint("pass --token-file PATH"));
+            }
+        },
+    };
+    Ok(config.join("pvetoken").join("token.env"))
+}
+
+fn is_root() -> bool {
+    // The owner of our own process directory is our effective uid; avoids libc for one getuid().
+    std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
+}
+
+/// Reads and parses a token file, refusing one that group or others can read or write (as ssh does).
+pub fn read(path: &Path) -> Result<TokenFile, CliError> {
+    let text = read_private(path, "token file")?;
+    TokenFile::parse(&text).map_err(|error| {
+        CliError::usage(format!("token file {}: {error}", path.display()))
+            .with_hint("recreate it with `pvetoken create`, or fix the line named above")
+    })
+}
+
+/// Reads the token file if it exists; `Ok(None)` when it does not.
+pub fn read_if_exists(path: &Path) -> Result<Option<TokenFile>, CliError> {
+    match std::fs::symlink_metadata(path) {
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        _ => read(path).map(Some),
+    }
+}
+
+/// Reads a file that holds a secret, checking its mode first. `what` names it in messages.
+pub fn read_private(path: &Path, what: &str) -> Result<String, CliError> {
+    let metadata = std::fs::metadata(path).map_err(|error| match error.kind() {
+        std::io::ErrorKind::NotFound => CliError::usage(format!("{what} {} does not exist", path.display()))
+            .with_hint("create it with `pvetoken create --profile PROFILE`, or pass --token-file PATH"),
+        _ => CliError::usage(format!("cannot read {what} {}: {error}", path.display())),
+    })?;
+    if !metadata.is_file() {
+        return Err(CliError::usage(format!("{what} {} is not a regular file", path.display())));
+    }
+    let mode = metadata.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(CliError::usage(format!(
+            "{what} {} has mode {mode:04o}: it holds a secret and must not be accessible by group or others",
+            path.display()
+        ))
+        .with_hint(format!("chmod 600 {}", path.display())));
+    }
+    std::fs::read_to_string(path)
+        .map_err(|error| CliError::usage(format!("cannot read {what} {}: {error}", path.display())))
+}
+
+/// A 0600 temp file next to the destination, ready to receive a token.
+#[derive(Debug)]
+pub struct PreparedTokenFile {
+    destination: PathBuf,
+    temp_path: PathBuf,
+    file: Option<File>,
+}
+
+impl PreparedTokenFile {
+    /// Creates the destination directory (0700) if needed and a 0600 temp file in it.
+    pub fn prepare(destination: &Path) -> Result<Self, CliError> {
+        let (temp_path, file) = create_temp_beside(destination)?;
+        Ok(Self { destination: destination.to_owned(), temp_path, file: Some(file) })
+    }
+
+    /// The final path.
+    pub fn destination(&self) -> &Path {
+        &self.destination
+    }
+
+    /// Writes the token, fsyncs, renames over the destination and fsyncs the directory.
+    pub fn commit(mut self, token: &TokenFile) -> Result<(), CliError> {
+        let file = self.file.take().ok_or_else(|| CliError::usage("token file already committed"))?;
+        finish_atomic(file, &self.temp_path, &self.destination, token.render().as_bytes())
+    }
+}
+
+impl Drop for PreparedTokenFile {
+    fn drop(&mut self) {
+        if self.file.is_some() {
+            let _ = std::fs::remove_file(&self.temp_path);
+        }
+    }
+}
+
+/// Writes `bytes` to `path` atomically, mode 0600 from the first byte (for any secret-bearing output).
+pub fn write_secret_file_atomic(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
+    let (temp_path, file) = create_temp_beside(path)?;
+    let result = finish_atomic(file, &temp_path, path, bytes);
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temp_path);
+    }
+    result
+}
+
+fn create_temp_beside(destination: &Path) -> Result<(PathBuf, File), CliError> {
+    let directory = match destination.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    if !directory.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&directory)
+            .map_err(|error| CliError::usage(format!("cannot create directory {}: {error}", directory.display())))?;
+    }
+    if destination.is_dir() {
+        return Err(CliError::usage(format!("{} is a directory, not a file", destination.display())));
+    }
+    let name = destination.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "token".into());
+    let mut attempt = 0u32;
+    loop {
+        let temp_path = directory.join(format!(".{name}.tmp-{}-{attempt}", std::process::id()));
+        match OpenOptions::new().write(true).create_new(true).mode(0o600).open(&temp_path) {
+            Ok(file) => return Ok((temp_path, file)),
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists && attempt < 100 => attempt += 1,
+            Err(error) => {
+                return Err(CliError::usage(format!(
+                    "cannot write in {} (needed for {}): {error}",
+                    directory.display(),
+                    destination.display()
+                ))
+                .with_hint("choose a writable location with --token-file PATH (or --out PATH)"));
+            }
+        }
+    }
+}
+
+fn finish_atomic(mut file: File, temp_path: &Path, destination: &Path, bytes: &[u8]) -> Result<(), CliError> {
+    let io_error = |error: std::io::Error| CliError::usage(format!("cannot write {}: {error}", destination.display()));
+    file.write_all(bytes).map_err(io_error)?;
+    file.sync_all().map_err(io_error)?;
+    drop(file);
+    std::fs::rename(temp_path, destination).map_err(io_error)?;
+    if let Some(parent) = destination.parent().filter(|p| !p.as_os_str().is_empty()) {
+        // Persist the rename itself; a directory that cannot be opened for sync is not worth failing for.
+        if let Ok(directory) = File::open(parent) {
+            let _ = directory.sync_all();
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pvetoken_api::{ExposeSecret, Secret};
+
+    fn token() -> TokenFile {
+        TokenFile::new(
+            "https://127.0.0.1:8006",
+            "pve",
+            "automation@pve!privatebox".parse().expect("valid id"),
+            Secret::from("0b3c9f1e-1111-2222-3333-444455556666".to_owned()),
+        )
+        .expect("valid url")
+    }
+
+    #[test]
+    fn committed_token_file_is_0600_and_no_temp_file_remains() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("sub").join("token.env");
+        let prepared = PreparedTokenFile::prepare(&path).expect("prepare");
+        prepared.commit(&token()).expect("commit");
+        let mode = std::fs::metadata(&path).expect("written").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let dir_mode = std::fs::metadata(path.parent().expect("parent")).expect("dir").permissions().mode() & 0o777;
+        assert_eq!(dir_mode, 0o700);
+        let entries: Vec<_> = std::fs::read_dir(path.parent().expect("parent")).expect("list").collect();
+        assert_eq!(entries.len(), 1, "only the token file remains");
+        assert_eq!(read(&path).expect("reads back").secret.expose_secret(), "0b3c9f1e-1111-2222-3333-444455556666");
+    }
+
+    #[test]
+    fn dropped_preparation_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("token.env");
+        drop(PreparedTokenFile::prepare(&path).expect("prepare"));
+        assert_eq!(std::fs::read_dir(dir.path()).expect("list").count(), 0);
+    }
+
+    #[test]
+    fn group_readable_token_file_is_refused_with_chmod_hint() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("token.env");
+        write_secret_file_atomic(&path, token().render().as_bytes()).expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+        let error = read(&path).expect_err("0640 is refused");
+        assert!(error.message.contains("0640"), "{}", error.message);
+        assert_eq!(error.hint.as_deref(), Some(format!("chmod 600 {}", path.display()).as_str()));
+    }
+
+    #[test]
+    fn missing_token_file_says_how_to_create_one() {
+        let error = read(Path::new("/nonexistent/token.env")).expect_err("missing");
+        assert!(error.message.contains("does not exist"));
+        assert!(error.hint.as_deref().unwrap_or_default().contains("pvetoken create"));
+    }
+
+    #[test]
+    fn unwritable_destination_fails_before_anything_is_created() {
+        let error = PreparedTokenFile::prepare(Path::new("/proc/pvetoken-test/token.env")).expect_err("unwritable");
+        assert!(error.message.contains("cannot"), "{}", error.message);
+    }
+}
