@@ -5,6 +5,7 @@
 //! - [`error`]: [`ClientError`], which carries the server's status and message and whether a failed request may
 //!   have been sent.
 
+pub mod agent;
 pub mod endpoint;
 pub mod error;
 pub mod pve;
