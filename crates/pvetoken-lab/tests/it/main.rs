@@ -1,3 +1,9 @@
 //! Integration tests, one module per area.
+mod access;
+mod guests;
+mod lab_control;
 mod semaphore;
 mod semaphore_contract;
+mod support;
+mod transport;
+mod vectors;
