@@ -45,6 +45,8 @@ pub enum OutputFormat {
     Text,
     /// JSON on stdout.
     Json,
+    /// A self-contained HTML report (`audit`; other commands print text).
+    Html,
 }
 
 #[derive(Debug, Subcommand)]

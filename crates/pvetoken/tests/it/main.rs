@@ -1,5 +1,7 @@
 //! Integration tests, one module per area.
 mod acl_cli;
+mod audit;
+mod audit_html;
+mod register;
 mod support;
 mod third_party;
-mod register;
