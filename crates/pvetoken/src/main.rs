@@ -8,6 +8,7 @@ mod audit;
 mod cli;
 mod commands;
 mod connection;
+mod deliver;
 mod env_vars;
 mod exit;
 mod printer;

@@ -1,0 +1,483 @@
+//! Delivering a token file into a guest through the QEMU guest agent: the core shared by `pvetoken deliver` and
+//! `pvetoken create --deliver-to VMID`.
+//!
+//! Order of operations (nothing is written before every check passed):
+//!
+//! 1. `GET /version` and `GET /access/permissions?path=/vms/N`: the caller must hold, on `/vms/N`, `VM.Audit` and
+//!    per release the agent privileges for ping, file-write and file-read (PVE 9: `VM.GuestAgent.Audit`,
+//!    `VM.GuestAgent.FileWrite`, `VM.GuestAgent.FileRead`, each or `VM.GuestAgent.Unrestricted`; PVE 7/8:
+//!    `VM.Monitor`). `exec` (for chmod/chown) needs `VM.GuestAgent.Unrestricted` on 9, `VM.Monitor` on 8.
+//! 2. `status/current` (running?) and `agent/ping` (does the agent answer?).
+//! 3. With exec: `touch`, `chmod 600`, `chown OWNER` on the guest path **before** the secret is written:
+//!    qemu-guest-agent keeps the mode and owner of an existing file, and would create a new one with mode 0666.
+//!    Without exec: an existing file keeps its mode; a new file is refused unless the caller accepts mode 0666.
+//! 4. `agent/file-write` (content in the POST body only), `agent/file-read` and a byte comparison, then (with
+//!    exec) `stat` to report the mode the guest really has.
+//!
+//! See `docs/deliver.md` for the upstream behaviour this relies on.
+
+use std::time::Duration;
+
+use pvetoken_api::{ExposeSecret, Secret};
+use pvetoken_client::ClientError;
+use pvetoken_client::pve::PveClient;
+use pvetoken_render::TokenFile;
+use serde::Serialize;
+
+use crate::connection::{Target, remote_error};
+use crate::exit::CliError;
+use crate::printer::Printer;
+
+/// The guest path used unless told otherwise (the design note's path, read by `register semaphore`).
+pub const DEFAULT_GUEST_PATH: &str = "/root/.proxmox-api-token";
+
+/// How long one guest command (`chmod`, `chown`, `stat`) may take.
+const EXEC_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What to deliver where.
+#[derive(Debug, Clone)]
+pub struct DeliveryRequest {
+    /// The node the VM runs on.
+    pub node: String,
+    /// The VM.
+    pub vmid: u64,
+    /// Absolute path of the file in the guest.
+    pub guest_path: String,
+    /// `user:group` the file is given with `chown` (when exec is used).
+    pub owner: String,
+    /// Use `agent/exec` for chmod/chown/stat when the privileges allow it.
+    pub use_exec: bool,
+    /// Without exec, accept that qemu-guest-agent creates a new file with mode 0666.
+    pub allow_agent_mode: bool,
+    /// Who acts (for messages), e.g. `root@pam`.
+    pub actor: String,
+}
+
+impl DeliveryRequest {
+    /// A request with the defaults: `/root/.proxmox-api-token`, `root:root`, exec when allowed, no 0666 file.
+    pub fn new(node: impl Into<String>, vmid: u64, actor: impl Into<String>) -> Self {
+        Self {
+            node: node.into(),
+            vmid,
+            guest_path: DEFAULT_GUEST_PATH.to_owned(),
+            owner: "root:root".to_owned(),
+            use_exec: true,
+            allow_agent_mode: false,
+            actor: actor.into(),
+        }
+    }
+}
+
+/// How the file's mode and owner were handled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "how", rename_all = "kebab-case")]
+pub enum ModeOutcome {
+    /// `chmod 600` and `chown` ran before the secret was written; `observed` is what `stat` reported afterwards.
+    SetBeforeWrite {
+        /// The owner set.
+        owner: String,
+        /// `stat -c '%a %U:%G'` after the write, e.g. `600 root:root`.
+        observed: Option<String>,
+    },
+    /// No exec: the file existed, and qemu-guest-agent keeps an existing file's mode and owner (not checked).
+    KeptExisting,
+    /// No exec, a new file: qemu-guest-agent created it with mode 0666 (accepted with `--allow-agent-mode`).
+    AgentDefault0666,
+}
+
+/// What a delivery did.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliveryReport {
+    /// The VM.
+    pub vmid: u64,
+    /// Its node.
+    pub node: String,
+    /// The file in the guest.
+    pub guest_path: String,
+    /// The token delivered (its id; never the secret).
+    pub token_id: String,
+    /// Bytes written.
+    pub bytes: usize,
+    /// The server's release, e.g. `9.1`.
+    pub pve_release: String,
+    /// The file was read back through the agent and matched byte for byte.
+    pub verified: bool,
+    /// Mode and owner handling.
+    pub mode: ModeOutcome,
+    /// Non-fatal remarks (e.g. a mode other than 0600 observed).
+    pub warnings: Vec<String>,
+}
+
+/// Privileges needed on `/vms/N`, per release.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Need {
+    /// The API call that needs it.
+    pub call: &'static str,
+    /// Any one of these is enough.
+    pub any_of: Vec<&'static str>,
+}
+
+/// The privileges `deliver` needs on `/vms/N` for PVE `major` (exec excluded: it is optional).
+pub fn required_privileges(major: u32) -> Vec<Need> {
+    let need = |call, any_of: &[&'static str]| Need { call, any_of: any_of.to_vec() };
+    if major >= 9 {
+        vec![
+            need("status/current", &["VM.Audit"]),
+            need("agent/ping", &["VM.GuestAgent.Audit", "VM.GuestAgent.Unrestricted"]),
+            need("agent/file-write", &["VM.GuestAgent.FileWrite", "VM.GuestAgent.Unrestricted"]),
+            need("agent/file-read", &["VM.GuestAgent.FileRead", "VM.GuestAgent.Unrestricted"]),
+        ]
+    } else {
+        vec![
+            need("status/current", &["VM.Audit"]),
+            need("agent/ping", &["VM.Monitor"]),
+            need("agent/file-write", &["VM.Monitor"]),
+            need("agent/file-read", &["VM.Monitor"]),
+        ]
+    }
+}
+
+/// The privilege `agent/exec` needs for PVE `major`.
+pub fn exec_privilege(major: u32) -> &'static str {
+    if major >= 9 { "VM.GuestAgent.Unrestricted" } else { "VM.Monitor" }
+}
+
+/// Privileges to put in a role that allows a full delivery (chmod/chown included) on PVE `major`.
+fn role_privileges(major: u32) -> &'static str {
+    if major >= 9 {
+        "VM.Audit,VM.GuestAgent.Audit,VM.GuestAgent.FileRead,VM.GuestAgent.FileWrite,VM.GuestAgent.Unrestricted"
+    } else {
+        "VM.Audit,VM.Monitor"
+    }
+}
+
+/// Writes `token` into the guest, verifies it and reports. Nothing is written unless every check passed.
+pub async fn deliver(
+    client: &PveClient,
+    target: &Target,
+    request: &DeliveryRequest,
+    token: &TokenFile,
+    printer: &Printer,
+) -> Result<DeliveryReport, CliError> {
+    let vmid = request.vmid;
+    let node = request.node.as_str();
+    let path = request.guest_path.as_str();
+    validate_guest_path(path)?;
+    let content = Secret::from(token.render());
+    if content.expose_secret().len() > pvetoken_client::agent::FILE_WRITE_MAX {
+        return Err(CliError::usage("the token file is larger than PVE's 60 KiB file-write limit"));
+    }
+    let remote = |error: &ClientError| remote_error(error, target);
+
+    // 1. Release and privileges.
+    let version = client.version().await.map_err(|e| remote(&e))?;
+    let (major, minor) = version.major_minor().unwrap_or((9, 0));
+    let release = format!("{major}.{minor}");
+    let acl_path = format!("/vms/{vmid}");
+    printer.verbose(&format!("checking the privileges of {} on {acl_path} (PVE {release})", request.actor));
+    let permissions = client.own_permissions(Some(&acl_path)).await.map_err(|e| remote(&e))?;
+    let held: Vec<&str> = permissions
+        .get(&acl_path)
+        .map(|privs| privs.iter().filter(|(_, on)| **on != 0).map(|(name, _)| name.as_str()).collect())
+        .unwrap_or_default();
+    let missing: Vec<Need> = required_privileges(major)
+        .into_iter()
+        .filter(|need| !need.any_of.iter().any(|privilege| held.contains(privilege)))
+        .collect();
+    if !missing.is_empty() {
+        let list = missing
+            .iter()
+            .map(|need| format!("{} (for {})", need.any_of.join(" or "), need.call))
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(CliError::check_failed(format!(
+            "{} lacks {list} on {acl_path} (PVE {release}); nothing was written",
+            request.actor
+        ))
+        .with_hint(grant_hint(major, vmid, &request.actor)));
+    }
+    let exec_allowed = held.contains(&exec_privilege(major));
+
+    // 2. VM running, agent answering.
+    let status = client.vm_status(node, vmid).await.map_err(|error| vm_error(&error, request, target))?;
+    if status.template {
+        return Err(CliError::check_failed(format!("VM {vmid} is a template: it never runs, so it has no agent"))
+            .with_hint("deliver to a clone of the template once it runs"));
+    }
+    if !status.is_running() {
+        let state = status.qmpstatus.clone().unwrap_or_else(|| status.status.clone());
+        return Err(CliError::check_failed(format!(
+            "VM {vmid} on {node} is not running ({state}); nothing was written"
+        ))
+        .with_hint(format!("start it (`qm start {vmid}` on the host) and wait for the guest agent, then rerun")));
+    }
+    client.agent_ping(node, vmid).await.map_err(|error| agent_error(&error, request, target))?;
+    printer.verbose(&format!("VM {vmid} runs and its guest agent answers"));
+
+    // 3. Mode and owner before the secret lands.
+    let mut warnings = Vec::new();
+    let mut exec_ok = request.use_exec && exec_allowed;
+    let mut prepared = false;
+    if exec_ok {
+        match prepare_with_exec(client, request).await {
+            Ok(()) => prepared = true,
+            Err(Prepare::ExecUnavailable(reason)) => {
+                warnings.push(format!("the guest agent refused exec ({reason}); mode and owner not set"));
+                exec_ok = false;
+            }
+            Err(Prepare::Failed(error)) => return Err(error),
+            Err(Prepare::Client(error)) => return Err(agent_error(&error, request, target)),
+        }
+    } else if request.use_exec {
+        printer.verbose(&format!(
+            "{} lacks {} on {acl_path}: chmod/chown through the agent is not possible",
+            request.actor,
+            exec_privilege(major)
+        ));
+    }
+    let mode = if prepared {
+        ModeOutcome::SetBeforeWrite { owner: request.owner.clone(), observed: None }
+    } else {
+        let exists = guest_file_exists(client, request).await.map_err(|error| agent_error(&error, request, target))?;
+        if exists {
+            ModeOutcome::KeptExisting
+        } else if request.allow_agent_mode {
+            warnings.push(format!(
+                "{path} is new and qemu-guest-agent creates new files with mode 0666 (readable by every guest user); \
+                 run `chmod 600 {path}` in the guest"
+            ));
+            ModeOutcome::AgentDefault0666
+        } else {
+            let why = if !request.use_exec {
+                "--no-exec was given".to_owned()
+            } else if !exec_allowed {
+                format!("{} lacks {} on {acl_path}", request.actor, exec_privilege(major))
+            } else {
+                "the guest agent refuses exec".to_owned()
+            };
+            return Err(CliError::check_failed(format!(
+                "{path} does not exist in VM {vmid}, and qemu-guest-agent would create it with mode 0666 (readable by \
+                 every guest user) while chmod through the agent is not possible ({why}); nothing was written"
+            ))
+            .with_hint(format!(
+                "grant {} on {acl_path} so pvetoken can chmod before writing; or create the file 0600 in the guest \
+                 first (`install -m 600 /dev/null {path}`), since the agent keeps an existing file's mode; or accept \
+                 mode 0666 with --allow-agent-mode",
+                exec_privilege(major)
+            )));
+        }
+    };
+
+    // 4. Write, read back, compare.
+    printer.verbose(&format!(
+        "writing {} bytes to {path} in VM {vmid} through agent/file-write",
+        content.expose_secret().len()
+    ));
+    client
+        .agent_file_write(node, vmid, path, &content, true)
+        .await
+        .map_err(|error| agent_error(&error, request, target))?;
+    let read = client.agent_file_read(node, vmid, path).await.map_err(|error| agent_error(&error, request, target))?;
+    let written = content.expose_secret().as_bytes();
+    let back = read.content.expose_secret().as_bytes();
+    if read.truncated || written != back {
+        return Err(CliError::remote(format!(
+            "read-back mismatch: {path} in VM {vmid} holds {} bytes that differ from the {} bytes written{}",
+            back.len(),
+            written.len(),
+            if read.truncated { " (PVE truncated the read)" } else { "" }
+        ))
+        .with_hint(
+            "something in the guest changed the file, or the agent failed silently; check the guest, then rerun \
+             `pvetoken deliver` (it overwrites the file)",
+        ));
+    }
+
+    let mode = match mode {
+        ModeOutcome::SetBeforeWrite { owner, .. } if exec_ok => {
+            let observed = observe_mode(client, request).await;
+            match &observed {
+                Some(text) if text != &format!("600 {owner}") => {
+                    warnings.push(format!("the guest reports `{text}` for {path}, expected `600 {owner}`"));
+                }
+                None => warnings.push(format!("could not read the mode of {path} back with stat")),
+                _ => {}
+            }
+            ModeOutcome::SetBeforeWrite { owner, observed }
+        }
+        other => other,
+    };
+    for warning in &warnings {
+        printer.warn(warning);
+    }
+    Ok(DeliveryReport {
+        vmid,
+        node: node.to_owned(),
+        guest_path: path.to_owned(),
+        token_id: token.token_id.to_string(),
+        bytes: written.len(),
+        pve_release: release,
+        verified: true,
+        mode,
+        warnings,
+    })
+}
+
+fn validate_guest_path(path: &str) -> Result<(), CliError> {
+    if !path.starts_with('/') || path.ends_with('/') || path.contains('\0') || path.contains('\n') {
+        return Err(CliError::usage(format!("--guest-path {path:?} must be an absolute file path"))
+            .with_hint(format!("e.g. --guest-path {DEFAULT_GUEST_PATH}")));
+    }
+    Ok(())
+}
+
+fn grant_hint(major: u32, vmid: u64, actor: &str) -> String {
+    let subject = if actor.contains('!') { format!("--tokens '{actor}'") } else { format!("--users '{actor}'") };
+    format!(
+        "as an administrator: `pveum role add PVETokenDeliver --privs \"{}\"` then `pveum acl modify /vms/{vmid} \
+         {subject} --roles PVETokenDeliver` (a privilege-separated token also needs it on its user); or run deliver \
+         as root@pam",
+        role_privileges(major)
+    )
+}
+
+enum Prepare {
+    ExecUnavailable(String),
+    Failed(CliError),
+    Client(ClientError),
+}
+
+/// `touch`, `chmod 600`, `chown OWNER`: the empty file gets its final mode before the secret is written.
+async fn prepare_with_exec(client: &PveClient, request: &DeliveryRequest) -> Result<(), Prepare> {
+    let path = request.guest_path.as_str();
+    let steps: [&[&str]; 3] =
+        [&["touch", "--", path], &["chmod", "600", "--", path], &["chown", "--", request.owner.as_str(), path]];
+    for command in steps {
+        let status = match client.agent_run(&request.node, request.vmid, command, EXEC_TIMEOUT).await {
+            Ok(status) => status,
+            Err(error) if exec_disabled(&error) => {
+                return Err(Prepare::ExecUnavailable(error.server_message().unwrap_or_default().to_owned()));
+            }
+            Err(error) => return Err(Prepare::Client(error)),
+        };
+        if !status.succeeded() {
+            let stderr = status.err_data.as_deref().unwrap_or_default().trim().to_owned();
+            return Err(Prepare::Failed(
+                CliError::check_failed(format!(
+                    "`{}` failed in VM {} (exit {}{}); nothing was written",
+                    command.join(" "),
+                    request.vmid,
+                    status.exitcode.map_or_else(|| "?".to_owned(), |code| code.to_string()),
+                    if stderr.is_empty() { String::new() } else { format!(": {stderr}") }
+                ))
+                .with_hint(format!(
+                    "check that the directory of {path} exists in the guest and that {} exists there; pvetoken \
+                     needs a Linux guest with coreutils for chmod/chown (--no-exec skips them)",
+                    request.owner
+                )),
+            ));
+        }
+    }
+    Ok(())
+}
+
+async fn observe_mode(client: &PveClient, request: &DeliveryRequest) -> Option<String> {
+    let command = ["stat", "-c", "%a %U:%G", "--", request.guest_path.as_str()];
+    let status = client.agent_run(&request.node, request.vmid, &command, EXEC_TIMEOUT).await.ok()?;
+    if !status.succeeded() {
+        return None;
+    }
+    status.out_data.map(|text| text.trim().to_owned()).filter(|text| !text.is_empty())
+}
+
+/// Whether the guest file exists (`file-read` succeeds). Its content is dropped unseen.
+async fn guest_file_exists(client: &PveClient, request: &DeliveryRequest) -> Result<bool, ClientError> {
+    match client.agent_file_read(&request.node, request.vmid, &request.guest_path).await {
+        Ok(_) => Ok(true),
+        Err(error) if error.server_message().is_some_and(|m| m.contains("No such file")) => Ok(false),
+        Err(error) => Err(error),
+    }
+}
+
+/// qemu-guest-agent answers a blocked command with "The command guest-exec has been disabled for this instance".
+fn exec_disabled(error: &ClientError) -> bool {
+    error.server_message().is_some_and(|message| {
+        let lower = message.to_ascii_lowercase();
+        lower.contains("disabled") || lower.contains("not allowed") || lower.contains("blocked")
+    })
+}
+
+fn vm_error(error: &ClientError, request: &DeliveryRequest, target: &Target) -> CliError {
+    if error.is_not_found() || error.server_message().is_some_and(|m| m.contains("does not exist")) {
+        return CliError::check_failed(format!(
+            "VM {} does not exist on node {}; nothing was written",
+            request.vmid, request.node
+        ))
+        .with_hint("check the VMID (`qm list` on the host) and pass --node with the node the VM runs on");
+    }
+    agent_error(error, request, target)
+}
+
+/// Turns PVE's agent errors into messages with the fix.
+fn agent_error(error: &ClientError, request: &DeliveryRequest, target: &Target) -> CliError {
+    let vmid = request.vmid;
+    let message = error.server_message().unwrap_or_default();
+    if error.is_forbidden() {
+        return CliError::check_failed(format!(
+            "the server refused {}: {message} (privileges changed since the check?)",
+            request.actor
+        ))
+        .with_hint("rerun `pvetoken deliver`: it checks the privileges first and names the missing ones");
+    }
+    if message.contains("No QEMU guest agent configured") {
+        return CliError::check_failed(format!("VM {vmid} has no guest agent configured; nothing was written"))
+            .with_hint(format!(
+                "enable it (`qm set {vmid} --agent enabled=1`), restart the VM, and install qemu-guest-agent in the \
+                 guest"
+            ));
+    }
+    if message.contains("is not running") && message.contains("VM ") {
+        return CliError::check_failed(format!("VM {vmid} is not running; nothing was written"))
+            .with_hint(format!("start it (`qm start {vmid}`) and wait for the guest agent, then rerun"));
+    }
+    if message.contains("guest agent is not running") || message.contains("Agent error") && message.contains("timeout")
+    {
+        return CliError::check_failed(format!("the QEMU guest agent in VM {vmid} does not answer: {message}"))
+            .with_hint(
+                "in the guest: install and start it (`apt install qemu-guest-agent && systemctl enable --now \
+                 qemu-guest-agent`); the VM option agent=1 must be set before the VM started",
+            );
+    }
+    if message.contains("Agent error") {
+        return CliError::remote(format!("the guest agent in VM {vmid} failed: {message}")).with_hint(format!(
+            "check that the directory of {} exists in the guest and is writable by the agent",
+            request.guest_path
+        ));
+    }
+    remote_error(error, target)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{exec_privilege, required_privileges, validate_guest_path};
+
+    #[test]
+    fn pve8_needs_vm_monitor_for_every_agent_call_and_pve9_the_specific_guest_agent_privileges() {
+        let eight = required_privileges(8);
+        assert!(eight.iter().filter(|need| need.call.starts_with("agent/")).all(|need| need.any_of == ["VM.Monitor"]));
+        let nine = required_privileges(9);
+        let write = nine.iter().find(|need| need.call == "agent/file-write").expect("file-write listed");
+        assert_eq!(write.any_of, ["VM.GuestAgent.FileWrite", "VM.GuestAgent.Unrestricted"]);
+        assert!(nine.iter().all(|need| !need.any_of.contains(&"VM.Monitor")));
+        assert_eq!(exec_privilege(9), "VM.GuestAgent.Unrestricted");
+        assert_eq!(exec_privilege(8), "VM.Monitor");
+    }
+
+    #[test]
+    fn guest_path_must_be_an_absolute_file_path() {
+        assert!(validate_guest_path("/root/.proxmox-api-token").is_ok());
+        assert!(validate_guest_path("root/x").is_err());
+        assert!(validate_guest_path("/root/").is_err());
+        assert!(validate_guest_path("/root/a\nb").is_err());
+    }
+}
