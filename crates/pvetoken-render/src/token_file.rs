@@ -24,6 +24,8 @@ use std::path::PathBuf;
 use pvetoken_acl::TokenId;
 use pvetoken_api::{ExposeSecret, Secret};
 
+use crate::quote::shell_single_quote;
+
 /// The default port of the Proxmox VE API.
 pub const DEFAULT_PVE_PORT: u16 = 8006;
 
@@ -148,9 +150,13 @@ impl TokenFile {
     /// Parses a token file strictly (see the module documentation).
     pub fn parse(text: &str) -> Result<Self, TokenFileError> {
         let mut values: Vec<(String, String)> = Vec::new();
-        for (index, raw) in text.lines().enumerate() {
+        let lines: Vec<&str> = text.lines().collect();
+        let mut index = 0;
+        while index < lines.len() {
             let line = index + 1;
-            let trimmed = raw.trim();
+            let raw = lines[index];
+            index += 1;
+            let trimmed = raw.trim_start();
             if trimmed.is_empty() || trimmed.starts_with('#') {
                 continue;
             }
@@ -161,7 +167,18 @@ impl TokenFile {
             if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 return Err(TokenFileError::Malformed { line });
             }
-            let value = unquote(raw_value, line, key)?;
+            // A single-quoted value may span lines (a shell keeps the newlines): join until the quote closes.
+            let mut joined = raw_value.to_owned();
+            let value = loop {
+                match unquote(&joined, line, key) {
+                    Err(TokenFileError::Unclosed { .. }) if index < lines.len() => {
+                        joined.push('\n');
+                        joined.push_str(lines[index]);
+                        index += 1;
+                    }
+                    other => break other?,
+                }
+            };
             if values.iter().any(|(existing, _)| existing == key) {
                 return Err(TokenFileError::Duplicate { line, key: key.to_owned() });
             }
@@ -198,9 +215,6 @@ impl TokenFile {
             reason: "expected the full token id `user@realm!name` (for example `automation@pve!privatebox`)".to_owned(),
         })?;
         let secret = required(SECRET)?;
-        if secret.chars().any(char::is_whitespace) {
-            return Err(TokenFileError::Invalid { key: SECRET, reason: "contains whitespace".to_owned() });
-        }
         let expire = match get(EXPIRE).filter(|e| !e.is_empty()) {
             Some(expire) => expire.parse::<u64>().map_err(|_| TokenFileError::Invalid {
                 key: EXPIRE,
@@ -265,11 +279,6 @@ impl TokenFile {
         }
         out
     }
-}
-
-/// Quotes a value for POSIX shells: `'...'`, a single quote inside written as `'\''`.
-pub fn shell_single_quote(value: &str) -> String {
-    format!("'{}'", value.replace('\'', r"'\''"))
 }
 
 /// Reads one value: `'single quoted'` (with `'\''` for a quote), or a plain word of safe characters.
@@ -366,6 +375,7 @@ fn validate_fingerprint(fingerprint: &str) -> Result<(), TokenFileError> {
 }
 
 #[cfg(test)]
+#[expect(clippy::unwrap_used, reason = "tests")]
 mod tests {
     use super::*;
 
@@ -396,6 +406,16 @@ mod tests {
         token.storage = Some("it's $HOME `x` \\ \"q\"".to_owned());
         let again = TokenFile::parse(&token.render()).expect("quoted values parse");
         assert_eq!(again.storage, token.storage);
+    }
+
+    #[test]
+    fn multi_line_values_round_trip_like_a_shell_reads_them() {
+        let mut token = sample();
+        token.storage = Some("first line \nsecond 'quoted' $line\n".to_owned());
+        token.secret = Secret::from("s'e\\c$r`e\"t\nline two".to_owned());
+        let again = TokenFile::parse(&token.render()).expect("multi-line single-quoted values parse");
+        assert_eq!(again.storage, token.storage);
+        assert_eq!(again.secret.expose_secret(), token.secret.expose_secret());
     }
 
     #[test]
