@@ -1,8 +1,1215 @@
-//! Guests.
-use serde_json::Value;
-use crate::http::{ApiError, Params};
-use crate::server::{Caller, Lab};
+//! Guests, tasks, storage, pools, cluster and node endpoints, with PVE's permission checks per release
+//! (endpoint-privileges.md). Guests are records: every task finishes at once with a well-formed UPID.
 
-pub(crate) fn handle(_lab: &Lab, _name: &str, _caller: &Caller, _params: Params, _caps: &[String]) -> Option<Result<Value, ApiError>> {
-    None
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use pvetoken_acl::PoolId;
+use serde_json::{Map, Value, json};
+use sha2::Digest as _;
+
+use crate::access::split_list;
+use crate::http::{ApiError, Params};
+use crate::server::{Caller, Lab, Perm};
+use crate::state::{State, Task, Vm, Volume, config_value, content_of, disk_volid, now};
+
+/// Dispatches the guest-side endpoints; `None` when `name` is not one of them.
+pub(crate) fn handle(
+    lab: &Lab,
+    name: &str,
+    caller: &Caller,
+    params: Params,
+    caps: &[String],
+) -> Option<Result<Value, ApiError>> {
+    let cap = |i: usize| caps.get(i).map(String::as_str).unwrap_or_default();
+    let p = &params;
+    Some(match name {
+        "resources" => resources(lab, caller, p),
+        "nextid" => nextid(lab, p),
+        "cluster-status" => cluster_status(lab, caller),
+        "cluster-tasks" => cluster_tasks(lab, caller),
+        "ha-resource" => ha_resource(lab, caller, cap(0)),
+        "pools" => pools(lab, caller, p),
+        "pool-create" => pool_create(lab, caller, p),
+        "pool-get" => pool_get(lab, caller, cap(0)),
+        "pool-update" => pool_update(lab, caller, p, cap(0)),
+        "pool-delete" => pool_delete(lab, caller, cap(0)),
+        "nodes" => nodes(lab, caller),
+        _ => {
+            let node = cap(0);
+            if node != lab.node {
+                return Some(Err(ApiError::internal(format!(
+                    "hostname lookup '{node}' failed - failed to get address info for: {node}: Name or service not known"
+                ))));
+            }
+            match name {
+                "node-index" => Ok(json!(["qemu", "lxc", "storage", "tasks", "network", "status"]
+                    .iter()
+                    .map(|n| json!({ "name": n }))
+                    .collect::<Vec<_>>())),
+                "node-status" => node_status(lab, caller),
+                "node-network" => node_network(lab, caller),
+                "lxc" => Ok(json!([])),
+                "qemu" => qemu_list(lab, caller),
+                "qemu-create" => qemu_create(lab, caller, p),
+                "tasks" => tasks(lab, caller),
+                "task-status" => task_status(lab, caller, cap(1)),
+                "task-log" => task_log(lab, caller, cap(1)),
+                "storage" => storage_list(lab, caller, p),
+                "storage-status" => storage_status(lab, caller, cap(1)),
+                "storage-content" => storage_content(lab, caller, p, cap(1)),
+                "volume-get" => volume_get(lab, caller, cap(1), cap(2)),
+                _ => {
+                    let vmid = match parse_vmid("vmid", cap(1)) {
+                        Ok(v) => v,
+                        Err(e) => return Some(Err(e)),
+                    };
+                    vm_endpoint(lab, name, caller, p, vmid, cap(2))
+                }
+            }
+        }
+    })
+}
+
+fn vm_endpoint(lab: &Lab, name: &str, caller: &Caller, p: &Params, vmid: u64, action: &str) -> Result<Value, ApiError> {
+    match name {
+        "vm-index" => {
+            let state = lab.read();
+            Perm::new(lab, &state, caller).check(&vm_path(vmid), &["VM.Audit"], false)?;
+            vm(&state, vmid)?;
+            Ok(json!(["config", "status", "agent", "clone", "template", "snapshot", "pending"]
+                .iter()
+                .map(|s| json!({ "subdir": s }))
+                .collect::<Vec<_>>()))
+        }
+        "vm-delete" => vm_delete(lab, caller, vmid),
+        "config-get" => config_get(lab, caller, vmid),
+        "config-post" => config_set(lab, caller, p, vmid, true),
+        "config-put" => config_set(lab, caller, p, vmid, false),
+        "pending" => pending(lab, caller, vmid),
+        "status-current" => status_current(lab, caller, vmid),
+        "status-action" => status_action(lab, caller, vmid, action),
+        "clone" => clone(lab, caller, p, vmid),
+        "template" => template(lab, caller, vmid),
+        "snapshots" => snapshots(lab, caller, vmid),
+        "agent-index" => Ok(json!(["ping", "network-get-interfaces", "get-osinfo", "get-host-name", "info", "file-read", "file-write"]
+            .iter()
+            .map(|c| json!({ "name": c }))
+            .collect::<Vec<_>>())),
+        _ => agent(lab, name, caller, p, vmid),
+    }
+}
+
+// ---- helpers ----------------------------------------------------------------------------------------------------
+
+fn vm_path(vmid: u64) -> String {
+    format!("/vms/{vmid}")
+}
+
+fn parse_vmid(key: &str, raw: &str) -> Result<u64, ApiError> {
+    let n: u64 = raw.trim().parse().map_err(|_| ApiError::param(key, format!("type check ('integer') failed - got '{raw}'")))?;
+    if n < 100 {
+        return Err(ApiError::param(key, "value must have a minimum value of 100"));
+    }
+    if n > 999_999_999 {
+        return Err(ApiError::param(key, "value must have a maximum value of 999999999"));
+    }
+    Ok(n)
+}
+
+fn vm(state: &State, vmid: u64) -> Result<&Vm, ApiError> {
+    state.guests.vms.get(&vmid).ok_or_else(|| no_config(state, vmid))
+}
+
+fn no_config(state: &State, vmid: u64) -> ApiError {
+    ApiError::internal(format!("Configuration file 'nodes/{}/qemu-server/{vmid}.conf' does not exist", state.guests.node))
+}
+
+/// Creates a finished task and returns its UPID.
+fn task(state: &mut State, kind: &str, id: &str, user: &str, exitstatus: &str) -> String {
+    let guests = &mut state.guests;
+    guests.next_pid += 1;
+    let pid = guests.next_pid;
+    let start = now();
+    let pstart = 1_000_000 + pid * 7;
+    let upid = format!("UPID:{}:{pid:08X}:{pstart:08X}:{start:08X}:{kind}:{id}:{user}:", guests.node);
+    guests.tasks.insert(
+        upid.clone(),
+        Task {
+            upid: upid.clone(),
+            node: guests.node.clone(),
+            pid,
+            pstart,
+            starttime: start,
+            endtime: start,
+            kind: kind.to_owned(),
+            id: id.to_owned(),
+            user: user.to_owned(),
+            exitstatus: exitstatus.to_owned(),
+        },
+    );
+    if guests.tasks.len() > 10_000
+        && let Some(oldest) = guests.tasks.iter().min_by_key(|(_, t)| (t.starttime, t.pid)).map(|(k, _)| k.clone())
+    {
+        guests.tasks.remove(&oldest);
+    }
+    upid
+}
+
+fn mac_for(vmid: u64, index: u32) -> String {
+    let h = sha2::Sha256::digest(format!("{vmid}/{index}").as_bytes());
+    format!("BC:24:11:{:02X}:{:02X}:{:02X}", h[0], h[1], h[2])
+}
+
+/// The deterministic guest-agent address of a guest: `10.0.<vmid / 256 % 256>.<vmid % 256>` on `eth0`.
+fn guest_ip(vmid: u64) -> String {
+    format!("10.0.{}.{}", (vmid / 256) % 256, vmid % 256)
+}
+
+fn is_drive_key(key: &str) -> bool {
+    let base = key.trim_end_matches(|c: char| c.is_ascii_digit());
+    (["ide", "sata", "scsi", "virtio", "unused"].contains(&base) && base.len() < key.len())
+        || key == "efidisk0"
+        || key == "tpmstate0"
+}
+
+fn numbered(key: &str, prefix: &str) -> bool {
+    key.strip_prefix(prefix).is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+}
+
+/// Parameters that are not config keys.
+const NOT_CONFIG: &[&str] = &["node", "vmid", "digest", "delete", "revert", "skiplock", "background_delay", "force", "pool", "storage", "start", "unique", "archive", "live-restore"];
+
+/// The per-key permission check of PUT/POST config and create (`check_vm_modify_config_perm` and drive checks).
+fn check_config_key(lab: &Lab, perm: &Perm<'_>, vmid: u64, key: &str, value: Option<&str>) -> Result<(), ApiError> {
+    if perm.caller.is_root() {
+        return Ok(());
+    }
+    let path = vm_path(vmid);
+    let nine = lab.version.major >= 9;
+    let class: &[&str] = match key {
+        "cores" | "cpu" | "cpulimit" | "cpuunits" | "numa" | "smp" | "sockets" | "vcpus" | "runningcpu" => &["VM.Config.CPU"],
+        k if numbered(k, "numa") => &["VM.Config.CPU"],
+        "memory" | "balloon" | "shares" => &["VM.Config.Memory"],
+        "allow-ksm" if nine => &["VM.Config.Memory"],
+        "acpi" | "audio0" | "hotplug" | "kvm" | "machine" | "scsihw" | "smbios1" | "tablet" | "vga" | "watchdog" | "rng0"
+        | "runningmachine" => &["VM.Config.HWType"],
+        "agent" | "autostart" | "bios" | "description" | "keyboard" | "localtime" | "migrate_downtime" | "migrate_speed"
+        | "name" | "onboot" | "ostype" | "protection" | "reboot" | "startdate" | "startup" | "tdf" | "template" | "tags" => {
+            &["VM.Config.Options"]
+        }
+        "freeze" => &["VM.PowerMgmt"],
+        "boot" | "bootdisk" | "vmstatestorage" => &["VM.Config.Disk"],
+        k if numbered(k, "net") => &["VM.Config.Network"],
+        "running-nets-host-mtu" if nine => &["VM.Config.Network"],
+        "cicustom" | "cipassword" | "citype" | "ciuser" | "nameserver" | "searchdomain" | "sshkeys" | "ciupgrade" => {
+            return perm.check(&path, &["VM.Config.Cloudinit", "VM.Config.Network"], true);
+        }
+        k if numbered(k, "ipconfig") => return perm.check(&path, &["VM.Config.Cloudinit", "VM.Config.Network"], true),
+        "vmstate" => return perm.check(&path, &["VM.Config.Disk", "VM.PowerMgmt"], false),
+        k if is_drive_key(k) => return check_drive(perm, vmid, value),
+        k if numbered(k, "serial") => {
+            if value.is_some_and(|v| v != "socket") {
+                return Err(ApiError::internal(format!("only root can set '{k}' config")));
+            }
+            &["VM.Config.HWType"]
+        }
+        "vmgenid" | "meta" => &["VM.Config.Options"],
+        other => return Err(ApiError::internal(format!("only root can set '{other}' config"))),
+    };
+    perm.check(&path, class, false)?;
+    if key == "startup" {
+        perm.check("/", &["Sys.Modify"], false)?;
+    }
+    if numbered(key, "net")
+        && lab.version.major >= 8
+        && let Some(v) = value
+    {
+        check_bridge(perm, v)?;
+    }
+    Ok(())
+}
+
+/// A drive value: CD-ROM (`media=cdrom`, ISO, cloud-init) needs `VM.Config.CDROM` (cloud-init also
+/// `VM.Config.Cloudinit`), a disk `VM.Config.Disk`, a new disk `Datastore.AllocateSpace` on its storage.
+fn check_drive(perm: &Perm<'_>, vmid: u64, value: Option<&str>) -> Result<(), ApiError> {
+    let path = vm_path(vmid);
+    let v = value.unwrap_or_default();
+    let volume = v.split(',').next().unwrap_or_default();
+    if volume.contains("cloudinit") {
+        return perm.check(&path, &["VM.Config.Cloudinit", "VM.Config.CDROM"], false);
+    }
+    if v.contains("media=cdrom") || volume == "none" || volume == "cdrom" || volume.contains(":iso/") {
+        perm.check(&path, &["VM.Config.CDROM"], false)?;
+        if volume == "cdrom" {
+            perm.check("/", &["Sys.Console"], false)?;
+        }
+        if let Some((sid, _)) = volume.split_once(':') {
+            perm.check(&format!("/storage/{sid}"), &["Datastore.AllocateSpace", "Datastore.Audit"], true)?;
+        }
+        return Ok(());
+    }
+    perm.check(&path, &["VM.Config.Disk"], false)?;
+    if let Some((sid, size)) = volume.split_once(':')
+        && size.chars().all(|c| c.is_ascii_digit() || c == '.')
+    {
+        perm.check(&format!("/storage/{sid}"), &["Datastore.AllocateSpace"], false)?;
+    }
+    Ok(())
+}
+
+/// PVE 8+: `SDN.Use` on `/sdn/zones/localnetwork/<bridge>[/<tag>]` for a NIC (not for root@pam).
+fn check_bridge(perm: &Perm<'_>, net: &str) -> Result<(), ApiError> {
+    if perm.caller.is_root() {
+        return Ok(());
+    }
+    let mut bridge = None;
+    let mut tag = None;
+    for part in net.split(',') {
+        if let Some(b) = part.strip_prefix("bridge=") {
+            bridge = Some(b);
+        } else if let Some(t) = part.strip_prefix("tag=") {
+            tag = Some(t);
+        }
+    }
+    let Some(bridge) = bridge else { return Ok(()) };
+    let path = match tag {
+        Some(t) => format!("/sdn/zones/localnetwork/{bridge}/{t}"),
+        None => format!("/sdn/zones/localnetwork/{bridge}"),
+    };
+    perm.check(&path, &["SDN.Use"], false)
+}
+
+/// Turns request values into stored config values: NICs get a MAC, new disks (`sid:size`) become volumes.
+fn materialize(state: &mut State, vmid: u64, key: &str, value: &str) -> String {
+    if numbered(key, "net") {
+        let mut parts: Vec<String> = value.split(',').map(str::to_owned).collect();
+        if let Some(first) = parts.first_mut()
+            && !first.contains('=')
+        {
+            let index: u32 = key[3..].parse().unwrap_or(0);
+            *first = format!("{first}={}", mac_for(vmid, index));
+        }
+        return parts.join(",");
+    }
+    if is_drive_key(key) {
+        let mut parts: Vec<&str> = value.split(',').collect();
+        let first = parts.first().copied().unwrap_or_default();
+        if let Some((sid, rest)) = first.split_once(':') {
+            if rest == "cloudinit" {
+                let volid = format!("{sid}:vm-{vmid}-cloudinit");
+                add_volume(state, &volid, 4 << 20, Some(vmid));
+                let owned = format!("{volid},media=cdrom");
+                return owned;
+            }
+            if !rest.is_empty() && rest.chars().all(|c| c.is_ascii_digit() || c == '.') {
+                let gib: f64 = rest.parse().unwrap_or(1.0);
+                let n = state.guests.volumes.iter().filter(|v| v.vmid == Some(vmid)).count();
+                let volid = format!("{sid}:vm-{vmid}-disk-{n}");
+                add_volume(state, &volid, (gib * (1u64 << 30) as f64) as u64, Some(vmid));
+                let size = format!("size={rest}G");
+                parts[0] = "";
+                let tail: Vec<&str> = parts.into_iter().filter(|p| !p.is_empty()).collect();
+                let mut out = format!("{volid},{size}");
+                for t in tail {
+                    out.push(',');
+                    out.push_str(t);
+                }
+                return out;
+            }
+        }
+    }
+    value.to_owned()
+}
+
+fn add_volume(state: &mut State, volid: &str, size: u64, vmid: Option<u64>) {
+    if !state.guests.volumes.iter().any(|v| v.volid == volid) {
+        state.guests.volumes.push(Volume { volid: volid.to_owned(), size, content: content_of(volid), vmid, ctime: now() });
+    }
+}
+
+fn digest(config: &BTreeMap<String, String>) -> String {
+    let mut h = sha2::Sha256::new();
+    for (k, v) in config {
+        h.update(k.as_bytes());
+        h.update(b"=");
+        h.update(v.as_bytes());
+        h.update(b"\n");
+    }
+    h.finalize().iter().take(20).map(|b| format!("{b:02x}")).collect()
+}
+
+fn config_json(vm: &Vm) -> Value {
+    let mut out: Map<String, Value> = vm
+        .config
+        .iter()
+        .map(|(k, v)| (k.clone(), if k == "cipassword" { json!("**********") } else { config_value(k, v) }))
+        .collect();
+    out.insert("digest".into(), json!(digest(&vm.config)));
+    Value::Object(out)
+}
+
+fn vm_stats(vm: &Vm) -> Map<String, Value> {
+    let running = vm.status == "running";
+    let mut out = Map::new();
+    out.insert("vmid".into(), json!(vm.vmid));
+    out.insert("name".into(), json!(vm.name()));
+    out.insert("status".into(), json!(vm.status));
+    out.insert("cpus".into(), json!(vm.cpus()));
+    out.insert("maxmem".into(), json!(vm.memory_mib() << 20));
+    out.insert("mem".into(), json!(if running { (vm.memory_mib() << 20) / 4 } else { 0 }));
+    out.insert("maxdisk".into(), json!(8u64 << 30));
+    out.insert("disk".into(), json!(0));
+    out.insert("cpu".into(), json!(if running { 0.01 } else { 0.0 }));
+    out.insert("uptime".into(), json!(if running { now().saturating_sub(vm.started_at) } else { 0 }));
+    for k in ["netin", "netout", "diskread", "diskwrite"] {
+        out.insert(k.into(), json!(0));
+    }
+    if running {
+        out.insert("pid".into(), json!(10_000 + vm.vmid));
+    }
+    if vm.is_template() {
+        out.insert("template".into(), json!(1));
+    }
+    out
+}
+
+// ---- cluster, nodes, pools --------------------------------------------------------------------------------------
+
+fn resources(lab: &Lab, caller: &Caller, p: &Params) -> Result<Value, ApiError> {
+    let kind = p.get("type");
+    if let Some(k) = kind
+        && !["vm", "storage", "node", "sdn", "pool"].contains(&k)
+    {
+        return Err(ApiError::param("type", format!("value '{k}' does not have a value in the enumeration 'vm, storage, node, sdn, pool'")));
+    }
+    let want = |k: &str| kind.is_none_or(|w| w == k);
+    let state = lab.read();
+    let perm = Perm::new(lab, &state, caller);
+    let node = &state.guests.node;
+    let mut out = Vec::new();
+    if want("node") {
+        let mut n = Map::new();
+        n.insert("id".into(), json!(format!("node/{node}")));
+        n.insert("type".into(), json!("node"));
+        n.insert("node".into(), json!(node));
+        n.insert("status".into(), json!("online"));
+        n.insert("level".into(), json!(""));
+        if perm.has(&format!("/nodes/{node}"), &["Sys.Audit"], false) {
+            n.insert("maxcpu".into(), json!(8));
+            n.insert("maxmem".into(), json!(32u64 << 30));
+            n.insert("mem".into(), json!(4u64 << 30));
+            n.insert("cpu".into(), json!(0.02));
+            n.insert("uptime".into(), json!(86_400));
+            n.insert("maxdisk".into(), json!(100u64 << 30));
+            n.insert("disk".into(), json!(10u64 << 30));
+        }
+        out.push(Value::Object(n));
+    }
+    if want("vm") {
+        for vm in state.guests.vms.values() {
+            if !perm.has(&vm_path(vm.vmid), &["VM.Audit"], false) {
+                continue;
+            }
+            let mut item = vm_stats(vm);
+            item.insert("id".into(), json!(format!("qemu/{}", vm.vmid)));
+            item.insert("type".into(), json!("qemu"));
+            item.insert("node".into(), json!(vm.node));
+            item.insert("maxcpu".into(), json!(vm.cpus()));
+            item.insert("template".into(), json!(u8::from(vm.is_template())));
+            if let Some(pool) = state.cfg.pool_of_vm(vm.vmid)
+                && perm.has(&format!("/pool/{pool}"), &["Pool.Audit"], false)
+            {
+                item.insert("pool".into(), json!(pool.as_str()));
+            }
+            out.push(Value::Object(item));
+        }
+    }
+    if want("storage") {
+        for s in &state.guests.storage {
+            if !perm.has(&format!("/storage/{}", s.id), &["Datastore.Audit"], false) {
+                continue;
+            }
+            out.push(json!({
+                "id": format!("storage/{node}/{}", s.id), "type": "storage", "storage": s.id, "node": node,
+                "status": "available", "content": s.content.join(","), "plugintype": s.kind, "shared": 0,
+                "maxdisk": s.total, "disk": used_bytes(&state, &s.id),
+            }));
+        }
+    }
+    if want("pool") {
+        for id in state.cfg.pools().keys() {
+            if perm.has(&format!("/pool/{id}"), &["Pool.Audit"], false) {
+                out.push(json!({ "id": format!("/pool/{id}"), "type": "pool", "pool": id.as_str() }));
+            }
+        }
+    }
+    if want("sdn") && perm.has("/sdn/zones/localnetwork", &["SDN.Audit"], false) {
+        out.push(json!({ "id": format!("sdn/{node}/localnetwork"), "type": "sdn", "sdn": "localnetwork", "node": node, "status": "ok" }));
+    }
+    Ok(Value::Array(out))
+}
+
+fn used_bytes(state: &State, storage: &str) -> u64 {
+    state.guests.volumes.iter().filter(|v| v.volid.split(':').next() == Some(storage)).map(|v| v.size).sum()
+}
+
+fn nextid(lab: &Lab, p: &Params) -> Result<Value, ApiError> {
+    let state = lab.read();
+    if let Some(raw) = p.get("vmid") {
+        let vmid = parse_vmid("vmid", raw)?;
+        if state.guests.vms.contains_key(&vmid) {
+            return Err(ApiError::param("vmid", format!("VM {vmid} already exists")));
+        }
+        return Ok(json!(vmid.to_string()));
+    }
+    let free = (100u64..).find(|id| !state.guests.vms.contains_key(id)).unwrap_or(100);
+    Ok(json!(free.to_string()))
+}
+
+fn cluster_status(lab: &Lab, caller: &Caller) -> Result<Value, ApiError> {
+    let state = lab.read();
+    Perm::new(lab, &state, caller).check("/", &["Sys.Audit"], false)?;
+    Ok(json!([{
+        "type": "node", "name": state.guests.node, "id": format!("node/{}", state.guests.node), "nodeid": 0,
+        "ip": "127.0.0.1", "local": 1, "online": 1, "level": "",
+    }]))
+}
+
+fn task_json(t: &Task) -> Value {
+    json!({
+        "upid": t.upid, "node": t.node, "pid": t.pid, "pstart": t.pstart, "starttime": t.starttime,
+        "endtime": t.endtime, "type": t.kind, "id": t.id, "user": t.user, "status": t.exitstatus,
+    })
+}
+
+fn task_owner(user: &str) -> &str {
+    user.rsplit_once('!').map_or(user, |(u, _)| u)
+}
+
+fn cluster_tasks(lab: &Lab, caller: &Caller) -> Result<Value, ApiError> {
+    let state = lab.read();
+    let all = Perm::new(lab, &state, caller).has("/", &["Sys.Audit"], false);
+    Ok(Value::Array(
+        state.guests.tasks.values().filter(|t| all || task_owner(&t.user) == caller.authid).map(task_json).collect(),
+    ))
+}
+
+fn ha_resource(lab: &Lab, caller: &Caller, sid: &str) -> Result<Value, ApiError> {
+    let state = lab.read();
+    Perm::new(lab, &state, caller).check("/", &["Sys.Audit"], false)?;
+    let sid = if sid.contains(':') { sid.to_owned() } else { format!("vm:{sid}") };
+    Err(ApiError::internal(format!("no such resource '{sid}'")))
+}
+
+fn pool_members(state: &State, pool: &pvetoken_acl::Pool) -> Vec<Value> {
+    let node = &state.guests.node;
+    let mut members: Vec<Value> = pool
+        .vms
+        .iter()
+        .filter_map(|id| state.guests.vms.get(id))
+        .map(|vm| {
+            let mut item = vm_stats(vm);
+            item.insert("id".into(), json!(format!("qemu/{}", vm.vmid)));
+            item.insert("type".into(), json!("qemu"));
+            item.insert("node".into(), json!(node));
+            Value::Object(item)
+        })
+        .collect();
+    members.extend(pool.storage.iter().map(|s| {
+        json!({ "id": format!("storage/{node}/{s}"), "type": "storage", "storage": s, "node": node })
+    }));
+    members
+}
+
+fn pool_id(raw: &str) -> Result<PoolId, ApiError> {
+    raw.parse::<PoolId>().map_err(|_| ApiError::param("poolid", format!("invalid format - pool name '{raw}' contains invalid characters\n")))
+}
+
+fn pools(lab: &Lab, caller: &Caller, p: &Params) -> Result<Value, ApiError> {
+    let state = lab.read();
+    let perm = Perm::new(lab, &state, caller);
+    let filter = p.get("poolid");
+    if filter.is_some() && lab.version.major < 8 {
+        return Err(ApiError::param("poolid", "property is not defined in schema and the schema does not allow additional properties"));
+    }
+    let mut out = Vec::new();
+    for (id, pool) in state.cfg.pools() {
+        if filter.is_some_and(|f| f != id.as_str()) {
+            continue;
+        }
+        if filter.is_none() && !perm.has(&format!("/pool/{id}"), &["Pool.Audit"], false) {
+            continue;
+        }
+        let mut item = Map::new();
+        item.insert("poolid".into(), json!(id.as_str()));
+        if let Some(c) = &pool.comment {
+            item.insert("comment".into(), json!(c));
+        }
+        if filter.is_some() {
+            item.insert("members".into(), Value::Array(pool_members(&state, pool)));
+        }
+        out.push(Value::Object(item));
+    }
+    Ok(Value::Array(out))
+}
+
+fn pool_get(lab: &Lab, caller: &Caller, raw: &str) -> Result<Value, ApiError> {
+    let state = lab.read();
+    Perm::new(lab, &state, caller).check(&format!("/pool/{raw}"), &["Pool.Audit"], false)?;
+    let id = pool_id(raw)?;
+    let pool = state.cfg.pools().get(&id).ok_or_else(|| ApiError::internal(format!("pool '{raw}' does not exist")))?;
+    let mut out = Map::new();
+    out.insert("members".into(), Value::Array(pool_members(&state, pool)));
+    if let Some(c) = &pool.comment {
+        out.insert("comment".into(), json!(c));
+    }
+    Ok(Value::Object(out))
+}
+
+fn pool_create(lab: &Lab, caller: &Caller, p: &Params) -> Result<Value, ApiError> {
+    let mut state = lab.write();
+    let raw = p.required("poolid")?.to_owned();
+    Perm::new(lab, &state, caller).check(&format!("/pool/{raw}"), &["Pool.Allocate"], false)?;
+    let id = pool_id(&raw)?;
+    state
+        .cfg
+        .add_pool(id, p.get("comment").map(str::to_owned), &lab.catalog)
+        .map_err(|e| match e.param() {
+            Some(param) => ApiError::param(param, e.to_string()),
+            None => ApiError::internal(e.to_string()),
+        })?;
+    lab.save_access(&state)?;
+    Ok(Value::Null)
+}
+
+fn pool_update(lab: &Lab, caller: &Caller, p: &Params, raw: &str) -> Result<Value, ApiError> {
+    let mut state = lab.write();
+    let id = pool_id(raw)?;
+    let vms: Vec<u64> =
+        split_list(p.get("vms").unwrap_or_default()).into_iter().map(|v| parse_vmid("vms", v)).collect::<Result<_, _>>()?;
+    let storage: Vec<String> = split_list(p.get("storage").unwrap_or_default()).into_iter().map(str::to_owned).collect();
+    {
+        let perm = Perm::new(lab, &state, caller);
+        perm.check(&format!("/pool/{raw}"), &["Pool.Allocate"], false)?;
+        for vmid in &vms {
+            perm.check(&vm_path(*vmid), &["VM.Allocate"], false)?;
+        }
+        for s in &storage {
+            perm.check(&format!("/storage/{s}"), &["Datastore.Allocate"], false)?;
+        }
+    }
+    if p.bool("delete")?.unwrap_or(false) {
+        state.cfg.remove_pool_members(&id, &vms, &storage).map_err(|e| ApiError::internal(e.to_string()))?;
+    } else {
+        if let Some(missing) = vms.iter().find(|v| !state.guests.vms.contains_key(v)) {
+            return Err(ApiError::internal(format!("no such VMID '{missing}'")));
+        }
+        state.cfg.add_pool_members(&id, &vms, &storage).map_err(|e| ApiError::internal(e.to_string()))?;
+    }
+    lab.save_access(&state)?;
+    Ok(Value::Null)
+}
+
+fn pool_delete(lab: &Lab, caller: &Caller, raw: &str) -> Result<Value, ApiError> {
+    let mut state = lab.write();
+    Perm::new(lab, &state, caller).check(&format!("/pool/{raw}"), &["Pool.Allocate"], false)?;
+    let id = pool_id(raw)?;
+    let pool = state.cfg.pools().get(&id).ok_or_else(|| ApiError::internal(format!("pool '{raw}' does not exist")))?;
+    if !pool.vms.is_empty() || !pool.storage.is_empty() {
+        return Err(ApiError::internal(format!("delete pool failed: pool '{raw}' is not empty")));
+    }
+    state.cfg.delete_pool(&id).map_err(|e| ApiError::internal(e.to_string()))?;
+    lab.save_access(&state)?;
+    Ok(Value::Null)
+}
+
+fn nodes(lab: &Lab, caller: &Caller) -> Result<Value, ApiError> {
+    let state = lab.read();
+    let perm = Perm::new(lab, &state, caller);
+    let node = &state.guests.node;
+    let mut item = Map::new();
+    item.insert("node".into(), json!(node));
+    item.insert("status".into(), json!("online"));
+    item.insert("type".into(), json!("node"));
+    item.insert("id".into(), json!(format!("node/{node}")));
+    item.insert("level".into(), json!(""));
+    if perm.has(&format!("/nodes/{node}"), &["Sys.Audit"], false) {
+        item.insert("maxcpu".into(), json!(8));
+        item.insert("maxmem".into(), json!(32u64 << 30));
+        item.insert("mem".into(), json!(4u64 << 30));
+        item.insert("cpu".into(), json!(0.02));
+        item.insert("uptime".into(), json!(86_400));
+        item.insert("maxdisk".into(), json!(100u64 << 30));
+        item.insert("disk".into(), json!(10u64 << 30));
+    }
+    Ok(json!([item]))
+}
+
+fn node_status(lab: &Lab, caller: &Caller) -> Result<Value, ApiError> {
+    let state = lab.read();
+    Perm::new(lab, &state, caller).check(&format!("/nodes/{}", state.guests.node), &["Sys.Audit"], false)?;
+    Ok(json!({
+        "cpu": 0.02, "uptime": 86_400, "pveversion": format!("pve-manager/{}/lab", lab.manager_version()),
+        "kversion": "Linux 6.8.12-lab #1 SMP PREEMPT_DYNAMIC (pvetoken lab simulator)",
+        "memory": {"total": 32u64 << 30, "used": 4u64 << 30, "free": 28u64 << 30},
+        "cpuinfo": {"cpus": 8, "sockets": 1, "cores": 8, "model": "pvetoken lab virtual CPU"},
+    }))
+}
+
+fn node_network(lab: &Lab, caller: &Caller) -> Result<Value, ApiError> {
+    let state = lab.read();
+    let perm = Perm::new(lab, &state, caller);
+    Ok(Value::Array(
+        state
+            .guests
+            .bridges
+            .iter()
+            .filter(|b| lab.version.major < 8 || perm.has(&format!("/sdn/zones/localnetwork/{b}"), &["SDN.Audit", "SDN.Use"], true))
+            .map(|b| json!({"iface": b, "type": "bridge", "active": 1, "autostart": 1, "bridge_ports": "eno1", "method": "manual", "families": ["inet"]}))
+            .collect(),
+    ))
+}
+
+// ---- qemu ---------------------------------------------------------------------------------------------------------
+
+fn qemu_list(lab: &Lab, caller: &Caller) -> Result<Value, ApiError> {
+    let state = lab.read();
+    let perm = Perm::new(lab, &state, caller);
+    Ok(Value::Array(
+        state
+            .guests
+            .vms
+            .values()
+            .filter(|vm| perm.has(&vm_path(vm.vmid), &["VM.Audit"], false))
+            .map(|vm| Value::Object(vm_stats(vm)))
+            .collect(),
+    ))
+}
+
+fn config_params(p: &Params) -> Vec<(String, String)> {
+    p.iter().filter(|(k, _)| !NOT_CONFIG.contains(k)).map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
+}
+
+fn qemu_create(lab: &Lab, caller: &Caller, p: &Params) -> Result<Value, ApiError> {
+    let mut state = lab.write();
+    let vmid = parse_vmid("vmid", p.required("vmid")?)?;
+    let pool = p.get("pool").map(str::to_owned);
+    let keys = config_params(p);
+    {
+        let perm = Perm::new(lab, &state, caller);
+        if let Some(pool) = &pool
+            && !state.cfg.pools().keys().any(|k| k.as_str() == pool)
+        {
+            return Err(ApiError::internal(format!("pool '{pool}' does not exist")));
+        }
+        if let Some(sid) = p.get("storage") {
+            perm.check(&format!("/storage/{sid}"), &["Datastore.AllocateSpace"], false)?;
+        }
+        let allowed = perm.has(&vm_path(vmid), &["VM.Allocate"], false)
+            || pool.as_ref().is_some_and(|pl| perm.has(&format!("/pool/{pl}"), &["VM.Allocate"], false));
+        if !allowed {
+            return Err(ApiError::forbidden(""));
+        }
+        for (k, v) in &keys {
+            check_config_key(lab, &perm, vmid, k, Some(v))?;
+        }
+    }
+    if state.guests.vms.contains_key(&vmid) {
+        return Err(ApiError::internal(format!("unable to create VM {vmid} - VM {vmid} already exists on node '{}'", state.guests.node)));
+    }
+    for (k, v) in &keys {
+        if is_drive_key(k) {
+            let volume = v.split(',').next().unwrap_or_default();
+            if volume.contains(":iso/") && !state.guests.volumes.iter().any(|x| x.volid == volume) {
+                return Err(ApiError::internal(format!("unable to create VM {vmid} - volume '{volume}' does not exist")));
+            }
+        }
+    }
+    let mut config = BTreeMap::new();
+    for (k, v) in &keys {
+        let value = materialize(&mut state, vmid, k, v);
+        config.insert(k.clone(), value);
+    }
+    config.entry("smbios1".into()).or_insert_with(|| format!("uuid={}", crate::state::fake_uuid(vmid)));
+    config.entry("vmgenid".into()).or_insert_with(|| crate::state::fake_uuid(vmid + 7));
+    let start = p.bool("start")?.unwrap_or(false);
+    let node = state.guests.node.clone();
+    state.guests.vms.insert(
+        vmid,
+        Vm { vmid, node, status: if start { "running".into() } else { "stopped".into() }, config, started_at: if start { now() } else { 0 }, files: BTreeMap::new() },
+    );
+    if let Some(pool) = pool.and_then(|p| p.parse::<PoolId>().ok()) {
+        let _ = state.cfg.add_pool_members(&pool, &[vmid], &[]);
+        lab.save_access(&state)?;
+    }
+    let upid = task(&mut state, "qmcreate", &vmid.to_string(), &caller.authid, "OK");
+    lab.save_guests(&state)?;
+    Ok(json!(upid))
+}
+
+fn vm_delete(lab: &Lab, caller: &Caller, vmid: u64) -> Result<Value, ApiError> {
+    let mut state = lab.write();
+    Perm::new(lab, &state, caller).check(&vm_path(vmid), &["VM.Allocate"], false)?;
+    let running = vm(&state, vmid)?.status == "running";
+    if running {
+        return Err(ApiError::internal(format!("VM {vmid} is running - destroy failed")));
+    }
+    state.guests.vms.remove(&vmid);
+    state.guests.volumes.retain(|v| v.vmid != Some(vmid));
+    if let Some(pool) = state.cfg.pool_of_vm(vmid).cloned() {
+        let _ = state.cfg.remove_pool_members(&pool, &[vmid], &[]);
+        lab.save_access(&state)?;
+    }
+    let upid = task(&mut state, "qmdestroy", &vmid.to_string(), &caller.authid, "OK");
+    lab.save_guests(&state)?;
+    Ok(json!(upid))
+}
+
+fn config_get(lab: &Lab, caller: &Caller, vmid: u64) -> Result<Value, ApiError> {
+    let state = lab.read();
+    Perm::new(lab, &state, caller).check(&vm_path(vmid), &["VM.Audit"], false)?;
+    Ok(config_json(vm(&state, vmid)?))
+}
+
+fn pending(lab: &Lab, caller: &Caller, vmid: u64) -> Result<Value, ApiError> {
+    let state = lab.read();
+    Perm::new(lab, &state, caller).check(&vm_path(vmid), &["VM.Audit"], false)?;
+    let vm = vm(&state, vmid)?;
+    Ok(Value::Array(vm.config.iter().map(|(k, v)| json!({"key": k, "value": config_value(k, v)})).collect()))
+}
+
+fn config_set(lab: &Lab, caller: &Caller, p: &Params, vmid: u64, is_post: bool) -> Result<Value, ApiError> {
+    let mut state = lab.write();
+    let keys = config_params(p);
+    let deletes: Vec<String> =
+        split_list(p.get("delete").unwrap_or_default()).into_iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
+    {
+        let perm = Perm::new(lab, &state, caller);
+        perm.check(
+            &vm_path(vmid),
+            &[
+                "VM.Config.Disk", "VM.Config.CDROM", "VM.Config.CPU", "VM.Config.Memory", "VM.Config.Network",
+                "VM.Config.HWType", "VM.Config.Options", "VM.Config.Cloudinit",
+            ],
+            true,
+        )?;
+        let current = state.guests.vms.get(&vmid);
+        for (k, v) in &keys {
+            check_config_key(lab, &perm, vmid, k, Some(v))?;
+        }
+        for k in &deletes {
+            let old = current.and_then(|vm| vm.config.get(k)).map(String::as_str);
+            check_config_key(lab, &perm, vmid, k, old)?;
+        }
+    }
+    vm(&state, vmid)?;
+    if let Some(d) = p.get("digest")
+        && let Some(vm) = state.guests.vms.get(&vmid)
+        && d != digest(&vm.config)
+    {
+        return Err(ApiError::internal("detected modified configuration - file changed by other user? Try again."));
+    }
+    let values: Vec<(String, String)> = keys.iter().map(|(k, v)| (k.clone(), materialize(&mut state, vmid, k, v))).collect();
+    if let Some(vm) = state.guests.vms.get_mut(&vmid) {
+        for k in &deletes {
+            vm.config.remove(k);
+        }
+        for (k, v) in values {
+            vm.config.insert(k, v);
+        }
+    }
+    let result = if is_post { json!(task(&mut state, "qmconfig", &vmid.to_string(), &caller.authid, "OK")) } else { Value::Null };
+    lab.save_guests(&state)?;
+    Ok(result)
+}
+
+fn status_current(lab: &Lab, caller: &Caller, vmid: u64) -> Result<Value, ApiError> {
+    let state = lab.read();
+    Perm::new(lab, &state, caller).check(&vm_path(vmid), &["VM.Audit"], false)?;
+    let vm = vm(&state, vmid)?;
+    let mut out = vm_stats(vm);
+    out.insert("qmpstatus".into(), json!(vm.status));
+    out.insert("ha".into(), json!({"managed": 0}));
+    if vm.agent_enabled() {
+        out.insert("agent".into(), json!(1));
+    }
+    Ok(Value::Object(out))
+}
+
+fn status_action(lab: &Lab, caller: &Caller, vmid: u64, action: &str) -> Result<Value, ApiError> {
+    let kind = match action {
+        "start" => "qmstart",
+        "stop" => "qmstop",
+        "shutdown" => "qmshutdown",
+        "reboot" => "qmreboot",
+        "reset" => "qmreset",
+        "suspend" => "qmsuspend",
+        "resume" => "qmresume",
+        _ => return Err(ApiError::not_implemented("POST", &format!("/api2/json/nodes/{}/qemu/{vmid}/status/{action}", lab.node))),
+    };
+    let mut state = lab.write();
+    Perm::new(lab, &state, caller).check(&vm_path(vmid), &["VM.PowerMgmt"], false)?;
+    let (template, running) = {
+        let vm = vm(&state, vmid)?;
+        (vm.is_template(), vm.status == "running")
+    };
+    match action {
+        "start" if template => return Err(ApiError::internal("you can't start a vm if it's a template")),
+        "reboot" | "reset" | "suspend" if !running => return Err(ApiError::internal(format!("VM {vmid} not running"))),
+        _ => {}
+    }
+    let exitstatus = if action == "start" && running { format!("VM {vmid} already running") } else { "OK".to_owned() };
+    if let Some(vm) = state.guests.vms.get_mut(&vmid) {
+        match action {
+            "start" | "resume" if !running => {
+                vm.status = "running".into();
+                vm.started_at = now();
+            }
+            "stop" | "shutdown" => vm.status = "stopped".into(),
+            _ => {}
+        }
+    }
+    let upid = task(&mut state, kind, &vmid.to_string(), &caller.authid, &exitstatus);
+    lab.save_guests(&state)?;
+    Ok(json!(upid))
+}
+
+fn clone(lab: &Lab, caller: &Caller, p: &Params, vmid: u64) -> Result<Value, ApiError> {
+    let mut state = lab.write();
+    let newid = parse_vmid("newid", p.required("newid")?)?;
+    let pool = p.get("pool").map(str::to_owned);
+    let target_storage = p.get("storage").map(str::to_owned);
+    {
+        let perm = Perm::new(lab, &state, caller);
+        perm.check(&vm_path(vmid), &["VM.Clone"], false)?;
+        let allowed = perm.has(&vm_path(newid), &["VM.Allocate"], false)
+            || pool.as_ref().is_some_and(|pl| perm.has(&format!("/pool/{pl}"), &["VM.Allocate"], false));
+        if !allowed {
+            return Err(ApiError::forbidden(""));
+        }
+        if let Some(pool) = &pool
+            && !state.cfg.pools().keys().any(|k| k.as_str() == pool)
+        {
+            return Err(ApiError::internal(format!("pool '{pool}' does not exist")));
+        }
+        let source = vm(&state, vmid)?;
+        if !caller.is_root() {
+            for (k, v) in &source.config {
+                if is_drive_key(k) && !v.contains("media=cdrom") {
+                    if let Some(volid) = disk_volid(v) {
+                        let sid = target_storage.clone().unwrap_or_else(|| volid.split(':').next().unwrap_or_default().to_owned());
+                        perm.check(&format!("/storage/{sid}"), &["Datastore.AllocateSpace"], false)?;
+                    }
+                }
+                if numbered(k, "net") && lab.version.major >= 8 {
+                    check_bridge(&perm, v)?;
+                }
+            }
+        }
+    }
+    if state.guests.vms.contains_key(&newid) {
+        return Err(ApiError::internal(format!("unable to create VM {newid}: config file already exists")));
+    }
+    let source = vm(&state, vmid)?.clone();
+    let mut config = BTreeMap::new();
+    let mut disk_index = 0;
+    let mut new_volumes = Vec::new();
+    for (k, v) in &source.config {
+        if k == "template" || k == "vmgenid" || k == "smbios1" {
+            continue;
+        }
+        let mut value = v.clone();
+        if numbered(k, "net") {
+            let index: u32 = k[3..].parse().unwrap_or(0);
+            let mut parts: Vec<String> = v.split(',').map(str::to_owned).collect();
+            if let Some(first) = parts.first_mut() {
+                let model = first.split('=').next().unwrap_or("virtio").to_owned();
+                *first = format!("{model}={}", mac_for(newid, index));
+            }
+            value = parts.join(",");
+        } else if is_drive_key(k) {
+            if let Some(volid) = disk_volid(v) {
+                let sid = target_storage.clone().unwrap_or_else(|| volid.split(':').next().unwrap_or_default().to_owned());
+                let new = format!("{sid}:vm-{newid}-disk-{disk_index}");
+                disk_index += 1;
+                value = v.replacen(&volid, &new, 1);
+                new_volumes.push(new);
+            } else if v.contains("cloudinit") {
+                let sid = v.split(':').next().unwrap_or("local-lvm");
+                let new = format!("{sid}:vm-{newid}-cloudinit");
+                value = format!("{new},media=cdrom");
+                new_volumes.push(new);
+            }
+        }
+        config.insert(k.clone(), value);
+    }
+    config.insert("name".into(), p.get("name").map_or_else(|| format!("Copy-of-VM-{}", source.name()), str::to_owned));
+    if let Some(d) = p.get("description") {
+        config.insert("description".into(), d.to_owned());
+    }
+    config.insert("smbios1".into(), format!("uuid={}", crate::state::fake_uuid(newid)));
+    config.insert("vmgenid".into(), crate::state::fake_uuid(newid + 7));
+    for v in new_volumes {
+        add_volume(&mut state, &v, 8 << 30, Some(newid));
+    }
+    let node = state.guests.node.clone();
+    state.guests.vms.insert(newid, Vm { vmid: newid, node, status: "stopped".into(), config, started_at: 0, files: BTreeMap::new() });
+    if let Some(pool) = pool.and_then(|p| p.parse::<PoolId>().ok()) {
+        let _ = state.cfg.add_pool_members(&pool, &[newid], &[]);
+        lab.save_access(&state)?;
+    }
+    let upid = task(&mut state, "qmclone", &vmid.to_string(), &caller.authid, "OK");
+    lab.save_guests(&state)?;
+    Ok(json!(upid))
+}
+
+fn template(lab: &Lab, caller: &Caller, vmid: u64) -> Result<Value, ApiError> {
+    let mut state = lab.write();
+    Perm::new(lab, &state, caller).check(&vm_path(vmid), &["VM.Allocate"], false)?;
+    let (template, running) = {
+        let vm = vm(&state, vmid)?;
+        (vm.is_template(), vm.status == "running")
+    };
+    if template {
+        return Err(ApiError::internal("you can't convert a template to a template"));
+    }
+    if running {
+        return Err(ApiError::internal("you can't convert a VM to template if VM is running"));
+    }
+    if let Some(vm) = state.guests.vms.get_mut(&vmid) {
+        vm.config.insert("template".into(), "1".into());
+    }
+    task(&mut state, "qmtemplate", &vmid.to_string(), &caller.authid, "OK");
+    lab.save_guests(&state)?;
+    Ok(Value::Null)
+}
+
+fn snapshots(lab: &Lab, caller: &Caller, vmid: u64) -> Result<Value, ApiError> {
+    let state = lab.read();
+    Perm::new(lab, &state, caller).check(&vm_path(vmid), &["VM.Audit"], false)?;
+    let vm = vm(&state, vmid)?;
+    Ok(json!([{"name": "current", "description": "You are here!", "running": u8::from(vm.status == "running"), "digest": digest(&vm.config)}]))
+}
+
+// ---- guest agent ----------------------------------------------------------------------------------------------------
+
+fn agent(lab: &Lab, name: &str, caller: &Caller, p: &Params, vmid: u64) -> Result<Value, ApiError> {
+    let path = vm_path(vmid);
+    let nine = lab.version.major >= 9;
+    let (privs, any): (&[&str], bool) = match (nine, name) {
+        (false, _) => (&["VM.Monitor"], false),
+        (true, "agent-file-write") => (&["VM.GuestAgent.FileWrite", "VM.GuestAgent.Unrestricted"], true),
+        (true, "agent-file-read") => (&["VM.GuestAgent.FileRead", "VM.GuestAgent.Unrestricted"], true),
+        (true, _) => (&["VM.GuestAgent.Audit", "VM.GuestAgent.Unrestricted"], true),
+    };
+    if name == "agent-file-write" {
+        let mut state = lab.write();
+        Perm::new(lab, &state, caller).check(&path, privs, any)?;
+        let file = p.required("file")?.to_owned();
+        let content = p.required("content")?;
+        if content.chars().count() > 61_440 {
+            return Err(ApiError::param("content", "value may only be 61440 characters long"));
+        }
+        let bytes = if p.bool("encode")?.unwrap_or(true) {
+            content.as_bytes().to_vec()
+        } else {
+            base64::engine::general_purpose::STANDARD
+                .decode(content)
+                .map_err(|_| ApiError::internal("Agent error: Invalid parameter 'buf-b64': invalid base64"))?
+        };
+        agent_ready(vm(&state, vmid)?)?;
+        if let Some(vm) = state.guests.vms.get_mut(&vmid) {
+            vm.files.insert(file, base64::engine::general_purpose::STANDARD.encode(&bytes));
+        }
+        lab.save_guests(&state)?;
+        return Ok(Value::Null);
+    }
+    let state = lab.read();
+    Perm::new(lab, &state, caller).check(&path, privs, any)?;
+    let vm = vm(&state, vmid)?;
+    agent_ready(vm)?;
+    match name {
+        "agent-ping" => Ok(json!({ "result": {} })),
+        "agent-net" => {
+            let mac = vm
+                .config
+                .get("net0")
+                .and_then(|n| n.split(',').next()?.split_once('=').map(|(_, m)| m.to_ascii_lowercase()))
+                .unwrap_or_else(|| mac_for(vmid, 0).to_ascii_lowercase());
+            Ok(json!({ "result": [
+                {"name": "lo", "hardware-address": "00:00:00:00:00:00", "ip-addresses": [
+                    {"ip-address": "127.0.0.1", "ip-address-type": "ipv4", "prefix": 8},
+                    {"ip-address": "::1", "ip-address-type": "ipv6", "prefix": 128}]},
+                {"name": "eth0", "hardware-address": mac, "ip-addresses": [
+                    {"ip-address": guest_ip(vmid), "ip-address-type": "ipv4", "prefix": 24}]},
+            ]}))
+        }
+        "agent-osinfo" => Ok(json!({ "result": {
+            "id": "debian", "name": "Debian GNU/Linux", "version-id": "12", "version": "12 (bookworm)",
+            "pretty-name": "Debian GNU/Linux 12 (bookworm)", "kernel-release": "6.1.0-lab-amd64", "machine": "x86_64",
+        }})),
+        "agent-hostname" => Ok(json!({ "result": { "host-name": vm.name() } })),
+        "agent-info" => Ok(json!({ "result": { "version": "7.2.0", "supported_commands": [] } })),
+        "agent-file-read" => {
+            let file = p.required("file")?;
+            let b64 = vm.files.get(file).ok_or_else(|| {
+                ApiError::internal(format!("Agent error: Failed to open file '{file}': No such file or directory"))
+            })?;
+            let bytes = base64::engine::general_purpose::STANDARD.decode(b64).unwrap_or_default();
+            Ok(json!({ "content": String::from_utf8_lossy(&bytes), "bytes-read": bytes.len() }))
+        }
+        _ => Err(ApiError::internal(format!("unknown agent command {name}"))),
+    }
+}
+
+fn agent_ready(vm: &Vm) -> Result<(), ApiError> {
+    if vm.status != "running" {
+        return Err(ApiError::internal(format!("VM {} is not running", vm.vmid)));
+    }
+    if !vm.agent_enabled() {
+        return Err(ApiError::internal("No QEMU guest agent configured"));
+    }
+    Ok(())
+}
+
+// ---- tasks, storage ---------------------------------------------------------------------------------------------------
+
+fn tasks(lab: &Lab, caller: &Caller) -> Result<Value, ApiError> {
+    let state = lab.read();
+    let all = Perm::new(lab, &state, caller).has(&format!("/nodes/{}", state.guests.node), &["Sys.Audit"], false);
+    Ok(Value::Array(
+        state
+            .guests
+            .tasks
+            .values()
+            .filter(|t| all || t.user == caller.authid || task_owner(&t.user) == caller.authid)
+            .map(task_json)
+            .collect(),
+    ))
+}
+
+fn find_task<'s>(lab: &Lab, state: &'s State, caller: &Caller, upid: &str) -> Result<&'s Task, ApiError> {
+    if !upid.starts_with("UPID:") || upid.split(':').count() < 9 {
+        return Err(ApiError::param("upid", format!("unable to parse worker upid '{upid}'")));
+    }
+    let task = state.guests.tasks.get(upid);
+    let user = upid.split(':').nth(7).unwrap_or_default();
+    let owner = caller.authid == user || caller.authid == task_owner(user);
+    if !owner {
+        Perm::new(lab, state, caller).check(&format!("/nodes/{}", state.guests.node), &["Sys.Audit"], false)?;
+    }
+    task.ok_or_else(|| ApiError::internal(format!("no such task '{upid}'")))
+}
+
+fn task_status(lab: &Lab, caller: &Caller, upid: &str) -> Result<Value, ApiError> {
+    let state = lab.read();
+    let t = find_task(lab, &state, caller, upid)?;
+    Ok(json!({
+        "upid": t.upid, "node": t.node, "pid": t.pid, "pstart": t.pstart, "starttime": t.starttime, "type": t.kind,
+        "id": t.id, "user": t.user, "status": "stopped", "exitstatus": t.exitstatus,
+    }))
+}
+
+fn task_log(lab: &Lab, caller: &Caller, upid: &str) -> Result<Value, ApiError> {
+    let state = lab.read();
+    let t = find_task(lab, &state, caller, upid)?;
+    let last = if t.exitstatus == "OK" { "TASK OK".to_owned() } else { format!("TASK ERROR: {}", t.exitstatus) };
+    Ok(json!([{"n": 1, "t": format!("{} {} (pvetoken lab simulator)", t.kind, t.id)}, {"n": 2, "t": last}]))
+}
+
+fn storage_json(state: &State, s: &crate::state::Storage) -> Map<String, Value> {
+    let used = used_bytes(state, &s.id);
+    let mut out = Map::new();
+    out.insert("storage".into(), json!(s.id));
+    out.insert("type".into(), json!(s.kind));
+    out.insert("content".into(), json!(s.content.join(",")));
+    out.insert("active".into(), json!(1));
+    out.insert("enabled".into(), json!(1));
+    out.insert("shared".into(), json!(0));
+    out.insert("total".into(), json!(s.total));
+    out.insert("used".into(), json!(used));
+    out.insert("avail".into(), json!(s.total.saturating_sub(used)));
+    out.insert("used_fraction".into(), json!(used as f64 / s.total.max(1) as f64));
+    out
+}
+
+fn storage_list(lab: &Lab, caller: &Caller, p: &Params) -> Result<Value, ApiError> {
+    let state = lab.read();
+    let perm = Perm::new(lab, &state, caller);
+    let content = p.get("content");
+    Ok(Value::Array(
+        state
+            .guests
+            .storage
+            .iter()
+            .filter(|s| perm.has(&format!("/storage/{}", s.id), &["Datastore.Audit", "Datastore.AllocateSpace"], true))
+            .filter(|s| content.is_none_or(|c| s.content.iter().any(|x| x == c)))
+            .filter(|s| p.get("storage").is_none_or(|want| want == s.id))
+            .map(|s| Value::Object(storage_json(&state, s)))
+            .collect(),
+    ))
+}
+
+fn find_storage<'s>(state: &'s State, sid: &str) -> Result<&'s crate::state::Storage, ApiError> {
+    state.guests.storage.iter().find(|s| s.id == sid).ok_or_else(|| ApiError::internal(format!("storage '{sid}' does not exist")))
+}
+
+fn storage_status(lab: &Lab, caller: &Caller, sid: &str) -> Result<Value, ApiError> {
+    let state = lab.read();
+    Perm::new(lab, &state, caller).check(&format!("/storage/{sid}"), &["Datastore.Audit", "Datastore.AllocateSpace"], true)?;
+    let s = find_storage(&state, sid)?;
+    let mut out = storage_json(&state, s);
+    out.remove("storage");
+    Ok(Value::Object(out))
+}
+
+fn storage_content(lab: &Lab, caller: &Caller, p: &Params, sid: &str) -> Result<Value, ApiError> {
+    let state = lab.read();
+    let perm = Perm::new(lab, &state, caller);
+    perm.check(&format!("/storage/{sid}"), &["Datastore.Audit", "Datastore.AllocateSpace"], true)?;
+    find_storage(&state, sid)?;
+    let content = p.get("content");
+    let want_vmid = p.uint("vmid")?;
+    let allocate = perm.has(&format!("/storage/{sid}"), &["Datastore.Allocate"], false);
+    Ok(Value::Array(
+        state
+            .guests
+            .volumes
+            .iter()
+            .filter(|v| v.volid.split(':').next() == Some(sid))
+            .filter(|v| content.is_none_or(|c| c == v.content))
+            .filter(|v| want_vmid.is_none_or(|id| v.vmid == Some(id)))
+            .filter(|v| allocate || v.vmid.is_none_or(|id| perm.has(&vm_path(id), &["VM.Audit"], false)))
+            .map(|v| {
+                let format = if v.content == "iso" { "iso" } else if v.content == "images" { "raw" } else { "tgz" };
+                let mut item = json!({"volid": v.volid, "size": v.size, "content": v.content, "ctime": v.ctime, "format": format});
+                if let (Some(id), Some(map)) = (v.vmid, item.as_object_mut()) {
+                    map.insert("vmid".into(), json!(id));
+                }
+                item
+            })
+            .collect(),
+    ))
+}
+
+fn volume_get(lab: &Lab, caller: &Caller, sid: &str, volume: &str) -> Result<Value, ApiError> {
+    let state = lab.read();
+    let perm = Perm::new(lab, &state, caller);
+    let volid = if volume.contains(':') { volume.to_owned() } else { format!("{sid}:{volume}") };
+    let v = state
+        .guests
+        .volumes
+        .iter()
+        .find(|v| v.volid == volid)
+        .ok_or_else(|| ApiError::internal(format!("can't find volume '{volid}'")))?;
+    let allowed = perm.has(&format!("/storage/{sid}"), &["Datastore.Allocate"], false)
+        || match v.vmid {
+            Some(id) => perm.has(&format!("/storage/{sid}"), &["Datastore.Audit"], false) && perm.has(&vm_path(id), &["VM.Audit"], false),
+            None => perm.has(&format!("/storage/{sid}"), &["Datastore.Audit", "Datastore.AllocateSpace"], true),
+        };
+    if !allowed {
+        return Err(ApiError::forbidden(""));
+    }
+    Ok(json!({"path": format!("/dev/lab/{}", volid.replace(':', "/")), "size": v.size, "used": v.size, "format": if v.content == "iso" { "iso" } else { "raw" }}))
 }
