@@ -15,12 +15,14 @@
 //! assert_eq!(header, "PVEAPIToken=automation@pve!privatebox=0b3c9f1e-1111-2222-3333-444455556666\n");
 //! ```
 
+pub mod age;
 pub mod formats;
 pub mod quote;
 pub mod token_file;
 
 use std::io::{self, Write};
 
+pub use age::{AgeRecipient, AgeRecipientError};
 pub use quote::shell_single_quote;
 pub use token_file::{DEFAULT_PVE_PORT, TokenFile, TokenFileError};
 
