@@ -1,7 +1,7 @@
 //! `/version` and `/access/*` with PVE's permission checks (pve-access.md section 5.4), errors and per-release
 //! differences, on top of pvetoken-acl's model, mutations and evaluator.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use pvetoken_acl::mutate::{TokenUpdate, UserUpdate, parse_privilege_list};
 use pvetoken_acl::{

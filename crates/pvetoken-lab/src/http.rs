@@ -56,12 +56,6 @@ impl ApiError {
         ApiError::internal(format!("{prefix}400 Parameter verification failed.\n{name}: {}", text.trim_end()))
     }
 
-    /// Adds `prefix` (e.g. `create user failed: `) to the message, as PVE's lock wrappers do.
-    pub(crate) fn prefixed(mut self, prefix: &str) -> ApiError {
-        self.message = format!("{prefix}{}", self.message);
-        self
-    }
-
     /// `Method 'GET /api2/json/x' not implemented`.
     pub(crate) fn not_implemented(method: &str, path: &str) -> ApiError {
         ApiError::new(501, format!("Method '{method} {path}' not implemented"))
@@ -194,20 +188,6 @@ impl Params {
     /// All parameter names and values.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.map.iter().map(|(k, v)| (k.as_str(), v.as_str()))
-    }
-
-    /// Sets a value (path parameters).
-    pub(crate) fn set(&mut self, key: &str, value: &str) -> Result<(), ApiError> {
-        match self.map.get(key) {
-            Some(existing) if existing != value => Err(ApiError::new(
-                400,
-                "duplicate parameter (already defined in URI) with conflicting values!".to_owned(),
-            )),
-            _ => {
-                self.map.insert(key.to_owned(), value.to_owned());
-                Ok(())
-            }
-        }
     }
 }
 
