@@ -32,7 +32,8 @@ fn parse_userid(name: &str, value: &str) -> Result<UserId, ApiError> {
 }
 
 fn flags(perms: &Permissions) -> Value {
-    let map: Map<String, Value> = perms.iter().map(|(p, flag)| (p.as_str().to_owned(), json!(u8::from(flag)))).collect();
+    let map: Map<String, Value> =
+        perms.iter().map(|(p, flag)| (p.as_str().to_owned(), json!(u8::from(flag)))).collect();
     Value::Object(map)
 }
 
@@ -247,7 +248,8 @@ fn self_or_user_modify(perm: &Perm<'_>, state: &State, userid: &str) -> Result<(
     if perm.caller.is_root() {
         return Ok(());
     }
-    let is_self = perm.caller.authid == userid && userid.parse::<UserId>().ok().is_some_and(|u| state.cfg.user(&u).is_some());
+    let is_self =
+        perm.caller.authid == userid && userid.parse::<UserId>().ok().is_some_and(|u| state.cfg.user(&u).is_some());
     if is_self || userid_group(perm, state, userid, &["User.Modify"], None, None, true)? {
         return Ok(());
     }
@@ -290,8 +292,7 @@ fn permissions(lab: &Lab, caller: &Caller, params: &Params) -> Result<Value, Api
                     perm.check("/access", &["Sys.Audit"], false)?;
                 }
             }
-            raw.parse::<Subject>()
-                .map_err(|_| ApiError::param("userid", "value does not match the regex pattern"))?
+            raw.parse::<Subject>().map_err(|_| ApiError::param("userid", "value does not match the regex pattern"))?
         }
         None => caller.subject.clone(),
     };
@@ -344,13 +345,7 @@ fn token_info(token: &Token) -> Map<String, Value> {
 }
 
 fn member_groups(state: &State, user: &UserId) -> Vec<String> {
-    state
-        .cfg
-        .groups()
-        .iter()
-        .filter(|(_, g)| g.members.contains(user))
-        .map(|(id, _)| id.to_string())
-        .collect()
+    state.cfg.groups().iter().filter(|(_, g)| g.members.contains(user)).map(|(id, _)| id.to_string()).collect()
 }
 
 fn users(lab: &Lab, caller: &Caller, params: &Params) -> Result<Value, ApiError> {
@@ -360,12 +355,8 @@ fn users(lab: &Lab, caller: &Caller, params: &Params) -> Result<Value, ApiError>
     let perm = Perm::new(lab, &state, caller);
     let privs = ["User.Modify", "Sys.Audit"];
     let all = perm.has("/access/groups", &privs, true);
-    let allowed_groups: BTreeSet<&GroupId> = state
-        .cfg
-        .groups()
-        .keys()
-        .filter(|g| all || perm.has(&format!("/access/groups/{g}"), &privs, true))
-        .collect();
+    let allowed_groups: BTreeSet<&GroupId> =
+        state.cfg.groups().keys().filter(|g| all || perm.has(&format!("/access/groups/{g}"), &privs, true)).collect();
     let mut list = Vec::new();
     for (id, user) in state.cfg.users() {
         let groups = member_groups(&state, id);
@@ -403,7 +394,9 @@ fn users(lab: &Lab, caller: &Caller, params: &Params) -> Result<Value, ApiError>
 
 fn text_param(params: &Params, key: &str, max: usize) -> Result<Option<String>, ApiError> {
     match params.get(key) {
-        Some(v) if v.chars().count() > max => Err(ApiError::param(key, format!("value may only be {max} characters long"))),
+        Some(v) if v.chars().count() > max => {
+            Err(ApiError::param(key, format!("value may only be {max} characters long")))
+        }
         Some(v) => Ok(Some(v.to_owned())),
         None => Ok(None),
     }
@@ -414,8 +407,9 @@ fn group_list(params: &Params) -> Result<Option<Vec<GroupId>>, ApiError> {
     split_list(raw)
         .into_iter()
         .map(|g| {
-            g.parse::<GroupId>()
-                .map_err(|_| ApiError::param("groups", format!("invalid format - group name '{g}' contains invalid characters\n")))
+            g.parse::<GroupId>().map_err(|_| {
+                ApiError::param("groups", format!("invalid format - group name '{g}' contains invalid characters\n"))
+            })
         })
         .collect::<Result<Vec<_>, _>>()
         .map(Some)
@@ -452,7 +446,10 @@ fn user_create(lab: &Lab, caller: &Caller, params: &Params) -> Result<Value, Api
     user.email = text_param(params, "email", 254)?.filter(|s| !s.is_empty());
     user.comment = text_param(params, "comment", 2048)?.filter(|s| !s.is_empty());
     user.keys = text_param(params, "keys", 4096)?.filter(|s| !s.is_empty());
-    state.cfg.add_user(id.clone(), user, &groups).map_err(|e| ApiError::internal(format!("create user failed: {e}")))?;
+    state
+        .cfg
+        .add_user(id.clone(), user, &groups)
+        .map_err(|e| ApiError::internal(format!("create user failed: {e}")))?;
     if let Some(pw) = password {
         state.set_password(id.as_str(), &pw, &lab.rng);
     }
@@ -556,7 +553,13 @@ fn token_get(lab: &Lab, caller: &Caller, raw_user: &str, raw_token: &str) -> Res
     Ok(Value::Object(token_info(token)))
 }
 
-fn token_create(lab: &Lab, caller: &Caller, params: &Params, raw_user: &str, raw_token: &str) -> Result<Value, ApiError> {
+fn token_create(
+    lab: &Lab,
+    caller: &Caller,
+    params: &Params,
+    raw_user: &str,
+    raw_token: &str,
+) -> Result<Value, ApiError> {
     let mut state = lab.write();
     self_or_user_modify(&Perm::new(lab, &state, caller), &state, raw_user)?;
     let user = parse_userid("userid", raw_user)?;
@@ -584,7 +587,13 @@ fn token_create(lab: &Lab, caller: &Caller, params: &Params, raw_user: &str, raw
     Ok(json!({ "full-tokenid": id.as_str(), "info": info, "value": secret }))
 }
 
-fn token_update(lab: &Lab, caller: &Caller, params: &Params, raw_user: &str, raw_token: &str) -> Result<Value, ApiError> {
+fn token_update(
+    lab: &Lab,
+    caller: &Caller,
+    params: &Params,
+    raw_user: &str,
+    raw_token: &str,
+) -> Result<Value, ApiError> {
     let mut state = lab.write();
     self_or_user_modify(&Perm::new(lab, &state, caller), &state, raw_user)?;
     let user = parse_userid("userid", raw_user)?;
@@ -593,14 +602,21 @@ fn token_update(lab: &Lab, caller: &Caller, params: &Params, raw_user: &str, raw
     for key in ["delete", "regenerate"] {
         let allowed = if key == "delete" { nine_one } else { lab.catalog.token_can_regenerate() };
         if params.get(key).is_some() && !allowed {
-            return Err(ApiError::param(key, "property is not defined in schema and the schema does not allow additional properties"));
+            return Err(ApiError::param(
+                key,
+                "property is not defined in schema and the schema does not allow additional properties",
+            ));
         }
     }
     let mut delete_comment = false;
     if let Some(list) = params.get("delete") {
         for key in split_list(list) {
             if key != "comment" {
-                return Err(ApiError::param_in_lock("updating token info failed: ", "delete", &format!("unknown option '{key}'")));
+                return Err(ApiError::param_in_lock(
+                    "updating token info failed: ",
+                    "delete",
+                    &format!("unknown option '{key}'"),
+                ));
             }
             delete_comment = true;
         }
@@ -659,16 +675,17 @@ fn roles(lab: &Lab) -> Result<Value, ApiError> {
 }
 
 fn role_id(raw: &str) -> Result<RoleId, ApiError> {
-    raw.parse::<RoleId>()
-        .map_err(|_| ApiError::param("roleid", format!("invalid format - role name '{raw}' contains invalid characters\n")))
+    raw.parse::<RoleId>().map_err(|_| {
+        ApiError::param("roleid", format!("invalid format - role name '{raw}' contains invalid characters\n"))
+    })
 }
 
 fn privs_param(lab: &Lab, params: &Params) -> Result<Option<pvetoken_acl::PrivSet>, ApiError> {
     match params.get("privs") {
         None => Ok(None),
-        Some(list) => parse_privilege_list(list, &lab.catalog)
-            .map(Some)
-            .map_err(|e| ApiError::param("privs", format!("{e}\n"))),
+        Some(list) => {
+            parse_privilege_list(list, &lab.catalog).map(Some).map_err(|e| ApiError::param("privs", format!("{e}\n")))
+        }
     }
 }
 
@@ -752,7 +769,9 @@ fn list_of<T: std::str::FromStr>(params: &Params, key: &str, what: &str) -> Resu
     split_list(raw)
         .into_iter()
         .map(|v| {
-            v.parse::<T>().map_err(|_| ApiError::param(key, format!("invalid format - value '{v}' does not look like a valid {what}\n")))
+            v.parse::<T>().map_err(|_| {
+                ApiError::param(key, format!("invalid format - value '{v}' does not look like a valid {what}\n"))
+            })
         })
         .collect()
 }
@@ -774,8 +793,9 @@ fn acl_update(lab: &Lab, caller: &Caller, params: &Params) -> Result<Value, ApiE
     let roles = split_list(roles_raw)
         .into_iter()
         .map(|r| {
-            r.parse::<RoleId>()
-                .map_err(|_| ApiError::param("roles", format!("invalid format - role name '{r}' contains invalid characters\n")))
+            r.parse::<RoleId>().map_err(|_| {
+                ApiError::param("roles", format!("invalid format - role name '{r}' contains invalid characters\n"))
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
     let update = AclUpdate {
@@ -785,8 +805,12 @@ fn acl_update(lab: &Lab, caller: &Caller, params: &Params) -> Result<Value, ApiE
         groups: split_list(params.get("groups").unwrap_or_default())
             .into_iter()
             .map(|g| {
-                g.parse::<GroupId>()
-                    .map_err(|_| ApiError::param("groups", format!("invalid format - group name '{g}' contains invalid characters\n")))
+                g.parse::<GroupId>().map_err(|_| {
+                    ApiError::param(
+                        "groups",
+                        format!("invalid format - group name '{g}' contains invalid characters\n"),
+                    )
+                })
             })
             .collect::<Result<Vec<_>, _>>()?,
         tokens: list_of::<TokenId>(params, "tokens", "token ID")?,
@@ -837,8 +861,9 @@ fn groups(lab: &Lab, caller: &Caller) -> Result<Value, ApiError> {
 }
 
 fn group_id(raw: &str) -> Result<GroupId, ApiError> {
-    raw.parse::<GroupId>()
-        .map_err(|_| ApiError::param("groupid", format!("invalid format - group name '{raw}' contains invalid characters\n")))
+    raw.parse::<GroupId>().map_err(|_| {
+        ApiError::param("groupid", format!("invalid format - group name '{raw}' contains invalid characters\n"))
+    })
 }
 
 fn group_create(lab: &Lab, caller: &Caller, params: &Params) -> Result<Value, ApiError> {
@@ -855,7 +880,8 @@ fn group_get(lab: &Lab, caller: &Caller, raw: &str) -> Result<Value, ApiError> {
     let state = lab.read();
     Perm::new(lab, &state, caller).check("/access/groups", &["Sys.Audit", "Group.Allocate"], true)?;
     let id = group_id(raw)?;
-    let group = state.cfg.groups().get(&id).ok_or_else(|| ApiError::internal(format!("group '{raw}' does not exist")))?;
+    let group =
+        state.cfg.groups().get(&id).ok_or_else(|| ApiError::internal(format!("group '{raw}' does not exist")))?;
     let mut out = Map::new();
     out.insert("members".into(), json!(group.members.iter().map(UserId::as_str).collect::<Vec<_>>()));
     if let Some(c) = &group.comment {
@@ -946,4 +972,3 @@ mod tests {
         assert_eq!(split_list("a b\0c"), ["a b", "c"]);
     }
 }
-

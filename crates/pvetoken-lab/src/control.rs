@@ -118,7 +118,10 @@ impl Control {
 
     pub(crate) fn add_fault(&self, mut fault: FaultSpec) {
         if !fault.path.starts_with("/api2/") {
-            fault.path = format!("/api2/json{}", if fault.path.starts_with('/') { fault.path.clone() } else { format!("/{}", fault.path) });
+            fault.path = format!(
+                "/api2/json{}",
+                if fault.path.starts_with('/') { fault.path.clone() } else { format!("/{}", fault.path) }
+            );
         }
         fault.method = fault.method.map(|m| m.to_ascii_uppercase());
         self.faults.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(fault);

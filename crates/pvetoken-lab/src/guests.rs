@@ -43,10 +43,12 @@ pub(crate) fn handle(
                 ))));
             }
             match name {
-                "node-index" => Ok(json!(["qemu", "lxc", "storage", "tasks", "network", "status"]
-                    .iter()
-                    .map(|n| json!({ "name": n }))
-                    .collect::<Vec<_>>())),
+                "node-index" => Ok(json!(
+                    ["qemu", "lxc", "storage", "tasks", "network", "status"]
+                        .iter()
+                        .map(|n| json!({ "name": n }))
+                        .collect::<Vec<_>>()
+                )),
                 "node-status" => node_status(lab, caller),
                 "node-network" => node_network(lab, caller),
                 "lxc" => Ok(json!([])),
@@ -77,10 +79,12 @@ fn vm_endpoint(lab: &Lab, name: &str, caller: &Caller, p: &Params, vmid: u64, ac
             let state = lab.read();
             Perm::new(lab, &state, caller).check(&vm_path(vmid), &["VM.Audit"], false)?;
             vm(&state, vmid)?;
-            Ok(json!(["config", "status", "agent", "clone", "template", "snapshot", "pending"]
-                .iter()
-                .map(|s| json!({ "subdir": s }))
-                .collect::<Vec<_>>()))
+            Ok(json!(
+                ["config", "status", "agent", "clone", "template", "snapshot", "pending"]
+                    .iter()
+                    .map(|s| json!({ "subdir": s }))
+                    .collect::<Vec<_>>()
+            ))
         }
         "vm-delete" => vm_delete(lab, caller, vmid),
         "config-get" => config_get(lab, caller, vmid),
@@ -92,10 +96,12 @@ fn vm_endpoint(lab: &Lab, name: &str, caller: &Caller, p: &Params, vmid: u64, ac
         "clone" => clone(lab, caller, p, vmid),
         "template" => template(lab, caller, vmid),
         "snapshots" => snapshots(lab, caller, vmid),
-        "agent-index" => Ok(json!(["ping", "network-get-interfaces", "get-osinfo", "get-host-name", "info", "file-read", "file-write"]
-            .iter()
-            .map(|c| json!({ "name": c }))
-            .collect::<Vec<_>>())),
+        "agent-index" => Ok(json!(
+            ["ping", "network-get-interfaces", "get-osinfo", "get-host-name", "info", "file-read", "file-write"]
+                .iter()
+                .map(|c| json!({ "name": c }))
+                .collect::<Vec<_>>()
+        )),
         _ => agent(lab, name, caller, p, vmid),
     }
 }
@@ -107,7 +113,8 @@ fn vm_path(vmid: u64) -> String {
 }
 
 fn parse_vmid(key: &str, raw: &str) -> Result<u64, ApiError> {
-    let n: u64 = raw.trim().parse().map_err(|_| ApiError::param(key, format!("type check ('integer') failed - got '{raw}'")))?;
+    let n: u64 =
+        raw.trim().parse().map_err(|_| ApiError::param(key, format!("type check ('integer') failed - got '{raw}'")))?;
     if n < 100 {
         return Err(ApiError::param(key, "value must have a minimum value of 100"));
     }
@@ -122,7 +129,10 @@ fn vm(state: &State, vmid: u64) -> Result<&Vm, ApiError> {
 }
 
 fn no_config(state: &State, vmid: u64) -> ApiError {
-    ApiError::internal(format!("Configuration file 'nodes/{}/qemu-server/{vmid}.conf' does not exist", state.guests.node))
+    ApiError::internal(format!(
+        "Configuration file 'nodes/{}/qemu-server/{vmid}.conf' does not exist",
+        state.guests.node
+    ))
 }
 
 /// Creates a finished task and returns its UPID.
@@ -178,7 +188,22 @@ fn numbered(key: &str, prefix: &str) -> bool {
 }
 
 /// Parameters that are not config keys.
-const NOT_CONFIG: &[&str] = &["node", "vmid", "digest", "delete", "revert", "skiplock", "background_delay", "force", "pool", "storage", "start", "unique", "archive", "live-restore"];
+const NOT_CONFIG: &[&str] = &[
+    "node",
+    "vmid",
+    "digest",
+    "delete",
+    "revert",
+    "skiplock",
+    "background_delay",
+    "force",
+    "pool",
+    "storage",
+    "start",
+    "unique",
+    "archive",
+    "live-restore",
+];
 
 /// The per-key permission check of PUT/POST config and create (`check_vm_modify_config_perm` and drive checks).
 fn check_config_key(lab: &Lab, perm: &Perm<'_>, vmid: u64, key: &str, value: Option<&str>) -> Result<(), ApiError> {
@@ -188,16 +213,17 @@ fn check_config_key(lab: &Lab, perm: &Perm<'_>, vmid: u64, key: &str, value: Opt
     let path = vm_path(vmid);
     let nine = lab.version.major >= 9;
     let class: &[&str] = match key {
-        "cores" | "cpu" | "cpulimit" | "cpuunits" | "numa" | "smp" | "sockets" | "vcpus" | "runningcpu" => &["VM.Config.CPU"],
+        "cores" | "cpu" | "cpulimit" | "cpuunits" | "numa" | "smp" | "sockets" | "vcpus" | "runningcpu" => {
+            &["VM.Config.CPU"]
+        }
         k if numbered(k, "numa") => &["VM.Config.CPU"],
         "memory" | "balloon" | "shares" => &["VM.Config.Memory"],
         "allow-ksm" if nine => &["VM.Config.Memory"],
-        "acpi" | "audio0" | "hotplug" | "kvm" | "machine" | "scsihw" | "smbios1" | "tablet" | "vga" | "watchdog" | "rng0"
-        | "runningmachine" => &["VM.Config.HWType"],
-        "agent" | "autostart" | "bios" | "description" | "keyboard" | "localtime" | "migrate_downtime" | "migrate_speed"
-        | "name" | "onboot" | "ostype" | "protection" | "reboot" | "startdate" | "startup" | "tdf" | "template" | "tags" => {
-            &["VM.Config.Options"]
-        }
+        "acpi" | "audio0" | "hotplug" | "kvm" | "machine" | "scsihw" | "smbios1" | "tablet" | "vga" | "watchdog"
+        | "rng0" | "runningmachine" => &["VM.Config.HWType"],
+        "agent" | "autostart" | "bios" | "description" | "keyboard" | "localtime" | "migrate_downtime"
+        | "migrate_speed" | "name" | "onboot" | "ostype" | "protection" | "reboot" | "startdate" | "startup"
+        | "tdf" | "template" | "tags" => &["VM.Config.Options"],
         "freeze" => &["VM.PowerMgmt"],
         "boot" | "bootdisk" | "vmstatestorage" => &["VM.Config.Disk"],
         k if numbered(k, "net") => &["VM.Config.Network"],
@@ -324,7 +350,13 @@ fn materialize(state: &mut State, vmid: u64, key: &str, value: &str) -> String {
 
 fn add_volume(state: &mut State, volid: &str, size: u64, vmid: Option<u64>) {
     if !state.guests.volumes.iter().any(|v| v.volid == volid) {
-        state.guests.volumes.push(Volume { volid: volid.to_owned(), size, content: content_of(volid), vmid, ctime: now() });
+        state.guests.volumes.push(Volume {
+            volid: volid.to_owned(),
+            size,
+            content: content_of(volid),
+            vmid,
+            ctime: now(),
+        });
     }
 }
 
@@ -381,7 +413,10 @@ fn resources(lab: &Lab, caller: &Caller, p: &Params) -> Result<Value, ApiError> 
     if let Some(k) = kind
         && !["vm", "storage", "node", "sdn", "pool"].contains(&k)
     {
-        return Err(ApiError::param("type", format!("value '{k}' does not have a value in the enumeration 'vm, storage, node, sdn, pool'")));
+        return Err(ApiError::param(
+            "type",
+            format!("value '{k}' does not have a value in the enumeration 'vm, storage, node, sdn, pool'"),
+        ));
     }
     let want = |k: &str| kind.is_none_or(|w| w == k);
     let state = lab.read();
@@ -516,14 +551,18 @@ fn pool_members(state: &State, pool: &pvetoken_acl::Pool) -> Vec<Value> {
             Value::Object(item)
         })
         .collect();
-    members.extend(pool.storage.iter().map(|s| {
-        json!({ "id": format!("storage/{node}/{s}"), "type": "storage", "storage": s, "node": node })
-    }));
+    members.extend(
+        pool.storage
+            .iter()
+            .map(|s| json!({ "id": format!("storage/{node}/{s}"), "type": "storage", "storage": s, "node": node })),
+    );
     members
 }
 
 fn pool_id(raw: &str) -> Result<PoolId, ApiError> {
-    raw.parse::<PoolId>().map_err(|_| ApiError::param("poolid", format!("invalid format - pool name '{raw}' contains invalid characters\n")))
+    raw.parse::<PoolId>().map_err(|_| {
+        ApiError::param("poolid", format!("invalid format - pool name '{raw}' contains invalid characters\n"))
+    })
 }
 
 fn pools(lab: &Lab, caller: &Caller, p: &Params) -> Result<Value, ApiError> {
@@ -531,7 +570,10 @@ fn pools(lab: &Lab, caller: &Caller, p: &Params) -> Result<Value, ApiError> {
     let perm = Perm::new(lab, &state, caller);
     let filter = p.get("poolid");
     if filter.is_some() && lab.version.major < 8 {
-        return Err(ApiError::param("poolid", "property is not defined in schema and the schema does not allow additional properties"));
+        return Err(ApiError::param(
+            "poolid",
+            "property is not defined in schema and the schema does not allow additional properties",
+        ));
     }
     let mut out = Vec::new();
     for (id, pool) in state.cfg.pools() {
@@ -572,13 +614,10 @@ fn pool_create(lab: &Lab, caller: &Caller, p: &Params) -> Result<Value, ApiError
     let raw = p.required("poolid")?.to_owned();
     Perm::new(lab, &state, caller).check(&format!("/pool/{raw}"), &["Pool.Allocate"], false)?;
     let id = pool_id(&raw)?;
-    state
-        .cfg
-        .add_pool(id, p.get("comment").map(str::to_owned), &lab.catalog)
-        .map_err(|e| match e.param() {
-            Some(param) => ApiError::param(param, e.to_string()),
-            None => ApiError::internal(e.to_string()),
-        })?;
+    state.cfg.add_pool(id, p.get("comment").map(str::to_owned), &lab.catalog).map_err(|e| match e.param() {
+        Some(param) => ApiError::param(param, e.to_string()),
+        None => ApiError::internal(e.to_string()),
+    })?;
     lab.save_access(&state)?;
     Ok(Value::Null)
 }
@@ -586,9 +625,12 @@ fn pool_create(lab: &Lab, caller: &Caller, p: &Params) -> Result<Value, ApiError
 fn pool_update(lab: &Lab, caller: &Caller, p: &Params, raw: &str) -> Result<Value, ApiError> {
     let mut state = lab.write();
     let id = pool_id(raw)?;
-    let vms: Vec<u64> =
-        split_list(p.get("vms").unwrap_or_default()).into_iter().map(|v| parse_vmid("vms", v)).collect::<Result<_, _>>()?;
-    let storage: Vec<String> = split_list(p.get("storage").unwrap_or_default()).into_iter().map(str::to_owned).collect();
+    let vms: Vec<u64> = split_list(p.get("vms").unwrap_or_default())
+        .into_iter()
+        .map(|v| parse_vmid("vms", v))
+        .collect::<Result<_, _>>()?;
+    let storage: Vec<String> =
+        split_list(p.get("storage").unwrap_or_default()).into_iter().map(str::to_owned).collect();
     {
         let perm = Perm::new(lab, &state, caller);
         perm.check(&format!("/pool/{raw}"), &["Pool.Allocate"], false)?;
@@ -716,13 +758,18 @@ fn qemu_create(lab: &Lab, caller: &Caller, p: &Params) -> Result<Value, ApiError
         }
     }
     if state.guests.vms.contains_key(&vmid) {
-        return Err(ApiError::internal(format!("unable to create VM {vmid} - VM {vmid} already exists on node '{}'", state.guests.node)));
+        return Err(ApiError::internal(format!(
+            "unable to create VM {vmid} - VM {vmid} already exists on node '{}'",
+            state.guests.node
+        )));
     }
     for (k, v) in &keys {
         if is_drive_key(k) {
             let volume = v.split(',').next().unwrap_or_default();
             if volume.contains(":iso/") && !state.guests.volumes.iter().any(|x| x.volid == volume) {
-                return Err(ApiError::internal(format!("unable to create VM {vmid} - volume '{volume}' does not exist")));
+                return Err(ApiError::internal(format!(
+                    "unable to create VM {vmid} - volume '{volume}' does not exist"
+                )));
             }
         }
     }
@@ -737,7 +784,14 @@ fn qemu_create(lab: &Lab, caller: &Caller, p: &Params) -> Result<Value, ApiError
     let node = state.guests.node.clone();
     state.guests.vms.insert(
         vmid,
-        Vm { vmid, node, status: if start { "running".into() } else { "stopped".into() }, config, started_at: if start { now() } else { 0 }, files: BTreeMap::new() },
+        Vm {
+            vmid,
+            node,
+            status: if start { "running".into() } else { "stopped".into() },
+            config,
+            started_at: if start { now() } else { 0 },
+            files: BTreeMap::new(),
+        },
     );
     if let Some(pool) = pool.and_then(|p| p.parse::<PoolId>().ok()) {
         let _ = state.cfg.add_pool_members(&pool, &[vmid], &[]);
@@ -782,15 +836,24 @@ fn pending(lab: &Lab, caller: &Caller, vmid: u64) -> Result<Value, ApiError> {
 fn config_set(lab: &Lab, caller: &Caller, p: &Params, vmid: u64, is_post: bool) -> Result<Value, ApiError> {
     let mut state = lab.write();
     let keys = config_params(p);
-    let deletes: Vec<String> =
-        split_list(p.get("delete").unwrap_or_default()).into_iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
+    let deletes: Vec<String> = split_list(p.get("delete").unwrap_or_default())
+        .into_iter()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect();
     {
         let perm = Perm::new(lab, &state, caller);
         perm.check(
             &vm_path(vmid),
             &[
-                "VM.Config.Disk", "VM.Config.CDROM", "VM.Config.CPU", "VM.Config.Memory", "VM.Config.Network",
-                "VM.Config.HWType", "VM.Config.Options", "VM.Config.Cloudinit",
+                "VM.Config.Disk",
+                "VM.Config.CDROM",
+                "VM.Config.CPU",
+                "VM.Config.Memory",
+                "VM.Config.Network",
+                "VM.Config.HWType",
+                "VM.Config.Options",
+                "VM.Config.Cloudinit",
             ],
             true,
         )?;
@@ -810,7 +873,8 @@ fn config_set(lab: &Lab, caller: &Caller, p: &Params, vmid: u64, is_post: bool) 
     {
         return Err(ApiError::internal("detected modified configuration - file changed by other user? Try again."));
     }
-    let values: Vec<(String, String)> = keys.iter().map(|(k, v)| (k.clone(), materialize(&mut state, vmid, k, v))).collect();
+    let values: Vec<(String, String)> =
+        keys.iter().map(|(k, v)| (k.clone(), materialize(&mut state, vmid, k, v))).collect();
     if let Some(vm) = state.guests.vms.get_mut(&vmid) {
         for k in &deletes {
             vm.config.remove(k);
@@ -819,7 +883,11 @@ fn config_set(lab: &Lab, caller: &Caller, p: &Params, vmid: u64, is_post: bool) 
             vm.config.insert(k, v);
         }
     }
-    let result = if is_post { json!(task(&mut state, "qmconfig", &vmid.to_string(), &caller.authid, "OK")) } else { Value::Null };
+    let result = if is_post {
+        json!(task(&mut state, "qmconfig", &vmid.to_string(), &caller.authid, "OK"))
+    } else {
+        Value::Null
+    };
     lab.save_guests(&state)?;
     Ok(result)
 }
@@ -846,7 +914,12 @@ fn status_action(lab: &Lab, caller: &Caller, vmid: u64, action: &str) -> Result<
         "reset" => "qmreset",
         "suspend" => "qmsuspend",
         "resume" => "qmresume",
-        _ => return Err(ApiError::not_implemented("POST", &format!("/api2/json/nodes/{}/qemu/{vmid}/status/{action}", lab.node))),
+        _ => {
+            return Err(ApiError::not_implemented(
+                "POST",
+                &format!("/api2/json/nodes/{}/qemu/{vmid}/status/{action}", lab.node),
+            ));
+        }
     };
     let mut state = lab.write();
     Perm::new(lab, &state, caller).check(&vm_path(vmid), &["VM.PowerMgmt"], false)?;
@@ -898,7 +971,9 @@ fn clone(lab: &Lab, caller: &Caller, p: &Params, vmid: u64) -> Result<Value, Api
             for (k, v) in &source.config {
                 if is_drive_key(k) && !v.contains("media=cdrom") {
                     if let Some(volid) = disk_volid(v) {
-                        let sid = target_storage.clone().unwrap_or_else(|| volid.split(':').next().unwrap_or_default().to_owned());
+                        let sid = target_storage
+                            .clone()
+                            .unwrap_or_else(|| volid.split(':').next().unwrap_or_default().to_owned());
                         perm.check(&format!("/storage/{sid}"), &["Datastore.AllocateSpace"], false)?;
                     }
                 }
@@ -930,7 +1005,8 @@ fn clone(lab: &Lab, caller: &Caller, p: &Params, vmid: u64) -> Result<Value, Api
             value = parts.join(",");
         } else if is_drive_key(k) {
             if let Some(volid) = disk_volid(v) {
-                let sid = target_storage.clone().unwrap_or_else(|| volid.split(':').next().unwrap_or_default().to_owned());
+                let sid =
+                    target_storage.clone().unwrap_or_else(|| volid.split(':').next().unwrap_or_default().to_owned());
                 let new = format!("{sid}:vm-{newid}-disk-{disk_index}");
                 disk_index += 1;
                 value = v.replacen(&volid, &new, 1);
@@ -954,7 +1030,10 @@ fn clone(lab: &Lab, caller: &Caller, p: &Params, vmid: u64) -> Result<Value, Api
         add_volume(&mut state, &v, 8 << 30, Some(newid));
     }
     let node = state.guests.node.clone();
-    state.guests.vms.insert(newid, Vm { vmid: newid, node, status: "stopped".into(), config, started_at: 0, files: BTreeMap::new() });
+    state.guests.vms.insert(
+        newid,
+        Vm { vmid: newid, node, status: "stopped".into(), config, started_at: 0, files: BTreeMap::new() },
+    );
     if let Some(pool) = pool.and_then(|p| p.parse::<PoolId>().ok()) {
         let _ = state.cfg.add_pool_members(&pool, &[newid], &[]);
         lab.save_access(&state)?;
@@ -989,7 +1068,9 @@ fn snapshots(lab: &Lab, caller: &Caller, vmid: u64) -> Result<Value, ApiError> {
     let state = lab.read();
     Perm::new(lab, &state, caller).check(&vm_path(vmid), &["VM.Audit"], false)?;
     let vm = vm(&state, vmid)?;
-    Ok(json!([{"name": "current", "description": "You are here!", "running": u8::from(vm.status == "running"), "digest": digest(&vm.config)}]))
+    Ok(
+        json!([{"name": "current", "description": "You are here!", "running": u8::from(vm.status == "running"), "digest": digest(&vm.config)}]),
+    )
 }
 
 // ---- guest agent ----------------------------------------------------------------------------------------------------
@@ -1152,12 +1233,21 @@ fn storage_list(lab: &Lab, caller: &Caller, p: &Params) -> Result<Value, ApiErro
 }
 
 fn find_storage<'s>(state: &'s State, sid: &str) -> Result<&'s crate::state::Storage, ApiError> {
-    state.guests.storage.iter().find(|s| s.id == sid).ok_or_else(|| ApiError::internal(format!("storage '{sid}' does not exist")))
+    state
+        .guests
+        .storage
+        .iter()
+        .find(|s| s.id == sid)
+        .ok_or_else(|| ApiError::internal(format!("storage '{sid}' does not exist")))
 }
 
 fn storage_status(lab: &Lab, caller: &Caller, sid: &str) -> Result<Value, ApiError> {
     let state = lab.read();
-    Perm::new(lab, &state, caller).check(&format!("/storage/{sid}"), &["Datastore.Audit", "Datastore.AllocateSpace"], true)?;
+    Perm::new(lab, &state, caller).check(
+        &format!("/storage/{sid}"),
+        &["Datastore.Audit", "Datastore.AllocateSpace"],
+        true,
+    )?;
     let s = find_storage(&state, sid)?;
     let mut out = storage_json(&state, s);
     out.remove("storage");
@@ -1182,8 +1272,15 @@ fn storage_content(lab: &Lab, caller: &Caller, p: &Params, sid: &str) -> Result<
             .filter(|v| want_vmid.is_none_or(|id| v.vmid == Some(id)))
             .filter(|v| allocate || v.vmid.is_none_or(|id| perm.has(&vm_path(id), &["VM.Audit"], false)))
             .map(|v| {
-                let format = if v.content == "iso" { "iso" } else if v.content == "images" { "raw" } else { "tgz" };
-                let mut item = json!({"volid": v.volid, "size": v.size, "content": v.content, "ctime": v.ctime, "format": format});
+                let format = if v.content == "iso" {
+                    "iso"
+                } else if v.content == "images" {
+                    "raw"
+                } else {
+                    "tgz"
+                };
+                let mut item =
+                    json!({"volid": v.volid, "size": v.size, "content": v.content, "ctime": v.ctime, "format": format});
                 if let (Some(id), Some(map)) = (v.vmid, item.as_object_mut()) {
                     map.insert("vmid".into(), json!(id));
                 }
@@ -1205,11 +1302,16 @@ fn volume_get(lab: &Lab, caller: &Caller, sid: &str, volume: &str) -> Result<Val
         .ok_or_else(|| ApiError::internal(format!("can't find volume '{volid}'")))?;
     let allowed = perm.has(&format!("/storage/{sid}"), &["Datastore.Allocate"], false)
         || match v.vmid {
-            Some(id) => perm.has(&format!("/storage/{sid}"), &["Datastore.Audit"], false) && perm.has(&vm_path(id), &["VM.Audit"], false),
+            Some(id) => {
+                perm.has(&format!("/storage/{sid}"), &["Datastore.Audit"], false)
+                    && perm.has(&vm_path(id), &["VM.Audit"], false)
+            }
             None => perm.has(&format!("/storage/{sid}"), &["Datastore.Audit", "Datastore.AllocateSpace"], true),
         };
     if !allowed {
         return Err(ApiError::forbidden(""));
     }
-    Ok(json!({"path": format!("/dev/lab/{}", volid.replace(':', "/")), "size": v.size, "used": v.size, "format": if v.content == "iso" { "iso" } else { "raw" }}))
+    Ok(
+        json!({"path": format!("/dev/lab/{}", volid.replace(':', "/")), "size": v.size, "used": v.size, "format": if v.content == "iso" { "iso" } else { "raw" }}),
+    )
 }

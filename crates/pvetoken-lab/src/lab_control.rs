@@ -67,7 +67,12 @@ pub(crate) async fn handle(
                 lab.control.add_fault(fault);
                 Ok(Value::Null)
             }
-            Err(e) => Err(ApiError::new(400, format!("fault must be JSON like {{\"method\":\"POST\",\"path\":\"/nodes/*/qemu/*/clone\",\"status\":500,\"count\":1}}: {e}"))),
+            Err(e) => Err(ApiError::new(
+                400,
+                format!(
+                    "fault must be JSON like {{\"method\":\"POST\",\"path\":\"/nodes/*/qemu/*/clone\",\"status\":500,\"count\":1}}: {e}"
+                ),
+            )),
         },
         ("DELETE", "/_lab/faults") => {
             lab.control.clear_faults();
@@ -80,7 +85,8 @@ pub(crate) async fn handle(
 }
 
 fn guest_files(lab: &Lab, params: &crate::http::Params) -> Result<Value, ApiError> {
-    let vmid = params.uint("vmid")?.ok_or_else(|| ApiError::param("vmid", "property is missing and it is not optional"))?;
+    let vmid =
+        params.uint("vmid")?.ok_or_else(|| ApiError::param("vmid", "property is missing and it is not optional"))?;
     let state = lab.read();
     let vm = state.guests.vms.get(&vmid).ok_or_else(|| ApiError::internal(format!("VM {vmid} does not exist")))?;
     let files: serde_json::Map<String, Value> = vm

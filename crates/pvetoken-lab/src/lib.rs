@@ -282,8 +282,9 @@ impl Lab {
 fn load_key(dir: &Path, rng: &LabRng) -> Result<Vec<u8>, LabError> {
     let path = dir.join("priv/authkey.key");
     if let Ok(text) = std::fs::read_to_string(&path) {
-        let bytes: Option<Vec<u8>> =
-            (0..text.trim().len() / 2).map(|i| u8::from_str_radix(text.trim().get(2 * i..2 * i + 2)?, 16).ok()).collect();
+        let bytes: Option<Vec<u8>> = (0..text.trim().len() / 2)
+            .map(|i| u8::from_str_radix(text.trim().get(2 * i..2 * i + 2)?, 16).ok())
+            .collect();
         if let Some(bytes) = bytes.filter(|b| b.len() >= 32) {
             return Ok(bytes);
         }
@@ -296,8 +297,7 @@ fn load_key(dir: &Path, rng: &LabRng) -> Result<Vec<u8>, LabError> {
 }
 
 async fn bind(port: u16) -> Result<(TcpListener, SocketAddr), LabError> {
-    let listener =
-        TcpListener::bind(("127.0.0.1", port)).await.map_err(|source| LabError::Bind { port, source })?;
+    let listener = TcpListener::bind(("127.0.0.1", port)).await.map_err(|source| LabError::Bind { port, source })?;
     let addr = listener.local_addr().map_err(|source| LabError::Bind { port, source })?;
     Ok((listener, addr))
 }
@@ -307,11 +307,18 @@ pub async fn start(config: LabConfig) -> Result<RunningLab, LabError> {
     let dir = match &config.state_dir {
         Some(path) => {
             use std::os::unix::fs::DirBuilderExt as _;
-            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(path).map_err(|e| LabError::state(path, e))?;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(path)
+                .map_err(|e| LabError::state(path, e))?;
             StateDir::Given(path.clone())
         }
         None => StateDir::Temp(
-            tempfile::Builder::new().prefix("pvetoken-lab-").tempdir().map_err(|e| LabError::state(Path::new("/tmp"), e))?,
+            tempfile::Builder::new()
+                .prefix("pvetoken-lab-")
+                .tempdir()
+                .map_err(|e| LabError::state(Path::new("/tmp"), e))?,
         ),
     };
     let dir_path = dir.path().to_owned();

@@ -299,7 +299,9 @@ fn authenticate(lab: &Lab, headers: &hyper::HeaderMap, method: &str) -> AuthResu
             {
                 let state = lab.read();
                 let enabled = match &subject {
-                    Subject::User(u) => state.cfg.user(u).is_some_and(|u| u.enable && (u.expire == 0 || u.expire >= now)),
+                    Subject::User(u) => {
+                        state.cfg.user(u).is_some_and(|u| u.enable && (u.expire == 0 || u.expire >= now))
+                    }
                     Subject::Token(_) => false,
                 };
                 if !enabled {
@@ -358,9 +360,8 @@ pub(crate) fn dispatch(
         && !route.allow_token
     {
         let rel_uri = if rel.is_empty() { "/" } else { rel };
-        let error = ApiError::forbidden(&format!(
-            "URI '{rel_uri}' not available with API token, need proper ticket.\n"
-        ));
+        let error =
+            ApiError::forbidden(&format!("URI '{rel_uri}' not available with API token, need proper ticket.\n"));
         return Outcome::error(&error, authid);
     }
     let content_type = headers.get(hyper::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());

@@ -144,7 +144,13 @@ impl Guests {
         let mut volumes: Vec<Volume> = scenario
             .volumes
             .iter()
-            .map(|v| Volume { volid: v.volid.clone(), size: v.size, content: content_of(&v.volid), vmid: None, ctime: now })
+            .map(|v| Volume {
+                volid: v.volid.clone(),
+                size: v.size,
+                content: content_of(&v.volid),
+                vmid: None,
+                ctime: now,
+            })
             .collect();
         for vm in &scenario.vm {
             let mut config: BTreeMap<String, String> = BTreeMap::new();
@@ -191,7 +197,12 @@ impl Guests {
             storage: scenario
                 .storage
                 .iter()
-                .map(|s| Storage { id: s.id.clone(), kind: s.kind.clone(), content: s.content.clone(), total: s.total_gib << 30 })
+                .map(|s| Storage {
+                    id: s.id.clone(),
+                    kind: s.kind.clone(),
+                    content: s.content.clone(),
+                    total: s.total_gib << 30,
+                })
                 .collect(),
             volumes,
             vms,
@@ -263,8 +274,9 @@ impl State {
             }
         }
         let guests = match read(GUESTS)? {
-            Some(text) => serde_json::from_str(&text)
-                .map_err(|e| LabError::Scenario(format!("{}: unreadable guest state: {e}", dir.join(GUESTS).display())))?,
+            Some(text) => serde_json::from_str(&text).map_err(|e| {
+                LabError::Scenario(format!("{}: unreadable guest state: {e}", dir.join(GUESTS).display()))
+            })?,
             None => Guests::from_scenario(scenario),
         };
         let state = State { cfg, tokens, shadow, guests };
@@ -333,8 +345,23 @@ impl StateDir {
 
 /// JSON helper: a config value as PVE returns it (integers for integer-typed keys).
 pub(crate) fn config_value(key: &str, value: &str) -> Value {
-    const INTEGER_KEYS: &[&str] =
-        &["cores", "sockets", "template", "onboot", "numa", "kvm", "acpi", "tablet", "protection", "balloon", "shares", "vcpus", "localtime", "reboot", "cpuunits"];
+    const INTEGER_KEYS: &[&str] = &[
+        "cores",
+        "sockets",
+        "template",
+        "onboot",
+        "numa",
+        "kvm",
+        "acpi",
+        "tablet",
+        "protection",
+        "balloon",
+        "shares",
+        "vcpus",
+        "localtime",
+        "reboot",
+        "cpuunits",
+    ];
     if INTEGER_KEYS.contains(&key) {
         if let Ok(n) = value.parse::<i64>() {
             return Value::from(n);

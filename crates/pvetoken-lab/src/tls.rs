@@ -29,7 +29,8 @@ pub(crate) fn load_or_create(state_dir: &Path) -> Result<LabCert, LabError> {
     let cert_path = state_dir.join(CERT_FILE);
     let key_path = state_dir.join(KEY_FILE);
     let ca_path = state_dir.join(CA_FILE);
-    let existing = (std::fs::read_to_string(&ca_path), std::fs::read_to_string(&cert_path), std::fs::read_to_string(&key_path));
+    let existing =
+        (std::fs::read_to_string(&ca_path), std::fs::read_to_string(&cert_path), std::fs::read_to_string(&key_path));
     let (ca_pem, cert_pem, key_pem) = match existing {
         (Ok(a), Ok(c), Ok(k)) => (a, c, k),
         _ => {
@@ -86,8 +87,10 @@ fn pem_der(pem: &str, label: &str) -> Option<Vec<u8>> {
 
 fn build(ca_pem: &str, cert_pem: &str, key_pem: &str) -> Result<LabCert, LabError> {
     let ca_der = pem_der(ca_pem, "CERTIFICATE").ok_or_else(|| LabError::Tls("CA PEM unreadable".into()))?;
-    let cert_der = pem_der(cert_pem, "CERTIFICATE").ok_or_else(|| LabError::Tls("certificate PEM unreadable".into()))?;
-    let key_der = pem_der(key_pem, "PRIVATE KEY").ok_or_else(|| LabError::Tls("key PEM unreadable (want PKCS#8)".into()))?;
+    let cert_der =
+        pem_der(cert_pem, "CERTIFICATE").ok_or_else(|| LabError::Tls("certificate PEM unreadable".into()))?;
+    let key_der =
+        pem_der(key_pem, "PRIVATE KEY").ok_or_else(|| LabError::Tls("key PEM unreadable (want PKCS#8)".into()))?;
     let fingerprint = sha2::Sha256::digest(&cert_der).iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":");
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)

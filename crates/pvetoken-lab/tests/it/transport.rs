@@ -156,7 +156,8 @@ async fn an_oversized_body_is_refused_without_hanging() {
 
 #[tokio::test]
 async fn the_auth_failure_delay_slows_down_only_failures() {
-    let lab = start(LabConfig { auth_failure_delay: std::time::Duration::from_millis(300), ..LabConfig::default() }).await;
+    let lab =
+        start(LabConfig { auth_failure_delay: std::time::Duration::from_millis(300), ..LabConfig::default() }).await;
     let anon = Api::new(&lab, Auth::Header("PVEAPIToken=a@pve!t=nope".into()));
     let started = std::time::Instant::now();
     assert_eq!(anon.api("GET", "/version", &[]).await.status, 401);

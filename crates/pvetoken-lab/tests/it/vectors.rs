@@ -208,4 +208,3 @@ async fn lab_accepts_exactly_the_token_headers_pve_accepts() {
     assert!(bad.is_empty(), "{} of {ran} token headers judged unlike PVE:\n{}", bad.len(), bad.join("\n"));
     eprintln!("token_auth_checks: {ran} passed");
 }
-
