@@ -218,11 +218,13 @@ pub async fn deliver(
     let mut warnings = Vec::new();
     let mut exec_ok = request.use_exec && exec_allowed;
     let mut prepared = false;
+    let mut exec_refused: Option<String> = None;
     if exec_ok {
         match prepare_with_exec(client, request).await {
             Ok(()) => prepared = true,
             Err(Prepare::ExecUnavailable(reason)) => {
-                warnings.push(format!("the guest agent refused exec ({reason}); mode and owner not set"));
+                printer.verbose(&format!("exec is not available ({reason}): mode and owner cannot be set"));
+                exec_refused = Some(reason);
                 exec_ok = false;
             }
             Err(Prepare::Failed(error)) => return Err(error),
@@ -239,6 +241,9 @@ pub async fn deliver(
         ModeOutcome::SetBeforeWrite { owner: request.owner.clone(), observed: None }
     } else {
         let exists = guest_file_exists(client, request).await.map_err(|error| agent_error(&error, request, target))?;
+        if let Some(reason) = &exec_refused {
+            warnings.push(format!("exec is not available ({reason}): mode and owner were not set"));
+        }
         if exists {
             ModeOutcome::KeptExisting
         } else if request.allow_agent_mode {
@@ -253,7 +258,7 @@ pub async fn deliver(
             } else if !exec_allowed {
                 format!("{} lacks {} on {acl_path}", request.actor, exec_privilege(major))
             } else {
-                "the guest agent refuses exec".to_owned()
+                exec_refused.clone().unwrap_or_else(|| "exec is not available".to_owned())
             };
             return Err(CliError::check_failed(format!(
                 "{path} does not exist in VM {vmid}, and qemu-guest-agent would create it with mode 0666 (readable by \
@@ -357,6 +362,10 @@ async fn prepare_with_exec(client: &PveClient, request: &DeliveryRequest) -> Res
             Ok(status) => status,
             Err(error) if exec_disabled(&error) => {
                 return Err(Prepare::ExecUnavailable(error.server_message().unwrap_or_default().to_owned()));
+            }
+            // A server (or proxy) without the endpoint: the same as an agent that blocks exec.
+            Err(error) if error.status() == Some(501) => {
+                return Err(Prepare::ExecUnavailable("the server does not implement agent/exec".to_owned()));
             }
             Err(error) => return Err(Prepare::Client(error)),
         };

@@ -69,7 +69,7 @@ pub fn run(args: DeliverArgs, printer: &Printer) -> anyhow::Result<Exit> {
     let runtime = tokio::runtime::Runtime::new()?;
     let report = runtime.block_on(async {
         let http = crate::connection::http_client(&target, timeout)?;
-        let admin_token = super::create::token_glue::read_admin_token(&admin)?;
+        let admin_token = crate::connection::read_admin_token(&admin)?;
         let client = crate::connection::connect_admin(
             &target,
             http.as_ref(),

@@ -2,6 +2,7 @@
 mod acl_cli;
 mod audit;
 mod audit_html;
+mod deliver;
 mod register;
 mod support;
 mod third_party;

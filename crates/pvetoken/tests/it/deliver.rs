@@ -1,0 +1,431 @@
+//! `pvetoken deliver` against the in-process lab on PVE 8.4 and 9.1: the file lands byte for byte, mode handling is
+//! reported, every failed check stops before anything is written, a read-back mismatch is exit 3, and the secret
+//! never shows in stdout, stderr or the lab's request log.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use pvetoken_acl::PveVersion;
+use pvetoken_api::Secret;
+use pvetoken_lab::{FaultSpec, LabConfig, RunningLab, Scenario, ScenarioVm};
+use pvetoken_render::TokenFile;
+use serde_json::Value;
+
+const SECRET: &str = "5e1c7a2b-4d3f-4a8e-9b6c-0f1e2d3c4b5a";
+const GUEST_PATH: &str = "/root/.proxmox-api-token";
+const RUNNING: u64 = 100;
+const STOPPED: u64 = 101;
+const NO_AGENT: u64 = 102;
+const DELIVERER: &str = "deliverer@pve";
+const DELIVERER_PASSWORD: &str = "deliver-pw-1";
+
+fn versions() -> [PveVersion; 2] {
+    ["8.4".parse().expect("8.4"), "9.1".parse().expect("9.1")]
+}
+
+fn vm(vmid: u64, status: &str, agent: &str) -> ScenarioVm {
+    ScenarioVm {
+        vmid,
+        name: format!("guest-{vmid}"),
+        template: false,
+        status: status.to_owned(),
+        config: [("agent", agent), ("memory", "2048"), ("ostype", "l26")]
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+    }
+}
+
+/// A lab with a running VM with agent (100), a stopped one (101), a running one without agent (102), and
+/// `deliverer@pve` holding `deliverer_privs` on `/vms/100`.
+struct Lab {
+    lab: RunningLab,
+    _runtime: tokio::runtime::Runtime,
+    dir: tempfile::TempDir,
+    version: PveVersion,
+}
+
+impl Lab {
+    fn start(version: PveVersion, deliverer_privs: &str) -> Lab {
+        let mut scenario = Scenario::default();
+        scenario.vm.extend([vm(RUNNING, "running", "1"), vm(STOPPED, "stopped", "1"), vm(NO_AGENT, "running", "0")]);
+        scenario.user_cfg = Some(format!(
+            "user:{DELIVERER}:1:0::::::\nrole:Deliver:{deliverer_privs}:\nacl:1:/vms/{RUNNING}:{DELIVERER}:Deliver:\n"
+        ));
+        scenario.token_cfg = Some(String::new());
+        scenario.passwords = BTreeMap::from([(DELIVERER.to_owned(), DELIVERER_PASSWORD.to_owned())]);
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        let lab = runtime
+            .block_on(pvetoken_lab::start(LabConfig { pve_version: version, scenario, ..LabConfig::default() }))
+            .expect("lab starts");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let lab = Lab { lab, _runtime: runtime, dir, version };
+        lab.write_token_file();
+        lab
+    }
+
+    fn token_file(&self) -> PathBuf {
+        self.dir.path().join("token.env")
+    }
+
+    /// The token file as pvetoken writes it (0600).
+    fn write_token_file(&self) {
+        let token = TokenFile::new(
+            &self.lab.ready().pve_url,
+            "pve",
+            "automation@pve!privatebox".parse().expect("token id"),
+            Secret::from(SECRET.to_owned()),
+        )
+        .expect("token file");
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(self.token_file())
+            .expect("create token file");
+        std::io::Write::write_all(&mut file, token.render().as_bytes()).expect("write token file");
+    }
+
+    fn token_bytes(&self) -> Vec<u8> {
+        std::fs::read(self.token_file()).expect("token file")
+    }
+
+    /// Runs `pvetoken --output json deliver --vmid VMID ARGS` as `user` (password from PVETOKEN_PASSWORD).
+    fn deliver_as(&self, user: &str, password: &str, vmid: u64, args: &[&str]) -> Run {
+        let ready = self.lab.ready();
+        let vmid = vmid.to_string();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_pvetoken"));
+        command
+            .args(["--output", "json", "deliver", "--vmid", &vmid, "--token-file"])
+            .arg(self.token_file())
+            .args(["--url", &ready.pve_url, "--ca-file"])
+            .arg(&ready.ca_file)
+            .args(["--auth-user", user])
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path())
+            .env("PVETOKEN_PASSWORD", password)
+            .stdin(Stdio::null());
+        let output = command.output().expect("run pvetoken");
+        let run = Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        };
+        run.assert_no_secret(self.version);
+        self.assert_request_log_has_no_secret();
+        run
+    }
+
+    fn deliver(&self, vmid: u64, args: &[&str]) -> Run {
+        let ready = self.lab.ready();
+        self.deliver_as(&ready.root_user.clone(), &ready.root_password.clone(), vmid, args)
+    }
+
+    fn guest_file(&self, vmid: u64) -> Option<Vec<u8>> {
+        self.lab.guest_file(vmid, GUEST_PATH)
+    }
+
+    fn file_writes(&self) -> usize {
+        self.lab.request_log().iter().filter(|record| record.path.ends_with("/agent/file-write")).count()
+    }
+
+    fn assert_request_log_has_no_secret(&self) {
+        let log = serde_json::to_string(&self.lab.request_log()).expect("log serializes");
+        assert!(!log.contains(SECRET), "the secret is in the lab's request log");
+        // The same log over HTTP (/_lab/requests), as an outside observer sees it.
+        let ready = self.lab.ready();
+        let response = lab_http(&ready.ca_file)
+            .get(format!("{}/_lab/requests", ready.pve_url))
+            .basic_auth(&ready.root_user, Some(&ready.root_password))
+            .send()
+            .expect("GET /_lab/requests");
+        assert_eq!(response.status().as_u16(), 200, "GET /_lab/requests");
+        let body = response.text().expect("body");
+        assert!(body.contains("file-write") || self.file_writes() == 0, "the HTTP log is the same log: {body}");
+        assert!(!body.contains(SECRET), "the secret is in /_lab/requests");
+    }
+
+    /// The support client (ticket + CSRF) logged in as root.
+    fn root_api(&self) -> super::support::Api {
+        let ready = self.lab.ready();
+        let support_ready = super::support::Ready {
+            pve_url: ready.pve_url.clone(),
+            ca_file: ready.ca_file.clone(),
+            fingerprint_sha256: ready.fingerprint_sha256.clone(),
+            root_user: ready.root_user.clone(),
+            root_password: Secret::from(ready.root_password.clone()),
+            node: ready.node.clone(),
+            semaphore_url: ready.semaphore_url.clone(),
+            semaphore_user: ready.semaphore_user.clone(),
+            semaphore_password: Secret::from(ready.semaphore_password.clone()),
+        };
+        super::support::Api::login(&support_ready, &ready.root_user, &Secret::from(ready.root_password.clone()))
+    }
+}
+
+/// A blocking HTTPS client that trusts the lab's CA only.
+fn lab_http(ca_file: &std::path::Path) -> reqwest::blocking::Client {
+    let settings =
+        pvetoken_client::TlsSettings { ca_file: Some(ca_file.to_owned()), ..pvetoken_client::TlsSettings::default() };
+    let config = pvetoken_client::tls::rustls_config(&settings).expect("TLS configuration for the lab CA");
+    reqwest::blocking::Client::builder()
+        .tls_backend_preconfigured(config)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("HTTPS client")
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn assert_no_secret(&self, version: PveVersion) {
+        assert!(!self.stdout.contains(SECRET), "{version}: the secret is on stdout");
+        assert!(!self.stderr.contains(SECRET), "{version}: the secret is on stderr");
+    }
+
+    fn report(&self) -> Value {
+        serde_json::from_str(self.stdout.trim()).unwrap_or_else(|error| {
+            panic!("stdout is not one JSON report ({error}): {}\nstderr: {}", self.stdout, self.stderr)
+        })
+    }
+
+    fn expect_code(&self, code: i32, what: &str) -> &Self {
+        assert_eq!(
+            self.code, code,
+            "{what}: exit {} instead of {code}\nstdout: {}\nstderr: {}",
+            self.code, self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+/// All privileges deliver needs on `/vms/100` except `missing`, per release.
+fn privileges_without(version: PveVersion, missing: &str) -> String {
+    let all: &[&str] = if version.major >= 9 {
+        &["VM.Audit", "VM.GuestAgent.Audit", "VM.GuestAgent.FileRead", "VM.GuestAgent.FileWrite"]
+    } else {
+        &["VM.Audit", "VM.Monitor"]
+    };
+    all.iter().filter(|p| **p != missing).copied().collect::<Vec<_>>().join(",")
+}
+
+#[test]
+fn delivered_file_in_the_guest_is_the_token_file_byte_for_byte_and_the_mode_handling_is_reported() {
+    for version in versions() {
+        let lab = Lab::start(version, "VM.Audit");
+        // The lab has no agent/exec: without chmod a new file would get the agent's 0666, which must be accepted.
+        let run = lab.deliver(RUNNING, &["--allow-agent-mode"]);
+        run.expect_code(0, &format!("{version}: delivery"));
+        assert_eq!(lab.guest_file(RUNNING).as_deref(), Some(lab.token_bytes().as_slice()), "{version}: content");
+        let report = run.report();
+        assert_eq!(report["verified"], true, "{version}: {report}");
+        assert_eq!(report["vmid"], RUNNING);
+        assert_eq!(report["guest_path"], GUEST_PATH);
+        assert_eq!(report["token_id"], "automation@pve!privatebox");
+        assert_eq!(report["bytes"].as_u64(), Some(lab.token_bytes().len() as u64));
+        assert_eq!(report["mode"]["how"], "agent-default0666", "{version}: {report}");
+        assert!(run.stderr.contains("0666"), "{version}: the 0666 mode is warned about: {}", run.stderr);
+
+        // Delivering again: the file exists, and the agent keeps an existing file's mode.
+        let again = lab.deliver(RUNNING, &["--no-exec"]);
+        again.expect_code(0, &format!("{version}: second delivery"));
+        assert_eq!(again.report()["mode"]["how"], "kept-existing", "{version}");
+        assert_eq!(lab.guest_file(RUNNING).as_deref(), Some(lab.token_bytes().as_slice()));
+    }
+}
+
+#[test]
+fn text_report_names_the_path_and_the_mode_without_the_secret() {
+    let lab = Lab::start("9.1".parse().expect("9.1"), "VM.Audit");
+    let ready = lab.lab.ready();
+    let output = Command::new(env!("CARGO_BIN_EXE_pvetoken"))
+        .args(["deliver", "--vmid", "100", "--allow-agent-mode", "--token-file"])
+        .arg(lab.token_file())
+        .args(["--ca-file"])
+        .arg(&ready.ca_file)
+        .env_clear()
+        .env("HOME", lab.dir.path())
+        .env("PVETOKEN_PASSWORD", &ready.root_password)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run pvetoken");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "the URL comes from the token file\n{stdout}\n{stderr}");
+    assert!(stdout.contains(GUEST_PATH) && stdout.contains("read back and identical"), "{stdout}");
+    assert!(stdout.contains("mode: 0666"), "{stdout}");
+    assert!(!stdout.contains(SECRET) && !stderr.contains(SECRET));
+}
+
+#[test]
+fn a_new_file_that_the_agent_would_create_0666_is_refused_without_chmod_and_nothing_is_written() {
+    for version in versions() {
+        let lab = Lab::start(version, "VM.Audit");
+        let run = lab.deliver(RUNNING, &["--no-exec"]);
+        run.expect_code(1, &format!("{version}: new file without exec"));
+        assert!(run.stderr.contains("0666") && run.stderr.contains("--allow-agent-mode"), "{}", run.stderr);
+        assert!(run.stderr.contains("install -m 600 /dev/null"), "the pre-create fix is offered: {}", run.stderr);
+        assert_eq!(lab.guest_file(RUNNING), None, "{version}: nothing written");
+        assert_eq!(lab.file_writes(), 0);
+    }
+}
+
+#[test]
+fn stopped_vm_and_vm_without_agent_are_explained_and_nothing_is_written() {
+    for version in versions() {
+        let lab = Lab::start(version, "VM.Audit");
+        // On PVE 9 root holds everything everywhere; the privilege check passes for any VM.
+        let stopped = lab.deliver(STOPPED, &["--allow-agent-mode"]);
+        stopped.expect_code(1, &format!("{version}: stopped VM"));
+        assert!(
+            stopped.stderr.contains("not running") && stopped.stderr.contains("qm start 101"),
+            "{}",
+            stopped.stderr
+        );
+
+        let no_agent = lab.deliver(NO_AGENT, &["--allow-agent-mode"]);
+        no_agent.expect_code(1, &format!("{version}: no agent configured"));
+        assert!(
+            no_agent.stderr.contains("no guest agent configured") && no_agent.stderr.contains("--agent enabled=1"),
+            "{}",
+            no_agent.stderr
+        );
+        assert_eq!(lab.file_writes(), 0, "{version}: nothing written");
+    }
+}
+
+#[test]
+fn agent_that_does_not_answer_is_explained_with_the_guest_side_fix() {
+    for version in versions() {
+        let lab = Lab::start(version, "VM.Audit");
+        lab.lab.inject_fault(FaultSpec {
+            method: Some("POST".to_owned()),
+            path: "/nodes/*/qemu/100/agent/ping".to_owned(),
+            count: 1,
+            status: Some(500),
+            message: Some("QEMU guest agent is not running".to_owned()),
+            latency_ms: 0,
+            drop_connection: false,
+        });
+        let run = lab.deliver(RUNNING, &["--allow-agent-mode"]);
+        run.expect_code(1, &format!("{version}: agent not answering"));
+        assert!(run.stderr.contains("does not answer") && run.stderr.contains("qemu-guest-agent"), "{}", run.stderr);
+        assert_eq!(lab.guest_file(RUNNING), None);
+        assert_eq!(lab.file_writes(), 0);
+    }
+}
+
+#[test]
+fn missing_file_write_privilege_is_named_with_the_path_and_the_fix_before_anything_is_written() {
+    for version in versions() {
+        let missing = if version.major >= 9 { "VM.GuestAgent.FileWrite" } else { "VM.Monitor" };
+        let lab = Lab::start(version, &privileges_without(version, missing));
+        let run = lab.deliver_as(DELIVERER, DELIVERER_PASSWORD, RUNNING, &["--allow-agent-mode"]);
+        run.expect_code(1, &format!("{version}: missing {missing}"));
+        assert!(run.stderr.contains(missing), "{version}: names {missing}: {}", run.stderr);
+        assert!(run.stderr.contains("/vms/100") && run.stderr.contains("agent/file-write"), "{}", run.stderr);
+        assert!(run.stderr.contains("pveum acl modify /vms/100") && run.stderr.contains(DELIVERER), "{}", run.stderr);
+        assert_eq!(lab.file_writes(), 0, "{version}: no file-write was even attempted");
+        assert_eq!(lab.guest_file(RUNNING), None);
+    }
+}
+
+#[test]
+fn deliverer_with_exactly_the_documented_privileges_succeeds() {
+    for version in versions() {
+        let lab = Lab::start(version, &privileges_without(version, ""));
+        let run = lab.deliver_as(DELIVERER, DELIVERER_PASSWORD, RUNNING, &["--allow-agent-mode"]);
+        run.expect_code(0, &format!("{version}: least-privilege deliverer"));
+        assert_eq!(lab.guest_file(RUNNING).as_deref(), Some(lab.token_bytes().as_slice()));
+    }
+}
+
+#[test]
+fn forbidden_answer_during_the_write_is_explained_and_not_reported_as_success() {
+    for version in versions() {
+        let lab = Lab::start(version, "VM.Audit");
+        lab.lab.inject_fault(FaultSpec {
+            method: Some("POST".to_owned()),
+            path: "/nodes/*/qemu/100/agent/file-write".to_owned(),
+            count: 1,
+            status: Some(403),
+            message: Some("Permission check failed (/vms/100, VM.GuestAgent.FileWrite)".to_owned()),
+            latency_ms: 0,
+            drop_connection: false,
+        });
+        let run = lab.deliver(RUNNING, &["--allow-agent-mode"]);
+        run.expect_code(1, &format!("{version}: 403 on file-write"));
+        assert!(run.stderr.contains("Permission check failed") && run.stderr.contains("privileges"), "{}", run.stderr);
+        assert_eq!(lab.guest_file(RUNNING), None);
+    }
+}
+
+#[test]
+fn file_changed_between_write_and_read_back_is_a_mismatch_exit_3_without_printing_either_content() {
+    for version in versions() {
+        let lab = Lab::start(version, "VM.Audit");
+        // Both file-reads (the existence check, then the read-back) wait 2 s; while the read-back waits, something
+        // in the "guest" overwrites the file.
+        lab.lab.inject_fault(FaultSpec {
+            method: Some("GET".to_owned()),
+            path: "/nodes/*/qemu/100/agent/file-read".to_owned(),
+            count: 2,
+            status: None,
+            message: None,
+            latency_ms: 2000,
+            drop_connection: false,
+        });
+        let api = lab.root_api();
+        let run = std::thread::scope(|scope| {
+            let deliver = scope.spawn(|| lab.deliver(RUNNING, &["--allow-agent-mode"]));
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while lab.file_writes() == 0 {
+                assert!(Instant::now() < deadline, "deliver never wrote");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            api.post("/nodes/pve/qemu/100/agent/file-write", &[("file", GUEST_PATH), ("content", "tampered\n")])
+                .expect("overwrite the guest file");
+            deliver.join().expect("deliver thread")
+        });
+        run.expect_code(3, &format!("{version}: read-back mismatch"));
+        assert!(run.stderr.contains("read-back mismatch") && run.stderr.contains(GUEST_PATH), "{}", run.stderr);
+        assert!(!run.stderr.contains("tampered"), "the guest's content is not printed either");
+        assert!(run.stdout.trim().is_empty(), "no report on failure: {}", run.stdout);
+    }
+}
+
+#[test]
+fn local_pvesh_backend_is_refused_because_pvesh_would_put_the_secret_in_argv() {
+    let lab = Lab::start("9.1".parse().expect("9.1"), "VM.Audit");
+    let fake_pvesh = lab.dir.path().join("pvesh");
+    // A pvesh that records its arguments; deliver must refuse before running it for file-write.
+    std::fs::write(
+        &fake_pvesh,
+        "#!/bin/sh\necho \"$@\" >> \"$0.args\"\necho '{\"version\":\"9.1.1\",\"release\":\"9.1\"}'\n",
+    )
+    .expect("fake pvesh");
+    std::fs::set_permissions(&fake_pvesh, std::os::unix::fs::PermissionsExt::from_mode(0o700)).expect("chmod");
+    let output = Command::new(env!("CARGO_BIN_EXE_pvetoken"))
+        .args(["deliver", "--vmid", "100", "--local", "--token-file"])
+        .arg(lab.token_file())
+        .env_clear()
+        .env("HOME", lab.dir.path())
+        .env("PVETOKEN_PVESH", &fake_pvesh)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run pvetoken");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("process list") && stderr.contains("--url"), "{stderr}");
+    let args = std::fs::read_to_string(lab.dir.path().join("pvesh.args")).unwrap_or_default();
+    assert!(!args.contains(SECRET), "pvesh never saw the secret: {args}");
+}
