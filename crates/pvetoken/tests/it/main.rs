@@ -4,5 +4,6 @@ mod audit;
 mod audit_html;
 mod deliver;
 mod register;
+mod render;
 mod support;
 mod third_party;
