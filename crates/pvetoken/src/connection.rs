@@ -285,6 +285,21 @@ mod tests {
     }
 }
 
+/// The admin token (full id, secret) when `PVETOKEN_ADMIN_TOKEN_FILE` is used: read through the token store, so a
+/// file readable by group or others is refused.
+pub fn read_admin_token(admin: &AdminAuth) -> Result<Option<(String, Secret)>, CliError> {
+    match admin {
+        AdminAuth::TokenFile(path) => {
+            let token = crate::token_store::read(path).map_err(|mut error| {
+                error.message = format!("admin token ({}): {}", env_vars::PVETOKEN_ADMIN_TOKEN_FILE, error.message);
+                error
+            })?;
+            Ok(Some((token.token_id.to_string(), token.secret)))
+        }
+        AdminAuth::Password { .. } | AdminAuth::Local => Ok(None),
+    }
+}
+
 /// Builds the HTTP client for a remote target (one per run: one TLS handshake, kept alive).
 pub fn http_client(target: &Target, timeout: std::time::Duration) -> Result<Option<reqwest::Client>, CliError> {
     match target {

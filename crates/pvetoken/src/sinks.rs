@@ -71,13 +71,6 @@ pub fn remember(token_file: &std::path::Path, record: SinkRecord) -> anyhow::Res
     save(token_file, &sinks)
 }
 
-/// Forgets a sink (e.g. after its environment was deleted).
-pub fn forget(token_file: &std::path::Path, record: &SinkRecord) -> anyhow::Result<()> {
-    let mut sinks = load(token_file)?;
-    sinks.retain(|existing| !same_sink(existing, record));
-    save(token_file, &sinks)
-}
-
 fn same_sink(a: &SinkRecord, b: &SinkRecord) -> bool {
     match (a, b) {
         (SinkRecord::Semaphore(a), SinkRecord::Semaphore(b)) => {

@@ -11,17 +11,19 @@
 //! 5. one `PUT /access/acl` per path with `users=` and `tokens=` (privsep needs both sides);
 //! 6. verify as the token itself.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
-use pvetoken_api::{ExposeSecret, Secret};
+use pvetoken_api::Secret;
 use pvetoken_client::ClientError;
 use pvetoken_client::pve::{AclChange, NewToken, PveClient};
+use pvetoken_render::TokenFile;
 
-use crate::connection::{AdminAuth, ConnectionArgs, Target, TargetFallback, remote_error};
+use crate::connection::{ConnectionArgs, Target, TargetFallback, remote_error};
 use crate::exit::{CliError, Exit};
 use crate::printer::Printer;
 use crate::profiles::{self, Narrowing, PveVersion, Resolved};
+use crate::token_store::{self, PreparedTokenFile};
 
 /// Arguments of `pvetoken create`.
 #[derive(Debug, Args)]
@@ -50,6 +52,12 @@ pub struct CreateArgs {
     /// If the token exists but its secret is not in the token file, rotate it (new secret) instead of failing.
     #[arg(long)]
     pub rotate_if_exists: bool,
+    /// After saving, write the token file into this VM through the guest agent (as `pvetoken deliver`).
+    #[arg(long, value_name = "VMID")]
+    pub deliver_to: Option<u64>,
+    /// With --deliver-to: the file in the guest (default /root/.proxmox-api-token).
+    #[arg(long, value_name = "PATH", requires = "deliver_to")]
+    pub guest_path: Option<String>,
     #[command(flatten)]
     pub narrowing: NarrowingArgs,
     #[command(flatten)]
@@ -199,7 +207,7 @@ pub fn now() -> i64 {
 /// What `create` reports.
 #[derive(Debug, serde::Serialize)]
 pub struct CreateReport {
-    /// `created`, `unchanged`, `updated` or `rotated`.
+    /// `created`, `unchanged`, `updated`, `recovered` or `rotated`.
     pub outcome: String,
     /// Full token id.
     pub token_id: String,
@@ -213,10 +221,13 @@ pub struct CreateReport {
     pub token_file: PathBuf,
     /// What was changed on the server.
     pub changes: Vec<String>,
-    /// API requests made (login included).
+    /// API requests made (login included; pvesh runs with `--local`).
     pub requests: u64,
     /// Missing privileges found by the final verification (empty when complete).
     pub missing: Vec<super::verify::Missing>,
+    /// The delivery into a guest (`--deliver-to`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivered: Option<crate::deliver::DeliveryReport>,
 }
 
 /// Runs `pvetoken create`.
@@ -234,35 +245,98 @@ pub fn run(args: CreateArgs, printer: &Printer) -> anyhow::Result<Exit> {
             CliError::usage(reason).with_hint("choose another name, e.g. Token-<profile>; PVE* is reserved")
         })?;
     }
+    if args.deliver_to.is_some() && args.connection.local {
+        return Err(CliError::usage(
+            "--deliver-to cannot use --local: pvesh would take the token file's content as an argument, which every \
+             user of the host can read in the process list",
+        )
+        .with_hint("connect over HTTPS instead: --url https://localhost:8006 --ca-file /etc/pve/pve-root-ca.pem")
+        .into());
+    }
     let expire = args.expire.as_deref().map(|text| parse_expire(text, now())).transpose()?.unwrap_or(0);
     let token = TokenRef { user: args.user.clone(), name: token_name };
     let token_file = match &args.token_file {
         Some(path) => path.clone(),
-        None => token_glue::default_path()?,
+        None => token_store::default_token_path()?,
     };
-    let saved = token_glue::read_if_exists(&token_file)?;
+    let saved = token_store::read_if_exists(&token_file)?;
     let fallback = TargetFallback {
         url: saved.as_ref().map(|saved| saved.url.clone()),
         fingerprint: saved.as_ref().and_then(|saved| saved.fingerprint.clone()),
     };
     let target = args.connection.resolve_target(&fallback)?;
+    // The token file may hold this token (a rerun), or a rotation of it; anything else would be overwritten.
+    let saved = match saved {
+        Some(saved) if is_same_token(&saved, &token) && same_server(&saved, &target) => Some(saved),
+        Some(saved) => {
+            return Err(CliError::usage(format!(
+                "{} already holds another token ({} on {}); writing {} there would lose its secret",
+                token_file.display(),
+                saved.token_id,
+                saved.url,
+                token.full()
+            ))
+            .with_hint("pass --token-file PATH for this token (one token per file), or revoke the other one first")
+            .into());
+        }
+        None => None,
+    };
     if target.is_insecure() {
         printer.warn("--insecure: the server certificate is not checked; anyone on the path can read the credentials");
     }
     let admin = args.connection.resolve_admin()?;
     let runtime = tokio::runtime::Runtime::new()?;
-    let report =
-        runtime.block_on(converge(&args, &profile, &token, expire, &token_file, saved, &target, &admin, printer))?;
+    let report = runtime.block_on(async {
+        let timeout = args.connection.timeout();
+        // 1. The destination must be writable before a secret exists.
+        let prepared = PreparedTokenFile::prepare(&token_file)?;
+        let http = crate::connection::http_client(&target, timeout)?;
+        let admin_token = crate::connection::read_admin_token(&admin)?;
+        let client = crate::connection::connect_admin(
+            &target,
+            http.as_ref(),
+            &admin,
+            admin_token.as_ref().map(|(id, secret)| (id.as_str(), secret)),
+            timeout,
+        )
+        .await?;
+        let mut run = Lifecycle {
+            args: &args,
+            target: &target,
+            client,
+            http,
+            token_file: &token_file,
+            printer,
+            changes: Vec::new(),
+            expire,
+            node: String::new(),
+            timeout,
+            token_requests: 0,
+        };
+        let mut report = run.converge(&profile, token, saved, prepared).await?;
+        if let Some(vmid) = args.deliver_to {
+            let token = token_store::read(&token_file)?;
+            let mut request = crate::deliver::DeliveryRequest::new(run.node.clone(), vmid, admin.describe());
+            if let Some(path) = &args.guest_path {
+                request.guest_path = path.clone();
+            }
+            let delivered = crate::deliver::deliver(&run.client, &target, &request, &token, printer).await?;
+            report.requests = run.requests();
+            report.delivered = Some(delivered);
+        }
+        Ok::<_, anyhow::Error>(report)
+    })?;
     let exit = if report.missing.is_empty() { Exit::Success } else { Exit::CheckFailed };
     if printer.is_json() {
         printer.json(&report)?;
     } else {
         match report.outcome.as_str() {
             "unchanged" => printer.success(&format!(
-                "{} unchanged: role {}, user, token and ACLs already in place; secret in {}",
+                "{} unchanged: role {}, user, token and ACLs already in place; secret in {} ({} requests)",
                 report.token_id,
                 report.role,
-                report.token_file.display()
+                report.token_file.display(),
+                report.requests
             )),
             outcome => printer.success(&format!(
                 "{} {outcome} for profile {} on PVE {} ({} requests); secret saved to {} (0600)",
@@ -276,186 +350,53 @@ pub fn run(args: CreateArgs, printer: &Printer) -> anyhow::Result<Exit> {
         for change in &report.changes {
             printer.verbose(&format!("  {change}"));
         }
+        if let Some(delivered) = &report.delivered {
+            printer.success(&format!(
+                "delivered into VM {} on {} at {} ({} bytes, read back and identical)",
+                delivered.vmid, delivered.node, delivered.guest_path, delivered.bytes
+            ));
+        }
         super::verify::print_missing(&report.missing, printer);
     }
     Ok(exit)
 }
 
-#[expect(clippy::too_many_arguments, reason = "one call site; the pieces are resolved separately")]
-async fn converge(
-    args: &CreateArgs,
-    profile: &profiles::Profile,
-    token: &TokenRef,
-    expire: i64,
-    token_file: &std::path::Path,
-    saved: Option<token_glue::Saved>,
-    target: &Target,
-    admin: &AdminAuth,
-    printer: &Printer,
-) -> anyhow::Result<CreateReport> {
-    // 1. The destination must be writable before a secret exists.
-    let prepared = token_glue::prepare(token_file)?;
-    let timeout = args.connection.timeout();
-    let http = crate::connection::http_client(target, timeout)?;
-    let admin_token = token_glue::read_admin_token(admin)?;
-    let client = crate::connection::connect_admin(
-        target,
-        http.as_ref(),
-        admin,
-        admin_token.as_ref().map(|(id, secret)| (id.as_str(), secret)),
-        timeout,
-    )
-    .await?;
-    let remote = |error: ClientError| remote_error(&error, target);
-    let version = client.version().await.map_err(remote)?;
-    let pve = version
-        .major_minor()
-        .map(|(major, minor)| PveVersion { major, minor })
-        .ok_or_else(|| CliError::remote(format!("cannot read the PVE version from `{}`", version.version)))?;
-    let resolved = profile.resolve(pve, &args.narrowing.narrowing(), args.role.as_deref());
-    let mut changes = Vec::new();
-
-    // The saved token counts only if it is this token on this server.
-    let saved_here = saved.filter(|saved| saved.token_id == token.full() && same_server(saved, target));
-
-    let node = match (args.narrowing.node.first(), &saved_here) {
-        (Some(node), _) => node.clone(),
-        (None, Some(saved)) if !saved.node.is_empty() => saved.node.clone(),
-        (None, _) => pick_node(&client, target, printer).await?,
-    };
-
-    ensure_role(&client, &resolved, target, &mut changes).await?;
-    match client.create_user(&token.user, Some("API automation user created by pvetoken")).await {
-        Ok(()) => changes.push(format!("created user {}", token.user)),
-        Err(error) if error.is_already_exists() => {}
-        Err(error) => return Err(remote(error).into()),
+/// The server named by the default token file (when it exists and is readable), for commands whose `--url` is
+/// optional.
+pub(crate) fn token_file_fallback() -> TargetFallback {
+    let saved =
+        token_store::default_token_path().ok().and_then(|path| token_store::read_if_exists(&path).ok().flatten());
+    TargetFallback {
+        url: saved.as_ref().map(|saved| saved.url.clone()),
+        fingerprint: saved.and_then(|saved| saved.fingerprint),
     }
-
-    let mut outcome = "created";
-    let secret: Secret = match &saved_here {
-        Some(saved) => match client.token(&token.user, &token.name).await.map_err(remote)? {
-            Some(_) => {
-                outcome = "unchanged";
-                saved.secret.clone()
-            }
-            None => {
-                printer.warn(&format!(
-                    "{} is in {} but no longer on the server; creating it again",
-                    token.full(),
-                    token_file.display()
-                ));
-                create_and_save(&client, token, args, expire, prepared, target, &node, &pve, token_file, &mut changes)
-                    .await?
-            }
-        },
-        None => {
-            match create_and_save(&client, token, args, expire, prepared, target, &node, &pve, token_file, &mut changes)
-                .await
-            {
-                Ok(secret) => secret,
-                Err(error) if is_token_exists(&error) => {
-                    if !args.rotate_if_exists {
-                        return Err(CliError::usage(format!(
-                            "{} already exists on the server, but {} does not hold its secret (PVE shows a secret \
-                             only once)",
-                            token.full(),
-                            token_file.display()
-                        ))
-                        .with_hint(format!(
-                            "rotate it deliberately: rerun with --rotate-if-exists (consumers using the old secret \
-                             stop working), or point --token-file at the file that holds it; to start over: \
-                             pvetoken revoke {}",
-                            token.full()
-                        ))
-                        .into());
-                    }
-                    outcome = "rotated";
-                    let prepared = token_glue::prepare(token_file)?;
-                    super::rotate::replace_secret(
-                        &client,
-                        token,
-                        &pve,
-                        args,
-                        expire,
-                        prepared,
-                        target,
-                        &node,
-                        token_file,
-                        &mut changes,
-                    )
-                    .await?
-                }
-                Err(error) => return Err(error),
-            }
-        }
-    };
-
-    // ACLs: on a fresh token they cannot exist yet; otherwise add only what is missing.
-    let existing = if outcome == "created" { Vec::new() } else { client.acl().await.map_err(remote)? };
-    for path in &resolved.paths {
-        let mut users = Vec::new();
-        let mut tokens = Vec::new();
-        let has = |kind: &str, ugid: &str| {
-            existing.iter().any(|entry| {
-                entry.path == path.path
-                    && entry.kind == kind
-                    && entry.ugid == ugid
-                    && entry.roleid == resolved.role
-                    && entry.propagate == path.propagate
-            })
-        };
-        if !has("user", &token.user) {
-            users.push(token.user.clone());
-        }
-        if !args.no_privsep && !has("token", &token.full()) {
-            tokens.push(token.full());
-        }
-        if users.is_empty() && tokens.is_empty() {
-            continue;
-        }
-        let change = AclChange {
-            path: path.path.clone(),
-            roles: vec![resolved.role.clone()],
-            users: users.clone(),
-            tokens: tokens.clone(),
-            propagate: path.propagate,
-            delete: false,
-        };
-        client.change_acl(&change).await.map_err(|error| {
-            let mut cli = remote(error);
-            cli.hint = Some(format!(
-                "the token and its secret are saved in {}; rerun the same command to finish the ACLs",
-                token_file.display()
-            ));
-            cli
-        })?;
-        changes.push(format!("granted {} on {} to {}", resolved.role, path.path, [users, tokens].concat().join(", ")));
-    }
-    if outcome == "unchanged" && !changes.is_empty() {
-        outcome = "updated";
-    }
-
-    // Verify as the token itself, over the same connection.
-    let token_client = super::verify::token_client(&client, http.as_ref(), target, &token.full(), &secret, timeout);
-    let missing = super::verify::check(&token_client, &resolved, target).await?;
-    Ok(CreateReport {
-        outcome: outcome.to_owned(),
-        token_id: token.full(),
-        profile: profile.name.clone(),
-        role: resolved.role.clone(),
-        pve_version: version.version.clone(),
-        token_file: token_file.to_owned(),
-        changes,
-        requests: client.requests_sent() + token_client.requests_sent(),
-        missing,
-    })
 }
 
-fn is_token_exists(error: &anyhow::Error) -> bool {
-    error.chain().any(|cause| cause.downcast_ref::<ClientError>().is_some_and(ClientError::is_already_exists))
+/// True when `saved` holds `token`, or a rotation of it (`NAME-rN`, made by `rotate` before PVE 9.1).
+fn is_same_token(saved: &TokenFile, token: &TokenRef) -> bool {
+    saved.token_id.user_str() == token.user && rotation_base(saved.token_id.name_str()) == token.name
 }
 
-fn same_server(saved: &token_glue::Saved, target: &Target) -> bool {
+/// `packer-r3` → `packer`; any other name is its own base.
+pub(crate) fn rotation_base(name: &str) -> &str {
+    match name.rsplit_once("-r") {
+        Some((base, number))
+            if !base.is_empty() && !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            base
+        }
+        _ => name,
+    }
+}
+
+/// The name the next rotation uses before PVE 9.1: `packer` → `packer-r1` → `packer-r2` …
+pub(crate) fn next_rotation_name(name: &str) -> String {
+    let base = rotation_base(name);
+    let next = name.strip_prefix(base).and_then(|rest| rest.strip_prefix("-r")).and_then(|n| n.parse::<u64>().ok());
+    format!("{base}-r{}", next.map_or(1, |n| n + 1))
+}
+
+fn same_server(saved: &TokenFile, target: &Target) -> bool {
     match target {
         Target::Local { .. } => true,
         Target::Remote { endpoint, .. } => pvetoken_client::endpoint::Endpoint::parse_pve(&saved.url)
@@ -463,119 +404,462 @@ fn same_server(saved: &token_glue::Saved, target: &Target) -> bool {
     }
 }
 
-async fn pick_node(client: &PveClient, target: &Target, printer: &Printer) -> anyhow::Result<String> {
-    let nodes = client.nodes().await.map_err(|error| remote_error(&error, target))?;
-    let host = match target {
-        Target::Remote { endpoint, .. } => endpoint.host().split('.').next().unwrap_or_default().to_owned(),
-        Target::Local { .. } => String::new(),
-    };
-    if let Some(node) = nodes.iter().find(|node| node.node == host) {
-        return Ok(node.node.clone());
-    }
-    let online: Vec<&str> =
-        nodes.iter().filter(|node| node.status.as_deref() != Some("offline")).map(|node| node.node.as_str()).collect();
-    match online.as_slice() {
-        [] => Err(CliError::remote("the server lists no node").with_hint("pass --node NAME").into()),
-        [only] => Ok((*only).to_owned()),
-        [first, ..] => {
-            printer
-                .warn(&format!("several nodes ({}); PROXMOX_NODE={first} (pass --node to choose)", online.join(", ")));
-            Ok((*first).to_owned())
-        }
-    }
+/// The state of one lifecycle run against the server (shared by `create` and `rotate`).
+pub(crate) struct Lifecycle<'a> {
+    pub(crate) args: &'a CreateArgs,
+    pub(crate) target: &'a Target,
+    pub(crate) client: PveClient,
+    pub(crate) http: Option<reqwest::Client>,
+    pub(crate) token_file: &'a Path,
+    pub(crate) printer: &'a Printer,
+    pub(crate) changes: Vec<String>,
+    pub(crate) expire: i64,
+    pub(crate) node: String,
+    pub(crate) timeout: std::time::Duration,
+    /// Requests made as the token itself (verification).
+    pub(crate) token_requests: u64,
 }
 
-async fn ensure_role(
-    client: &PveClient,
-    resolved: &Resolved,
-    target: &Target,
-    changes: &mut Vec<String>,
-) -> anyhow::Result<()> {
-    let wanted = resolved.role_privileges();
-    match client.create_role(&resolved.role, &wanted).await {
-        Ok(()) => {
-            changes.push(format!("created role {} ({})", resolved.role, wanted.join(",")));
-            Ok(())
-        }
-        Err(error) if error.is_already_exists() => {
-            let mut current =
-                client.role(&resolved.role).await.map_err(|error| remote_error(&error, target))?.unwrap_or_default();
-            current.sort();
-            if current != wanted {
-                client.set_role(&resolved.role, &wanted).await.map_err(|error| remote_error(&error, target))?;
-                changes.push(format!("set role {} to exactly {}", resolved.role, wanted.join(",")));
+impl Lifecycle<'_> {
+    fn remote(&self, error: &ClientError) -> CliError {
+        remote_error(error, self.target)
+    }
+
+    /// Every request made so far (admin and token).
+    pub(crate) fn requests(&self) -> u64 {
+        self.client.requests_sent() + self.token_requests
+    }
+
+    async fn converge(
+        &mut self,
+        profile: &profiles::Profile,
+        wanted: TokenRef,
+        saved: Option<TokenFile>,
+        prepared: PreparedTokenFile,
+    ) -> anyhow::Result<CreateReport> {
+        let version = self.client.version().await.map_err(|error| self.remote(&error))?;
+        let pve = version
+            .major_minor()
+            .map(|(major, minor)| PveVersion { major, minor })
+            .ok_or_else(|| CliError::remote(format!("cannot read the PVE version from `{}`", version.version)))?;
+        let resolved = profile.resolve(pve, &self.args.narrowing.narrowing(), self.args.role.as_deref());
+        // A rotation before 9.1 renamed the token: keep working on the one the file holds.
+        let token = match &saved {
+            Some(saved) => TokenRef { user: wanted.user.clone(), name: saved.token_id.name_str().to_owned() },
+            None => wanted,
+        };
+        self.node = match (self.args.narrowing.node.first(), &saved) {
+            (Some(node), _) => node.clone(),
+            (None, Some(saved)) => saved.node.clone(),
+            (None, None) => self.pick_node().await?,
+        };
+
+        let (outcome, secret) = match saved {
+            Some(saved) => self.rerun(&resolved, &token, &pve, saved, prepared).await?,
+            None => self.fresh(&resolved, &token, &pve, prepared).await?,
+        };
+        let missing = self.verify(&resolved, &token, &secret).await?;
+        Ok(CreateReport {
+            outcome: outcome.to_owned(),
+            token_id: token.full(),
+            profile: profile.name.clone(),
+            role: resolved.role.clone(),
+            pve_version: version.version.clone(),
+            token_file: self.token_file.to_owned(),
+            changes: std::mem::take(&mut self.changes),
+            requests: self.requests(),
+            missing,
+            delivered: None,
+        })
+    }
+
+    /// No saved secret for this token: role, user, token (saved at once), ACLs.
+    async fn fresh(
+        &mut self,
+        resolved: &Resolved,
+        token: &TokenRef,
+        pve: &PveVersion,
+        prepared: PreparedTokenFile,
+    ) -> anyhow::Result<(&'static str, Secret)> {
+        self.ensure_role(resolved, false).await?;
+        self.ensure_user(token).await?;
+        let (outcome, secret) = match self.create_and_save(token, prepared).await {
+            Ok(secret) => ("created", secret),
+            Err(error) if is_token_exists(&error) => {
+                if pending::names(self.token_file, &token.full()) {
+                    self.printer.warn(&format!(
+                        "{} was left on the server without its secret by an interrupted run; replacing it",
+                        token.full()
+                    ));
+                    self.client.delete_token(&token.user, &token.name).await.map_err(|error| self.remote(&error))?;
+                    self.changes
+                        .push(format!("deleted {} (left without its secret by an interrupted run)", token.full()));
+                    let prepared = PreparedTokenFile::prepare(self.token_file)?;
+                    ("recovered", self.create_and_save(token, prepared).await?)
+                } else if self.args.rotate_if_exists {
+                    let prepared = PreparedTokenFile::prepare(self.token_file)?;
+                    ("rotated", self.replace_secret(token, pve, prepared).await?)
+                } else {
+                    return Err(exists_without_secret(token, self.token_file).into());
+                }
             }
-            Ok(())
+            Err(error) => return Err(error),
+        };
+        self.grant(resolved, token, resolved.paths.iter().map(|path| path.path.as_str()).collect()).await?;
+        Ok((outcome, secret))
+    }
+
+    /// The token file holds this token: check the role, then let the token itself say what it lacks.
+    async fn rerun(
+        &mut self,
+        resolved: &Resolved,
+        token: &TokenRef,
+        pve: &PveVersion,
+        saved: TokenFile,
+        prepared: PreparedTokenFile,
+    ) -> anyhow::Result<(&'static str, Secret)> {
+        self.ensure_role(resolved, true).await?;
+        let exists = if self.client.is_local() {
+            // pvesh acts as root and cannot try the secret: ask whether the token exists.
+            self.client.token(&token.user, &token.name).await.map_err(|error| self.remote(&error))?.is_some()
+        } else {
+            true
+        };
+        let permissions = if exists { Some(self.token_permissions(&token.full(), &saved.secret).await) } else { None };
+        match permissions {
+            Some(Ok(map)) => {
+                let missing = super::verify::compare(&map, resolved);
+                if missing.is_empty() {
+                    drop(prepared);
+                    let outcome = if self.changes.is_empty() { "unchanged" } else { "updated" };
+                    return Ok((outcome, saved.secret));
+                }
+                self.ensure_user(token).await?;
+                let mut paths: Vec<&str> = missing.iter().map(|item| item.path.as_str()).collect();
+                paths.dedup();
+                self.grant(resolved, token, paths).await?;
+                Ok(("updated", saved.secret))
+            }
+            Some(Err(error)) if !matches!(error, ClientError::AuthFailed { .. }) => Err(self.remote(&error).into()),
+            _ => {
+                // The saved secret is refused: the token is gone, or its secret is not the saved one.
+                let on_server = if exists {
+                    self.client.token(&token.user, &token.name).await.map_err(|error| self.remote(&error))?.is_some()
+                } else {
+                    false
+                };
+                let (outcome, secret) = if !on_server {
+                    self.printer.warn(&format!(
+                        "{} is in {} but no longer on the server; creating it again",
+                        token.full(),
+                        self.token_file.display()
+                    ));
+                    self.ensure_user(token).await?;
+                    ("created", self.create_and_save(token, prepared).await?)
+                } else if self.args.rotate_if_exists {
+                    ("rotated", self.replace_secret(token, pve, prepared).await?)
+                } else {
+                    return Err(CliError::remote(format!(
+                        "{} exists, but the server refuses the secret saved in {}",
+                        token.full(),
+                        self.token_file.display()
+                    ))
+                    .with_hint(format!(
+                        "rerun with --rotate-if-exists to issue a new secret (consumers of the old one stop working), \
+                         or pvetoken revoke {} and create it again",
+                        token.full()
+                    ))
+                    .into());
+                };
+                self.grant(resolved, token, resolved.paths.iter().map(|path| path.path.as_str()).collect()).await?;
+                Ok((outcome, secret))
+            }
         }
-        Err(error) => {
-            let mut cli = remote_error(&error, target);
-            if error.server_message().is_some_and(|message| message.contains("PVE")) {
-                cli = CliError::usage(error.to_string())
-                    .with_hint("role names starting with PVE are reserved since PVE 8.0: pass --role Token-<name>");
-            } else if error.server_message().is_some_and(|message| message.contains("invalid privilege")) {
-                cli = cli.with_hint(format!(
-                    "this PVE ({}) does not know a privilege of the profile; check the profile's since/before bounds",
-                    resolved.version
+    }
+
+    /// The token's effective permissions: as the token itself over HTTPS; with `--local` (pvesh is root and
+    /// cannot act as the token) root reads them with `userid=`.
+    pub(crate) async fn token_permissions(
+        &mut self,
+        token_id: &str,
+        secret: &Secret,
+    ) -> Result<pvetoken_api::pve::Permissions, ClientError> {
+        if self.client.is_local() {
+            return self.client.permissions_of(token_id, None).await;
+        }
+        let client = super::verify::token_client(self.http.as_ref(), self.target, token_id, secret, self.timeout);
+        let result = client.own_permissions(None).await;
+        self.token_requests += client.requests_sent();
+        result
+    }
+
+    /// Final verification as the token.
+    pub(crate) async fn verify(
+        &mut self,
+        resolved: &Resolved,
+        token: &TokenRef,
+        secret: &Secret,
+    ) -> anyhow::Result<Vec<super::verify::Missing>> {
+        let map = self
+            .token_permissions(&token.full(), secret)
+            .await
+            .map_err(|error| super::verify::token_refused(&error, self.target))?;
+        let mut missing = super::verify::compare(&map, resolved);
+        if !missing.is_empty() {
+            super::verify::explain_online(Some(&self.client), token, resolved, &mut missing).await;
+        }
+        Ok(missing)
+    }
+
+    async fn pick_node(&self) -> anyhow::Result<String> {
+        let nodes = self.client.nodes().await.map_err(|error| self.remote(&error))?;
+        let host = match self.target {
+            Target::Remote { endpoint, .. } => endpoint.host().split('.').next().unwrap_or_default().to_owned(),
+            Target::Local { .. } => local_hostname(),
+        };
+        if let Some(node) = nodes.iter().find(|node| node.node == host) {
+            return Ok(node.node.clone());
+        }
+        let online: Vec<&str> = nodes
+            .iter()
+            .filter(|node| node.status.as_deref() != Some("offline"))
+            .map(|node| node.node.as_str())
+            .collect();
+        match online.as_slice() {
+            [] => Err(CliError::remote("the server lists no node").with_hint("pass --node NAME").into()),
+            [only] => Ok((*only).to_owned()),
+            [first, ..] => {
+                self.printer.warn(&format!(
+                    "several nodes ({}); PROXMOX_NODE={first} (pass --node to choose)",
+                    online.join(", ")
                 ));
+                Ok((*first).to_owned())
             }
-            Err(cli.into())
         }
+    }
+
+    /// The role with exactly the profile's privileges. A fresh run tries `POST` first (1 request when new); a
+    /// rerun reads it first (1 request when it is right).
+    async fn ensure_role(&mut self, resolved: &Resolved, read_first: bool) -> anyhow::Result<()> {
+        let wanted = resolved.role_privileges();
+        let current = if read_first {
+            self.client.role(&resolved.role).await.map_err(|error| self.remote(&error))?
+        } else {
+            match self.client.create_role(&resolved.role, &wanted).await {
+                Ok(()) => {
+                    self.changes.push(format!("created role {} ({})", resolved.role, wanted.join(",")));
+                    return Ok(());
+                }
+                Err(error) if error.is_already_exists() => {
+                    self.client.role(&resolved.role).await.map_err(|error| self.remote(&error))?
+                }
+                Err(error) => return Err(self.role_error(&error, resolved).into()),
+            }
+        };
+        match current {
+            None => {
+                self.client
+                    .create_role(&resolved.role, &wanted)
+                    .await
+                    .map_err(|error| self.role_error(&error, resolved))?;
+                self.changes.push(format!("created role {} ({})", resolved.role, wanted.join(",")));
+            }
+            Some(mut current) => {
+                current.sort();
+                if current != wanted {
+                    self.client.set_role(&resolved.role, &wanted).await.map_err(|error| self.remote(&error))?;
+                    self.changes.push(format!("set role {} to exactly {}", resolved.role, wanted.join(",")));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn role_error(&self, error: &ClientError, resolved: &Resolved) -> CliError {
+        if error.server_message().is_some_and(|message| message.contains("'PVE' namespace")) {
+            return CliError::usage(error.to_string())
+                .with_hint("role names starting with PVE are reserved since PVE 8.0: pass --role Token-<name>");
+        }
+        let cli = self.remote(error);
+        if error.server_message().is_some_and(|message| message.contains("invalid privilege")) {
+            return cli.with_hint(format!(
+                "this PVE ({}) does not know a privilege of the profile; check the profile's since/before bounds",
+                resolved.version
+            ));
+        }
+        cli
+    }
+
+    /// Creates the user without a password; an existing user is left exactly as it is.
+    async fn ensure_user(&mut self, token: &TokenRef) -> anyhow::Result<()> {
+        match self.client.create_user(&token.user, Some("API automation user created by pvetoken")).await {
+            Ok(()) => {
+                self.changes.push(format!("created user {}", token.user));
+                Ok(())
+            }
+            Err(error) if error.is_already_exists() => Ok(()),
+            Err(error) => Err(self.remote(&error).into()),
+        }
+    }
+
+    /// One `PUT /access/acl` per path, naming the user and (privsep) the token: PVE intersects both sides.
+    async fn grant(&mut self, resolved: &Resolved, token: &TokenRef, paths: Vec<&str>) -> anyhow::Result<()> {
+        for path in resolved.paths.iter().filter(|path| paths.contains(&path.path.as_str())) {
+            let tokens = if self.args.no_privsep { Vec::new() } else { vec![token.full()] };
+            let change = AclChange {
+                path: path.path.clone(),
+                roles: vec![resolved.role.clone()],
+                users: vec![token.user.clone()],
+                tokens: tokens.clone(),
+                propagate: path.propagate,
+                delete: false,
+            };
+            self.client.change_acl(&change).await.map_err(|error| {
+                let mut cli = self.remote(&error);
+                cli.hint = Some(format!(
+                    "the token and its secret are saved in {}; rerun the same command to finish the ACLs",
+                    self.token_file.display()
+                ));
+                cli
+            })?;
+            let subjects = [vec![token.user.clone()], tokens].concat().join(", ");
+            self.changes.push(format!("granted {} on {} to {subjects}", resolved.role, path.path));
+        }
+        Ok(())
+    }
+
+    /// The token file content for `token_id` with `secret` on this server.
+    pub(crate) fn token_file_for(&self, token_id: &str, secret: Secret) -> Result<TokenFile, CliError> {
+        let id: pvetoken_acl::TokenId = token_id
+            .parse()
+            .map_err(|_| CliError::remote(format!("the server answered with an invalid token id `{token_id}`")))?;
+        let mut file = TokenFile::new(&target_url(self.target), &self.node, id, secret)
+            .map_err(|error| CliError::usage(format!("cannot describe the server in the token file: {error}")))?;
+        if let Target::Remote { tls, .. } = self.target {
+            file.fingerprint = tls.fingerprint.map(|fingerprint| fingerprint.to_string());
+            file.ca_file = tls.ca_file.as_ref().and_then(|path| std::fs::canonicalize(path).ok());
+            file.tls_insecure = tls.insecure;
+        }
+        file.expire = u64::try_from(self.expire).unwrap_or(0);
+        Ok(file)
+    }
+
+    /// Saves a new secret; if that fails, deletes the token again so none is left without its secret.
+    async fn save_or_undo(
+        &mut self,
+        prepared: PreparedTokenFile,
+        token: &TokenRef,
+        token_id: &str,
+        secret: &Secret,
+    ) -> anyhow::Result<()> {
+        let saved = self.token_file_for(token_id, secret.clone()).and_then(|file| prepared.commit(&file));
+        if let Err(error) = saved {
+            let deleted = self.client.delete_token(&token.user, &token.name).await;
+            let what = if deleted.is_ok() {
+                pending::clear(self.token_file);
+                "the token was deleted again"
+            } else {
+                "deleting the token failed too (the next run replaces it)"
+            };
+            return Err(CliError::usage(format!("cannot save the secret: {}; {what}", error.message))
+                .with_hint("fix the token file's directory (space, permissions) and rerun")
+                .into());
+        }
+        pending::clear(self.token_file);
+        Ok(())
+    }
+
+    /// Creates the token and saves its secret at once. A marker next to the token file names the token while its
+    /// creation is in flight, so that the next run can tell a token an interrupted run left behind (and replace
+    /// it) from one whose secret lives elsewhere (an error).
+    pub(crate) async fn create_and_save(
+        &mut self,
+        token: &TokenRef,
+        prepared: PreparedTokenFile,
+    ) -> anyhow::Result<Secret> {
+        let new = NewToken {
+            privsep: !self.args.no_privsep,
+            expire: self.expire,
+            comment: Some(format!("pvetoken profile {}", self.args.profile)),
+        };
+        pending::mark(self.token_file, &token.full())?;
+        let created = match self.client.create_token(&token.user, &token.name, &new).await {
+            Ok(created) => created,
+            Err(error) if error.is_already_exists() => return Err(error.into()),
+            Err(error) => {
+                if error.sent() != pvetoken_client::Sent::No {
+                    self.cleanup_unsaved(token).await;
+                } else {
+                    pending::clear(self.token_file);
+                }
+                return Err(self.remote(&error).into());
+            }
+        };
+        self.save_or_undo(prepared, token, &created.full_tokenid, &created.value).await?;
+        self.changes.push(format!("created token {} and saved its secret", created.full_tokenid));
+        Ok(created.value)
+    }
+
+    /// After a create request whose answer was lost: a token that exists now has no saved secret; delete it.
+    /// (If the server only acts later, the marker lets the next run replace it.)
+    async fn cleanup_unsaved(&self, token: &TokenRef) {
+        if let Ok(Some(_)) = self.client.token(&token.user, &token.name).await
+            && self.client.delete_token(&token.user, &token.name).await.is_ok()
+        {
+            pending::clear(self.token_file);
+        }
+    }
+
+    /// A new secret for an existing token whose secret is not saved: regenerate on 9.1+, else delete and create.
+    pub(crate) async fn replace_secret(
+        &mut self,
+        token: &TokenRef,
+        pve: &PveVersion,
+        prepared: PreparedTokenFile,
+    ) -> anyhow::Result<Secret> {
+        if *pve >= super::rotate::REGENERATE_SINCE {
+            let regenerated =
+                self.client.regenerate_token(&token.user, &token.name).await.map_err(|error| self.remote(&error))?;
+            let file = self.token_file_for(&token.full(), regenerated.value.clone())?;
+            prepared.commit(&file).map_err(|error| {
+                CliError::usage(format!(
+                    "the secret of {} was regenerated but cannot be saved: {}",
+                    token.full(),
+                    error.message
+                ))
+                .with_hint("fix the directory and rerun with --rotate-if-exists (the new secret is lost)")
+            })?;
+            self.changes.push(format!("regenerated the secret of {}", token.full()));
+            return Ok(regenerated.value);
+        }
+        self.client.delete_token(&token.user, &token.name).await.map_err(|error| self.remote(&error))?;
+        self.changes.push(format!("deleted {} (PVE {pve} cannot regenerate a secret)", token.full()));
+        self.create_and_save(token, prepared).await
     }
 }
 
-/// Creates the token and saves its secret at once; if saving fails, deletes the token again. If the request may
-/// have reached the server without an answer, removes a token that appeared, so none is left without its secret.
-#[expect(clippy::too_many_arguments, reason = "shared by create and rotate")]
-pub(crate) async fn create_and_save(
-    client: &PveClient,
-    token: &TokenRef,
-    args: &CreateArgs,
-    expire: i64,
-    prepared: token_glue::Prepared,
-    target: &Target,
-    node: &str,
-    pve: &PveVersion,
-    token_file: &std::path::Path,
-    changes: &mut Vec<String>,
-) -> anyhow::Result<Secret> {
-    let new =
-        NewToken { privsep: !args.no_privsep, expire, comment: Some(format!("pvetoken profile {}", args.profile)) };
-    let created = match client.create_token(&token.user, &token.name, &new).await {
-        Ok(created) => created,
-        Err(error) if error.is_already_exists() => return Err(error.into()),
-        Err(error) => {
-            if error.sent() != pvetoken_client::Sent::No {
-                cleanup_unsaved(client, token).await;
-            }
-            return Err(remote_error(&error, target).into());
-        }
-    };
-    let _ = pve;
-    let saved = token_glue::Saved {
-        url: target_url(target),
-        node: node.to_owned(),
-        token_id: created.full_tokenid.clone(),
-        secret: created.value.clone(),
-        fingerprint: target_fingerprint(target),
-        expire: if expire > 0 { Some(expire) } else { None },
-    };
-    if let Err(error) = token_glue::commit(prepared, &saved) {
-        let deleted = client.delete_token(&token.user, &token.name).await;
-        let what = if deleted.is_ok() { "the token was deleted again" } else { "deleting the token failed too" };
-        return Err(CliError::usage(format!("cannot save the secret to {}: {error:#}; {what}", token_file.display()))
-            .with_hint("fix the token file's directory (space, permissions) and rerun")
-            .into());
-    }
-    changes.push(format!("created token {} and saved its secret", created.full_tokenid));
-    let _ = created.value.expose_secret().len();
-    Ok(created.value)
+fn exists_without_secret(token: &TokenRef, token_file: &Path) -> CliError {
+    CliError::usage(format!(
+        "{} already exists on the server, but {} does not hold its secret (PVE shows a secret only once)",
+        token.full(),
+        token_file.display()
+    ))
+    .with_hint(format!(
+        "rotate it deliberately: rerun with --rotate-if-exists (consumers using the old secret stop working), or \
+         point --token-file at the file that holds it; to start over: pvetoken revoke {}",
+        token.full()
+    ))
 }
 
-/// After a create request whose answer was lost: a token that now exists has no saved secret; delete it.
-async fn cleanup_unsaved(client: &PveClient, token: &TokenRef) {
-    if let Ok(Some(_)) = client.token(&token.user, &token.name).await {
-        let _ = client.delete_token(&token.user, &token.name).await;
-    }
+fn is_token_exists(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| cause.downcast_ref::<ClientError>().is_some_and(ClientError::is_already_exists))
+}
+
+fn local_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|text| text.trim().split('.').next().unwrap_or_default().to_owned())
+        .unwrap_or_default()
 }
 
 /// The URL saved in the token file.
@@ -583,23 +867,43 @@ pub(crate) fn target_url(target: &Target) -> String {
     match target {
         Target::Remote { endpoint, .. } => endpoint.base(),
         Target::Local { .. } => {
-            let host = std::fs::read_to_string("/etc/hostname").map(|text| text.trim().to_owned()).unwrap_or_default();
+            let host = local_hostname();
             format!("https://{}:8006", if host.is_empty() { "localhost" } else { &host })
         }
     }
 }
 
-/// The pin saved in the token file.
-pub(crate) fn target_fingerprint(target: &Target) -> Option<String> {
-    match target {
-        Target::Remote { tls, .. } => tls.fingerprint.map(|fingerprint| fingerprint.to_string()),
-        Target::Local { .. } => None,
+/// The in-flight marker `<token file>.pending`: the full id of a token being created (no secret; mode 0600).
+pub(crate) mod pending {
+    use std::path::{Path, PathBuf};
+
+    use crate::exit::CliError;
+
+    fn path(token_file: &Path) -> PathBuf {
+        let mut name = token_file.file_name().map(std::ffi::OsStr::to_os_string).unwrap_or_default();
+        name.push(".pending");
+        token_file.with_file_name(name)
+    }
+
+    /// Records that `token_id` is about to be created for `token_file`.
+    pub(crate) fn mark(token_file: &Path, token_id: &str) -> Result<(), CliError> {
+        crate::token_store::write_secret_file_atomic(&path(token_file), format!("{token_id}\n").as_bytes())
+    }
+
+    /// True when the marker names `token_id`.
+    pub(crate) fn names(token_file: &Path, token_id: &str) -> bool {
+        std::fs::read_to_string(path(token_file)).is_ok_and(|text| text.trim() == token_id)
+    }
+
+    /// Removes the marker.
+    pub(crate) fn clear(token_file: &Path) {
+        let _ = std::fs::remove_file(path(token_file));
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{TokenRef, parse_expire, validate_user};
+    use super::{TokenRef, next_rotation_name, parse_expire, rotation_base, validate_user};
 
     #[test]
     fn token_id_without_bang_is_refused_with_an_example() {
@@ -624,77 +928,17 @@ mod tests {
         assert!(parse_expire("soon", 1_000).is_err());
         assert!(parse_expire("2001-01-01", 1_900_000_000).is_err());
     }
+
+    #[test]
+    fn rotation_names_count_up_from_the_base_name() {
+        assert_eq!(next_rotation_name("packer"), "packer-r1");
+        assert_eq!(next_rotation_name("packer-r1"), "packer-r2");
+        assert_eq!(rotation_base("packer-r12"), "packer");
+        assert_eq!(rotation_base("my-role"), "my-role");
+    }
 }
 
-/// The one place the lifecycle commands touch the token file. It delegates to the token store
-/// (`crate::token_store`, `pvetoken_render::TokenFile`) once that lands; until then every call fails clearly.
+/// Compatibility path for callers written before the token store existed (`audit`, `deliver`).
 pub(crate) mod token_glue {
-    use std::path::{Path, PathBuf};
-
-    use pvetoken_api::Secret;
-
-    use crate::connection::AdminAuth;
-    use crate::exit::CliError;
-
-    /// What the lifecycle needs from a token file.
-    #[derive(Debug, Clone)]
-    pub(crate) struct Saved {
-        /// `PROXMOX_URL`.
-        pub url: String,
-        /// `PROXMOX_NODE`.
-        pub node: String,
-        /// `PROXMOX_TOKEN_ID` (full).
-        pub token_id: String,
-        /// `PROXMOX_TOKEN_SECRET`.
-        pub secret: Secret,
-        /// `PROXMOX_FINGERPRINT`.
-        pub fingerprint: Option<String>,
-        /// `PROXMOX_TOKEN_EXPIRE`.
-        pub expire: Option<i64>,
-    }
-
-    /// A prepared destination (0600 temp file in the target directory).
-    #[derive(Debug)]
-    pub(crate) struct Prepared {
-        _path: PathBuf,
-    }
-
-    fn missing() -> CliError {
-        CliError {
-            exit: crate::exit::Exit::Internal,
-            message: "the token store (token file read/write) is not built yet".to_owned(),
-            hint: None,
-        }
-    }
-
-    pub(crate) fn default_path() -> Result<PathBuf, CliError> {
-        Err(missing())
-    }
-
-    pub(crate) fn read_if_exists(path: &Path) -> Result<Option<Saved>, CliError> {
-        if path.exists() { Err(missing()) } else { Ok(None) }
-    }
-
-    pub(crate) fn read(_path: &Path) -> Result<Saved, CliError> {
-        Err(missing())
-    }
-
-    pub(crate) fn prepare(_path: &Path) -> Result<Prepared, CliError> {
-        Err(missing())
-    }
-
-    pub(crate) fn commit(_prepared: Prepared, _saved: &Saved) -> anyhow::Result<()> {
-        Err(missing().into())
-    }
-
-    /// The admin token (id, secret) when `PVETOKEN_ADMIN_TOKEN_FILE` is used.
-    pub(crate) fn read_admin_token(admin: &AdminAuth) -> Result<Option<(String, Secret)>, CliError> {
-        match admin {
-            AdminAuth::TokenFile(path) => {
-                let saved = read(path)?;
-                Ok(Some((saved.token_id, saved.secret)))
-            }
-            _ => Ok(None),
-        }
-    }
+    pub(crate) use crate::connection::read_admin_token;
 }

@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use crate::connection::{ConnectionArgs, TargetFallback, remote_error};
+use crate::connection::{ConnectionArgs, remote_error};
 use crate::exit::Exit;
 use crate::printer::Printer;
 
@@ -34,13 +34,13 @@ pub fn run(args: ListArgs, printer: &Printer) -> anyhow::Result<Exit> {
     if !args.all {
         super::create::validate_user(&args.user)?;
     }
-    let target = args.connection.resolve_target(&TargetFallback::default())?;
+    let target = args.connection.resolve_target(&super::create::token_file_fallback())?;
     let admin = args.connection.resolve_admin()?;
     let timeout = args.connection.timeout();
     let runtime = tokio::runtime::Runtime::new()?;
     let rows = runtime.block_on(async {
         let http = crate::connection::http_client(&target, timeout)?;
-        let admin_token = super::create::token_glue::read_admin_token(&admin)?;
+        let admin_token = crate::connection::read_admin_token(&admin)?;
         let client = crate::connection::connect_admin(
             &target,
             http.as_ref(),

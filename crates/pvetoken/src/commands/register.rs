@@ -13,7 +13,7 @@
 
 use std::collections::BTreeSet;
 use std::io::{IsTerminal, Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -398,93 +398,26 @@ struct TokenValues {
     pinned: bool,
 }
 
-/// Reads the token file strictly: `KEY='value'` / `KEY=value` lines, `#` comments; refuses a file readable by group
-/// or others. Errors never echo a line (it may hold the secret).
+/// Reads the token file through the token store (strict parser, never a shell; a file readable by group or others
+/// is refused with the `chmod 600` fix). Errors never echo a value.
 fn read_token_file(path: &Path) -> Result<TokenValues, CliError> {
-    let metadata = std::fs::metadata(path).map_err(|error| {
-        CliError::usage(format!("token file {}: {error}", path.display())).with_hint(
-            "create it with `pvetoken create`, or pass --token-file PATH (or --if-token-file to skip quietly)",
-        )
+    let token = crate::token_store::read(path).map_err(|mut error| {
+        if error.message.contains("does not exist") {
+            error.hint = Some(
+                "create it with `pvetoken create`, or pass --token-file PATH (or --if-token-file to skip quietly)"
+                    .to_owned(),
+            );
+        }
+        error
     })?;
-    if metadata.permissions().mode() & 0o077 != 0 {
-        return Err(CliError::usage(format!(
-            "token file {} is readable by group or others (mode {:o})",
-            path.display(),
-            metadata.permissions().mode() & 0o777
-        ))
-        .with_hint(format!("chmod 600 {}", path.display())));
-    }
-    let mut text = std::fs::read_to_string(path)
-        .map_err(|error| CliError::usage(format!("token file {}: {error}", path.display())))?;
-    let mut values = std::collections::HashMap::new();
-    for (index, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let line = line.strip_prefix("export ").unwrap_or(line);
-        let bad = || CliError::usage(format!("token file {} line {}: not KEY='value'", path.display(), index + 1));
-        let (key, raw) = line.split_once('=').ok_or_else(bad)?;
-        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(bad());
-        }
-        values.insert(key.to_owned(), unquote(raw).ok_or_else(bad)?);
-    }
-    zeroize::Zeroize::zeroize(&mut text);
-    let mut take = |key: &str| values.remove(key).filter(|value| !value.is_empty());
-    let missing = |key: &str| {
-        CliError::usage(format!("token file {} has no {key}", path.display()))
-            .with_hint("recreate it with `pvetoken create`")
-    };
-    let token_id = take("PROXMOX_TOKEN_ID").ok_or_else(|| missing("PROXMOX_TOKEN_ID"))?;
-    if !token_id.contains('!') || !token_id.contains('@') {
-        return Err(CliError::usage(format!(
-            "token file {}: PROXMOX_TOKEN_ID must be the full id user@realm!name",
-            path.display()
-        )));
-    }
-    let secret = Secret::from(take("PROXMOX_TOKEN_SECRET").ok_or_else(|| missing("PROXMOX_TOKEN_SECRET"))?);
-    let url = take("PROXMOX_URL");
-    let host = match take("PROXMOX_HOST") {
-        Some(host) => host,
-        None => url.as_deref().and_then(url_host).ok_or_else(|| missing("PROXMOX_HOST"))?,
-    };
     Ok(TokenValues {
-        host,
-        node: take("PROXMOX_NODE").ok_or_else(|| missing("PROXMOX_NODE"))?,
-        token_id,
-        secret,
-        url,
-        pinned: take("PROXMOX_FINGERPRINT").is_some(),
+        host: token.host.clone(),
+        node: token.node.clone(),
+        token_id: token.token_id.to_string(),
+        secret: token.secret.clone(),
+        url: Some(token.url.clone()),
+        pinned: token.fingerprint.is_some(),
     })
-}
-
-/// `'single quoted'` (with `'\''` for a quote) or a bare word.
-fn unquote(raw: &str) -> Option<String> {
-    if !raw.starts_with('\'') {
-        return (!raw.contains(|c: char| c.is_whitespace() || "'\"$`\\;&|<>()".contains(c))).then(|| raw.to_owned());
-    }
-    let mut out = String::new();
-    let mut rest = raw;
-    loop {
-        let inner = rest.strip_prefix('\'')?;
-        let end = inner.find('\'')?;
-        out.push_str(&inner[..end]);
-        rest = &inner[end + 1..];
-        if rest.is_empty() {
-            return Some(out);
-        }
-        rest = rest.strip_prefix("\\'")?;
-        out.push('\'');
-        if rest.is_empty() {
-            return Some(out);
-        }
-    }
-}
-
-fn url_host(url: &str) -> Option<String> {
-    let parsed = url::Url::parse(url).ok()?;
-    parsed.host_str().map(|host| host.trim_start_matches('[').trim_end_matches(']').to_owned())
 }
 
 /// The variables of `layout`, in a fixed order.
@@ -959,15 +892,6 @@ mod tests {
         let second = digest(Layout::Seed, &variables(Layout::Seed, &rotated));
         assert_ne!(first, second);
         assert!(!first.contains("11111111"));
-    }
-
-    #[test]
-    fn unquote_reads_shell_single_quotes_strictly() {
-        assert_eq!(unquote("'a b'").as_deref(), Some("a b"));
-        assert_eq!(unquote(r"'it'\''s'").as_deref(), Some("it's"));
-        assert_eq!(unquote("plain").as_deref(), Some("plain"));
-        assert_eq!(unquote("$(rm -rf /)"), None);
-        assert_eq!(unquote("'unterminated"), None);
     }
 
     #[test]

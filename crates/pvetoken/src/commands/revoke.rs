@@ -4,7 +4,7 @@ use clap::Args;
 use pvetoken_client::pve::AclChange;
 
 use super::create::TokenRef;
-use crate::connection::{ConnectionArgs, TargetFallback, remote_error};
+use crate::connection::{ConnectionArgs, remote_error};
 use crate::exit::{CliError, Exit};
 use crate::printer::Printer;
 
@@ -21,13 +21,13 @@ pub struct RevokeArgs {
 /// Runs `pvetoken revoke`.
 pub fn run(args: RevokeArgs, printer: &Printer) -> anyhow::Result<Exit> {
     let token = TokenRef::parse(&args.token_id)?;
-    let target = args.connection.resolve_target(&TargetFallback::default())?;
+    let target = args.connection.resolve_target(&super::create::token_file_fallback())?;
     let admin = args.connection.resolve_admin()?;
     let timeout = args.connection.timeout();
     let runtime = tokio::runtime::Runtime::new()?;
     let removed_acls = runtime.block_on(async {
         let http = crate::connection::http_client(&target, timeout)?;
-        let admin_token = super::create::token_glue::read_admin_token(&admin)?;
+        let admin_token = crate::connection::read_admin_token(&admin)?;
         let client = crate::connection::connect_admin(
             &target,
             http.as_ref(),

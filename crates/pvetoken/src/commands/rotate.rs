@@ -1,17 +1,27 @@
-//! `pvetoken rotate`: a new secret (PVE 9.1+: `regenerate=1` on the same token; before: a new token with the same
-//! ACLs), saved to the token file, verified, pushed to every registered sink, then the old token retired.
+//! `pvetoken rotate`: a new secret, saved to the token file, verified, pushed to every registered sink, then the
+//! old token retired.
+//!
+//! - PVE 9.1+: `PUT .../token/NAME regenerate=1` on the same token (the old secret stops working at once; the new
+//!   one is saved before anything else happens).
+//! - Before 9.1: a new token `NAME-rN` with the old token's settings and ACLs; the token file is switched to it
+//!   only after its secret is saved; the ACLs are copied and the new token verified (its permissions must equal
+//!   the old one's) before the old token is deleted. Any failure in between restores the old token file and
+//!   deletes the new token, so a rerun starts from the old token again.
 
 use std::path::PathBuf;
 
 use clap::Args;
 use pvetoken_api::Secret;
-use pvetoken_client::pve::{AclChange, PveClient};
+use pvetoken_client::ClientError;
+use pvetoken_client::pve::{AclChange, NewToken, PveClient};
+use pvetoken_render::TokenFile;
 
-use super::create::{CreateArgs, TokenRef, create_and_save, target_fingerprint, target_url, token_glue};
+use super::create::{TokenRef, next_rotation_name, pending};
 use crate::connection::{ConnectionArgs, Target, TargetFallback, remote_error};
 use crate::exit::{CliError, Exit};
 use crate::printer::Printer;
 use crate::profiles::PveVersion;
+use crate::token_store::{self, PreparedTokenFile};
 
 /// Arguments of `pvetoken rotate`.
 #[derive(Debug, Args)]
@@ -23,67 +33,29 @@ pub struct RotateArgs {
     pub connection: ConnectionArgs,
 }
 
-const REGENERATE_SINCE: PveVersion = PveVersion { major: 9, minor: 1 };
-
-/// Replaces the secret of an existing token whose secret is not saved (`create --rotate-if-exists`): regenerate on
-/// 9.1+, else delete and create again. Saves the new secret through `prepared`.
-#[expect(clippy::too_many_arguments, reason = "mirrors create_and_save")]
-pub(crate) async fn replace_secret(
-    client: &PveClient,
-    token: &TokenRef,
-    pve: &PveVersion,
-    args: &CreateArgs,
-    expire: i64,
-    prepared: token_glue::Prepared,
-    target: &Target,
-    node: &str,
-    token_file: &std::path::Path,
-    changes: &mut Vec<String>,
-) -> anyhow::Result<Secret> {
-    if *pve >= REGENERATE_SINCE {
-        let regenerated =
-            client.regenerate_token(&token.user, &token.name).await.map_err(|error| remote_error(&error, target))?;
-        let saved = token_glue::Saved {
-            url: target_url(target),
-            node: node.to_owned(),
-            token_id: token.full(),
-            secret: regenerated.value.clone(),
-            fingerprint: target_fingerprint(target),
-            expire: if expire > 0 { Some(expire) } else { None },
-        };
-        token_glue::commit(prepared, &saved).map_err(|error| {
-            CliError::usage(format!(
-                "the secret of {} was regenerated but cannot be saved to {}: {error:#}",
-                token.full(),
-                token_file.display()
-            ))
-            .with_hint("fix the directory and rerun with --rotate-if-exists (the new secret is lost)")
-        })?;
-        changes.push(format!("regenerated the secret of {}", token.full()));
-        return Ok(regenerated.value);
-    }
-    client.delete_token(&token.user, &token.name).await.map_err(|error| remote_error(&error, target))?;
-    changes.push(format!("deleted {} (PVE {pve} cannot regenerate a secret)", token.full()));
-    create_and_save(client, token, args, expire, prepared, target, node, pve, token_file, changes).await
-}
+/// The first release that can regenerate a token's secret in place.
+pub const REGENERATE_SINCE: PveVersion = PveVersion { major: 9, minor: 1 };
 
 /// Runs `pvetoken rotate`.
 pub fn run(args: RotateArgs, printer: &Printer) -> anyhow::Result<Exit> {
     let token_file = match &args.token_file {
         Some(path) => path.clone(),
-        None => token_glue::default_path()?,
+        None => token_store::default_token_path()?,
     };
-    let saved = token_glue::read(&token_file)?;
-    let token = TokenRef::parse(&saved.token_id)?;
+    let saved = token_store::read(&token_file)?;
+    let token = TokenRef::parse(saved.token_id.as_str())?;
     let fallback = TargetFallback { url: Some(saved.url.clone()), fingerprint: saved.fingerprint.clone() };
     let target = args.connection.resolve_target(&fallback)?;
+    if target.is_insecure() {
+        printer.warn("--insecure: the server certificate is not checked");
+    }
     let admin = args.connection.resolve_admin()?;
     let timeout = args.connection.timeout();
     let runtime = tokio::runtime::Runtime::new()?;
-    let new_id = runtime.block_on(async {
-        let prepared = token_glue::prepare(&token_file)?;
+    let (new_id, requests) = runtime.block_on(async {
+        let prepared = PreparedTokenFile::prepare(&token_file)?;
         let http = crate::connection::http_client(&target, timeout)?;
-        let admin_token = token_glue::read_admin_token(&admin)?;
+        let admin_token = crate::connection::read_admin_token(&admin)?;
         let client = crate::connection::connect_admin(
             &target,
             http.as_ref(),
@@ -92,64 +64,15 @@ pub fn run(args: RotateArgs, printer: &Printer) -> anyhow::Result<Exit> {
             timeout,
         )
         .await?;
-        let remote = |error| remote_error(&error, &target);
-        let version = client.version().await.map_err(remote)?;
+        let mut rotation = Rotation { client, http, target: &target, timeout, token_requests: 0 };
+        let remote = |error: ClientError| remote_error(&error, &target);
+        let version = rotation.client.version().await.map_err(remote)?;
         let pve = version.major_minor().map(|(major, minor)| PveVersion { major, minor }).unwrap_or(REGENERATE_SINCE);
-        let (new_token, secret) = if pve >= REGENERATE_SINCE {
-            let regenerated = client.regenerate_token(&token.user, &token.name).await.map_err(remote)?;
-            (token.clone(), regenerated.value)
+        let new_token = if pve >= REGENERATE_SINCE {
+            rotation.regenerate(&token, &saved, prepared, &token_file).await?
         } else {
-            // A new token with the same ACLs; the old one keeps working until the new one is verified and saved.
-            let info = client.token(&token.user, &token.name).await.map_err(remote)?.ok_or_else(|| {
-                CliError::remote(format!("{} does not exist on the server", token.full()))
-                    .with_hint("create it again: pvetoken create --profile P")
-            })?;
-            let base = token.name.split("-r").next().unwrap_or(&token.name).to_owned();
-            let new_token = TokenRef { user: token.user.clone(), name: format!("{base}-r{}", super::create::now()) };
-            let created = client
-                .create_token(
-                    &new_token.user,
-                    &new_token.name,
-                    &pvetoken_client::pve::NewToken {
-                        privsep: info.privsep,
-                        expire: info.expire,
-                        comment: info.comment,
-                    },
-                )
-                .await
-                .map_err(remote)?;
-            let acl = client.acl().await.map_err(remote)?;
-            for entry in acl.iter().filter(|entry| entry.kind == "token" && entry.ugid == token.full()) {
-                client
-                    .change_acl(&AclChange {
-                        path: entry.path.clone(),
-                        roles: vec![entry.roleid.clone()],
-                        users: vec![],
-                        tokens: vec![new_token.full()],
-                        propagate: entry.propagate,
-                        delete: false,
-                    })
-                    .await
-                    .map_err(remote)?;
-            }
-            (new_token, created.value)
+            rotation.replace(&token, &saved, prepared, &token_file).await?
         };
-        let saved_new = token_glue::Saved {
-            url: saved.url.clone(),
-            node: saved.node.clone(),
-            token_id: new_token.full(),
-            secret: secret.clone(),
-            fingerprint: saved.fingerprint.clone(),
-            expire: saved.expire,
-        };
-        token_glue::commit(prepared, &saved_new)?;
-        // Verify the new secret before the old one stops working.
-        let token_client =
-            super::verify::token_client(&client, http.as_ref(), &target, &new_token.full(), &secret, timeout);
-        token_client.version().await.map_err(|error| {
-            CliError::remote(format!("the new secret does not work: {error}"))
-                .with_hint("the old token was kept; check the server and rerun pvetoken rotate")
-        })?;
         for sink in crate::sinks::load(&token_file)? {
             match sink {
                 crate::sinks::SinkRecord::Semaphore(sink) => {
@@ -158,14 +81,222 @@ pub fn run(args: RotateArgs, printer: &Printer) -> anyhow::Result<Exit> {
             }
         }
         if new_token != token {
-            client.delete_token(&token.user, &token.name).await.map_err(remote)?;
+            rotation.client.delete_token(&token.user, &token.name).await.map_err(|error| {
+                CliError::remote(format!(
+                    "rotated to {}, but deleting the old token {} failed: {error}",
+                    new_token.full(),
+                    token.full()
+                ))
+                .with_hint(format!(
+                    "the token file already holds the new token; remove the old one: pvetoken revoke {}",
+                    token.full()
+                ))
+            })?;
         }
-        Ok::<_, anyhow::Error>(new_token.full())
+        Ok::<_, anyhow::Error>((new_token.full(), rotation.requests()))
     })?;
     if printer.is_json() {
-        printer.json(&serde_json::json!({"rotated": token.full(), "token_id": new_id, "token_file": token_file}))?;
+        printer.json(&serde_json::json!({
+            "rotated": token.full(),
+            "token_id": new_id,
+            "token_file": token_file,
+            "requests": requests,
+        }))?;
     } else {
-        printer.success(&format!("rotated {} → {new_id}; {} updated", token.full(), token_file.display()));
+        printer.success(&format!(
+            "rotated {} → {new_id}; {} updated ({requests} requests)",
+            token.full(),
+            token_file.display()
+        ));
     }
     Ok(Exit::Success)
+}
+
+struct Rotation<'a> {
+    client: PveClient,
+    http: Option<reqwest::Client>,
+    target: &'a Target,
+    timeout: std::time::Duration,
+    token_requests: u64,
+}
+
+impl Rotation<'_> {
+    fn requests(&self) -> u64 {
+        self.client.requests_sent() + self.token_requests
+    }
+
+    fn remote(&self, error: &ClientError) -> CliError {
+        remote_error(error, self.target)
+    }
+
+    /// The token's permissions, as itself (or as root through pvesh).
+    async fn permissions(
+        &mut self,
+        token_id: &str,
+        secret: &Secret,
+    ) -> Result<pvetoken_api::pve::Permissions, ClientError> {
+        if self.client.is_local() {
+            return self.client.permissions_of(token_id, None).await;
+        }
+        let client = super::verify::token_client(self.http.as_ref(), self.target, token_id, secret, self.timeout);
+        let result = client.own_permissions(None).await;
+        self.token_requests += client.requests_sent();
+        result
+    }
+
+    /// PVE 9.1+: a new secret for the same token, saved at once, then tried.
+    async fn regenerate(
+        &mut self,
+        token: &TokenRef,
+        saved: &TokenFile,
+        prepared: PreparedTokenFile,
+        token_file: &std::path::Path,
+    ) -> anyhow::Result<TokenRef> {
+        let regenerated = self.client.regenerate_token(&token.user, &token.name).await.map_err(|error| {
+            let mut cli = self.remote(&error);
+            if error.sent() != pvetoken_client::Sent::No {
+                cli.hint = Some(
+                    "the server may have issued a new secret that never arrived; the saved one may no longer work: \
+                     rerun pvetoken rotate"
+                        .to_owned(),
+                );
+            }
+            cli
+        })?;
+        let mut file = saved.clone();
+        file.secret = regenerated.value.clone();
+        prepared.commit(&file).map_err(|error| {
+            CliError::usage(format!(
+                "the secret of {} was regenerated but cannot be saved to {}: {}",
+                token.full(),
+                token_file.display(),
+                error.message
+            ))
+            .with_hint("fix the directory and rerun pvetoken rotate (the old secret no longer works)")
+        })?;
+        self.permissions(&token.full(), &regenerated.value)
+            .await
+            .map_err(|error| super::verify::token_refused(&error, self.target))?;
+        Ok(token.clone())
+    }
+
+    /// Before 9.1: a new token with the same settings and ACLs; undone entirely when any step fails.
+    async fn replace(
+        &mut self,
+        token: &TokenRef,
+        saved: &TokenFile,
+        prepared: PreparedTokenFile,
+        token_file: &std::path::Path,
+    ) -> anyhow::Result<TokenRef> {
+        let info = self.client.token(&token.user, &token.name).await.map_err(|error| self.remote(&error))?.ok_or_else(
+            || {
+                CliError::remote(format!("{} does not exist on the server", token.full()))
+                    .with_hint("create it again: pvetoken create --profile PROFILE")
+            },
+        )?;
+        let before = self.permissions(&token.full(), &saved.secret).await.map_err(|error| {
+            let mut cli = super::verify::token_refused(&error, self.target);
+            cli.hint =
+                Some("the saved secret no longer works: pvetoken create --rotate-if-exists replaces it".to_owned());
+            cli
+        })?;
+        let new_token = TokenRef { user: token.user.clone(), name: next_rotation_name(&token.name) };
+        // A token of that name left behind by an interrupted rotation has no saved secret: replace it.
+        if self.client.token(&new_token.user, &new_token.name).await.map_err(|error| self.remote(&error))?.is_some() {
+            if !pending::names(token_file, &new_token.full()) {
+                return Err(CliError::usage(format!(
+                    "{} already exists and is not the rotation target",
+                    new_token.full()
+                ))
+                .with_hint(format!("revoke it first: pvetoken revoke {}", new_token.full()))
+                .into());
+            }
+            self.client.delete_token(&new_token.user, &new_token.name).await.map_err(|error| self.remote(&error))?;
+        }
+        pending::mark(token_file, &new_token.full())?;
+        let new = NewToken { privsep: info.privsep, expire: info.expire, comment: info.comment.clone() };
+        let created = match self.client.create_token(&new_token.user, &new_token.name, &new).await {
+            Ok(created) => created,
+            Err(error) => {
+                if error.sent() != pvetoken_client::Sent::No
+                    && let Ok(Some(_)) = self.client.token(&new_token.user, &new_token.name).await
+                    && self.client.delete_token(&new_token.user, &new_token.name).await.is_ok()
+                {
+                    pending::clear(token_file);
+                }
+                return Err(self.remote(&error).into());
+            }
+        };
+        let mut file = saved.clone();
+        file.token_id = created.full_tokenid.parse().map_err(|_| {
+            CliError::remote(format!("the server answered with an invalid token id `{}`", created.full_tokenid))
+        })?;
+        file.secret = created.value.clone();
+        if let Err(error) = prepared.commit(&file) {
+            self.undo(&new_token, None, token_file).await;
+            return Err(CliError::usage(format!(
+                "cannot save the new secret: {}; the rotation was undone",
+                error.message
+            ))
+            .with_hint("fix the token file's directory and rerun pvetoken rotate")
+            .into());
+        }
+        pending::clear(token_file);
+        let result = self.finish_replacement(token, &new_token, &created.value, &before).await;
+        if let Err(mut error) = result {
+            self.undo(&new_token, Some(saved), token_file).await;
+            error.message =
+                format!("{}; the rotation was undone (the token file holds the old token again)", error.message);
+            return Err(error.into());
+        }
+        Ok(new_token)
+    }
+
+    async fn finish_replacement(
+        &mut self,
+        old: &TokenRef,
+        new: &TokenRef,
+        secret: &Secret,
+        before: &pvetoken_api::pve::Permissions,
+    ) -> Result<(), CliError> {
+        let acl = self.client.acl().await.map_err(|error| self.remote(&error))?;
+        for entry in acl.iter().filter(|entry| entry.kind == "token" && entry.ugid == old.full()) {
+            self.client
+                .change_acl(&AclChange {
+                    path: entry.path.clone(),
+                    roles: vec![entry.roleid.clone()],
+                    users: vec![],
+                    tokens: vec![new.full()],
+                    propagate: entry.propagate,
+                    delete: false,
+                })
+                .await
+                .map_err(|error| self.remote(&error))?;
+        }
+        let after = self
+            .permissions(&new.full(), secret)
+            .await
+            .map_err(|error| super::verify::token_refused(&error, self.target))?;
+        if &after != before {
+            return Err(CliError::remote(format!(
+                "the new token {} does not have the same permissions as {}",
+                new.full(),
+                old.full()
+            ))
+            .with_hint("check the ACLs (pvetoken verify) and rerun pvetoken rotate"));
+        }
+        Ok(())
+    }
+
+    /// Puts the old token file back (when it was replaced) and deletes the new token.
+    async fn undo(&self, new: &TokenRef, old_file: Option<&TokenFile>, token_file: &std::path::Path) {
+        if let Some(old) = old_file {
+            let _ = token_store::write_secret_file_atomic(token_file, old.render().as_bytes());
+        }
+        if self.client.delete_token(&new.user, &new.name).await.is_ok() {
+            pending::clear(token_file);
+        } else {
+            let _ = pending::mark(token_file, &new.full());
+        }
+    }
 }

@@ -1,18 +1,23 @@
 //! `pvetoken verify`: as the token itself, read `GET /access/permissions` (without `userid`, which needs
 //! `Sys.Audit` before PVE 8.2) and compare with the profile's needs; report each missing privilege with its path,
-//! its reason and, with admin credentials, whether the user side or the token side lacks it; print the fix.
+//! its reason and whether the user side or the token side lacks it (from `--user-cfg FILE` through the permission
+//! engine's explanation, or with admin credentials from the server); print the fix; exit 1 when short.
 
 use std::path::PathBuf;
 
 use clap::Args;
+use pvetoken_acl::{Catalog, Evaluator, Subject, UserCfg, Verdict};
 use pvetoken_api::Secret;
+use pvetoken_api::pve::Permissions;
+use pvetoken_client::ClientError;
 use pvetoken_client::pve::PveClient;
 
-use super::create::{TokenRef, token_glue};
+use super::create::TokenRef;
 use crate::connection::{ConnectionArgs, Target, TargetFallback, remote_error};
 use crate::exit::{CliError, Exit};
 use crate::printer::Printer;
 use crate::profiles::{self, PveVersion, Resolved};
+use crate::token_store;
 
 /// Arguments of `pvetoken verify`.
 #[derive(Debug, Args)]
@@ -26,6 +31,10 @@ pub struct VerifyArgs {
     /// Custom role name used at create time (for the suggested fix).
     #[arg(long, value_name = "ROLE")]
     pub role: Option<String>,
+    /// Explain which side (user or token) lacks a privilege from this user.cfg (e.g. a copy of /etc/pve/user.cfg)
+    /// instead of asking the server with admin credentials.
+    #[arg(long, value_name = "FILE")]
+    pub user_cfg: Option<PathBuf>,
     #[command(flatten)]
     pub narrowing: super::create::NarrowingArgs,
     #[command(flatten)]
@@ -41,7 +50,7 @@ pub struct Missing {
     pub privilege: String,
     /// Why the consumer needs it.
     pub reason: String,
-    /// `user`, `token`, `both` or `unknown` (without admin credentials).
+    /// `user`, `token`, `both` or `unknown` (without admin credentials or --user-cfg).
     pub lacking_side: String,
     /// The `pveum` command that fixes it.
     pub fix: String,
@@ -49,7 +58,6 @@ pub struct Missing {
 
 /// A client authenticated as the token, reusing the run's HTTP client (same connection pool).
 pub fn token_client(
-    admin: &PveClient,
     http: Option<&reqwest::Client>,
     target: &Target,
     token_id: &str,
@@ -60,50 +68,32 @@ pub fn token_client(
         (Target::Remote { endpoint, .. }, Some(http)) => {
             PveClient::with_token(http.clone(), endpoint.clone(), token_id, secret)
         }
-        _ => {
-            let _ = admin;
-            match target {
-                Target::Local { pvesh } => PveClient::local(pvesh.clone(), timeout),
-                Target::Remote { endpoint, .. } => {
-                    PveClient::with_token(reqwest::Client::new(), endpoint.clone(), token_id, secret)
-                }
-            }
+        (Target::Local { pvesh }, _) => PveClient::local(pvesh.clone(), timeout),
+        (Target::Remote { endpoint, .. }, None) => {
+            PveClient::with_token(reqwest::Client::new(), endpoint.clone(), token_id, secret)
         }
     }
 }
 
-/// Compares the token's own permissions with the resolved needs. `--local` (pvesh as root) cannot act as the
-/// token, so it reads the token's permissions as root with `userid=`.
-pub async fn check(client: &PveClient, resolved: &Resolved, target: &Target) -> anyhow::Result<Vec<Missing>> {
-    check_as(client, None, resolved, target).await
+/// The error for a token whose permissions cannot be read (a refused secret gets the rotation hint).
+pub fn token_refused(error: &ClientError, target: &Target) -> CliError {
+    let mut cli = remote_error(error, target);
+    if matches!(error, ClientError::AuthFailed { .. }) {
+        cli.message = format!("the token was refused: {error}");
+        cli.hint = Some(
+            "the secret in the token file is wrong, or the token/user expired or was deleted: \
+             pvetoken create --rotate-if-exists (or pvetoken rotate) issues a new secret"
+                .to_owned(),
+        );
+    }
+    cli
 }
 
-async fn check_as(
-    client: &PveClient,
-    token_id_for_local: Option<&str>,
-    resolved: &Resolved,
-    target: &Target,
-) -> anyhow::Result<Vec<Missing>> {
-    let map = match (client.is_local(), token_id_for_local) {
-        (true, Some(token_id)) => client.permissions_of(token_id, None).await,
-        _ => client.own_permissions(None).await,
-    }
-    .map_err(|error| {
-        let mut cli = remote_error(&error, target);
-        if matches!(error, pvetoken_client::ClientError::AuthFailed { .. }) {
-            cli.message = format!("the token was refused: {error}");
-            cli.hint = Some(
-                "the secret in the token file is wrong, or the token/user expired or was deleted: \
-                             pvetoken create --rotate-if-exists (or pvetoken rotate) issues a new secret"
-                    .to_owned(),
-            );
-        }
-        cli
-    })?;
+/// The profile's needs that `map` (a `GET /access/permissions` answer) does not cover.
+pub fn compare(map: &Permissions, resolved: &Resolved) -> Vec<Missing> {
     let mut missing = Vec::new();
     for path in &resolved.paths {
-        // The map lists ACL-tree paths; fall back on the nearest listed ancestor with a propagating grant.
-        let granted = effective_at(&map, &path.path);
+        let granted = effective_at(map, &path.path);
         for (privilege, reason) in &path.privileges {
             if !granted.contains(privilege) {
                 missing.push(Missing {
@@ -116,10 +106,12 @@ async fn check_as(
             }
         }
     }
-    Ok(missing)
+    missing
 }
 
-fn effective_at(map: &pvetoken_api::pve::Permissions, path: &str) -> std::collections::BTreeSet<String> {
+/// The map lists ACL-tree paths; a path not listed inherits the propagating privileges of its nearest listed
+/// ancestor.
+fn effective_at(map: &Permissions, path: &str) -> std::collections::BTreeSet<String> {
     if let Some(privs) = map.get(path) {
         return privs.keys().cloned().collect();
     }
@@ -137,8 +129,9 @@ fn effective_at(map: &pvetoken_api::pve::Permissions, path: &str) -> std::collec
     std::collections::BTreeSet::new()
 }
 
-/// Fills in which side lacks each privilege (admin view of the user and the token) and the exact fix.
-pub async fn explain(admin: Option<&PveClient>, token: &TokenRef, resolved: &Resolved, missing: &mut [Missing]) {
+/// Fills in the lacking side from the server (admin view of the user's and the token's effective permissions)
+/// and the fix.
+pub async fn explain_online(admin: Option<&PveClient>, token: &TokenRef, resolved: &Resolved, missing: &mut [Missing]) {
     let (user_map, token_map) = match admin {
         Some(admin) => {
             (admin.permissions_of(&token.user, None).await.ok(), admin.permissions_of(&token.full(), None).await.ok())
@@ -147,13 +140,47 @@ pub async fn explain(admin: Option<&PveClient>, token: &TokenRef, resolved: &Res
     };
     for item in missing.iter_mut() {
         let user_has = user_map.as_ref().map(|map| effective_at(map, &item.path).contains(&item.privilege));
-        let token_acl_has = token_map.as_ref().map(|map| effective_at(map, &item.path).contains(&item.privilege));
-        item.lacking_side = match (user_has, token_acl_has) {
-            (Some(false), _) => "user".to_owned(),
-            (Some(true), Some(false)) => "token".to_owned(),
-            (Some(true), Some(true)) => "token".to_owned(),
-            _ => "unknown".to_owned(),
+        let token_has = token_map.as_ref().map(|map| effective_at(map, &item.path).contains(&item.privilege));
+        item.lacking_side = match (user_has, token_has) {
+            (Some(false), _) => "user",
+            (Some(true), Some(_)) => "token",
+            _ => "unknown",
+        }
+        .to_owned();
+    }
+    fill_fixes(token, resolved, missing);
+}
+
+/// Fills in the lacking side from a user.cfg through the permission engine's explanation, and the fix.
+pub fn explain_offline(
+    cfg: &UserCfg,
+    catalog: &Catalog,
+    token: &TokenRef,
+    resolved: &Resolved,
+    missing: &mut [Missing],
+) {
+    let evaluator = Evaluator::new(cfg, catalog);
+    let subject: Option<Subject> = token.full().parse().ok();
+    for item in missing.iter_mut() {
+        let (Some(subject), Ok(privilege)) = (&subject, item.privilege.parse()) else {
+            continue;
         };
+        let explanation = evaluator.explain(subject, &item.path, privilege);
+        item.lacking_side = match explanation.verdict {
+            Verdict::MissingOnUserSide | Verdict::Missing => "user",
+            Verdict::MissingOnTokenSide => "token",
+            Verdict::MissingOnBothSides => "both",
+            Verdict::UnknownToken => "token not in user.cfg",
+            Verdict::UnknownPrivilege => "unknown to this release",
+            Verdict::Superuser | Verdict::RootTokenFull | Verdict::Granted => "neither (user.cfg grants it)",
+        }
+        .to_owned();
+    }
+    fill_fixes(token, resolved, missing);
+}
+
+fn fill_fixes(token: &TokenRef, resolved: &Resolved, missing: &mut [Missing]) {
+    for item in missing.iter_mut() {
         let propagate = resolved.paths.iter().find(|p| p.path == item.path).is_none_or(|p| p.propagate);
         let subject = match item.lacking_side.as_str() {
             "user" => format!("--users {}", token.user),
@@ -189,11 +216,11 @@ pub fn print_missing(missing: &[Missing], printer: &Printer) {
 pub fn run(args: VerifyArgs, printer: &Printer) -> anyhow::Result<Exit> {
     let token_file = match &args.token_file {
         Some(path) => path.clone(),
-        None => token_glue::default_path()?,
+        None => token_store::default_token_path()?,
     };
-    let saved = token_glue::read(&token_file)?;
-    let token = TokenRef::parse(&saved.token_id)?;
-    let profile_name = args.profile.clone().unwrap_or_else(|| token.name.clone());
+    let saved = token_store::read(&token_file)?;
+    let token = TokenRef::parse(saved.token_id.as_str())?;
+    let profile_name = args.profile.clone().unwrap_or_else(|| super::create::rotation_base(&token.name).to_owned());
     let profile = profiles::load(&profile_name).map_err(|error| {
         let mut cli = CliError::from(error);
         if args.profile.is_none() {
@@ -201,50 +228,72 @@ pub fn run(args: VerifyArgs, printer: &Printer) -> anyhow::Result<Exit> {
         }
         cli
     })?;
+    let user_cfg = match &args.user_cfg {
+        Some(path) => Some(std::fs::read_to_string(path).map_err(|error| {
+            CliError::usage(format!("--user-cfg {}: {error}", path.display()))
+                .with_hint("on the PVE host it is /etc/pve/user.cfg")
+        })?),
+        None => None,
+    };
     let fallback = TargetFallback { url: Some(saved.url.clone()), fingerprint: saved.fingerprint.clone() };
     let target = args.connection.resolve_target(&fallback)?;
     if target.is_insecure() {
         printer.warn("--insecure: the server certificate is not checked");
     }
-    let admin_auth =
-        if args.connection.admin_available_without_prompt() { Some(args.connection.resolve_admin()?) } else { None };
+    let admin_auth = if user_cfg.is_none() && args.connection.admin_available_without_prompt() {
+        Some(args.connection.resolve_admin()?)
+    } else {
+        None
+    };
     let timeout = args.connection.timeout();
     let runtime = tokio::runtime::Runtime::new()?;
     let (resolved, missing) = runtime.block_on(async {
         let http = crate::connection::http_client(&target, timeout)?;
-        let client = match (&target, http.as_ref()) {
-            (Target::Remote { endpoint, .. }, Some(http)) => {
-                PveClient::with_token(http.clone(), endpoint.clone(), &saved.token_id, &saved.secret)
-            }
-            (Target::Local { pvesh }, _) => PveClient::local(pvesh.clone(), timeout),
-            _ => return Err(anyhow::Error::from(CliError::usage("no client"))),
-        };
-        let version = client.version().await.map_err(|error| remote_error(&error, &target))?;
+        let client = token_client(http.as_ref(), &target, saved.token_id.as_str(), &saved.secret, timeout);
+        let version = client.version().await.map_err(|error| token_refused(&error, &target))?;
         let pve = version
             .major_minor()
             .map(|(major, minor)| PveVersion { major, minor })
             .ok_or_else(|| CliError::remote("cannot read the PVE version"))?;
         let resolved = profile.resolve(pve, &args.narrowing.narrowing(), args.role.as_deref());
-        let mut missing = check_as(&client, Some(&saved.token_id), &resolved, &target).await?;
-        if !missing.is_empty() {
-            let admin = match &admin_auth {
-                Some(auth) => {
-                    let admin_token = token_glue::read_admin_token(auth)?;
-                    crate::connection::connect_admin(
-                        &target,
-                        http.as_ref(),
-                        auth,
-                        admin_token.as_ref().map(|(id, secret)| (id.as_str(), secret)),
-                        timeout,
-                    )
-                    .await
-                    .ok()
-                }
-                None => None,
-            };
-            explain(admin.as_ref(), &token, &resolved, &mut missing).await;
+        // pvesh is root and cannot act as the token: root reads the token's permissions with userid=.
+        let map = if client.is_local() {
+            client.permissions_of(saved.token_id.as_str(), None).await
+        } else {
+            client.own_permissions(None).await
         }
-        Ok((resolved, missing))
+        .map_err(|error| token_refused(&error, &target))?;
+        let mut missing = compare(&map, &resolved);
+        if !missing.is_empty() {
+            if let Some(text) = &user_cfg {
+                let version = pvetoken_acl::PveVersion::new(
+                    u8::try_from(pve.major).unwrap_or(u8::MAX),
+                    u8::try_from(pve.minor).unwrap_or(u8::MAX),
+                )
+                .unwrap_or(pvetoken_acl::PveVersion::NEWEST);
+                let catalog = Catalog::for_version(version);
+                let (cfg, _warnings) = UserCfg::parse(text, &catalog);
+                explain_offline(&cfg, &catalog, &token, &resolved, &mut missing);
+            } else {
+                let admin = match &admin_auth {
+                    Some(auth) => {
+                        let admin_token = crate::connection::read_admin_token(auth)?;
+                        crate::connection::connect_admin(
+                            &target,
+                            http.as_ref(),
+                            auth,
+                            admin_token.as_ref().map(|(id, secret)| (id.as_str(), secret)),
+                            timeout,
+                        )
+                        .await
+                        .ok()
+                    }
+                    None => None,
+                };
+                explain_online(admin.as_ref(), &token, &resolved, &mut missing).await;
+            }
+        }
+        Ok::<_, anyhow::Error>((resolved, missing))
     })?;
     if printer.is_json() {
         printer.json(&serde_json::json!({
@@ -264,7 +313,10 @@ pub fn run(args: VerifyArgs, printer: &Printer) -> anyhow::Result<Exit> {
     } else {
         print_missing(&missing, printer);
         if missing.iter().any(|item| item.lacking_side == "unknown") {
-            printer.hint("set PVETOKEN_PASSWORD (or use --local) to learn whether the user or the token side lacks it");
+            printer.hint(
+                "set PVETOKEN_PASSWORD (or use --local), or pass --user-cfg /etc/pve/user.cfg, to learn whether the \
+                 user or the token side lacks it",
+            );
         }
     }
     Ok(if missing.is_empty() { Exit::Success } else { Exit::CheckFailed })
