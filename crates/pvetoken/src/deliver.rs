@@ -470,6 +470,216 @@ fn agent_error(error: &ClientError, request: &DeliveryRequest, target: &Target) 
 mod tests {
     use super::{exec_privilege, required_privileges, validate_guest_path};
 
+    /// The core against a fake PVE (plain HTTP) whose guest agent follows qemu-guest-agent's file rules: a file
+    /// created by file-write gets 0666, an existing one keeps its mode; exec runs touch/chmod/chown/stat on that model.
+    mod with_fake_agent {
+        use std::collections::BTreeMap;
+        use std::sync::{Arc, Mutex};
+
+        use axum::extract::{Query, State};
+        use axum::routing::{get, post};
+        use pvetoken_api::Secret;
+        use pvetoken_client::endpoint::Endpoint;
+        use pvetoken_client::pve::PveClient;
+        use pvetoken_render::TokenFile;
+        use serde_json::{Value, json};
+
+        use crate::cli::OutputFormat;
+        use crate::connection::Target;
+        use crate::deliver::{DeliveryRequest, ModeOutcome, deliver};
+        use crate::exit::Exit;
+        use crate::printer::Printer;
+
+        #[derive(Default)]
+        struct Guest {
+            /// path -> (content, mode, owner)
+            files: BTreeMap<String, (String, u32, String)>,
+            /// The mode the file had when each file-write filled it.
+            modes_at_write: Vec<u32>,
+            commands: Vec<String>,
+            exits: BTreeMap<u64, (i64, String)>,
+            chmod_fails: bool,
+            exec_disabled: bool,
+        }
+
+        type Shared = Arc<Mutex<Guest>>;
+
+        fn data(value: Value) -> axum::Json<Value> {
+            axum::Json(json!({ "data": value }))
+        }
+
+        fn form(body: &str) -> Vec<(String, String)> {
+            url::form_urlencoded::parse(body.as_bytes()).into_owned().collect()
+        }
+
+        async fn exec(State(guest): State<Shared>, body: String) -> (axum::http::StatusCode, axum::Json<Value>) {
+            let mut g = guest.lock().expect("lock");
+            if g.exec_disabled {
+                let error = json!({"data": null, "message": "Agent error: The command guest-exec has been disabled for this instance"});
+                return (axum::http::StatusCode::INTERNAL_SERVER_ERROR, axum::Json(error));
+            }
+            let argv: Vec<String> = form(&body).into_iter().filter(|(k, _)| k == "command").map(|(_, v)| v).collect();
+            g.commands.push(argv.join(" "));
+            let path = argv.last().cloned().unwrap_or_default();
+            let (code, out) = match argv[0].as_str() {
+                "touch" => {
+                    g.files.entry(path).or_insert_with(|| (String::new(), 0o644, "root:root".into()));
+                    (0, String::new())
+                }
+                "chmod" if g.chmod_fails => (1, String::new()),
+                "chmod" => match g.files.get_mut(&path) {
+                    Some(file) => {
+                        file.1 = u32::from_str_radix(&argv[1], 8).expect("octal");
+                        (0, String::new())
+                    }
+                    None => (1, String::new()),
+                },
+                "chown" => match g.files.get_mut(&path) {
+                    Some(file) => {
+                        file.2 = argv[2].clone();
+                        (0, String::new())
+                    }
+                    None => (1, String::new()),
+                },
+                "stat" => match g.files.get(&path) {
+                    Some(file) => (0, format!("{:o} {}\n", file.1, file.2)),
+                    None => (1, String::new()),
+                },
+                _ => (127, String::new()),
+            };
+            let pid = g.exits.len() as u64 + 1000;
+            g.exits.insert(pid, (code, out));
+            (axum::http::StatusCode::OK, data(json!({ "pid": pid })))
+        }
+
+        async fn exec_status(
+            State(guest): State<Shared>,
+            Query(q): Query<BTreeMap<String, String>>,
+        ) -> axum::Json<Value> {
+            let g = guest.lock().expect("lock");
+            let pid: u64 = q["pid"].parse().expect("pid");
+            let (code, out) = g.exits[&pid].clone();
+            data(json!({ "exited": 1, "exitcode": code, "out-data": out }))
+        }
+
+        async fn file_write(State(guest): State<Shared>, body: String) -> axum::Json<Value> {
+            let mut g = guest.lock().expect("lock");
+            let fields: BTreeMap<String, String> = form(&body).into_iter().collect();
+            let path = fields["file"].clone();
+            let mode = g.files.get(&path).map_or(0o666, |file| file.1);
+            let owner = g.files.get(&path).map_or_else(|| "root:root".to_owned(), |file| file.2.clone());
+            g.modes_at_write.push(mode);
+            g.files.insert(path, (fields["content"].clone(), mode, owner));
+            data(Value::Null)
+        }
+
+        async fn file_read(
+            State(guest): State<Shared>,
+            Query(q): Query<BTreeMap<String, String>>,
+        ) -> (axum::http::StatusCode, axum::Json<Value>) {
+            let g = guest.lock().expect("lock");
+            match g.files.get(&q["file"]) {
+                Some(file) => (axum::http::StatusCode::OK, data(json!({ "content": file.0 }))),
+                None => (
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                    axum::Json(
+                        json!({"data": null, "message": "Agent error: failed to open file: No such file or directory"}),
+                    ),
+                ),
+            }
+        }
+
+        async fn run(guest: Shared) -> (Result<super::super::DeliveryReport, crate::exit::CliError>, Shared) {
+            let vm = "/api2/json/nodes/pve/qemu/100";
+            let app = axum::Router::new()
+                .route("/api2/json/version", get(|| async { data(json!({"version": "9.1.1", "release": "9.1"})) }))
+                .route(
+                    "/api2/json/access/permissions",
+                    get(|| async { data(json!({"/vms/100": {"VM.Audit": 1, "VM.GuestAgent.Unrestricted": 1}})) }),
+                )
+                .route(
+                    &format!("{vm}/status/current"),
+                    get(|| async { data(json!({"status": "running", "agent": 1})) }),
+                )
+                .route(&format!("{vm}/agent/ping"), post(|| async { data(json!({"result": {}})) }))
+                .route(&format!("{vm}/agent/exec"), post(exec))
+                .route(&format!("{vm}/agent/exec-status"), get(exec_status))
+                .route(&format!("{vm}/agent/file-write"), post(file_write))
+                .route(&format!("{vm}/agent/file-read"), get(file_read))
+                .with_state(guest.clone());
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let url = format!("http://{}", listener.local_addr().expect("addr"));
+            tokio::spawn(async move { axum::serve(listener, app).await });
+            let endpoint = Endpoint::parse_any(&url).expect("endpoint");
+            let client = PveClient::with_token(
+                pvetoken_client::http_client(&pvetoken_client::TlsSettings::default()).expect("HTTP client"),
+                endpoint.clone(),
+                "root@pam!admin",
+                &Secret::from("admin-secret".to_owned()),
+            );
+            let target = Target::Remote { endpoint, tls: pvetoken_client::TlsSettings::default() };
+            let token = TokenFile::new(
+                "https://pve.lan:8006",
+                "pve",
+                "automation@pve!privatebox".parse().expect("id"),
+                Secret::from("0b3c9f1e-1111-2222-3333-444455556666".to_owned()),
+            )
+            .expect("token");
+            let request = DeliveryRequest::new("pve", 100, "root@pam!admin");
+            let printer = Printer::plain(OutputFormat::Text, true);
+            (deliver(&client, &target, &request, &token, &printer).await, guest)
+        }
+
+        #[tokio::test]
+        async fn mode_0600_and_owner_are_set_before_the_secret_is_written_and_observed_after() {
+            let (result, guest) = run(Shared::default()).await;
+            let report = result.expect("delivered");
+            let g = guest.lock().expect("lock");
+            assert_eq!(g.modes_at_write, [0o600], "the file was already 0600 when the secret arrived");
+            let path = "/root/.proxmox-api-token";
+            assert_eq!(
+                g.commands,
+                [
+                    format!("touch -- {path}"),
+                    format!("chmod 600 -- {path}"),
+                    format!("chown -- root:root {path}"),
+                    format!("stat -c %a %U:%G -- {path}"),
+                ]
+            );
+            assert_eq!(
+                report.mode,
+                ModeOutcome::SetBeforeWrite { owner: "root:root".into(), observed: Some("600 root:root".into()) }
+            );
+            assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+        }
+
+        #[tokio::test]
+        async fn failing_chmod_stops_the_delivery_before_the_write() {
+            let guest = Shared::default();
+            guest.lock().expect("lock").chmod_fails = true;
+            let (result, guest) = run(guest).await;
+            let error = result.expect_err("chmod failed");
+            assert_eq!(error.exit, Exit::CheckFailed);
+            assert!(
+                error.message.contains("chmod 600") && error.message.contains("nothing was written"),
+                "{}",
+                error.message
+            );
+            assert!(guest.lock().expect("lock").modes_at_write.is_empty());
+        }
+
+        #[tokio::test]
+        async fn agent_blocking_exec_falls_back_and_refuses_a_new_world_readable_file() {
+            let guest = Shared::default();
+            guest.lock().expect("lock").exec_disabled = true;
+            let (result, guest) = run(guest).await;
+            let error = result.expect_err("new file without chmod");
+            assert_eq!(error.exit, Exit::CheckFailed);
+            assert!(error.message.contains("0666") && error.message.contains("disabled"), "{}", error.message);
+            assert!(guest.lock().expect("lock").modes_at_write.is_empty());
+        }
+    }
+
     #[test]
     fn pve8_needs_vm_monitor_for_every_agent_call_and_pve9_the_specific_guest_agent_privileges() {
         let eight = required_privileges(8);
