@@ -9,6 +9,7 @@ mod cli;
 mod commands;
 mod connection;
 mod deliver;
+mod doctor;
 mod env_vars;
 mod exit;
 mod printer;

@@ -1,0 +1,183 @@
+//! Semaphore: reachable, the login works, the project and the environment exist, and the environment holds the
+//! expected variable names as `env` secrets (what `pvetoken register semaphore` writes and what the design note's
+//! "Verify Registration" step looks for).
+
+use pvetoken_api::semaphore::SecretType;
+use pvetoken_client::semaphore::{ProjectRef, SemaphoreAuth, SemaphoreClient, SemaphoreError};
+use pvetoken_client::{ClientError, TlsSettings};
+
+use super::{Finding, Severity};
+
+const CHECK: &str = "semaphore";
+
+/// The variable names of the design note's layout (`--layout seed`).
+pub const SEED_NAMES: [&str; 4] = ["PROXMOX_HOST", "PROXMOX_NODE", "PROXMOX_TOKEN_ID", "PROXMOX_TOKEN_SECRET"];
+/// The variable names of the community.proxmox layout.
+pub const COMMUNITY_NAMES: [&str; 6] = [
+    "PROXMOX_HOST",
+    "PROXMOX_PORT",
+    "PROXMOX_USER",
+    "PROXMOX_TOKEN_ID",
+    "PROXMOX_TOKEN_SECRET",
+    "PROXMOX_VALIDATE_CERTS",
+];
+
+/// Where and what to check.
+pub struct Target<'a> {
+    /// Base URL.
+    pub url: &'a str,
+    /// Project id or name.
+    pub project: &'a str,
+    /// Environment name.
+    pub environment: &'a str,
+    /// Expected variable names.
+    pub names: &'a [&'a str],
+    /// TLS settings.
+    pub tls: &'a TlsSettings,
+    /// Login name (for messages and fixes).
+    pub user: &'a str,
+}
+
+/// Runs the Semaphore checks in order, stopping at the first failure.
+pub async fn check(target: &Target<'_>, auth: SemaphoreAuth) -> (Vec<Finding>, String) {
+    let register = format!(
+        "pvetoken register semaphore --url {} --project {} --environment {}",
+        target.url, target.project, target.environment
+    );
+    let http = match pvetoken_client::tls::http_client(target.tls) {
+        Ok(http) => http,
+        Err(error) => {
+            return (vec![connect_finding(&SemaphoreError::Client(error), target)], "cannot build a client".to_owned());
+        }
+    };
+    let client = match SemaphoreClient::connect(http, target.url, auth).await {
+        Ok((client, _user)) => client,
+        Err(error) => return (vec![connect_finding(&error, target)], "cannot log in".to_owned()),
+    };
+    let reference: ProjectRef = target.project.parse().unwrap_or(ProjectRef::Name(target.project.to_owned()));
+    let project = match client.resolve_project(&reference).await {
+        Ok(project) => project,
+        Err(error) => {
+            let finding = Finding::new("semaphore-project-missing", Severity::Blocking, CHECK, error.to_string())
+                .why("the environment lives in a project; the user must be a member of it")
+                .fix("in Semaphore: add the user to the project (role Manager or Owner)")
+                .fix(format!("pvetoken doctor --semaphore-project ID   (one of the visible projects)"));
+            client.logout().await;
+            return (vec![finding], "project not found".to_owned());
+        }
+    };
+    let environments = client.environments_named(project.id, target.environment).await;
+    client.logout().await;
+    let environments = match environments {
+        Ok(environments) => environments,
+        Err(error) => {
+            let finding = Finding::new("semaphore-request-failed", Severity::Error, CHECK, error.to_string())
+                .why("the environments could not be listed")
+                .fix(register);
+            return (vec![finding], "cannot list environments".to_owned());
+        }
+    };
+    let Some(environment) = environments.first() else {
+        let finding = Finding::new(
+            "semaphore-environment-missing",
+            Severity::Error,
+            CHECK,
+            format!("project {} ({}) has no environment named {}", project.name, project.id, target.environment),
+        )
+        .why("templates using it cannot reach Proxmox; the guest-side registration did not run or failed (was the \
+              token file there? see /var/log/privatebox-setup.log)")
+        .fix(format!("{register} --token-file /root/.proxmox-api-token"));
+        return (vec![finding], "environment missing".to_owned());
+    };
+    let mut findings = Vec::new();
+    let missing: Vec<&str> = target
+        .names
+        .iter()
+        .copied()
+        .filter(|name| !environment.secrets.iter().any(|secret| secret.name == *name))
+        .collect();
+    if !missing.is_empty() {
+        findings.push(
+            Finding::new(
+                "semaphore-variables-missing",
+                Severity::Error,
+                CHECK,
+                format!("environment {} lacks the secrets {}", target.environment, missing.join(", ")),
+            )
+            .why("playbooks reading them (lookup('env', ...)) get empty values and fail against PVE")
+            .fix(format!("{register} --layout seed|community-proxmox")),
+        );
+    }
+    let as_vars: Vec<&str> = environment
+        .secrets
+        .iter()
+        .filter(|secret| secret.kind == SecretType::Var && target.names.contains(&secret.name.as_str()))
+        .map(|secret| secret.name.as_str())
+        .collect();
+    if !as_vars.is_empty() {
+        findings.push(
+            Finding::new(
+                "semaphore-secret-type-var",
+                Severity::Error,
+                CHECK,
+                format!("{} are `var` secrets (Ansible extra vars), not `env`", as_vars.join(", ")),
+            )
+            .why("a `var` secret never becomes an environment variable: lookup('env', ...) finds nothing (PrivateBox's \
+                  03eee91 bug)")
+            .fix(register.clone()),
+        );
+    }
+    let plain_env = environment.env.as_deref().unwrap_or_default();
+    if plain_env.contains("PROXMOX_TOKEN_SECRET") {
+        findings.push(
+            Finding::new(
+                "semaphore-secret-in-plain-env",
+                Severity::Warning,
+                CHECK,
+                format!("environment {} holds PROXMOX_TOKEN_SECRET in its plain `env` JSON", target.environment),
+            )
+            .why("plain variables are shown in the UI and the API to every project member; secrets are not")
+            .fix(register),
+        );
+    }
+    let detail = format!(
+        "environment {} (id {}) in project {} has {} secret(s)",
+        target.environment,
+        environment.id,
+        project.name,
+        environment.secrets.len()
+    );
+    (findings, detail)
+}
+
+fn connect_finding(error: &SemaphoreError, target: &Target<'_>) -> Finding {
+    let (id, why, fix) = match error {
+        SemaphoreError::LoginRefused { .. } | SemaphoreError::TokenRefused => (
+            "semaphore-login-refused",
+            "the credentials given to doctor (SEMAPHORE_PASSWORD / SEMAPHORE_API_TOKEN) are wrong; for PrivateBox the \
+             admin password is SERVICES_PASSWORD",
+            format!("check the password of `{}`, or create an API token in Semaphore (User → API tokens)", target.user),
+        ),
+        SemaphoreError::Client(ClientError::CertificateMismatch { presented, .. }) => (
+            "semaphore-tls",
+            "Semaphore's certificate is not the pinned one",
+            format!("pvetoken doctor --semaphore-fingerprint {presented}   (after checking it on the Semaphore host)"),
+        ),
+        SemaphoreError::Client(ClientError::CertificateUntrusted { .. }) => (
+            "semaphore-tls",
+            "Semaphore's certificate is not trusted",
+            "pvetoken doctor --semaphore-fingerprint SHA256 | --semaphore-ca-file PEM".to_owned(),
+        ),
+        SemaphoreError::PlainHttpServer { .. } | SemaphoreError::HttpsServer { .. } | SemaphoreError::NotSemaphore { .. } => (
+            "semaphore-not-semaphore",
+            "the URL does not reach Semaphore's API (wrong scheme or port)",
+            "pvetoken doctor --semaphore-url http(s)://HOST:PORT   (PrivateBox: https://localhost:2443)".to_owned(),
+        ),
+        _ => (
+            "semaphore-unreachable",
+            "Semaphore is not running or not reachable from here",
+            "systemctl status semaphore   (PrivateBox: podman ps; journalctl -u semaphore)".to_owned(),
+        ),
+    };
+    Finding::new(id, Severity::Blocking, CHECK, error.to_string()).why(why).fix(fix)
+}
