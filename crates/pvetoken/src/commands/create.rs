@@ -312,6 +312,7 @@ pub fn run(args: CreateArgs, printer: &Printer) -> anyhow::Result<Exit> {
             node: String::new(),
             timeout,
             token_requests: 0,
+            verified: None,
         };
         let mut report = run.converge(&profile, token, saved, prepared).await?;
         if let Some(vmid) = args.deliver_to {
@@ -418,6 +419,8 @@ pub(crate) struct Lifecycle<'a> {
     pub(crate) timeout: std::time::Duration,
     /// Requests made as the token itself (verification).
     pub(crate) token_requests: u64,
+    /// A verification already made after the last change (an unchanged rerun).
+    pub(crate) verified: Option<Vec<super::verify::Missing>>,
 }
 
 impl Lifecycle<'_> {
@@ -483,10 +486,12 @@ impl Lifecycle<'_> {
     ) -> anyhow::Result<(&'static str, Secret)> {
         self.ensure_role(resolved, false).await?;
         self.ensure_user(token).await?;
+        // Read before this run writes its own marker.
+        let left_by_interrupted_run = pending::names(self.token_file, &token.full());
         let (outcome, secret) = match self.create_and_save(token, prepared).await {
             Ok(secret) => ("created", secret),
             Err(error) if is_token_exists(&error) => {
-                if pending::names(self.token_file, &token.full()) {
+                if left_by_interrupted_run {
                     self.printer.warn(&format!(
                         "{} was left on the server without its secret by an interrupted run; replacing it",
                         token.full()
@@ -500,6 +505,7 @@ impl Lifecycle<'_> {
                     let prepared = PreparedTokenFile::prepare(self.token_file)?;
                     ("rotated", self.replace_secret(token, pve, prepared).await?)
                 } else {
+                    pending::clear(self.token_file);
                     return Err(exists_without_secret(token, self.token_file).into());
                 }
             }
@@ -531,6 +537,7 @@ impl Lifecycle<'_> {
                 let missing = super::verify::compare(&map, resolved);
                 if missing.is_empty() {
                     drop(prepared);
+                    self.verified = Some(missing);
                     let outcome = if self.changes.is_empty() { "unchanged" } else { "updated" };
                     return Ok((outcome, saved.secret));
                 }
@@ -600,6 +607,9 @@ impl Lifecycle<'_> {
         token: &TokenRef,
         secret: &Secret,
     ) -> anyhow::Result<Vec<super::verify::Missing>> {
+        if let Some(missing) = self.verified.take() {
+            return Ok(missing);
+        }
         let map = self
             .token_permissions(&token.full(), secret)
             .await

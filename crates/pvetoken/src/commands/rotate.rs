@@ -68,6 +68,7 @@ pub fn run(args: RotateArgs, printer: &Printer) -> anyhow::Result<Exit> {
         let remote = |error: ClientError| remote_error(&error, &target);
         let version = rotation.client.version().await.map_err(remote)?;
         let pve = version.major_minor().map(|(major, minor)| PveVersion { major, minor }).unwrap_or(REGENERATE_SINCE);
+        rotation.remove_predecessor(&token, printer).await?;
         let new_token = if pve >= REGENERATE_SINCE {
             rotation.regenerate(&token, &saved, prepared, &token_file).await?
         } else {
@@ -142,6 +143,23 @@ impl Rotation<'_> {
         let result = client.own_permissions(None).await;
         self.token_requests += client.requests_sent();
         result
+    }
+
+    /// A rotation before 9.1 whose last step (deleting the old token) failed leaves the previous token (`NAME` for
+    /// `NAME-r1`, `NAME-r1` for `NAME-r2`) on the server with no saved secret: remove it now.
+    async fn remove_predecessor(&self, token: &TokenRef, printer: &Printer) -> Result<(), CliError> {
+        let base = super::create::rotation_base(&token.name);
+        let Some(number) =
+            token.name.strip_prefix(base).and_then(|rest| rest.strip_prefix("-r")).and_then(|n| n.parse::<u64>().ok())
+        else {
+            return Ok(());
+        };
+        let previous = if number <= 1 { base.to_owned() } else { format!("{base}-r{}", number - 1) };
+        if self.client.token(&token.user, &previous).await.map_err(|error| self.remote(&error))?.is_some() {
+            self.client.delete_token(&token.user, &previous).await.map_err(|error| self.remote(&error))?;
+            printer.warn(&format!("deleted {}!{previous}, left behind by an interrupted rotation", token.user));
+        }
+        Ok(())
     }
 
     /// PVE 9.1+: a new secret for the same token, saved at once, then tried.

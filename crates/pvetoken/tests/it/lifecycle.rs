@@ -1,0 +1,681 @@
+//! The token lifecycle (`create`, `verify`, `list`, `revoke`, `rotate`) against an in-process lab on PVE 8.4 and
+//! 9.1, through the built binary. Credentials only by environment (`PVETOKEN_PASSWORD`), never argv.
+#![allow(clippy::unwrap_used, reason = "tests")]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use pvetoken_api::ExposeSecret;
+use pvetoken_lab::{FaultSpec, LabConfig, RunningLab};
+
+use crate::support::TempDir;
+
+/// An in-process lab plus a private working directory.
+pub struct Lab {
+    lab: Option<RunningLab>,
+    runtime: tokio::runtime::Runtime,
+    dir: TempDir,
+}
+
+/// One run of the binary.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(output: Output) -> Run {
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    pub fn both(&self) -> String {
+        format!("exit {}\n--- stdout\n{}\n--- stderr\n{}", self.code, self.stdout, self.stderr)
+    }
+
+    /// The `error:` lines.
+    pub fn errors(&self) -> Vec<&str> {
+        self.stderr.lines().filter(|line| line.starts_with("error:")).collect()
+    }
+}
+
+impl Lab {
+    pub fn start(version: &str) -> Lab {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let config = LabConfig { pve_version: version.parse().expect("lab version"), ..LabConfig::default() };
+        let lab = runtime.block_on(pvetoken_lab::start(config)).expect("lab starts");
+        let dir = TempDir::new("pvetoken-lifecycle");
+        std::fs::create_dir_all(dir.path().join("home")).unwrap();
+        Lab { lab: Some(lab), runtime, dir }
+    }
+
+    pub fn lab(&self) -> &RunningLab {
+        self.lab.as_ref().expect("running")
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn token_file(&self) -> PathBuf {
+        self.dir().join("tokens").join("token.env")
+    }
+
+    /// `pvetoken ARGS` with a clean environment holding only the admin password.
+    pub fn pvetoken(&self, args: &[&str]) -> Run {
+        self.pvetoken_env(args, &[("PVETOKEN_PASSWORD", self.lab().ready().root_password.as_str())])
+    }
+
+    pub fn pvetoken_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_pvetoken"));
+        command
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.dir().join("home"))
+            .env("NO_COLOR", "1")
+            .args(args)
+            .stdin(Stdio::null());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        Run::from(command.output().expect("run pvetoken"))
+    }
+
+    /// `--url URL --fingerprint FP` of the lab.
+    pub fn connection(&self) -> Vec<String> {
+        let ready = self.lab().ready();
+        vec!["--url".into(), ready.pve_url.clone(), "--fingerprint".into(), ready.fingerprint_sha256.clone()]
+    }
+
+    /// `create --profile P --token-file F --url .. --fingerprint .. EXTRA`.
+    pub fn create(&self, profile: &str, extra: &[&str]) -> Run {
+        self.create_in(&self.token_file(), profile, extra)
+    }
+
+    /// `create` with another token file.
+    pub fn create_in(&self, file: &Path, profile: &str, extra: &[&str]) -> Run {
+        let file = file.display().to_string();
+        let mut args: Vec<String> =
+            vec!["create".into(), "--profile".into(), profile.into(), "--token-file".into(), file];
+        args.extend(self.connection());
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        self.pvetoken(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
+    /// A command that reads the token file (`verify`, `rotate`).
+    pub fn with_token_file(&self, command: &str, extra: &[&str]) -> Run {
+        let file = self.token_file().display().to_string();
+        let mut args = vec![command, "--token-file", file.as_str()];
+        args.extend_from_slice(extra);
+        self.pvetoken(&args)
+    }
+
+    pub fn root(&self) -> crate::support::Api {
+        let ready = self.lab().ready();
+        let ready = self.support_ready(ready);
+        crate::support::Api::login(&ready, "root@pam", &ready.root_password)
+    }
+
+    fn support_ready(&self, ready: &pvetoken_lab::ReadyInfo) -> crate::support::Ready {
+        crate::support::Ready {
+            pve_url: ready.pve_url.clone(),
+            ca_file: ready.ca_file.clone(),
+            fingerprint_sha256: ready.fingerprint_sha256.clone(),
+            root_user: ready.root_user.clone(),
+            root_password: pvetoken_api::Secret::from(ready.root_password.clone()),
+            node: ready.node.clone(),
+            semaphore_url: ready.semaphore_url.clone(),
+            semaphore_user: ready.semaphore_user.clone(),
+            semaphore_password: pvetoken_api::Secret::from(ready.semaphore_password.clone()),
+        }
+    }
+
+    /// An API client authenticated as a token.
+    pub fn as_token(&self, full_id: &str, secret: &str) -> crate::support::Api {
+        let ready = self.support_ready(self.lab().ready());
+        crate::support::Api::with_token(&ready, full_id, &pvetoken_api::Secret::from(secret.to_owned()))
+    }
+
+    /// Requests in the lab log since the last clear.
+    pub fn requests(&self) -> Vec<pvetoken_lab::RequestRecord> {
+        self.lab().request_log()
+    }
+
+    pub fn clear_log(&self) {
+        self.lab().clear_request_log();
+    }
+
+    pub fn fault(&self, fault: FaultSpec) {
+        self.lab().inject_fault(fault);
+    }
+
+    /// The saved token (id, secret) or `None` when there is no token file.
+    pub fn saved(&self) -> Option<(String, String)> {
+        let text = std::fs::read_to_string(self.token_file()).ok()?;
+        let token = pvetoken_render::TokenFile::parse(&text).expect("token file parses");
+        Some((token.token_id.to_string(), token.secret.expose_secret().to_owned()))
+    }
+
+    /// Tokens of `user` on the server (names).
+    pub fn server_tokens(&self, user: &str) -> Vec<String> {
+        let list = self.root().get(&format!("/access/users/{user}/token"), &[]).map(|v| v.clone()).unwrap_or_default();
+        let mut names: Vec<String> =
+            list.as_array().into_iter().flatten().filter_map(|t| t["tokenid"].as_str().map(str::to_owned)).collect();
+        names.sort();
+        names
+    }
+
+    /// The invariant of the lifecycle: every token of `user` on the server is the one in the token file, and the
+    /// saved secret works.
+    pub fn assert_no_token_without_its_secret(&self, user: &str, context: &str) {
+        let tokens = self.server_tokens(user);
+        let saved = self.saved();
+        for name in &tokens {
+            let full = format!("{user}!{name}");
+            let Some((id, secret)) = &saved else {
+                panic!("{context}: {full} is on the server but there is no token file");
+            };
+            assert_eq!(id, &full, "{context}: {full} is on the server but the token file holds {id}");
+            let answer = self.as_token(id, secret).get("/access/permissions", &[]);
+            assert!(answer.is_ok(), "{context}: the saved secret of {full} is refused: {answer:?}");
+        }
+    }
+
+    /// Waits (bounded) until the lab logged `count` requests matching `method path`; a delayed request may also
+    /// be abandoned by the server when the client hangs up, so a timeout is not an error.
+    pub fn settle(&self, method: &str, path_suffix: &str, count: usize) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(4);
+        while std::time::Instant::now() < deadline {
+            let seen = self
+                .requests()
+                .iter()
+                .filter(|r| r.method == method && r.path.ends_with(path_suffix) && r.status != 0)
+                .count();
+            if seen >= count {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if let Some(lab) = self.lab.take() {
+            self.runtime.block_on(lab.shutdown());
+        }
+    }
+}
+
+pub fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).expect("file exists").permissions().mode() & 0o777
+}
+
+const VERSIONS: [&str; 2] = ["8.4", "9.1"];
+
+/// Paths of each built-in profile without narrowing (the ACL puts a fresh create makes).
+const PROFILE_PATHS: [(&str, u64); 6] =
+    [("privatebox", 4), ("packer", 3), ("terraform", 3), ("terraform-telmate", 5), ("ansible", 3), ("readonly", 3)];
+
+#[test]
+fn a_fresh_create_saves_a_0600_token_that_verifies_and_a_rerun_changes_nothing() {
+    for version in VERSIONS {
+        let lab = Lab::start(version);
+        let run = lab.create("privatebox", &[]);
+        assert_eq!(run.code, 0, "{version}: {}", run.both());
+        assert!(run.stderr.contains("created"), "{}", run.both());
+        assert_eq!(mode(&lab.token_file()), 0o600);
+        assert_eq!(mode(lab.token_file().parent().unwrap()), 0o700);
+        let (id, secret) = lab.saved().expect("token file written");
+        assert_eq!(id, "automation@pve!privatebox");
+        // privsep token with ACLs on both sides: its own permissions hold what the profile needs.
+        let perms =
+            lab.as_token(&id, &secret).get("/access/permissions", &[("path", "/storage")]).expect("token works");
+        assert!(perms["/storage"]["Datastore.AllocateTemplate"].is_number(), "{version}: {perms}");
+        let token = lab.root().get("/access/users/automation@pve/token/privatebox", &[]).expect("token on server");
+        assert_eq!(token["privsep"], 1, "{token}");
+
+        lab.clear_log();
+        let rerun = lab.create("privatebox", &[]);
+        assert_eq!(rerun.code, 0, "{}", rerun.both());
+        assert!(rerun.stderr.contains("unchanged"), "{}", rerun.both());
+        assert_eq!(lab.saved().expect("still there").1, secret, "a rerun must not rotate the secret");
+        let writes: Vec<_> =
+            lab.requests().into_iter().filter(|r| r.method != "GET" && !r.path.ends_with("/access/ticket")).collect();
+        assert!(writes.is_empty(), "an unchanged rerun writes nothing: {writes:?}");
+        // login, version, GET role, GET permissions as the token
+        assert_eq!(lab.requests().len(), 4, "{version}: {:?}", lab.requests());
+
+        let verify = lab.with_token_file("verify", &["--profile", "privatebox"]);
+        assert_eq!(verify.code, 0, "{}", verify.both());
+    }
+}
+
+#[test]
+fn a_fresh_create_costs_six_requests_plus_one_acl_put_per_profile_path() {
+    for version in VERSIONS {
+        let lab = Lab::start(version);
+        for (profile, paths) in PROFILE_PATHS {
+            let file = lab.dir().join(format!("{profile}.env"));
+            lab.clear_log();
+            let run = lab.create_in(&file, profile, &["--node", "pve"]);
+            assert_eq!(run.code, 0, "{version} {profile}: {}", run.both());
+            let log = lab.requests();
+            let puts = log.iter().filter(|r| r.method == "PUT" && r.path.ends_with("/access/acl")).count() as u64;
+            assert_eq!(puts, paths, "{version} {profile}: one PUT per path, users and tokens together: {log:?}");
+            // ticket, version, role, user, token, ACL puts, permissions as the token
+            assert_eq!(log.len() as u64, 5 + paths + 1, "{version} {profile}: {log:?}");
+        }
+        // Without --node, one GET /nodes more (on a fresh server).
+        let lab = Lab::start(version);
+        let file = lab.dir().join("nodes.env");
+        lab.clear_log();
+        let run = lab.create_in(&file, "packer", &[]);
+        assert_eq!(run.code, 0, "{}", run.both());
+        assert_eq!(lab.requests().len(), 10, "{version}: {:?}", lab.requests());
+        assert!(lab.requests().iter().any(|r| r.path.ends_with("/nodes")));
+    }
+}
+
+#[test]
+fn a_token_on_the_server_without_its_secret_is_an_error_with_a_hint_and_rotate_if_exists_fixes_it() {
+    for version in VERSIONS {
+        let lab = Lab::start(version);
+        assert_eq!(lab.create("packer", &[]).code, 0);
+        let (_, old_secret) = lab.saved().unwrap();
+        std::fs::remove_file(lab.token_file()).unwrap();
+        let run = lab.create("packer", &[]);
+        assert_eq!(run.code, 2, "{version}: {}", run.both());
+        assert_eq!(run.errors().len(), 1, "{}", run.both());
+        assert!(
+            run.stderr.contains("does not hold its secret") && run.stderr.contains("--rotate-if-exists"),
+            "{}",
+            run.both()
+        );
+        assert!(!lab.token_file().exists(), "nothing saved on failure");
+
+        let fixed = lab.create("packer", &["--rotate-if-exists"]);
+        assert_eq!(fixed.code, 0, "{version}: {}", fixed.both());
+        assert!(fixed.stderr.contains("rotated"), "{}", fixed.both());
+        let (id, secret) = lab.saved().unwrap();
+        assert_eq!(id, "automation@pve!packer");
+        assert_ne!(secret, old_secret);
+        assert!(lab.as_token(&id, &old_secret).get("/version", &[]).is_err(), "the old secret is dead");
+        assert_eq!(lab.with_token_file("verify", &["--profile", "packer"]).code, 0);
+        lab.assert_no_token_without_its_secret("automation@pve", version);
+    }
+}
+
+#[test]
+fn a_token_file_holding_another_token_is_not_overwritten() {
+    let lab = Lab::start("9.1");
+    assert_eq!(lab.create("packer", &[]).code, 0);
+    let before = std::fs::read_to_string(lab.token_file()).unwrap();
+    let run = lab.create("terraform", &[]);
+    assert_eq!(run.code, 2, "{}", run.both());
+    assert!(run.stderr.contains("--token-file"), "{}", run.both());
+    assert_eq!(std::fs::read_to_string(lab.token_file()).unwrap(), before);
+    assert!(lab.server_tokens("automation@pve") == ["packer"], "nothing created on the server");
+}
+
+#[test]
+fn verify_short_names_the_missing_privilege_its_path_and_the_side_with_the_fix() {
+    for version in VERSIONS {
+        let lab = Lab::start(version);
+        assert_eq!(lab.create("packer", &[]).code, 0);
+        let root = lab.root();
+        // Take the token's own grant on /storage away: the token side lacks the storage privileges.
+        root.put(
+            "/access/acl",
+            &[("path", "/storage"), ("roles", "Token-packer"), ("tokens", "automation@pve!packer"), ("delete", "1")],
+        )
+        .expect("remove token ACL");
+        let run = lab.with_token_file("verify", &["--profile", "packer"]);
+        assert_eq!(run.code, 1, "{version}: {}", run.both());
+        assert!(run.stderr.contains("missing Datastore.AllocateSpace on /storage (token side)"), "{}", run.both());
+        assert!(
+            run.stderr.contains("pveum acl modify /storage --tokens 'automation@pve!packer' --roles Token-packer"),
+            "{}",
+            run.both()
+        );
+
+        // Offline: the same answer from a user.cfg through the permission engine, no admin credentials needed.
+        let cfg = lab.dir().join("user.cfg");
+        std::fs::write(&cfg, lab.lab().user_cfg()).unwrap();
+        let file = lab.token_file().display().to_string();
+        let cfg_arg = cfg.display().to_string();
+        let offline =
+            lab.pvetoken_env(&["verify", "--token-file", &file, "--profile", "packer", "--user-cfg", &cfg_arg], &[]);
+        assert_eq!(offline.code, 1, "{}", offline.both());
+        assert!(
+            offline.stderr.contains("missing Datastore.AllocateSpace on /storage (token side)"),
+            "{}",
+            offline.both()
+        );
+
+        // Now the user side: the owner loses its grant on /vms.
+        root.put(
+            "/access/acl",
+            &[("path", "/vms"), ("roles", "Token-packer"), ("users", "automation@pve"), ("delete", "1")],
+        )
+        .expect("remove user ACL");
+        let run = lab.with_token_file("verify", &["--profile", "packer"]);
+        assert_eq!(run.code, 1);
+        assert!(run.stderr.contains("missing VM.Clone on /vms (user side)"), "{}", run.both());
+        assert!(
+            run.stderr.contains("pveum acl modify /vms --users automation@pve --roles Token-packer"),
+            "{}",
+            run.both()
+        );
+
+        // create converges it back.
+        let fix = lab.create("packer", &[]);
+        assert_eq!(fix.code, 0, "{}", fix.both());
+        assert!(fix.stderr.contains("updated"), "{}", fix.both());
+        assert_eq!(lab.with_token_file("verify", &["--profile", "packer"]).code, 0);
+    }
+}
+
+#[test]
+fn list_shows_the_token_and_revoke_removes_it_with_its_acl_entries() {
+    for version in VERSIONS {
+        let lab = Lab::start(version);
+        assert_eq!(lab.create("ansible", &["--expire", "30d"]).code, 0);
+        let mut args = vec!["--output".to_owned(), "json".to_owned(), "list".to_owned()];
+        args.extend(lab.connection());
+        let list = lab.pvetoken(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(list.code, 0, "{}", list.both());
+        let rows: serde_json::Value = serde_json::from_str(&list.stdout).expect("json");
+        let row = rows.as_array().unwrap().iter().find(|r| r["token_id"] == "automation@pve!ansible").expect("listed");
+        assert_eq!(row["privsep"], true);
+        assert!(row["expire"].as_i64().unwrap() > 0);
+
+        let mut args = vec!["revoke".to_owned(), "automation@pve!ansible".to_owned()];
+        args.extend(lab.connection());
+        let revoke = lab.pvetoken(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(revoke.code, 0, "{}", revoke.both());
+        assert!(lab.server_tokens("automation@pve").is_empty());
+        let acl = lab.root().get("/access/acl", &[]).unwrap();
+        assert!(!acl.to_string().contains("automation@pve!ansible"), "{acl}");
+        let again = lab.pvetoken(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(again.code, 2, "{}", again.both());
+        assert!(again.stderr.contains("does not exist"));
+    }
+}
+
+#[test]
+fn rotate_issues_a_working_secret_the_old_one_stops_and_create_stays_unchanged() {
+    for version in VERSIONS {
+        let lab = Lab::start(version);
+        assert_eq!(lab.create("terraform", &[]).code, 0);
+        let (old_id, old_secret) = lab.saved().unwrap();
+        let run = lab.with_token_file("rotate", &[]);
+        assert_eq!(run.code, 0, "{version}: {}", run.both());
+        let (id, secret) = lab.saved().unwrap();
+        assert_ne!(secret, old_secret);
+        if version == "9.1" {
+            assert_eq!(id, old_id, "9.1 regenerates in place");
+        } else {
+            assert_eq!(id, "automation@pve!terraform-r1", "8.4 makes a new token");
+        }
+        assert_eq!(mode(&lab.token_file()), 0o600);
+        assert!(lab.as_token(&old_id, &old_secret).get("/version", &[]).is_err(), "old secret retired");
+        assert_eq!(lab.server_tokens("automation@pve").len(), 1);
+        assert_eq!(lab.with_token_file("verify", &["--profile", "terraform"]).code, 0);
+        let rerun = lab.create("terraform", &[]);
+        assert_eq!(rerun.code, 0, "{}", rerun.both());
+        assert!(rerun.stderr.contains("unchanged"), "{}", rerun.both());
+        lab.assert_no_token_without_its_secret("automation@pve", version);
+        // A second rotation on 8.4 goes on to -r2.
+        assert_eq!(lab.with_token_file("rotate", &[]).code, 0);
+        lab.assert_no_token_without_its_secret("automation@pve", version);
+    }
+}
+
+#[test]
+fn bad_input_gets_one_clear_message_with_the_fix_and_the_right_exit_code() {
+    let lab = Lab::start("9.1");
+    let ready = lab.lab().ready();
+    let port = ready.pve_url.rsplit(':').next().unwrap().to_owned();
+    let file = lab.token_file().display().to_string();
+    let base = |extra: &[&str]| {
+        let mut args = vec!["create", "--profile", "packer", "--token-file", file.as_str()];
+        args.extend_from_slice(extra);
+        lab.pvetoken(&args)
+    };
+    let http = format!("http://127.0.0.1:{port}");
+    let unreachable = "https://127.0.0.1:1".to_owned();
+    let zeros = vec!["00"; 32].join(":");
+    let cases: Vec<(&str, Run, i32, &str)> = vec![
+        ("wrong URL", base(&["--url", &http]), 2, "HTTPS"),
+        ("unreachable host", base(&["--url", &unreachable]), 3, "reachable"),
+        ("certificate mismatch", base(&["--url", &ready.pve_url, "--fingerprint", &zeros]), 3, "--fingerprint"),
+        (
+            "wrong password",
+            lab.pvetoken_env(
+                &[
+                    "create",
+                    "--profile",
+                    "packer",
+                    "--token-file",
+                    &file,
+                    "--url",
+                    &ready.pve_url,
+                    "--fingerprint",
+                    &ready.fingerprint_sha256,
+                ],
+                &[("PVETOKEN_PASSWORD", "not-the-password")],
+            ),
+            3,
+            "PVETOKEN_PASSWORD",
+        ),
+        (
+            "token id without !",
+            lab.pvetoken(&["revoke", "automation@pve", "--url", &ready.pve_url]),
+            2,
+            "automation@pve!",
+        ),
+        (
+            "unknown profile",
+            lab.pvetoken(&["create", "--profile", "nope", "--url", &ready.pve_url, "--token-file", &file]),
+            2,
+            "built-in profiles",
+        ),
+        (
+            "role starting with PVE",
+            base(&["--url", &ready.pve_url, "--fingerprint", &ready.fingerprint_sha256, "--role", "PVEMine"]),
+            2,
+            "PVE",
+        ),
+    ];
+    for (what, run, code, fix) in cases {
+        assert_eq!(run.code, code, "{what}: {}", run.both());
+        assert_eq!(run.errors().len(), 1, "{what}: one message: {}", run.both());
+        let hint = run
+            .stderr
+            .lines()
+            .find(|l| l.starts_with("hint:"))
+            .unwrap_or_else(|| panic!("{what}: no hint: {}", run.both()));
+        assert!(run.stderr.contains(fix), "{what}: {fix:?} not in {}", run.both());
+        assert!(!hint.is_empty());
+        assert!(!run.stderr.contains("not-the-password") && !run.stderr.contains(&ready.root_password), "{what}");
+    }
+    assert!(lab.server_tokens("automation@pve").is_empty(), "nothing half-done on the server");
+    assert!(!lab.token_file().exists());
+    let roles = lab.root().get("/access/roles", &[]).unwrap();
+    assert!(!roles.to_string().contains("PVEMine"));
+}
+
+/// How a step fails.
+#[derive(Clone, Copy, Debug)]
+enum Failure {
+    Status500,
+    BeyondTimeout,
+    Dropped,
+}
+
+fn fault(method: &str, path: &str, failure: Failure) -> FaultSpec {
+    FaultSpec {
+        method: Some(method.to_owned()),
+        path: path.to_owned(),
+        count: 1,
+        status: matches!(failure, Failure::Status500).then_some(500),
+        message: None,
+        latency_ms: if matches!(failure, Failure::BeyondTimeout) { 1_600 } else { 0 },
+        drop_connection: matches!(failure, Failure::Dropped),
+    }
+}
+
+/// Every request a fresh create makes (without --node), in order.
+const CREATE_STEPS: [(&str, &str); 8] = [
+    ("POST", "/access/ticket"),
+    ("GET", "/version"),
+    ("GET", "/nodes"),
+    ("POST", "/access/roles"),
+    ("POST", "/access/users"),
+    ("POST", "/access/users/*/token/*"),
+    ("PUT", "/access/acl"),
+    ("GET", "/access/permissions"),
+];
+
+fn create_survives(version: &str, failure: Failure) {
+    for (method, path) in CREATE_STEPS {
+        let lab = Lab::start(version);
+        lab.fault(fault(method, path, failure));
+        let run = lab.create("packer", &["--timeout", "1"]);
+        let context = format!("{version} {failure:?} at {method} {path}");
+        let matched = |r: &pvetoken_lab::RequestRecord| {
+            r.method == method && r.path.ends_with(path.rsplit('*').next().unwrap_or(path))
+        };
+        if !matches!(failure, Failure::BeyondTimeout) || !matches!(method, "GET") {
+            // A write the server performs after the client gave up: wait (bounded) for it to settle.
+            lab.settle(
+                method,
+                path.rsplit('*').next().unwrap_or(path),
+                lab.requests().iter().filter(|r| matched(r)).count() + 1,
+            );
+        }
+        if run.code == 0 {
+            // GETs are retried: the run may have succeeded.
+            assert_eq!(method, "GET", "{context}: only a retried GET may absorb the fault: {}", run.both());
+        } else {
+            assert!(matches!(run.code, 2 | 3), "{context}: {}", run.both());
+            assert_eq!(run.errors().len(), 1, "{context}: {}", run.both());
+            assert!(!run.stderr.contains(&lab.lab().ready().root_password));
+        }
+        if let Some((id, _)) = lab.saved() {
+            assert_eq!(id, "automation@pve!packer", "{context}");
+        }
+        // A rerun converges, and no token is ever left without its secret afterwards.
+        let rerun = lab.create("packer", &[]);
+        assert_eq!(rerun.code, 0, "{context}: rerun: {}\nfirst run: {}", rerun.both(), run.both());
+        lab.assert_no_token_without_its_secret("automation@pve", &context);
+        assert_eq!(lab.with_token_file("verify", &["--profile", "packer"]).code, 0, "{context}");
+        assert_eq!(mode(&lab.token_file()), 0o600);
+    }
+}
+
+fn rotate_steps(version: &str) -> Vec<(&'static str, &'static str)> {
+    if version == "9.1" {
+        vec![
+            ("POST", "/access/ticket"),
+            ("GET", "/version"),
+            ("PUT", "/access/users/*/token/*"),
+            ("GET", "/access/permissions"),
+        ]
+    } else {
+        vec![
+            ("POST", "/access/ticket"),
+            ("GET", "/version"),
+            ("GET", "/access/users/*/token/*"),
+            ("GET", "/access/permissions"),
+            ("POST", "/access/users/*/token/*"),
+            ("GET", "/access/acl"),
+            ("PUT", "/access/acl"),
+            ("DELETE", "/access/users/*/token/*"),
+        ]
+    }
+}
+
+fn rotate_survives(version: &str, failure: Failure) {
+    for (method, path) in rotate_steps(version) {
+        let lab = Lab::start(version);
+        assert_eq!(lab.create("packer", &[]).code, 0);
+        let (_, before) = lab.saved().unwrap();
+        lab.fault(fault(method, path, failure));
+        let run = lab.with_token_file("rotate", &["--timeout", "1"]);
+        let context = format!("{version} rotate {failure:?} at {method} {path}");
+        lab.settle(method, path.rsplit('*').next().unwrap_or(path), 1);
+        if run.code != 0 {
+            assert_eq!(run.errors().len(), 1, "{context}: {}", run.both());
+        }
+        // A rerun of rotate converges to exactly one token whose secret is saved and new.
+        let rerun = lab.with_token_file("rotate", &[]);
+        assert_eq!(rerun.code, 0, "{context}: rerun: {}\nfirst run: {}", rerun.both(), run.both());
+        lab.assert_no_token_without_its_secret("automation@pve", &context);
+        assert_eq!(
+            lab.server_tokens("automation@pve").len(),
+            1,
+            "{context}: {:?}",
+            lab.server_tokens("automation@pve")
+        );
+        assert_ne!(lab.saved().unwrap().1, before, "{context}");
+        assert_eq!(lab.with_token_file("verify", &["--profile", "packer"]).code, 0, "{context}");
+    }
+}
+
+#[test]
+fn create_on_8_4_converges_after_a_500_at_every_step() {
+    create_survives("8.4", Failure::Status500);
+}
+
+#[test]
+fn create_on_9_1_converges_after_a_500_at_every_step() {
+    create_survives("9.1", Failure::Status500);
+}
+
+#[test]
+fn create_on_8_4_converges_after_a_dropped_connection_at_every_step() {
+    create_survives("8.4", Failure::Dropped);
+}
+
+#[test]
+fn create_on_9_1_converges_after_a_dropped_connection_at_every_step() {
+    create_survives("9.1", Failure::Dropped);
+}
+
+#[test]
+fn create_on_8_4_converges_after_an_answer_slower_than_timeout_at_every_step() {
+    create_survives("8.4", Failure::BeyondTimeout);
+}
+
+#[test]
+fn create_on_9_1_converges_after_an_answer_slower_than_timeout_at_every_step() {
+    create_survives("9.1", Failure::BeyondTimeout);
+}
+
+#[test]
+fn rotate_converges_after_a_500_at_every_step() {
+    for version in VERSIONS {
+        rotate_survives(version, Failure::Status500);
+    }
+}
+
+#[test]
+fn rotate_converges_after_a_dropped_connection_at_every_step() {
+    for version in VERSIONS {
+        rotate_survives(version, Failure::Dropped);
+    }
+}
+
+#[test]
+fn rotate_converges_after_an_answer_slower_than_timeout_at_every_step() {
+    for version in VERSIONS {
+        rotate_survives(version, Failure::BeyondTimeout);
+    }
+}
