@@ -7,3 +7,4 @@ mod register;
 mod render;
 mod support;
 mod third_party;
+mod lifecycle;
