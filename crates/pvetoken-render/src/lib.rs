@@ -17,6 +17,7 @@
 
 pub mod age;
 pub mod formats;
+pub mod lint;
 pub mod quote;
 pub mod token_file;
 

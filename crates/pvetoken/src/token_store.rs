@@ -94,11 +94,6 @@ impl PreparedTokenFile {
         Ok(Self { destination: destination.to_owned(), temp_path, file: Some(file) })
     }
 
-    /// The final path.
-    pub fn destination(&self) -> &Path {
-        &self.destination
-    }
-
     /// Writes the token, fsyncs, renames over the destination and fsyncs the directory.
     pub fn commit(mut self, token: &TokenFile) -> Result<(), CliError> {
         let file = self.file.take().ok_or_else(|| CliError::usage("token file already committed"))?;

@@ -1,0 +1,13 @@
+data "sops_file" "proxmox" {
+  source_file = "../../secrets/proxmox-creds.enc.yaml"
+}
+
+locals {
+  proxmox_api_token = "${data.sops_file.proxmox.data["proxmox_user"]}!${data.sops_file.proxmox.data["proxmox_token_id"]}=${data.sops_file.proxmox.data["proxmox_token_secret"]}"
+}
+
+provider "proxmox" {
+  endpoint  = trimsuffix(data.sops_file.proxmox.data["proxmox_url"], "/api2/json")
+  api_token = local.proxmox_api_token
+  insecure  = tobool(data.sops_file.proxmox.data["proxmox_tls_insecure"])
+}
