@@ -2,7 +2,6 @@
 mod acl_cli;
 mod audit;
 mod audit_html;
-mod audit_live;
 mod deliver;
 mod lint;
 mod register;
