@@ -280,8 +280,30 @@ fn perm_modify(perm: &Perm<'_>, path: &str, noerr: bool) -> Result<bool, ApiErro
 // ---- handlers ---------------------------------------------------------------------------------------------------
 
 fn permissions(lab: &Lab, caller: &Caller, params: &Params) -> Result<Value, ApiError> {
+    let key = format!(
+        "{}\0{}\0{}",
+        caller.authid,
+        params.get("userid").unwrap_or("\u{1}"),
+        params.get("path").unwrap_or("\u{1}")
+    );
     let state = lab.read();
-    let perm = Perm::new(lab, &state, caller);
+    let generation = lab.generation.load(std::sync::atomic::Ordering::SeqCst);
+    if let Some((g, value)) = lab.perm_cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&key)
+        && *g == generation
+    {
+        return Ok(value.clone());
+    }
+    let value = permissions_uncached(lab, &state, caller, params)?;
+    let mut cache = lab.perm_cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if cache.len() > 10_000 {
+        cache.clear();
+    }
+    cache.insert(key, (generation, value.clone()));
+    Ok(value)
+}
+
+fn permissions_uncached(lab: &Lab, state: &State, caller: &Caller, params: &Params) -> Result<Value, ApiError> {
+    let perm = Perm::new(lab, state, caller);
     let target: Subject = match params.get("userid") {
         Some(raw) => {
             if !caller.is_root() {

@@ -94,10 +94,10 @@ pub(crate) fn presented(headers: &hyper::HeaderMap) -> Presented {
     for cookie in headers.get_all(hyper::header::COOKIE) {
         let Ok(text) = cookie.to_str() else { continue };
         for part in text.split(';') {
-            if let Some(value) = part.trim().strip_prefix("PVEAuthCookie=") {
-                if !value.is_empty() {
-                    ticket = Some(unescape(value));
-                }
+            if let Some(value) = part.trim().strip_prefix("PVEAuthCookie=")
+                && !value.is_empty()
+            {
+                ticket = Some(unescape(value));
             }
         }
     }

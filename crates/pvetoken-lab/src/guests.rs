@@ -969,13 +969,14 @@ fn clone(lab: &Lab, caller: &Caller, p: &Params, vmid: u64) -> Result<Value, Api
         let source = vm(&state, vmid)?;
         if !caller.is_root() {
             for (k, v) in &source.config {
-                if is_drive_key(k) && !v.contains("media=cdrom") {
-                    if let Some(volid) = disk_volid(v) {
-                        let sid = target_storage
-                            .clone()
-                            .unwrap_or_else(|| volid.split(':').next().unwrap_or_default().to_owned());
-                        perm.check(&format!("/storage/{sid}"), &["Datastore.AllocateSpace"], false)?;
-                    }
+                if is_drive_key(k)
+                    && !v.contains("media=cdrom")
+                    && let Some(volid) = disk_volid(v)
+                {
+                    let sid = target_storage
+                        .clone()
+                        .unwrap_or_else(|| volid.split(':').next().unwrap_or_default().to_owned());
+                    perm.check(&format!("/storage/{sid}"), &["Datastore.AllocateSpace"], false)?;
                 }
                 if numbered(k, "net") && lab.version.major >= 8 {
                     check_bridge(&perm, v)?;

@@ -345,6 +345,8 @@ pub async fn start(config: LabConfig) -> Result<RunningLab, LabError> {
         control: control::Control::default(),
         auth_failure_delay: config.auth_failure_delay,
         scenario: config.scenario.clone(),
+        generation: std::sync::atomic::AtomicU64::new(0),
+        perm_cache: std::sync::Mutex::new(std::collections::HashMap::new()),
     });
     let acceptor = tokio_rustls::TlsAcceptor::from(cert.server_config.clone());
     let (shutdown, rx) = watch::channel(false);

@@ -34,6 +34,10 @@ pub(crate) struct Lab {
     pub(crate) control: Control,
     pub(crate) auth_failure_delay: Duration,
     pub(crate) scenario: Scenario,
+    /// Bumped on every write lock: invalidates [`Lab::perm_cache`].
+    pub(crate) generation: std::sync::atomic::AtomicU64,
+    /// GET /access/permissions answers by (caller, userid, path), valid for one generation.
+    pub(crate) perm_cache: std::sync::Mutex<std::collections::HashMap<String, (u64, Value)>>,
 }
 
 impl Lab {
@@ -42,7 +46,9 @@ impl Lab {
     }
 
     pub(crate) fn write(&self) -> RwLockWriteGuard<'_, State> {
-        self.state.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+        let guard = self.state.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        guard
     }
 
     /// The full pve-manager version string of the simulated release.

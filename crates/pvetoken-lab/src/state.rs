@@ -362,10 +362,10 @@ pub(crate) fn config_value(key: &str, value: &str) -> Value {
         "reboot",
         "cpuunits",
     ];
-    if INTEGER_KEYS.contains(&key) {
-        if let Ok(n) = value.parse::<i64>() {
-            return Value::from(n);
-        }
+    if INTEGER_KEYS.contains(&key)
+        && let Ok(n) = value.parse::<i64>()
+    {
+        return Value::from(n);
     }
     Value::String(value.to_owned())
 }

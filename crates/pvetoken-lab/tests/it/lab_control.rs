@@ -2,7 +2,7 @@
 
 use pvetoken_lab::{FaultSpec, LabConfig};
 
-use crate::support::{Api, Auth, answer, start};
+use crate::support::{Api, start};
 
 #[tokio::test]
 async fn the_request_log_names_callers_but_never_holds_secrets() {
@@ -53,17 +53,11 @@ async fn a_drop_fault_closes_the_connection_without_an_answer() {
     let lab = start(LabConfig::default()).await;
     let root = Api::root(&lab).await;
     let body = serde_json::json!({"method": "GET", "path": "/version", "drop_connection": true});
-    let Auth::Ticket { ticket, .. } = root.auth.clone() else { panic!("ticket") };
-    let set = root
-        .http
-        .post(format!("{}/_lab/faults", lab.ready().pve_url))
-        .header("Cookie", format!("PVEAuthCookie={ticket}"))
-        .json(&body)
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(answer(set).await.status, 200);
-    let dropped = root.http.get(format!("{}/api2/json/version", lab.ready().pve_url)).send().await;
+    let mut headers = root.auth_headers("POST");
+    headers.push(("content-type".into(), "application/json".into()));
+    let set = root.http.send("POST", "/_lab/faults", &headers, body.to_string().into_bytes()).await.expect("send");
+    assert_eq!(set.status, 200, "{set:?}");
+    let dropped = root.http.send("GET", "/api2/json/version", &root.auth_headers("GET"), Vec::new()).await;
     assert!(dropped.is_err(), "the connection should have been dropped: {dropped:?}");
     assert_eq!(root.api("GET", "/version", &[]).await.status, 200);
 }

@@ -7,8 +7,7 @@ use pvetoken_lab::{LabConfig, RunningLab};
 use rustls::pki_types::pem::PemObject as _;
 use serde_json::Value;
 
-/// An HTTPS client that trusts exactly the lab's CA file (plain rustls/webpki verification).
-pub fn client(lab: &RunningLab) -> reqwest::Client {
+fn tls_connector(lab: &RunningLab) -> tokio_rustls::TlsConnector {
     let pem = std::fs::read(&lab.ready().ca_file).expect("read the lab CA file");
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
@@ -20,11 +19,57 @@ pub fn client(lab: &RunningLab) -> reqwest::Client {
         .expect("TLS versions")
         .with_root_certificates(roots)
         .with_no_client_auth();
-    reqwest::Client::builder()
-        .tls_backend_preconfigured(config)
-        .timeout(std::time::Duration::from_secs(30))
-        .build()
-        .expect("HTTPS client")
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
+/// A tiny HTTPS client (one connection per request) that trusts exactly the lab's CA, with plain rustls/webpki
+/// verification.
+#[derive(Clone)]
+pub struct Client {
+    connector: tokio_rustls::TlsConnector,
+    addr: String,
+}
+
+impl Client {
+    /// Sends one request; `Err` when the connection fails or is dropped.
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(String, String)],
+        body: Vec<u8>,
+    ) -> Result<Answer, String> {
+        let tcp = tokio::net::TcpStream::connect(&self.addr).await.map_err(|e| e.to_string())?;
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").map_err(|e| e.to_string())?;
+        let tls = self.connector.connect(name, tcp).await.map_err(|e| e.to_string())?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(conn);
+        let mut request = hyper::Request::builder().method(method).uri(path).header("host", self.addr.as_str());
+        for (k, v) in headers {
+            request = request.header(k.as_str(), v.as_str());
+        }
+        let request = request.body(http_body_util::Full::new(bytes::Bytes::from(body))).map_err(|e| e.to_string())?;
+        let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        let reason = response
+            .extensions()
+            .get::<hyper::ext::ReasonPhrase>()
+            .map(|r| String::from_utf8_lossy(r.as_bytes()).into_owned())
+            .unwrap_or_default();
+        let content_type =
+            response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        use http_body_util::BodyExt as _;
+        let bytes = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+        let raw = String::from_utf8_lossy(&bytes).into_owned();
+        let body = serde_json::from_str(&raw).unwrap_or(Value::Null);
+        Ok(Answer { status, reason, content_type, body, raw })
+    }
+}
+
+pub fn client(lab: &RunningLab) -> Client {
+    Client { connector: tls_connector(lab), addr: lab.ready().pve_url.trim_start_matches("https://").to_owned() }
 }
 
 pub async fn start(config: LabConfig) -> RunningLab {
@@ -50,7 +95,7 @@ pub struct Answer {
 }
 
 pub struct Api {
-    pub http: reqwest::Client,
+    pub http: Client,
     pub base: String,
     pub auth: Auth,
 }
@@ -77,23 +122,33 @@ impl Api {
         Api::new(lab, Auth::Header(format!("PVEAPIToken={full_id}={secret}")))
     }
 
+    /// The headers this client's authentication adds.
+    pub fn auth_headers(&self, method: &str) -> Vec<(String, String)> {
+        match &self.auth {
+            Auth::None => Vec::new(),
+            Auth::Ticket { ticket, csrf } => {
+                let mut h = vec![("cookie".to_owned(), format!("PVEAuthCookie={ticket}"))];
+                if method != "GET" {
+                    h.push(("CSRFPreventionToken".to_owned(), csrf.clone()));
+                }
+                h
+            }
+            Auth::Header(value) => vec![("authorization".to_owned(), value.clone())],
+        }
+    }
+
     /// Sends `method path` (path from the host, e.g. `/api2/json/version`); params as query for GET/DELETE, form
     /// body otherwise.
     pub async fn call(&self, method: &str, path: &str, params: &[(&str, &str)]) -> Answer {
-        let method_v = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-        let url = format!("{}{path}", self.base);
-        let mut request = self.http.request(method_v.clone(), url);
-        request = if method == "GET" || method == "DELETE" { request.query(params) } else { request.form(params) };
-        request = match &self.auth {
-            Auth::None => request,
-            Auth::Ticket { ticket, csrf } => {
-                let r = request.header("Cookie", format!("PVEAuthCookie={ticket}"));
-                if method == "GET" { r } else { r.header("CSRFPreventionToken", csrf) }
-            }
-            Auth::Header(value) => request.header("Authorization", value),
+        let encoded: String = form_urlencoded::Serializer::new(String::new()).extend_pairs(params).finish();
+        let mut headers = self.auth_headers(method);
+        let (target, body) = if method == "GET" || method == "DELETE" {
+            (if encoded.is_empty() { path.to_owned() } else { format!("{path}?{encoded}") }, Vec::new())
+        } else {
+            headers.push(("content-type".to_owned(), "application/x-www-form-urlencoded".to_owned()));
+            (path.to_owned(), encoded.into_bytes())
         };
-        let response = request.send().await.expect("send the request");
-        answer(response).await
+        self.http.send(method, &target, &headers, body).await.expect("send the request")
     }
 
     /// `call` under `/api2/json`.
@@ -107,15 +162,6 @@ impl Api {
         assert_eq!(a.status, 200, "{method} {path}: {a:?}");
         a.body["data"].clone()
     }
-}
-
-pub async fn answer(response: reqwest::Response) -> Answer {
-    let status = response.status().as_u16();
-    let content_type =
-        response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-    let raw = response.text().await.unwrap_or_default();
-    let body = serde_json::from_str(&raw).unwrap_or(Value::Null);
-    Answer { status, reason: String::new(), content_type, body, raw }
 }
 
 /// Reads the status line with a raw TLS connection, to see the reason phrase (reqwest hides it).

@@ -55,6 +55,7 @@ async fn parameter_errors_are_400_with_per_parameter_errors() {
     let root = Api::root(&lab).await;
     let a = root.api("POST", "/access/users", &[("userid", "no-realm")]).await;
     assert_eq!(a.status, 400);
+    assert_eq!(a.reason, "Parameter verification failed.");
     assert_eq!(a.body["message"], "Parameter verification failed.\n");
     assert!(a.body["errors"]["userid"].as_str().is_some_and(|e| e.contains("does not look like a valid user name")));
 }
@@ -63,18 +64,11 @@ async fn parameter_errors_are_400_with_per_parameter_errors() {
 async fn json_bodies_are_accepted_like_form_bodies() {
     let lab = start(LabConfig::default()).await;
     let root = Api::root(&lab).await;
-    let Auth::Ticket { ticket, csrf } = root.auth.clone() else { panic!("ticket auth") };
-    let response = root
-        .http
-        .post(format!("{}/api2/json/access/users", lab.ready().pve_url))
-        .header("Cookie", format!("PVEAuthCookie={ticket}"))
-        .header("csrfpreventiontoken", csrf)
-        .header("Content-Type", "application/json")
-        .body(r#"{"userid":"json@pve","enable":true,"comment":"from json"}"#)
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(response.status().as_u16(), 200);
+    let mut headers = root.auth_headers("POST");
+    headers.push(("content-type".into(), "application/json".into()));
+    let body = br#"{"userid":"json@pve","enable":true,"comment":"from json"}"#.to_vec();
+    let a = root.http.send("POST", "/api2/json/access/users", &headers, body).await.expect("send");
+    assert_eq!(a.status, 200, "{a:?}");
     let user = root.ok("GET", "/access/users/json@pve", &[]).await;
     assert_eq!(user["comment"], "from json");
     assert_eq!(user["enable"], 1);

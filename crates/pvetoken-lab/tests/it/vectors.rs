@@ -1,4 +1,5 @@
 //! Replays every `api_checks`, `api_permission_checks` and `token_auth_checks` entry of
+#![allow(clippy::print_stderr, reason = "the replay reports its pass and skip counts in the test output")]
 //! `shared/reference/pve-perm-vectors.json` (results computed by running Proxmox's own code) against labs seeded
 //! with each case's user.cfg / token.cfg, over HTTPS. Tags: untagged → 8.4 and 9.1, "8" → 8.4, "9" → 9.1; "7"
 //! entries have no lab release and are counted as skipped. Every applicable entry must match.
