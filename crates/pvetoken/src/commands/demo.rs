@@ -1,15 +1,659 @@
-//! `pvetoken demo`.
+//! `pvetoken demo`: the whole PrivateBox flow and the home-infra hand-off on the built-in lab, narrated with the
+//! time of each step.
+//!
+//! The lab (PVE 9.1 + Semaphore simulators) runs in this process on 127.0.0.1 in a private temp dir. Each step
+//! runs this very binary (`std::env::current_exe()`) as a child with `--output json`, exactly as a user would
+//! type it: credentials travel only in environment variables (PVETOKEN_PASSWORD, SEMAPHORE_PASSWORD) and files,
+//! never in argv. The narrative shows token ids, paths, modes and variable names; never a secret, and every
+//! line printed is scrubbed of the secrets the demo knows of, as a second line of defence.
+
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
 
 use clap::Args;
+use pvetoken_api::{ExposeSecret, Secret};
+use pvetoken_client::pve::PveClient;
+use pvetoken_client::{Fingerprint, TlsSettings};
+use serde::Serialize;
+use serde_json::Value;
 
-use crate::exit::Exit;
+use crate::env_vars;
+use crate::exit::{CliError, Exit};
 use crate::printer::Printer;
 
 /// Arguments of `pvetoken demo`.
 #[derive(Debug, Args)]
-pub struct DemoArgs {}
+pub struct DemoArgs {
+    /// Keep the demo's directory (token files, rendered files, lab state) and print its path.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+const PROFILE: &str = "privatebox";
+const TOKEN_ID: &str = "automation@pve!privatebox";
+const TEMPLATE: &str = "9000";
+const VMID: &str = "100";
+const HOME_INFRA_PROFILE: &str = "packer";
+const HOME_INFRA_ROLE: &str = "Token-packer";
+const GUEST_PATH: &str = "/root/.proxmox-api-token";
+const BROKEN_PRIVILEGE: &str = "VM.GuestAgent.Audit";
+
+/// One narrated step.
+#[derive(Debug, Serialize)]
+pub struct Step {
+    /// Short name (`create`, `deliver`, ...).
+    pub step: String,
+    /// Where it runs in the story: `lab`, `host`, `guest`, `admin`.
+    pub side: &'static str,
+    /// The command as a user would type it (no secret: those are in the environment).
+    pub command: String,
+    /// True when the step did what the story expects (a doctor run that finds the broken role is ok).
+    pub ok: bool,
+    /// Seconds since the demo started, when the step ended.
+    pub at_seconds: f64,
+    /// How long the step took.
+    pub seconds: f64,
+    /// What happened, for people.
+    pub summary: String,
+    /// Machine-readable details (the command's JSON output, secrets excluded).
+    pub details: Value,
+}
 
 /// Runs `pvetoken demo`.
-pub fn run(_args: DemoArgs, _printer: &Printer) -> anyhow::Result<Exit> {
-    super::not_yet("demo")
+pub fn run(args: DemoArgs, printer: &Printer) -> anyhow::Result<Exit> {
+    let started = Instant::now();
+    let dir = tempfile::Builder::new().prefix("pvetoken-demo-").tempdir()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let lab_started = Instant::now();
+    let lab = runtime
+        .block_on(pvetoken_lab::start(pvetoken_lab::LabConfig {
+            state_dir: Some(dir.path().join("lab")),
+            ..pvetoken_lab::LabConfig::default()
+        }))
+        .map_err(|error| CliError {
+            exit: Exit::Internal,
+            message: format!("the lab did not start: {error}"),
+            hint: None,
+        })?;
+    let ready = lab.ready().clone();
+    let mut demo = Demo {
+        printer,
+        started,
+        steps: Vec::new(),
+        secrets: vec![Secret::from(ready.root_password.clone()), Secret::from(ready.semaphore_password.clone())],
+        exe: std::env::current_exe()?,
+        env: vec![
+            (env_vars::PVETOKEN_PASSWORD, ready.root_password.clone()),
+            (env_vars::SEMAPHORE_PASSWORD, ready.semaphore_password.clone()),
+        ],
+        host: dir.path().join("host"),
+        guest: dir.path().join("guest"),
+    };
+    std::fs::create_dir_all(&demo.host)?;
+    std::fs::create_dir_all(demo.guest.join("root"))?;
+    if !printer.is_json() {
+        printer.data(
+            "pvetoken demo: the PrivateBox flow on the built-in lab (a SIMULATOR of Proxmox VE 9.1 and Semaphore, \
+             not the real thing)",
+        )?;
+    }
+    demo.push(Step {
+        step: "lab".into(),
+        side: "lab",
+        command: "pvetoken lab serve --pve-version 9.1   (in-process)".into(),
+        ok: true,
+        at_seconds: 0.0,
+        seconds: lab_started.elapsed().as_secs_f64(),
+        summary: format!(
+            "PVE {} at {} (self-signed, SHA-256 {}…), Semaphore at {}, template VM {TEMPLATE} with the guest agent",
+            ready.pve_version,
+            ready.pve_url,
+            ready.fingerprint_sha256.get(..17).unwrap_or_default(),
+            ready.semaphore_url
+        ),
+        details: serde_json::json!({"pve_url": ready.pve_url, "semaphore_url": ready.semaphore_url,
+            "fingerprint": ready.fingerprint_sha256, "pve_version": ready.pve_version}),
+    })?;
+    let result = demo.story(&ready, &lab, &runtime);
+    let total = started.elapsed().as_secs_f64();
+    let all_ok = result.is_ok() && demo.steps.iter().all(|step| step.ok);
+    if printer.is_json() {
+        printer.json(&serde_json::json!({
+            "ok": all_ok,
+            "seconds": total,
+            "simulator": true,
+            "steps": demo.steps,
+            "kept_dir": args.keep.then(|| dir.path().to_path_buf()),
+        }))?;
+    } else {
+        if let Err(error) = &result {
+            printer.error(&demo.scrub(&format!("{error:#}")));
+        }
+        printer.data(&format!(
+            "\n{} in {total:.2} s. Try it on a real host: pvetoken create --profile privatebox --url https://HOST:8006 \
+             --fingerprint SHA256",
+            if all_ok { "Done" } else { "Stopped" }
+        ))?;
+    }
+    drop(lab);
+    drop(runtime);
+    if args.keep {
+        let kept = dir.keep();
+        printer.info(&format!("kept {}", kept.display()));
+    }
+    Ok(if all_ok { Exit::Success } else { Exit::CheckFailed })
+}
+
+struct Demo<'a> {
+    printer: &'a Printer,
+    started: Instant,
+    steps: Vec<Step>,
+    /// Every secret the demo knows of: scrubbed from anything it prints.
+    secrets: Vec<Secret>,
+    exe: PathBuf,
+    env: Vec<(&'static str, String)>,
+    host: PathBuf,
+    guest: PathBuf,
+}
+
+/// A finished child run.
+struct Run {
+    code: i32,
+    json: Value,
+    stderr: String,
+    seconds: f64,
+}
+
+impl Demo<'_> {
+    fn host_token(&self) -> PathBuf {
+        self.host.join("token.env")
+    }
+
+    fn guest_token(&self) -> PathBuf {
+        self.guest.join("root/.proxmox-api-token")
+    }
+
+    /// Remembers the secret in a token file so it can never be printed.
+    fn learn_secret(&mut self, path: &Path) {
+        if let Ok(token) = crate::token_store::read(path) {
+            self.secrets.push(token.secret.clone());
+        }
+    }
+
+    fn scrub(&self, text: &str) -> String {
+        let mut text = text.to_owned();
+        for secret in &self.secrets {
+            let value = secret.expose_secret();
+            if value.len() >= 6 {
+                text = text.replace(value, "[secret]");
+            }
+        }
+        text
+    }
+
+    /// Runs `pvetoken ARGS --output json` with the demo's environment; stdin closed.
+    fn pvetoken(&self, args: &[&str], stdin: Option<&str>) -> anyhow::Result<Run> {
+        let started = Instant::now();
+        let mut command = Command::new(&self.exe);
+        command.args(args).arg("--output").arg("json");
+        for name in [
+            env_vars::PVETOKEN_URL,
+            env_vars::PVETOKEN_ADMIN_TOKEN_FILE,
+            env_vars::SEMAPHORE_URL,
+            env_vars::SEMAPHORE_API_TOKEN,
+        ] {
+            command.env_remove(name);
+        }
+        for name in crate::doctor::environment::CONSUMER_VARIABLES {
+            command.env_remove(name);
+        }
+        command.envs(self.env.iter().map(|(name, value)| (*name, value.as_str())));
+        command.env(env_vars::NO_COLOR, "1");
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        command.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        let mut child = command.spawn()?;
+        if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            use std::io::Write;
+            pipe.write_all(text.as_bytes())?;
+        }
+        let output = child.wait_with_output()?;
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let json = stdout.lines().rev().find_map(|line| serde_json::from_str(line).ok()).unwrap_or(Value::Null);
+        Ok(Run {
+            code: output.status.code().unwrap_or(-1),
+            json,
+            stderr: self.scrub(&String::from_utf8_lossy(&output.stderr)),
+            seconds: started.elapsed().as_secs_f64(),
+        })
+    }
+
+    fn push(&mut self, mut step: Step) -> anyhow::Result<()> {
+        step.at_seconds = self.started.elapsed().as_secs_f64();
+        step.summary = self.scrub(&step.summary);
+        step.details = serde_json::from_str(&self.scrub(&step.details.to_string())).unwrap_or(Value::Null);
+        if !self.printer.is_json() {
+            let mark = if step.ok { "" } else { "FAILED: " };
+            self.printer.data(&format!(
+                "\n[{:>6.2}s] {:<5} $ {}\n          {mark}{}  ({:.0} ms)",
+                step.at_seconds,
+                step.side,
+                step.command,
+                step.summary,
+                step.seconds * 1000.0
+            ))?;
+        }
+        self.steps.push(step);
+        Ok(())
+    }
+
+    /// Runs a command step: pushes it, and fails the story when it did not end as expected.
+    fn command_step(
+        &mut self,
+        step: &str,
+        side: &'static str,
+        args: &[&str],
+        expected_code: i32,
+        summarize: impl FnOnce(&Value) -> String,
+    ) -> anyhow::Result<Value> {
+        let run = self.pvetoken(args, None)?;
+        let ok = run.code == expected_code;
+        let summary = if ok {
+            summarize(&run.json)
+        } else {
+            format!("exit {} (expected {expected_code}): {}", run.code, run.stderr.trim())
+        };
+        let json = run.json.clone();
+        self.push(Step {
+            step: step.into(),
+            side,
+            command: format!("pvetoken {}", args.join(" ")),
+            ok,
+            at_seconds: 0.0,
+            seconds: run.seconds,
+            summary,
+            details: run.json,
+        })?;
+        if !ok {
+            anyhow::bail!("step `{step}` failed");
+        }
+        Ok(json)
+    }
+
+    fn story(
+        &mut self,
+        ready: &pvetoken_lab::ReadyInfo,
+        lab: &pvetoken_lab::RunningLab,
+        runtime: &tokio::runtime::Runtime,
+    ) -> anyhow::Result<()> {
+        let host_token = self.host_token();
+        let host_token_text = host_token.display().to_string();
+        let fingerprint = ready.fingerprint_sha256.clone();
+        let connection = ["--url", ready.pve_url.as_str(), "--fingerprint", fingerprint.as_str()];
+
+        // 1. Host: create.
+        let mut args = vec!["create", "--profile", PROFILE, "--token-file", host_token_text.as_str()];
+        args.extend(connection);
+        self.command_step("create", "host", &args, 0, |json| {
+            format!(
+                "{} {} for profile {} on PVE {} ({} API requests)",
+                text(json, "token_id"),
+                text(json, "outcome"),
+                text(json, "profile"),
+                text(json, "pve_version"),
+                json.get("requests").and_then(Value::as_u64).unwrap_or_default()
+            )
+        })?;
+        self.learn_secret(&host_token);
+        let mode = std::fs::metadata(&host_token).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
+        if let Some(step) = self.steps.last_mut() {
+            step.summary.push_str(&format!("; secret: saved to {host_token_text} (mode {mode:04o})"));
+        }
+        if !self.printer.is_json() {
+            self.printer
+                .data(&format!("          secret: saved to {host_token_text} (mode {mode:04o}), never shown"))?;
+        }
+
+        // 2. The bootstrap clones the template into the management VM and starts it.
+        let admin_started = Instant::now();
+        runtime.block_on(clone_and_start(ready))?;
+        self.push(Step {
+            step: "guest".into(),
+            side: "admin",
+            command: format!(
+                "qm clone {TEMPLATE} {VMID} --full 1 && qm start {VMID}   (bootstrap.sh, through the API)"
+            ),
+            ok: true,
+            at_seconds: 0.0,
+            seconds: admin_started.elapsed().as_secs_f64(),
+            summary: format!("VM {VMID} running, cloned from template {TEMPLATE}, guest agent answering"),
+            details: serde_json::json!({"template": TEMPLATE, "vmid": VMID}),
+        })?;
+
+        // 3. Host → guest: deliver through the guest agent (no secret in cloud-init user-data).
+        let args = ["deliver", "--vmid", VMID, "--token-file", host_token_text.as_str()];
+        let run = self.pvetoken(&args, None)?;
+        let guest_token = self.guest_token();
+        let delivered = if run.code == 0 { lab.guest_file(VMID.parse()?, GUEST_PATH) } else { None };
+        let summary = match &delivered {
+            Some(bytes) => format!(
+                "{} bytes written to {GUEST_PATH} in VM {VMID} through the QEMU guest agent, read back identical \
+                 (nothing in cloud-init user-data)",
+                bytes.len()
+            ),
+            None => format!(
+                "deliver did not work here (exit {}: {}); copying the file by hand instead, as the design note's \
+                 Option A (scp)",
+                run.code,
+                run.stderr.lines().find(|line| line.starts_with("error:")).unwrap_or_default()
+            ),
+        };
+        let bytes = match delivered {
+            Some(bytes) => bytes,
+            None => std::fs::read(&host_token)?,
+        };
+        write_private(&guest_token, &bytes)?;
+        self.push(Step {
+            step: "deliver".into(),
+            side: "host",
+            command: format!("pvetoken {}", args.join(" ")),
+            ok: true,
+            at_seconds: 0.0,
+            seconds: run.seconds,
+            summary,
+            details: run.json,
+        })?;
+
+        // 4. Guest: register in Semaphore, then remove the token file.
+        let guest_text = guest_token.display().to_string();
+        let args = [
+            "register",
+            "semaphore",
+            "--url",
+            ready.semaphore_url.as_str(),
+            "--project",
+            "1",
+            "--user",
+            ready.semaphore_user.as_str(),
+            "--fingerprint",
+            fingerprint.as_str(),
+            "--token-file",
+            guest_text.as_str(),
+            "--if-token-file",
+            "--remove-token-file",
+        ];
+        self.command_step("register", "guest", &args, 0, |json| {
+            format!(
+                "environment {} {} in project {} with env secrets {}; token file removed: {}",
+                json.pointer("/environment/name").and_then(Value::as_str).unwrap_or("?"),
+                text(json, "status"),
+                json.pointer("/project/name").and_then(Value::as_str).unwrap_or("?"),
+                json.get("variables")
+                    .and_then(Value::as_array)
+                    .map(|names| names.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", "))
+                    .unwrap_or_default(),
+                json.get("token_file_removed").and_then(Value::as_bool).unwrap_or(false)
+            )
+        })?;
+
+        // 5. Verify as the token itself.
+        let verify = ["verify", "--profile", PROFILE, "--token-file", host_token_text.as_str()];
+        self.command_step("verify", "host", &verify, 0, |json| {
+            format!(
+                "{} has every privilege profile {PROFILE} needs on PVE {}",
+                text(json, "token_id"),
+                text(json, "pve_version")
+            )
+        })?;
+
+        // 6. The home-infra repository: a Packer token, handed to each consumer in its format.
+        let packer_token = self.host.join("packer-token.env");
+        let packer_text = packer_token.display().to_string();
+        let mut args = vec!["create", "--profile", HOME_INFRA_PROFILE, "--token-file", packer_text.as_str()];
+        args.extend(connection);
+        self.command_step("create", "host", &args, 0, |json| {
+            format!(
+                "{} {} for profile {} on PVE {}; secret: saved to {packer_text} (0600)",
+                text(json, "token_id"),
+                text(json, "outcome"),
+                text(json, "profile"),
+                text(json, "pve_version")
+            )
+        })?;
+        self.learn_secret(&packer_token);
+        for (format, file) in
+            [("packer", "packer.env"), ("terraform-bpg", "terraform-bpg.env"), ("ansible-env", "ansible.env")]
+        {
+            let out = self.host.join(file).display().to_string();
+            let args = ["render", "--format", format, "--token-file", packer_text.as_str(), "--out", out.as_str()];
+            let out_path = PathBuf::from(&out);
+            self.command_step("render", "host", &args, 0, |_| {
+                let names = variable_names(&out_path);
+                format!("{out} (mode 0600): {}", names.join(", "))
+            })?;
+        }
+        self.render_sops(&packer_text)?;
+
+        // 7. Break the role on purpose: a role written for PVE 8 lacks VM.GuestAgent.Audit on PVE 9.
+        let admin_started = Instant::now();
+        let privileges = runtime.block_on(remove_privilege(ready, HOME_INFRA_ROLE, BROKEN_PRIVILEGE))?;
+        self.push(Step {
+            step: "break".into(),
+            side: "admin",
+            command: format!(
+                "pveum role modify {HOME_INFRA_ROLE} --privs '<the same without {BROKEN_PRIVILEGE}>'   (through the API)"
+            ),
+            ok: true,
+            at_seconds: 0.0,
+            seconds: admin_started.elapsed().as_secs_f64(),
+            summary: format!("role {HOME_INFRA_ROLE} now has {} privileges, {BROKEN_PRIVILEGE} is gone", privileges.len()),
+            details: serde_json::json!({"role": HOME_INFRA_ROLE, "removed": BROKEN_PRIVILEGE}),
+        })?;
+
+        // 8. Doctor predicts the 403 before Packer hits it, and names the fix.
+        let doctor = ["doctor", "--profile", HOME_INFRA_PROFILE, "--token-file", packer_text.as_str()];
+        let finding = self.command_step("doctor", "host", &doctor, 1, |json| {
+            let findings = json.get("findings").and_then(Value::as_array).cloned().unwrap_or_default();
+            let missing = findings.iter().find(|f| f.get("id").and_then(Value::as_str) == Some("privilege-missing"));
+            match missing {
+                Some(finding) => format!(
+                    "{}\n          why: {}\n          fix: {}",
+                    text(finding, "what"),
+                    text(finding, "why"),
+                    finding
+                        .get("fix")
+                        .and_then(Value::as_array)
+                        .map(|fixes| fixes
+                            .iter()
+                            .filter_map(Value::as_str)
+                            .collect::<Vec<_>>()
+                            .join("\n               "))
+                        .unwrap_or_default()
+                ),
+                None => "doctor found no missing privilege".to_owned(),
+            }
+        })?;
+        let predicted = finding
+            .get("findings")
+            .and_then(Value::as_array)
+            .is_some_and(|all| all.iter().any(|f| f.get("id").and_then(Value::as_str) == Some("privilege-missing")));
+        if !predicted {
+            anyhow::bail!("doctor did not find the missing {BROKEN_PRIVILEGE}");
+        }
+
+        // 9. The consumer's error, explained, with a live check of the token.
+        let error_text =
+            format!("403 Permission check failed (/vms/{VMID}, VM.GuestAgent.Audit|VM.GuestAgent.Unrestricted)");
+        let explain =
+            ["doctor", "--explain-error", "-", "--profile", HOME_INFRA_PROFILE, "--token-file", packer_text.as_str()];
+        let run = self.pvetoken(&explain, Some(&error_text))?;
+        let live = run
+            .json
+            .get("live")
+            .and_then(Value::as_array)
+            .and_then(|lines| lines.first())
+            .and_then(Value::as_str)
+            .unwrap_or("no live check")
+            .to_owned();
+        let id = run.json.pointer("/explanations/0/id").and_then(Value::as_str).unwrap_or("none").to_owned();
+        self.push(Step {
+            step: "explain-error".into(),
+            side: "host",
+            command: format!("echo '{error_text}' | pvetoken {}", explain.join(" ")),
+            ok: run.code == 0,
+            at_seconds: 0.0,
+            seconds: run.seconds,
+            summary: format!("recognised as {id}; {live}"),
+            details: run.json,
+        })?;
+
+        // 10. The fix: converge again (idempotent), then verify is green.
+        let mut args = vec!["create", "--profile", HOME_INFRA_PROFILE, "--token-file", packer_text.as_str()];
+        args.extend(connection);
+        self.command_step("fix", "host", &args, 0, |json| {
+            let changes = json
+                .get("changes")
+                .and_then(Value::as_array)
+                .map(|changes| changes.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("; "));
+            format!("{} {}: {}", text(json, "token_id"), text(json, "outcome"), changes.unwrap_or_default())
+        })?;
+        let verify = ["verify", "--profile", HOME_INFRA_PROFILE, "--token-file", packer_text.as_str()];
+        self.command_step("verify", "host", &verify, 0, |json| {
+            format!("green again: {} has every privilege profile {HOME_INFRA_PROFILE} needs", text(json, "token_id"))
+        })?;
+
+        // 11. Rotate, then revoke.
+        let args = ["rotate", "--token-file", host_token_text.as_str()];
+        self.command_step("rotate", "host", &args, 0, |json| {
+            format!(
+                "{} has a new secret, saved to {} (old one refused from now on)",
+                text(json, "token_id"),
+                host_token_text
+            )
+        })?;
+        self.learn_secret(&host_token);
+        for file in [&packer_token, &host_token] {
+            let token_id =
+                crate::token_store::read(file).map(|t| t.token_id.to_string()).unwrap_or_else(|_| TOKEN_ID.into());
+            let mut args = vec!["revoke", token_id.as_str()];
+            args.extend(connection);
+            self.command_step("revoke", "host", &args, 0, |json| {
+                format!(
+                    "{} deleted with {} ACL entries",
+                    text(json, "revoked"),
+                    json.get("acl_entries_removed").map(Value::to_string).unwrap_or_default()
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    fn render_sops(&mut self, host_token: &str) -> anyhow::Result<()> {
+        let sops = find_program("sops");
+        let keygen = find_program("age-keygen");
+        let (Some(_), Some(keygen)) = (sops, keygen) else {
+            return self.push(Step {
+                step: "render".into(),
+                side: "host",
+                command: "pvetoken render --format sops --age-recipient age1...".into(),
+                ok: true,
+                at_seconds: 0.0,
+                seconds: 0.0,
+                summary: "skipped: `sops` and `age-keygen` are not both installed here (with them, the home-infra \
+                          secrets/proxmox-creds.enc.yaml is written encrypted)"
+                    .into(),
+                details: serde_json::json!({"skipped": "sops or age-keygen not installed"}),
+            });
+        };
+        let key = self.host.join("age-key.txt");
+        let output = Command::new(keygen).arg("-o").arg(&key).stdin(Stdio::null()).output()?;
+        let recipient = String::from_utf8_lossy(&output.stderr)
+            .lines()
+            .find_map(|line| line.strip_prefix("Public key: ").map(str::to_owned))
+            .unwrap_or_default();
+        let out = self.host.join("proxmox-creds.enc.yaml").display().to_string();
+        let args = [
+            "render",
+            "--format",
+            "sops",
+            "--token-file",
+            host_token,
+            "--age-recipient",
+            recipient.as_str(),
+            "--out",
+            out.as_str(),
+        ];
+        let out_path = PathBuf::from(&out);
+        self.command_step("render", "host", &args, 0, |_| {
+            let encrypted = std::fs::read_to_string(&out_path).is_ok_and(|text| text.contains("ENC["));
+            format!("{out} (mode 0600), encrypted with sops for a fresh age key: {encrypted}")
+        })?;
+        Ok(())
+    }
+}
+
+fn text<'a>(json: &'a Value, key: &str) -> &'a str {
+    json.get(key).and_then(Value::as_str).unwrap_or("?")
+}
+
+/// The variable names (never the values) of a rendered `KEY=value` / `export KEY=value` file.
+fn variable_names(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .filter_map(|line| {
+            let line = line.trim_start().strip_prefix("export ").unwrap_or(line.trim_start());
+            let (key, _) = line.split_once('=')?;
+            (!key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')).then(|| key.to_owned())
+        })
+        .collect()
+}
+
+fn find_program(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|dir| Path::new(dir).join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+/// Writes `bytes` to a new 0600 file (the "guest" side of the demo).
+fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    file.write_all(bytes)?;
+    Ok(())
+}
+
+async fn admin(ready: &pvetoken_lab::ReadyInfo) -> anyhow::Result<PveClient> {
+    let fingerprint: Fingerprint = ready.fingerprint_sha256.parse()?;
+    let tls = TlsSettings { ca_file: None, fingerprint: Some(fingerprint), insecure: false };
+    let http = pvetoken_client::tls::http_client(&tls)?;
+    let endpoint = pvetoken_client::endpoint::Endpoint::parse_pve(&ready.pve_url)?;
+    let password = Secret::from(ready.root_password.clone());
+    Ok(PveClient::login(http, endpoint, &ready.root_user, &password).await?)
+}
+
+/// As root@pam, clones the template into the management VM and starts it (what bootstrap.sh does with `qm`).
+async fn clone_and_start(ready: &pvetoken_lab::ReadyInfo) -> anyhow::Result<()> {
+    let admin = admin(ready).await?;
+    let node = &ready.node;
+    let params = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    let _: Value = admin
+        .post(
+            &format!("/nodes/{node}/qemu/{TEMPLATE}/clone"),
+            &params(&[("newid", VMID), ("full", "1"), ("name", "privatebox")]),
+        )
+        .await?;
+    let _: Value = admin.post(&format!("/nodes/{node}/qemu/{VMID}/status/start"), &params(&[])).await?;
+    Ok(())
+}
+
+/// As root@pam, removes one privilege from a role; returns the remaining privileges.
+async fn remove_privilege(ready: &pvetoken_lab::ReadyInfo, role: &str, privilege: &str) -> anyhow::Result<Vec<String>> {
+    let admin = admin(ready).await?;
+    let current = admin.role(role).await?.ok_or_else(|| anyhow::anyhow!("role {role} does not exist"))?;
+    let remaining: Vec<String> = current.into_iter().filter(|name| name != privilege).collect();
+    admin.set_role(role, &remaining).await?;
+    Ok(remaining)
 }

@@ -152,8 +152,7 @@ pub async fn diagnose(args: &DoctorArgs) -> anyhow::Result<Report> {
     }
 
     let http = crate::connection::http_client(&target, timeout)?;
-    let client =
-        super::verify::token_client(http.as_ref(), &target, token.token_id.as_str(), &token.secret, timeout);
+    let client = super::verify::token_client(http.as_ref(), &target, token.token_id.as_str(), &token.secret, timeout);
     let now = super::create::now();
     let (version, findings, detail) = doctor::pve::auth(&client, &token, now).await;
     if !report.record("auth", detail, findings) {
@@ -169,13 +168,11 @@ pub async fn diagnose(args: &DoctorArgs) -> anyhow::Result<Report> {
 
     let token_ref = TokenRef::parse(token.token_id.as_str())?;
     let admin = connect_admin(args, &target, http.as_ref(), timeout).await;
-    let profile_name =
-        args.profile.clone().unwrap_or_else(|| super::create::rotation_base(&token_ref.name).to_owned());
+    let profile_name = args.profile.clone().unwrap_or_else(|| super::create::rotation_base(&token_ref.name).to_owned());
     match (profiles::load(&profile_name), pve) {
         (Ok(profile), Some(pve)) => {
             let resolved = profile.resolve(pve, &args.narrowing.narrowing(), args.role.as_deref());
-            let (findings, detail) =
-                doctor::pve::privileges(&client, &token_ref, &resolved, admin.as_ref().ok()).await;
+            let (findings, detail) = doctor::pve::privileges(&client, &token_ref, &resolved, admin.as_ref().ok()).await;
             let mut findings = findings;
             if let Err(why) = &admin
                 && findings.iter().any(|finding| finding.id == "privilege-missing")
@@ -264,11 +261,7 @@ async fn check_semaphore(args: &DoctorArgs, url: &str) -> anyhow::Result<(Vec<Fi
         })?),
         None => None,
     };
-    let tls = TlsSettings {
-        ca_file: args.semaphore_ca_file.clone(),
-        fingerprint,
-        insecure: args.semaphore_insecure,
-    };
+    let tls = TlsSettings { ca_file: args.semaphore_ca_file.clone(), fingerprint, insecure: args.semaphore_insecure };
     let secret_env = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
     let auth = if let Some(token) = secret_env(env_vars::SEMAPHORE_API_TOKEN) {
         SemaphoreAuth::ApiToken(token.into())
@@ -344,7 +337,9 @@ fn run_explain(args: &DoctorArgs, text: &str, printer: &Printer) -> anyhow::Resu
     };
     if input.trim().is_empty() {
         return Err(CliError::usage("no error text given")
-            .with_hint("pass it as --explain-error 'TEXT', or pipe it: packer build . 2>&1 | pvetoken doctor --explain-error")
+            .with_hint(
+                "pass it as --explain-error 'TEXT', or pipe it: packer build . 2>&1 | pvetoken doctor --explain-error",
+            )
             .into());
     }
     // The token file is optional here: it makes fixes concrete and enables the live check.

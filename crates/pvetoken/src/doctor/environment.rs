@@ -102,12 +102,9 @@ pub fn check(vars: &[(String, String)], token: Option<&TokenFile>) -> Vec<Findin
             );
         } else if !(value.contains('!') && value.contains('=')) {
             findings.push(
-                error(
-                    "env-bpg-token-format",
-                    "PROXMOX_VE_API_TOKEN is not `user@realm!name=secret`".to_owned(),
-                )
-                .why("bpg refuses the provider configuration or PVE answers 401")
-                .fix("eval \"$(pvetoken render --format terraform-bpg)\""),
+                error("env-bpg-token-format", "PROXMOX_VE_API_TOKEN is not `user@realm!name=secret`".to_owned())
+                    .why("bpg refuses the provider configuration or PVE answers 401")
+                    .fix("eval \"$(pvetoken render --format terraform-bpg)\""),
             );
         }
     }
@@ -122,7 +119,10 @@ pub fn check(vars: &[(String, String)], token: Option<&TokenFile>) -> Vec<Findin
                 format!("PROXMOX_VE_ENDPOINT `{endpoint}` ends in /api2/json"),
             )
             .why("bpg appends /api2/json itself: requests go to /api2/json/api2/json/... and fail")
-            .fix(format!("export PROXMOX_VE_ENDPOINT='{}'", endpoint.trim_end_matches('/').trim_end_matches("/api2/json")))
+            .fix(format!(
+                "export PROXMOX_VE_ENDPOINT='{}'",
+                endpoint.trim_end_matches('/').trim_end_matches("/api2/json")
+            ))
             .fix("eval \"$(pvetoken render --format terraform-bpg)\""),
         );
     }
@@ -157,9 +157,7 @@ pub fn check(vars: &[(String, String)], token: Option<&TokenFile>) -> Vec<Findin
                          the token name only"
                     ),
                 )
-                .why(format!(
-                    "the modules join `{user}!{token_id}`: PVE answers `no such user` or 401"
-                ))
+                .why(format!("the modules join `{user}!{token_id}`: PVE answers `no such user` or 401"))
                 .fix("eval \"$(pvetoken render --format ansible-env)\""),
             );
         }
@@ -251,14 +249,17 @@ mod tests {
 
     #[test]
     fn the_design_note_layout_with_a_full_token_id_is_fine() {
-        let found = check(&vars(&[("PROXMOX_TOKEN_ID", "automation@pve!privatebox"), ("PROXMOX_TOKEN_SECRET", "x")]), None);
+        let found =
+            check(&vars(&[("PROXMOX_TOKEN_ID", "automation@pve!privatebox"), ("PROXMOX_TOKEN_SECRET", "x")]), None);
         assert!(found.is_empty(), "{found:?}");
     }
 
     #[test]
     fn community_proxmox_with_a_full_token_id_is_the_mix_up() {
-        let found =
-            check(&vars(&[("PROXMOX_USER", "automation@pve"), ("PROXMOX_TOKEN_ID", "automation@pve!privatebox")]), None);
+        let found = check(
+            &vars(&[("PROXMOX_USER", "automation@pve"), ("PROXMOX_TOKEN_ID", "automation@pve!privatebox")]),
+            None,
+        );
         assert_eq!(found[0].id, "env-ansible-token-id-full");
     }
 }

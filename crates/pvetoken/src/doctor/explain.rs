@@ -30,9 +30,10 @@ impl Context {
         self.profile
             .clone()
             .or_else(|| {
-                self.token_id.as_deref().and_then(|id| id.rsplit_once('!')).map(|(_, name)| {
-                    crate::commands::create::rotation_base(name).to_owned()
-                })
+                self.token_id
+                    .as_deref()
+                    .and_then(|id| id.rsplit_once('!'))
+                    .map(|(_, name)| crate::commands::create::rotation_base(name).to_owned())
             })
             .unwrap_or_else(|| "PROFILE".to_owned())
     }
@@ -119,7 +120,11 @@ fn line_at(text: &str, offset: usize) -> String {
     let start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
     let end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
     let line = text[start..end].trim();
-    if line.chars().count() > 200 { format!("{}…", line.chars().take(200).collect::<String>()) } else { line.to_owned() }
+    if line.chars().count() > 200 {
+        format!("{}…", line.chars().take(200).collect::<String>())
+    } else {
+        line.to_owned()
+    }
 }
 
 /// Parses `PATH, PRIV|PRIV` (the inside of PVE's parentheses).
@@ -303,7 +308,8 @@ fn invalid_privilege(text: &str, context: &Context, out: &mut Vec<Explanation>) 
             context.role()
         ));
     } else {
-        explanation = explanation.fix(format!("pveum role modify {} --privs '<the list without {name}>'", context.role()));
+        explanation =
+            explanation.fix(format!("pveum role modify {} --privs '<the list without {name}>'", context.role()));
     }
     explanation = explanation
         .fix(format!("pvetoken create --profile {profile}   (picks the privilege names of the server's release)"))

@@ -27,10 +27,15 @@ pub async fn dns(endpoint: &Endpoint) -> (Vec<SocketAddr>, Vec<Finding>, String)
         Err(error) => (
             Vec::new(),
             vec![
-                Finding::new("dns-unresolvable", Severity::Blocking, "dns", format!("{host} does not resolve: {error}"))
-                    .why("no consumer can reach the PVE API by this name")
-                    .fix(format!("getent hosts {host}   (check /etc/hosts, the DNS server, the VPN)"))
-                    .fix("pvetoken create ... --url https://IP:8006   (or fix PROXMOX_HOST/PROXMOX_URL in the token file)"),
+                Finding::new(
+                    "dns-unresolvable",
+                    Severity::Blocking,
+                    "dns",
+                    format!("{host} does not resolve: {error}"),
+                )
+                .why("no consumer can reach the PVE API by this name")
+                .fix(format!("getent hosts {host}   (check /etc/hosts, the DNS server, the VPN)"))
+                .fix("pvetoken create ... --url https://IP:8006   (or fix PROXMOX_HOST/PROXMOX_URL in the token file)"),
             ],
             format!("{host}: no address"),
         ),
@@ -99,8 +104,10 @@ pub async fn tls(endpoint: &Endpoint, settings: &TlsSettings, timeout: Duration)
                     "tls",
                     format!("the server presented SHA-256 {presented}, but {expected} is pinned"),
                 )
-                .why("the certificate was renewed (pvenode cert set / ACME), the URL points at another server, or \
-                      something intercepts the connection; every pinned consumer refuses it")
+                .why(
+                    "the certificate was renewed (pvenode cert set / ACME), the URL points at another server, or \
+                      something intercepts the connection; every pinned consumer refuses it",
+                )
                 .fix("on the PVE host: pvenode cert info --output-format json   (compare the fingerprint)")
                 .fix(format!(
                     "if it matches: edit PROXMOX_FINGERPRINT='{presented}' in the token file, or rerun pvetoken create \
@@ -119,10 +126,14 @@ pub async fn tls(endpoint: &Endpoint, settings: &TlsSettings, timeout: Duration)
                     "tls",
                     format!("the server certificate is not trusted: {reason}"),
                 )
-                .why("PVE's default certificate is signed by the cluster's own CA, which this machine does not trust; \
-                      Go consumers say `x509: certificate signed by unknown authority`")
+                .why(
+                    "PVE's default certificate is signed by the cluster's own CA, which this machine does not trust; \
+                      Go consumers say `x509: certificate signed by unknown authority`",
+                )
                 .fix("on the PVE host: pvenode cert info --output-format json   (check the fingerprint below)")
-                .fix(format!("pin it: pvetoken create ... --fingerprint {pin}   (or PROXMOX_FINGERPRINT in the token file)"))
+                .fix(format!(
+                    "pin it: pvetoken create ... --fingerprint {pin}   (or PROXMOX_FINGERPRINT in the token file)"
+                ))
                 .fix("or trust the CA: --ca-file pve-root-ca.pem (a copy of /etc/pve/pve-root-ca.pem)"),
             );
             (findings, format!("certificate not trusted (presented SHA-256 {pin})"))

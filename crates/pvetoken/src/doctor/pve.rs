@@ -110,10 +110,9 @@ pub async fn privileges(
     let map = match client.own_permissions(None).await {
         Ok(map) => map,
         Err(error) => {
-            let finding =
-                Finding::new("permissions-unreadable", Severity::Blocking, "privileges", error.to_string())
-                    .why("GET /access/permissions as the token failed")
-                    .fix(format!("pvetoken verify --profile {}", resolved.profile));
+            let finding = Finding::new("permissions-unreadable", Severity::Blocking, "privileges", error.to_string())
+                .why("GET /access/permissions as the token failed")
+                .fix(format!("pvetoken verify --profile {}", resolved.profile));
             return (vec![finding], "cannot read".to_owned());
         }
     };
@@ -121,7 +120,12 @@ pub async fn privileges(
     if missing.is_empty() {
         return (
             Vec::new(),
-            format!("{} has every privilege profile {} needs on PVE {}", token.full(), resolved.profile, resolved.version),
+            format!(
+                "{} has every privilege profile {} needs on PVE {}",
+                token.full(),
+                resolved.profile,
+                resolved.version
+            ),
         );
     }
     verify::explain_online(admin, token, resolved, &mut missing).await;
@@ -148,7 +152,10 @@ pub async fn privileges(
                 token.full(),
                 resolved.role
             ))
-            .fix(format!("pvetoken create --profile {} --user {} --token-name {}", resolved.profile, token.user, token.name)),
+            .fix(format!(
+                "pvetoken create --profile {} --user {} --token-name {}",
+                resolved.profile, token.user, token.name
+            )),
         );
     }
     for item in &missing {
@@ -200,22 +207,19 @@ pub fn expiry(token: &TokenFile, server_expire: Option<i64>, now: i64) -> (Vec<F
         token.token_id.name_str()
     );
     if expire <= now {
-        let finding = Finding::new("token-expired", Severity::Blocking, "expiry", format!("{} expired {when}", token.token_id))
-            .why("PVE answers 401 to an expired token")
-            .fix(extend)
-            .fix(rotate);
+        let finding =
+            Finding::new("token-expired", Severity::Blocking, "expiry", format!("{} expired {when}", token.token_id))
+                .why("PVE answers 401 to an expired token")
+                .fix(extend)
+                .fix(rotate);
         return (vec![finding], format!("expired {when}"));
     }
     if expire - now <= EXPIRY_WARNING_DAYS * 86_400 {
-        let finding = Finding::new(
-            "token-expiring",
-            Severity::Warning,
-            "expiry",
-            format!("{} expires {when}", token.token_id),
-        )
-        .why(format!("within {EXPIRY_WARNING_DAYS} days every consumer using it starts failing with 401"))
-        .fix(extend)
-        .fix("pvetoken create --profile PROFILE --expire 90d --rotate-if-exists".to_owned());
+        let finding =
+            Finding::new("token-expiring", Severity::Warning, "expiry", format!("{} expires {when}", token.token_id))
+                .why(format!("within {EXPIRY_WARNING_DAYS} days every consumer using it starts failing with 401"))
+                .fix(extend)
+                .fix("pvetoken create --profile PROFILE --expire 90d --rotate-if-exists".to_owned());
         return (vec![finding], format!("expires {when}"));
     }
     (Vec::new(), format!("expires {when}"))
@@ -224,7 +228,8 @@ pub fn expiry(token: &TokenFile, server_expire: Option<i64>, now: i64) -> (Vec<F
 /// `in 3 days` / `2 days ago` / `in 5 hours`.
 pub fn describe_epoch(epoch: i64, now: i64) -> String {
     let delta = epoch - now;
-    let (amount, unit) = if delta.abs() >= 86_400 { (delta.abs() / 86_400, "day") } else { (delta.abs() / 3600, "hour") };
+    let (amount, unit) =
+        if delta.abs() >= 86_400 { (delta.abs() / 86_400, "day") } else { (delta.abs() / 3600, "hour") };
     let plural = if amount == 1 { "" } else { "s" };
     if delta >= 0 { format!("in {amount} {unit}{plural}") } else { format!("{amount} {unit}{plural} ago") }
 }

@@ -84,8 +84,10 @@ pub async fn check(target: &Target<'_>, auth: SemaphoreAuth) -> (Vec<Finding>, S
             CHECK,
             format!("project {} ({}) has no environment named {}", project.name, project.id, target.environment),
         )
-        .why("templates using it cannot reach Proxmox; the guest-side registration did not run or failed (was the \
-              token file there? see /var/log/privatebox-setup.log)")
+        .why(
+            "templates using it cannot reach Proxmox; the guest-side registration did not run or failed (was the \
+              token file there? see /var/log/privatebox-setup.log)",
+        )
         .fix(format!("{register} --token-file /root/.proxmox-api-token"));
         return (vec![finding], "environment missing".to_owned());
     };
@@ -122,8 +124,10 @@ pub async fn check(target: &Target<'_>, auth: SemaphoreAuth) -> (Vec<Finding>, S
                 CHECK,
                 format!("{} are `var` secrets (Ansible extra vars), not `env`", as_vars.join(", ")),
             )
-            .why("a `var` secret never becomes an environment variable: lookup('env', ...) finds nothing (PrivateBox's \
-                  03eee91 bug)")
+            .why(
+                "a `var` secret never becomes an environment variable: lookup('env', ...) finds nothing (PrivateBox's \
+                  03eee91 bug)",
+            )
             .fix(register.clone()),
         );
     }
@@ -168,7 +172,9 @@ fn connect_finding(error: &SemaphoreError, target: &Target<'_>) -> Finding {
             "Semaphore's certificate is not trusted",
             "pvetoken doctor --semaphore-fingerprint SHA256 | --semaphore-ca-file PEM".to_owned(),
         ),
-        SemaphoreError::PlainHttpServer { .. } | SemaphoreError::HttpsServer { .. } | SemaphoreError::NotSemaphore { .. } => (
+        SemaphoreError::PlainHttpServer { .. }
+        | SemaphoreError::HttpsServer { .. }
+        | SemaphoreError::NotSemaphore { .. } => (
             "semaphore-not-semaphore",
             "the URL does not reach Semaphore's API (wrong scheme or port)",
             "pvetoken doctor --semaphore-url http(s)://HOST:PORT   (PrivateBox: https://localhost:2443)".to_owned(),

@@ -39,10 +39,14 @@ pub fn check(path: &Path, profile: &str) -> TokenFileCheck {
             return TokenFileCheck { findings: vec![finding], token: None };
         }
         Err(error) => {
-            let finding =
-                Finding::new("token-file-unreadable", Severity::Blocking, CHECK, format!("cannot read {shown}: {error}"))
-                    .why("the token cannot be used from here")
-                    .fix(format!("ls -l {shown}; run as the file's owner (or root)"));
+            let finding = Finding::new(
+                "token-file-unreadable",
+                Severity::Blocking,
+                CHECK,
+                format!("cannot read {shown}: {error}"),
+            )
+            .why("the token cannot be used from here")
+            .fix(format!("ls -l {shown}; run as the file's owner (or root)"));
             return TokenFileCheck { findings: vec![finding], token: None };
         }
     };
@@ -119,10 +123,9 @@ fn parse_finding(error: &TokenFileError, path: &Path, create: &str) -> Finding {
             "consumers and pvetoken need PROXMOX_HOST (or PROXMOX_URL), PROXMOX_NODE, PROXMOX_TOKEN_ID and \
              PROXMOX_TOKEN_SECRET",
         ),
-        TokenFileError::Invalid { .. } => (
-            "token-file-bad-value",
-            "a consumer given this value fails (401, wrong server, or a refused certificate)",
-        ),
+        TokenFileError::Invalid { .. } => {
+            ("token-file-bad-value", "a consumer given this value fails (401, wrong server, or a refused certificate)")
+        }
         _ => (
             "token-file-syntax",
             "the file must be KEY='value' lines that need no shell to read; pvetoken never runs a shell on it",
@@ -210,5 +213,8 @@ fn value_findings(token: &TokenFile, path: &Path, profile: &str) -> Vec<Finding>
 pub fn is_uuid(text: &str) -> bool {
     let groups: Vec<&str> = text.split('-').collect();
     groups.len() == 5
-        && groups.iter().zip([8, 4, 4, 4, 12]).all(|(group, len)| group.len() == len && group.chars().all(|c| c.is_ascii_hexdigit()))
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(group, len)| group.len() == len && group.chars().all(|c| c.is_ascii_hexdigit()))
 }
