@@ -251,40 +251,6 @@ fn read_password_file(path: &Path) -> Result<Secret, CliError> {
     Ok(Secret::from(first))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::{ConnectionArgs, Target, TargetFallback};
-
-    #[test]
-    fn a_bare_host_resolves_to_https_on_8006_with_the_pin_from_the_token_file() {
-        let args = ConnectionArgs { auth_user: "root@pam".into(), ..ConnectionArgs::default() };
-        let fallback = TargetFallback { url: Some("pve.lan".into()), fingerprint: Some("00".repeat(32)) };
-        match args.resolve_target(&fallback).expect("resolves") {
-            Target::Remote { endpoint, tls } => {
-                assert_eq!(endpoint.base(), "https://pve.lan:8006");
-                assert!(tls.fingerprint.is_some());
-            }
-            Target::Local { .. } => panic!("not local"),
-        }
-    }
-
-    #[test]
-    fn a_token_id_as_auth_user_is_refused_with_the_admin_token_hint() {
-        let args = ConnectionArgs { auth_user: "root@pam!ci".into(), ..ConnectionArgs::default() };
-        let error = args.resolve_admin().expect_err("token id");
-        assert!(error.hint.unwrap_or_default().contains("PVETOKEN_ADMIN_TOKEN_FILE"));
-    }
-
-    #[test]
-    fn no_url_anywhere_is_a_usage_error_naming_the_flag() {
-        let args = ConnectionArgs { auth_user: "root@pam".into(), ..ConnectionArgs::default() };
-        if std::env::var_os("PVETOKEN_URL").is_none() {
-            let error = args.resolve_target(&TargetFallback::default()).expect_err("no url");
-            assert!(error.hint.unwrap_or_default().contains("--url"));
-        }
-    }
-}
-
 /// The admin token (full id, secret) when `PVETOKEN_ADMIN_TOKEN_FILE` is used: read through the token store, so a
 /// file readable by group or others is refused.
 pub fn read_admin_token(admin: &AdminAuth) -> Result<Option<(String, Secret)>, CliError> {
@@ -388,5 +354,39 @@ pub fn remote_error(error: &pvetoken_client::ClientError, target: &Target) -> Cl
         E::Local { status: None, .. } => CliError::remote(error.to_string())
             .with_hint("--local runs pvesh as root on a Proxmox VE host; elsewhere use --url"),
         _ => CliError::remote(error.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ConnectionArgs, Target, TargetFallback};
+
+    #[test]
+    fn a_bare_host_resolves_to_https_on_8006_with_the_pin_from_the_token_file() {
+        let args = ConnectionArgs { auth_user: "root@pam".into(), ..ConnectionArgs::default() };
+        let fallback = TargetFallback { url: Some("pve.lan".into()), fingerprint: Some("00".repeat(32)) };
+        match args.resolve_target(&fallback).expect("resolves") {
+            Target::Remote { endpoint, tls } => {
+                assert_eq!(endpoint.base(), "https://pve.lan:8006");
+                assert!(tls.fingerprint.is_some());
+            }
+            Target::Local { .. } => panic!("not local"),
+        }
+    }
+
+    #[test]
+    fn a_token_id_as_auth_user_is_refused_with_the_admin_token_hint() {
+        let args = ConnectionArgs { auth_user: "root@pam!ci".into(), ..ConnectionArgs::default() };
+        let error = args.resolve_admin().expect_err("token id");
+        assert!(error.hint.unwrap_or_default().contains("PVETOKEN_ADMIN_TOKEN_FILE"));
+    }
+
+    #[test]
+    fn no_url_anywhere_is_a_usage_error_naming_the_flag() {
+        let args = ConnectionArgs { auth_user: "root@pam".into(), ..ConnectionArgs::default() };
+        if std::env::var_os("PVETOKEN_URL").is_none() {
+            let error = args.resolve_target(&TargetFallback::default()).expect_err("no url");
+            assert!(error.hint.unwrap_or_default().contains("--url"));
+        }
     }
 }

@@ -1,15 +1,20 @@
 //! `pvetoken create`: converge role, user, token and ACLs for a consumer profile, save the token, verify it.
 //!
-//! Order (a fresh create on a password login is 6 requests plus one `PUT /access/acl` per profile path, plus
-//! `GET /nodes` when `--node` is not given):
+//! A fresh create (password login) makes `6 + P` requests, `P` = the profile's ACL paths, plus `GET /nodes` when
+//! neither `--node` nor the token file names the node (measured in `tests/it/lifecycle.rs`): `POST
+//! /access/ticket`, `GET /version` (privileges depend on the release), `POST /access/roles`, `POST /access/users`,
+//! `POST .../token/NAME` (the secret is saved at once), one `PUT /access/acl` per path with `users=` and `tokens=`
+//! together (PVE takes one path per call; privsep needs both sides), and `GET /access/permissions` as the token.
+//! An unchanged rerun makes 4: login, version, `GET` of the role, the token's own permissions (which prove the
+//! saved secret works and nothing is missing).
+//!
 //! 1. prepare the token file (a 0600 temp file in the destination directory) before anything touches the server;
-//! 2. login, `GET /version` (privileges depend on it);
-//! 3. `POST` the role and the user, falling back on "already exists" (an existing role is compared and corrected,
-//!    an existing user is never touched);
-//! 4. `POST` the token and save its secret at once (if saving fails, the token is deleted); a token that exists
-//!    while the token file does not hold its secret is an error (`--rotate-if-exists` rotates it);
-//! 5. one `PUT /access/acl` per path with `users=` and `tokens=` (privsep needs both sides);
-//! 6. verify as the token itself.
+//! 2. an existing role is compared and set to exactly the profile's privileges; an existing user is never touched;
+//! 3. a marker `<token file>.pending` names the token while its creation is in flight: if the answer is lost, the
+//!    next run recognises the token as left behind without its secret and replaces it; a token that exists
+//!    without a marker and without its secret in the token file is an error (`--rotate-if-exists` rotates it);
+//! 4. if the secret cannot be saved, the token is deleted again;
+//! 5. verify as the token itself; `--deliver-to VMID` then writes the token file into a guest.
 
 use std::path::{Path, PathBuf};
 

@@ -163,7 +163,7 @@ impl Lab {
 
     /// Tokens of `user` on the server (names).
     pub fn server_tokens(&self, user: &str) -> Vec<String> {
-        let list = self.root().get(&format!("/access/users/{user}/token"), &[]).map(|v| v.clone()).unwrap_or_default();
+        let list = self.root().get(&format!("/access/users/{user}/token"), &[]).unwrap_or_default();
         let mut names: Vec<String> =
             list.as_array().into_iter().flatten().filter_map(|t| t["tokenid"].as_str().map(str::to_owned)).collect();
         names.sort();
@@ -677,5 +677,101 @@ fn rotate_converges_after_a_dropped_connection_at_every_step() {
 fn rotate_converges_after_an_answer_slower_than_timeout_at_every_step() {
     for version in VERSIONS {
         rotate_survives(version, Failure::BeyondTimeout);
+    }
+}
+
+/// Writes the stand-in pvesh's configuration (0600) and returns the environment that points pvetoken at it.
+fn pvesh_env(lab: &Lab) -> (Vec<(String, String)>, PathBuf) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let ready = lab.lab().ready();
+    let config = lab.dir().join("pvesh.json");
+    let argv_log = lab.dir().join("pvesh-argv.jsonl");
+    let text = serde_json::json!({
+        "url": ready.pve_url, "ca_file": ready.ca_file, "user": ready.root_user,
+        "password": ready.root_password, "argv_log": argv_log,
+    });
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&config)
+        .and_then(|mut file| file.write_all(text.to_string().as_bytes()))
+        .expect("write the stand-in pvesh config");
+    let pvesh = crate::support::repo_root().join("tests/support/pvesh");
+    let env = vec![
+        ("PVETOKEN_PVESH".to_owned(), pvesh.display().to_string()),
+        ("PVESH_STANDIN_CONFIG".to_owned(), config.display().to_string()),
+    ];
+    (env, argv_log)
+}
+
+#[test]
+fn a_whole_cycle_never_shows_the_secret_and_keeps_every_file_holding_it_0600() {
+    for (version, local) in [("9.1", false), ("8.4", false), ("9.1", true), ("8.4", true)] {
+        let lab = Lab::start(version);
+        let context = format!("{version} local={local}");
+        let (pvesh, argv_log) = pvesh_env(&lab);
+        let file = lab.token_file().display().to_string();
+        let connection: Vec<String> = if local { vec!["--local".into()] } else { lab.connection() };
+        let password = lab.lab().ready().root_password.clone();
+        let run = |args: &[&str]| {
+            let mut all: Vec<&str> = args.to_vec();
+            all.extend(connection.iter().map(String::as_str));
+            let mut env: Vec<(&str, &str)> = pvesh.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            if !local {
+                env.push(("PVETOKEN_PASSWORD", password.as_str()));
+            }
+            lab.pvetoken_env(&all, &env)
+        };
+        let mut runs = Vec::new();
+        let mut secrets = Vec::new();
+        let create = run(&["create", "--profile", "packer", "--node", "pve", "--token-file", &file]);
+        assert_eq!(create.code, 0, "{context}: {}", create.both());
+        secrets.push(lab.saved().unwrap().1);
+        runs.push(create);
+        runs.push(run(&["create", "--profile", "packer", "--node", "pve", "--token-file", &file]));
+        runs.push(run(&["-v", "verify", "--profile", "packer", "--token-file", &file]));
+        runs.push(run(&["--output", "json", "verify", "--profile", "packer", "--token-file", &file]));
+        runs.push(run(&["--output", "json", "list"]));
+        let rotate = run(&["-v", "rotate", "--token-file", &file]);
+        assert_eq!(rotate.code, 0, "{context}: {}", rotate.both());
+        let (id, secret) = lab.saved().unwrap();
+        secrets.push(secret);
+        runs.push(rotate);
+        runs.push(run(&["verify", "--profile", "packer", "--token-file", &file]));
+        for run in &runs {
+            assert_eq!(run.code, 0, "{context}: {}", run.both());
+        }
+        // Every file in the token directory is private, and only the token file holds the secret.
+        for entry in std::fs::read_dir(lab.token_file().parent().unwrap()).unwrap() {
+            let path = entry.unwrap().path();
+            assert_eq!(mode(&path), 0o600, "{context}: {}", path.display());
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            if path != lab.token_file() {
+                assert!(!secrets.iter().any(|s| text.contains(s)), "{context}: {} holds a secret", path.display());
+            }
+        }
+        let revoke = run(&["revoke", &id]);
+        assert_eq!(revoke.code, 0, "{context}: {}", revoke.both());
+        runs.push(revoke);
+        assert!(lab.server_tokens("automation@pve").is_empty(), "{context}");
+
+        let log = format!("{:?}", lab.requests());
+        let argv = std::fs::read_to_string(&argv_log).unwrap_or_default();
+        if local {
+            assert!(argv.lines().count() >= 10, "{context}: pvesh was used: {argv}");
+        }
+        for secret in secrets.iter().chain(std::iter::once(&password)) {
+            for run in &runs {
+                assert!(
+                    !run.stdout.contains(secret.as_str()) && !run.stderr.contains(secret.as_str()),
+                    "{context}: {}",
+                    run.both()
+                );
+            }
+            assert!(!log.contains(secret.as_str()), "{context}: secret in the lab request log");
+            assert!(!argv.contains(secret.as_str()), "{context}: secret in pvesh's argv");
+        }
     }
 }
