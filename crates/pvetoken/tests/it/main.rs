@@ -6,6 +6,7 @@ mod deliver;
 mod lint;
 mod register;
 mod render;
+mod render_consumers;
 mod support;
 mod third_party;
 mod lifecycle;
