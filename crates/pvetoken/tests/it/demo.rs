@@ -1,0 +1,74 @@
+//! `pvetoken demo` runs the whole flow on the in-process lab, exits 0, and never prints a secret: neither the
+//! secrets left in its token files nor anything shaped like a PVE token secret (a UUID), rotated ones included.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+fn looks_like_uuid(word: &str) -> bool {
+    let groups: Vec<&str> = word.split('-').collect();
+    groups.len() == 5
+        && groups.iter().zip([8, 4, 4, 4, 12]).all(|(g, n)| g.len() == n && g.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+fn assert_no_uuid(text: &str) {
+    for word in text.split(|c: char| !(c.is_ascii_hexdigit() || c == '-')) {
+        assert!(!looks_like_uuid(word), "a token secret was printed: {word}");
+    }
+}
+
+#[test]
+fn the_demo_walks_the_whole_flow_exits_0_and_prints_no_secret() {
+    let text = Command::new(env!("CARGO_BIN_EXE_pvetoken")).args(["demo", "--keep"]).output().expect("demo runs");
+    let json = Command::new(env!("CARGO_BIN_EXE_pvetoken"))
+        .args(["demo", "--keep", "--output", "json"])
+        .output()
+        .expect("demo runs");
+    for output in [&text, &json] {
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    }
+    let json_out = String::from_utf8_lossy(&json.stdout).into_owned();
+    let report: Value = serde_json::from_str(json_out.lines().last().unwrap_or_default()).expect("one JSON line");
+    assert_eq!(report["ok"], true);
+    let steps: Vec<&str> =
+        report["steps"].as_array().expect("steps").iter().filter_map(|s| s["step"].as_str()).collect();
+    for expected in [
+        "lab",
+        "create",
+        "deliver",
+        "register",
+        "verify",
+        "render",
+        "break",
+        "doctor",
+        "explain-error",
+        "fix",
+        "rotate",
+        "revoke",
+    ] {
+        assert!(steps.contains(&expected), "missing step {expected}: {steps:?}");
+    }
+    assert!(report["steps"].as_array().expect("steps").iter().all(|s| s["seconds"].as_f64().is_some()));
+    let all = [&text, &json]
+        .iter()
+        .map(|o| format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
+        .collect::<String>();
+    assert_no_uuid(&all);
+    // The secrets the demo left in its token files (read from its kept directory) are absent too.
+    let mut secrets = Vec::new();
+    for output in [&text, &json] {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let kept = stderr.lines().find_map(|line| line.strip_prefix("kept ")).expect("kept dir").to_owned();
+        for name in ["host/token.env", "host/packer-token.env"] {
+            let file = std::path::Path::new(&kept).join(name);
+            let token = pvetoken_render::TokenFile::parse(&std::fs::read_to_string(&file).expect("token file"))
+                .expect("parses");
+            secrets.push(pvetoken_api::ExposeSecret::expose_secret(&token.secret).to_owned());
+        }
+        let _ = std::fs::remove_dir_all(&kept);
+    }
+    assert_eq!(secrets.len(), 4);
+    for secret in secrets {
+        assert!(!all.contains(&secret), "a token file's secret was printed");
+    }
+}
