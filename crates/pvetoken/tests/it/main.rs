@@ -2,7 +2,6 @@
 mod acl_cli;
 mod audit;
 mod audit_html;
-mod demo;
 mod deliver;
 mod lint;
 mod register;
@@ -11,3 +10,6 @@ mod render_consumers;
 mod support;
 mod third_party;
 mod lifecycle;
+mod demo;
+mod doctor;
+mod doctor_explain;
