@@ -1,4 +1,5 @@
 //! Integration tests, one module per area.
 mod age;
 mod formats;
+mod lint_rules;
 mod token_file;
