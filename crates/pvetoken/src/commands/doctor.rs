@@ -316,7 +316,7 @@ fn print_report(report: &Report, printer: &Printer) -> anyhow::Result<()> {
         }
     }
     out.push('\n');
-    out.push_str(&match (report.blocked_by, report.fails()) {
+    out.push_str(&match (&report.blocked_by, report.fails()) {
         (Some(id), _) => format!("stopped at {id}: fix it and run pvetoken doctor again\n"),
         (None, true) => "some checks failed: apply the fixes above\n".to_owned(),
         (None, false) => "nothing blocks\n".to_owned(),

@@ -54,7 +54,7 @@ impl Severity {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
     /// Stable identifier, e.g. `token-file-mode` (documented in docs/doctor.md; tests match on it).
-    pub id: &'static str,
+    pub id: String,
     /// How bad it is.
     pub severity: Severity,
     /// The check group that found it (`token-file`, `environment`, `dns`, ...).
@@ -69,8 +69,8 @@ pub struct Finding {
 
 impl Finding {
     /// A finding without a fix yet.
-    pub fn new(id: &'static str, severity: Severity, check: &'static str, what: impl Into<String>) -> Self {
-        Self { id, severity, check, what: what.into(), why: String::new(), fix: Vec::new() }
+    pub fn new(id: impl Into<String>, severity: Severity, check: &'static str, what: impl Into<String>) -> Self {
+        Self { id: id.into(), severity, check, what: what.into(), why: String::new(), fix: Vec::new() }
     }
 
     /// Adds the reason.
@@ -121,7 +121,7 @@ pub struct Report {
     /// Every finding, in the order found.
     pub findings: Vec<Finding>,
     /// The first blocking finding's id, when one stopped the chain.
-    pub blocked_by: Option<&'static str>,
+    pub blocked_by: Option<String>,
 }
 
 impl Report {
@@ -139,7 +139,7 @@ impl Report {
             Some(_) => Status::Warning,
         };
         if let Some(blocking) = findings.iter().find(|finding| finding.severity == Severity::Blocking) {
-            self.blocked_by.get_or_insert(blocking.id);
+            self.blocked_by.get_or_insert_with(|| blocking.id.clone());
         }
         self.checks.push(CheckResult { check, status, detail: detail.into() });
         self.findings.extend(findings);
@@ -153,7 +153,7 @@ impl Report {
 
     /// Records every remaining check of `checks` as skipped because of the blocking finding.
     pub fn skip_rest(&mut self, checks: &[&'static str]) {
-        let reason = match self.blocked_by {
+        let reason = match &self.blocked_by {
             Some(id) => format!("not run: {id} must be fixed first"),
             None => "not run".to_owned(),
         };

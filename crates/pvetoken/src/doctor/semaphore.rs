@@ -61,7 +61,7 @@ pub async fn check(target: &Target<'_>, auth: SemaphoreAuth) -> (Vec<Finding>, S
             let finding = Finding::new("semaphore-project-missing", Severity::Blocking, CHECK, error.to_string())
                 .why("the environment lives in a project; the user must be a member of it")
                 .fix("in Semaphore: add the user to the project (role Manager or Owner)")
-                .fix(format!("pvetoken doctor --semaphore-project ID   (one of the visible projects)"));
+                .fix("pvetoken doctor --semaphore-project ID   (one of the visible projects)");
             client.logout().await;
             return (vec![finding], "project not found".to_owned());
         }

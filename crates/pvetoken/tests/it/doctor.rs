@@ -222,7 +222,7 @@ fn a_prefixed_packer_token_in_the_shell_is_an_error_but_the_server_checks_still_
     let env = [("PROXMOX_USERNAME", token.token_id.as_str()), ("PROXMOX_TOKEN", prefixed.as_str())];
     let run = lab.doctor(&file, &[], &env);
     assert_eq!(run.code, 1);
-    assert_eq!(run.ids(), ["env-packer-token-not-secret"]);
+    assert_eq!(run.ids(), ["env-pveapitoken-prefix"]);
     assert_eq!(run.status_of("environment"), "failed");
     assert_eq!(run.status_of("privileges"), "ok", "not blocking: {}", run.all);
     assert_no_secret(&run, &secret);
