@@ -20,9 +20,7 @@ use crate::token_store;
 /// Arguments of `pvetoken render`.
 #[derive(Debug, Args)]
 pub struct RenderArgs {
-    /// Consumer format: env (the token file), packer, packer-pkrvars, terraform-bpg, terraform-bpg-tfvars,
-    /// terraform-telmate, terraform-telmate-tfvars, ansible-env, ansible-vars, header, sops, semaphore, json,
-    /// cloud-init.
+    /// Consumer format (`env` is the token file itself; `sops` with --age-recipient is encrypted).
     #[arg(long, value_name = "FORMAT", default_value = "env", value_parser = format_names())]
     format: String,
     /// Token file to read (default: /root/.proxmox-api-token as root, else $XDG_CONFIG_HOME/pvetoken/token.env).
