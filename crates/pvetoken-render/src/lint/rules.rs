@@ -84,7 +84,7 @@ pub fn check(file: &Scanned, context: &DirectoryContext, options: &LintOptions) 
         let value = a.value.trim();
 
         // pveapitoken-prefix
-        if value.len() >= 12 && value[..12].eq_ignore_ascii_case("PVEAPIToken=") {
+        if value.get(..12).is_some_and(|head| head.eq_ignore_ascii_case("PVEAPIToken=")) {
             if key.contains("header") || key.contains("authorization") {
                 continue;
             }

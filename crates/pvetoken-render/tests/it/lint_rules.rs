@@ -112,3 +112,20 @@ fn rendered_formats_with_tls_verification_off_get_only_the_info_finding() {
         assert!(flagged.contains(&format), "{format} turns verification off but was not flagged");
     }
 }
+
+proptest::proptest! {
+    /// Whatever a file holds (multi-byte characters, unbalanced quotes and braces), lint reports and never panics.
+    #[test]
+    fn lint_never_panics_on_any_text(
+        text in r#"(\PC|[\n"'{}#/=:$!@ ]|PVEAPIToken=|€|variable "a" \{|default = |cloud-init status --wait){0,200}"#,
+    ) {
+        for name in ["a.env", "a.pkr.hcl", "a.tf", "a.yml", "unknown"] {
+            let _ = lint_text(name, &text, &DirectoryContext::default(), &LintOptions::default());
+        }
+    }
+}
+
+#[test]
+fn a_multi_byte_value_where_the_prefix_would_be_is_not_a_panic() {
+    assert!(rules(".envrc", "export PROXMOX_TOKEN=\"a€€€€\"\n").is_empty());
+}

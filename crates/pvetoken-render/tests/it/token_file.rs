@@ -83,3 +83,21 @@ fn host_that_disagrees_with_the_url_is_refused() {
                 PROXMOX_TOKEN_ID='a@pve!tok'\nPROXMOX_TOKEN_SECRET='s'\n";
     assert!(matches!(TokenFile::parse(text), Err(TokenFileError::Invalid { key: "PROXMOX_HOST", .. })));
 }
+
+proptest::proptest! {
+    /// Any value (quotes, `$`, backslashes, newlines, any character) written by `render` is read back unchanged,
+    /// by pvetoken and by bash alike (bash checked for the secret in a sample of cases above).
+    #[test]
+    fn any_value_round_trips(secret in "\\PC{1,40}|[\n'\"$`\\\\ ]{1,20}", storage in "(\\PC|\n){0,40}") {
+        let token = token_with(&secret, &storage);
+        let again = TokenFile::parse(&token.render()).expect("own output parses");
+        proptest::prop_assert_eq!(again.secret.expose_secret(), secret.as_str());
+        proptest::prop_assert_eq!(again.storage.as_deref().unwrap_or(""), storage.as_str());
+    }
+
+    /// Parsing never panics, whatever the file holds.
+    #[test]
+    fn parse_never_panics(text in "(\\PC|[\n'\"=#$ ]|PROXMOX_[A-Z_]{2,12}=|export ){0,200}") {
+        let _ = TokenFile::parse(&text);
+    }
+}
