@@ -26,11 +26,6 @@ impl Printer {
         }
     }
 
-    /// A printer for tests and in-process runs: text output, no colour.
-    #[cfg_attr(not(test), expect(dead_code, reason = "used by commands that run others in-process"))]
-    pub fn plain(output: OutputFormat, quiet: bool) -> Self {
-        Self { output, quiet, verbose: 0, color: false }
-    }
 
     /// The output format the user asked for.
     pub fn output(&self) -> OutputFormat {
@@ -59,12 +54,6 @@ impl Printer {
         Ok(())
     }
 
-    /// Writes a value as pretty JSON to stdout.
-    pub fn json_pretty<T: serde::Serialize>(&self, value: &T) -> anyhow::Result<()> {
-        let text = serde_json::to_string_pretty(value)?;
-        self.data(&text)?;
-        Ok(())
-    }
 
     /// A progress or status message on stderr (hidden by `--quiet`).
     pub fn info(&self, message: &str) {

@@ -38,13 +38,3 @@ pub fn run(command: Command, printer: &Printer) -> anyhow::Result<Exit> {
         Command::Lab(args) => lab::run(args, printer),
     }
 }
-
-/// Temporary answer of a command whose issue is still open; removed as each command lands.
-fn not_yet(name: &str) -> anyhow::Result<Exit> {
-    Err(crate::exit::CliError {
-        exit: Exit::Internal,
-        message: format!("`pvetoken {name}` is not built yet"),
-        hint: None,
-    }
-    .into())
-}
