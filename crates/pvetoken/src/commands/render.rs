@@ -63,6 +63,18 @@ pub fn run(args: RenderArgs, printer: &Printer) -> anyhow::Result<Exit> {
         ))
     })?;
     let recipients = parse_recipients(format, &args.age_recipients)?;
+    if format == Format::Sops
+        && recipients.is_empty()
+        && let Some(out) = &args.out
+        && out.to_string_lossy().contains(".enc.")
+    {
+        return Err(CliError::usage(format!(
+            "refusing to write the plaintext SOPS schema to {}, whose name says it is encrypted; nothing was written",
+            out.display()
+        ))
+        .with_hint("add --age-recipient age1... (repeatable) to encrypt it with sops")
+        .into());
+    }
     let sops = if recipients.is_empty() { None } else { Some(find_sops()?) };
 
     let path = match &args.token_file {

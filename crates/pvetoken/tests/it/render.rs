@@ -347,3 +347,42 @@ fn sops_without_a_recipient_prints_the_plaintext_schema_and_warns_about_a_missin
     );
     assert!(stdout(&with_pool).contains("proxmox_storage_pool: \"tank\""), "{}", stdout(&with_pool));
 }
+
+#[test]
+fn plaintext_sops_schema_is_never_written_to_an_enc_yaml_file() {
+    let dir = TempDir::new("render");
+    let token = write_token_file(dir.path(), "");
+    let out = dir.path().join("proxmox-creds.enc.yaml");
+    let output = pvetoken(
+        dir.path(),
+        &[
+            "render",
+            "--format",
+            "sops",
+            "--token-file",
+            token.to_str().expect("utf-8"),
+            "--out",
+            out.to_str().expect("utf-8"),
+        ],
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("--age-recipient"), "{}", stderr(&output));
+    assert!(!out.exists());
+    let plain = dir.path().join("proxmox-creds.yaml");
+    let output = pvetoken(
+        dir.path(),
+        &[
+            "render",
+            "--format",
+            "sops",
+            "--token-file",
+            token.to_str().expect("utf-8"),
+            "--out",
+            plain.to_str().expect("utf-8"),
+        ],
+        &[],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(mode(&plain), 0o600);
+}
