@@ -26,7 +26,6 @@ impl Printer {
         }
     }
 
-
     /// A printer for unit tests: text output, no colour.
     #[cfg(test)]
     pub fn plain(output: OutputFormat, quiet: bool) -> Self {
@@ -59,7 +58,6 @@ impl Printer {
         self.data(&text)?;
         Ok(())
     }
-
 
     /// A progress or status message on stderr (hidden by `--quiet`).
     pub fn info(&self, message: &str) {
