@@ -13,6 +13,7 @@
 //! | `token-id-not-name` | error | a full id where only the token name goes (`api_token_id`, SOPS `proxmox_token_id`) |
 //! | `community-proxmox-token-id-full` | error | `PROXMOX_TOKEN_ID=user@realm!name` next to `PROXMOX_USER` |
 //! | `user-has-token-name` | error | `api_user`/`PROXMOX_USER` holding `user@realm!name` |
+//! | `token-id-escaped-bang` | error | a token id spelling `!` as `\u0021` or `\x21`, which bash and jq keep literally |
 //! | `token-id-ambiguous` | warning | `PROXMOX_TOKEN_ID=name` without `PROXMOX_USER` (community.proxmox then assumes root@pam) |
 //! | `pam-token-user` | warning | a token user in the `@pam` realm where a `@pve` automation user is meant |
 //! | `api-path-missing` | error | a Packer/Telmate URL without `/api2/json` |

@@ -128,6 +128,27 @@ pub fn check(file: &Scanned, context: &DirectoryContext, options: &LintOptions) 
             continue;
         }
 
+        // a `!` written as an escape that the reader never decodes (PrivateBox 97f1361: bash kept `\u0021`)
+        let id_key = is(&key, FULL_ID_KEYS)
+            || is(&key, BPG_TOKEN_KEYS)
+            || is(&key, NAME_ONLY_KEYS)
+            || key == "username"
+            || key == "token_id";
+        if id_key && (value.contains("\\u0021") || value.contains("\\x21")) {
+            out.push(finding(
+                a,
+                "token-id-escaped-bang",
+                Severity::Error,
+                format!(
+                    "{name} spells `!` as an escape sequence; shells, YAML single quotes and jq keep it literally, so \
+                     the id reaches the consumer as `user@realm\\u0021name`"
+                ),
+                "write the `!` itself, inside single quotes in shell (`'automation@pve!ansible'`): `!` is valid in \
+                 JSON and YAML strings",
+            ));
+            continue;
+        }
+
         // token id shapes
         let looks_like_id = value.contains('@') || value.contains('!');
         if (is(&key, FULL_ID_KEYS) || (packer_token_set && key == "username" && value.contains('@')))
