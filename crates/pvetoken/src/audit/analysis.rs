@@ -91,6 +91,14 @@ impl<'a> Index<'a> {
         }
     }
 
+    /// True for a guest or storage path that belongs to a pool.
+    pub fn is_pool_member(&self, path: &str) -> bool {
+        if let Some(id) = path.strip_prefix("/vms/") {
+            return id.parse::<u64>().ok().and_then(|id| self.cfg.pool_of_vm(id)).is_some();
+        }
+        path.starts_with("/storage/") && self.pool_storages.iter().any(|s| s == path)
+    }
+
     /// Entries naming exactly `subject`.
     pub fn entries_of(&self, subject: &AclSubject) -> impl Iterator<Item = &AclEntry> {
         self.by_subject.get(subject).into_iter().flatten().map(|i| &self.entries[*i])
@@ -159,37 +167,75 @@ pub fn view<'i>(index: &'i Index<'_>, id: TokenId, token: &Token) -> TokenView<'
         TokenView { id, owner, token: token.clone(), subject, own_entries, owner_entries, evaluated: Vec::new() };
     let relevant = view.relevant_entries();
     let mut paths: BTreeSet<String> = BASE_PATHS.iter().map(|p| (*p).to_owned()).collect();
-    paths.extend(relevant.iter().map(|e| e.path.as_str().to_owned()));
+    if view.token.privsep && !view.owner.is_root() {
+        // Effective = own ∩ owner, and the token's own rights are empty unless one of its entries sits on the path
+        // or propagates from above: the owner's other paths cannot hold anything.
+        // (Pool members can also get the token's rights through their pool.)
+        let own_reaches_pools = view.own_entries.iter().any(|e| reaches_pools(e.path.as_str()));
+        paths.extend(view.own_entries.iter().map(|e| e.path.as_str().to_owned()));
+        paths.extend(
+            view.owner_entries
+                .iter()
+                .map(|e| e.path.as_str())
+                .filter(|p| {
+                    view.own_entries.iter().any(|own| covers(own, p)) || (own_reaches_pools && index.is_pool_member(p))
+                })
+                .map(str::to_owned),
+        );
+    } else {
+        paths.extend(relevant.iter().map(|e| e.path.as_str().to_owned()));
+    }
+    // A privilege-separated token (not of root@pam) has nothing where none of its own entries applies and no pool
+    // can add its roles: no need to ask the evaluator there.
+    let separated = view.token.privsep && !view.owner.is_root();
+    let own_reaches_pools = view.own_entries.iter().any(|e| reaches_pools(e.path.as_str()));
+    let empty = |path: &str| {
+        separated
+            && !view.own_entries.iter().any(|own| covers(own, path))
+            && !(own_reaches_pools && index.is_pool_member(path))
+    };
     let mut places: Vec<Evaluated> = paths
         .iter()
-        .map(|path| Evaluated {
-            path: path.clone(),
-            members: false,
-            evaluated_on: path.clone(),
-            perms: index.eval.permissions_raw(&view.subject, path),
+        .map(|path| {
+            let empty = empty(path);
+            Evaluated {
+                path: path.clone(),
+                members: false,
+                evaluated_on: path.clone(),
+                perms: if empty { Permissions::default() } else { index.eval.permissions_raw(&view.subject, path) },
+            }
         })
         .collect();
-    places.extend(pool_places(index, &view.subject, &relevant, &paths));
+    places.extend(pool_places(index, &view.subject, &relevant, &paths, &empty));
     places.sort_by(|a, b| (a.path.as_str(), a.members).cmp(&(b.path.as_str(), b.members)));
     view.evaluated = places;
     view
 }
 
+/// True when an entry on `path` can resolve on `/pool/<id>` paths (and so reach pool members).
+fn reaches_pools(path: &str) -> bool {
+    path == "/" || path == "/pool" || path.starts_with("/pool/")
+}
+
+/// True when `entry` applies on `path`: at the path itself, or propagating from an ancestor.
+fn covers(entry: &AclEntry, path: &str) -> bool {
+    let at = entry.path.as_str();
+    at == path || (entry.propagate && (at == "/" || path.strip_prefix(at).is_some_and(|rest| rest.starts_with('/'))))
+}
+
 /// Pool member representatives and pool storages, when the subject has entries that reach pools.
+/// `empty(path)` tells where the token certainly has nothing (no evaluation, no place).
 fn pool_places(
     index: &Index<'_>,
     subject: &Subject,
     relevant: &[&AclEntry],
     paths: &BTreeSet<String>,
+    empty: &dyn Fn(&str) -> bool,
 ) -> Vec<Evaluated> {
     if index.pools.is_empty() {
         return Vec::new();
     }
-    let reaches_pools = relevant.iter().any(|e| {
-        let p = e.path.as_str();
-        p == "/" || p == "/pool" || p.starts_with("/pool/")
-    });
-    if !reaches_pools {
+    if !relevant.iter().any(|e| reaches_pools(e.path.as_str())) {
         return Vec::new();
     }
     // Pools with an entry on /pool/<id> or on a parent pool path get their own representative; all other pools
@@ -206,7 +252,7 @@ fn pool_places(
                 .iter()
                 .any(|p| pool.path == *p || pool.path.strip_prefix(*p).is_some_and(|rest| rest.starts_with('/')));
         if specific {
-            if let Some(vm_path) = free_vm(pool) {
+            if let Some(vm_path) = free_vm(pool).filter(|vm| !empty(vm)) {
                 out.push(Evaluated {
                     perms: index.eval.permissions_raw(subject, &vm_path),
                     path: pool.path.clone(),
@@ -223,7 +269,7 @@ fn pool_places(
             }
         }
     }
-    if let Some((pool_path, vm_path)) = generic {
+    if let Some((pool_path, vm_path)) = generic.filter(|(_, vm)| !empty(vm)) {
         out.push(Evaluated {
             perms: index.eval.permissions_raw(subject, vm_path),
             // Name the pool when it is the only one, rather than `*`.
@@ -233,7 +279,7 @@ fn pool_places(
         });
     }
     for path in &index.pool_storages {
-        if !paths.contains(path) {
+        if !paths.contains(path) && !empty(path) {
             out.push(Evaluated {
                 perms: index.eval.permissions_raw(subject, path),
                 evaluated_on: path.clone(),
@@ -331,4 +377,111 @@ pub fn encode_text(s: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pvetoken_acl::{PrivSet, PveVersion};
+
+    /// A deterministic tangle of users, groups, tokens (both privsep), pools (nested), NoAccess and
+    /// non-propagating entries on every kind of path.
+    fn tangled_cfg() -> String {
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = |n: u64| {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) % n
+        };
+        let mut text = String::new();
+        let users: Vec<String> = (0..12).map(|i| format!("u{i}@pve")).collect();
+        let mut tokens = Vec::new();
+        for u in &users {
+            text.push_str(&format!("user:{u}:1:0::::::\n"));
+            for t in 0..2 {
+                let id = format!("{u}!t{t}");
+                text.push_str(&format!("token:{id}:0:{}::\n", next(3).min(1)));
+                tokens.push(id);
+            }
+        }
+        text.push_str("token:root@pam!rt:0:1::\n");
+        tokens.push("root@pam!rt".to_owned());
+        for g in 0..4 {
+            let members: Vec<&str> = (0..4).map(|_| users[next(12) as usize].as_str()).collect();
+            text.push_str(&format!("group:g{g}:{}::\n", members.join(",")));
+        }
+        text.push_str(
+            "pool:pa::100,101,102:local:\npool:pb::200,201:local,nfs:\npool:pa/sub::300:nfs:\npool:pc::400::\n",
+        );
+        let paths = [
+            "/",
+            "/vms",
+            "/vms/100",
+            "/vms/200",
+            "/vms/300",
+            "/vms/500",
+            "/storage",
+            "/storage/local",
+            "/storage/nfs",
+            "/pool",
+            "/pool/pa",
+            "/pool/pb",
+            "/pool/pa/sub",
+            "/nodes",
+            "/nodes/n1",
+            "/access",
+            "/sdn/zones/z1",
+        ];
+        let roles = [
+            "Administrator",
+            "PVEAdmin",
+            "PVEAuditor",
+            "PVEVMAdmin",
+            "PVEVMUser",
+            "PVEDatastoreUser",
+            "NoAccess",
+            "PVEUserAdmin",
+        ];
+        for _ in 0..140 {
+            let subject = match next(3) {
+                0 => users[next(12) as usize].clone(),
+                1 => format!("@g{}", next(4)),
+                _ => tokens[next(tokens.len() as u64) as usize].clone(),
+            };
+            let path = paths[next(paths.len() as u64) as usize];
+            let role = roles[next(roles.len() as u64) as usize];
+            text.push_str(&format!("acl:{}:{path}:{subject}:{role}:\n", u64::from(next(4) != 0)));
+        }
+        text
+    }
+
+    #[test]
+    fn evaluated_places_dominate_every_path_of_the_configuration() {
+        let catalog = Catalog::for_version(PveVersion::NEWEST);
+        let (cfg, _) = UserCfg::parse(&tangled_cfg(), &catalog);
+        let index = Index::new(&cfg, &catalog);
+        let mut every_path: BTreeSet<String> = index.eval.map_paths().into_iter().collect();
+        for vm in [100, 101, 102, 200, 201, 300, 400, 500, 999] {
+            every_path.insert(format!("/vms/{vm}"));
+        }
+        every_path
+            .extend(["/storage/local", "/storage/nfs", "/storage/other", "/sdn/zones", "/nodes/n2"].map(String::from));
+        let mut checked = 0;
+        for (id, token) in cfg.tokens() {
+            let view = view(&index, id.clone(), token);
+            let union = view.evaluated.iter().fold(PrivSet::EMPTY, |acc, e| acc.union(e.perms.granted()));
+            let mut brute_union = PrivSet::EMPTY;
+            for path in &every_path {
+                let truth = index.eval.permissions_raw(&view.subject, path).granted();
+                brute_union = brute_union.union(truth);
+                assert!(
+                    view.evaluated.iter().any(|e| truth.is_subset(e.perms.granted())),
+                    "{id} on {path}: {} is not covered by any evaluated place",
+                    truth.join()
+                );
+                checked += 1;
+            }
+            assert_eq!(union, brute_union, "{id}: rights found anywhere differ");
+        }
+        assert!(checked > 500);
+    }
 }

@@ -43,6 +43,7 @@ pub fn audit(text: &str, catalog: &Catalog, source: SourceInfo, options: &Option
     let settings = rules::Settings { now: options.now, window: options.expiring_within };
     let mut findings: Vec<Finding> = Vec::new();
     let mut tokens: Vec<TokenReport> = Vec::new();
+    let mut labels = summary::Labels::default();
     for (id, token) in cfg.tokens() {
         let view = analysis::view(&index, id, token);
         let profile = profile_check::detect(&view);
@@ -54,7 +55,7 @@ pub fn audit(text: &str, catalog: &Catalog, source: SourceInfo, options: &Option
         {
             own.push(finding);
         }
-        let access = summary::access_lines(&view.evaluated, catalog);
+        let access = summary::access_lines(&view.evaluated, catalog, &mut labels);
         let mut ids: Vec<&'static str> = own.iter().map(|f| f.id).collect();
         ids.sort_unstable();
         ids.dedup();

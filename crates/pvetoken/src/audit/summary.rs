@@ -58,8 +58,19 @@ pub fn label(set: PrivSet, catalog: &Catalog) -> String {
     parts.join(" + ")
 }
 
+/// Labels already computed (the same sets recur across thousands of tokens).
+#[derive(Default)]
+pub struct Labels(std::collections::HashMap<PrivSet, String>);
+
+impl Labels {
+    /// [`label`], memoised.
+    pub fn get(&mut self, set: PrivSet, catalog: &Catalog) -> String {
+        self.0.entry(set).or_insert_with(|| label(set, catalog)).clone()
+    }
+}
+
 /// The access lines of a token: every evaluated place whose rights differ from what it inherits (broadest first).
-pub fn access_lines(evaluated: &[Evaluated], catalog: &Catalog) -> Vec<AccessLine> {
+pub fn access_lines(evaluated: &[Evaluated], catalog: &Catalog, labels: &mut Labels) -> Vec<AccessLine> {
     let mut lines = Vec::new();
     let index = by_path(evaluated);
     for place in evaluated {
@@ -81,7 +92,7 @@ pub fn access_lines(evaluated: &[Evaluated], catalog: &Catalog) -> Vec<AccessLin
         lines.push(AccessLine {
             path: place.path.clone(),
             scope,
-            label: label(granted, catalog),
+            label: labels.get(granted, catalog),
             privileges: granted.iter().map(|p| p.as_str()).collect(),
         });
     }

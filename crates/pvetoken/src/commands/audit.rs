@@ -168,7 +168,7 @@ fn emit(report: &Report, html_out: Option<&Path>, printer: &Printer) -> anyhow::
         printer.info(&format!("HTML report written to {}", path.display()));
     }
     match printer.output() {
-        OutputFormat::Json => printer.json_pretty(report)?,
+        OutputFormat::Json => printer.json(report)?,
         OutputFormat::Html if html_out.is_none() => printer.data(&html())?,
         OutputFormat::Html => {}
         OutputFormat::Text => printer.data(&audit::text::render(report))?,

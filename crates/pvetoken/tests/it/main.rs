@@ -2,6 +2,7 @@
 mod acl_cli;
 mod audit;
 mod audit_html;
+mod audit_live;
 mod deliver;
 mod lint;
 mod register;
