@@ -88,8 +88,22 @@ else
   log "npm: done in $(elapsed "$T") s"
 fi
 
+# --- chromium (pvetoken audit HTML report test; added for issue 8) -----------------------------------------------
+# BEGIN chromium
+# Debian's `chromium` renders the audit report headless in crates/pvetoken/tests/it/audit_html.rs.
+if ! command -v chromium >/dev/null 2>&1; then
+  T=$(now)
+  log "apt: installing chromium"
+  "${SUDO[@]}" apt-get update -qq
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  log "apt: chromium done in $(elapsed "$T") s"
+else
+  log "chromium: present ($(command -v chromium))"
+fi
+# END chromium
+
 # --- check ------------------------------------------------------------------------------------------------------
-for tool in packer age curl jq node; do
+for tool in packer age curl jq node chromium; do
   command -v "$tool" >/dev/null || { log "error: $tool is still missing after install"; exit 1; }
 done
 for tool in ansible-playbook sops schemathesis python; do
