@@ -35,6 +35,9 @@ pub async fn serve_default() -> Served {
 }
 
 fn client() -> reqwest::Client {
+    // Built together with the rest of the workspace, reqwest carries rustls without a default crypto provider
+    // (feature unification with pvetoken-client), so install ours before building a client.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::new()
 }
 
