@@ -40,10 +40,14 @@ fn line() -> impl Strategy<Value = String> {
 
 proptest! {
     #[test]
-    fn parse_write_parse_is_stable(lines in prop::collection::vec(line(), 0..25), version in prop::sample::select(vec!["7", "8", "9"])) {
+    fn rewriting_user_cfg_converges_after_one_canonical_rewrite(lines in prop::collection::vec(line(), 0..25), version in prop::sample::select(vec!["7", "8", "9"])) {
         let catalog = Catalog::for_version(version.parse().expect("version"));
         let text = lines.join("\n");
-        let (cfg, _) = UserCfg::parse(&text, &catalog);
+        // One rewrite is not always a fixed point, in Proxmox either: a token line before its user's line (root@pam
+        // exists from the start) is kept, then the user line replaces the user and its tokens, while an ACL naming
+        // the token survives; the next parse drops that ACL. So the property is: the second rewrite is stable.
+        let (first, _) = UserCfg::parse(&text, &catalog);
+        let (cfg, _) = UserCfg::parse(&first.write(), &catalog);
         let written = cfg.write();
         let (again, warnings) = UserCfg::parse(&written, &catalog);
         prop_assert_eq!(again.write(), written.clone());
