@@ -68,6 +68,8 @@ const MAX_LOG: usize = 200_000;
 pub(crate) struct Control {
     log: Mutex<(u64, Vec<RequestRecord>)>,
     faults: Mutex<Vec<FaultSpec>>,
+    /// Pending `file-read` corruptions: (vmid, how many successful reads are left to corrupt).
+    corrupt_reads: Mutex<Vec<(u64, u32)>>,
 }
 
 fn glob(pattern: &str, text: &str) -> bool {
@@ -129,6 +131,25 @@ impl Control {
 
     pub(crate) fn clear_faults(&self) {
         self.faults.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+        self.corrupt_reads.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+    }
+
+    /// Makes the next `count` successful `agent/file-read` answers of VM `vmid` differ from the stored file.
+    pub(crate) fn corrupt_file_reads(&self, vmid: u64, count: u32) {
+        if count > 0 {
+            self.corrupt_reads.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((vmid, count));
+        }
+    }
+
+    /// Consumes one pending corruption of VM `vmid`'s file-read answers.
+    pub(crate) fn take_corrupt_read(&self, vmid: u64) -> bool {
+        let mut pending = self.corrupt_reads.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(index) = pending.iter().position(|(id, _)| *id == vmid) else { return false };
+        pending[index].1 -= 1;
+        if pending[index].1 == 0 {
+            pending.remove(index);
+        }
+        true
     }
 
     pub(crate) fn faults(&self) -> Vec<FaultSpec> {

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use base64::Engine as _;
 use pvetoken_acl::PoolId;
 use serde_json::{Map, Value, json};
 use sha2::Digest as _;
@@ -97,12 +96,22 @@ fn vm_endpoint(lab: &Lab, name: &str, caller: &Caller, p: &Params, vmid: u64, ac
         "template" => template(lab, caller, vmid),
         "snapshots" => snapshots(lab, caller, vmid),
         "agent-index" => Ok(json!(
-            ["ping", "network-get-interfaces", "get-osinfo", "get-host-name", "info", "file-read", "file-write"]
-                .iter()
-                .map(|c| json!({ "name": c }))
-                .collect::<Vec<_>>()
+            [
+                "ping",
+                "network-get-interfaces",
+                "get-osinfo",
+                "get-host-name",
+                "info",
+                "file-read",
+                "file-write",
+                "exec",
+                "exec-status",
+            ]
+            .iter()
+            .map(|c| json!({ "name": c }))
+            .collect::<Vec<_>>()
         )),
-        _ => agent(lab, name, caller, p, vmid),
+        _ => crate::agent::handle(lab, name, caller, p, vmid),
     }
 }
 
@@ -166,13 +175,13 @@ fn task(state: &mut State, kind: &str, id: &str, user: &str, exitstatus: &str) -
     upid
 }
 
-fn mac_for(vmid: u64, index: u32) -> String {
+pub(crate) fn mac_for(vmid: u64, index: u32) -> String {
     let h = sha2::Sha256::digest(format!("{vmid}/{index}").as_bytes());
     format!("BC:24:11:{:02X}:{:02X}:{:02X}", h[0], h[1], h[2])
 }
 
 /// The deterministic guest-agent address of a guest: `10.0.<vmid / 256 % 256>.<vmid % 256>` on `eth0`.
-fn guest_ip(vmid: u64) -> String {
+pub(crate) fn guest_ip(vmid: u64) -> String {
     format!("10.0.{}.{}", (vmid / 256) % 256, vmid % 256)
 }
 
@@ -790,7 +799,7 @@ fn qemu_create(lab: &Lab, caller: &Caller, p: &Params) -> Result<Value, ApiError
             status: if start { "running".into() } else { "stopped".into() },
             config,
             started_at: if start { now() } else { 0 },
-            files: BTreeMap::new(),
+            ..Vm::default()
         },
     );
     if let Some(pool) = pool.and_then(|p| p.parse::<PoolId>().ok()) {
@@ -1031,10 +1040,10 @@ fn clone(lab: &Lab, caller: &Caller, p: &Params, vmid: u64) -> Result<Value, Api
         add_volume(&mut state, &v, 8 << 30, Some(newid));
     }
     let node = state.guests.node.clone();
-    state.guests.vms.insert(
-        newid,
-        Vm { vmid: newid, node, status: "stopped".into(), config, started_at: 0, files: BTreeMap::new() },
-    );
+    state
+        .guests
+        .vms
+        .insert(newid, Vm { vmid: newid, node, status: "stopped".into(), config, started_at: 0, ..Vm::default() });
     if let Some(pool) = pool.and_then(|p| p.parse::<PoolId>().ok()) {
         let _ = state.cfg.add_pool_members(&pool, &[newid], &[]);
         lab.save_access(&state)?;
@@ -1075,85 +1084,6 @@ fn snapshots(lab: &Lab, caller: &Caller, vmid: u64) -> Result<Value, ApiError> {
 }
 
 // ---- guest agent ----------------------------------------------------------------------------------------------------
-
-fn agent(lab: &Lab, name: &str, caller: &Caller, p: &Params, vmid: u64) -> Result<Value, ApiError> {
-    let path = vm_path(vmid);
-    let nine = lab.version.major >= 9;
-    let (privs, any): (&[&str], bool) = match (nine, name) {
-        (false, _) => (&["VM.Monitor"], false),
-        (true, "agent-file-write") => (&["VM.GuestAgent.FileWrite", "VM.GuestAgent.Unrestricted"], true),
-        (true, "agent-file-read") => (&["VM.GuestAgent.FileRead", "VM.GuestAgent.Unrestricted"], true),
-        (true, _) => (&["VM.GuestAgent.Audit", "VM.GuestAgent.Unrestricted"], true),
-    };
-    if name == "agent-file-write" {
-        let mut state = lab.write();
-        Perm::new(lab, &state, caller).check(&path, privs, any)?;
-        let file = p.required("file")?.to_owned();
-        let content = p.required("content")?;
-        if content.chars().count() > 61_440 {
-            return Err(ApiError::param("content", "value may only be 61440 characters long"));
-        }
-        let bytes = if p.bool("encode")?.unwrap_or(true) {
-            content.as_bytes().to_vec()
-        } else {
-            base64::engine::general_purpose::STANDARD
-                .decode(content)
-                .map_err(|_| ApiError::internal("Agent error: Invalid parameter 'buf-b64': invalid base64"))?
-        };
-        agent_ready(vm(&state, vmid)?)?;
-        if let Some(vm) = state.guests.vms.get_mut(&vmid) {
-            vm.files.insert(file, base64::engine::general_purpose::STANDARD.encode(&bytes));
-        }
-        lab.save_guests(&state)?;
-        return Ok(Value::Null);
-    }
-    let state = lab.read();
-    Perm::new(lab, &state, caller).check(&path, privs, any)?;
-    let vm = vm(&state, vmid)?;
-    agent_ready(vm)?;
-    match name {
-        "agent-ping" => Ok(json!({ "result": {} })),
-        "agent-net" => {
-            let mac = vm
-                .config
-                .get("net0")
-                .and_then(|n| n.split(',').next()?.split_once('=').map(|(_, m)| m.to_ascii_lowercase()))
-                .unwrap_or_else(|| mac_for(vmid, 0).to_ascii_lowercase());
-            Ok(json!({ "result": [
-                {"name": "lo", "hardware-address": "00:00:00:00:00:00", "ip-addresses": [
-                    {"ip-address": "127.0.0.1", "ip-address-type": "ipv4", "prefix": 8},
-                    {"ip-address": "::1", "ip-address-type": "ipv6", "prefix": 128}]},
-                {"name": "eth0", "hardware-address": mac, "ip-addresses": [
-                    {"ip-address": guest_ip(vmid), "ip-address-type": "ipv4", "prefix": 24}]},
-            ]}))
-        }
-        "agent-osinfo" => Ok(json!({ "result": {
-            "id": "debian", "name": "Debian GNU/Linux", "version-id": "12", "version": "12 (bookworm)",
-            "pretty-name": "Debian GNU/Linux 12 (bookworm)", "kernel-release": "6.1.0-lab-amd64", "machine": "x86_64",
-        }})),
-        "agent-hostname" => Ok(json!({ "result": { "host-name": vm.name() } })),
-        "agent-info" => Ok(json!({ "result": { "version": "7.2.0", "supported_commands": [] } })),
-        "agent-file-read" => {
-            let file = p.required("file")?;
-            let b64 = vm.files.get(file).ok_or_else(|| {
-                ApiError::internal(format!("Agent error: Failed to open file '{file}': No such file or directory"))
-            })?;
-            let bytes = base64::engine::general_purpose::STANDARD.decode(b64).unwrap_or_default();
-            Ok(json!({ "content": String::from_utf8_lossy(&bytes), "bytes-read": bytes.len() }))
-        }
-        _ => Err(ApiError::internal(format!("unknown agent command {name}"))),
-    }
-}
-
-fn agent_ready(vm: &Vm) -> Result<(), ApiError> {
-    if vm.status != "running" {
-        return Err(ApiError::internal(format!("VM {} is not running", vm.vmid)));
-    }
-    if !vm.agent_enabled() {
-        return Err(ApiError::internal("No QEMU guest agent configured"));
-    }
-    Ok(())
-}
 
 // ---- tasks, storage ---------------------------------------------------------------------------------------------------
 

@@ -134,6 +134,10 @@ impl Params {
                         Value::Null => continue,
                         Value::String(s) => s,
                         Value::Bool(b) => if b { "1" } else { "0" }.to_owned(),
+                        // An array is the same key repeated (`command` of agent/exec).
+                        Value::Array(items) if items.iter().all(Value::is_string) => {
+                            items.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("\0")
+                        }
                         other => other.to_string(),
                     };
                     map.insert(k, text);

@@ -79,9 +79,51 @@ pub(crate) async fn handle(
             Ok(Value::Null)
         }
         ("GET", "/_lab/guest-files") => guest_files(lab, &params),
+        ("POST", "/_lab/agent") => match serde_json::from_slice::<AgentSwitch>(body) {
+            Ok(switch) => lab.set_agent(switch.vmid, switch.answers, switch.exec_disabled).map(|()| Value::Null),
+            Err(e) => Err(ApiError::new(
+                400,
+                format!(
+                    "agent switch must be JSON like {{\"vmid\":100,\"answers\":false,\"exec_disabled\":false}}: {e}"
+                ),
+            )),
+        },
+        ("POST", "/_lab/corrupt-file-read") => match serde_json::from_slice::<CorruptReads>(body) {
+            Ok(corrupt) => {
+                lab.control.corrupt_file_reads(corrupt.vmid, corrupt.count);
+                Ok(Value::Null)
+            }
+            Err(e) => Err(ApiError::new(400, format!("must be JSON like {{\"vmid\":100,\"count\":1}}: {e}"))),
+        },
         _ => Err(ApiError::not_implemented(method, path)),
     };
     answer(result)
+}
+
+/// `POST /_lab/agent`: switch a VM's guest agent (fields left out stay as they are).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AgentSwitch {
+    vmid: u64,
+    /// `false`: the agent stops answering (`QEMU guest agent is not running`); `true`: it answers again.
+    #[serde(default)]
+    answers: Option<bool>,
+    /// `true`: the agent blocks `guest-exec` / `guest-exec-status`.
+    #[serde(default)]
+    exec_disabled: Option<bool>,
+}
+
+/// `POST /_lab/corrupt-file-read`: the next `count` successful file-reads of `vmid` answer altered content.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CorruptReads {
+    vmid: u64,
+    #[serde(default = "one")]
+    count: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 fn guest_files(lab: &Lab, params: &crate::http::Params) -> Result<Value, ApiError> {
@@ -93,10 +135,18 @@ fn guest_files(lab: &Lab, params: &crate::http::Params) -> Result<Value, ApiErro
         .files
         .iter()
         .filter(|(path, _)| params.get("path").is_none_or(|p| p == path.as_str()))
-        .map(|(path, b64)| {
-            let bytes = base64::engine::general_purpose::STANDARD.decode(b64).unwrap_or_default();
-            let text = String::from_utf8(bytes).ok();
-            (path.clone(), json!({ "content_base64": b64, "content": text }))
+        .map(|(path, file)| {
+            let text = String::from_utf8(file.bytes()).ok();
+            (
+                path.clone(),
+                json!({
+                    "content_base64": file.content,
+                    "content": text,
+                    "mode": format!("{:04o}", file.mode),
+                    "owner": file.owner,
+                    "group": file.group,
+                }),
+            )
         })
         .collect();
     Ok(Value::Object(files))

@@ -39,6 +39,7 @@
 //!   `vmbr0` and the template VM 9000 with the guest agent enabled.
 
 mod access;
+mod agent;
 mod auth;
 mod control;
 mod guests;
@@ -57,7 +58,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use base64::Engine as _;
 pub use control::{FaultSpec, RequestRecord};
 use pvetoken_acl::{Catalog, PveVersion};
 pub use scenario::{Scenario, ScenarioStorage, ScenarioVm, ScenarioVolume};
@@ -242,11 +242,39 @@ impl RunningLab {
         self.lab.reset().map_err(|e| LabError::Scenario(e.message))
     }
 
-    /// The bytes a guest-agent `file-write` stored in guest `vmid` at `path`.
+    /// The bytes of the file `path` in guest `vmid` (written by the agent's `file-write` or made by a guest command).
     pub fn guest_file(&self, vmid: u64, path: &str) -> Option<Vec<u8>> {
+        self.guest_file_info(vmid, path).map(|file| file.content)
+    }
+
+    /// The file `path` in guest `vmid` with its mode and owner: a new `file-write` makes it 0666 root:root, an
+    /// existing file keeps its mode and owner, `agent/exec` of `chmod`/`chown` changes them.
+    pub fn guest_file_info(&self, vmid: u64, path: &str) -> Option<GuestFileInfo> {
         let state = self.lab.read();
-        let b64 = state.guests.vms.get(&vmid)?.files.get(path)?;
-        base64::engine::general_purpose::STANDARD.decode(b64).ok()
+        let file = state.guests.vms.get(&vmid)?.files.get(path)?;
+        Some(GuestFileInfo {
+            content: file.bytes(),
+            mode: file.mode,
+            owner: file.owner.clone(),
+            group: file.group.clone(),
+        })
+    }
+
+    /// Makes the guest agent of VM `vmid` stop answering (`false`: agent calls fail with `QEMU guest agent is not
+    /// running`, as when PVE's `guest-ping` times out) or answer again (`true`).
+    pub fn set_agent_answers(&self, vmid: u64, answers: bool) -> Result<(), LabError> {
+        self.lab.set_agent(vmid, Some(answers), None).map_err(|e| LabError::Scenario(e.message))
+    }
+
+    /// Makes the guest agent of VM `vmid` block `guest-exec` (as `qemu-ga --block-rpcs guest-exec,...`), or not.
+    pub fn set_agent_exec_disabled(&self, vmid: u64, disabled: bool) -> Result<(), LabError> {
+        self.lab.set_agent(vmid, None, Some(disabled)).map_err(|e| LabError::Scenario(e.message))
+    }
+
+    /// Makes the next `count` successful `agent/file-read` answers of VM `vmid` differ from the stored file (one
+    /// byte changed, or one byte for an empty file): a guest that changed the file between write and read-back.
+    pub fn corrupt_next_file_reads(&self, vmid: u64, count: u32) {
+        self.lab.control.corrupt_file_reads(vmid, count);
     }
 
     /// The current `user.cfg` text (as the lab would write it).
@@ -269,13 +297,63 @@ impl Drop for RunningLab {
     }
 }
 
+/// A file in a guest, as [`RunningLab::guest_file_info`] reports it. Its `Debug` shows the size, not the content.
+#[derive(Clone, PartialEq, Eq)]
+pub struct GuestFileInfo {
+    /// The bytes.
+    pub content: Vec<u8>,
+    /// Permission bits, e.g. `0o600`.
+    pub mode: u32,
+    /// Owner name in the guest (`root`).
+    pub owner: String,
+    /// Group name in the guest (`root`).
+    pub group: String,
+}
+
+impl std::fmt::Debug for GuestFileInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GuestFileInfo")
+            .field("bytes", &self.content.len())
+            .field("mode", &format_args!("{:04o}", self.mode))
+            .field("owner", &self.owner)
+            .field("group", &self.group)
+            .finish()
+    }
+}
+
 impl Lab {
+    /// Back to the scenario: PVE state, pending faults and the Semaphore simulator.
     pub(crate) fn reset(&self) -> Result<(), http::ApiError> {
         let fresh = State::fresh(&self.scenario, &self.catalog, &self.rng, &self.dir)
             .map_err(|e| http::ApiError::internal(format!("reset failed: {e}")))?;
         *self.write() = fresh;
         self.control.clear_faults();
+        self.semaphore
+            .reset(&self.scenario.semaphore)
+            .map_err(|e| http::ApiError::internal(format!("reset of the Semaphore simulator failed: {e}")))?;
         Ok(())
+    }
+
+    /// Switches VM `vmid`'s guest agent: `answers` (false = silent), `exec_disabled` (blocks guest-exec).
+    pub(crate) fn set_agent(
+        &self,
+        vmid: u64,
+        answers: Option<bool>,
+        exec_disabled: Option<bool>,
+    ) -> Result<(), http::ApiError> {
+        let mut state = self.write();
+        let vm = state
+            .guests
+            .vms
+            .get_mut(&vmid)
+            .ok_or_else(|| http::ApiError::internal(format!("VM {vmid} does not exist in the lab")))?;
+        if let Some(answers) = answers {
+            vm.agent_silent = !answers;
+        }
+        if let Some(disabled) = exec_disabled {
+            vm.exec_disabled = disabled;
+        }
+        self.save_guests(&state)
     }
 }
 
@@ -347,6 +425,7 @@ pub async fn start(config: LabConfig) -> Result<RunningLab, LabError> {
         scenario: config.scenario.clone(),
         generation: std::sync::atomic::AtomicU64::new(0),
         perm_cache: std::sync::Mutex::new(std::collections::HashMap::new()),
+        semaphore: semaphore.clone(),
     });
     let acceptor = tokio_rustls::TlsAcceptor::from(cert.server_config.clone());
     let (shutdown, rx) = watch::channel(false);

@@ -31,6 +31,8 @@ pub struct Scenario {
     pub passwords: std::collections::BTreeMap<String, String>,
     /// The Semaphore simulator's table.
     pub semaphore: SemaphoreScenario,
+    /// VMIDs whose guest agent does not answer (agent calls fail with `QEMU guest agent is not running`).
+    pub agents_not_answering: Vec<u64>,
 }
 
 impl std::fmt::Debug for Scenario {
@@ -45,6 +47,7 @@ impl std::fmt::Debug for Scenario {
             .field("token_cfg", &self.token_cfg.as_ref().map(|_| "[REDACTED]"))
             .field("passwords", &self.passwords.keys().collect::<Vec<_>>())
             .field("semaphore", &self.semaphore)
+            .field("agents_not_answering", &self.agents_not_answering)
             .finish()
     }
 }
@@ -146,6 +149,7 @@ impl Default for Scenario {
             token_cfg: None,
             passwords: Default::default(),
             semaphore: SemaphoreScenario::default(),
+            agents_not_answering: Vec::new(),
         }
     }
 }
@@ -188,6 +192,9 @@ impl Scenario {
             if vm.status != "running" && vm.status != "stopped" {
                 return Err(LabError::Scenario(format!("vm {}: status must be running or stopped", vm.vmid)));
             }
+        }
+        if let Some(vmid) = self.agents_not_answering.iter().find(|id| !seen.contains(*id)) {
+            return Err(LabError::Scenario(format!("agents_not_answering: no vm {vmid} in the scenario")));
         }
         for v in &self.volumes {
             let storage = v.volid.split_once(':').map(|(s, _)| s).unwrap_or_default();

@@ -38,6 +38,8 @@ pub(crate) struct Lab {
     pub(crate) generation: std::sync::atomic::AtomicU64,
     /// GET /access/permissions answers by (caller, userid, path), valid for one generation.
     pub(crate) perm_cache: std::sync::Mutex<std::collections::HashMap<String, (u64, Value)>>,
+    /// The Semaphore simulator (reset together with the PVE state).
+    pub(crate) semaphore: crate::semaphore::SemaphoreSim,
 }
 
 impl Lab {
@@ -219,6 +221,8 @@ const ROUTES: &[Route] = &[
     r("GET", "nodes/*/qemu/*/agent/info", "agent-info"),
     r("POST", "nodes/*/qemu/*/agent/file-write", "agent-file-write"),
     r("GET", "nodes/*/qemu/*/agent/file-read", "agent-file-read"),
+    r("POST", "nodes/*/qemu/*/agent/exec", "agent-exec"),
+    r("GET", "nodes/*/qemu/*/agent/exec-status", "agent-exec-status"),
     r("GET", "nodes/*/tasks", "tasks"),
     r("GET", "nodes/*/tasks/*/status", "task-status"),
     r("GET", "nodes/*/tasks/*/log", "task-log"),

@@ -29,7 +29,7 @@ pub(crate) struct State {
 }
 
 /// A QEMU guest record.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct Vm {
     pub(crate) vmid: u64,
     pub(crate) node: String,
@@ -40,9 +40,21 @@ pub(crate) struct Vm {
     /// Epoch seconds of the last start (uptime).
     #[serde(default)]
     pub(crate) started_at: u64,
-    /// Files written through the guest agent: path → bytes (base64 in the state file).
+    /// Files in the guest (written through the agent or made by guest commands): path → content, mode, owner.
     #[serde(default)]
-    pub(crate) files: BTreeMap<String, String>,
+    pub(crate) files: BTreeMap<String, crate::agent::GuestFile>,
+    /// The guest agent does not answer (PVE: `QEMU guest agent is not running`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) agent_silent: bool,
+    /// The guest agent blocks `guest-exec` (qemu-ga `--block-rpcs`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) exec_disabled: bool,
+    /// Finished guest commands not yet reported by `exec-status`: pid → result.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) exec: BTreeMap<u64, crate::agent::ExecResult>,
+    /// The last pid handed out by `exec`.
+    #[serde(default)]
+    pub(crate) next_exec_pid: u64,
 }
 
 impl Vm {
@@ -187,7 +199,8 @@ impl Guests {
                     status: vm.status.clone(),
                     config,
                     started_at: if running { now } else { 0 },
-                    files: BTreeMap::new(),
+                    agent_silent: scenario.agents_not_answering.contains(&vm.vmid),
+                    ..Vm::default()
                 },
             );
         }

@@ -236,6 +236,20 @@ impl SemaphoreSim {
         Some(id)
     }
 
+    /// Back to `scenario` (the one the simulator was opened with): users, sessions, API tokens, projects,
+    /// environments and secrets as on a first start; pending faults are dropped. The administrator keeps its login
+    /// and password (the ready file stays right) and the encryption key is kept.
+    pub fn reset(&self, scenario: &SemaphoreScenario) -> Result<(), SemaphoreError> {
+        let mut fresh = initial_state(scenario);
+        if let Some(admin) = fresh.users.iter_mut().find(|user| user.username == self.inner.admin_user) {
+            admin.set_password(&self.inner.admin_password);
+        }
+        let mut state = self.lock();
+        *state = fresh;
+        self.faults().clear();
+        self.inner.persistence.save(&state)
+    }
+
     /// Makes the next request that reaches `fault`'s point fail with HTTP 500.
     pub fn inject_fault(&self, fault: Fault) {
         self.faults().push(fault);

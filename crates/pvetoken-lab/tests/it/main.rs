@@ -1,5 +1,6 @@
 //! Integration tests, one module per area.
 mod access;
+mod agent;
 mod guests;
 mod lab_control;
 mod semaphore;

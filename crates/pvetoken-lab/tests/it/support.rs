@@ -60,11 +60,17 @@ impl Client {
             .unwrap_or_default();
         let content_type =
             response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        let set_cookie = response
+            .headers()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(str::to_owned);
         use http_body_util::BodyExt as _;
         let bytes = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
         let raw = String::from_utf8_lossy(&bytes).into_owned();
         let body = serde_json::from_str(&raw).unwrap_or(Value::Null);
-        Ok(Answer { status, reason, content_type, body, raw })
+        Ok(Answer { status, reason, content_type, body, raw, set_cookie })
     }
 }
 
@@ -92,6 +98,8 @@ pub struct Answer {
     pub content_type: String,
     pub body: Value,
     pub raw: String,
+    /// The `name=value` part of a `Set-Cookie` header, if any.
+    pub set_cookie: Option<String>,
 }
 
 pub struct Api {
@@ -151,6 +159,14 @@ impl Api {
         self.http.send(method, &target, &headers, body).await.expect("send the request")
     }
 
+    /// Sends `value` as a JSON body to `path` (from the host, e.g. `/_lab/agent`).
+    pub async fn call_json(&self, method: &str, path: &str, value: &Value) -> Answer {
+        let mut headers = self.auth_headers(method);
+        headers.push(("content-type".to_owned(), "application/json".to_owned()));
+        let body = serde_json::to_vec(value).expect("JSON body");
+        self.http.send(method, path, &headers, body).await.expect("send the request")
+    }
+
     /// `call` under `/api2/json`.
     pub async fn api(&self, method: &str, path: &str, params: &[(&str, &str)]) -> Answer {
         self.call(method, &format!("/api2/json{path}"), params).await
@@ -188,4 +204,9 @@ pub async fn status_line(lab: &RunningLab, request: &str) -> String {
     let n = tls.read(&mut buf).await.expect("read");
     let text = String::from_utf8_lossy(&buf[..n]).into_owned();
     text.lines().next().unwrap_or_default().to_owned()
+}
+
+/// A client for the lab's Semaphore simulator (same CA as the PVE listener).
+pub fn semaphore_client(lab: &RunningLab) -> Client {
+    Client { connector: tls_connector(lab), addr: lab.ready().semaphore_url.trim_start_matches("https://").to_owned() }
 }
