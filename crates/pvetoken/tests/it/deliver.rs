@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pvetoken_acl::PveVersion;
 use pvetoken_api::Secret;
@@ -373,33 +373,23 @@ fn forbidden_answer_during_the_write_is_explained_and_not_reported_as_success() 
 fn file_changed_between_write_and_read_back_is_a_mismatch_exit_3_without_printing_either_content() {
     for version in versions() {
         let lab = Lab::start(version, "VM.Audit");
-        // Both file-reads (the existence check, then the read-back) wait 2 s; while the read-back waits, something
-        // in the "guest" overwrites the file.
-        lab.lab.inject_fault(FaultSpec {
-            method: Some("GET".to_owned()),
-            path: "/nodes/*/qemu/100/agent/file-read".to_owned(),
-            count: 2,
-            status: None,
-            message: None,
-            latency_ms: 2000,
-            drop_connection: false,
-        });
-        let api = lab.root_api();
-        let run = std::thread::scope(|scope| {
-            let deliver = scope.spawn(|| lab.deliver(RUNNING, &["--allow-agent-mode"]));
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while lab.file_writes() == 0 {
-                assert!(Instant::now() < deadline, "deliver never wrote");
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            api.post("/nodes/pve/qemu/100/agent/file-write", &[("file", GUEST_PATH), ("content", "tampered\n")])
-                .expect("overwrite the guest file");
-            deliver.join().expect("deliver thread")
-        });
+        // The next successful file-read of VM 100 (the read-back: a missing file's existence check fails and does
+        // not use the fault up) answers the written bytes with one byte changed, as if the guest had changed it.
+        lab.lab.corrupt_next_file_reads(RUNNING, 1);
+        let run = lab.deliver(RUNNING, &["--allow-agent-mode"]);
         run.expect_code(3, &format!("{version}: read-back mismatch"));
         assert!(run.stderr.contains("read-back mismatch") && run.stderr.contains(GUEST_PATH), "{}", run.stderr);
-        assert!(!run.stderr.contains("tampered"), "the guest's content is not printed either");
+        let token = String::from_utf8(lab.token_bytes()).expect("the token file is text");
+        let first_line = token.lines().next().expect("a first line");
+        let changed = format!("{}{}", char::from(first_line.as_bytes()[0] ^ 0x01), &first_line[1..]);
+        assert!(!run.stderr.contains(&changed), "the guest's content is not printed either: {}", run.stderr);
         assert!(run.stdout.trim().is_empty(), "no report on failure: {}", run.stdout);
+        assert_eq!(lab.guest_file(RUNNING).as_deref(), Some(lab.token_bytes().as_slice()), "the write itself landed");
+        let read = lab
+            .root_api()
+            .get("/nodes/pve/qemu/100/agent/file-read", &[("file", GUEST_PATH)])
+            .expect("read the guest file");
+        assert_eq!(read["content"].as_str(), Some(token.as_str()), "only one read-back was corrupted");
     }
 }
 
