@@ -148,7 +148,10 @@ pub(crate) fn handle(
                 .map(|d| json!({ "subdir": d }))
                 .collect(),
         )),
-        "permissions" => permissions(lab, caller, params),
+        "permissions" => {
+            let state = lab.read();
+            permissions_uncached(lab, &state, caller, params)
+        }
         "users" => users(lab, caller, params),
         "user-create" => user_create(lab, caller, params),
         "user-get" => user_get(lab, caller, cap(0)),
@@ -279,7 +282,9 @@ fn perm_modify(perm: &Perm<'_>, path: &str, noerr: bool) -> Result<bool, ApiErro
 
 // ---- handlers ---------------------------------------------------------------------------------------------------
 
-fn permissions(lab: &Lab, caller: &Caller, params: &Params) -> Result<Value, ApiError> {
+/// `GET /access/permissions` as the serialized `{"data": ...}` body, cached per (caller, userid, path) for one
+/// state generation: the benchmark's hot path answers with a reference-counted copy of stored bytes.
+pub(crate) fn permissions_body(lab: &Lab, caller: &Caller, params: &Params) -> Result<bytes::Bytes, ApiError> {
     let key = format!(
         "{}\0{}\0{}",
         caller.authid,
@@ -288,18 +293,18 @@ fn permissions(lab: &Lab, caller: &Caller, params: &Params) -> Result<Value, Api
     );
     let state = lab.read();
     let generation = lab.generation.load(std::sync::atomic::Ordering::SeqCst);
-    if let Some((g, value)) = lab.perm_cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&key)
+    if let Some((g, body)) = lab.perm_cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&key)
         && *g == generation
     {
-        return Ok(value.clone());
+        return Ok(body.clone());
     }
-    let value = permissions_uncached(lab, &state, caller, params)?;
+    let body = crate::http::data_body(&permissions_uncached(lab, &state, caller, params)?);
     let mut cache = lab.perm_cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     if cache.len() > 10_000 {
         cache.clear();
     }
-    cache.insert(key, (generation, value.clone()));
-    Ok(value)
+    cache.insert(key, (generation, body.clone()));
+    Ok(body)
 }
 
 fn permissions_uncached(lab: &Lab, state: &State, caller: &Caller, params: &Params) -> Result<Value, ApiError> {

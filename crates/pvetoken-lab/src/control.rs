@@ -61,13 +61,81 @@ pub(crate) struct FaultAction {
     pub(crate) status: Option<(u16, String)>,
 }
 
-const MAX_LOG: usize = 200_000;
+/// Entries the request log keeps (the oldest are overwritten); allocated once, at the first request.
+const LOG_CAPACITY: usize = 1 << 16;
+
+/// One logged request as stored: the strings the request path already allocated are moved in, the query keys are
+/// extracted only when the log is read.
+#[derive(Debug)]
+struct Entry {
+    seq: u64,
+    method: hyper::Method,
+    path: String,
+    query: Option<String>,
+    status: u16,
+    authid: Option<String>,
+}
+
+impl Entry {
+    fn record(&self) -> RequestRecord {
+        let query_keys = self
+            .query
+            .as_deref()
+            .map(|q| form_urlencoded::parse(q.as_bytes()).map(|(k, _)| k.into_owned()).collect())
+            .unwrap_or_default();
+        RequestRecord {
+            seq: self.seq,
+            method: self.method.as_str().to_owned(),
+            path: self.path.clone(),
+            query_keys,
+            status: self.status,
+            authid: self.authid.clone(),
+        }
+    }
+}
+
+/// A fixed-size ring of entries: recording is a slot write under a short lock, never a reallocation.
+#[derive(Debug, Default)]
+struct Ring {
+    seq: u64,
+    /// Index of the oldest entry once the ring is full.
+    start: usize,
+    entries: Vec<Entry>,
+}
+
+impl Ring {
+    fn push(&mut self, mut entry: Entry) {
+        self.seq += 1;
+        entry.seq = self.seq;
+        if self.entries.capacity() == 0 {
+            self.entries.reserve_exact(LOG_CAPACITY);
+        }
+        if self.entries.len() < LOG_CAPACITY {
+            self.entries.push(entry);
+        } else {
+            self.entries[self.start] = entry;
+            self.start = (self.start + 1) % LOG_CAPACITY;
+        }
+    }
+
+    fn ordered(&self) -> impl Iterator<Item = &Entry> {
+        let (newer, older) = self.entries.split_at(self.start);
+        older.iter().chain(newer)
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.start = 0;
+    }
+}
 
 /// Shared control state.
 #[derive(Debug, Default)]
 pub(crate) struct Control {
-    log: Mutex<(u64, Vec<RequestRecord>)>,
+    log: Mutex<Ring>,
     faults: Mutex<Vec<FaultSpec>>,
+    /// Set while `faults` is not empty: requests skip the fault lock when nothing is pending.
+    faults_pending: std::sync::atomic::AtomicBool,
     /// Pending `file-read` corruptions: (vmid, how many successful reads are left to corrupt).
     corrupt_reads: Mutex<Vec<(u64, u32)>>,
 }
@@ -97,25 +165,25 @@ fn decoded(path: &str) -> String {
 }
 
 impl Control {
-    pub(crate) fn record(&self, method: &str, path: &str, query: Option<&str>, status: u16, authid: Option<String>) {
-        let query_keys = query
-            .map(|q| form_urlencoded::parse(q.as_bytes()).map(|(k, _)| k.into_owned()).collect())
-            .unwrap_or_default();
-        let mut log = self.log.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        log.0 += 1;
-        let seq = log.0;
-        if log.1.len() >= MAX_LOG {
-            log.1.drain(..MAX_LOG / 2);
-        }
-        log.1.push(RequestRecord { seq, method: method.to_owned(), path: path.to_owned(), query_keys, status, authid });
+    /// Logs one request; `path`, `query` and `authid` are moved in (never secrets: no header, no body).
+    pub(crate) fn record(
+        &self,
+        method: hyper::Method,
+        path: String,
+        query: Option<String>,
+        status: u16,
+        authid: Option<String>,
+    ) {
+        let entry = Entry { seq: 0, method, path, query, status, authid };
+        self.log.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(entry);
     }
 
     pub(crate) fn requests(&self) -> Vec<RequestRecord> {
-        self.log.lock().unwrap_or_else(std::sync::PoisonError::into_inner).1.clone()
+        self.log.lock().unwrap_or_else(std::sync::PoisonError::into_inner).ordered().map(Entry::record).collect()
     }
 
     pub(crate) fn clear_requests(&self) {
-        self.log.lock().unwrap_or_else(std::sync::PoisonError::into_inner).1.clear();
+        self.log.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
     }
 
     pub(crate) fn add_fault(&self, mut fault: FaultSpec) {
@@ -127,10 +195,12 @@ impl Control {
         }
         fault.method = fault.method.map(|m| m.to_ascii_uppercase());
         self.faults.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(fault);
+        self.faults_pending.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     pub(crate) fn clear_faults(&self) {
         self.faults.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+        self.faults_pending.store(false, std::sync::atomic::Ordering::SeqCst);
         self.corrupt_reads.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
     }
 
@@ -158,6 +228,9 @@ impl Control {
 
     /// The action of the first fault matching the request, consuming one of its uses.
     pub(crate) fn take(&self, method: &str, path: &str) -> Option<FaultAction> {
+        if !self.faults_pending.load(std::sync::atomic::Ordering::SeqCst) {
+            return None;
+        }
         let mut faults = self.faults.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if faults.is_empty() {
             return None;
@@ -184,6 +257,9 @@ impl Control {
         fault.count = fault.count.saturating_sub(1);
         if fault.count == 0 {
             faults.remove(index);
+            if faults.is_empty() {
+                self.faults_pending.store(false, std::sync::atomic::Ordering::SeqCst);
+            }
         }
         Some(action)
     }
@@ -191,7 +267,24 @@ impl Control {
 
 #[cfg(test)]
 mod tests {
-    use super::glob;
+    use super::{Control, LOG_CAPACITY, glob};
+
+    #[test]
+    fn the_request_log_keeps_the_newest_entries_in_order_when_the_ring_wraps() {
+        let control = Control::default();
+        for i in 0..LOG_CAPACITY + 3 {
+            control.record(hyper::Method::GET, format!("/p{i}"), Some("a=1&b=2".to_owned()), 200, None);
+        }
+        let log = control.requests();
+        assert_eq!(log.len(), LOG_CAPACITY);
+        assert_eq!((log[0].seq, log[0].path.as_str()), (4, "/p3"));
+        let last = log.last().expect("entries");
+        assert_eq!((last.seq, last.path.clone()), (LOG_CAPACITY as u64 + 3, format!("/p{}", LOG_CAPACITY + 2)));
+        assert_eq!(last.query_keys, ["a", "b"]);
+        control.clear_requests();
+        control.record(hyper::Method::POST, "/x".to_owned(), None, 201, None);
+        assert_eq!(control.requests()[0].seq, LOG_CAPACITY as u64 + 4, "sequence numbers continue after a clear");
+    }
 
     #[test]
     fn glob_star_matches_any_run_including_slashes() {

@@ -105,7 +105,11 @@ pub(crate) fn response(status: u16, reason: &str, body: Bytes) -> hyper::Respons
     headers.insert(hyper::header::CACHE_CONTROL, hyper::header::HeaderValue::from_static("max-age=0"));
     headers.insert(hyper::header::PRAGMA, hyper::header::HeaderValue::from_static("no-cache"));
     headers.insert(hyper::header::SERVER, hyper::header::HeaderValue::from_static("pve-api-daemon/3.0"));
-    if let Ok(phrase) = hyper::ext::ReasonPhrase::try_from(reason.as_bytes().to_vec()) {
+    // hyper writes the canonical phrase itself; only PVE's own messages need the extension (and its allocation).
+    let canonical = response.status().canonical_reason();
+    if canonical != Some(reason)
+        && let Ok(phrase) = hyper::ext::ReasonPhrase::try_from(reason.as_bytes().to_vec())
+    {
         response.extensions_mut().insert(phrase);
     }
     response

@@ -37,7 +37,7 @@ pub(crate) struct Lab {
     /// Bumped on every write lock: invalidates [`Lab::perm_cache`].
     pub(crate) generation: std::sync::atomic::AtomicU64,
     /// GET /access/permissions answers by (caller, userid, path), valid for one generation.
-    pub(crate) perm_cache: std::sync::Mutex<std::collections::HashMap<String, (u64, Value)>>,
+    pub(crate) perm_cache: std::sync::Mutex<std::collections::HashMap<String, (u64, Bytes)>>,
     /// The Semaphore simulator (reset together with the PVE state).
     pub(crate) semaphore: crate::semaphore::SemaphoreSim,
 }
@@ -232,10 +232,17 @@ const ROUTES: &[Route] = &[
     r("GET", "nodes/*/storage/*/content/*", "volume-get"),
 ];
 
+/// The segments of every route's pattern, split once.
+static PATTERNS: std::sync::LazyLock<Vec<Vec<&'static str>>> = std::sync::LazyLock::new(|| {
+    ROUTES
+        .iter()
+        .map(|route| if route.pattern.is_empty() { Vec::new() } else { route.pattern.split('/').collect() })
+        .collect()
+});
+
 fn find_route(method: &str, segs: &[String]) -> (Option<&'static Route>, bool) {
     let mut path_known = false;
-    for route in ROUTES {
-        let pattern: Vec<&str> = if route.pattern.is_empty() { Vec::new() } else { route.pattern.split('/').collect() };
+    for (route, pattern) in ROUTES.iter().zip(PATTERNS.iter()) {
         if pattern.len() != segs.len() {
             continue;
         }
@@ -260,7 +267,7 @@ fn captures(route: &Route, segs: &[String]) -> Vec<String> {
 /// The result of handling one request.
 pub(crate) struct Outcome {
     pub(crate) status: u16,
-    pub(crate) reason: String,
+    pub(crate) reason: std::borrow::Cow<'static, str>,
     pub(crate) body: Bytes,
     pub(crate) authid: Option<String>,
     /// An authentication failure (delayed when configured).
@@ -269,13 +276,17 @@ pub(crate) struct Outcome {
 
 impl Outcome {
     pub(crate) fn ok(data: &Value, authid: Option<String>) -> Outcome {
-        Outcome { status: 200, reason: "OK".to_owned(), body: data_body(data), authid, auth_failure: false }
+        Outcome::ok_body(data_body(data), authid)
+    }
+
+    pub(crate) fn ok_body(body: Bytes, authid: Option<String>) -> Outcome {
+        Outcome { status: 200, reason: std::borrow::Cow::Borrowed("OK"), body, authid, auth_failure: false }
     }
 
     pub(crate) fn error(error: &ApiError, authid: Option<String>) -> Outcome {
         Outcome {
             status: error.status,
-            reason: reason_phrase(&error.message),
+            reason: std::borrow::Cow::Owned(reason_phrase(&error.message)),
             body: error_body(error),
             authid,
             auth_failure: false,
@@ -379,6 +390,14 @@ pub(crate) fn dispatch(
         Ok(p) => p,
         Err(e) => return Outcome::error(&e, authid),
     };
+    if route.name == "permissions"
+        && let Some(caller) = &caller
+    {
+        return match access::permissions_body(lab, caller, &params) {
+            Ok(body) => Outcome::ok_body(body, authid),
+            Err(e) => Outcome::error(&e, authid),
+        };
+    }
     let caps = captures(route, &segs);
     let result = match caller {
         None => access::world(lab, route.name, &params, headers),
@@ -415,7 +434,7 @@ pub(crate) async fn serve_request(
     lab: Arc<Lab>,
     request: hyper::Request<hyper::body::Incoming>,
 ) -> Result<hyper::Response<Full<Bytes>>, std::io::Error> {
-    let method = request.method().as_str().to_owned();
+    let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let query = request.uri().query().map(str::to_owned);
     if path.starts_with("/_lab/") || path == "/_lab" {
@@ -424,19 +443,21 @@ pub(crate) async fn serve_request(
             Ok(c) => c.to_bytes(),
             Err(_) => return Ok(too_large()),
         };
-        return Ok(crate::lab_control::handle(&lab, &method, &path, query.as_deref(), &parts.headers, &bytes).await);
+        return Ok(
+            crate::lab_control::handle(&lab, method.as_str(), &path, query.as_deref(), &parts.headers, &bytes).await
+        );
     }
-    if let Some(fault) = lab.control.take(&method, &path) {
+    if let Some(fault) = lab.control.take(method.as_str(), &path) {
         if !fault.latency.is_zero() {
             tokio::time::sleep(fault.latency).await;
         }
         if fault.drop_connection {
-            lab.control.record(&method, &path, query.as_deref(), 0, None);
+            lab.control.record(method, path, query, 0, None);
             return Err(std::io::Error::other("connection dropped by an injected fault"));
         }
         if let Some((status, message)) = fault.status {
             let outcome = Outcome::error(&ApiError::new(status, message), None);
-            lab.control.record(&method, &path, query.as_deref(), status, None);
+            lab.control.record(method, path, query, status, None);
             return Ok(response(outcome.status, &outcome.reason, outcome.body));
         }
     }
@@ -446,23 +467,24 @@ pub(crate) async fn serve_request(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > MAX_BODY) {
-        lab.control.record(&method, &path, query.as_deref(), 413, None);
+        lab.control.record(method, path, query, 413, None);
         return Ok(too_large());
     }
     let (parts, body) = request.into_parts();
     let bytes = match http_body_util::Limited::new(body, MAX_BODY).collect().await {
         Ok(c) => c.to_bytes(),
         Err(_) => {
-            lab.control.record(&method, &path, query.as_deref(), 413, None);
+            lab.control.record(method, path, query, 413, None);
             return Ok(too_large());
         }
     };
-    let outcome = dispatch(&lab, &method, &path, query.as_deref(), &parts.headers, &bytes);
+    let outcome = dispatch(&lab, method.as_str(), &path, query.as_deref(), &parts.headers, &bytes);
     if outcome.auth_failure && !lab.auth_failure_delay.is_zero() {
         tokio::time::sleep(lab.auth_failure_delay).await;
     }
-    lab.control.record(&method, &path, query.as_deref(), outcome.status, outcome.authid.clone());
-    Ok(response(outcome.status, &outcome.reason, outcome.body))
+    let answer = response(outcome.status, &outcome.reason, outcome.body);
+    lab.control.record(method, path, query, outcome.status, outcome.authid);
+    Ok(answer)
 }
 
 fn too_large() -> hyper::Response<Full<Bytes>> {
