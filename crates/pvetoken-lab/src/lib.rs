@@ -31,9 +31,15 @@
 //! - Without [`LabConfig::state_dir`] the lab uses a temp dir that lives as long as the [`RunningLab`].
 //! - Lab control over HTTP (root@pam ticket, or Basic `root@pam:<password>`): `POST /_lab/reset`,
 //!   `GET|DELETE /_lab/requests`, `GET|POST|DELETE /_lab/faults` (JSON [`FaultSpec`]),
-//!   `GET /_lab/guest-files?vmid=N[&path=P]`; in-process: [`RunningLab::request_log`],
-//!   [`RunningLab::inject_fault`], [`RunningLab::clear_faults`], [`RunningLab::reset`],
-//!   [`RunningLab::guest_file`].
+//!   `GET /_lab/guest-files?vmid=N[&path=P]` (content, mode, owner, group), `POST /_lab/agent`
+//!   (`{"vmid":N,"answers":false,"exec_disabled":true}`), `POST /_lab/corrupt-file-read` (`{"vmid":N,"count":1}`);
+//!   in-process: [`RunningLab::request_log`], [`RunningLab::inject_fault`], [`RunningLab::clear_faults`],
+//!   [`RunningLab::reset`] (the Semaphore simulator too), [`RunningLab::guest_file`],
+//!   [`RunningLab::guest_file_info`], [`RunningLab::set_agent_answers`], [`RunningLab::set_agent_exec_disabled`],
+//!   [`RunningLab::corrupt_next_file_reads`].
+//! - The guest agent answers `exec`/`exec-status` with a few coreutils on a per-file mode/owner model that follows
+//!   qemu-guest-agent (a new `file-write` file is 0666 root:root, an existing one keeps its mode): see
+//!   `docs/lab-scenario.md`.
 //! - The scenario (node, storages, bridges, guests, optional starting user.cfg/token.cfg) is documented in
 //!   `docs/lab-scenario.md`; [`Scenario::default`] is one node `pve`, storages `local` and `local-lvm`, bridge
 //!   `vmbr0` and the template VM 9000 with the guest agent enabled.
@@ -237,7 +243,8 @@ impl RunningLab {
         self.lab.control.clear_faults();
     }
 
-    /// Back to the scenario: users, tokens, ACLs, guests and tasks as at first start.
+    /// Back to the scenario: users, tokens, ACLs, guests and tasks as at first start, no pending faults, and the
+    /// Semaphore simulator as at first start (its admin keeps the password of the ready file).
     pub fn reset(&self) -> Result<(), LabError> {
         self.lab.reset().map_err(|e| LabError::Scenario(e.message))
     }
