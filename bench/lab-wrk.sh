@@ -2,6 +2,7 @@
 # Requests/s of token-authenticated GET /api2/json/access/permissions?path=/vms with wrk (2 threads, 64
 # connections, 10 s) against `pvetoken lab serve` (release build) and against fakepve (PyPI) for comparison.
 # Needs: wrk (apt-get install -y wrk), python3-venv. Usage: bench/lab-wrk.sh [DURATION]
+# PVETOKEN_BIN=path uses that pvetoken binary instead of building target/release/pvetoken.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION="${1:-10s}"
@@ -9,7 +10,9 @@ WORK="$(mktemp -d)"
 trap 'kill "${LAB_PID:-}" "${FAKE_PID:-}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 command -v wrk >/dev/null || { echo "wrk missing: apt-get install -y wrk" >&2; exit 2; }
 
-if cargo build --release -p pvetoken -q 2>"$WORK/build.log"; then
+if [ -n "${PVETOKEN_BIN:-}" ]; then
+  "$PVETOKEN_BIN" lab serve --ready-file "$WORK/ready.json" --state-dir "$WORK/state" 2>"$WORK/lab.log" &
+elif cargo build --release -p pvetoken -q 2>"$WORK/build.log"; then
   ./target/release/pvetoken lab serve --ready-file "$WORK/ready.json" --state-dir "$WORK/state" 2>"$WORK/lab.log" &
 else
   echo "(pvetoken does not build right now; using the pvetoken-lab serve example, same server code)" >&2
@@ -20,7 +23,7 @@ LAB_PID=$!
 for _ in $(seq 1 300); do [ -s "$WORK/ready.json" ] && break; sleep 0.1; done
 URL=$(python3 -c 'import json,sys;print(json.load(open(sys.argv[1]))["pve_url"])' "$WORK/ready.json")
 PW=$(python3 -c 'import json,sys;print(json.load(open(sys.argv[1]))["root_password"])' "$WORK/ready.json")
-CA="$WORK/state/pve-root-ca.pem"
+CA=$(python3 -c 'import json,sys;print(json.load(open(sys.argv[1]))["ca_file"])' "$WORK/ready.json")
 LOGIN=$(curl -sS --cacert "$CA" --data-urlencode username=root@pam --data-urlencode "password=$PW" "$URL/api2/json/access/ticket")
 TICKET=$(python3 -c 'import json,sys;print(json.loads(sys.argv[1])["data"]["ticket"])' "$LOGIN")
 CSRF=$(python3 -c 'import json,sys;print(json.loads(sys.argv[1])["data"]["CSRFPreventionToken"])' "$LOGIN")

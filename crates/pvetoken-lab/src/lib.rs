@@ -125,7 +125,7 @@ impl LabConfig {
 pub struct ReadyInfo {
     /// `https://127.0.0.1:PORT` (without `/api2/json`).
     pub pve_url: String,
-    /// PEM file of the lab certificate (self-signed, usable as its own CA).
+    /// PEM file of the lab CA that signed the server certificate (trust this, not the leaf).
     pub ca_file: PathBuf,
     /// SHA-256 fingerprint of the certificate, PVE style (`AB:CD:...`).
     pub fingerprint_sha256: String,
