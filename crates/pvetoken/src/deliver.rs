@@ -211,6 +211,15 @@ pub async fn deliver(
         ))
         .with_hint(format!("start it (`qm start {vmid}` on the host) and wait for the guest agent, then rerun")));
     }
+    // PVE's status/current reports `agent: 1` only when the VM config enables the agent; a ping to a VM without it
+    // answers "QEMU guest agent is not running", which would send the user to the guest instead of the config.
+    if !status.agent {
+        return Err(CliError::check_failed(format!("VM {vmid} has no guest agent configured; nothing was written"))
+            .with_hint(format!(
+                "enable it (`qm set {vmid} --agent enabled=1`), restart the VM, and install qemu-guest-agent in the \
+                 guest"
+            )));
+    }
     client.agent_ping(node, vmid).await.map_err(|error| agent_error(&error, request, target))?;
     printer.verbose(&format!("VM {vmid} runs and its guest agent answers"));
 

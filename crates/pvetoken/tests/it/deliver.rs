@@ -219,11 +219,11 @@ fn privileges_without(version: PveVersion, missing: &str) -> String {
 }
 
 #[test]
-fn delivered_file_in_the_guest_is_the_token_file_byte_for_byte_and_the_mode_handling_is_reported() {
+fn delivered_file_in_the_guest_is_the_token_file_byte_for_byte_and_is_0600_before_the_secret_arrives() {
     for version in versions() {
         let lab = Lab::start(version, "VM.Audit");
-        // The lab has no agent/exec: without chmod a new file would get the agent's 0666, which must be accepted.
-        let run = lab.deliver(RUNNING, &["--allow-agent-mode"]);
+        // root may use agent/exec: deliver creates the file and sets 0600 root:root before writing the secret.
+        let run = lab.deliver(RUNNING, &[]);
         run.expect_code(0, &format!("{version}: delivery"));
         assert_eq!(lab.guest_file(RUNNING).as_deref(), Some(lab.token_bytes().as_slice()), "{version}: content");
         let report = run.report();
@@ -232,14 +232,28 @@ fn delivered_file_in_the_guest_is_the_token_file_byte_for_byte_and_the_mode_hand
         assert_eq!(report["guest_path"], GUEST_PATH);
         assert_eq!(report["token_id"], "automation@pve!privatebox");
         assert_eq!(report["bytes"].as_u64(), Some(lab.token_bytes().len() as u64));
-        assert_eq!(report["mode"]["how"], "agent-default0666", "{version}: {report}");
-        assert!(run.stderr.contains("0666"), "{version}: the 0666 mode is warned about: {}", run.stderr);
+        assert_eq!(report["mode"]["how"], "set-before-write", "{version}: {report}");
+        let info = lab.lab.guest_file_info(RUNNING, GUEST_PATH).expect("the file exists in the guest");
+        assert_eq!((info.mode, info.owner.as_str(), info.group.as_str()), (0o600, "root", "root"), "{version}");
 
-        // Delivering again: the file exists, and the agent keeps an existing file's mode.
+        // Delivering again without exec: the file exists, and the agent keeps an existing file's mode.
         let again = lab.deliver(RUNNING, &["--no-exec"]);
         again.expect_code(0, &format!("{version}: second delivery"));
         assert_eq!(again.report()["mode"]["how"], "kept-existing", "{version}");
+        assert_eq!(lab.lab.guest_file_info(RUNNING, GUEST_PATH).expect("still there").mode, 0o600, "{version}");
         assert_eq!(lab.guest_file(RUNNING).as_deref(), Some(lab.token_bytes().as_slice()));
+    }
+}
+
+#[test]
+fn without_exec_the_agent_default_0666_is_accepted_only_when_asked_and_warned_about() {
+    for version in versions() {
+        let lab = Lab::start(version, "VM.Audit");
+        let run = lab.deliver(RUNNING, &["--no-exec", "--allow-agent-mode"]);
+        run.expect_code(0, &format!("{version}: delivery with the agent's mode"));
+        assert_eq!(run.report()["mode"]["how"], "agent-default0666", "{version}");
+        assert!(run.stderr.contains("0666"), "{version}: the 0666 mode is warned about: {}", run.stderr);
+        assert_eq!(lab.lab.guest_file_info(RUNNING, GUEST_PATH).expect("written").mode, 0o666, "{version}");
     }
 }
 
@@ -248,7 +262,7 @@ fn text_report_names_the_path_and_the_mode_without_the_secret() {
     let lab = Lab::start("9.1".parse().expect("9.1"), "VM.Audit");
     let ready = lab.lab.ready();
     let output = Command::new(env!("CARGO_BIN_EXE_pvetoken"))
-        .args(["deliver", "--vmid", "100", "--allow-agent-mode", "--token-file"])
+        .args(["deliver", "--vmid", "100", "--token-file"])
         .arg(lab.token_file())
         .args(["--ca-file"])
         .arg(&ready.ca_file)
@@ -262,7 +276,7 @@ fn text_report_names_the_path_and_the_mode_without_the_secret() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "the URL comes from the token file\n{stdout}\n{stderr}");
     assert!(stdout.contains(GUEST_PATH) && stdout.contains("read back and identical"), "{stdout}");
-    assert!(stdout.contains("mode: 0666"), "{stdout}");
+    assert!(stdout.contains("600"), "the mode set in the guest is reported: {stdout}");
     assert!(!stdout.contains(SECRET) && !stderr.contains(SECRET));
 }
 
@@ -365,7 +379,9 @@ fn forbidden_answer_during_the_write_is_explained_and_not_reported_as_success() 
         let run = lab.deliver(RUNNING, &["--allow-agent-mode"]);
         run.expect_code(1, &format!("{version}: 403 on file-write"));
         assert!(run.stderr.contains("Permission check failed") && run.stderr.contains("privileges"), "{}", run.stderr);
-        assert_eq!(lab.guest_file(RUNNING), None);
+        // The file may exist (created empty and 0600 before the write), but no secret reached it.
+        let content = lab.guest_file(RUNNING).unwrap_or_default();
+        assert!(content.is_empty(), "{version}: nothing of the token was written");
     }
 }
 
