@@ -536,7 +536,8 @@ impl Demo<'_> {
         for file in [&packer_token, &host_token] {
             let token_id =
                 crate::token_store::read(file).map(|t| t.token_id.to_string()).unwrap_or_else(|_| TOKEN_ID.into());
-            let mut args = vec!["revoke", token_id.as_str()];
+            let file_text = file.display().to_string();
+            let mut args = vec!["revoke", token_id.as_str(), "--token-file", file_text.as_str()];
             args.extend(connection);
             self.command_step("revoke", "host", &args, 0, |json| {
                 format!(

@@ -1,5 +1,5 @@
-//! `pvetoken demo` runs the whole flow on the in-process lab, exits 0, and never prints a secret: neither the
-//! secrets left in its token files nor anything shaped like a PVE token secret (a UUID), rotated ones included.
+//! `pvetoken demo` runs the whole flow on the in-process lab, exits 0, never prints anything shaped like a PVE
+//! token secret (a UUID; the lab's secrets are UUIDs, rotated ones included) and leaves no revoked token file.
 
 use std::process::Command;
 
@@ -54,21 +54,15 @@ fn the_demo_walks_the_whole_flow_exits_0_and_prints_no_secret() {
         .map(|o| format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
         .collect::<String>();
     assert_no_uuid(&all);
-    // The secrets the demo left in its token files (read from its kept directory) are absent too.
-    let mut secrets = Vec::new();
+    // The demo ends with revoke, which takes each token file with it: no dead secret is left on disk.
     for output in [&text, &json] {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let kept = stderr.lines().find_map(|line| line.strip_prefix("kept ")).expect("kept dir").to_owned();
         for name in ["host/token.env", "host/packer-token.env"] {
             let file = std::path::Path::new(&kept).join(name);
-            let token = pvetoken_render::TokenFile::parse(&std::fs::read_to_string(&file).expect("token file"))
-                .expect("parses");
-            secrets.push(pvetoken_api::ExposeSecret::expose_secret(&token.secret).to_owned());
+            assert!(!file.exists(), "{} survived its token's revoke", file.display());
         }
+        assert!(std::path::Path::new(&kept).join("host").is_dir(), "the demo kept its host directory");
         let _ = std::fs::remove_dir_all(&kept);
-    }
-    assert_eq!(secrets.len(), 4);
-    for secret in secrets {
-        assert!(!all.contains(&secret), "a token file's secret was printed");
     }
 }

@@ -382,7 +382,7 @@ fn verify_short_names_the_missing_privilege_its_path_and_the_side_with_the_fix()
 }
 
 #[test]
-fn list_shows_the_token_and_revoke_removes_it_with_its_acl_entries() {
+fn list_shows_the_token_and_revoke_removes_it_with_its_acl_entries_and_its_token_file() {
     for version in VERSIONS {
         let lab = Lab::start(version);
         assert_eq!(lab.create("ansible", &["--expire", "30d"]).code, 0);
@@ -395,13 +395,36 @@ fn list_shows_the_token_and_revoke_removes_it_with_its_acl_entries() {
         assert_eq!(row["privsep"], true);
         assert!(row["expire"].as_i64().unwrap() > 0);
 
-        let mut args = vec!["revoke".to_owned(), "automation@pve!ansible".to_owned()];
-        args.extend(lab.connection());
-        let revoke = lab.pvetoken(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let packer_file = lab.dir().join("tokens").join("packer.env");
+        assert_eq!(lab.create_in(&packer_file, "packer", &[]).code, 0);
+        let ansible_file = lab.token_file().display().to_string();
+        let revoke_with_file = |id: &str| {
+            let mut args = vec!["--output".to_owned(), "json".to_owned(), "revoke".to_owned(), id.to_owned()];
+            args.extend(["--token-file".to_owned(), ansible_file.clone()]);
+            args.extend(lab.connection());
+            lab.pvetoken(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        };
+
+        // A token file holding another token is not touched by a revoke.
+        let other = revoke_with_file("automation@pve!packer");
+        assert_eq!(other.code, 0, "{}", other.both());
+        let report: serde_json::Value = serde_json::from_str(&other.stdout).expect("json");
+        assert!(report["token_file_removed"].is_null(), "{report}");
+        assert_eq!(lab.saved().expect("ansible's token file stays").0, "automation@pve!ansible");
+
+        // The token file holding the revoked token goes with it: its secret no longer works.
+        let revoke = revoke_with_file("automation@pve!ansible");
         assert_eq!(revoke.code, 0, "{}", revoke.both());
+        let report: serde_json::Value = serde_json::from_str(&revoke.stdout).expect("json");
+        assert_eq!(report["revoked"], "automation@pve!ansible");
+        assert_eq!(report["token_file_removed"], ansible_file.as_str());
+        assert!(!lab.token_file().exists());
+        assert!(packer_file.exists(), "packer's token file was never named");
         assert!(lab.server_tokens("automation@pve").is_empty());
         let acl = lab.root().get("/access/acl", &[]).unwrap();
         assert!(!acl.to_string().contains("automation@pve!ansible"), "{acl}");
+        let mut args = vec!["revoke".to_owned(), "automation@pve!ansible".to_owned()];
+        args.extend(lab.connection());
         let again = lab.pvetoken(&args.iter().map(String::as_str).collect::<Vec<_>>());
         assert_eq!(again.code, 2, "{}", again.both());
         assert!(again.stderr.contains("does not exist"));
