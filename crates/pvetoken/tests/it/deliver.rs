@@ -435,3 +435,52 @@ fn local_pvesh_backend_is_refused_because_pvesh_would_put_the_secret_in_argv() {
     let args = std::fs::read_to_string(lab.dir.path().join("pvesh.args")).unwrap_or_default();
     assert!(!args.contains(SECRET), "pvesh never saw the secret: {args}");
 }
+
+#[test]
+fn create_with_deliver_to_saves_the_new_token_and_puts_the_same_file_0600_into_the_guest() {
+    for version in versions() {
+        let lab = Lab::start(version, "VM.Audit");
+        let ready = lab.lab.ready();
+        let token_file = lab.dir.path().join("created").join("token.env");
+        // /root exists in every guest; the lab does not model directories (a missing parent is not refused there).
+        let guest_path = "/root/privatebox-api-token";
+        let output = Command::new(env!("CARGO_BIN_EXE_pvetoken"))
+            .args(["--output", "json", "create", "--profile", "privatebox", "--token-file"])
+            .arg(&token_file)
+            .args(["--url", &ready.pve_url, "--ca-file"])
+            .arg(&ready.ca_file)
+            .args(["--node", &ready.node, "--deliver-to", &RUNNING.to_string(), "--guest-path", guest_path])
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", lab.dir.path())
+            .env("PVETOKEN_PASSWORD", &ready.root_password)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run pvetoken");
+        let run = Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        };
+        run.expect_code(0, &format!("{version}: create --deliver-to"));
+
+        // The host copy is the new token; the guest holds the same bytes, private to root.
+        let host = std::fs::read(&token_file).expect("the host token file");
+        let saved = TokenFile::parse(&String::from_utf8_lossy(&host)).expect("the host token file parses");
+        assert_eq!(saved.token_id.as_str(), "automation@pve!privatebox", "{version}");
+        assert_eq!(lab.lab.guest_file(RUNNING, guest_path).as_deref(), Some(host.as_slice()), "{version}: content");
+        let info = lab.lab.guest_file_info(RUNNING, guest_path).expect("the file exists in the guest");
+        assert_eq!((info.mode, info.owner.as_str()), (0o600, "root"), "{version}: guest file mode");
+        let report = run.report();
+        assert_eq!(report["delivered"]["vmid"], RUNNING, "{version}: {report}");
+        assert_eq!(report["delivered"]["guest_path"], guest_path, "{version}: {report}");
+        assert_eq!(report["delivered"]["verified"], true, "{version}: {report}");
+        assert_eq!(report["delivered"]["token_id"], "automation@pve!privatebox", "{version}: {report}");
+
+        // The new secret is nowhere but in the two files.
+        let secret = pvetoken_api::ExposeSecret::expose_secret(&saved.secret).to_owned();
+        assert!(!run.stdout.contains(&secret) && !run.stderr.contains(&secret), "{version}: secret printed");
+        let log = serde_json::to_string(&lab.lab.request_log()).expect("log serializes");
+        assert!(!log.contains(&secret), "{version}: the new secret is in the lab's request log");
+    }
+}
