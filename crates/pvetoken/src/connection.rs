@@ -288,10 +288,10 @@ pub async fn connect_admin(
     target: &Target,
     http: Option<&reqwest::Client>,
     admin: &AdminAuth,
-    admin_token: Option<(&str, &Secret)>,
     timeout: std::time::Duration,
 ) -> Result<pvetoken_client::pve::PveClient, CliError> {
     use pvetoken_client::pve::PveClient;
+    let admin_token = read_admin_token(admin)?;
     match (target, http) {
         (Target::Local { pvesh }, _) => Ok(PveClient::local(pvesh.clone(), timeout)),
         (Target::Remote { endpoint, .. }, Some(http)) => match admin {
@@ -309,7 +309,7 @@ pub async fn connect_admin(
                     cli
                 })
             }
-            AdminAuth::TokenFile(path) => match admin_token {
+            AdminAuth::TokenFile(path) => match &admin_token {
                 Some((token_id, secret)) => Ok(PveClient::with_token(http.clone(), endpoint.clone(), token_id, secret)),
                 None => Err(CliError::usage(format!("the admin token file {} was not read", path.display()))),
             },

@@ -129,15 +129,7 @@ fn live(args: &AuditArgs, forced: Option<PveVersion>, options: &Options, printer
     let runtime = tokio::runtime::Runtime::new()?;
     let state = runtime.block_on(async {
         let http = crate::connection::http_client(&target, timeout)?;
-        let admin_token = super::create::token_glue::read_admin_token(&admin)?;
-        let client = crate::connection::connect_admin(
-            &target,
-            http.as_ref(),
-            &admin,
-            admin_token.as_ref().map(|(id, secret)| (id.as_str(), secret)),
-            timeout,
-        )
-        .await?;
+        let client = crate::connection::connect_admin(&target, http.as_ref(), &admin, timeout).await?;
         audit::live::fetch(&client).await.map_err(|error| anyhow::Error::from(remote_error(&error, &target)))
     })?;
     for note in &state.notes {

@@ -296,15 +296,7 @@ pub fn run(args: CreateArgs, printer: &Printer) -> anyhow::Result<Exit> {
         // 1. The destination must be writable before a secret exists.
         let prepared = PreparedTokenFile::prepare(&token_file)?;
         let http = crate::connection::http_client(&target, timeout)?;
-        let admin_token = crate::connection::read_admin_token(&admin)?;
-        let client = crate::connection::connect_admin(
-            &target,
-            http.as_ref(),
-            &admin,
-            admin_token.as_ref().map(|(id, secret)| (id.as_str(), secret)),
-            timeout,
-        )
-        .await?;
+        let client = crate::connection::connect_admin(&target, http.as_ref(), &admin, timeout).await?;
         let mut run = Lifecycle {
             args: &args,
             target: &target,
@@ -951,9 +943,4 @@ mod tests {
         assert_eq!(rotation_base("packer-r12"), "packer");
         assert_eq!(rotation_base("my-role"), "my-role");
     }
-}
-
-/// Compatibility path for callers written before the token store existed (`audit`, `deliver`).
-pub(crate) mod token_glue {
-    pub(crate) use crate::connection::read_admin_token;
 }

@@ -69,15 +69,7 @@ pub fn run(args: DeliverArgs, printer: &Printer) -> anyhow::Result<Exit> {
     let runtime = tokio::runtime::Runtime::new()?;
     let report = runtime.block_on(async {
         let http = crate::connection::http_client(&target, timeout)?;
-        let admin_token = crate::connection::read_admin_token(&admin)?;
-        let client = crate::connection::connect_admin(
-            &target,
-            http.as_ref(),
-            &admin,
-            admin_token.as_ref().map(|(id, secret)| (id.as_str(), secret)),
-            timeout,
-        )
-        .await?;
+        let client = crate::connection::connect_admin(&target, http.as_ref(), &admin, timeout).await?;
         if client.is_local() {
             return Err(CliError::usage(
                 "deliver cannot use --local: pvesh takes the file content only as an argument, which every user of \

@@ -242,16 +242,9 @@ async fn connect_admin(
             .to_owned());
     }
     let auth = args.connection.resolve_admin().map_err(|error| error.message)?;
-    let admin_token = crate::connection::read_admin_token(&auth).map_err(|error| error.message)?;
-    crate::connection::connect_admin(
-        target,
-        http,
-        &auth,
-        admin_token.as_ref().map(|(id, secret)| (id.as_str(), secret)),
-        timeout,
-    )
-    .await
-    .map_err(|error| format!("admin login failed: {}", error.message))
+    crate::connection::connect_admin(target, http, &auth, timeout)
+        .await
+        .map_err(|error| format!("admin login failed: {}", error.message))
 }
 
 async fn check_semaphore(args: &DoctorArgs, url: &str) -> anyhow::Result<(Vec<Finding>, String)> {

@@ -40,15 +40,7 @@ pub fn run(args: ListArgs, printer: &Printer) -> anyhow::Result<Exit> {
     let runtime = tokio::runtime::Runtime::new()?;
     let rows = runtime.block_on(async {
         let http = crate::connection::http_client(&target, timeout)?;
-        let admin_token = crate::connection::read_admin_token(&admin)?;
-        let client = crate::connection::connect_admin(
-            &target,
-            http.as_ref(),
-            &admin,
-            admin_token.as_ref().map(|(id, secret)| (id.as_str(), secret)),
-            timeout,
-        )
-        .await?;
+        let client = crate::connection::connect_admin(&target, http.as_ref(), &admin, timeout).await?;
         let now = super::create::now();
         let mut rows = Vec::new();
         if args.all {

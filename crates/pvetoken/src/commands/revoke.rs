@@ -45,15 +45,7 @@ pub fn run(args: RevokeArgs, printer: &Printer) -> anyhow::Result<Exit> {
     let runtime = tokio::runtime::Runtime::new()?;
     let removed_acls = runtime.block_on(async {
         let http = crate::connection::http_client(&target, timeout)?;
-        let admin_token = crate::connection::read_admin_token(&admin)?;
-        let client = crate::connection::connect_admin(
-            &target,
-            http.as_ref(),
-            &admin,
-            admin_token.as_ref().map(|(id, secret)| (id.as_str(), secret)),
-            timeout,
-        )
-        .await?;
+        let client = crate::connection::connect_admin(&target, http.as_ref(), &admin, timeout).await?;
         let remote = |error| remote_error(&error, &target);
         if client.token(&token.user, &token.name).await.map_err(remote)?.is_none() {
             return Err(anyhow::Error::from(

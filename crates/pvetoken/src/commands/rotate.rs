@@ -55,15 +55,7 @@ pub fn run(args: RotateArgs, printer: &Printer) -> anyhow::Result<Exit> {
     let (new_id, requests) = runtime.block_on(async {
         let prepared = PreparedTokenFile::prepare(&token_file)?;
         let http = crate::connection::http_client(&target, timeout)?;
-        let admin_token = crate::connection::read_admin_token(&admin)?;
-        let client = crate::connection::connect_admin(
-            &target,
-            http.as_ref(),
-            &admin,
-            admin_token.as_ref().map(|(id, secret)| (id.as_str(), secret)),
-            timeout,
-        )
-        .await?;
+        let client = crate::connection::connect_admin(&target, http.as_ref(), &admin, timeout).await?;
         let mut rotation = Rotation { client, http, target: &target, timeout, token_requests: 0 };
         let remote = |error: ClientError| remote_error(&error, &target);
         let version = rotation.client.version().await.map_err(remote)?;

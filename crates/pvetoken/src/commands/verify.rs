@@ -277,16 +277,9 @@ pub fn run(args: VerifyArgs, printer: &Printer) -> anyhow::Result<Exit> {
             } else {
                 let admin = match &admin_auth {
                     Some(auth) => {
-                        let admin_token = crate::connection::read_admin_token(auth)?;
-                        crate::connection::connect_admin(
-                            &target,
-                            http.as_ref(),
-                            auth,
-                            admin_token.as_ref().map(|(id, secret)| (id.as_str(), secret)),
-                            timeout,
-                        )
-                        .await
-                        .ok()
+                        // An unsafe admin token file is an error even here; a failed login only loses the detail.
+                        crate::connection::read_admin_token(auth)?;
+                        crate::connection::connect_admin(&target, http.as_ref(), auth, timeout).await.ok()
                     }
                     None => None,
                 };
