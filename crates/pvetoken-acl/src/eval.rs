@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::fxhash::FxHashMap as HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use crate::catalog::{Catalog, PrivSet};
 use crate::ids::{AclPath, Privilege, RoleId, Subject, TokenId, UserId};

@@ -48,7 +48,6 @@ pub mod catalog;
 mod catalog_data;
 pub mod eval;
 pub mod explain;
-mod fxhash;
 pub mod ids;
 pub mod mutate;
 pub mod tokencfg;

@@ -152,7 +152,7 @@ pub struct UserCfg {
     /// Guest → pool.
     pub(crate) vm_pool: BTreeMap<u64, PoolId>,
     /// ACL nodes while parsing (merged into `acl` at the end of [`UserCfg::parse`]).
-    staging: Option<crate::fxhash::FxHashMap<Vec<String>, AclNode>>,
+    staging: Option<rustc_hash::FxHashMap<Vec<String>, AclNode>>,
 }
 
 impl Default for UserCfg {
@@ -265,7 +265,7 @@ impl UserCfg {
         let mut cfg = UserCfg::default();
         let mut warnings = Vec::new();
         // ACL nodes are staged in a hash map while parsing (tree order is only needed at the end).
-        cfg.staging = Some(crate::fxhash::FxHashMap::default());
+        cfg.staging = Some(rustc_hash::FxHashMap::default());
         for (index, raw_line) in text.split('\n').enumerate() {
             let line = raw_line.trim_matches(is_perl_space);
             if line.is_empty() {
