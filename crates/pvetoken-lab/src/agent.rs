@@ -40,6 +40,10 @@ pub(crate) struct GuestFile {
     pub(crate) owner: String,
     /// Group (a guest group name, or a numeric gid).
     pub(crate) group: String,
+    /// A directory made in the guest (`mkdir`, or a directory of the base tree whose mode or owner changed); its
+    /// `content` is empty.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) directory: bool,
 }
 
 /// State files written before modes existed hold only the base64 content.
@@ -47,21 +51,40 @@ pub(crate) struct GuestFile {
 #[serde(untagged)]
 enum GuestFileWire {
     Content(String),
-    Full { content: String, mode: u32, owner: String, group: String },
+    Full {
+        content: String,
+        mode: u32,
+        owner: String,
+        group: String,
+        #[serde(default)]
+        directory: bool,
+    },
 }
 
 impl From<GuestFileWire> for GuestFile {
     fn from(wire: GuestFileWire) -> GuestFile {
         match wire {
             GuestFileWire::Content(content) => GuestFile::created_by_agent(content),
-            GuestFileWire::Full { content, mode, owner, group } => GuestFile { content, mode, owner, group },
+            GuestFileWire::Full { content, mode, owner, group, directory } => {
+                GuestFile { content, mode, owner, group, directory }
+            }
         }
     }
 }
 
 impl GuestFile {
     fn created_by_agent(content: String) -> GuestFile {
-        GuestFile { content, mode: AGENT_NEW_FILE_MODE, owner: "root".to_owned(), group: "root".to_owned() }
+        GuestFile {
+            content,
+            mode: AGENT_NEW_FILE_MODE,
+            owner: "root".to_owned(),
+            group: "root".to_owned(),
+            directory: false,
+        }
+    }
+
+    fn new_directory(mode: u32, owner: &str) -> GuestFile {
+        GuestFile { content: String::new(), mode, owner: owner.to_owned(), group: owner.to_owned(), directory: true }
     }
 
     /// The bytes.
@@ -100,6 +123,145 @@ const GUEST_GROUPS: &[(&str, u32)] = &[
     ("debian", 1000),
     ("nogroup", 65534),
 ];
+
+/// Mode of a directory `mkdir` creates without `-m`, and of the parents `mkdir -p` creates (0777 minus umask 022).
+const MKDIR_DEFAULT_MODE: u32 = 0o755;
+
+/// The directories of every fresh lab guest (a Debian cloud image): path, mode, owner (and group).
+/// Parents of stored files are directories too (0755 root:root), so files seeded or saved by an older lab keep
+/// their place in the tree.
+const BASE_DIRECTORIES: &[(&str, u32, &str)] = &[
+    ("/", 0o755, "root"),
+    ("/bin", 0o755, "root"),
+    ("/boot", 0o755, "root"),
+    ("/dev", 0o755, "root"),
+    ("/etc", 0o755, "root"),
+    ("/etc/default", 0o755, "root"),
+    ("/etc/ssh", 0o755, "root"),
+    ("/etc/systemd", 0o755, "root"),
+    ("/etc/systemd/system", 0o755, "root"),
+    ("/home", 0o755, "root"),
+    ("/home/debian", 0o755, "debian"),
+    ("/mnt", 0o755, "root"),
+    ("/opt", 0o755, "root"),
+    ("/proc", 0o555, "root"),
+    ("/root", 0o700, "root"),
+    ("/run", 0o755, "root"),
+    ("/sbin", 0o755, "root"),
+    ("/srv", 0o755, "root"),
+    ("/tmp", 0o1777, "root"),
+    ("/usr", 0o755, "root"),
+    ("/usr/bin", 0o755, "root"),
+    ("/usr/lib", 0o755, "root"),
+    ("/usr/local", 0o755, "root"),
+    ("/usr/local/bin", 0o755, "root"),
+    ("/usr/local/etc", 0o755, "root"),
+    ("/usr/sbin", 0o755, "root"),
+    ("/usr/share", 0o755, "root"),
+    ("/var", 0o755, "root"),
+    ("/var/lib", 0o755, "root"),
+    ("/var/log", 0o755, "root"),
+    ("/var/tmp", 0o1777, "root"),
+];
+
+/// The `errno` of a failed path operation, with glibc's `strerror` text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Errno {
+    NoEnt,
+    NotDir,
+    IsDir,
+    Exist,
+}
+
+impl std::fmt::Display for Errno {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Errno::NoEnt => "No such file or directory",
+            Errno::NotDir => "Not a directory",
+            Errno::IsDir => "Is a directory",
+            Errno::Exist => "File exists",
+        })
+    }
+}
+
+/// `path` made absolute (qemu-ga and its children run in `/`) with `.`, `..` and repeated slashes resolved
+/// lexically (the lab has no symlinks).
+pub(crate) fn normalize(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            other => parts.push(other),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+fn parent_of(path: &str) -> Option<&str> {
+    match path.rfind('/') {
+        _ if path == "/" => None,
+        Some(0) => Some("/"),
+        Some(index) => Some(&path[..index]),
+        None => None,
+    }
+}
+
+/// The entry at the normalized `path` if it exists: stored, of the base tree, or the parent of a stored entry.
+fn existing(files: &BTreeMap<String, GuestFile>, path: &str) -> Option<GuestFile> {
+    if let Some(file) = files.get(path) {
+        return Some(file.clone());
+    }
+    if let Some((_, mode, owner)) = BASE_DIRECTORIES.iter().find(|(dir, _, _)| *dir == path) {
+        return Some(GuestFile::new_directory(*mode, owner));
+    }
+    let prefix = if path == "/" { "/".to_owned() } else { format!("{path}/") };
+    files
+        .range(prefix.clone()..)
+        .next()
+        .filter(|(key, _)| key.starts_with(&prefix))
+        .map(|_| GuestFile::new_directory(MKDIR_DEFAULT_MODE, "root"))
+}
+
+/// Looks `path` up as the kernel does: `Err` when a parent is missing (`ENOENT`) or is a file (`ENOTDIR`), or when
+/// a path with a trailing slash names a file; `Ok(None)` when only the last component is missing.
+fn lookup(files: &BTreeMap<String, GuestFile>, path: &str) -> Result<Option<GuestFile>, Errno> {
+    let key = normalize(path);
+    let mut ancestors = Vec::new();
+    let mut current = key.as_str();
+    while let Some(parent) = parent_of(current) {
+        ancestors.push(parent);
+        current = parent;
+    }
+    for ancestor in ancestors.into_iter().rev() {
+        match existing(files, ancestor) {
+            Some(entry) if entry.directory => {}
+            Some(_) => return Err(Errno::NotDir),
+            None => return Err(Errno::NoEnt),
+        }
+    }
+    let found = existing(files, &key);
+    if path.ends_with('/') && found.as_ref().is_some_and(|entry| !entry.directory) {
+        return Err(Errno::NotDir);
+    }
+    Ok(found)
+}
+
+/// The stored entry at the normalized `key`, storing a directory of the base tree (or an implied one) first so
+/// that its mode or owner can change.
+fn entry_mut<'f>(files: &'f mut BTreeMap<String, GuestFile>, key: &str) -> Option<&'f mut GuestFile> {
+    if !files.contains_key(key) {
+        let entry = existing(files, key)?;
+        files.insert(key.to_owned(), entry);
+    }
+    files.get_mut(key)
+}
+
+fn open_error(file: &str, mode: &str, errno: Errno) -> ApiError {
+    ApiError::internal(format!("Agent error: failed to open file '{file}' (mode: '{mode}'): {errno}"))
+}
 
 fn vm_path(vmid: u64) -> String {
     format!("/vms/{vmid}")
@@ -165,11 +327,21 @@ fn file_write(lab: &Lab, caller: &Caller, p: &Params, vmid: u64, privs: &[&str],
     let vm = state.guests.vms.get_mut(&vmid).ok_or_else(|| no_config(lab, vmid))?;
     agent_ready(vm)?;
     let encoded = base64::engine::general_purpose::STANDARD.encode(&bytes);
-    match vm.files.get_mut(&file) {
+    // guest-file-open with mode `wb`: open(O_WRONLY|O_CREAT|O_TRUNC) fails on a missing parent, a parent that is a
+    // file, or a directory; nothing is created then.
+    let key = normalize(&file);
+    match lookup(&vm.files, &file) {
+        Err(errno) => return Err(open_error(&file, "wb", errno)),
+        Ok(Some(entry)) if entry.directory => return Err(open_error(&file, "wb", Errno::IsDir)),
+        Ok(None) if file.ends_with('/') => return Err(open_error(&file, "wb", Errno::IsDir)),
         // An existing file is truncated and keeps its mode and owner.
-        Some(existing) => existing.content = encoded,
-        None => {
-            vm.files.insert(file, GuestFile::created_by_agent(encoded));
+        Ok(Some(_)) => {
+            if let Some(existing) = vm.files.get_mut(&key) {
+                existing.content = encoded;
+            }
+        }
+        Ok(None) => {
+            vm.files.insert(key, GuestFile::created_by_agent(encoded));
         }
     }
     lab.save_guests(&state)?;
@@ -214,9 +386,15 @@ fn read_only(
         "agent-info" => Ok(json!({ "result": { "version": "7.2.0", "supported_commands": [] } })),
         "agent-file-read" => {
             let file = file.unwrap_or_default();
-            let stored = vm.files.get(file).ok_or_else(|| {
-                ApiError::internal(format!("Agent error: Failed to open file '{file}': No such file or directory"))
-            })?;
+            // guest-file-open with mode `r`: a directory opens, and the first guest-file-read fails.
+            let stored = match lookup(&vm.files, file) {
+                Err(errno) => return Err(open_error(file, "r", errno)),
+                Ok(None) => return Err(open_error(file, "r", Errno::NoEnt)),
+                Ok(Some(entry)) if entry.directory => {
+                    return Err(ApiError::internal(format!("Agent error: failed to read file: {}", Errno::IsDir)));
+                }
+                Ok(Some(entry)) => entry,
+            };
             let mut bytes = stored.bytes();
             if lab.control.take_corrupt_read(vmid) {
                 corrupt(&mut bytes);
@@ -315,8 +493,22 @@ fn split_options(args: &[String]) -> (Vec<&str>, Vec<&str>) {
     (options, operands)
 }
 
-fn missing(program: &str, path: &str) -> String {
-    format!("{program}: cannot access '{path}': No such file or directory\n")
+fn cannot_access(program: &str, path: &str, errno: Errno) -> String {
+    format!("{program}: cannot access '{path}': {errno}\n")
+}
+
+/// Marks `result` failed (exit 1) and adds `message` to its stderr.
+fn failed(result: &mut ExecResult, message: String) {
+    result.exitcode = 1;
+    result.err.push_str(&message);
+}
+
+/// The normalized key of an existing `path`, or why it cannot be reached.
+fn accessible(files: &BTreeMap<String, GuestFile>, path: &str) -> Result<String, Errno> {
+    match lookup(files, path)? {
+        Some(_) => Ok(normalize(path)),
+        None => Err(Errno::NoEnt),
+    }
 }
 
 /// Runs `program args` on `files`; `None` when the guest has no such program.
@@ -334,6 +526,7 @@ fn run(
         "true" => ok(""),
         "false" => ExecResult { exitcode: 1, ..ExecResult::default() },
         "touch" => touch(files, args),
+        "mkdir" => mkdir(files, args),
         "chmod" => chmod(files, args),
         "chown" => chown(files, args),
         "stat" => stat(files, args),
@@ -350,15 +543,142 @@ fn touch(files: &mut BTreeMap<String, GuestFile>, args: &[String]) -> ExecResult
     if operands.is_empty() {
         return fail("touch: missing file operand\nTry 'touch --help' for more information.\n");
     }
+    let mut result = ok("");
     for path in operands {
-        files.entry(path.to_owned()).or_insert_with(|| GuestFile {
-            content: String::new(),
-            mode: TOUCH_NEW_FILE_MODE,
-            owner: "root".to_owned(),
-            group: "root".to_owned(),
-        });
+        match lookup(files, path) {
+            // An existing file or directory only gets new times.
+            Ok(Some(_)) => {}
+            Ok(None) if !path.ends_with('/') => {
+                let file = GuestFile { mode: TOUCH_NEW_FILE_MODE, ..GuestFile::created_by_agent(String::new()) };
+                files.insert(normalize(path), file);
+            }
+            Ok(None) => failed(&mut result, format!("touch: cannot touch '{path}': {}\n", Errno::IsDir)),
+            Err(errno) => failed(&mut result, format!("touch: cannot touch '{path}': {errno}\n")),
+        }
     }
-    ok("")
+    result
+}
+
+/// `mkdir [-p] [-v] [-m MODE] DIR...` (GNU coreutils 9: `-m` sets the mode of each DIR operand exactly, the
+/// parents `-p` creates get 0755; `-v` reports each directory created on stdout).
+fn mkdir(files: &mut BTreeMap<String, GuestFile>, args: &[String]) -> ExecResult {
+    const TRY: &str = "Try 'mkdir --help' for more information.\n";
+    let mut parents = false;
+    let mut verbose = false;
+    let mut mode_text: Option<&str> = None;
+    let mut operands = Vec::new();
+    let mut rest = false;
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        if rest || arg == "-" || !arg.starts_with('-') {
+            operands.push(arg.as_str());
+            continue;
+        }
+        match arg.as_str() {
+            "--" => rest = true,
+            "--parents" => parents = true,
+            "--verbose" => verbose = true,
+            "--mode" => match iter.next() {
+                Some(value) => mode_text = Some(value),
+                None => return fail(format!("mkdir: option '--mode' requires an argument\n{TRY}")),
+            },
+            long if long.starts_with("--") => match long.strip_prefix("--mode=") {
+                Some(value) => mode_text = Some(value),
+                None => return fail(format!("mkdir: unrecognized option '{long}'\n{TRY}")),
+            },
+            short => {
+                let flags = &short[1..];
+                for (index, flag) in flags.char_indices() {
+                    match flag {
+                        'p' => parents = true,
+                        'v' => verbose = true,
+                        'm' => {
+                            let attached = &flags[index + 1..];
+                            if !attached.is_empty() {
+                                mode_text = Some(attached);
+                            } else if let Some(value) = iter.next() {
+                                mode_text = Some(value);
+                            } else {
+                                return fail(format!("mkdir: option requires an argument -- 'm'\n{TRY}"));
+                            }
+                            break;
+                        }
+                        other => return fail(format!("mkdir: invalid option -- '{other}'\n{TRY}")),
+                    }
+                }
+            }
+        }
+    }
+    let mode = match mode_text {
+        None => MKDIR_DEFAULT_MODE,
+        Some(text) => match parse_octal_mode(text) {
+            Some(mode) => mode,
+            None => return fail(format!("mkdir: invalid mode \u{2018}{text}\u{2019}\n")),
+        },
+    };
+    if operands.is_empty() {
+        return fail(format!("mkdir: missing operand\n{TRY}"));
+    }
+    let mut result = ok("");
+    for dir in operands {
+        if let Err(message) = make_directory(files, dir, parents, mode, verbose.then_some(&mut result.out)) {
+            failed(&mut result, message);
+        }
+    }
+    result
+}
+
+/// One `mkdir` operand; `Err` is the line for stderr.
+fn make_directory(
+    files: &mut BTreeMap<String, GuestFile>,
+    dir: &str,
+    parents: bool,
+    mode: u32,
+    mut verbose: Option<&mut String>,
+) -> Result<(), String> {
+    let cannot =
+        |shown: &str, errno: Errno| format!("mkdir: cannot create directory \u{2018}{shown}\u{2019}: {errno}\n");
+    let mut create = |files: &mut BTreeMap<String, GuestFile>, shown: &str, mode: u32| {
+        files.insert(normalize(shown), GuestFile::new_directory(mode, "root"));
+        if let Some(out) = verbose.as_deref_mut() {
+            out.push_str(&format!("mkdir: created directory '{shown}'\n"));
+        }
+    };
+    if parents {
+        // Each parent as written (`/etc`, then `/etc/privatebox`), without the operand itself.
+        let trimmed = dir.trim_end_matches('/');
+        let mut shown = String::new();
+        let components: Vec<&str> = trimmed.split('/').collect();
+        for (index, component) in components.iter().enumerate() {
+            if index > 0 || component.is_empty() {
+                shown.push_str(if index == 0 { "" } else { "/" });
+            }
+            shown.push_str(component);
+            if index + 1 == components.len() || component.is_empty() || *component == "." || *component == ".." {
+                continue;
+            }
+            match lookup(files, &shown) {
+                Ok(Some(entry)) if entry.directory => {}
+                Ok(Some(_)) => return Err(cannot(&shown, Errno::NotDir)),
+                Ok(None) => create(files, &shown, MKDIR_DEFAULT_MODE),
+                Err(errno) => return Err(cannot(&shown, errno)),
+            }
+        }
+    }
+    match lookup(files, dir) {
+        Ok(Some(entry)) if entry.directory && parents => Ok(()),
+        Ok(Some(_)) => Err(cannot(dir, Errno::Exist)),
+        Ok(None) => {
+            create(files, dir, mode);
+            Ok(())
+        }
+        Err(errno) => Err(cannot(dir, errno)),
+    }
+}
+
+/// An octal mode of at most four digits (coreutils also takes symbolic modes; guest commands here use octal).
+fn parse_octal_mode(text: &str) -> Option<u32> {
+    (text.len() <= 4 && !text.is_empty()).then(|| u32::from_str_radix(text, 8).ok()).flatten()
 }
 
 fn chmod(files: &mut BTreeMap<String, GuestFile>, args: &[String]) -> ExecResult {
@@ -372,19 +692,18 @@ fn chmod(files: &mut BTreeMap<String, GuestFile>, args: &[String]) -> ExecResult
     if paths.is_empty() {
         return fail(format!("chmod: missing operand after '{mode_text}'\nTry 'chmod --help' for more information.\n"));
     }
-    let mode =
-        (mode_text.len() <= 4 && !mode_text.is_empty()).then(|| u32::from_str_radix(mode_text, 8).ok()).flatten();
-    let Some(mode) = mode else {
+    let Some(mode) = parse_octal_mode(mode_text) else {
         return fail(format!("chmod: invalid mode: '{mode_text}'\nTry 'chmod --help' for more information.\n"));
     };
     let mut result = ok("");
     for path in paths {
-        match files.get_mut(*path) {
-            Some(file) => file.mode = mode,
-            None => {
-                result.exitcode = 1;
-                result.err.push_str(&missing("chmod", path));
+        match accessible(files, path) {
+            Ok(key) => {
+                if let Some(entry) = entry_mut(files, &key) {
+                    entry.mode = mode;
+                }
             }
+            Err(errno) => failed(&mut result, cannot_access("chmod", path, errno)),
         }
     }
     result
@@ -424,31 +743,37 @@ fn chown(files: &mut BTreeMap<String, GuestFile>, args: &[String]) -> ExecResult
     };
     let mut result = ok("");
     for path in paths {
-        match files.get_mut(*path) {
-            Some(file) => {
-                if let Some((name, _)) = owner {
-                    name.clone_into(&mut file.owner);
-                }
-                if let Some(group) = group {
-                    group.clone_into(&mut file.group);
+        match accessible(files, path) {
+            Ok(key) => {
+                if let Some(entry) = entry_mut(files, &key) {
+                    if let Some((name, _)) = owner {
+                        name.clone_into(&mut entry.owner);
+                    }
+                    if let Some(group) = group {
+                        group.clone_into(&mut entry.group);
+                    }
                 }
             }
-            None => {
-                result.exitcode = 1;
-                result.err.push_str(&missing("chown", path));
-            }
+            Err(errno) => failed(&mut result, cannot_access("chown", path, errno)),
         }
     }
     result
 }
 
-fn symbolic_mode(mode: u32) -> String {
-    let mut out = String::from("-");
-    for shift in [6, 3, 0] {
+fn symbolic_mode(file: &GuestFile) -> String {
+    let mode = file.mode;
+    let mut out = String::from(if file.directory { "d" } else { "-" });
+    // setuid, setgid, sticky: shown in the x column of user, group, others.
+    for (shift, special, letter) in [(6, 0o4000, 's'), (3, 0o2000, 's'), (0, 0o1000, 't')] {
         let bits = (mode >> shift) & 7;
         out.push(if bits & 4 != 0 { 'r' } else { '-' });
         out.push(if bits & 2 != 0 { 'w' } else { '-' });
-        out.push(if bits & 1 != 0 { 'x' } else { '-' });
+        out.push(match (bits & 1 != 0, mode & special != 0) {
+            (true, true) => letter,
+            (false, true) => letter.to_ascii_uppercase(),
+            (true, false) => 'x',
+            (false, false) => '-',
+        });
     }
     out
 }
@@ -465,14 +790,18 @@ fn stat_format(format: &str, path: &str, file: &GuestFile) -> String {
         }
         match chars.next() {
             Some('a') => out.push_str(&format!("{:o}", file.mode)),
-            Some('A') => out.push_str(&symbolic_mode(file.mode)),
+            Some('A') => out.push_str(&symbolic_mode(file)),
             Some('U') => out.push_str(&file.owner),
             Some('G') => out.push_str(&file.group),
             Some('u') => out.push_str(&uid.to_string()),
             Some('g') => out.push_str(&gid.to_string()),
-            Some('s') => out.push_str(&file.bytes().len().to_string()),
+            Some('s') => out.push_str(&if file.directory { 4096 } else { file.bytes().len() }.to_string()),
             Some('n') => out.push_str(path),
-            Some('F') => out.push_str(if file.content.is_empty() { "regular empty file" } else { "regular file" }),
+            Some('F') => out.push_str(match (file.directory, file.content.is_empty()) {
+                (true, _) => "directory",
+                (false, true) => "regular empty file",
+                (false, false) => "regular file",
+            }),
             Some('%') => out.push('%'),
             Some(other) => {
                 out.push('?');
@@ -511,19 +840,17 @@ fn stat(files: &BTreeMap<String, GuestFile>, args: &[String]) -> ExecResult {
     }
     let mut result = ok("");
     for path in paths {
-        match files.get(path) {
-            Some(file) => match format {
-                Some(format) => result.out.push_str(&stat_format(format, path, file)),
+        match lookup(files, path) {
+            Ok(Some(file)) => match format {
+                Some(format) => result.out.push_str(&stat_format(format, path, &file)),
                 None => result.out.push_str(&stat_format(
                     "  File: %n\n  Size: %s\t%F\nAccess: (0%a/%A)  Uid: (%u/%U)   Gid: (%g/%G)",
                     path,
-                    file,
+                    &file,
                 )),
             },
-            None => {
-                result.exitcode = 1;
-                result.err.push_str(&format!("stat: cannot statx '{path}': No such file or directory\n"));
-            }
+            Ok(None) => failed(&mut result, format!("stat: cannot statx '{path}': {}\n", Errno::NoEnt)),
+            Err(errno) => failed(&mut result, format!("stat: cannot statx '{path}': {errno}\n")),
         }
     }
     result
@@ -539,12 +866,11 @@ fn cat(files: &BTreeMap<String, GuestFile>, args: &[String], input: Option<&str>
     }
     let mut result = ok("");
     for path in operands {
-        match files.get(path) {
-            Some(file) => result.out.push_str(&String::from_utf8_lossy(&file.bytes())),
-            None => {
-                result.exitcode = 1;
-                result.err.push_str(&format!("cat: {path}: No such file or directory\n"));
-            }
+        match lookup(files, path) {
+            Ok(Some(file)) if file.directory => failed(&mut result, format!("cat: {path}: {}\n", Errno::IsDir)),
+            Ok(Some(file)) => result.out.push_str(&String::from_utf8_lossy(&file.bytes())),
+            Ok(None) => failed(&mut result, format!("cat: {path}: {}\n", Errno::NoEnt)),
+            Err(errno) => failed(&mut result, format!("cat: {path}: {errno}\n")),
         }
     }
     result
@@ -552,7 +878,7 @@ fn cat(files: &BTreeMap<String, GuestFile>, args: &[String], input: Option<&str>
 
 #[cfg(test)]
 mod tests {
-    use super::{BTreeMap, GuestFile, run};
+    use super::{BTreeMap, ExecResult, GuestFile, lookup, run};
 
     fn args(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| (*s).to_owned()).collect()
@@ -582,5 +908,114 @@ mod tests {
         assert_eq!(bad.exitcode, 1);
         assert_eq!(files["/f"].mode, 0o666, "a failed chmod changes nothing");
         assert!(run(&mut files, "rm", &args(&["/f"]), None).is_none(), "the lab guest has no rm");
+    }
+
+    fn sh(files: &mut BTreeMap<String, GuestFile>, command: &[&str]) -> ExecResult {
+        let (program, rest) = command.split_first().expect("a program");
+        run(files, program, &args(rest), None).expect("the guest has the program")
+    }
+
+    #[test]
+    fn a_fresh_guest_has_the_debian_tree_and_the_parents_of_stored_files() {
+        let mut files = BTreeMap::new();
+        for dir in
+            ["/", "/root", "/home", "/etc", "/tmp", "/var", "/var/lib", "/opt", "/usr", "/usr/local", "/srv", "/run"]
+        {
+            let entry = lookup(&files, dir).expect("reachable").expect("exists");
+            assert!(entry.directory, "{dir} is a directory");
+        }
+        assert_eq!(sh(&mut files, &["stat", "-c", "%a %A %F", "/root"]).out, "700 drwx------ directory\n");
+        assert_eq!(sh(&mut files, &["stat", "-c", "%a %A", "/tmp"]).out, "1777 drwxrwxrwt\n");
+        assert_eq!(lookup(&files, "/etc/privatebox"), Ok(None), "no application directory in a fresh guest");
+        // A file stored by an older lab (or seeded) implies its directories.
+        files.insert("/srv/app/conf/token".to_owned(), GuestFile::created_by_agent(String::new()));
+        assert!(lookup(&files, "/srv/app/conf").expect("reachable").is_some_and(|entry| entry.directory));
+    }
+
+    #[test]
+    fn touch_into_a_missing_directory_or_below_a_file_fails_like_coreutils_and_creates_nothing() {
+        let mut files = BTreeMap::new();
+        let missing = sh(&mut files, &["touch", "--", "/etc/privatebox/token"]);
+        assert_eq!(
+            (missing.exitcode, missing.err.as_str()),
+            (1, "touch: cannot touch '/etc/privatebox/token': No such file or directory\n")
+        );
+        assert!(files.is_empty(), "{files:?}");
+        sh(&mut files, &["touch", "/root/f"]);
+        let below_file = sh(&mut files, &["touch", "/root/f/x"]);
+        assert_eq!(below_file.err, "touch: cannot touch '/root/f/x': Not a directory\n");
+        assert_eq!(sh(&mut files, &["touch", "/root"]).exitcode, 0, "touching a directory only sets its times");
+        assert!(!files.contains_key("/root"), "and does not turn it into a file");
+        let cat = sh(&mut files, &["cat", "/etc"]);
+        assert_eq!((cat.exitcode, cat.err.as_str()), (1, "cat: /etc: Is a directory\n"));
+        let stat = sh(&mut files, &["stat", "/etc/privatebox/token"]);
+        assert_eq!(stat.err, "stat: cannot statx '/etc/privatebox/token': No such file or directory\n");
+        let chmod = sh(&mut files, &["chmod", "600", "--", "/root/f/x"]);
+        assert_eq!(chmod.err, "chmod: cannot access '/root/f/x': Not a directory\n");
+    }
+
+    #[test]
+    fn mkdir_p_m_creates_missing_parents_0755_and_the_directory_with_the_mode_given() {
+        let mut files = BTreeMap::new();
+        let made = sh(&mut files, &["mkdir", "-p", "-v", "-m", "700", "--", "/opt/pb/etc/privatebox"]);
+        assert_eq!(made.exitcode, 0, "{made:?}");
+        assert_eq!(
+            made.out,
+            "mkdir: created directory '/opt/pb'\nmkdir: created directory '/opt/pb/etc'\n\
+             mkdir: created directory '/opt/pb/etc/privatebox'\n"
+        );
+        let stat = sh(&mut files, &["stat", "-c", "%a %U:%G %F", "/opt/pb", "/opt/pb/etc", "/opt/pb/etc/privatebox"]);
+        assert_eq!(stat.out, "755 root:root directory\n755 root:root directory\n700 root:root directory\n");
+        // Again: -p accepts an existing directory and leaves its mode alone.
+        let again = sh(&mut files, &["mkdir", "-pv", "-m", "750", "/opt/pb/etc/privatebox"]);
+        assert_eq!((again.exitcode, again.out.as_str()), (0, ""));
+        assert_eq!(sh(&mut files, &["stat", "-c", "%a", "/opt/pb/etc/privatebox"]).out, "700\n");
+        // Then a file fits in it.
+        assert_eq!(sh(&mut files, &["touch", "/opt/pb/etc/privatebox/token"]).exitcode, 0);
+        // Attached and long forms.
+        assert_eq!(sh(&mut files, &["mkdir", "-m700", "/srv/a"]).exitcode, 0);
+        assert_eq!(sh(&mut files, &["mkdir", "--mode=750", "--parents", "/srv/b/c"]).exitcode, 0);
+        assert_eq!(sh(&mut files, &["stat", "-c", "%a", "/srv/a", "/srv/b", "/srv/b/c"]).out, "700\n755\n750\n");
+    }
+
+    #[test]
+    fn mkdir_failures_use_coreutils_texts_and_exit_1() {
+        let mut files = BTreeMap::new();
+        sh(&mut files, &["touch", "/root/f"]);
+        let cases: [(&[&str], &str); 8] = [
+            (
+                &["mkdir", "/etc/privatebox/x"],
+                "mkdir: cannot create directory \u{2018}/etc/privatebox/x\u{2019}: No such file or directory\n",
+            ),
+            (&["mkdir", "/etc"], "mkdir: cannot create directory \u{2018}/etc\u{2019}: File exists\n"),
+            (&["mkdir", "-p", "/root/f"], "mkdir: cannot create directory \u{2018}/root/f\u{2019}: File exists\n"),
+            (
+                &["mkdir", "-p", "/root/f/x"],
+                "mkdir: cannot create directory \u{2018}/root/f\u{2019}: Not a directory\n",
+            ),
+            (&["mkdir"], "mkdir: missing operand\nTry 'mkdir --help' for more information.\n"),
+            (&["mkdir", "-m", "7x9", "/q"], "mkdir: invalid mode \u{2018}7x9\u{2019}\n"),
+            (&["mkdir", "-z", "/q"], "mkdir: invalid option -- 'z'\nTry 'mkdir --help' for more information.\n"),
+            (
+                &["mkdir", "/q", "-m"],
+                "mkdir: option requires an argument -- 'm'\nTry 'mkdir --help' for more information.\n",
+            ),
+        ];
+        for (command, err) in cases {
+            let result = sh(&mut files, command);
+            assert_eq!((result.exitcode, result.err.as_str()), (1, err), "{command:?}");
+        }
+        assert_eq!(files.keys().collect::<Vec<_>>(), ["/root/f"], "no failed mkdir created anything");
+    }
+
+    #[test]
+    fn chmod_and_chown_of_a_directory_change_it_and_stat_shows_it() {
+        let mut files = BTreeMap::new();
+        sh(&mut files, &["mkdir", "/srv/app"]);
+        assert_eq!(sh(&mut files, &["chmod", "700", "/srv/app"]).exitcode, 0);
+        assert_eq!(sh(&mut files, &["chown", "debian:debian", "/srv/app"]).exitcode, 0);
+        assert_eq!(sh(&mut files, &["chmod", "750", "/home"]).exitcode, 0, "a directory of the base tree");
+        let stat = sh(&mut files, &["stat", "-c", "%a %U:%G %A", "/srv/app", "/home"]);
+        assert_eq!(stat.out, "700 debian:debian drwx------\n750 root:root drwxr-x---\n");
     }
 }

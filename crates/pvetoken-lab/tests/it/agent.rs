@@ -1,6 +1,7 @@
-//! The guest agent's exec and files: `agent/exec` + `exec-status` run touch/chmod/chown/stat on the lab's per-file
-//! mode and owner model with qemu-guest-agent's rules (a new file-write file is 0666 root:root, an existing one keeps
-//! its mode), PVE's privileges per release, a silent agent, corrupted read-backs, and `/_lab/reset` of Semaphore.
+//! The guest agent's exec and files: `agent/exec` + `exec-status` run touch/chmod/chown/stat/mkdir on the lab's
+//! file and directory model with qemu-guest-agent's rules (a new file-write file is 0666 root:root, an existing one
+//! keeps its mode, a missing directory fails the open), PVE's privileges per release, a silent agent, corrupted
+//! read-backs, and `/_lab/reset` of Semaphore.
 
 use pvetoken_lab::{LabConfig, Scenario, ScenarioVm};
 use serde_json::{Value, json};
@@ -180,6 +181,50 @@ async fn a_corrupted_read_back_differs_once_from_what_was_written() {
     assert_eq!(content.len(), "PVE_TOKEN=abc\n".len());
     assert_eq!(root.ok("GET", &path("file-read"), &[("file", "/f")]).await["content"], "PVE_TOKEN=abc\n");
     assert_eq!(lab.guest_file(VM, "/f").as_deref(), Some(&b"PVE_TOKEN=abc\n"[..]), "the stored file is intact");
+}
+
+#[tokio::test]
+async fn file_write_into_a_missing_directory_fails_like_qemu_ga_until_mkdir_creates_it() {
+    for version in ["8.4", "9.1"] {
+        let lab = start(config(version)).await;
+        let root = Api::root(&lab).await;
+        let file = "/etc/privatebox/proxmox-api-token";
+        let write = root.api("POST", &path("file-write"), &[("file", file), ("content", "PVE_TOKEN=x\n")]).await;
+        assert_eq!(write.status, 500, "{version}: {write:?}");
+        assert_eq!(
+            write.body["message"],
+            format!("Agent error: failed to open file '{file}' (mode: 'wb'): No such file or directory\n"),
+            "{version}: qemu-ga's guest-file-open error through PVE's check_agent_error"
+        );
+        let read = root.api("GET", &path("file-read"), &[("file", file)]).await;
+        assert_eq!(
+            read.body["message"],
+            format!("Agent error: failed to open file '{file}' (mode: 'r'): No such file or directory\n")
+        );
+        assert!(lab.guest_file(VM, file).is_none(), "{version}: nothing was created");
+
+        let made = run(&root, &["mkdir", "-p", "-v", "-m", "700", "--", "/etc/privatebox"]).await;
+        assert_eq!(made["exitcode"], 0, "{version}: {made}");
+        assert_eq!(made["out-data"], "mkdir: created directory '/etc/privatebox'\n");
+        assert_eq!(lab.guest_file_info(VM, "/etc/privatebox").expect("the directory").mode, 0o700);
+        root.ok("POST", &path("file-write"), &[("file", file), ("content", "PVE_TOKEN=x\n")]).await;
+        assert_eq!(lab.guest_file(VM, file).as_deref(), Some(&b"PVE_TOKEN=x\n"[..]), "{version}");
+
+        // A directory is not a file: qemu-ga's open for writing fails, a read fails on the first read.
+        let on_dir = root.api("POST", &path("file-write"), &[("file", "/etc/privatebox"), ("content", "x")]).await;
+        assert_eq!(
+            on_dir.body["message"],
+            "Agent error: failed to open file '/etc/privatebox' (mode: 'wb'): Is a directory\n"
+        );
+        let read_dir = root.api("GET", &path("file-read"), &[("file", "/etc")]).await;
+        assert_eq!(read_dir.body["message"], "Agent error: failed to read file: Is a directory\n");
+        let below_file =
+            root.api("POST", &path("file-write"), &[("file", &format!("{file}/x")), ("content", "x")]).await;
+        assert!(
+            below_file.body["message"].as_str().is_some_and(|m| m.ends_with("(mode: 'wb'): Not a directory\n")),
+            "{below_file:?}"
+        );
+    }
 }
 
 /// Logs in to the lab's Semaphore as its admin; the session cookie, or `None` when refused.

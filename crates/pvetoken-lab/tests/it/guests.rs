@@ -71,7 +71,7 @@ async fn file_write_needs_guest_agent_file_write_on_9_and_vm_monitor_on_8() {
         wait_ok(&root, &root.ok("POST", "/nodes/pve/qemu/200/status/start", &[]).await).await;
         let allowed = user_token(&lab, &root, "writer@pve", role_ok).await;
         let denied = user_token(&lab, &root, "reader@pve", role_no).await;
-        let params = [("file", "/etc/pvetoken/token.env"), ("content", "PVE_TOKEN=abc\n")];
+        let params = [("file", "/etc/pvetoken.env"), ("content", "PVE_TOKEN=abc\n")];
         let refused = denied.api("POST", "/nodes/pve/qemu/200/agent/file-write", &params).await;
         assert_eq!(refused.status, 403, "{version}: {refused:?}");
         let wanted = if version == "9.1" {
@@ -81,9 +81,9 @@ async fn file_write_needs_guest_agent_file_write_on_9_and_vm_monitor_on_8() {
         };
         assert_eq!(refused.body["message"], wanted);
         assert_eq!(allowed.api("POST", "/nodes/pve/qemu/200/agent/file-write", &params).await.status, 200);
-        assert_eq!(lab.guest_file(200, "/etc/pvetoken/token.env").as_deref(), Some(&b"PVE_TOKEN=abc\n"[..]));
+        assert_eq!(lab.guest_file(200, "/etc/pvetoken.env").as_deref(), Some(&b"PVE_TOKEN=abc\n"[..]));
         let read =
-            allowed.ok("GET", "/nodes/pve/qemu/200/agent/file-read", &[("file", "/etc/pvetoken/token.env")]).await;
+            allowed.ok("GET", "/nodes/pve/qemu/200/agent/file-read", &[("file", "/etc/pvetoken.env")]).await;
         assert_eq!(read["content"], "PVE_TOKEN=abc\n");
     }
 }
