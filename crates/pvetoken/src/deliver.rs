@@ -8,9 +8,11 @@
 //!    `VM.GuestAgent.FileWrite`, `VM.GuestAgent.FileRead`, each or `VM.GuestAgent.Unrestricted`; PVE 7/8:
 //!    `VM.Monitor`). `exec` (for chmod/chown) needs `VM.GuestAgent.Unrestricted` on 9, `VM.Monitor` on 8.
 //! 2. `status/current` (running?) and `agent/ping` (does the agent answer?).
-//! 3. With exec: `touch`, `chmod 600`, `chown OWNER` on the guest path **before** the secret is written:
-//!    qemu-guest-agent keeps the mode and owner of an existing file, and would create a new one with mode 0666.
-//!    Without exec: an existing file keeps its mode; a new file is refused unless the caller accepts mode 0666.
+//! 3. With exec: `mkdir -p -v -m 700` of the parent directory (qemu-guest-agent's file-write cannot create
+//!    directories; a directory it creates is reported), then `touch`, `chmod 600`, `chown OWNER` on the guest path
+//!    **before** the secret is written: qemu-guest-agent keeps the mode and owner of an existing file, and would
+//!    create a new one with mode 0666. Without exec: a missing parent directory is refused with the fix; an existing
+//!    file keeps its mode; a new file is refused unless the caller accepts mode 0666.
 //! 4. `agent/file-write` (content in the POST body only), `agent/file-read` and a byte comparison, then (with
 //!    exec) `stat` to report the mode the guest really has.
 //!
@@ -85,6 +87,17 @@ pub enum ModeOutcome {
     AgentDefault0666,
 }
 
+/// A directory `deliver` created in the guest (with exec) for the file's path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CreatedDirectory {
+    /// Its path, e.g. `/etc/privatebox`.
+    pub path: String,
+    /// Its mode in octal, e.g. `0700` (the file's own directory) or `0755` (a parent `mkdir -p` made on the way).
+    pub mode: String,
+    /// Its `user:group`.
+    pub owner: String,
+}
+
 /// What a delivery did.
 #[derive(Debug, Clone, Serialize)]
 pub struct DeliveryReport {
@@ -104,6 +117,8 @@ pub struct DeliveryReport {
     pub verified: bool,
     /// Mode and owner handling.
     pub mode: ModeOutcome,
+    /// Directories created in the guest for the path (with exec; empty when the directory existed).
+    pub created_directories: Vec<CreatedDirectory>,
     /// Non-fatal remarks (e.g. a mode other than 0600 observed).
     pub warnings: Vec<String>,
 }
@@ -228,9 +243,19 @@ pub async fn deliver(
     let mut exec_ok = request.use_exec && exec_allowed;
     let mut prepared = false;
     let mut exec_refused: Option<String> = None;
+    let mut created_directories = Vec::new();
     if exec_ok {
         match prepare_with_exec(client, request).await {
-            Ok(()) => prepared = true,
+            Ok(created) => {
+                prepared = true;
+                for directory in &created {
+                    printer.info(&format!(
+                        "created {} ({}, {}) in VM {vmid}",
+                        directory.path, directory.mode, directory.owner
+                    ));
+                }
+                created_directories = created;
+            }
             Err(Prepare::ExecUnavailable(reason)) => {
                 printer.verbose(&format!("exec is not available ({reason}): mode and owner cannot be set"));
                 exec_refused = Some(reason);
@@ -249,11 +274,52 @@ pub async fn deliver(
     let mode = if prepared {
         ModeOutcome::SetBeforeWrite { owner: request.owner.clone(), observed: None }
     } else {
-        let exists = guest_file_exists(client, request).await.map_err(|error| agent_error(&error, request, target))?;
+        let why_no_exec = || {
+            if !request.use_exec {
+                "--no-exec was given".to_owned()
+            } else if !exec_allowed {
+                format!("{} lacks {} on {acl_path}", request.actor, exec_privilege(major))
+            } else {
+                exec_refused.clone().unwrap_or_else(|| "exec is not available".to_owned())
+            }
+        };
+        let found =
+            guest_path_kind(client, request, path).await.map_err(|error| agent_error(&error, request, target))?;
+        if found == PathKind::Directory {
+            return Err(is_a_directory(request));
+        }
+        if found == PathKind::Missing
+            && let Some(parent) = parent_directory(path)
+        {
+            let parent_kind =
+                guest_path_kind(client, request, parent).await.map_err(|error| agent_error(&error, request, target))?;
+            if parent_kind != PathKind::Directory {
+                let state = if parent_kind == PathKind::File { "is a file, not a directory" } else { "does not exist" };
+                let fix = match (request.use_exec, exec_allowed) {
+                    (false, _) => "rerun without --no-exec so pvetoken creates it (`mkdir -p -m 700`)".to_owned(),
+                    (true, false) => format!(
+                        "grant {} on {acl_path} so pvetoken creates it (`mkdir -p -m 700` through agent/exec)",
+                        exec_privilege(major)
+                    ),
+                    (true, true) => "allow guest-exec in the guest agent (its --block-rpcs list) so pvetoken \
+                                     creates it"
+                        .to_owned(),
+                };
+                return Err(CliError::check_failed(format!(
+                    "the directory {parent} {state} in VM {vmid}, and qemu-guest-agent's file-write cannot create \
+                     directories while exec is not available ({}); nothing was written",
+                    why_no_exec()
+                ))
+                .with_hint(format!(
+                    "create it in the guest first (`install -d -m 700 {parent}`), or {fix}; or choose another \
+                     --guest-path"
+                )));
+            }
+        }
         if let Some(reason) = &exec_refused {
             warnings.push(format!("exec is not available ({reason}): mode and owner were not set"));
         }
-        if exists {
+        if found == PathKind::File {
             ModeOutcome::KeptExisting
         } else if request.allow_agent_mode {
             warnings.push(format!(
@@ -262,13 +328,7 @@ pub async fn deliver(
             ));
             ModeOutcome::AgentDefault0666
         } else {
-            let why = if !request.use_exec {
-                "--no-exec was given".to_owned()
-            } else if !exec_allowed {
-                format!("{} lacks {} on {acl_path}", request.actor, exec_privilege(major))
-            } else {
-                exec_refused.clone().unwrap_or_else(|| "exec is not available".to_owned())
-            };
+            let why = why_no_exec();
             return Err(CliError::check_failed(format!(
                 "{path} does not exist in VM {vmid}, and qemu-guest-agent would create it with mode 0666 (readable by \
                  every guest user) while chmod through the agent is not possible ({why}); nothing was written"
@@ -333,6 +393,7 @@ pub async fn deliver(
         pve_release: release,
         verified: true,
         mode,
+        created_directories,
         warnings,
     })
 }
@@ -361,42 +422,68 @@ enum Prepare {
     Client(ClientError),
 }
 
-/// `touch`, `chmod 600`, `chown OWNER`: the empty file gets its final mode before the secret is written.
-async fn prepare_with_exec(client: &PveClient, request: &DeliveryRequest) -> Result<(), Prepare> {
+/// `mkdir -p -v -m 700 PARENT` (and `chown OWNER PARENT` when it was created), then `touch`, `chmod 600`,
+/// `chown OWNER`: the directory exists and the empty file has its final mode before the secret is written. Returns
+/// the directories created.
+async fn prepare_with_exec(client: &PveClient, request: &DeliveryRequest) -> Result<Vec<CreatedDirectory>, Prepare> {
     let path = request.guest_path.as_str();
-    let steps: [&[&str]; 3] =
-        [&["touch", "--", path], &["chmod", "600", "--", path], &["chown", "--", request.owner.as_str(), path]];
-    for command in steps {
-        let status = match client.agent_run(&request.node, request.vmid, command, EXEC_TIMEOUT).await {
-            Ok(status) => status,
-            Err(error) if exec_disabled(&error) => {
-                return Err(Prepare::ExecUnavailable(error.server_message().unwrap_or_default().to_owned()));
+    let owner = request.owner.as_str();
+    let mut created = Vec::new();
+    if let Some(parent) = parent_directory(path) {
+        let out = run_step(client, request, &["mkdir", "-p", "-v", "-m", "700", "--", parent]).await?;
+        // GNU mkdir -v: "mkdir: created directory 'X'" per directory, parents first.
+        for line in out.lines() {
+            if let Some(quoted) = line.strip_prefix("mkdir: created directory ") {
+                let dir = quoted.trim_matches(|c| matches!(c, '\'' | '\u{2018}' | '\u{2019}')).to_owned();
+                let mode = if dir == parent { "0700" } else { "0755" };
+                created.push(CreatedDirectory { path: dir, mode: mode.to_owned(), owner: "root:root".to_owned() });
             }
-            // A server (or proxy) without the endpoint: the same as an agent that blocks exec.
-            Err(error) if error.status() == Some(501) => {
-                return Err(Prepare::ExecUnavailable("the server does not implement agent/exec".to_owned()));
-            }
-            Err(error) => return Err(Prepare::Client(error)),
-        };
-        if !status.succeeded() {
-            let stderr = status.err_data.as_deref().unwrap_or_default().trim().to_owned();
-            return Err(Prepare::Failed(
-                CliError::check_failed(format!(
-                    "`{}` failed in VM {} (exit {}{}); nothing was written",
-                    command.join(" "),
-                    request.vmid,
-                    status.exitcode.map_or_else(|| "?".to_owned(), |code| code.to_string()),
-                    if stderr.is_empty() { String::new() } else { format!(": {stderr}") }
-                ))
-                .with_hint(format!(
-                    "check that the directory of {path} exists in the guest and that {} exists there; pvetoken \
-                     needs a Linux guest with coreutils for chmod/chown (--no-exec skips them)",
-                    request.owner
-                )),
-            ));
+        }
+        if let Some(last) = created.last_mut().filter(|dir| dir.path == parent) {
+            // A 0700 directory of root would hide the file from a non-root owner.
+            run_step(client, request, &["chown", "--", owner, parent]).await?;
+            owner.clone_into(&mut last.owner);
         }
     }
-    Ok(())
+    for command in [&["touch", "--", path][..], &["chmod", "600", "--", path], &["chown", "--", owner, path]] {
+        run_step(client, request, command).await?;
+    }
+    Ok(created)
+}
+
+/// Runs one guest command; its stdout when it succeeded.
+async fn run_step(client: &PveClient, request: &DeliveryRequest, command: &[&str]) -> Result<String, Prepare> {
+    let path = request.guest_path.as_str();
+    let status = match client.agent_run(&request.node, request.vmid, command, EXEC_TIMEOUT).await {
+        Ok(status) => status,
+        Err(error) if exec_disabled(&error) => {
+            return Err(Prepare::ExecUnavailable(error.server_message().unwrap_or_default().to_owned()));
+        }
+        // A server (or proxy) without the endpoint: the same as an agent that blocks exec.
+        Err(error) if error.status() == Some(501) => {
+            return Err(Prepare::ExecUnavailable("the server does not implement agent/exec".to_owned()));
+        }
+        Err(error) => return Err(Prepare::Client(error)),
+    };
+    if !status.succeeded() {
+        let stderr = status.err_data.as_deref().unwrap_or_default().trim().to_owned();
+        return Err(Prepare::Failed(
+            CliError::check_failed(format!(
+                "`{}` failed in VM {} (exit {}{}); nothing was written",
+                command.join(" "),
+                request.vmid,
+                status.exitcode.map_or_else(|| "?".to_owned(), |code| code.to_string()),
+                if stderr.is_empty() { String::new() } else { format!(": {stderr}") }
+            ))
+            .with_hint(format!(
+                "check that {path} and its directory can be created in the guest (no file in the way) and that \
+                     {} exists there; pvetoken needs a Linux guest with coreutils for mkdir/chmod/chown (--no-exec \
+                     skips them)",
+                request.owner
+            )),
+        ));
+    }
+    Ok(status.out_data.unwrap_or_default())
 }
 
 async fn observe_mode(client: &PveClient, request: &DeliveryRequest) -> Option<String> {
@@ -408,13 +495,42 @@ async fn observe_mode(client: &PveClient, request: &DeliveryRequest) -> Option<S
     status.out_data.map(|text| text.trim().to_owned()).filter(|text| !text.is_empty())
 }
 
-/// Whether the guest file exists (`file-read` succeeds). Its content is dropped unseen.
-async fn guest_file_exists(client: &PveClient, request: &DeliveryRequest) -> Result<bool, ClientError> {
-    match client.agent_file_read(&request.node, request.vmid, &request.guest_path).await {
-        Ok(_) => Ok(true),
-        Err(error) if error.server_message().is_some_and(|m| m.contains("No such file")) => Ok(false),
-        Err(error) => Err(error),
+/// What a guest path is, as far as `file-read` tells without exec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PathKind {
+    /// The read succeeded (its content is dropped unseen).
+    File,
+    /// qemu-guest-agent opened it and the read failed with `Is a directory`.
+    Directory,
+    /// The open failed with `No such file or directory`, or `Not a directory` (a parent is a file).
+    Missing,
+}
+
+/// Asks the agent what `path` is, with `file-read`.
+async fn guest_path_kind(client: &PveClient, request: &DeliveryRequest, path: &str) -> Result<PathKind, ClientError> {
+    match client.agent_file_read(&request.node, request.vmid, path).await {
+        Ok(_) => Ok(PathKind::File),
+        Err(error) => match error.server_message() {
+            Some(message) if message.contains("Is a directory") => Ok(PathKind::Directory),
+            Some(message) if message.contains("No such file") || message.contains("Not a directory") => {
+                Ok(PathKind::Missing)
+            }
+            _ => Err(error),
+        },
     }
+}
+
+/// The directory holding `path` (`None` for a file in `/`).
+fn parent_directory(path: &str) -> Option<&str> {
+    match path.trim_end_matches('/').rsplit_once('/') {
+        Some(("", _)) | None => None,
+        Some((parent, _)) => Some(parent),
+    }
+}
+
+fn is_a_directory(request: &DeliveryRequest) -> CliError {
+    CliError::check_failed(format!("{} is a directory in VM {}; nothing was written", request.guest_path, request.vmid))
+        .with_hint(format!("give the file's path, e.g. --guest-path {}/proxmox-api-token", request.guest_path))
 }
 
 /// qemu-guest-agent answers a blocked command with "The command guest-exec has been disabled for this instance".
@@ -465,6 +581,19 @@ fn agent_error(error: &ClientError, request: &DeliveryRequest, target: &Target) 
                 "in the guest: install and start it (`apt install qemu-guest-agent && systemctl enable --now \
                  qemu-guest-agent`); the VM option agent=1 must be set before the VM started",
             );
+    }
+    if message.contains("failed to open file") && message.contains("No such file or directory") {
+        let parent = parent_directory(&request.guest_path).unwrap_or("/");
+        return CliError::check_failed(format!(
+            "the directory {parent} does not exist in VM {vmid} (the agent answered: {message}); nothing of the \
+             token was written"
+        ))
+        .with_hint(format!(
+            "create it in the guest (`install -d -m 700 {parent}`) or rerun with exec allowed, so pvetoken creates it"
+        ));
+    }
+    if message.contains("Agent error") && message.contains("Is a directory") {
+        return is_a_directory(request);
     }
     if message.contains("Agent error") {
         return CliError::remote(format!("the guest agent in VM {vmid} failed: {message}")).with_hint(format!(
@@ -531,6 +660,8 @@ mod tests {
             g.commands.push(argv.join(" "));
             let path = argv.last().cloned().unwrap_or_default();
             let (code, out) = match argv[0].as_str() {
+                // Every parent exists in this fake guest.
+                "mkdir" => (0, String::new()),
                 "touch" => {
                     g.files.entry(path).or_insert_with(|| (String::new(), 0o644, "root:root".into()));
                     (0, String::new())
@@ -587,6 +718,13 @@ mod tests {
             Query(q): Query<BTreeMap<String, String>>,
         ) -> (axum::http::StatusCode, axum::Json<Value>) {
             let g = guest.lock().expect("lock");
+            let error = |message: &str| {
+                (axum::http::StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({"data": null, "message": message})))
+            };
+            // qemu-ga opens a directory for reading; the first read fails.
+            if q["file"] == "/root" {
+                return error("Agent error: failed to read file: Is a directory");
+            }
             match g.files.get(&q["file"]) {
                 Some(file) => (axum::http::StatusCode::OK, data(json!({ "content": file.0 }))),
                 None => (
@@ -649,6 +787,7 @@ mod tests {
             assert_eq!(
                 g.commands,
                 [
+                    "mkdir -p -v -m 700 -- /root".to_owned(),
                     format!("touch -- {path}"),
                     format!("chmod 600 -- {path}"),
                     format!("chown -- root:root {path}"),
@@ -699,6 +838,13 @@ mod tests {
         assert!(nine.iter().all(|need| !need.any_of.contains(&"VM.Monitor")));
         assert_eq!(exec_privilege(9), "VM.GuestAgent.Unrestricted");
         assert_eq!(exec_privilege(8), "VM.Monitor");
+    }
+
+    #[test]
+    fn parent_directory_of_a_guest_path_is_none_only_in_the_root() {
+        assert_eq!(super::parent_directory("/etc/privatebox/token"), Some("/etc/privatebox"));
+        assert_eq!(super::parent_directory("/root/.proxmox-api-token"), Some("/root"));
+        assert_eq!(super::parent_directory("/token"), None);
     }
 
     #[test]

@@ -442,8 +442,8 @@ fn create_with_deliver_to_saves_the_new_token_and_puts_the_same_file_0600_into_t
         let lab = Lab::start(version, "VM.Audit");
         let ready = lab.lab.ready();
         let token_file = lab.dir.path().join("created").join("token.env");
-        // /root exists in every guest; the lab does not model directories (a missing parent is not refused there).
-        let guest_path = "/root/privatebox-api-token";
+        // /etc/privatebox does not exist in a fresh guest: deliver creates it (0700) before the file.
+        let guest_path = "/etc/privatebox/proxmox-api-token";
         let output = Command::new(env!("CARGO_BIN_EXE_pvetoken"))
             .args(["--output", "json", "create", "--profile", "privatebox", "--token-file"])
             .arg(&token_file)
@@ -471,6 +471,8 @@ fn create_with_deliver_to_saves_the_new_token_and_puts_the_same_file_0600_into_t
         assert_eq!(lab.lab.guest_file(RUNNING, guest_path).as_deref(), Some(host.as_slice()), "{version}: content");
         let info = lab.lab.guest_file_info(RUNNING, guest_path).expect("the file exists in the guest");
         assert_eq!((info.mode, info.owner.as_str()), (0o600, "root"), "{version}: guest file mode");
+        let dir = lab.lab.guest_file_info(RUNNING, "/etc/privatebox").expect("the directory was created");
+        assert_eq!(dir.mode, 0o700, "{version}: guest directory mode");
         let report = run.report();
         assert_eq!(report["delivered"]["vmid"], RUNNING, "{version}: {report}");
         assert_eq!(report["delivered"]["guest_path"], guest_path, "{version}: {report}");
@@ -483,4 +485,74 @@ fn create_with_deliver_to_saves_the_new_token_and_puts_the_same_file_0600_into_t
         let log = serde_json::to_string(&lab.lab.request_log()).expect("log serializes");
         assert!(!log.contains(&secret), "{version}: the new secret is in the lab's request log");
     }
+}
+
+/// A path under a directory a fresh guest does not have.
+const NEW_DIR: &str = "/etc/privatebox";
+const NEW_DIR_PATH: &str = "/etc/privatebox/proxmox-api-token";
+
+#[test]
+fn with_exec_a_missing_directory_is_created_0700_and_reported_before_the_file_lands_0600() {
+    for version in versions() {
+        let lab = Lab::start(version, "VM.Audit");
+        let run = lab.deliver(RUNNING, &["--guest-path", NEW_DIR_PATH]);
+        run.expect_code(0, &format!("{version}: delivery into a new directory"));
+        let dir = lab.lab.guest_file_info(RUNNING, NEW_DIR).expect("the directory exists in the guest");
+        assert_eq!((dir.mode, dir.owner.as_str(), dir.group.as_str()), (0o700, "root", "root"), "{version}");
+        let file = lab.lab.guest_file_info(RUNNING, NEW_DIR_PATH).expect("the file exists in the guest");
+        assert_eq!(file.content, lab.token_bytes(), "{version}: bytes identical");
+        assert_eq!((file.mode, file.owner.as_str()), (0o600, "root"), "{version}");
+        let report = run.report();
+        assert_eq!(
+            report["created_directories"],
+            serde_json::json!([{ "path": NEW_DIR, "mode": "0700", "owner": "root:root" }]),
+            "{version}: {report}"
+        );
+        assert!(run.stderr.contains("created /etc/privatebox (0700"), "{version}: the user is told: {}", run.stderr);
+
+        // Again: the directory exists, nothing is created or reported.
+        let again = lab.deliver(RUNNING, &["--guest-path", NEW_DIR_PATH]);
+        again.expect_code(0, &format!("{version}: second delivery"));
+        assert_eq!(again.report()["created_directories"], serde_json::json!([]), "{version}");
+    }
+}
+
+#[test]
+fn without_exec_a_missing_directory_is_explained_with_the_fixes_and_nothing_is_written() {
+    for version in versions() {
+        let lab = Lab::start(version, "VM.Audit");
+        for extra in [&["--no-exec"][..], &["--no-exec", "--allow-agent-mode"]] {
+            let mut args = vec!["--guest-path", NEW_DIR_PATH];
+            args.extend_from_slice(extra);
+            let run = lab.deliver(RUNNING, &args);
+            run.expect_code(1, &format!("{version}: {extra:?} into a missing directory"));
+            assert!(
+                run.stderr.contains("/etc/privatebox does not exist in VM 100")
+                    && run.stderr.contains("install -d -m 700 /etc/privatebox")
+                    && run.stderr.contains("without --no-exec"),
+                "{version}: {}",
+                run.stderr
+            );
+            assert!(run.stdout.trim().is_empty(), "no report on failure: {}", run.stdout);
+        }
+        assert_eq!(lab.file_writes(), 0, "{version}: no file-write was sent");
+        assert!(lab.lab.guest_file_info(RUNNING, NEW_DIR).is_none(), "{version}: no directory either");
+        assert!(lab.lab.guest_file(RUNNING, NEW_DIR_PATH).is_none());
+    }
+}
+
+#[test]
+fn without_the_exec_privilege_a_missing_directory_names_the_privilege_to_grant() {
+    // PVE 9 only: on 8, VM.Monitor allows file-write and exec alike, so a deliverer cannot lack exec alone.
+    let version: PveVersion = "9.1".parse().expect("9.1");
+    let lab = Lab::start(version, &privileges_without(version, ""));
+    let run = lab.deliver_as(DELIVERER, DELIVERER_PASSWORD, RUNNING, &["--guest-path", NEW_DIR_PATH]);
+    run.expect_code(1, "a deliverer without VM.GuestAgent.Unrestricted");
+    assert!(
+        run.stderr.contains("/etc/privatebox does not exist")
+            && run.stderr.contains("grant VM.GuestAgent.Unrestricted"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(lab.file_writes(), 0);
 }
