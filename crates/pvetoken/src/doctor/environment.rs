@@ -10,7 +10,7 @@ use pvetoken_api::ExposeSecret;
 use pvetoken_render::TokenFile;
 use pvetoken_render::lint::{self, DirectoryContext, LintOptions};
 
-use super::{Finding, Severity};
+use super::{Finding, Severity, id};
 
 const CHECK: &str = "environment";
 
@@ -52,7 +52,7 @@ pub fn check(vars: &[(String, String)], token: Option<&TokenFile>) -> Vec<Findin
     {
         findings.push(
             error(
-                "env-user-not-token-owner",
+                id::ENV_USER_NOT_TOKEN_OWNER,
                 format!("PROXMOX_USER `{user}` is not the token's owner `{}`", token.token_id.user_str()),
             )
             .why("a token is always used with its owner (`@pam` vs `@pve` is a different user): 401")
@@ -69,7 +69,7 @@ pub fn check(vars: &[(String, String)], token: Option<&TokenFile>) -> Vec<Findin
                 && value != secret
             {
                 findings.push(
-                    error("env-stale-secret", format!("{name} differs from the token file's secret"))
+                    error(id::ENV_STALE_SECRET, format!("{name} differs from the token file's secret"))
                         .why("after a rotation the old secret answers 401")
                         .fix("reload the shell's credentials (direnv reload), or: eval \"$(pvetoken render --format packer)\""),
                 );

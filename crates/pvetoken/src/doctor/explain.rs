@@ -12,6 +12,7 @@
 
 use serde::Serialize;
 
+use super::explanation_id;
 use super::knowledge::{self, PrivilegeFacts};
 
 /// What the explanation may use to make fixes concrete.
@@ -166,7 +167,7 @@ fn permission_checks(text: &str, context: &Context, out: &mut Vec<Explanation>) 
         let Some(check) = parse_permission_check(inside) else {
             out.push(
                 Explanation::new(
-                    "pve-permission-check-failed",
+                    explanation_id::PVE_PERMISSION_CHECK_FAILED,
                     matched,
                     format!("PVE refused the call: the check `{inside}` failed"),
                     "this check is not about a privilege on a path: it usually needs root@pam (a ticket, not a \
@@ -202,7 +203,7 @@ fn permission_checks(text: &str, context: &Context, out: &mut Vec<Explanation>) 
         // Grant the first (least powerful) of the alternatives.
         let grant = &check.privileges[0];
         let acl_path = broad_path(&check.path);
-        let mut explanation = Explanation::new("pve-permission-check-failed", matched, meaning, why);
+        let mut explanation = Explanation::new(explanation_id::PVE_PERMISSION_CHECK_FAILED, matched, meaning, why);
         explanation.fix = knowledge::privilege_fix(
             grant,
             &acl_path,
@@ -231,7 +232,7 @@ fn authentication(text: &str, context: &Context, out: &mut Vec<Explanation>) {
     if let Some(at) = find(text, "invalid token value") {
         out.push(
             Explanation::new(
-                "pve-401-invalid-token-value",
+                explanation_id::PVE_401_INVALID_TOKEN_VALUE,
                 line_at(text, at),
                 "HTTP 401: the token exists, but the secret sent is not its secret",
                 "the secret was rotated or regenerated elsewhere, copied incompletely, or the consumer got the \
@@ -244,7 +245,7 @@ fn authentication(text: &str, context: &Context, out: &mut Vec<Explanation>) {
     } else if let Some(at) = find(text, "no such token") {
         out.push(
             Explanation::new(
-                "pve-401-no-such-token",
+                explanation_id::PVE_401_NO_SUCH_TOKEN,
                 line_at(text, at),
                 "HTTP 401: PVE has no token with that name for that user",
                 "the token was revoked or rotated to a new name (`NAME-rN` before PVE 9.1), or the token id is \
@@ -256,7 +257,7 @@ fn authentication(text: &str, context: &Context, out: &mut Vec<Explanation>) {
     } else if let Some(at) = find(text, "no ticket") {
         out.push(
             Explanation::new(
-                "pve-401-no-ticket",
+                explanation_id::PVE_401_NO_TICKET,
                 line_at(text, at),
                 "HTTP 401: the request carried no credentials at all",
                 "the consumer did not send an Authorization header: its token variables are empty or named \
@@ -269,7 +270,7 @@ fn authentication(text: &str, context: &Context, out: &mut Vec<Explanation>) {
     } else if let Some(at) = find(text, "authentication failure").or_else(|| find(text, "401 unauthorized")) {
         out.push(
             Explanation::new(
-                "pve-401-authentication-failure",
+                explanation_id::PVE_401_AUTHENTICATION_FAILURE,
                 line_at(text, at),
                 "HTTP 401: PVE refused the credentials (it gives the same answer for every cause, on purpose)",
                 "a wrong secret or password; a token or user that expired, was disabled or deleted; a password \
@@ -288,7 +289,7 @@ fn invalid_privilege(text: &str, context: &Context, out: &mut Vec<Explanation>) 
     let facts = knowledge::facts(&name);
     let profile = context.profile();
     let mut explanation = Explanation::new(
-        "pve-invalid-privilege",
+        explanation_id::PVE_INVALID_PRIVILEGE,
         line_at(text, at),
         format!("HTTP 400: this PVE release does not know the privilege {name}. {}.", facts.sentence()),
         if name == "VM.Monitor" {
@@ -325,7 +326,7 @@ fn no_such_user(text: &str, out: &mut Vec<Explanation>) {
     let Some((user, token_part)) = inside.split_once('!') else {
         out.push(
             Explanation::new(
-                "pve-no-such-user",
+                explanation_id::PVE_NO_SUCH_USER,
                 line_at(text, at),
                 format!("PVE has no user {inside}"),
                 "the user was never created, was deleted, or the realm is wrong (`@pam` is a Linux account, `@pve` \
@@ -364,7 +365,7 @@ fn no_such_user(text: &str, out: &mut Vec<Explanation>) {
         )
     };
     let mut explanation = Explanation::new(
-        "ansible-token-id-mixup",
+        explanation_id::ANSIBLE_TOKEN_ID_MIXUP,
         line_at(text, at),
         meaning,
         "community.proxmox builds the token id as `api_user!api_token_id`; the design note's PROXMOX_TOKEN_ID holds \
@@ -379,7 +380,7 @@ fn not_a_user_name(text: &str, out: &mut Vec<Explanation>) {
     let Some(at) = find(text, "does not look like a valid user name") else { return };
     out.push(
         Explanation::new(
-            "pve-token-id-as-user-name",
+            explanation_id::PVE_TOKEN_ID_AS_USER_NAME,
             line_at(text, at),
             "an endpoint that wants a user name got a token id (`user@realm!name`)",
             "password login (`/access/ticket`), `vncshell`/`termproxy` and a few other endpoints do not accept API \
@@ -394,7 +395,7 @@ fn double_prefix(text: &str, out: &mut Vec<Explanation>) {
     let Some(at) = find(text, "PVEAPIToken=PVEAPIToken=") else { return };
     out.push(
         Explanation::new(
-            "token-double-prefix",
+            explanation_id::TOKEN_DOUBLE_PREFIX,
             line_at(text, at),
             "the Authorization header carries `PVEAPIToken=` twice",
             "a variable holding the full header value (`PVEAPIToken=user@realm!name=secret`) was given to a \
@@ -419,7 +420,7 @@ fn tls(text: &str, out: &mut Vec<Explanation>) {
     let Some(at) = needles.iter().find_map(|needle| find(text, needle)) else { return };
     out.push(
         Explanation::new(
-            "tls-unknown-authority",
+            explanation_id::TLS_UNKNOWN_AUTHORITY,
             line_at(text, at),
             "the consumer does not trust the PVE server's certificate (PVE's default certificate is signed by the \
              cluster's own CA, which no system trusts; `596` is pveproxy failing TLS towards another node)",
@@ -436,7 +437,7 @@ fn packer(text: &str, context: &Context, out: &mut Vec<Explanation>) {
     if let Some(at) = find(text, "PARTUUID does not exist") {
         out.push(
             Explanation::new(
-                "packer-linked-clone-partuuid",
+                explanation_id::PACKER_LINKED_CLONE_PARTUUID,
                 line_at(text, at),
                 "the cloned VM cannot find its root disk at boot (\"Dropping to a shell!\")",
                 "a linked clone of the template: the disk the boot loader points at is not the clone's",
@@ -449,7 +450,7 @@ fn packer(text: &str, context: &Context, out: &mut Vec<Explanation>) {
         let profile = context.profile();
         out.push(
             Explanation::new(
-                "packer-ssh-timeout",
+                explanation_id::PACKER_SSH_TIMEOUT,
                 line_at(text, at),
                 "Packer never connected over SSH",
                 "with the Proxmox builder the usual cause is that Packer cannot read the VM's IP from the guest \
@@ -473,7 +474,7 @@ fn cloud_init(text: &str, out: &mut Vec<Explanation>) {
     }
     out.push(
         Explanation::new(
-            "cloud-init-exit-2",
+            explanation_id::CLOUD_INIT_EXIT_2,
             line_at(text, at),
             "`cloud-init status --wait` returned 2: cloud-init finished \"degraded done\", not failed",
             "cloud-init finished with recoverable warnings, typically deprecation warnings about the Proxmox-generated \
@@ -488,7 +489,7 @@ fn semaphore(text: &str, out: &mut Vec<Explanation>) {
     if let Some(at) = find(text, "invalid environment secret type") {
         out.push(
             Explanation::new(
-                "semaphore-secret-type",
+                explanation_id::SEMAPHORE_SECRET_TYPE,
                 line_at(text, at),
                 "Semaphore refused an environment secret without a valid `type`",
                 "each secret needs type \"env\" (becomes an environment variable of the task) or \"var\" (an Ansible \
@@ -500,7 +501,7 @@ fn semaphore(text: &str, out: &mut Vec<Explanation>) {
     if let Some(at) = find(text, "Environment ID in body and URL must be the same") {
         out.push(
             Explanation::new(
-                "semaphore-environment-id",
+                explanation_id::SEMAPHORE_ENVIRONMENT_ID,
                 line_at(text, at),
                 "Semaphore refused an environment update whose body lacks the environment's `id`",
                 "PUT /api/project/P/environment/ID needs `id` = ID in the JSON body",

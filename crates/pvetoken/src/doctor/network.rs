@@ -8,7 +8,7 @@ use pvetoken_client::endpoint::Endpoint;
 use pvetoken_client::pve::PveClient;
 use pvetoken_client::{Fingerprint, TlsSettings};
 
-use super::{Finding, Severity};
+use super::{Finding, Severity, id};
 
 /// Resolves the host; an IP address needs no DNS.
 pub async fn dns(endpoint: &Endpoint) -> (Vec<SocketAddr>, Vec<Finding>, String) {
@@ -28,7 +28,7 @@ pub async fn dns(endpoint: &Endpoint) -> (Vec<SocketAddr>, Vec<Finding>, String)
             Vec::new(),
             vec![
                 Finding::new(
-                    "dns-unresolvable",
+                    id::DNS_UNRESOLVABLE,
                     Severity::Blocking,
                     "dns",
                     format!("{host} does not resolve: {error}"),
@@ -55,7 +55,7 @@ pub async fn tcp(endpoint: &Endpoint, addresses: &[SocketAddr], timeout: Duratio
     let port = endpoint.port();
     let refused = last.contains("refused");
     let finding = Finding::new(
-        if refused { "tcp-refused" } else { "tcp-unreachable" },
+        if refused { id::TCP_REFUSED } else { id::TCP_UNREACHABLE },
         Severity::Blocking,
         "tcp",
         format!("cannot open a TCP connection to {}: {last}", endpoint.host_port()),
@@ -88,7 +88,7 @@ pub async fn tls(endpoint: &Endpoint, settings: &TlsSettings, timeout: Duration)
         Ok(()) => {
             if settings.insecure {
                 findings.push(
-                    Finding::new("tls-insecure", Severity::Warning, "tls", "the server certificate is not checked")
+                    Finding::new(id::TLS_INSECURE, Severity::Warning, "tls", "the server certificate is not checked")
                         .why("anyone on the path can read the token secret from the Authorization header")
                         .fix("on the PVE host: pvenode cert info --output-format json")
                         .fix("pvetoken create --profile PROFILE --fingerprint SHA256   (pins it in the token file)"),
@@ -99,7 +99,7 @@ pub async fn tls(endpoint: &Endpoint, settings: &TlsSettings, timeout: Duration)
         Err(ClientError::CertificateMismatch { presented, expected, .. }) => {
             findings.push(
                 Finding::new(
-                    "tls-pin-mismatch",
+                    id::TLS_PIN_MISMATCH,
                     Severity::Blocking,
                     "tls",
                     format!("the server presented SHA-256 {presented}, but {expected} is pinned"),
@@ -121,7 +121,7 @@ pub async fn tls(endpoint: &Endpoint, settings: &TlsSettings, timeout: Duration)
             let pin = presented.as_ref().map_or_else(|| "SHA256".to_owned(), ToString::to_string);
             findings.push(
                 Finding::new(
-                    "tls-untrusted",
+                    id::TLS_UNTRUSTED,
                     Severity::Blocking,
                     "tls",
                     format!("the server certificate is not trusted: {reason}"),
@@ -141,7 +141,7 @@ pub async fn tls(endpoint: &Endpoint, settings: &TlsSettings, timeout: Duration)
         Err(ClientError::Api { status: 404 | 501, .. } | ClientError::Decode { .. }) => {
             findings.push(
                 Finding::new(
-                    "tls-not-pve",
+                    id::TLS_NOT_PVE,
                     Severity::Blocking,
                     "tls",
                     format!("{} answers HTTPS, but not like the Proxmox VE API", endpoint.base()),
@@ -153,7 +153,7 @@ pub async fn tls(endpoint: &Endpoint, settings: &TlsSettings, timeout: Duration)
         }
         Err(error) => {
             findings.push(
-                Finding::new("tls-handshake-failed", Severity::Blocking, "tls", format!("TLS failed: {error}"))
+                Finding::new(id::TLS_HANDSHAKE_FAILED, Severity::Blocking, "tls", format!("TLS failed: {error}"))
                     .why("no consumer can talk to the API")
                     .fix(format!("openssl s_client -connect {} </dev/null", endpoint.host_port())),
             );

@@ -6,7 +6,7 @@ use pvetoken_client::ClientError;
 use pvetoken_client::pve::PveClient;
 use pvetoken_render::TokenFile;
 
-use super::{Finding, Severity, knowledge};
+use super::{Finding, Severity, id, knowledge};
 use crate::commands::create::TokenRef;
 use crate::commands::verify;
 use crate::profiles::{PveVersion, Resolved};
@@ -25,7 +25,7 @@ pub async fn auth(client: &PveClient, token: &TokenFile, now: i64) -> (Option<Ve
             let expire = i64::try_from(token.expire).unwrap_or(i64::MAX);
             let finding = if token.expire != 0 && expire <= now {
                 Finding::new(
-                    "token-expired",
+                    id::TOKEN_EXPIRED,
                     Severity::Blocking,
                     "auth",
                     format!("{} expired {} (PVE answers 401: {message})", token.token_id, describe_epoch(expire, now)),
@@ -39,7 +39,7 @@ pub async fn auth(client: &PveClient, token: &TokenFile, now: i64) -> (Option<Ve
                 .fix("pvetoken rotate   (new secret; or pvetoken create --profile PROFILE --expire 90d)")
             } else {
                 Finding::new(
-                    "token-auth-failed",
+                    id::TOKEN_AUTH_FAILED,
                     Severity::Blocking,
                     "auth",
                     format!("PVE refused {}: {message}", token.token_id),
@@ -57,7 +57,7 @@ pub async fn auth(client: &PveClient, token: &TokenFile, now: i64) -> (Option<Ve
             (None, vec![finding], "refused".to_owned())
         }
         Err(error) => {
-            let finding = Finding::new("auth-request-failed", Severity::Blocking, "auth", error.to_string())
+            let finding = Finding::new(id::AUTH_REQUEST_FAILED, Severity::Blocking, "auth", error.to_string())
                 .why("the token could not be tested")
                 .fix("rerun: pvetoken doctor -v");
             (None, vec![finding], "request failed".to_owned())
@@ -69,7 +69,7 @@ pub async fn auth(client: &PveClient, token: &TokenFile, now: i64) -> (Option<Ve
 pub fn version(version: &Version) -> (Option<PveVersion>, Vec<Finding>, String) {
     let Some((major, minor)) = version.major_minor() else {
         let finding = Finding::new(
-            "pve-version-unknown",
+            id::PVE_VERSION_UNKNOWN,
             Severity::Warning,
             "version",
             format!("cannot read the PVE version from `{}`", version.version),
@@ -83,7 +83,7 @@ pub fn version(version: &Version) -> (Option<PveVersion>, Vec<Finding>, String) 
     if major < 8 {
         findings.push(
             Finding::new(
-                "pve-version-old",
+                id::PVE_VERSION_OLD,
                 Severity::Warning,
                 "version",
                 format!("PVE {parsed} is older than the releases pvetoken targets (8.x, 9.x)"),
@@ -110,7 +110,7 @@ pub async fn privileges(
     let map = match client.own_permissions(None).await {
         Ok(map) => map,
         Err(error) => {
-            let finding = Finding::new("permissions-unreadable", Severity::Blocking, "privileges", error.to_string())
+            let finding = Finding::new(id::PERMISSIONS_UNREADABLE, Severity::Blocking, "privileges", error.to_string())
                 .why("GET /access/permissions as the token failed")
                 .fix(format!("pvetoken verify --profile {}", resolved.profile));
             return (vec![finding], "cannot read".to_owned());
@@ -137,7 +137,7 @@ pub async fn privileges(
     if map.values().all(|privs| privs.is_empty()) {
         findings.push(
             Finding::new(
-                "token-no-permissions",
+                id::TOKEN_NO_PERMISSIONS,
                 Severity::Error,
                 "privileges",
                 format!("{} has no permission at all", token.full()),
@@ -169,7 +169,7 @@ pub async fn privileges(
             why.push_str(&format!(". Without it: {failure}"));
         }
         let mut finding = Finding::new(
-            "privilege-missing",
+            id::PRIVILEGE_MISSING,
             Severity::Error,
             "privileges",
             format!("missing {} on {} ({side})", item.privilege, item.path),
@@ -208,7 +208,7 @@ pub fn expiry(token: &TokenFile, server_expire: Option<i64>, now: i64) -> (Vec<F
     );
     if expire <= now {
         let finding =
-            Finding::new("token-expired", Severity::Blocking, "expiry", format!("{} expired {when}", token.token_id))
+            Finding::new(id::TOKEN_EXPIRED, Severity::Blocking, "expiry", format!("{} expired {when}", token.token_id))
                 .why("PVE answers 401 to an expired token")
                 .fix(extend)
                 .fix(rotate);
@@ -216,7 +216,7 @@ pub fn expiry(token: &TokenFile, server_expire: Option<i64>, now: i64) -> (Vec<F
     }
     if expire - now <= EXPIRY_WARNING_DAYS * 86_400 {
         let finding =
-            Finding::new("token-expiring", Severity::Warning, "expiry", format!("{} expires {when}", token.token_id))
+            Finding::new(id::TOKEN_EXPIRING, Severity::Warning, "expiry", format!("{} expires {when}", token.token_id))
                 .why(format!("within {EXPIRY_WARNING_DAYS} days every consumer using it starts failing with 401"))
                 .fix(extend)
                 .fix("pvetoken create --profile PROFILE --expire 90d --rotate-if-exists".to_owned());

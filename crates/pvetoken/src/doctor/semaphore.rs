@@ -6,7 +6,7 @@ use pvetoken_api::semaphore::SecretType;
 use pvetoken_client::semaphore::{ProjectRef, SemaphoreAuth, SemaphoreClient, SemaphoreError};
 use pvetoken_client::{ClientError, TlsSettings};
 
-use super::{Finding, Severity};
+use super::{Finding, Severity, id};
 
 const CHECK: &str = "semaphore";
 
@@ -58,7 +58,7 @@ pub async fn check(target: &Target<'_>, auth: SemaphoreAuth) -> (Vec<Finding>, S
     let project = match client.resolve_project(&reference).await {
         Ok(project) => project,
         Err(error) => {
-            let finding = Finding::new("semaphore-project-missing", Severity::Blocking, CHECK, error.to_string())
+            let finding = Finding::new(id::SEMAPHORE_PROJECT_MISSING, Severity::Blocking, CHECK, error.to_string())
                 .why("the environment lives in a project; the user must be a member of it")
                 .fix("in Semaphore: add the user to the project (role Manager or Owner)")
                 .fix("pvetoken doctor --semaphore-project ID   (one of the visible projects)");
@@ -71,7 +71,7 @@ pub async fn check(target: &Target<'_>, auth: SemaphoreAuth) -> (Vec<Finding>, S
     let environments = match environments {
         Ok(environments) => environments,
         Err(error) => {
-            let finding = Finding::new("semaphore-request-failed", Severity::Error, CHECK, error.to_string())
+            let finding = Finding::new(id::SEMAPHORE_REQUEST_FAILED, Severity::Error, CHECK, error.to_string())
                 .why("the environments could not be listed")
                 .fix(register);
             return (vec![finding], "cannot list environments".to_owned());
@@ -79,7 +79,7 @@ pub async fn check(target: &Target<'_>, auth: SemaphoreAuth) -> (Vec<Finding>, S
     };
     let Some(environment) = environments.first() else {
         let finding = Finding::new(
-            "semaphore-environment-missing",
+            id::SEMAPHORE_ENVIRONMENT_MISSING,
             Severity::Error,
             CHECK,
             format!("project {} ({}) has no environment named {}", project.name, project.id, target.environment),
@@ -101,7 +101,7 @@ pub async fn check(target: &Target<'_>, auth: SemaphoreAuth) -> (Vec<Finding>, S
     if !missing.is_empty() {
         findings.push(
             Finding::new(
-                "semaphore-variables-missing",
+                id::SEMAPHORE_VARIABLES_MISSING,
                 Severity::Error,
                 CHECK,
                 format!("environment {} lacks the secrets {}", target.environment, missing.join(", ")),
@@ -119,7 +119,7 @@ pub async fn check(target: &Target<'_>, auth: SemaphoreAuth) -> (Vec<Finding>, S
     if !as_vars.is_empty() {
         findings.push(
             Finding::new(
-                "semaphore-secret-type-var",
+                id::SEMAPHORE_SECRET_TYPE_VAR,
                 Severity::Error,
                 CHECK,
                 format!("{} are `var` secrets (Ansible extra vars), not `env`", as_vars.join(", ")),
@@ -135,7 +135,7 @@ pub async fn check(target: &Target<'_>, auth: SemaphoreAuth) -> (Vec<Finding>, S
     if plain_env.contains("PROXMOX_TOKEN_SECRET") {
         findings.push(
             Finding::new(
-                "semaphore-secret-in-plain-env",
+                id::SEMAPHORE_SECRET_IN_PLAIN_ENV,
                 Severity::Warning,
                 CHECK,
                 format!("environment {} holds PROXMOX_TOKEN_SECRET in its plain `env` JSON", target.environment),
@@ -157,30 +157,30 @@ pub async fn check(target: &Target<'_>, auth: SemaphoreAuth) -> (Vec<Finding>, S
 fn connect_finding(error: &SemaphoreError, target: &Target<'_>) -> Finding {
     let (id, why, fix) = match error {
         SemaphoreError::LoginRefused { .. } | SemaphoreError::TokenRefused => (
-            "semaphore-login-refused",
+            id::SEMAPHORE_LOGIN_REFUSED,
             "the credentials given to doctor (SEMAPHORE_PASSWORD / SEMAPHORE_API_TOKEN) are wrong; for PrivateBox the \
              admin password is SERVICES_PASSWORD",
             format!("check the password of `{}`, or create an API token in Semaphore (User → API tokens)", target.user),
         ),
         SemaphoreError::Client(ClientError::CertificateMismatch { presented, .. }) => (
-            "semaphore-tls",
+            id::SEMAPHORE_TLS,
             "Semaphore's certificate is not the pinned one",
             format!("pvetoken doctor --semaphore-fingerprint {presented}   (after checking it on the Semaphore host)"),
         ),
         SemaphoreError::Client(ClientError::CertificateUntrusted { .. }) => (
-            "semaphore-tls",
+            id::SEMAPHORE_TLS,
             "Semaphore's certificate is not trusted",
             "pvetoken doctor --semaphore-fingerprint SHA256 | --semaphore-ca-file PEM".to_owned(),
         ),
         SemaphoreError::PlainHttpServer { .. }
         | SemaphoreError::HttpsServer { .. }
         | SemaphoreError::NotSemaphore { .. } => (
-            "semaphore-not-semaphore",
+            id::SEMAPHORE_NOT_SEMAPHORE,
             "the URL does not reach Semaphore's API (wrong scheme or port)",
             "pvetoken doctor --semaphore-url http(s)://HOST:PORT   (PrivateBox: https://localhost:2443)".to_owned(),
         ),
         _ => (
-            "semaphore-unreachable",
+            id::SEMAPHORE_UNREACHABLE,
             "Semaphore is not running or not reachable from here",
             "systemctl status semaphore   (PrivateBox: podman ps; journalctl -u semaphore)".to_owned(),
         ),

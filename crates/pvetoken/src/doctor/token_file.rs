@@ -7,7 +7,7 @@ use std::path::Path;
 use pvetoken_api::ExposeSecret;
 use pvetoken_render::{TokenFile, TokenFileError};
 
-use super::{Finding, Severity};
+use super::{Finding, Severity, id};
 use crate::token_store;
 
 const CHECK: &str = "token-file";
@@ -28,7 +28,7 @@ pub fn check(path: &Path, profile: &str) -> TokenFileCheck {
     let metadata = match std::fs::metadata(path) {
         Ok(metadata) => metadata,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            let finding = Finding::new("token-file-missing", Severity::Blocking, CHECK, format!("{shown} does not exist"))
+            let finding = Finding::new(id::TOKEN_FILE_MISSING, Severity::Blocking, CHECK, format!("{shown} does not exist"))
                 .why(
                     "every consumer step (register, render, verify) reads the token from this file; the guest-side \
                      registration silently does nothing without it",
@@ -40,7 +40,7 @@ pub fn check(path: &Path, profile: &str) -> TokenFileCheck {
         }
         Err(error) => {
             let finding = Finding::new(
-                "token-file-unreadable",
+                id::TOKEN_FILE_UNREADABLE,
                 Severity::Blocking,
                 CHECK,
                 format!("cannot read {shown}: {error}"),
@@ -51,10 +51,14 @@ pub fn check(path: &Path, profile: &str) -> TokenFileCheck {
         }
     };
     if !metadata.is_file() {
-        let finding =
-            Finding::new("token-file-not-a-file", Severity::Blocking, CHECK, format!("{shown} is not a regular file"))
-                .why("a token file is one regular file of KEY='value' lines")
-                .fix(format!("remove it, then: {create}"));
+        let finding = Finding::new(
+            id::TOKEN_FILE_NOT_A_FILE,
+            Severity::Blocking,
+            CHECK,
+            format!("{shown} is not a regular file"),
+        )
+        .why("a token file is one regular file of KEY='value' lines")
+        .fix(format!("remove it, then: {create}"));
         return TokenFileCheck { findings: vec![finding], token: None };
     }
     let mut findings = Vec::new();
@@ -62,7 +66,7 @@ pub fn check(path: &Path, profile: &str) -> TokenFileCheck {
     if mode & 0o077 != 0 {
         findings.push(
             Finding::new(
-                "token-file-mode",
+                id::TOKEN_FILE_MODE,
                 Severity::Blocking,
                 CHECK,
                 format!("{shown} has mode {mode:04o}: group or others can access the token secret"),
@@ -83,7 +87,7 @@ pub fn check(path: &Path, profile: &str) -> TokenFileCheck {
     {
         findings.push(
             Finding::new(
-                "token-file-owner",
+                id::TOKEN_FILE_OWNER,
                 Severity::Warning,
                 CHECK,
                 format!("{shown} belongs to uid {}, not to the user running doctor (uid {me})", metadata.uid()),
@@ -96,7 +100,7 @@ pub fn check(path: &Path, profile: &str) -> TokenFileCheck {
         Ok(text) => text,
         Err(error) => {
             findings.push(
-                Finding::new("token-file-unreadable", Severity::Blocking, CHECK, error.message)
+                Finding::new(id::TOKEN_FILE_UNREADABLE, Severity::Blocking, CHECK, error.message)
                     .why("the token cannot be used from here")
                     .fix(error.hint.unwrap_or_else(|| format!("ls -l {shown}"))),
             );
@@ -119,15 +123,16 @@ fn parse_finding(error: &TokenFileError, path: &Path, create: &str) -> Finding {
     let shown = path.display();
     let (id, why) = match error {
         TokenFileError::Missing { .. } => (
-            "token-file-missing-key",
+            id::TOKEN_FILE_MISSING_KEY,
             "consumers and pvetoken need PROXMOX_HOST (or PROXMOX_URL), PROXMOX_NODE, PROXMOX_TOKEN_ID and \
              PROXMOX_TOKEN_SECRET",
         ),
-        TokenFileError::Invalid { .. } => {
-            ("token-file-bad-value", "a consumer given this value fails (401, wrong server, or a refused certificate)")
-        }
+        TokenFileError::Invalid { .. } => (
+            id::TOKEN_FILE_BAD_VALUE,
+            "a consumer given this value fails (401, wrong server, or a refused certificate)",
+        ),
         _ => (
-            "token-file-syntax",
+            id::TOKEN_FILE_SYNTAX,
             "the file must be KEY='value' lines that need no shell to read; pvetoken never runs a shell on it",
         ),
     };
@@ -145,7 +150,7 @@ fn value_findings(token: &TokenFile, path: &Path, profile: &str) -> Vec<Finding>
     if secret.starts_with("PVEAPIToken") || secret.contains('!') || secret.contains('=') {
         findings.push(
             Finding::new(
-                "token-secret-format",
+                id::TOKEN_SECRET_FORMAT,
                 Severity::Blocking,
                 CHECK,
                 "PROXMOX_TOKEN_SECRET holds a whole token string (`PVEAPIToken=` / `user@realm!name=`), not the \
@@ -158,7 +163,7 @@ fn value_findings(token: &TokenFile, path: &Path, profile: &str) -> Vec<Finding>
     } else if !is_uuid(secret) {
         findings.push(
             Finding::new(
-                "token-secret-format",
+                id::TOKEN_SECRET_FORMAT,
                 Severity::Warning,
                 CHECK,
                 "PROXMOX_TOKEN_SECRET is not a UUID (PVE's token secrets always are)",
@@ -170,7 +175,7 @@ fn value_findings(token: &TokenFile, path: &Path, profile: &str) -> Vec<Finding>
     if !token.node.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.') {
         findings.push(
             Finding::new(
-                "token-node-format",
+                id::TOKEN_NODE_FORMAT,
                 Severity::Error,
                 CHECK,
                 format!("PROXMOX_NODE `{}` is not a PVE node name", token.node),
@@ -183,7 +188,7 @@ fn value_findings(token: &TokenFile, path: &Path, profile: &str) -> Vec<Finding>
     if token.token_id.user_str() == "root@pam" {
         findings.push(
             Finding::new(
-                "token-of-root",
+                id::TOKEN_OF_ROOT,
                 Severity::Warning,
                 CHECK,
                 format!("{} is a token of root@pam", token.token_id),
@@ -196,7 +201,7 @@ fn value_findings(token: &TokenFile, path: &Path, profile: &str) -> Vec<Finding>
     if token.tls_insecure {
         findings.push(
             Finding::new(
-                "token-file-insecure",
+                id::TOKEN_FILE_INSECURE,
                 Severity::Warning,
                 CHECK,
                 "PROXMOX_TLS_INSECURE is set: consumers skip certificate verification",
