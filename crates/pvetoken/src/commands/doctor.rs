@@ -120,9 +120,10 @@ pub async fn diagnose(args: &DoctorArgs) -> anyhow::Result<Report> {
     let target = match resolve_target(args, &token) {
         Ok(target) => target,
         Err(error) => {
-            let finding = Finding::new("connection-settings", Severity::Blocking, "dns", error.message)
-                .why("doctor cannot tell where the server is or how to check its certificate")
-                .fix(error.hint.unwrap_or_else(|| "pvetoken doctor --url https://HOST:8006".to_owned()));
+            let finding =
+                Finding::new(crate::doctor::id::CONNECTION_SETTINGS, Severity::Blocking, "dns", error.message)
+                    .why("doctor cannot tell where the server is or how to check its certificate")
+                    .fix(error.hint.unwrap_or_else(|| "pvetoken doctor --url https://HOST:8006".to_owned()));
             report.record("dns", "settings", vec![finding]);
             report.skip_rest(&CHECKS);
             return Ok(report);
@@ -178,7 +179,7 @@ pub async fn diagnose(args: &DoctorArgs) -> anyhow::Result<Report> {
                 && findings.iter().any(|finding| finding.id == "privilege-missing")
             {
                 findings.push(
-                    Finding::new("admin-unavailable", Severity::Info, "privileges", why.clone())
+                    Finding::new(crate::doctor::id::ADMIN_UNAVAILABLE, Severity::Info, "privileges", why.clone())
                         .why("without admin access doctor cannot tell whether the user, the token or the role lacks it")
                         .fix("PVETOKEN_PASSWORD=... pvetoken doctor   (or --local on the PVE host)"),
                 );
@@ -187,7 +188,7 @@ pub async fn diagnose(args: &DoctorArgs) -> anyhow::Result<Report> {
         }
         (Err(error), _) => {
             let finding = Finding::new(
-                "profile-unknown",
+                crate::doctor::id::PROFILE_UNKNOWN,
                 Severity::Warning,
                 "privileges",
                 format!("{error}: cannot tell which privileges the token needs"),
@@ -262,7 +263,7 @@ async fn check_semaphore(args: &DoctorArgs, url: &str) -> anyhow::Result<(Vec<Fi
         SemaphoreAuth::Password { user: args.semaphore_user.clone(), password: password.into() }
     } else {
         let finding = Finding::new(
-            "semaphore-no-credentials",
+            crate::doctor::id::SEMAPHORE_NO_CREDENTIALS,
             Severity::Warning,
             "semaphore",
             "no Semaphore credentials: the registration was not checked",

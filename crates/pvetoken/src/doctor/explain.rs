@@ -116,11 +116,44 @@ fn find(text: &str, needle: &str) -> Option<usize> {
     text.to_ascii_lowercase().find(&needle.to_ascii_lowercase())
 }
 
-/// The line of `text` around `offset`, trimmed and shortened for display.
+/// Secret-shaped parts of an error text, masked before anything is echoed: PVE token secrets (UUIDs), the value
+/// after a token id (`user@realm!name=VALUE`), tickets (`PVE:user@realm:...`), and the value of a `KEY=`/`KEY:`
+/// whose name ends in password, secret, token, ticket or cookie (`PROXMOX_TOKEN_ID=` is an id and stays;
+/// `PVEAPIToken=` is followed by the token id, whose secret the second rule masks).
+static SECRET_SHAPES: std::sync::LazyLock<[regex::Regex; 4]> = std::sync::LazyLock::new(|| {
+    [
+        r"(?i)\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b",
+        r#"(![A-Za-z0-9_.-]+=)[^\s'"&,;]+"#,
+        r#"\bPVE:[^\s'";]+"#,
+        r#"(?i)((?:password|passwd|secret|token|ticket|cookie|csrfpreventiontoken)["']?\s*[=:]\s*["']?)[^\s'"&,;]+"#,
+    ]
+    .map(|pattern| regex::Regex::new(pattern).expect("a valid static pattern"))
+});
+
+/// `text` with every secret-shaped part masked (see [`SECRET_SHAPES`]).
+pub fn redact_secrets(text: &str) -> String {
+    let [uuid, after_token_id, ticket, keyed] = &*SECRET_SHAPES;
+    let out = uuid.replace_all(text, "<redacted>");
+    let out = after_token_id.replace_all(&out, "${1}<redacted>");
+    let out = ticket.replace_all(&out, "PVE:<redacted>");
+    keyed
+        .replace_all(&out, |caps: &regex::Captures<'_>| {
+            let whole = caps.get(0).map_or(0..0, |m| m.range());
+            if out[..whole.start].to_ascii_lowercase().ends_with("pveapi") {
+                caps[0].to_owned()
+            } else {
+                format!("{}<redacted>", &caps[1])
+            }
+        })
+        .into_owned()
+}
+
+/// The line of `text` around `offset`, trimmed, secrets masked and shortened for display.
 fn line_at(text: &str, offset: usize) -> String {
     let start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
     let end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
-    let line = text[start..end].trim();
+    let line = redact_secrets(text[start..end].trim());
+    let line = line.as_str();
     if line.chars().count() > 200 {
         format!("{}…", line.chars().take(200).collect::<String>())
     } else {
@@ -521,6 +554,30 @@ mod tests {
         assert_eq!(check.path, "/vms/100");
         assert_eq!(check.privileges, ["VM.GuestAgent.Audit", "VM.GuestAgent.Unrestricted"]);
         assert!(check.any_of);
+    }
+
+    #[test]
+    fn secrets_in_echoed_lines_are_masked_and_ids_are_kept() {
+        let secret = "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0";
+        for line in [
+            format!("Authorization: PVEAPIToken=PVEAPIToken=a@pve!b={secret}"),
+            "Authorization: PVEAPIToken=a@pve!b=not-a-uuid-secret".to_owned(),
+            "PROXMOX_TOKEN=not-a-uuid-secret PROXMOX_USERNAME=a@pve!b".to_owned(),
+            "Cookie: PVEAuthCookie=PVE:root@pam:65A1B2C3::c2lnbmF0dXJl".to_owned(),
+            r#"{"password": "not-a-uuid-secret"}"#.to_owned(),
+            format!("token secret {secret} was refused"),
+        ] {
+            let masked = super::redact_secrets(&line);
+            assert!(!masked.contains(secret) && !masked.contains("not-a-uuid-secret"), "{line} -> {masked}");
+            assert!(!masked.contains("c2lnbmF0dXJl"), "{line} -> {masked}");
+            assert!(masked.contains("<redacted>"), "{line} -> {masked}");
+        }
+        let ids = "PROXMOX_TOKEN_ID=automation@pve!packer on /vms/100";
+        assert_eq!(super::redact_secrets(ids), ids);
+        let explained =
+            explain(&format!("Authorization: PVEAPIToken=PVEAPIToken=a@pve!b={secret}"), &Context::default());
+        assert_eq!(explained.len(), 1);
+        assert!(explained[0].matched.contains("a@pve!b=<redacted>"), "{}", explained[0].matched);
     }
 
     #[test]

@@ -40,8 +40,8 @@ declare_ids! {
     /// The stable id of every finding `pvetoken doctor` can emit (documented in docs/doctor.md; tests match on them).
     #[expect(
         dead_code,
-        reason = "the env-<rule> ids are built from lint's rule names, and commands/doctor.rs still writes its four ids \
-                  as literals; the tests check both against these constants"
+        reason = "the env-<rule> ids are built from lint's rule names at run time; a test checks them against these \
+                  constants"
     )]
     mod id;
     /// Every finding id, in check order. A unit test proves each one has a row in docs/doctor.md and vice versa.

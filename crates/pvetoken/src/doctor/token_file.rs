@@ -146,7 +146,6 @@ fn value_findings(token: &TokenFile, path: &Path, profile: &str) -> Vec<Finding>
     let shown = path.display();
     let mut findings = Vec::new();
     let secret = token.secret.expose_secret();
-    let render_env = format!("pvetoken render --format env --out {shown}   (rewrites the file from a good token)");
     if secret.starts_with("PVEAPIToken") || secret.contains('!') || secret.contains('=') {
         findings.push(
             Finding::new(
@@ -158,7 +157,9 @@ fn value_findings(token: &TokenFile, path: &Path, profile: &str) -> Vec<Finding>
             )
             .why("every consumer adds the id itself: PVE receives a wrong secret and answers 401")
             .fix(format!("edit {shown}: PROXMOX_TOKEN_SECRET='<the UUID after the last =>'"))
-            .fix(render_env.clone()),
+            .fix(format!(
+                "pvetoken rotate --token-file {shown}   (with admin credentials: a fresh secret, the file rewritten)"
+            )),
         );
     } else if !is_uuid(secret) {
         findings.push(

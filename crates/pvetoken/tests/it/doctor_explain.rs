@@ -109,3 +109,38 @@ fn with_a_token_file_the_named_privilege_is_checked_live() {
     let run = lab.pvetoken(&args, &[], None);
     assert!(run.json["live"][0].as_str().unwrap_or_default().starts_with("confirmed"), "{}", run.all);
 }
+
+#[test]
+fn a_secret_inside_the_error_text_is_never_echoed_in_text_or_json() {
+    let lab = Lab::start();
+    let secret = "7c9e6679-7425-40de-944b-e07fc1f90ae7";
+    let log = format!(
+        "curl -H 'Authorization: PVEAPIToken=PVEAPIToken=automation@pve!ci={secret}' https://pve:8006/api2/json\n\
+         401 Unauthorized: authentication failure (PROXMOX_TOKEN={secret})\n"
+    );
+    let run = lab.pvetoken(&["doctor", "--explain-error"], &[], Some(&log));
+    assert_eq!(run.code, 0, "{}", run.all);
+    let ids: Vec<&str> =
+        run.json["explanations"].as_array().expect("explanations").iter().filter_map(|e| e["id"].as_str()).collect();
+    assert!(ids.contains(&"token-double-prefix") && ids.contains(&"pve-401-authentication-failure"), "{ids:?}");
+    assert!(!run.all.contains(secret), "the secret was echoed: {}", run.all);
+    // The id stays visible: it is what the user needs to fix the header.
+    assert!(run.all.contains("automation@pve!ci="), "{}", run.all);
+
+    let mut text = std::process::Command::new(env!("CARGO_BIN_EXE_pvetoken"))
+        .args(["doctor", "--explain-error", "-", "--token-file"])
+        .arg(lab.path("no-token.env"))
+        .env_clear()
+        .env("HOME", lab.path("home"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("pvetoken runs");
+    std::io::Write::write_all(&mut text.stdin.take().expect("stdin"), log.as_bytes()).expect("stdin");
+    let output = text.wait_with_output().expect("pvetoken finishes");
+    let all = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert_eq!(output.status.code(), Some(0), "{all}");
+    assert!(all.contains("[token-double-prefix]"), "{all}");
+    assert!(!all.contains(secret), "the secret was echoed: {all}");
+}
