@@ -111,13 +111,22 @@ struct Grant {
     inherit: Option<RoleSet>,
 }
 
-#[derive(Debug, Default)]
-struct Node {
-    children: HashMap<Box<str>, u32>,
-    /// (subject index, grant), sorted by subject index: users and tokens share one index space.
-    subjects: Vec<(u32, Grant)>,
-    /// (group index, grant), sorted by group index.
-    groups: Vec<(u32, Grant)>,
+impl Grant {
+    /// The roles that apply at a node that is (`last`) or is not the final path component.
+    fn at(&self, last: bool) -> Option<RoleSet> {
+        if last { Some(self.all) } else { self.inherit }
+    }
+}
+
+/// ACL entries of one subject or group: (node index, grant), sorted by node index.
+type Entries = Vec<(u32, Grant)>;
+
+fn find(entries: &[(u32, Grant)], node: u32) -> Option<&Grant> {
+    // Lists are short (a subject's own entries); a linear scan beats a binary search for them.
+    if entries.len() <= 8 {
+        return entries.iter().find(|(n, _)| *n == node).map(|(_, g)| g);
+    }
+    entries.binary_search_by_key(&node, |(n, _)| *n).ok().map(|pos| &entries[pos].1)
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -127,49 +136,74 @@ struct TokenInfo {
 }
 
 /// The compiled permission engine for one configuration and one PVE release.
+///
+/// Layout: the ACL tree is only a trie of path components (node indices, parents before children); the entries
+/// are stored per subject and per group, so a query touches the subject's own short list and its groups' lists.
 #[derive(Debug)]
 pub struct Evaluator<'a> {
     cfg: &'a UserCfg,
     catalog: &'a Catalog,
-    nodes: Vec<Node>,
-    subjects: HashMap<String, u32>,
-    /// Per subject index: the groups (indices, sorted) whose member list contains it.
+    /// Per node: child component → node index.
+    children: Vec<HashMap<Box<str>, u32>>,
+    subjects: HashMap<Box<str>, u32>,
+    /// Per subject index (users and tokens share one index space): its own ACL entries.
+    entries: Vec<Entries>,
+    /// Per subject index: the groups (indices, sorted) whose member list contains it and that have ACL entries.
     member_of: Vec<Vec<u32>>,
-    tokens: HashMap<u32, TokenInfo>,
+    /// Per group index: its ACL entries.
+    group_entries: Vec<Entries>,
+    /// Per subject index: token information when the subject is an existing token.
+    tokens: Vec<Option<TokenInfo>>,
     root: Option<u32>,
-    /// Guest id → pool path (`/pool/<p>`).
-    vm_pool: HashMap<u64, String>,
-    /// Storage id → pool paths.
-    storage_pools: HashMap<String, Vec<String>>,
+    /// Guest id → pool index.
+    vm_pool: HashMap<u64, u32>,
+    /// Storage id → pool indices.
+    storage_pools: HashMap<Box<str>, Vec<u32>>,
+    /// Per pool index: the walk of `/pool/<p>` as (node, last) steps.
+    pool_walks: Vec<Vec<(u32, bool)>>,
     no_access_privs: PrivSet,
     all_privs: PrivSet,
 }
 
-fn roles_to_set(
-    roles: &BTreeMap<RoleId, bool>,
-    cfg: &UserCfg,
-    catalog: &Catalog,
-    only_propagating: bool,
-) -> Option<RoleSet> {
-    let mut set: Option<RoleSet> = None;
-    for (role, &propagate) in roles {
-        if only_propagating && !propagate {
-            continue;
-        }
-        let privs = cfg.role_privileges(role.as_str(), catalog).unwrap_or_default();
-        let one = RoleSet {
-            privs,
-            prop: if propagate { privs } else { PrivSet::EMPTY },
-            no_access: (role.as_str() == "NoAccess").then_some(propagate),
-        };
-        set = Some(set.map_or(one, |s| s.union(one)));
-    }
-    set
+/// Role id → privileges, resolved once per compilation.
+struct RoleTable<'c> {
+    privs: HashMap<&'c str, PrivSet>,
 }
 
-fn grant(roles: &BTreeMap<RoleId, bool>, cfg: &UserCfg, catalog: &Catalog) -> Option<Grant> {
-    let all = roles_to_set(roles, cfg, catalog, false)?;
-    Some(Grant { all, inherit: roles_to_set(roles, cfg, catalog, true) })
+impl<'c> RoleTable<'c> {
+    fn new(cfg: &'c UserCfg, catalog: &'c Catalog) -> RoleTable<'c> {
+        let mut privs: HashMap<&'c str, PrivSet> = HashMap::default();
+        for (role, set) in catalog.builtin_roles() {
+            privs.insert(role.as_str(), *set);
+        }
+        for (role, set) in &cfg.roles {
+            // Built-in definitions win, as in `UserCfg::role_privileges`.
+            privs.entry(role.as_str()).or_insert(*set);
+        }
+        RoleTable { privs }
+    }
+
+    fn roles_to_set(&self, roles: &BTreeMap<RoleId, bool>, only_propagating: bool) -> Option<RoleSet> {
+        let mut set: Option<RoleSet> = None;
+        for (role, &propagate) in roles {
+            if only_propagating && !propagate {
+                continue;
+            }
+            let privs = self.privs.get(role.as_str()).copied().unwrap_or_default();
+            let one = RoleSet {
+                privs,
+                prop: if propagate { privs } else { PrivSet::EMPTY },
+                no_access: (role.as_str() == "NoAccess").then_some(propagate),
+            };
+            set = Some(set.map_or(one, |s| s.union(one)));
+        }
+        set
+    }
+
+    fn grant(&self, roles: &BTreeMap<RoleId, bool>) -> Option<Grant> {
+        let all = self.roles_to_set(roles, false)?;
+        Some(Grant { all, inherit: self.roles_to_set(roles, true) })
+    }
 }
 
 /// Perl's `split("/", $path)` as `roles()` uses it: `/` is one empty component, trailing empty fields dropped.
@@ -179,101 +213,137 @@ fn perl_components(path: &str) -> impl Iterator<Item = &str> {
     trimmed.split('/').take(if empty { 0 } else { usize::MAX })
 }
 
+fn index(i: usize) -> u32 {
+    u32::try_from(i).unwrap_or(u32::MAX)
+}
+
 impl<'a> Evaluator<'a> {
     /// Compiles `cfg` for `catalog`'s release.
     pub fn new(cfg: &'a UserCfg, catalog: &'a Catalog) -> Evaluator<'a> {
-        let mut subjects: HashMap<String, u32> = HashMap::default();
-        let intern = |id: &str, subjects: &mut HashMap<String, u32>| -> u32 {
-            let next = u32::try_from(subjects.len()).unwrap_or(u32::MAX);
-            *subjects.entry(id.to_owned()).or_insert(next)
+        let mut subjects: HashMap<Box<str>, u32> = HashMap::default();
+        subjects.reserve(cfg.users.len() * 3);
+        let intern = |id: &str, subjects: &mut HashMap<Box<str>, u32>| -> u32 {
+            if let Some(&i) = subjects.get(id) {
+                return i;
+            }
+            let next = index(subjects.len());
+            subjects.insert(id.into(), next);
+            next
         };
         for user in cfg.users.keys() {
             intern(user.as_str(), &mut subjects);
         }
-        let mut tokens = HashMap::default();
-        for (token, info) in cfg.tokens() {
-            let owner = intern(token.user_str(), &mut subjects);
-            let idx = intern(token.as_str(), &mut subjects);
-            tokens.insert(idx, TokenInfo { privsep: info.privsep, owner });
+        let mut token_list = Vec::new();
+        for (user, record) in &cfg.users {
+            let owner = intern(user.as_str(), &mut subjects);
+            for (name, info) in &record.tokens {
+                let full = format!("{}!{}", user.as_str(), name.as_str());
+                let idx = intern(&full, &mut subjects);
+                token_list.push((idx, TokenInfo { privsep: info.privsep, owner }));
+            }
         }
         let group_index: HashMap<&str, u32> =
-            cfg.groups.keys().enumerate().map(|(i, g)| (g.as_str(), u32::try_from(i).unwrap_or(u32::MAX))).collect();
+            cfg.groups.keys().enumerate().map(|(i, g)| (g.as_str(), index(i))).collect();
         let mut member_pairs = Vec::new();
         for (gi, group) in cfg.groups.values().enumerate() {
             for member in &group.members {
-                member_pairs.push((intern(member.as_str(), &mut subjects), u32::try_from(gi).unwrap_or(u32::MAX)));
+                member_pairs.push((intern(member.as_str(), &mut subjects), index(gi)));
             }
         }
-        // ACL group entries may name groups that do not exist; they can never match, so they are skipped.
-        let mut nodes: Vec<Node> = vec![Node::default()];
+        let roles = RoleTable::new(cfg, catalog);
+        let mut children: Vec<HashMap<Box<str>, u32>> = vec![HashMap::default()];
+        let mut entries: Vec<Entries> = Vec::new();
+        let mut group_entries: Vec<Entries> = vec![Vec::new(); cfg.groups.len()];
+        // The tree is visited in key order (parents first), so node indices grow along any path and every list
+        // below is built already sorted by node index.
         for (key, acl_node) in &cfg.acl {
             let mut current = 0usize;
             for component in key {
-                let existing = nodes[current].children.get(component.as_str()).copied();
+                let existing = children[current].get(component.as_str()).copied();
                 current = match existing {
                     Some(child) => child as usize,
                     None => {
-                        let child = u32::try_from(nodes.len()).unwrap_or(u32::MAX);
-                        nodes.push(Node::default());
-                        nodes[current].children.insert(component.as_str().into(), child);
+                        let child = index(children.len());
+                        children.push(HashMap::default());
+                        children[current].insert(component.as_str().into(), child);
                         child as usize
                     }
                 };
             }
-            let mut entries = Vec::new();
-            for (user, roles) in &acl_node.users {
-                if let Some(g) = grant(roles, cfg, catalog) {
-                    entries.push((intern(user.as_str(), &mut subjects), g));
+            let node = index(current);
+            let mut push = |subject: u32, grant: Grant| {
+                let slot = subject as usize;
+                if entries.len() <= slot {
+                    entries.resize_with(slot + 1, Vec::new);
+                }
+                entries[slot].push((node, grant));
+            };
+            for (user, roles_of) in &acl_node.users {
+                if let Some(g) = roles.grant(roles_of) {
+                    push(intern(user.as_str(), &mut subjects), g);
                 }
             }
-            for (token, roles) in &acl_node.tokens {
-                if let Some(g) = grant(roles, cfg, catalog) {
-                    entries.push((intern(token.as_str(), &mut subjects), g));
+            for (token, roles_of) in &acl_node.tokens {
+                if let Some(g) = roles.grant(roles_of) {
+                    push(intern(token.as_str(), &mut subjects), g);
                 }
             }
-            entries.sort_by_key(|(i, _)| *i);
-            let mut groups = Vec::new();
-            for (group, roles) in &acl_node.groups {
-                if let (Some(&gi), Some(g)) = (group_index.get(group.as_str()), grant(roles, cfg, catalog)) {
-                    groups.push((gi, g));
+            // ACL group entries may name groups that do not exist; they can never match, so they are skipped.
+            for (group, roles_of) in &acl_node.groups {
+                if let (Some(&gi), Some(g)) = (group_index.get(group.as_str()), roles.grant(roles_of)) {
+                    group_entries[gi as usize].push((node, g));
                 }
             }
-            groups.sort_by_key(|(i, _)| *i);
-            nodes[current].subjects = entries;
-            nodes[current].groups = groups;
+        }
+        entries.resize_with(subjects.len(), Vec::new);
+        for list in entries.iter_mut().chain(group_entries.iter_mut()) {
+            // Already sorted by node (tree order); a stable sort keeps this true should the order ever change.
+            list.sort_by_key(|(n, _)| *n);
         }
         let mut member_of = vec![Vec::new(); subjects.len()];
         for (subject, group) in member_pairs {
-            member_of[subject as usize].push(group);
+            // A group without ACL entries can never contribute anything.
+            if !group_entries[group as usize].is_empty() {
+                member_of[subject as usize].push(group);
+            }
         }
         for list in &mut member_of {
             list.sort_unstable();
             list.dedup();
         }
-        let mut vm_pool = HashMap::default();
-        let mut storage_pools: HashMap<String, Vec<String>> = HashMap::default();
-        for (pool_id, pool) in &cfg.pools {
-            for vm in &pool.vms {
-                vm_pool.insert(*vm, format!("/pool/{pool_id}"));
-            }
-            for store in &pool.storage {
-                storage_pools.entry(store.clone()).or_default().push(format!("/pool/{pool_id}"));
-            }
+        let mut tokens = vec![None; subjects.len()];
+        for (idx, info) in token_list {
+            tokens[idx as usize] = Some(info);
         }
-        let root = subjects.get("root@pam").copied();
-        Evaluator {
+        let mut evaluator = Evaluator {
             cfg,
             catalog,
-            nodes,
+            children,
             subjects,
+            entries,
             member_of,
+            group_entries,
             tokens,
-            root,
-            vm_pool,
-            storage_pools,
+            root: None,
+            vm_pool: HashMap::default(),
+            storage_pools: HashMap::default(),
+            pool_walks: Vec::with_capacity(cfg.pools.len()),
             no_access_privs: catalog.builtin_role("NoAccess").unwrap_or_default(),
             all_privs: catalog.privileges(),
+        };
+        evaluator.root = evaluator.subjects.get("root@pam").copied();
+        for (pi, (pool_id, pool)) in cfg.pools.iter().enumerate() {
+            let pool_path = format!("/pool/{pool_id}");
+            let walk: Vec<(u32, bool)> = evaluator.path_nodes(&pool_path).collect();
+            evaluator.pool_walks.push(walk);
+            for vm in &pool.vms {
+                evaluator.vm_pool.insert(*vm, index(pi));
+            }
+            for store in &pool.storage {
+                evaluator.storage_pools.entry(store.as_str().into()).or_default().push(index(pi));
+            }
         }
+        evaluator
     }
 
     /// The configuration evaluated.
@@ -286,46 +356,40 @@ impl<'a> Evaluator<'a> {
         self.catalog
     }
 
-    /// `roles()` at privilege level for subject index `subject` on a raw path.
-    fn walk(&self, subject: u32, is_token: bool, path: &str) -> RoleSet {
+    /// The tree nodes `roles()` visits for a raw path, as (node index, is the final component). Empty components
+    /// (the leading one, `//`) stay on the current node and visit it again, as Proxmox's loop does; the walk ends
+    /// at the first component without a node (nothing below it can match).
+    fn path_nodes<'p>(&'p self, path: &'p str) -> impl Iterator<Item = (u32, bool)> + 'p {
+        let mut components = perl_components(path).peekable();
+        let mut node = 0u32;
+        std::iter::from_fn(move || {
+            let component = components.next()?;
+            if !component.is_empty() {
+                node = *self.children[node as usize].get(component)?;
+            }
+            Some((node, components.peek().is_none()))
+        })
+    }
+
+    /// True when the subject has no entry anywhere, itself or through a group: every walk yields nothing.
+    fn has_no_entries(&self, subject: u32, is_token: bool) -> bool {
+        self.entries[subject as usize].is_empty() && (is_token || self.member_of[subject as usize].is_empty())
+    }
+
+    /// `roles()` at privilege level for subject index `subject` along the given walk.
+    fn walk(&self, subject: u32, is_token: bool, steps: impl Iterator<Item = (u32, bool)>) -> RoleSet {
+        let own = &self.entries[subject as usize];
         let groups: &[u32] = if is_token { &[] } else { &self.member_of[subject as usize] };
         let mut current = RoleSet::default();
-        let mut node = Some(0usize);
-        let mut components = perl_components(path).peekable();
-        while let Some(component) = components.next() {
-            let last = components.peek().is_none();
-            if !component.is_empty() {
-                node = node.and_then(|n| self.nodes[n].children.get(component).map(|c| *c as usize));
-            }
-            let Some(n) = node else { continue };
-            let n = &self.nodes[n];
-            if let Ok(pos) = n.subjects.binary_search_by_key(&subject, |(i, _)| *i) {
-                let g = n.subjects[pos].1;
-                if let Some(set) = if last { Some(g.all) } else { g.inherit } {
-                    current = set;
-                    continue;
-                }
-            }
-            if groups.is_empty() || n.groups.is_empty() {
+        for (node, last) in steps {
+            if let Some(set) = find(own, node).and_then(|g| g.at(last)) {
+                current = set;
                 continue;
             }
             let mut new: Option<RoleSet> = None;
-            let mut take = |g: &Grant| {
-                if let Some(set) = if last { Some(g.all) } else { g.inherit } {
+            for &gi in groups {
+                if let Some(set) = find(&self.group_entries[gi as usize], node).and_then(|g| g.at(last)) {
                     new = Some(new.map_or(set, |s| s.union(set)));
-                }
-            };
-            if groups.len() <= n.groups.len() {
-                for gi in groups {
-                    if let Ok(pos) = n.groups.binary_search_by_key(gi, |(i, _)| *i) {
-                        take(&n.groups[pos].1);
-                    }
-                }
-            } else {
-                for (gi, g) in &n.groups {
-                    if groups.binary_search(gi).is_ok() {
-                        take(g);
-                    }
                 }
             }
             if let Some(set) = new {
@@ -337,11 +401,15 @@ impl<'a> Evaluator<'a> {
 
     /// Roles (as privilege sets) plus pool-derived roles, for a subject index evaluated as itself.
     fn compile(&self, subject: u32, is_token: bool, path: &str) -> Permissions {
-        let mut roles = self.walk(subject, is_token, path);
+        if self.has_no_entries(subject, is_token) {
+            return Permissions::default();
+        }
+        let mut roles = self.walk(subject, is_token, self.path_nodes(path));
         if roles.no_access.is_none() {
             let mut pool_roles: Option<RoleSet> = None;
-            let mut add = |pool_path: &str| {
-                let set = self.walk(subject, is_token, pool_path);
+            let mut add = |pool: u32| {
+                let steps = self.pool_walks[pool as usize].iter().copied();
+                let set = self.walk(subject, is_token, steps);
                 // Pool roles matter through their privileges and NoAccess; a role without privileges changes nothing.
                 if set.no_access.is_some() || !set.privs.is_empty() {
                     pool_roles = Some(pool_roles.map_or(set, |s| s.union(set)));
@@ -352,12 +420,12 @@ impl<'a> Evaluator<'a> {
                 let canonical = !vmid.is_empty()
                     && vmid.bytes().all(|b| b.is_ascii_digit())
                     && (vmid == "0" || !vmid.starts_with('0'));
-                if let Some(pool) = vmid.parse::<u64>().ok().filter(|_| canonical).and_then(|id| self.vm_pool.get(&id))
+                if let Some(&pool) = vmid.parse::<u64>().ok().filter(|_| canonical).and_then(|id| self.vm_pool.get(&id))
                 {
                     add(pool);
                 }
             } else if let Some(pools) = path.strip_prefix("/storage/").and_then(|store| self.storage_pools.get(store)) {
-                for pool in pools {
+                for &pool in pools {
                     add(pool);
                 }
             }
@@ -399,18 +467,30 @@ impl<'a> Evaluator<'a> {
         }
     }
 
+    /// A user known by index (a token's owner).
+    fn owner_permissions(&self, owner: u32, path: &str) -> Permissions {
+        if Some(owner) == self.root {
+            return Permissions::new(self.all_privs, self.all_privs);
+        }
+        self.compile(owner, false, path)
+    }
+
     fn token_permissions(&self, token: &TokenId, path: &str) -> Permissions {
         let Some(&idx) = self.subjects.get(token.as_str()) else { return Permissions::default() };
-        let Some(info) = self.tokens.get(&idx) else { return Permissions::default() };
-        let owner = self.user_permissions(token.user_str(), path);
+        let Some(info) = self.tokens[idx as usize] else { return Permissions::default() };
         if !info.privsep {
-            return owner;
+            return self.owner_permissions(info.owner, path);
         }
         let own = self.compile(idx, true, path);
         if Some(info.owner) == self.root {
             // Privilege-separated tokens of root@pam get their own ACLs, without intersection.
             return own;
         }
+        if own.is_empty() {
+            // The intersection with the owner's privileges is empty whatever the owner has.
+            return own;
+        }
+        let owner = self.owner_permissions(info.owner, path);
         Permissions::new(own.granted.intersection(owner.granted), own.propagate.intersection(owner.propagate))
     }
 
