@@ -445,26 +445,60 @@ async fn prepare_with_exec(client: &PveClient, request: &DeliveryRequest) -> Res
             owner.clone_into(&mut last.owner);
         }
     }
+    refuse_non_regular(client, request).await?;
     for command in [&["touch", "--", path][..], &["chmod", "600", "--", path], &["chown", "--", owner, path]] {
         run_step(client, request, command).await?;
     }
     Ok(created)
 }
 
-/// Runs one guest command; its stdout when it succeeded.
-async fn run_step(client: &PveClient, request: &DeliveryRequest, command: &[&str]) -> Result<String, Prepare> {
+/// chmod and chown follow symbolic links and work on directories: a guest path that exists and is not a regular
+/// file (`/etc`, a link planted by a guest user) is refused before any of them runs.
+async fn refuse_non_regular(client: &PveClient, request: &DeliveryRequest) -> Result<(), Prepare> {
     let path = request.guest_path.as_str();
-    let status = match client.agent_run(&request.node, request.vmid, command, EXEC_TIMEOUT).await {
-        Ok(status) => status,
+    let command = ["stat", "-c", "%F", "--", path];
+    let status = exec(client, request, &command).await?;
+    let kind = status.out_data.as_deref().unwrap_or_default().trim().to_owned();
+    if !status.succeeded() || kind.starts_with("regular") {
+        // Missing (touch creates it) or a regular file: both fine. Other stat failures surface at touch.
+        return Ok(());
+    }
+    Err(Prepare::Failed(
+        CliError::check_failed(format!(
+            "{path} in VM {} is a {kind}, not a regular file; nothing was changed or written",
+            request.vmid
+        ))
+        .with_hint(format!(
+            "--guest-path names the file itself, e.g. {}/proxmox-api-token; a symbolic link is refused because \
+             chmod/chown would follow it",
+            path.trim_end_matches('/')
+        )),
+    ))
+}
+
+/// One guest command through `agent/exec`; an agent or server without exec is [`Prepare::ExecUnavailable`].
+async fn exec(
+    client: &PveClient,
+    request: &DeliveryRequest,
+    command: &[&str],
+) -> Result<pvetoken_client::agent::ExecStatus, Prepare> {
+    match client.agent_run(&request.node, request.vmid, command, EXEC_TIMEOUT).await {
+        Ok(status) => Ok(status),
         Err(error) if exec_disabled(&error) => {
-            return Err(Prepare::ExecUnavailable(error.server_message().unwrap_or_default().to_owned()));
+            Err(Prepare::ExecUnavailable(error.server_message().unwrap_or_default().to_owned()))
         }
         // A server (or proxy) without the endpoint: the same as an agent that blocks exec.
         Err(error) if error.status() == Some(501) => {
-            return Err(Prepare::ExecUnavailable("the server does not implement agent/exec".to_owned()));
+            Err(Prepare::ExecUnavailable("the server does not implement agent/exec".to_owned()))
         }
-        Err(error) => return Err(Prepare::Client(error)),
-    };
+        Err(error) => Err(Prepare::Client(error)),
+    }
+}
+
+/// Runs one guest command; its stdout when it succeeded.
+async fn run_step(client: &PveClient, request: &DeliveryRequest, command: &[&str]) -> Result<String, Prepare> {
+    let path = request.guest_path.as_str();
+    let status = exec(client, request, command).await?;
     if !status.succeeded() {
         let stderr = status.err_data.as_deref().unwrap_or_default().trim().to_owned();
         return Err(Prepare::Failed(
@@ -682,6 +716,7 @@ mod tests {
                     None => (1, String::new()),
                 },
                 "stat" => match g.files.get(&path) {
+                    Some(_) if argv[2] == "%F" => (0, "regular file\n".to_owned()),
                     Some(file) => (0, format!("{:o} {}\n", file.1, file.2)),
                     None => (1, String::new()),
                 },
@@ -788,6 +823,7 @@ mod tests {
                 g.commands,
                 [
                     "mkdir -p -v -m 700 -- /root".to_owned(),
+                    format!("stat -c %F -- {path}"),
                     format!("touch -- {path}"),
                     format!("chmod 600 -- {path}"),
                     format!("chown -- root:root {path}"),

@@ -556,3 +556,21 @@ fn without_the_exec_privilege_a_missing_directory_names_the_privilege_to_grant()
     );
     assert_eq!(lab.file_writes(), 0);
 }
+
+#[test]
+fn a_guest_path_that_is_a_directory_is_refused_before_chmod_could_touch_it() {
+    for version in versions() {
+        let lab = Lab::start(version, "VM.Audit");
+        // A first delivery creates /srv/app (0700); naming that directory as the file must not chmod it to 0600.
+        lab.deliver(RUNNING, &["--guest-path", "/srv/app/token.env"]).expect_code(0, "the first delivery");
+        let writes = lab.file_writes();
+        let before = lab.lab.guest_file_info(RUNNING, "/srv/app").expect("the directory was created");
+        let run = lab.deliver(RUNNING, &["--guest-path", "/srv/app"]);
+        run.expect_code(1, &format!("{version}: a directory as --guest-path"));
+        assert!(run.stderr.contains("/srv/app") && run.stderr.contains("directory"), "{version}: {}", run.stderr);
+        let after = lab.lab.guest_file_info(RUNNING, "/srv/app").expect("the directory is still there");
+        assert_eq!(before.mode, 0o700, "{version}");
+        assert_eq!((after.mode, after.owner.as_str()), (before.mode, before.owner.as_str()), "{version}: changed");
+        assert_eq!(lab.file_writes(), writes, "{version}: nothing written");
+    }
+}
