@@ -7,6 +7,7 @@ mod deliver;
 mod demo;
 mod doctor;
 mod doctor_explain;
+mod doctor_findings;
 mod lifecycle;
 mod lint;
 mod register;
