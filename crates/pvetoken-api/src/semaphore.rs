@@ -250,6 +250,77 @@ pub struct Environment {
     pub secrets: Vec<EnvironmentSecret>,
 }
 
+/// A task template (`GET /api/project/{pid}/templates`, `GET .../templates/{tid}`; also the body of POST/PUT).
+///
+/// A template runs a playbook (or a Terraform/OpenTofu/Bash/... script, `app`) from a repository against an
+/// inventory, with the variables and secrets of *one* environment (`environment_id`): a template without the
+/// environment that holds the Proxmox credentials runs without them. 2.10 sends `null` for unset ids and strings;
+/// 2.16 leaves them out (`omitempty`): both read as `None`/empty here, and unset fields are not written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Template {
+    /// Template id (ignored on POST).
+    #[serde(default)]
+    pub id: i64,
+    /// Project id.
+    #[serde(default)]
+    pub project_id: i64,
+    /// Inventory id (required for `app` `ansible`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inventory_id: Option<i64>,
+    /// Repository id.
+    #[serde(default)]
+    pub repository_id: i64,
+    /// The environment (variable group) whose variables and secrets the tasks get.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment_id: Option<i64>,
+    /// Name.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub name: String,
+    /// Playbook or script path in the repository (required except for Terraform/OpenTofu).
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub playbook: String,
+    /// Extra CLI arguments: a string containing a JSON array.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arguments: Option<String>,
+    /// Description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// `""` (task), `build` or `deploy`.
+    #[serde(default, rename = "type", deserialize_with = "null_as_default", skip_serializing_if = "String::is_empty")]
+    pub kind: String,
+    /// `ansible`, `terraform`, `tofu`, `bash`, `powershell`, `python` (2.16 also `terragrunt`, `pulumi`).
+    #[serde(default, deserialize_with = "null_as_default", skip_serializing_if = "String::is_empty")]
+    pub app: String,
+    /// Branch overriding the repository's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git_branch: Option<String>,
+    /// View (tab) id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub view_id: Option<i64>,
+    /// Runs automatically after its build template (deploy templates).
+    #[serde(default, deserialize_with = "null_as_default", skip_serializing_if = "is_false")]
+    pub autorun: bool,
+    /// Lets a task replace the template's arguments.
+    #[serde(default, deserialize_with = "null_as_default", skip_serializing_if = "is_false")]
+    pub allow_override_args_in_task: bool,
+    /// No alert on success.
+    #[serde(default, deserialize_with = "null_as_default", skip_serializing_if = "is_false")]
+    pub suppress_success_alerts: bool,
+    /// Number of tasks run (read-only).
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub tasks: i64,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+fn null_as_default<'de, D: serde::Deserializer<'de>, T: Default + Deserialize<'de>>(
+    deserializer: D,
+) -> Result<T, D::Error> {
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
 fn null_as_empty<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<EnvironmentSecret>, D::Error> {
     Ok(Option::<Vec<EnvironmentSecret>>::deserialize(deserializer)?.unwrap_or_default())
 }
@@ -280,6 +351,21 @@ mod tests {
         let text = r#"{"id":3,"name":"E","project_id":1,"password":null,"json":"{}","env":null,"secrets":null}"#;
         let env: Environment = serde_json::from_str(text).expect("parses");
         assert!(env.secrets.is_empty());
+    }
+
+    #[test]
+    fn template_reads_the_nulls_of_2_10_and_the_omitted_fields_of_2_16_alike() {
+        let old = r#"{"id":4,"project_id":1,"inventory_id":null,"repository_id":2,"environment_id":null,"name":"T",
+            "playbook":"p.yml","arguments":null,"description":null,"type":"","app":"ansible","git_branch":null,
+            "view_id":null,"autorun":false,"survey_vars":null,"vaults":null,"last_task":null,"tasks":0}"#;
+        let new =
+            r#"{"id":4,"project_id":1,"repository_id":2,"name":"T","playbook":"p.yml","app":"ansible","tasks":0}"#;
+        let old: Template = serde_json::from_str(old).expect("2.10 shape parses");
+        let new: Template = serde_json::from_str(new).expect("2.16 shape parses");
+        assert_eq!(old, new);
+        assert_eq!(old.environment_id, None);
+        let wire = serde_json::to_value(&new).expect("serializes");
+        assert!(wire.get("environment_id").is_none() && wire.get("inventory_id").is_none(), "{wire}");
     }
 
     #[test]

@@ -17,7 +17,11 @@ use pvetoken_api::semaphore::{
 };
 use serde::Deserialize;
 
-use super::store::{self, Member, Session, State as Data, StoredEnvironment, StoredSecret, StoredToken, StoredUser};
+use pvetoken_api::semaphore::Template;
+
+use super::store::{
+    self, Member, Session, State as Data, StoredEnvironment, StoredInventory, StoredSecret, StoredToken, StoredUser,
+};
 use super::{Fault, SemaphoreSim};
 
 pub(super) fn router(sim: SemaphoreSim) -> Router {
@@ -40,6 +44,13 @@ pub(super) fn router(sim: SemaphoreSim) -> Router {
         .route(
             "/api/project/{project_id}/environment/{environment_id}",
             get(get_environment).put(update_environment).delete(delete_environment),
+        )
+        .route("/api/project/{project_id}/inventory", get(list_inventories))
+        .route("/api/project/{project_id}/repositories", get(list_repositories))
+        .route("/api/project/{project_id}/templates", get(list_templates).post(create_template))
+        .route(
+            "/api/project/{project_id}/templates/{template_id}",
+            get(get_template).put(update_template).delete(delete_template),
         )
         .fallback(not_found)
         .with_state(sim)
@@ -734,9 +745,291 @@ async fn delete_environment(
     if state.environment(project_id, env_id).is_none() {
         return Err(status(StatusCode::NOT_FOUND));
     }
-    // The lab has no templates, so an environment is never "in use by one or more templates".
+    // `RemoveEnvironment` (api/projects/environment.go): a template still pointing at it makes the store refuse
+    // (ErrInvalidOperation) and the handler answers 400 with `inUse`.
+    if state.templates.iter().any(|tpl| tpl.project_id == project_id && tpl.environment_id == Some(env_id)) {
+        return Err(json(
+            StatusCode::BAD_REQUEST,
+            &serde_json::json!({ "error": "Environment is in use by one or more templates", "inUse": true }),
+        ));
+    }
     state.environments.retain(|env| !(env.id == env_id && env.project_id == project_id));
     state.secrets.retain(|secret| secret.environment_id != env_id);
+    sim.save(&state);
+    Ok(status(StatusCode::NO_CONTENT))
+}
+
+async fn list_inventories(
+    State(sim): State<SemaphoreSim>,
+    headers: HeaderMap,
+    Path(raw): Path<String>,
+    Query(query): Query<ListQuery>,
+) -> Answer {
+    let user = sim.authenticate(&headers)?;
+    let project_id = project_id(&raw)?;
+    sim.project_access(&user, project_id, false, ProjectRole::can_manage_resources)?;
+    let state = sim.lock();
+    let mut inventories: Vec<&StoredInventory> =
+        state.inventories.iter().filter(|inv| inv.project_id == project_id).collect();
+    // InventoryProps: sortable by name and type, name by default.
+    if query.sort.as_deref() == Some("type") {
+        inventories.sort_by(|a, b| a.kind.cmp(&b.kind).then(a.id.cmp(&b.id)));
+    } else {
+        inventories.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+    }
+    if query.order.as_deref() == Some("desc") {
+        inventories.reverse();
+    }
+    let view: Vec<serde_json::Value> = inventories
+        .iter()
+        .map(|inv| {
+            serde_json::json!({
+                "id": inv.id, "name": inv.name, "project_id": inv.project_id, "inventory": inv.inventory,
+                "type": inv.kind, "template_id": inv.template_id,
+            })
+        })
+        .collect();
+    Ok(json(StatusCode::OK, &view))
+}
+
+async fn list_repositories(
+    State(sim): State<SemaphoreSim>,
+    headers: HeaderMap,
+    Path(raw): Path<String>,
+    Query(query): Query<ListQuery>,
+) -> Answer {
+    let user = sim.authenticate(&headers)?;
+    let project_id = project_id(&raw)?;
+    sim.project_access(&user, project_id, false, ProjectRole::can_manage_resources)?;
+    let state = sim.lock();
+    let mut repositories: Vec<_> = state.repositories.iter().filter(|repo| repo.project_id == project_id).collect();
+    if query.sort.as_deref() == Some("git_url") {
+        repositories.sort_by(|a, b| a.git_url.cmp(&b.git_url).then(a.id.cmp(&b.id)));
+    } else {
+        repositories.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+    }
+    if query.order.as_deref() == Some("desc") {
+        repositories.reverse();
+    }
+    let view: Vec<serde_json::Value> = repositories
+        .iter()
+        .map(|repo| {
+            serde_json::json!({
+                "id": repo.id, "name": repo.name, "project_id": repo.project_id, "git_url": repo.git_url,
+                "git_branch": repo.git_branch,
+            })
+        })
+        .collect();
+    Ok(json(StatusCode::OK, &view))
+}
+
+/// The apps a default Semaphore accepts (`util.Config.Apps`, filled from `appPriorities` in util/config.go).
+const APPS: [&str; 6] = ["ansible", "terraform", "tofu", "bash", "powershell", "python"];
+
+fn is_terraform(app: &str) -> bool {
+    matches!(app, "terraform" | "tofu")
+}
+
+/// `db.Template.Validate()`: a 400 with Semaphore's message.
+fn validate_template(template: &Template) -> Result<(), Response> {
+    let invalid = |message: &str| Err(error(StatusCode::BAD_REQUEST, message));
+    if template.app == "ansible" && template.inventory_id.is_none() {
+        return invalid("template inventory can not be empty");
+    }
+    if template.name.is_empty() {
+        return invalid("template name can not be empty");
+    }
+    if !is_terraform(&template.app) && template.playbook.is_empty() {
+        return invalid("template playbook can not be empty");
+    }
+    if let Some(arguments) = &template.arguments
+        && serde_json::from_str::<serde_json::Value>(arguments).is_err()
+    {
+        return invalid("template arguments must be valid JSON");
+    }
+    Ok(())
+}
+
+/// The foreign keys of `project__template` (SQL back-ends): an inventory, repository or environment that is not in
+/// the project makes the insert/update fail, which `helpers.WriteError` answers with a bare 400.
+fn check_template_references(state: &Data, project_id: i64, template: &Template) -> Result<(), Response> {
+    let inventory_ok = template.inventory_id.is_none_or(|id| state.inventory(project_id, id).is_some());
+    let repository_ok = state.repository(project_id, template.repository_id).is_some();
+    let environment_ok = template.environment_id.is_none_or(|id| state.environment(project_id, id).is_some());
+    if inventory_ok && repository_ok && environment_ok { Ok(()) } else { Err(status(StatusCode::BAD_REQUEST)) }
+}
+
+fn named<T>(items: &[T], matches: impl Fn(&T) -> bool, name: impl Fn(&T) -> &str) -> String {
+    items.iter().find(|item| matches(item)).map(|item| name(item).to_lowercase()).unwrap_or_default()
+}
+
+async fn list_templates(
+    State(sim): State<SemaphoreSim>,
+    headers: HeaderMap,
+    Path(raw): Path<String>,
+    Query(query): Query<TemplateListQuery>,
+) -> Answer {
+    let user = sim.authenticate(&headers)?;
+    let project_id = project_id(&raw)?;
+    sim.project_access(&user, project_id, false, ProjectRole::can_manage_resources)?;
+    let state = sim.lock();
+    let mut templates: Vec<&Template> = state
+        .templates
+        .iter()
+        .filter(|tpl| tpl.project_id == project_id)
+        .filter(|tpl| query.app.as_deref().is_none_or(|app| app.is_empty() || tpl.app == app))
+        .collect();
+    // db/sql/template.go GetTemplates: `name` by default; `playbook` by column; inventory, environment and
+    // repository by the joined row's name.
+    let key = |tpl: &Template| -> String {
+        match query.sort.as_deref() {
+            Some("playbook") => tpl.playbook.clone(),
+            Some("inventory") => {
+                named(&state.inventories, |inv| Some(inv.id) == tpl.inventory_id, |inv| inv.name.as_str())
+            }
+            Some("environment") => {
+                named(&state.environments, |env| Some(env.id) == tpl.environment_id, |env| env.name.as_str())
+            }
+            Some("repository") => {
+                named(&state.repositories, |repo| repo.id == tpl.repository_id, |repo| repo.name.as_str())
+            }
+            _ => tpl.name.clone(),
+        }
+    };
+    templates.sort_by(|a, b| key(a).cmp(&key(b)).then(a.id.cmp(&b.id)));
+    if query.order.as_deref() == Some("desc") {
+        templates.reverse();
+    }
+    Ok(json(StatusCode::OK, &templates))
+}
+
+#[derive(Deserialize)]
+struct TemplateListQuery {
+    sort: Option<String>,
+    order: Option<String>,
+    /// 2.16: only the templates of this app.
+    app: Option<String>,
+}
+
+async fn create_template(
+    State(sim): State<SemaphoreSim>,
+    headers: HeaderMap,
+    Path(raw): Path<String>,
+    body: Bytes,
+) -> Answer {
+    let user = sim.authenticate(&headers)?;
+    let project_id = project_id(&raw)?;
+    sim.project_access(&user, project_id, true, ProjectRole::can_manage_resources)?;
+    let mut template: Template = bind(&body)?;
+    // `AddTemplate`: the project comes from the URL, whatever the body says; the id is the store's.
+    template.project_id = project_id;
+    template.tasks = 0;
+    validate_template(&template)?;
+    let mut state = sim.lock();
+    check_template_references(&state, project_id, &template)?;
+    template.id = state.new_id();
+    state.templates.push(template.clone());
+    sim.save(&state);
+    // Semaphore checks the app only after the row is stored: an unknown app answers 400 and leaves the template.
+    if !APPS.contains(&template.app.as_str()) {
+        return Err(error(StatusCode::BAD_REQUEST, &format!("Invalid app id: {}", template.app)));
+    }
+    if is_terraform(&template.app) {
+        let workspace = match template.inventory_id {
+            Some(id) => id,
+            None => {
+                let id = state.new_id();
+                state.inventories.push(StoredInventory {
+                    id,
+                    project_id,
+                    name: "default".to_owned(),
+                    inventory: "default".to_owned(),
+                    kind: format!("{}-workspace", template.app),
+                    template_id: None,
+                });
+                id
+            }
+        };
+        template.inventory_id = Some(workspace);
+        if let Some(inventory) = state.inventories.iter_mut().find(|inv| inv.id == workspace) {
+            inventory.template_id = Some(template.id);
+        }
+        if let Some(stored) = state.templates.iter_mut().find(|tpl| tpl.id == template.id) {
+            stored.inventory_id = Some(workspace);
+        }
+        sim.save(&state);
+    }
+    Ok(json(StatusCode::CREATED, &template))
+}
+
+fn template_ids(raw: &str, template_raw: &str) -> Result<(i64, i64), Response> {
+    Ok((project_id(raw)?, int_param(template_raw)?))
+}
+
+async fn get_template(
+    State(sim): State<SemaphoreSim>,
+    headers: HeaderMap,
+    Path((raw, template_raw)): Path<(String, String)>,
+) -> Answer {
+    let user = sim.authenticate(&headers)?;
+    let (project_id, template_id) = template_ids(&raw, &template_raw)?;
+    sim.project_access(&user, project_id, false, ProjectRole::can_manage_resources)?;
+    let state = sim.lock();
+    let template = state.template(project_id, template_id).ok_or_else(|| status(StatusCode::NOT_FOUND))?;
+    Ok(json(StatusCode::OK, template))
+}
+
+async fn update_template(
+    State(sim): State<SemaphoreSim>,
+    headers: HeaderMap,
+    Path((raw, template_raw)): Path<(String, String)>,
+    body: Bytes,
+) -> Answer {
+    let user = sim.authenticate(&headers)?;
+    let (project_id, template_id) = template_ids(&raw, &template_raw)?;
+    sim.project_access(&user, project_id, true, ProjectRole::can_manage_resources)?;
+    // `TemplatesMiddleware` loads the template before the handler reads the body.
+    let tasks = sim.lock().template(project_id, template_id).map(|tpl| tpl.tasks);
+    let Some(tasks) = tasks else { return Err(status(StatusCode::NOT_FOUND)) };
+    let mut template: Template = bind(&body)?;
+    if !APPS.contains(&template.app.as_str()) {
+        return Err(error(StatusCode::BAD_REQUEST, &format!("Invalid app id: {}", template.app)));
+    }
+    if template.id != template_id {
+        return Err(error(StatusCode::BAD_REQUEST, "template id in URL and in body must be the same"));
+    }
+    if template.project_id != project_id {
+        return Err(error(StatusCode::BAD_REQUEST, "You can not move template to other project"));
+    }
+    if template.arguments.as_deref() == Some("") {
+        template.arguments = None;
+    }
+    template.tasks = tasks;
+    validate_template(&template)?;
+    let mut state = sim.lock();
+    check_template_references(&state, project_id, &template)?;
+    let Some(stored) = state.templates.iter_mut().find(|tpl| tpl.project_id == project_id && tpl.id == template_id)
+    else {
+        return Err(status(StatusCode::NOT_FOUND));
+    };
+    *stored = template;
+    sim.save(&state);
+    Ok(status(StatusCode::NO_CONTENT))
+}
+
+async fn delete_template(
+    State(sim): State<SemaphoreSim>,
+    headers: HeaderMap,
+    Path((raw, template_raw)): Path<(String, String)>,
+) -> Answer {
+    let user = sim.authenticate(&headers)?;
+    let (project_id, template_id) = template_ids(&raw, &template_raw)?;
+    sim.project_access(&user, project_id, true, ProjectRole::can_manage_resources)?;
+    let mut state = sim.lock();
+    if state.template(project_id, template_id).is_none() {
+        return Err(status(StatusCode::NOT_FOUND));
+    }
+    state.templates.retain(|tpl| !(tpl.project_id == project_id && tpl.id == template_id));
     sim.save(&state);
     Ok(status(StatusCode::NO_CONTENT))
 }

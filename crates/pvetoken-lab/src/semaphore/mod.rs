@@ -16,7 +16,17 @@
 //! - `GET/POST /api/projects`, `GET /api/project/{id}`, `GET /api/project/{id}/role`,
 //!   `GET/POST /api/project/{id}/users`, `PUT/DELETE /api/project/{id}/users/{user_id}`;
 //! - `GET/POST /api/project/{id}/environment`, `GET/PUT/DELETE /api/project/{id}/environment/{env_id}` with
-//!   `secrets[]` operations; secret values are stored AES-256-GCM encrypted and never returned.
+//!   `secrets[]` operations; secret values are stored AES-256-GCM encrypted and never returned; deleting an
+//!   environment a template uses answers 400 `{"error":"Environment is in use by one or more templates","inUse":true}`;
+//! - `GET /api/project/{id}/templates` (`sort`, `order`, `app`), `POST` (201 with the template),
+//!   `GET/PUT/DELETE /api/project/{id}/templates/{template_id}` (PUT answers 204), validated as `db.Template.Validate`
+//!   and the SQL back-ends' foreign keys do: the inventory, repository and environment must exist in the project
+//!   (bare 400 otherwise); the app must be one of a default install's (`Invalid app id: X`, checked after the row is
+//!   stored, as `AddTemplate` does); a Terraform/OpenTofu template without an inventory gets a `default` workspace;
+//! - `GET /api/project/{id}/inventory` and `GET /api/project/{id}/repositories`: read-only listings of the rows the
+//!   scenario seeds (`[[semaphore.inventories]]`, `[[semaphore.repositories]]`) so that templates have something to
+//!   point at. Keys, inventory/repository create/update/delete, tasks, schedules, views, vaults and survey variables
+//!   are not modelled.
 //!
 //! Permissions are Semaphore's: every project member (any role) may read; creating, changing or deleting
 //! environments needs the owner or manager role (or an admin); changing the project's users needs owner. A user who
@@ -47,6 +57,12 @@ pub struct SemaphoreScenario {
     /// Answer `POST .../environment` with 204 and no body, as Semaphore 2.10 did (2.16 answers 201 with the
     /// environment).
     pub create_answers_no_content: bool,
+    /// Inventories created at first start (after the projects and users).
+    pub inventories: Vec<ScenarioInventory>,
+    /// Repositories created at first start.
+    pub repositories: Vec<ScenarioRepository>,
+    /// Templates created at first start (after inventories and repositories, which they name).
+    pub templates: Vec<ScenarioTemplate>,
 }
 
 impl Default for SemaphoreScenario {
@@ -56,8 +72,88 @@ impl Default for SemaphoreScenario {
             projects: vec!["PrivateBox".to_owned()],
             users: Vec::new(),
             create_answers_no_content: false,
+            inventories: Vec::new(),
+            repositories: Vec::new(),
+            templates: Vec::new(),
         }
     }
+}
+
+/// An inventory of the scenario (`[[semaphore.inventories]]`).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioInventory {
+    /// Project id (default 1).
+    #[serde(default = "first_project")]
+    pub project: i64,
+    /// Name, unique in the project (templates refer to it).
+    pub name: String,
+    /// Inventory text (default `localhost ansible_connection=local`).
+    #[serde(default = "local_inventory")]
+    pub inventory: String,
+    /// `static` (default), `static-yaml`, `file`.
+    #[serde(default = "static_inventory", rename = "type")]
+    pub kind: String,
+}
+
+/// A repository of the scenario (`[[semaphore.repositories]]`).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioRepository {
+    /// Project id (default 1).
+    #[serde(default = "first_project")]
+    pub project: i64,
+    /// Name, unique in the project (templates refer to it).
+    pub name: String,
+    /// Git URL.
+    pub git_url: String,
+    /// Branch (default `main`).
+    #[serde(default = "main_branch")]
+    pub git_branch: String,
+}
+
+/// A template of the scenario (`[[semaphore.templates]]`); inventory, repository and environment by name.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioTemplate {
+    /// Project id (default 1).
+    #[serde(default = "first_project")]
+    pub project: i64,
+    /// Name.
+    pub name: String,
+    /// Playbook path.
+    pub playbook: String,
+    /// App (default `ansible`).
+    #[serde(default = "ansible_app")]
+    pub app: String,
+    /// Inventory name (an `ansible` template needs one).
+    #[serde(default)]
+    pub inventory: Option<String>,
+    /// Repository name.
+    pub repository: String,
+    /// Environment name: one that exists at first start (every project has `Empty`); none when absent.
+    #[serde(default)]
+    pub environment: Option<String>,
+}
+
+fn first_project() -> i64 {
+    1
+}
+
+fn local_inventory() -> String {
+    "localhost ansible_connection=local".to_owned()
+}
+
+fn static_inventory() -> String {
+    "static".to_owned()
+}
+
+fn main_branch() -> String {
+    "main".to_owned()
+}
+
+fn ansible_app() -> String {
+    "ansible".to_owned()
 }
 
 /// A user of the scenario, optionally a member of one project.
@@ -102,6 +198,9 @@ pub enum SemaphoreError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// The `[semaphore]` table names something it does not define (a template's repository, inventory, ...).
+    #[error("lab scenario [semaphore]: {0}")]
+    Scenario(String),
 }
 
 /// A failure the simulator produces once, on purpose, to test clients (answered as HTTP 500).
@@ -160,7 +259,7 @@ impl SemaphoreSim {
         let persistence = Persistence { path: dir.as_ref().map(|dir| dir.join("state.json")) };
         let mut state = match persistence.load()? {
             Some(state) => state,
-            None => initial_state(scenario),
+            None => initial_state(scenario)?,
         };
         let admin_user = scenario.admin_user.clone();
         match state.users.iter_mut().find(|user| user.username == admin_user) {
@@ -237,10 +336,10 @@ impl SemaphoreSim {
     }
 
     /// Back to `scenario` (the one the simulator was opened with): users, sessions, API tokens, projects,
-    /// environments and secrets as on a first start; pending faults are dropped. The administrator keeps its login
+    /// environments, secrets, inventories, repositories and templates as on a first start; pending faults are dropped. The administrator keeps its login
     /// and password (the ready file stays right) and the encryption key is kept.
     pub fn reset(&self, scenario: &SemaphoreScenario) -> Result<(), SemaphoreError> {
-        let mut fresh = initial_state(scenario);
+        let mut fresh = initial_state(scenario)?;
         if let Some(admin) = fresh.users.iter_mut().find(|user| user.username == self.inner.admin_user) {
             admin.set_password(&self.inner.admin_password);
         }
@@ -273,6 +372,42 @@ impl SemaphoreSim {
             .filter(|env| env.project_id == project_id && env.name == name)
             .map(|env| env.id)
             .collect()
+    }
+
+    /// Adds a static inventory to `project_id` (what a user would create in the UI); returns its id.
+    pub fn add_inventory(&self, project_id: i64, name: &str) -> i64 {
+        let mut state = self.lock();
+        let id = state.new_id();
+        state.inventories.push(store::StoredInventory {
+            id,
+            project_id,
+            name: name.to_owned(),
+            inventory: local_inventory(),
+            kind: static_inventory(),
+            template_id: None,
+        });
+        self.save(&state);
+        id
+    }
+
+    /// Adds a repository to `project_id`; returns its id.
+    pub fn add_repository(&self, project_id: i64, name: &str, git_url: &str) -> i64 {
+        let mut state = self.lock();
+        let id = state.new_id();
+        state.repositories.push(store::StoredRepository {
+            id,
+            project_id,
+            name: name.to_owned(),
+            git_url: git_url.to_owned(),
+            git_branch: main_branch(),
+        });
+        self.save(&state);
+        id
+    }
+
+    /// The templates of `project_id` as stored (for tests that check what a client changed).
+    pub fn templates(&self, project_id: i64) -> Vec<pvetoken_api::semaphore::Template> {
+        self.lock().templates.iter().filter(|tpl| tpl.project_id == project_id).cloned().collect()
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -326,7 +461,7 @@ fn new_user(id: i64, username: &str, admin: bool) -> StoredUser {
     }
 }
 
-fn initial_state(scenario: &SemaphoreScenario) -> State {
+fn initial_state(scenario: &SemaphoreScenario) -> Result<State, SemaphoreError> {
     let mut state = State::default();
     // The admin is user 1, as after `semaphore user add --admin` on a fresh install.
     let admin_id = state.new_id();
@@ -343,5 +478,83 @@ fn initial_state(scenario: &SemaphoreScenario) -> State {
             state.members.push(Member { project_id, user_id: id, role });
         }
     }
-    state
+    for inventory in &scenario.inventories {
+        let id = state.new_id();
+        state.inventories.push(store::StoredInventory {
+            id,
+            project_id: inventory.project,
+            name: inventory.name.clone(),
+            inventory: inventory.inventory.clone(),
+            kind: inventory.kind.clone(),
+            template_id: None,
+        });
+    }
+    for repository in &scenario.repositories {
+        let id = state.new_id();
+        state.repositories.push(store::StoredRepository {
+            id,
+            project_id: repository.project,
+            name: repository.name.clone(),
+            git_url: repository.git_url.clone(),
+            git_branch: repository.git_branch.clone(),
+        });
+    }
+    for template in &scenario.templates {
+        let project_id = template.project;
+        let undefined = |kind: &str, name: &str| {
+            SemaphoreError::Scenario(format!(
+                "template `{}` names the {kind} `{name}`, which project {project_id} does not have",
+                template.name
+            ))
+        };
+        let inventory_id = match &template.inventory {
+            Some(name) => Some(
+                state
+                    .inventories
+                    .iter()
+                    .find(|inv| inv.project_id == project_id && inv.name == *name)
+                    .map(|inv| inv.id)
+                    .ok_or_else(|| undefined("inventory", name))?,
+            ),
+            None => None,
+        };
+        let repository_id = state
+            .repositories
+            .iter()
+            .find(|repo| repo.project_id == project_id && repo.name == template.repository)
+            .map(|repo| repo.id)
+            .ok_or_else(|| undefined("repository", &template.repository))?;
+        let environment_id = match &template.environment {
+            Some(name) => Some(
+                state
+                    .environments
+                    .iter()
+                    .find(|env| env.project_id == project_id && env.name == *name)
+                    .map(|env| env.id)
+                    .ok_or_else(|| undefined("environment", name))?,
+            ),
+            None => None,
+        };
+        let id = state.new_id();
+        state.templates.push(pvetoken_api::semaphore::Template {
+            id,
+            project_id,
+            inventory_id,
+            repository_id,
+            environment_id,
+            name: template.name.clone(),
+            playbook: template.playbook.clone(),
+            arguments: None,
+            description: None,
+            kind: String::new(),
+            app: template.app.clone(),
+            git_branch: None,
+            view_id: None,
+            autorun: false,
+            allow_override_args_in_task: false,
+            suppress_success_alerts: false,
+            tasks: 0,
+        });
+    }
+    Ok(state)
 }

@@ -1,4 +1,5 @@
-//! The simulator's data: users, sessions, API tokens, projects, members, environments and their secrets, kept in
+//! The simulator's data: users, sessions, API tokens, projects, members, environments and their secrets,
+//! inventories, repositories and templates, kept in
 //! one JSON document (`state.json`, 0600, replaced atomically) and the secrets encrypted with AES-256-GCM under a
 //! random key (`access_key_encryption`, 0600), as Semaphore's `access_key_encryption` setting does.
 
@@ -113,6 +114,30 @@ pub(crate) struct StoredSecret {
     pub ciphertext: String,
 }
 
+/// An inventory row (what `GET /api/project/{pid}/inventory` lists; keys are not modelled).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct StoredInventory {
+    pub id: i64,
+    pub project_id: i64,
+    pub name: String,
+    /// The inventory text (static), path (file) or workspace name (terraform-workspace).
+    pub inventory: String,
+    /// `static`, `static-yaml`, `file`, `terraform-workspace`, ...
+    pub kind: String,
+    /// The template owning a Terraform/OpenTofu workspace inventory (2.16 `template_id`).
+    pub template_id: Option<i64>,
+}
+
+/// A repository row (what `GET /api/project/{pid}/repositories` lists; keys are not modelled).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct StoredRepository {
+    pub id: i64,
+    pub project_id: i64,
+    pub name: String,
+    pub git_url: String,
+    pub git_branch: String,
+}
+
 /// The whole persisted state.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct State {
@@ -124,6 +149,13 @@ pub(crate) struct State {
     pub members: Vec<Member>,
     pub environments: Vec<StoredEnvironment>,
     pub secrets: Vec<StoredSecret>,
+    /// Absent from state files written before templates existed.
+    #[serde(default)]
+    pub inventories: Vec<StoredInventory>,
+    #[serde(default)]
+    pub repositories: Vec<StoredRepository>,
+    #[serde(default)]
+    pub templates: Vec<pvetoken_api::semaphore::Template>,
 }
 
 impl State {
@@ -155,6 +187,18 @@ impl State {
 
     pub fn environment(&self, project_id: i64, id: i64) -> Option<&StoredEnvironment> {
         self.environments.iter().find(|env| env.project_id == project_id && env.id == id)
+    }
+
+    pub fn inventory(&self, project_id: i64, id: i64) -> Option<&StoredInventory> {
+        self.inventories.iter().find(|inv| inv.project_id == project_id && inv.id == id)
+    }
+
+    pub fn repository(&self, project_id: i64, id: i64) -> Option<&StoredRepository> {
+        self.repositories.iter().find(|repo| repo.project_id == project_id && repo.id == id)
+    }
+
+    pub fn template(&self, project_id: i64, id: i64) -> Option<&pvetoken_api::semaphore::Template> {
+        self.templates.iter().find(|tpl| tpl.project_id == project_id && tpl.id == id)
     }
 
     /// The environment as GET shows it: secrets by id, name and type, never their values.

@@ -5,6 +5,7 @@ mod guests;
 mod lab_control;
 mod semaphore;
 mod semaphore_contract;
+mod semaphore_templates;
 mod support;
 mod transport;
 mod vectors;
