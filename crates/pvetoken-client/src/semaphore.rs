@@ -14,7 +14,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use pvetoken_api::semaphore::{Environment, EnvironmentRequest, LoginRequest, Project, User};
+use pvetoken_api::semaphore::{Environment, EnvironmentRequest, LoginRequest, Project, Template, User};
 use pvetoken_api::{ExposeSecret, Secret};
 use reqwest::header::{AUTHORIZATION, COOKIE, HeaderValue, SET_COOKIE};
 use reqwest::{Method, StatusCode};
@@ -363,6 +363,12 @@ impl SemaphoreClient {
     pub async fn delete_environment(&self, project_id: i64, environment_id: i64) -> Result<(), SemaphoreError> {
         let path = format!("/api/project/{project_id}/environment/{environment_id}");
         self.send(Method::DELETE, &path, None::<&()>).await.map(|_| ())
+    }
+
+    /// `GET /api/project/{pid}/templates`: every template of the project, with the environment each one uses
+    /// (`environment_id`, `None` when it has none). Any project member may read them.
+    pub async fn templates(&self, project_id: i64) -> Result<Vec<Template>, SemaphoreError> {
+        self.get(&format!("/api/project/{project_id}/templates?sort=name&order=asc")).await
     }
 
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, SemaphoreError> {

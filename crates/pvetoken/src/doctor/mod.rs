@@ -168,6 +168,8 @@ declare_ids! {
     SEMAPHORE_SECRET_TYPE_VAR = "semaphore-secret-type-var";
     /// PROXMOX_TOKEN_SECRET in the plain `env` JSON.
     SEMAPHORE_SECRET_IN_PLAIN_ENV = "semaphore-secret-in-plain-env";
+    /// No template of the project uses the environment.
+    SEMAPHORE_ENVIRONMENT_UNUSED = "semaphore-environment-unused";
 }
 
 declare_ids! {

@@ -1,8 +1,10 @@
-//! Semaphore: reachable, the login works, the project and the environment exist, and the environment holds the
+//! Semaphore: reachable, the login works, the project and the environment exist, the environment holds the
 //! expected variable names as `env` secrets (what `pvetoken register semaphore` writes and what the design note's
-//! "Verify Registration" step looks for).
+//! "Verify Registration" step looks for), and a template of the project uses that environment (a template runs
+//! with its own environment's variables only: "environment not attached to a template" is the design note's common
+//! failure).
 
-use pvetoken_api::semaphore::SecretType;
+use pvetoken_api::semaphore::{Environment, Project, SecretType, Template};
 use pvetoken_client::semaphore::{ProjectRef, SemaphoreAuth, SemaphoreClient, SemaphoreError};
 use pvetoken_client::{ClientError, TlsSettings};
 
@@ -67,6 +69,10 @@ pub async fn check(target: &Target<'_>, auth: SemaphoreAuth) -> (Vec<Finding>, S
         }
     };
     let environments = client.environments_named(project.id, target.environment).await;
+    let templates = match &environments {
+        Ok(found) if !found.is_empty() => Some(client.templates(project.id).await),
+        _ => None,
+    };
     client.logout().await;
     let environments = match environments {
         Ok(environments) => environments,
@@ -144,6 +150,18 @@ pub async fn check(target: &Target<'_>, auth: SemaphoreAuth) -> (Vec<Finding>, S
             .fix(register),
         );
     }
+    match templates {
+        Some(Ok(templates)) => findings.extend(unused_environment(target, &project, &environments, &templates)),
+        Some(Err(error)) => findings.push(
+            Finding::new(id::SEMAPHORE_REQUEST_FAILED, Severity::Error, CHECK, error.to_string())
+                .why("the templates could not be listed: doctor cannot say whether one uses the environment")
+                .fix(format!(
+                    "in Semaphore: Task Templates → each template → Edit → Variable Group {}",
+                    target.environment
+                )),
+        ),
+        None => {}
+    }
     let detail = format!(
         "environment {} (id {}) in project {} has {} secret(s)",
         target.environment,
@@ -152,6 +170,58 @@ pub async fn check(target: &Target<'_>, auth: SemaphoreAuth) -> (Vec<Finding>, S
         environment.secrets.len()
     );
     (findings, detail)
+}
+
+/// `semaphore-environment-unused`: the environment exists but no template of the project has it as its
+/// `environment_id`; names the templates that use another environment (or none) so the user knows which to edit.
+fn unused_environment(
+    target: &Target<'_>,
+    project: &Project,
+    environments: &[Environment],
+    templates: &[Template],
+) -> Option<Finding> {
+    let ours: Vec<i64> = environments.iter().map(|env| env.id).collect();
+    if templates.iter().any(|template| template.environment_id.is_some_and(|id| ours.contains(&id))) {
+        return None;
+    }
+    let environment_id = ours.first().copied().unwrap_or_default();
+    let others: Vec<String> = templates
+        .iter()
+        .map(|template| match template.environment_id {
+            Some(id) => format!("{} (environment id {id})", template.name),
+            None => format!("{} (no environment)", template.name),
+        })
+        .collect();
+    let what = if others.is_empty() {
+        format!(
+            "no template of project {} ({}) uses environment {} (id {environment_id}): the project has no template",
+            project.name, project.id, target.environment
+        )
+    } else {
+        format!(
+            "no template of project {} ({}) uses environment {} (id {environment_id}); templates use another: {}",
+            project.name,
+            project.id,
+            target.environment,
+            others.join(", ")
+        )
+    };
+    Some(
+        Finding::new(id::SEMAPHORE_ENVIRONMENT_UNUSED, Severity::Warning, CHECK, what)
+            .why(
+                "a task gets the variables and secrets of its template's environment only: templates without this \
+                 one run without PROXMOX_* and fail against PVE (\"environment not attached to a template\")",
+            )
+            .fix(format!(
+                "in Semaphore: project {} → Task Templates → the template → Edit → Variable Group (Environment): {}",
+                project.name, target.environment
+            ))
+            .fix(format!(
+                "or by API: GET /api/project/{}/templates/ID, set \"environment_id\": {environment_id}, PUT the whole \
+                 template back to /api/project/{}/templates/ID",
+                project.id, project.id
+            )),
+    )
 }
 
 fn connect_finding(error: &SemaphoreError, target: &Target<'_>) -> Finding {

@@ -1,6 +1,7 @@
 //! `pvetoken doctor` against the in-process lab: a healthy token passes, then each fault is provoked one by one
 //! (missing file, mode 0644, a bad value, a bad consumer variable, a closed port, a wrong pin, a wrong secret, a
-//! role without VM.GuestAgent.Audit, an expiring token, a Semaphore without the environment) and doctor names it
+//! role without VM.GuestAgent.Audit, an expiring token, a Semaphore without the environment or with an environment
+//! no template uses) and doctor names it
 //! with its id, stops at the first blocking one, and never prints a secret.
 
 use std::os::unix::fs::PermissionsExt;
@@ -8,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use pvetoken_api::{ExposeSecret, Secret};
+use pvetoken_client::semaphore::{SemaphoreAuth, SemaphoreClient};
+use pvetoken_lab::semaphore::{ScenarioInventory, ScenarioRepository, ScenarioTemplate};
 use pvetoken_lab::{LabConfig, RunningLab};
 use pvetoken_render::TokenFile;
 use serde_json::Value;
@@ -54,8 +57,12 @@ impl Run {
 
 impl Lab {
     pub(crate) fn start() -> Lab {
+        Lab::start_with(LabConfig::default())
+    }
+
+    pub(crate) fn start_with(config: LabConfig) -> Lab {
         let runtime = tokio::runtime::Runtime::new().expect("runtime");
-        let lab = runtime.block_on(pvetoken_lab::start(LabConfig::default())).expect("lab starts");
+        let lab = runtime.block_on(pvetoken_lab::start(config)).expect("lab starts");
         Lab { lab, _runtime: runtime, dir: tempfile::tempdir().expect("temp dir") }
     }
 
@@ -347,7 +354,147 @@ fn semaphore_without_the_environment_is_named_and_a_registration_clears_it() {
     assert_eq!(register.code, 0, "{}", register.all);
     let run = lab.doctor(&file, &semaphore, &env);
     assert_eq!(run.code, 0, "{}", run.all);
-    assert_eq!(run.status_of("semaphore"), "ok");
+    // The default lab project has no template: the registered environment is there but nothing uses it.
+    assert_eq!(run.ids(), ["semaphore-environment-unused"], "{}", run.all);
     let wrong = [("SEMAPHORE_PASSWORD", "not-the-password")];
     assert_eq!(lab.doctor(&file, &semaphore, &wrong).ids(), ["semaphore-login-refused"]);
+}
+
+impl Lab {
+    /// A lab whose Semaphore project 1 has an inventory, a repository and the template `Proxmox Discovery`, which
+    /// uses the project's `Empty` environment (as a template does when nobody picked the right variable group).
+    fn start_with_a_template() -> Lab {
+        let mut config = LabConfig::default();
+        let semaphore = &mut config.scenario.semaphore;
+        semaphore.inventories = vec![ScenarioInventory {
+            project: 1,
+            name: "localhost".to_owned(),
+            inventory: "localhost ansible_connection=local".to_owned(),
+            kind: "static".to_owned(),
+        }];
+        semaphore.repositories = vec![ScenarioRepository {
+            project: 1,
+            name: "privatebox".to_owned(),
+            git_url: "https://github.com/Cyber-Pixie/privatebox.git".to_owned(),
+            git_branch: "main".to_owned(),
+        }];
+        semaphore.templates = vec![ScenarioTemplate {
+            project: 1,
+            name: "Proxmox Discovery".to_owned(),
+            playbook: "ansible/playbooks/services/proxmox-discovery.yml".to_owned(),
+            app: "ansible".to_owned(),
+            inventory: Some("localhost".to_owned()),
+            repository: "privatebox".to_owned(),
+            environment: Some("Empty".to_owned()),
+        }];
+        Lab::start_with(config)
+    }
+
+    /// `pvetoken register semaphore` of `file` into project 1 (environment `ProxmoxAPI`).
+    fn register_semaphore(&self, file: &Path) {
+        let ready = self.lab.ready();
+        let file_text = file.display().to_string();
+        let args = [
+            "register",
+            "semaphore",
+            "--url",
+            ready.semaphore_url.as_str(),
+            "--project",
+            "1",
+            "--user",
+            ready.semaphore_user.as_str(),
+            "--fingerprint",
+            ready.fingerprint_sha256.as_str(),
+            "--token-file",
+            file_text.as_str(),
+        ];
+        let run = self.pvetoken(&args, &[("SEMAPHORE_PASSWORD", ready.semaphore_password.as_str())], None);
+        assert_eq!(run.code, 0, "{}", run.all);
+    }
+
+    /// As a Semaphore user would in the UI: sets the environment of template `name` of project 1 to the
+    /// environment `environment` (read with pvetoken's client, written with the API's PUT of the whole template).
+    fn attach_environment(&self, name: &str, environment: &str) {
+        let ready = self.lab.ready();
+        self._runtime.block_on(async {
+            let tls = pvetoken_client::TlsSettings {
+                ca_file: None,
+                fingerprint: Some(ready.fingerprint_sha256.parse().expect("fingerprint")),
+                insecure: false,
+            };
+            let http = pvetoken_client::tls::http_client(&tls).expect("client");
+            let auth = SemaphoreAuth::Password {
+                user: ready.semaphore_user.clone(),
+                password: Secret::from(ready.semaphore_password.clone()),
+            };
+            let (client, _) =
+                SemaphoreClient::connect(http.clone(), &ready.semaphore_url, auth).await.expect("Semaphore login");
+            let env = client.environments_named(1, environment).await.expect("environments");
+            let mut template = client
+                .templates(1)
+                .await
+                .expect("templates")
+                .into_iter()
+                .find(|template| template.name == name)
+                .expect("the template exists");
+            client.logout().await;
+            template.environment_id = Some(env.first().expect("the environment exists").id);
+            let login = serde_json::json!({ "auth": ready.semaphore_user, "password": ready.semaphore_password });
+            let response = http
+                .post(format!("{}/api/auth/login", ready.semaphore_url))
+                .header("content-type", "application/json")
+                .body(login.to_string())
+                .send()
+                .await
+                .expect("login");
+            let cookie =
+                response.headers()["set-cookie"].to_str().expect("cookie").split(';').next().map(str::to_owned);
+            let response = http
+                .put(format!("{}/api/project/1/templates/{}", ready.semaphore_url, template.id))
+                .header("cookie", cookie.expect("session cookie"))
+                .header("content-type", "application/json")
+                .body(serde_json::to_string(&template).expect("template JSON"))
+                .send()
+                .await
+                .expect("PUT template");
+            assert_eq!(response.status().as_u16(), 204, "PUT template");
+        });
+    }
+
+    fn semaphore_args(&self) -> [&str; 6] {
+        let ready = self.lab.ready();
+        [
+            "--semaphore-url",
+            ready.semaphore_url.as_str(),
+            "--semaphore-fingerprint",
+            ready.fingerprint_sha256.as_str(),
+            "--semaphore-user",
+            ready.semaphore_user.as_str(),
+        ]
+    }
+}
+
+#[test]
+fn an_environment_no_template_uses_is_a_warning_naming_the_templates_and_attaching_it_clears_it() {
+    let lab = Lab::start_with_a_template();
+    let file = lab.path("token.env");
+    let secret = lab.create("packer", &file, &[]);
+    lab.register_semaphore(&file);
+    let env = [("SEMAPHORE_PASSWORD", lab.lab.ready().semaphore_password.as_str())];
+    let run = lab.doctor(&file, &lab.semaphore_args(), &env);
+    assert_eq!(run.code, 0, "a warning does not fail doctor: {}", run.all);
+    assert_eq!(run.ids(), ["semaphore-environment-unused"], "{}", run.all);
+    let finding = run.finding("semaphore-environment-unused");
+    assert_eq!(finding["severity"], "warning");
+    let what = finding["what"].as_str().unwrap_or_default();
+    assert!(what.contains("ProxmoxAPI") && what.contains("Proxmox Discovery"), "{finding}");
+    let fix = finding["fix"].to_string();
+    assert!(fix.contains("Task Templates") && fix.contains("/api/project/1/templates/"), "{finding}");
+    assert_no_secret(&run, &secret);
+
+    lab.attach_environment("Proxmox Discovery", "ProxmoxAPI");
+    let run = lab.doctor(&file, &lab.semaphore_args(), &env);
+    assert_eq!(run.code, 0, "{}", run.all);
+    assert!(run.ids().is_empty(), "{}", run.all);
+    assert_eq!(run.status_of("semaphore"), "ok");
 }
