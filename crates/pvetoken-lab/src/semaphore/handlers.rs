@@ -850,13 +850,19 @@ fn validate_template(template: &Template) -> Result<(), Response> {
     Ok(())
 }
 
-/// The foreign keys of `project__template` (SQL back-ends): an inventory, repository or environment that is not in
-/// the project makes the insert/update fail, which `helpers.WriteError` answers with a bare 400.
+/// The foreign keys of `project__template` (SQL back-ends, db/sql/migrations/v0.0.0.sql): an inventory, repository,
+/// environment or view that is not in the project makes the insert/update fail, which `helpers.WriteError` answers with a bare 400.
 fn check_template_references(state: &Data, project_id: i64, template: &Template) -> Result<(), Response> {
     let inventory_ok = template.inventory_id.is_none_or(|id| state.inventory(project_id, id).is_some());
     let repository_ok = state.repository(project_id, template.repository_id).is_some();
     let environment_ok = template.environment_id.is_none_or(|id| state.environment(project_id, id).is_some());
-    if inventory_ok && repository_ok && environment_ok { Ok(()) } else { Err(status(StatusCode::BAD_REQUEST)) }
+    // `view_id` references project__view (migration v2.8.8); the lab has no views, so any view id fails.
+    let view_ok = template.view_id.is_none();
+    if inventory_ok && repository_ok && environment_ok && view_ok {
+        Ok(())
+    } else {
+        Err(status(StatusCode::BAD_REQUEST))
+    }
 }
 
 fn named<T>(items: &[T], matches: impl Fn(&T) -> bool, name: impl Fn(&T) -> &str) -> String {

@@ -129,6 +129,9 @@ async fn template_validation_answers_with_semaphores_messages() {
     assert_eq!(post(template_body("T", inventory, repository + 1000, None)).await, (400, Value::Null));
     assert_eq!(post(template_body("T", inventory + 1000, repository, None)).await, (400, Value::Null));
     assert_eq!(post(template_body("T", inventory, repository, Some(9999))).await, (400, Value::Null));
+    let mut with_view = template_body("T", inventory, repository, None);
+    with_view["view_id"] = json!(1);
+    assert_eq!(post(with_view).await, (400, Value::Null), "the lab has no views");
     assert_eq!(post(json!({ "name": 5 })).await, (400, Value::Null), "a body that does not decode");
     assert!(served.sim.templates(1).is_empty(), "nothing was stored");
     // AddTemplate checks the app after storing the row: the 400 leaves the template behind.
