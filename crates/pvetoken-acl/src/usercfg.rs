@@ -151,9 +151,11 @@ pub struct UserCfg {
     pub(crate) acl: BTreeMap<Vec<String>, AclNode>,
     /// Guest → pool.
     pub(crate) vm_pool: BTreeMap<u64, PoolId>,
-    /// ACL nodes while parsing (merged into `acl` at the end of [`UserCfg::parse`]).
-    staging: Option<rustc_hash::FxHashMap<Vec<String>, AclNode>>,
 }
+
+/// ACL nodes while parsing, keyed by the tree key written as a path (`/` for the root, `/vms/100`): tree order
+/// is only needed at the end, when they are merged into [`UserCfg::acl`] in one go.
+type Staging = rustc_hash::FxHashMap<String, AclNode>;
 
 impl Default for UserCfg {
     fn default() -> Self {
@@ -164,7 +166,6 @@ impl Default for UserCfg {
             roles: BTreeMap::new(),
             acl: BTreeMap::new(),
             vm_pool: BTreeMap::new(),
-            staging: None,
         };
         cfg.force_defaults();
         cfg
@@ -178,14 +179,19 @@ pub(crate) fn truthy(s: &str) -> bool {
 
 /// `split_list`: NUL-separated if a NUL is present, else split on `,`, `;` and whitespace.
 pub(crate) fn split_list(s: &str) -> Vec<&str> {
-    if s.contains('\0') {
-        let mut parts: Vec<&str> = s.split('\0').collect();
-        while parts.last().is_some_and(|p| p.is_empty()) {
-            parts.pop();
-        }
-        return parts;
-    }
-    s.split(|c: char| c == ',' || c == ';' || is_perl_space(c)).filter(|p| !p.is_empty()).collect()
+    list_items(s).collect()
+}
+
+/// [`split_list`] without collecting: NUL-separated lists keep inner empty items and drop trailing ones.
+fn list_items(s: &str) -> impl Iterator<Item = &str> {
+    let nul = s.contains('\0');
+    let trimmed = if nul { s.trim_end_matches('\0') } else { s };
+    // "\0\0" has only trailing empty items: nothing (splitting "" would yield one empty item).
+    let take = if nul && trimmed.is_empty() { 0 } else { usize::MAX };
+    trimmed
+        .split(move |c: char| if nul { c == '\0' } else { c == ',' || c == ';' || is_perl_space(c) })
+        .filter(move |p| nul || !p.is_empty())
+        .take(take)
 }
 
 /// `uri_unescape` then UTF-8 decoding (invalid sequences become U+FFFD).
@@ -247,6 +253,31 @@ pub(crate) fn tree_key(path: &AclPath) -> Vec<String> {
     path.components().filter(|c| truthy(c)).map(str::to_owned).collect()
 }
 
+/// The staging key of a normalised path: the path itself unless a component is Perl-false (see [`tree_key`]).
+fn staging_key(path: &str) -> std::borrow::Cow<'_, str> {
+    if !path.split('/').any(|c| c == "0") {
+        return std::borrow::Cow::Borrowed(path);
+    }
+    let mut key = String::with_capacity(path.len());
+    for component in path.split('/').filter(|c| truthy(c)) {
+        key.push('/');
+        key.push_str(component);
+    }
+    if key.is_empty() {
+        key.push('/');
+    }
+    std::borrow::Cow::Owned(key)
+}
+
+/// A normalised path that needs no copy: `/`, or `/`-separated non-empty components of ACL path characters.
+fn is_normalized_path(raw: &str) -> bool {
+    raw == "/"
+        || (raw.starts_with('/')
+            && !raw.ends_with('/')
+            && !raw.contains("//")
+            && raw.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_' | b'/')))
+}
+
 fn key_to_path(key: &[String]) -> AclPath {
     let text = if key.is_empty() { "/".to_owned() } else { format!("/{}", key.join("/")) };
     AclPath::normalize(&text).unwrap_or_else(AclPath::root)
@@ -265,41 +296,59 @@ impl UserCfg {
         let mut cfg = UserCfg::default();
         let mut warnings = Vec::new();
         // ACL nodes are staged in a hash map while parsing (tree order is only needed at the end).
-        cfg.staging = Some(rustc_hash::FxHashMap::default());
+        let mut staging = Staging::default();
         for (index, raw_line) in text.split('\n').enumerate() {
             let line = raw_line.trim_matches(is_perl_space);
             if line.is_empty() {
                 continue;
             }
             let mut warn = |message: String| warnings.push(ParseWarning { line: index + 1, message });
-            cfg.parse_line(line, catalog, &mut warn);
+            cfg.parse_line(line, catalog, &mut staging, &mut warn);
         }
-        if let Some(staged) = cfg.staging.take() {
-            for (key, node) in staged {
-                for depth in 0..key.len() {
-                    if !cfg.acl.contains_key(&key[..depth]) {
-                        cfg.acl.insert(key[..depth].to_vec(), AclNode::default());
-                    }
-                }
-                cfg.acl.insert(key, node);
-            }
-        }
+        cfg.merge_staging(staging);
         cfg.force_defaults();
         (cfg, warnings)
     }
 
-    fn parse_line(&mut self, line: &str, catalog: &Catalog, warn: &mut impl FnMut(String)) {
-        let mut fields: Vec<&str> = line.split(':').map(|f| f.trim_matches(is_perl_space)).collect();
-        // Perl's split drops trailing empty fields.
-        while fields.last().is_some_and(|f| f.is_empty()) {
-            fields.pop();
+    /// Moves the staged ACL nodes into the tree, creating the intermediate nodes `find_acl_tree_node` creates.
+    fn merge_staging(&mut self, mut staging: Staging) {
+        let keys: Vec<String> = staging.keys().cloned().collect();
+        for key in keys {
+            let mut end = key.len();
+            while let Some(slash) = key[..end].rfind('/') {
+                let parent = if slash == 0 { "/" } else { &key[..slash] };
+                if staging.contains_key(parent) {
+                    break;
+                }
+                staging.insert(parent.to_owned(), AclNode::default());
+                end = slash;
+            }
         }
-        let field = |i: usize| fields.get(i).copied().unwrap_or("");
+        let mut nodes: Vec<(Vec<String>, AclNode)> = staging
+            .into_iter()
+            .map(|(key, node)| (key.split('/').filter(|c| !c.is_empty()).map(str::to_owned).collect(), node))
+            .collect();
+        for (key, node) in std::mem::take(&mut self.acl) {
+            // Nodes already in the tree (the root) stay unless staged (keys are then distinct).
+            if !nodes.iter().any(|(k, _)| *k == key) {
+                nodes.push((key, node));
+            }
+        }
+        self.acl = nodes.into_iter().collect();
+    }
+
+    fn parse_line(&mut self, line: &str, catalog: &Catalog, staging: &mut Staging, warn: &mut impl FnMut(String)) {
+        // Missing fields read as empty, like Perl's split (which drops trailing empty fields) indexed past the end.
+        let mut fields = [""; 9];
+        for (slot, value) in fields.iter_mut().zip(line.split(':')) {
+            *slot = value.trim_matches(is_perl_space);
+        }
+        let field = |i: usize| fields[i];
         match field(0) {
             "user" => self.parse_user(&fields[1..], warn),
             "group" => self.parse_group(field(1), field(2), field(3), warn),
             "role" => self.parse_role(field(1), field(2), catalog, warn),
-            "acl" => self.parse_acl(field(1), field(2), field(3), field(4), catalog, warn),
+            "acl" => self.parse_acl(field(1), field(2), field(3), field(4), catalog, staging, warn),
             "pool" => self.parse_pool(field(1), field(2), field(3), field(4), catalog, warn),
             "token" => self.parse_token(field(1), field(2), field(3), field(4), warn),
             _ => warn(format!("user config - ignore config line: {line}")),
@@ -382,6 +431,7 @@ impl UserCfg {
         catalog.is_builtin_role(role.as_str()) || self.roles.contains_key(role)
     }
 
+    #[expect(clippy::too_many_arguments, reason = "one argument per user.cfg field, plus the parse state")]
     fn parse_acl(
         &mut self,
         propagate: &str,
@@ -389,15 +439,30 @@ impl UserCfg {
         subjects: &str,
         roles: &str,
         catalog: &Catalog,
+        staging: &mut Staging,
         warn: &mut impl FnMut(String),
     ) {
         let propagate = truthy(propagate);
-        let Some(path) = AclPath::normalize(path) else {
-            warn(format!("user config - ignore invalid path in acl '{path}'"));
-            return;
+        let normalized;
+        let path = if is_normalized_path(path) {
+            path
+        } else {
+            let Some(p) = AclPath::normalize(path) else {
+                warn(format!("user config - ignore invalid path in acl '{path}'"));
+                return;
+            };
+            normalized = p;
+            normalized.as_str()
         };
-        let key = tree_key(&path);
-        for role_name in split_list(roles) {
+        let key = staging_key(path);
+        // The node is taken out of the staging map for the line and put back if it existed or got an entry: it is
+        // created (with its parents, at merge time) on the first entry, as `find_acl_tree_node` does.
+        let (stored_key, mut node) = match staging.remove_entry(key.as_ref()) {
+            Some((k, n)) => (Some(k), n),
+            None => (None, AclNode::default()),
+        };
+        let mut touched = false;
+        for role_name in list_items(roles) {
             let Ok(role) = role_name.parse::<RoleId>() else {
                 warn(format!("user config - ignore invalid role name '{role_name}' in acl"));
                 continue;
@@ -406,21 +471,24 @@ impl UserCfg {
                 warn(format!("user config - ignore invalid acl role '{role_name}'"));
                 continue;
             }
-            for ug in split_list(subjects) {
+            for ug in list_items(subjects) {
                 let group = ug.strip_prefix('@').filter(|g| truthy(g) && !g.chars().any(is_perl_space));
                 if let Some(group) = group.and_then(|g| g.parse::<GroupId>().ok()) {
                     if !self.groups.contains_key(&group) {
                         warn(format!("user config - ignore invalid acl group '{group}'"));
                     }
-                    self.node_mut(&key).groups.entry(group).or_default().insert(role.clone(), propagate);
+                    node.groups.entry(group).or_default().insert(role.clone(), propagate);
+                    touched = true;
                 } else if let Ok(user) = ug.parse::<UserId>() {
                     if !self.users.contains_key(&user) {
                         warn(format!("user config - ignore invalid acl member '{ug}'"));
                     }
-                    self.node_mut(&key).users.entry(user).or_default().insert(role.clone(), propagate);
+                    node.users.entry(user).or_default().insert(role.clone(), propagate);
+                    touched = true;
                 } else if let Ok(token) = ug.parse::<TokenId>() {
                     if self.token(&token).is_some() {
-                        self.node_mut(&key).tokens.entry(token).or_default().insert(role.clone(), propagate);
+                        node.tokens.entry(token).or_default().insert(role.clone(), propagate);
+                        touched = true;
                     } else {
                         warn(format!("user config - ignore invalid acl token '{ug}'"));
                     }
@@ -429,19 +497,9 @@ impl UserCfg {
                 }
             }
         }
-    }
-
-    /// The node at `key`, creating it and its ancestors like `find_acl_tree_node`.
-    fn node_mut(&mut self, key: &[String]) -> &mut AclNode {
-        if let Some(staging) = &mut self.staging {
-            return staging.entry(key.to_vec()).or_default();
+        if touched || stored_key.is_some() {
+            staging.insert(stored_key.unwrap_or_else(|| key.into_owned()), node);
         }
-        for depth in 0..key.len() {
-            if !self.acl.contains_key(&key[..depth]) {
-                self.acl.insert(key[..depth].to_vec(), AclNode::default());
-            }
-        }
-        self.acl.entry(key.to_vec()).or_default()
     }
 
     fn parse_pool(
