@@ -7,13 +7,10 @@
 //! env-pveapitoken-prefix, tcp-refused, tls-pin-mismatch, token-auth-failed, privilege-missing, admin-unavailable,
 //! token-expiring, semaphore-login-refused, semaphore-environment-missing, semaphore-environment-unused.
 //!
-//! Ids not provoked here, and why:
-//! - `pve-version-unknown`: needs a server that authenticates a PVE token over HTTPS but answers `/version` with a
-//!   string that has no `major.minor`; the lab always answers its release (`8.4.1`, `9.1.1`, ...) and its fault
-//!   injection can only replace an answer by an error, never change the data.
-//! - `semaphore-request-failed`: Semaphore must log the user in and show the project, then fail to list its
-//!   environments (or templates); the Semaphore simulator lets every project member read both and its injectable
-//!   faults only break environment creation.
+//! Two faults the lab cannot produce are provoked with a small server in this process instead (see the last
+//! section): `pve-version-unknown` (the lab always reports its release, and its fault injection can only replace
+//! an answer by an error) and `semaphore-request-failed` (the Semaphore simulator lets every member list
+//! environments and templates; its injectable faults only break creation).
 
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -1090,5 +1087,126 @@ fn the_token_secret_in_the_plain_environment_json_is_a_warning() {
     assert_eq!(run.ids(), ["semaphore-secret-in-plain-env", "semaphore-environment-unused"], "{}", run.all);
     expect_finding(&run, "semaphore-secret-in-plain-env", "warning", "semaphore", "pvetoken register semaphore");
     assert_eq!(status(&run, "semaphore"), "warning");
+    assert_no_secret(&run, &secrets(&lab, &secret));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Faults the lab cannot produce: small plain-HTTP servers in this process stand in for the broken server.
+
+/// Serves `router` over plain HTTP on 127.0.0.1 (any free port); the server lives as long as the runtime.
+fn serve_http(router: axum::Router) -> (tokio::runtime::Runtime, String) {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
+    let address = listener.local_addr().expect("address");
+    runtime.spawn(async move { axum::serve(listener, router).await });
+    (runtime, format!("http://{address}"))
+}
+
+/// An HTTPS listener with a fresh self-signed certificate, for `axum::serve`.
+struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((stream, address)) = self.tcp.accept().await else { continue };
+            if let Ok(tls) = self.acceptor.accept(stream).await {
+                return (tls, address);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
+    }
+}
+
+/// Serves `router` over HTTPS on 127.0.0.1 (any free port); returns the URL and the certificate's SHA-256
+/// fingerprint (PVE style) to pin.
+fn serve_https(router: axum::Router) -> (tokio::runtime::Runtime, String, String) {
+    use sha2::Digest;
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).expect("certificate");
+    let der = certified.cert.der().clone();
+    let fingerprint: Vec<String> = sha2::Sha256::digest(&der).iter().map(|byte| format!("{byte:02X}")).collect();
+    let key = rustls::pki_types::PrivateKeyDer::try_from(certified.key_pair.serialize_der()).expect("key");
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocols")
+        .with_no_client_auth()
+        .with_single_cert(vec![der], key)
+        .expect("server config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let tcp = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
+    let address = tcp.local_addr().expect("address");
+    runtime.spawn(async move { axum::serve(TlsListener { tcp, acceptor }, router).await });
+    (runtime, format!("https://{address}"), fingerprint.join(":"))
+}
+
+#[test]
+fn a_version_string_without_a_release_number_is_a_warning_and_the_privileges_check_is_skipped() {
+    use axum::http::{HeaderMap, StatusCode, header};
+    use axum::response::IntoResponse;
+    let lab = Lab::start();
+    let (file, secret) = healthy(&lab);
+    // An API that authenticates the token but reports a version doctor cannot read (a development build).
+    let version = |headers: HeaderMap| async move {
+        if headers.contains_key(header::AUTHORIZATION) {
+            let data = serde_json::json!({ "data": { "version": "dev", "release": "master", "repoid": "0" } });
+            axum::Json(data).into_response()
+        } else {
+            (StatusCode::UNAUTHORIZED, "No ticket").into_response()
+        }
+    };
+    let router = axum::Router::new().route("/api2/json/version", axum::routing::get(version));
+    let (_server, url, fingerprint) = serve_https(router);
+    let run = lab.doctor(&file, &["--url", url.as_str(), "--fingerprint", fingerprint.as_str()], &[]);
+    assert_passes(&run);
+    assert_eq!(run.ids(), ["pve-version-unknown"], "{}", run.all);
+    let finding = expect_finding(&run, "pve-version-unknown", "warning", "version", "pveversion -v");
+    assert!(what(&finding).contains("`dev`"), "{finding}");
+    assert_eq!(status(&run, "auth"), "ok");
+    assert_eq!(status(&run, "privileges"), "skipped", "no release, no privilege names: {}", run.all);
+    assert_no_secret(&run, &secrets(&lab, &secret));
+}
+
+#[test]
+fn a_semaphore_that_fails_to_list_environments_is_a_request_failure() {
+    use axum::http::{StatusCode, header};
+    use axum::routing::{get, post};
+    let lab = Lab::start();
+    let (file, secret) = healthy(&lab);
+    // A Semaphore that logs in and shows the project, then answers 500 (its database is locked) on the listing.
+    let router = axum::Router::new()
+        .route(
+            "/api/auth/login",
+            post(|| async { (StatusCode::NO_CONTENT, [(header::SET_COOKIE, "semaphore=session; Path=/")]) }),
+        )
+        .route("/api/auth/logout", post(|| async { StatusCode::NO_CONTENT }))
+        .route("/api/user", get(|| async { axum::Json(serde_json::json!({ "id": 1, "username": "admin" })) }))
+        .route("/api/project/1", get(|| async { axum::Json(serde_json::json!({ "id": 1, "name": "PrivateBox" })) }))
+        .route(
+            "/api/project/1/environment",
+            get(|| async {
+                let body = axum::Json(serde_json::json!({ "error": "database is locked" }));
+                (StatusCode::INTERNAL_SERVER_ERROR, body)
+            }),
+        );
+    let (_server, url) = serve_http(router);
+    let run = lab.doctor(&file, &["--semaphore-url", url.as_str()], &semaphore_password(&lab));
+    assert_eq!(run.code, 1, "an error exits 1: {}", run.all);
+    assert_eq!(run.ids(), ["semaphore-request-failed"], "{}", run.all);
+    let finding =
+        expect_finding(&run, "semaphore-request-failed", "error", "semaphore", "pvetoken register semaphore --url");
+    assert!(what(&finding).contains("database is locked"), "{finding}");
+    assert_eq!(run.json["blocked_by"], Value::Null, "an error, not blocking");
+    assert_eq!(status(&run, "semaphore"), "failed");
+    assert_pve_side_ok(&run);
     assert_no_secret(&run, &secrets(&lab, &secret));
 }
