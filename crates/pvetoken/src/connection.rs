@@ -164,8 +164,10 @@ impl ConnectionArgs {
         if let Some(ca_file) = &self.ca_file
             && !ca_file.is_file()
         {
-            return Err(CliError::usage(format!("--ca-file {}: no such file", ca_file.display()))
-                .with_hint("on the PVE host the cluster CA is /etc/pve/pve-root-ca.pem"));
+            return Err(CliError::usage(format!("CA file {}: no such file", ca_file.display())).with_hint(
+                "it comes from --ca-file or from PROXMOX_CA_FILE in the token file; on the PVE host the cluster CA is \
+                 /etc/pve/pve-root-ca.pem",
+            ));
         }
         Ok(Target::Remote {
             endpoint,

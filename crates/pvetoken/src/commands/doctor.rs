@@ -165,7 +165,10 @@ pub async fn diagnose(args: &DoctorArgs) -> anyhow::Result<Report> {
         return Ok(report);
     };
     let (pve, findings, detail) = doctor::pve::version(&version);
-    report.record("version", detail, findings);
+    if !report.record("version", detail, findings) {
+        report.skip_rest(&CHECKS);
+        return Ok(report);
+    }
 
     let token_ref = TokenRef::parse(token.token_id.as_str())?;
     let admin = connect_admin(args, &target, http.as_ref(), timeout).await;
@@ -198,6 +201,10 @@ pub async fn diagnose(args: &DoctorArgs) -> anyhow::Result<Report> {
             report.record("privileges", "no profile", vec![finding]);
         }
         (Ok(_), None) => report.skip("privileges", "unknown PVE version"),
+    }
+    if report.is_blocked() {
+        report.skip_rest(&CHECKS);
+        return Ok(report);
     }
 
     let server_expire = match &admin {

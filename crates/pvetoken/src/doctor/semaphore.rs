@@ -249,6 +249,12 @@ fn connect_finding(error: &SemaphoreError, target: &Target<'_>) -> Finding {
             "the URL does not reach Semaphore's API (wrong scheme or port)",
             "pvetoken doctor --semaphore-url http(s)://HOST:PORT   (PrivateBox: https://localhost:2443)".to_owned(),
         ),
+        // A server answered, with a status Semaphore's login never gives (a PVE proxy's 501, a web server's 404).
+        SemaphoreError::Client(client) if client.status().is_some() => (
+            id::SEMAPHORE_NOT_SEMAPHORE,
+            "a server answered at this URL, but not as Semaphore's API does (another service on that port?)",
+            "pvetoken doctor --semaphore-url http(s)://HOST:PORT   (PrivateBox: https://localhost:2443)".to_owned(),
+        ),
         _ => (
             id::SEMAPHORE_UNREACHABLE,
             "Semaphore is not running or not reachable from here",
