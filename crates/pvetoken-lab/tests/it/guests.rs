@@ -82,8 +82,7 @@ async fn file_write_needs_guest_agent_file_write_on_9_and_vm_monitor_on_8() {
         assert_eq!(refused.body["message"], wanted);
         assert_eq!(allowed.api("POST", "/nodes/pve/qemu/200/agent/file-write", &params).await.status, 200);
         assert_eq!(lab.guest_file(200, "/etc/pvetoken.env").as_deref(), Some(&b"PVE_TOKEN=abc\n"[..]));
-        let read =
-            allowed.ok("GET", "/nodes/pve/qemu/200/agent/file-read", &[("file", "/etc/pvetoken.env")]).await;
+        let read = allowed.ok("GET", "/nodes/pve/qemu/200/agent/file-read", &[("file", "/etc/pvetoken.env")]).await;
         assert_eq!(read["content"], "PVE_TOKEN=abc\n");
     }
 }
