@@ -540,10 +540,20 @@ impl Demo<'_> {
             let mut args = vec!["revoke", token_id.as_str(), "--token-file", file_text.as_str()];
             args.extend(connection);
             self.command_step("revoke", "host", &args, 0, |json| {
+                let entries: Vec<&str> = json
+                    .get("acl_entries_removed")
+                    .and_then(Value::as_array)
+                    .map(|list| list.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
+                let file = json
+                    .get("token_file_removed")
+                    .and_then(Value::as_str)
+                    .map_or_else(|| "token file kept".to_owned(), |path| format!("{path} removed"));
                 format!(
-                    "{} deleted with {} ACL entries",
+                    "{} deleted with {} ACL entries ({}); {file}",
                     text(json, "revoked"),
-                    json.get("acl_entries_removed").map(Value::to_string).unwrap_or_default()
+                    entries.len(),
+                    entries.join(", ")
                 )
             })?;
         }
