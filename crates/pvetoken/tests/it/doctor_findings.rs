@@ -67,6 +67,19 @@ fn what(finding: &Value) -> &str {
     finding["what"].as_str().unwrap_or_default()
 }
 
+/// The next `count` `GET path` requests answered with `status` and `message` (`None`: handled normally, uses one).
+fn get_fault(path: &str, count: u32, status: Option<u16>, message: &str) -> FaultSpec {
+    FaultSpec {
+        method: Some("GET".to_owned()),
+        path: path.to_owned(),
+        count,
+        status,
+        message: Some(message.to_owned()),
+        latency_ms: 0,
+        drop_connection: false,
+    }
+}
+
 /// `id` (found by `check`) blocked the chain: exit 1, `blocked_by`, the group failed, and every later group skipped
 /// naming the id.
 fn assert_blocked_at(run: &Run, id: &str, check: &str) {
@@ -700,16 +713,8 @@ fn an_https_service_that_is_not_pve_blocks_at_tls() {
 fn a_proxy_answering_502_blocks_at_tls_as_handshake_failed() {
     let lab = Lab::start();
     let (file, secret) = healthy(&lab);
-    lab.lab.inject_fault(FaultSpec {
-        method: Some("GET".to_owned()),
-        path: "/version".to_owned(),
-        // Every attempt: the client retries a GET answered 502 before giving up.
-        count: 10,
-        status: Some(502),
-        message: Some("Bad Gateway".to_owned()),
-        latency_ms: 0,
-        drop_connection: false,
-    });
+    // Every attempt: the client retries a GET answered 502 before giving up.
+    lab.lab.inject_fault(get_fault("/version", 10, Some(502), "Bad Gateway"));
     let run = lab.doctor(&file, &[], &[]);
     assert_eq!(run.ids(), ["tls-handshake-failed"], "{}", run.all);
     expect_finding(&run, "tls-handshake-failed", "blocking", "tls", "openssl s_client -connect 127.0.0.1:");
@@ -776,15 +781,7 @@ fn an_expiry_date_in_the_past_that_pve_still_accepts_blocks_at_expiry() {
 fn a_failing_version_call_as_the_token_blocks_at_auth_as_request_failed() {
     let lab = Lab::start();
     let (file, secret) = healthy(&lab);
-    let fault = |status| FaultSpec {
-        method: Some("GET".to_owned()),
-        path: "/version".to_owned(),
-        count: 1,
-        status,
-        message: Some("proxy error: upstream timed out".to_owned()),
-        latency_ms: 0,
-        drop_connection: false,
-    };
+    let fault = |status| get_fault("/version", 1, status, "proxy error: upstream timed out");
     // The TLS probe's `GET /version` goes through; the token's fails with a 500.
     lab.lab.inject_fault(fault(None));
     lab.lab.inject_fault(fault(Some(500)));
@@ -829,15 +826,7 @@ fn an_unknown_profile_is_a_warning_naming_the_built_in_ones() {
 fn a_failing_permissions_call_blocks_at_privileges() {
     let lab = Lab::start();
     let (file, secret) = healthy(&lab);
-    lab.lab.inject_fault(FaultSpec {
-        method: Some("GET".to_owned()),
-        path: "/access/permissions".to_owned(),
-        count: 1,
-        status: Some(500),
-        message: Some("unable to read user.cfg".to_owned()),
-        latency_ms: 0,
-        drop_connection: false,
-    });
+    lab.lab.inject_fault(get_fault("/access/permissions", 1, Some(500), "unable to read user.cfg"));
     let ready = lab.lab.ready();
     let run = lab.doctor(&file, &["--semaphore-url", ready.semaphore_url.as_str()], &[]);
     assert_eq!(run.ids(), ["permissions-unreadable"], "{}", run.all);
