@@ -109,9 +109,13 @@ fn print_report(report: &DeliveryReport, printer: &Printer) -> anyhow::Result<()
         }
         ModeOutcome::AgentDefault0666 => "0666, the agent's mode for new files: chmod 600 it in the guest".to_owned(),
     };
-    printer.data(&format!(
+    let mut text = format!(
         "delivered {} into VM {} on {}: {} bytes, read back and identical\nmode: {mode}",
         report.guest_path, report.vmid, report.node, report.bytes
-    ))?;
+    );
+    for dir in &report.created_directories {
+        text.push_str(&format!("\ncreated directory: {} ({}, {})", dir.path, dir.mode, dir.owner));
+    }
+    printer.data(&text)?;
     Ok(())
 }

@@ -258,11 +258,11 @@ fn without_exec_the_agent_default_0666_is_accepted_only_when_asked_and_warned_ab
 }
 
 #[test]
-fn text_report_names_the_path_and_the_mode_without_the_secret() {
+fn text_report_names_the_path_the_mode_and_created_directories_without_the_secret() {
     let lab = Lab::start("9.1".parse().expect("9.1"), "VM.Audit");
     let ready = lab.lab.ready();
     let output = Command::new(env!("CARGO_BIN_EXE_pvetoken"))
-        .args(["deliver", "--vmid", "100", "--token-file"])
+        .args(["deliver", "--vmid", "100", "--guest-path", "/opt/app/token.env", "--token-file"])
         .arg(lab.token_file())
         .args(["--ca-file"])
         .arg(&ready.ca_file)
@@ -275,7 +275,8 @@ fn text_report_names_the_path_and_the_mode_without_the_secret() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "the URL comes from the token file\n{stdout}\n{stderr}");
-    assert!(stdout.contains(GUEST_PATH) && stdout.contains("read back and identical"), "{stdout}");
+    assert!(stdout.contains("/opt/app/token.env") && stdout.contains("read back and identical"), "{stdout}");
+    assert!(stdout.contains("created directory: /opt/app (0700, root:root)"), "{stdout}");
     assert!(stdout.contains("600"), "the mode set in the guest is reported: {stdout}");
     assert!(!stdout.contains(SECRET) && !stderr.contains(SECRET));
 }
