@@ -7,7 +7,8 @@ fn pick(values: &[&str]) -> BoxedStrategy<String> {
     prop::sample::select(values.iter().map(|v| (*v).to_owned()).collect::<Vec<_>>()).boxed()
 }
 
-fn line() -> impl Strategy<Value = String> {
+/// One user.cfg line: mostly valid records of every kind, some invalid ones, and noise.
+pub(crate) fn line() -> impl Strategy<Value = String> {
     let user = pick(&["a@pve", "bb@pam", "root@pam", "x!y@pve", "bad", "c@ldap"]);
     let token = pick(&["a@pve!tok", "bb@pam!t1", "root@pam!full", "a@pve!x"]);
     let group = pick(&["g1", "g2", "in!valid", "0"]);
@@ -32,7 +33,12 @@ fn line() -> impl Strategy<Value = String> {
             role
         )
             .prop_map(|(p, path, s, r)| format!("acl:{p}:{path}:{}:{r}:", s.join(","))),
-        (prop::sample::select(vec!["p", "p/q", "p/q/r/s", "b b"]), text, "[0-9]{1,4}(,[0-9]{1,4})?", "(local|l|x1)?")
+        (
+            prop::sample::select(vec!["p", "p/q", "p/q/r/s", "b b"]),
+            text,
+            "(100|7|[0-9]{1,4})(,(0|100|[0-9]{1,4}))?",
+            "(local|l|x1)?"
+        )
             .prop_map(|(p, c, v, s)| format!("pool:{p}:{c}:{v}:{s}:")),
         "[ -~]{0,20}",
     ]
