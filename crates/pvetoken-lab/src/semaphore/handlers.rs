@@ -680,8 +680,9 @@ async fn create_environment(
     Ok(json(StatusCode::CREATED, &view))
 }
 
-fn environment_ids(raw: &str, env_raw: &str) -> Result<(i64, i64), Response> {
-    Ok((project_id(raw)?, int_param(env_raw)?))
+/// `(project id, resource id)` of `/api/project/{project_id}/<resources>/{id}` (environments, templates).
+fn resource_ids(raw: &str, id_raw: &str) -> Result<(i64, i64), Response> {
+    Ok((project_id(raw)?, int_param(id_raw)?))
 }
 
 async fn get_environment(
@@ -690,7 +691,7 @@ async fn get_environment(
     Path((raw, env_raw)): Path<(String, String)>,
 ) -> Answer {
     let user = sim.authenticate(&headers)?;
-    let (project_id, env_id) = environment_ids(&raw, &env_raw)?;
+    let (project_id, env_id) = resource_ids(&raw, &env_raw)?;
     sim.project_access(&user, project_id, false, ProjectRole::can_manage_resources)?;
     let state = sim.lock();
     let env = state.environment(project_id, env_id).ok_or_else(|| status(StatusCode::NOT_FOUND))?;
@@ -704,7 +705,7 @@ async fn update_environment(
     body: Bytes,
 ) -> Answer {
     let user = sim.authenticate(&headers)?;
-    let (project_id, env_id) = environment_ids(&raw, &env_raw)?;
+    let (project_id, env_id) = resource_ids(&raw, &env_raw)?;
     sim.project_access(&user, project_id, true, ProjectRole::can_manage_resources)?;
     if sim.lock().environment(project_id, env_id).is_none() {
         return Err(status(StatusCode::NOT_FOUND));
@@ -739,7 +740,7 @@ async fn delete_environment(
     Path((raw, env_raw)): Path<(String, String)>,
 ) -> Answer {
     let user = sim.authenticate(&headers)?;
-    let (project_id, env_id) = environment_ids(&raw, &env_raw)?;
+    let (project_id, env_id) = resource_ids(&raw, &env_raw)?;
     sim.project_access(&user, project_id, true, ProjectRole::can_manage_resources)?;
     let mut state = sim.lock();
     if state.environment(project_id, env_id).is_none() {
@@ -968,17 +969,13 @@ async fn create_template(
     Ok(json(StatusCode::CREATED, &template))
 }
 
-fn template_ids(raw: &str, template_raw: &str) -> Result<(i64, i64), Response> {
-    Ok((project_id(raw)?, int_param(template_raw)?))
-}
-
 async fn get_template(
     State(sim): State<SemaphoreSim>,
     headers: HeaderMap,
     Path((raw, template_raw)): Path<(String, String)>,
 ) -> Answer {
     let user = sim.authenticate(&headers)?;
-    let (project_id, template_id) = template_ids(&raw, &template_raw)?;
+    let (project_id, template_id) = resource_ids(&raw, &template_raw)?;
     sim.project_access(&user, project_id, false, ProjectRole::can_manage_resources)?;
     let state = sim.lock();
     let template = state.template(project_id, template_id).ok_or_else(|| status(StatusCode::NOT_FOUND))?;
@@ -992,7 +989,7 @@ async fn update_template(
     body: Bytes,
 ) -> Answer {
     let user = sim.authenticate(&headers)?;
-    let (project_id, template_id) = template_ids(&raw, &template_raw)?;
+    let (project_id, template_id) = resource_ids(&raw, &template_raw)?;
     sim.project_access(&user, project_id, true, ProjectRole::can_manage_resources)?;
     // `TemplatesMiddleware` loads the template before the handler reads the body.
     let tasks = sim.lock().template(project_id, template_id).map(|tpl| tpl.tasks);
@@ -1029,7 +1026,7 @@ async fn delete_template(
     Path((raw, template_raw)): Path<(String, String)>,
 ) -> Answer {
     let user = sim.authenticate(&headers)?;
-    let (project_id, template_id) = template_ids(&raw, &template_raw)?;
+    let (project_id, template_id) = resource_ids(&raw, &template_raw)?;
     sim.project_access(&user, project_id, true, ProjectRole::can_manage_resources)?;
     let mut state = sim.lock();
     if state.template(project_id, template_id).is_none() {

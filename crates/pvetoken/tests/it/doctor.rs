@@ -319,7 +319,6 @@ fn semaphore_without_the_environment_is_named_and_a_registration_clears_it() {
     let file = lab.path("token.env");
     lab.create("packer", &file, &[]);
     let ready = lab.lab.ready();
-    let file_text = file.display().to_string();
     let semaphore = [
         "--semaphore-url",
         ready.semaphore_url.as_str(),
@@ -333,25 +332,7 @@ fn semaphore_without_the_environment_is_named_and_a_registration_clears_it() {
     assert_eq!(run.code, 1, "{}", run.all);
     assert_eq!(run.ids(), ["semaphore-environment-missing"]);
     assert!(run.finding("semaphore-environment-missing")["fix"].to_string().contains("pvetoken register semaphore"));
-    let register = lab.pvetoken(
-        &[
-            "register",
-            "semaphore",
-            "--url",
-            ready.semaphore_url.as_str(),
-            "--project",
-            "1",
-            "--user",
-            ready.semaphore_user.as_str(),
-            "--fingerprint",
-            ready.fingerprint_sha256.as_str(),
-            "--token-file",
-            file_text.as_str(),
-        ],
-        &env,
-        None,
-    );
-    assert_eq!(register.code, 0, "{}", register.all);
+    lab.register_semaphore(&file, &[]);
     let run = lab.doctor(&file, &semaphore, &env);
     assert_eq!(run.code, 0, "{}", run.all);
     // The default lab project has no template: the registered environment is there but nothing uses it.
@@ -390,11 +371,12 @@ impl Lab {
         Lab::start_with(config)
     }
 
-    /// `pvetoken register semaphore` of `file` into project 1 (environment `ProxmoxAPI`).
-    fn register_semaphore(&self, file: &Path) {
+    /// `pvetoken register semaphore` of `file` into project 1 (environment `ProxmoxAPI`), `extra` arguments
+    /// appended; it must succeed.
+    pub(crate) fn register_semaphore(&self, file: &Path, extra: &[&str]) {
         let ready = self.lab.ready();
         let file_text = file.display().to_string();
-        let args = [
+        let mut args = vec![
             "register",
             "semaphore",
             "--url",
@@ -408,8 +390,9 @@ impl Lab {
             "--token-file",
             file_text.as_str(),
         ];
+        args.extend_from_slice(extra);
         let run = self.pvetoken(&args, &[("SEMAPHORE_PASSWORD", ready.semaphore_password.as_str())], None);
-        assert_eq!(run.code, 0, "{}", run.all);
+        assert_eq!(run.code, 0, "register: {}", run.all);
     }
 
     /// As a Semaphore user would in the UI: sets the environment of template `name` of project 1 to the
@@ -479,7 +462,7 @@ fn an_environment_no_template_uses_is_a_warning_naming_the_templates_and_attachi
     let lab = Lab::start_with_a_template();
     let file = lab.path("token.env");
     let secret = lab.create("packer", &file, &[]);
-    lab.register_semaphore(&file);
+    lab.register_semaphore(&file, &[]);
     let env = [("SEMAPHORE_PASSWORD", lab.lab.ready().semaphore_password.as_str())];
     let run = lab.doctor(&file, &lab.semaphore_args(), &env);
     assert_eq!(run.code, 0, "a warning does not fail doctor: {}", run.all);

@@ -983,34 +983,11 @@ fn a_semaphore_project_that_does_not_exist_blocks_and_lists_the_visible_ones() {
     assert_no_secret(&run, &secrets(&lab, &secret));
 }
 
-/// `pvetoken register semaphore` of `file` into project 1 with `extra` arguments.
-fn register(lab: &Lab, file: &Path, extra: &[&str]) {
-    let ready = lab.lab.ready();
-    let file_text = file.display().to_string();
-    let mut args = vec![
-        "register",
-        "semaphore",
-        "--url",
-        ready.semaphore_url.as_str(),
-        "--project",
-        "1",
-        "--user",
-        ready.semaphore_user.as_str(),
-        "--fingerprint",
-        ready.fingerprint_sha256.as_str(),
-        "--token-file",
-        file_text.as_str(),
-    ];
-    args.extend(extra);
-    let run = lab.pvetoken(&args, &semaphore_password(lab), None);
-    assert_eq!(run.code, 0, "register: {}", run.all);
-}
-
 #[test]
 fn an_environment_in_the_community_proxmox_layout_lacks_the_seed_layouts_node() {
     let lab = Lab::start();
     let (file, secret) = healthy(&lab);
-    register(&lab, &file, &["--layout", "community-proxmox"]);
+    lab.register_semaphore(&file, &["--layout", "community-proxmox"]);
     let run = lab.doctor(&file, &semaphore_args(&lab), &semaphore_password(&lab));
     assert_eq!(run.code, 1, "{}", run.all);
     assert!(run.ids().contains(&"semaphore-variables-missing".to_owned()), "{}", run.all);
