@@ -172,6 +172,18 @@ pub struct NodeListItem {
     pub status: Option<String>,
 }
 
+/// One entry of `GET /nodes/{node}/apt/versions`: an installed Proxmox package (pve-manager's `PVE/API2/APT.pm`
+/// answers with Debian's capitalised control-field names).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct PackageVersion {
+    /// Package name, e.g. `libpve-access-control`.
+    #[serde(rename = "Package")]
+    pub package: String,
+    /// Installed Debian version, e.g. `9.1.1`.
+    #[serde(rename = "Version", default)]
+    pub version: Option<String>,
+}
+
 /// `GET /access/permissions`: path → privilege → propagate flag (presence means granted).
 pub type Permissions = BTreeMap<String, BTreeMap<String, u8>>;
 

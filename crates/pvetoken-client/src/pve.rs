@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use pvetoken_api::pve::{
-    AclEntry, Envelope, ErrorBody, NodeListItem, Permissions, RoleListItem, RolePrivileges, Ticket, TokenInfo,
-    TokenSecret, UserListItem, Version,
+    AclEntry, Envelope, ErrorBody, NodeListItem, PackageVersion, Permissions, RoleListItem, RolePrivileges, Ticket,
+    TokenInfo, TokenSecret, UserListItem, Version,
 };
 use pvetoken_api::{ExposeSecret, Secret};
 use reqwest::Method;
@@ -258,6 +258,11 @@ impl PveClient {
     /// `GET /version`.
     pub async fn version(&self) -> Result<Version, ClientError> {
         self.get("/version", &Params::new()).await
+    }
+
+    /// `GET /nodes/{node}/apt/versions`: the installed Proxmox packages (needs `Sys.Audit` on `/nodes/{node}`).
+    pub async fn package_versions(&self, node: &str) -> Result<Vec<PackageVersion>, ClientError> {
+        self.get(&format!("/nodes/{node}/apt/versions"), &Params::new()).await
     }
 
     /// `GET /nodes`.

@@ -223,6 +223,11 @@ impl RunningLab {
         &self.ready
     }
 
+    /// The Semaphore simulator (for tests that check what a client stored in it).
+    pub fn semaphore(&self) -> &semaphore::SemaphoreSim {
+        &self.lab.semaphore
+    }
+
     /// Every PVE request so far (method, path, status, authenticated id; never secrets).
     pub fn request_log(&self) -> Vec<RequestRecord> {
         self.lab.control.requests()

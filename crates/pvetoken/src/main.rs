@@ -14,6 +14,7 @@ mod env_vars;
 mod exit;
 mod printer;
 mod profiles;
+mod release;
 mod sinks;
 mod token_store;
 

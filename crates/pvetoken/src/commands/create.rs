@@ -817,14 +817,17 @@ impl Lifecycle<'_> {
         }
     }
 
-    /// A new secret for an existing token whose secret is not saved: regenerate on 9.1+, else delete and create.
+    /// A new secret for an existing token whose secret is not saved: regenerate when the server's
+    /// libpve-access-control can ([`crate::release::detect`]), else delete and create.
     pub(crate) async fn replace_secret(
         &mut self,
         token: &TokenRef,
         pve: &PveVersion,
         prepared: PreparedTokenFile,
     ) -> anyhow::Result<Secret> {
-        if *pve >= super::rotate::REGENERATE_SINCE {
+        let detection = crate::release::detect(&self.client, Some(&self.node)).await;
+        self.printer.verbose(&format!("release: {}", detection.describe()));
+        if detection.method == crate::release::RotationMethod::Regenerate {
             let regenerated =
                 self.client.regenerate_token(&token.user, &token.name).await.map_err(|error| self.remote(&error))?;
             let file = self.token_file_for(&token.full(), regenerated.value.clone())?;
@@ -840,7 +843,7 @@ impl Lifecycle<'_> {
             return Ok(regenerated.value);
         }
         self.client.delete_token(&token.user, &token.name).await.map_err(|error| self.remote(&error))?;
-        self.changes.push(format!("deleted {} (PVE {pve} cannot regenerate a secret)", token.full()));
+        self.changes.push(format!("deleted {} (PVE {pve}: {})", token.full(), detection.describe()));
         self.create_and_save(token, prepared).await
     }
 }

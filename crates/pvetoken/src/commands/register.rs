@@ -217,7 +217,9 @@ fn run_semaphore(args: &SemaphoreArgs, printer: &Printer, log: &Log) -> anyhow::
 /// Brings a remembered Semaphore sink up to date with a (rotated) token. Called by `pvetoken rotate`.
 ///
 /// The token is passed as the token file's path so this function reads it through the token store.
-pub fn refresh_semaphore_sink(
+///
+/// Async because `rotate` calls it from inside its own runtime (starting a second runtime there panics).
+pub async fn refresh_semaphore_sink(
     sink: &crate::sinks::SemaphoreSink,
     token_file: &std::path::Path,
     printer: &Printer,
@@ -240,7 +242,7 @@ pub fn refresh_semaphore_sink(
     };
     let user = sink.user.clone().unwrap_or_else(|| "admin".to_owned());
     let auth = resolve_auth(sink.api_token_file.as_deref(), None, &user, std::io::stdin().is_terminal())?;
-    let report = block_on(register(&settings, auth))?;
+    let report = register(&settings, auth).await?;
     printer.info(&report.sentence(&settings));
     Ok(())
 }

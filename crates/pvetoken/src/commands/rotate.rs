@@ -1,12 +1,17 @@
 //! `pvetoken rotate`: a new secret, saved to the token file, verified, pushed to every registered sink, then the
 //! old token retired.
 //!
-//! - PVE 9.1+: `PUT .../token/NAME regenerate=1` on the same token (the old secret stops working at once; the new
-//!   one is saved before anything else happens).
-//! - Before 9.1: a new token `NAME-rN` with the old token's settings and ACLs; the token file is switched to it
-//!   only after its secret is saved; the ACLs are copied and the new token verified (its permissions must equal
-//!   the old one's) before the old token is deleted. Any failure in between restores the old token file and
-//!   deletes the new token, so a rerun starts from the old token again.
+//! The method depends on the installed libpve-access-control, read from the server ([`crate::release`]), never on
+//! `GET /version` alone:
+//! - access-control 9.1.0+ (PVE 9.2, late 9.1): `PUT .../token/NAME regenerate=1` on the same token (the old
+//!   secret stops working at once; the new one is saved before anything else happens), then every sink updated.
+//! - otherwise, or when the version cannot be read: a new token `NAME-rN` with the old token's settings and ACLs;
+//!   the token file is switched to it only after its secret is saved; the ACLs are copied and the new token
+//!   verified (its permissions must equal the old one's); every sink is updated; only then is the old token
+//!   deleted. A failure before the sinks restores the old token file and deletes the new token. A run killed after
+//!   the switch leaves the token file naming `NAME-rN` while `NAME` still exists: the next run finishes that
+//!   rotation (copies the ACL entries `NAME-rN` lacks, updates the sinks, then deletes `NAME`) instead of starting
+//!   a new one. A sink that cannot be updated keeps the old token alive and is reported by name.
 
 use std::path::PathBuf;
 
@@ -20,7 +25,7 @@ use super::create::{TokenRef, next_rotation_name, pending};
 use crate::connection::{ConnectionArgs, Target, TargetFallback, remote_error};
 use crate::exit::{CliError, Exit};
 use crate::printer::Printer;
-use crate::profiles::PveVersion;
+use crate::release::{self, RotationMethod};
 use crate::token_store::{self, PreparedTokenFile};
 
 /// Arguments of `pvetoken rotate`.
@@ -32,9 +37,6 @@ pub struct RotateArgs {
     #[command(flatten)]
     pub connection: ConnectionArgs,
 }
-
-/// The first release that can regenerate a token's secret in place.
-pub const REGENERATE_SINCE: PveVersion = PveVersion { major: 9, minor: 1 };
 
 /// Runs `pvetoken rotate`.
 pub fn run(args: RotateArgs, printer: &Printer) -> anyhow::Result<Exit> {
@@ -52,48 +54,67 @@ pub fn run(args: RotateArgs, printer: &Printer) -> anyhow::Result<Exit> {
     let admin = args.connection.resolve_admin()?;
     let timeout = args.connection.timeout();
     let runtime = tokio::runtime::Runtime::new()?;
-    let (new_id, requests) = runtime.block_on(async {
+    let outcome = runtime.block_on(async {
         let prepared = PreparedTokenFile::prepare(&token_file)?;
         let http = crate::connection::http_client(&target, timeout)?;
         let client = crate::connection::connect_admin(&target, http.as_ref(), &admin, timeout).await?;
         let mut rotation = Rotation { client, http, target: &target, timeout, token_requests: 0 };
-        let remote = |error: ClientError| remote_error(&error, &target);
-        let version = rotation.client.version().await.map_err(remote)?;
-        let pve = version.major_minor().map(|(major, minor)| PveVersion { major, minor }).unwrap_or(REGENERATE_SINCE);
-        rotation.remove_predecessor(&token, printer).await?;
-        let new_token = if pve >= REGENERATE_SINCE {
-            rotation.regenerate(&token, &saved, prepared, &token_file).await?
-        } else {
-            rotation.replace(&token, &saved, prepared, &token_file).await?
+        let detection = release::detect(&rotation.client, Some(saved.node.as_str())).await;
+        printer.verbose(&format!("release: {}", detection.describe()));
+        if let Some(previous) = rotation.interrupted_predecessor(&token).await? {
+            // An earlier run switched the token file to this token but stopped before the old one was retired:
+            // finish that rotation (ACLs, sinks, then delete) instead of starting a new one.
+            rotation.copy_missing_acls(&previous, &token, printer).await?;
+            rotation.check_works(&token, &saved.secret).await?;
+            update_sinks(&token_file, printer).await.map_err(|failed| {
+                sinks_failed(&failed, &format!("{} (the old token, kept until they are updated)", previous.full()))
+            })?;
+            rotation.delete_old(&previous, &token).await?;
+            printer.warn(&format!(
+                "finished the interrupted rotation {} → {}; deleted the old token",
+                previous.full(),
+                token.full()
+            ));
+            return Ok::<_, anyhow::Error>(Outcome {
+                new_id: token.full(),
+                requests: rotation.requests(),
+                detection,
+                finished_interrupted: true,
+            });
+        }
+        let new_token = match detection.method {
+            RotationMethod::Regenerate => rotation.regenerate(&token, &saved, prepared, &token_file).await?,
+            RotationMethod::NewToken => rotation.replace(&token, &saved, prepared, &token_file).await?,
         };
-        for sink in crate::sinks::load(&token_file)? {
-            match sink {
-                crate::sinks::SinkRecord::Semaphore(sink) => {
-                    crate::commands::register::refresh_semaphore_sink(&sink, &token_file, printer)?;
-                }
+        if let Err(failed) = update_sinks(&token_file, printer).await {
+            return Err(if new_token == token {
+                sinks_failed(&failed, "the old secret, which no longer works")
+            } else {
+                sinks_failed(
+                    &failed,
+                    &format!(
+                        "{} (the old token; it is kept, so they still work, until they are updated)",
+                        token.full()
+                    ),
+                )
             }
+            .into());
         }
         if new_token != token {
-            rotation.client.delete_token(&token.user, &token.name).await.map_err(|error| {
-                CliError::remote(format!(
-                    "rotated to {}, but deleting the old token {} failed: {error}",
-                    new_token.full(),
-                    token.full()
-                ))
-                .with_hint(format!(
-                    "the token file already holds the new token; remove the old one: pvetoken revoke {}",
-                    token.full()
-                ))
-            })?;
+            rotation.delete_old(&token, &new_token).await?;
         }
-        Ok::<_, anyhow::Error>((new_token.full(), rotation.requests()))
+        Ok(Outcome { new_id: new_token.full(), requests: rotation.requests(), detection, finished_interrupted: false })
     })?;
+    let Outcome { new_id, requests, detection, finished_interrupted } = outcome;
     if printer.is_json() {
         printer.json(&serde_json::json!({
             "rotated": token.full(),
             "token_id": new_id,
             "token_file": token_file,
             "requests": requests,
+            "method": detection.method,
+            "release": detection,
+            "finished_interrupted_rotation": finished_interrupted,
         }))?;
     } else {
         printer.success(&format!(
@@ -103,6 +124,55 @@ pub fn run(args: RotateArgs, printer: &Printer) -> anyhow::Result<Exit> {
         ));
     }
     Ok(Exit::Success)
+}
+
+/// What one rotation did.
+struct Outcome {
+    new_id: String,
+    requests: u64,
+    detection: release::Detection,
+    finished_interrupted: bool,
+}
+
+/// A sink that could not be brought up to date: what it is and why.
+struct FailedSink {
+    sink: String,
+    error: String,
+}
+
+/// Pushes the token file's (new) token to every remembered sink; all are tried, the failures returned.
+async fn update_sinks(token_file: &std::path::Path, printer: &Printer) -> Result<(), Vec<FailedSink>> {
+    let sinks = crate::sinks::load(token_file)
+        .map_err(|error| vec![FailedSink { sink: "the sink record".to_owned(), error: error.to_string() }])?;
+    let mut failed = Vec::new();
+    for sink in sinks {
+        match sink {
+            crate::sinks::SinkRecord::Semaphore(sink) => {
+                if let Err(error) = crate::commands::register::refresh_semaphore_sink(&sink, token_file, printer).await
+                {
+                    failed.push(FailedSink {
+                        sink: format!(
+                            "Semaphore environment `{}` (project {}, {})",
+                            sink.environment, sink.project, sink.url
+                        ),
+                        error: format!("{error:#}"),
+                    });
+                }
+            }
+        }
+    }
+    if failed.is_empty() { Ok(()) } else { Err(failed) }
+}
+
+/// The error for sinks left holding an old secret: each sink, why, and how to finish.
+fn sinks_failed(failed: &[FailedSink], holding: &str) -> CliError {
+    let list: Vec<String> = failed.iter().map(|f| format!("{}: {}", f.sink, f.error)).collect();
+    CliError::remote(format!(
+        "the token file holds the new secret, but {} sink(s) could not be updated and still hold {holding}: {}",
+        failed.len(),
+        list.join("; ")
+    ))
+    .with_hint("fix what stops them (see above) and rerun pvetoken rotate: it updates the sinks and then finishes")
 }
 
 struct Rotation<'a> {
@@ -137,24 +207,72 @@ impl Rotation<'_> {
         result
     }
 
-    /// A rotation before 9.1 whose last step (deleting the old token) failed leaves the previous token (`NAME` for
-    /// `NAME-r1`, `NAME-r1` for `NAME-r2`) on the server with no saved secret: remove it now.
-    async fn remove_predecessor(&self, token: &TokenRef, printer: &Printer) -> Result<(), CliError> {
+    /// The token an interrupted new-token rotation left behind (`NAME` for `NAME-r1`, `NAME-r1` for `NAME-r2`),
+    /// if it still exists. The token file already names its successor; the old one may still hold the ACLs and
+    /// still be what sinks use, so it is only deleted after both are carried over.
+    async fn interrupted_predecessor(&self, token: &TokenRef) -> Result<Option<TokenRef>, CliError> {
         let base = super::create::rotation_base(&token.name);
         let Some(number) =
             token.name.strip_prefix(base).and_then(|rest| rest.strip_prefix("-r")).and_then(|n| n.parse::<u64>().ok())
         else {
-            return Ok(());
+            return Ok(None);
         };
         let previous = if number <= 1 { base.to_owned() } else { format!("{base}-r{}", number - 1) };
-        if self.client.token(&token.user, &previous).await.map_err(|error| self.remote(&error))?.is_some() {
-            self.client.delete_token(&token.user, &previous).await.map_err(|error| self.remote(&error))?;
-            printer.warn(&format!("deleted {}!{previous}, left behind by an interrupted rotation", token.user));
+        let exists = self.client.token(&token.user, &previous).await.map_err(|error| self.remote(&error))?.is_some();
+        Ok(exists.then(|| TokenRef { user: token.user.clone(), name: previous }))
+    }
+
+    /// Gives `new` every ACL entry `old` has that `new` lacks (same path, role and propagate flag).
+    async fn copy_missing_acls(&self, old: &TokenRef, new: &TokenRef, printer: &Printer) -> Result<(), CliError> {
+        let acl = self.client.acl().await.map_err(|error| self.remote(&error))?;
+        let held = |ugid: String| {
+            acl.iter()
+                .filter(move |entry| entry.kind == "token" && entry.ugid == ugid)
+                .map(|entry| (entry.path.clone(), entry.roleid.clone(), entry.propagate))
+        };
+        let have: std::collections::BTreeSet<_> = held(new.full()).collect();
+        let mut copied = 0;
+        for (path, roleid, propagate) in held(old.full()).filter(|entry| !have.contains(entry)) {
+            self.client
+                .change_acl(&AclChange {
+                    path,
+                    roles: vec![roleid],
+                    users: vec![],
+                    tokens: vec![new.full()],
+                    propagate,
+                    delete: false,
+                })
+                .await
+                .map_err(|error| self.remote(&error))?;
+            copied += 1;
+        }
+        if copied > 0 {
+            printer.info(&format!("copied {copied} missing ACL entries from {} to {}", old.full(), new.full()));
         }
         Ok(())
     }
 
-    /// PVE 9.1+: a new secret for the same token, saved at once, then tried.
+    /// The saved secret authenticates (the token's permissions can be read as itself).
+    async fn check_works(&mut self, token: &TokenRef, secret: &Secret) -> Result<(), CliError> {
+        self.permissions(&token.full(), secret)
+            .await
+            .map(|_| ())
+            .map_err(|error| super::verify::token_refused(&error, self.target))
+    }
+
+    /// Deletes the old token once the new one holds its ACLs and every sink holds the new secret.
+    async fn delete_old(&self, old: &TokenRef, new: &TokenRef) -> Result<(), CliError> {
+        self.client.delete_token(&old.user, &old.name).await.map_err(|error| {
+            CliError::remote(format!(
+                "rotated to {}, but deleting the old token {} failed: {error}",
+                new.full(),
+                old.full()
+            ))
+            .with_hint(format!("the token file already holds the new token; rerun pvetoken rotate to finish"))
+        })
+    }
+
+    /// libpve-access-control 9.1.0+: a new secret for the same token, saved at once, then tried.
     async fn regenerate(
         &mut self,
         token: &TokenRef,
@@ -190,7 +308,7 @@ impl Rotation<'_> {
         Ok(token.clone())
     }
 
-    /// Before 9.1: a new token with the same settings and ACLs; undone entirely when any step fails.
+    /// Without regenerate: a new token with the same settings and ACLs; undone entirely when any step fails.
     async fn replace(
         &mut self,
         token: &TokenRef,

@@ -13,5 +13,6 @@ mod lint;
 mod register;
 mod render;
 mod render_consumers;
+mod rotate_flow;
 mod support;
 mod third_party;

@@ -1,0 +1,193 @@
+//! Rotation as users run it, through the CLI: create → register semaphore → rotate, then every consumer checked;
+//! a rotation killed half-way finished by the next run; a sink that cannot be updated reported, never silently
+//! left with a dead secret.
+#![allow(clippy::unwrap_used, reason = "tests")]
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use pvetoken_lab::FaultSpec;
+
+use crate::lifecycle::{Lab, Run};
+
+/// `register semaphore` of the lab's token file into the lab's Semaphore project 1 (password auth).
+fn register(lab: &Lab) -> Run {
+    let ready = lab.lab().ready();
+    let file = lab.token_file().display().to_string();
+    let run = lab.pvetoken_env(
+        &[
+            "register",
+            "semaphore",
+            "--url",
+            &ready.semaphore_url,
+            "--project",
+            "1",
+            "--user",
+            &ready.semaphore_user,
+            "--fingerprint",
+            &ready.fingerprint_sha256,
+            "--token-file",
+            &file,
+        ],
+        &[("SEMAPHORE_PASSWORD", ready.semaphore_password.as_str())],
+    );
+    assert_eq!(run.code, 0, "register: {}", run.both());
+    run
+}
+
+/// `rotate` with the PVE and Semaphore credentials in the environment (as a timer would run it).
+fn rotate(lab: &Lab, extra: &[&str]) -> Run {
+    let ready = lab.lab().ready();
+    let file = lab.token_file().display().to_string();
+    let mut args = vec!["rotate", "--token-file", file.as_str()];
+    args.extend_from_slice(extra);
+    lab.pvetoken_env(
+        &args,
+        &[
+            ("PVETOKEN_PASSWORD", ready.root_password.as_str()),
+            ("SEMAPHORE_PASSWORD", ready.semaphore_password.as_str()),
+        ],
+    )
+}
+
+/// The secret the Semaphore environment `ProxmoxAPI` of project 1 holds.
+fn semaphore_secret(lab: &Lab) -> Option<String> {
+    let sim = lab.lab().semaphore();
+    let ids = sim.environment_ids(1, "ProxmoxAPI");
+    assert_eq!(ids.len(), 1, "one environment: {ids:?}");
+    sim.secret_value(ids[0], "PROXMOX_TOKEN_SECRET")
+}
+
+/// The token id the Semaphore environment holds (the seed layout's `PROXMOX_TOKEN_ID`, the full id).
+fn semaphore_token_name(lab: &Lab) -> Option<String> {
+    let sim = lab.lab().semaphore();
+    let ids = sim.environment_ids(1, "ProxmoxAPI");
+    sim.secret_value(ids[0], "PROXMOX_TOKEN_ID")
+}
+
+#[test]
+fn rotate_after_register_updates_semaphore_and_the_old_secret_stops_on_every_release() {
+    for version in ["8.4", "9.1"] {
+        let lab = Lab::start(version);
+        assert_eq!(lab.create("privatebox", &[]).code, 0);
+        register(&lab);
+        let (old_id, old_secret) = lab.saved().unwrap();
+        assert_eq!(semaphore_secret(&lab).as_deref(), Some(old_secret.as_str()));
+
+        let run = rotate(&lab, &["--output", "json"]);
+        assert_eq!(run.code, 0, "{version}: {}", run.both());
+        assert!(!run.stderr.contains("panicked"), "{version}: {}", run.both());
+        let (new_id, new_secret) = lab.saved().unwrap();
+        assert_ne!(new_secret, old_secret, "{version}");
+        // Semaphore holds exactly what the token file holds, and it works; the old secret is refused.
+        assert_eq!(semaphore_secret(&lab).as_deref(), Some(new_secret.as_str()), "{version}: {}", run.both());
+        assert_eq!(semaphore_token_name(&lab).as_deref(), Some(new_id.as_str()), "{version}");
+        assert!(lab.as_token(&new_id, &new_secret).get("/access/permissions", &[]).is_ok(), "{version}");
+        assert!(lab.as_token(&old_id, &old_secret).get("/version", &[]).is_err(), "{version}: old secret retired");
+        assert_eq!(lab.server_tokens("automation@pve").len(), 1, "{version}");
+        assert_eq!(lab.with_token_file("verify", &["--profile", "privatebox"]).code, 0, "{version}");
+        for secret in [&old_secret, &new_secret] {
+            assert!(!run.stdout.contains(secret.as_str()) && !run.stderr.contains(secret.as_str()));
+        }
+        let report: serde_json::Value = serde_json::from_str(&run.stdout).expect("json report");
+        assert!(report["method"].is_string(), "{}", run.stdout);
+        assert!(report["release"]["source"].is_string(), "{}", run.stdout);
+    }
+}
+
+#[test]
+fn a_semaphore_that_cannot_be_updated_is_named_the_old_token_is_kept_and_a_rerun_finishes() {
+    let lab = Lab::start("8.4");
+    assert_eq!(lab.create("privatebox", &[]).code, 0);
+    register(&lab);
+    let (old_id, old_secret) = lab.saved().unwrap();
+    // Semaphore refuses the login of the sink update: the sink cannot be brought up to date.
+    let ready = lab.lab().ready();
+    let file = lab.token_file().display().to_string();
+    let run = lab.pvetoken_env(
+        &["rotate", "--token-file", &file],
+        &[("PVETOKEN_PASSWORD", ready.root_password.as_str()), ("SEMAPHORE_PASSWORD", "wrong")],
+    );
+    assert_ne!(run.code, 0, "{}", run.both());
+    assert!(run.stderr.contains("Semaphore environment `ProxmoxAPI`"), "{}", run.both());
+    assert!(run.stderr.contains(&old_id), "names the token the sink still uses: {}", run.both());
+    // The sink still works: it holds the old secret and the old token still exists.
+    assert_eq!(semaphore_secret(&lab).as_deref(), Some(old_secret.as_str()));
+    assert!(lab.as_token(&old_id, &old_secret).get("/access/permissions", &[]).is_ok(), "old token kept");
+
+    let rerun = rotate(&lab, &[]);
+    assert_eq!(rerun.code, 0, "{}", rerun.both());
+    let (new_id, new_secret) = lab.saved().unwrap();
+    assert_eq!(semaphore_secret(&lab).as_deref(), Some(new_secret.as_str()));
+    assert!(lab.as_token(&old_id, &old_secret).get("/version", &[]).is_err(), "old token retired after the sink");
+    assert_eq!(lab.server_tokens("automation@pve"), vec![new_id.rsplit('!').next().unwrap().to_owned()]);
+    assert_eq!(lab.with_token_file("verify", &["--profile", "privatebox"]).code, 0);
+}
+
+/// Waits (bounded) until the lab has logged a request `method` whose path ends with `suffix`.
+fn wait_for_request(lab: &Lab, method: &str, suffix: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if lab.requests().iter().any(|r| r.method == method && r.path.ends_with(suffix)) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("no {method} …{suffix} within 20 s");
+}
+
+#[test]
+fn a_rotation_killed_while_copying_acls_is_finished_by_the_rerun_with_every_privilege() {
+    let lab = Lab::start("8.4");
+    assert_eq!(lab.create("privatebox", &[]).code, 0);
+    let (old_id, _) = lab.saved().unwrap();
+    let paths_before = lab.root().get("/access/acl", &[]).unwrap();
+    let count_of = |acl: &serde_json::Value, ugid: &str| {
+        acl.as_array().unwrap().iter().filter(|e| e["type"] == "token" && e["ugid"] == ugid).count()
+    };
+    let expected = count_of(&paths_before, &old_id);
+    assert!(expected >= 2, "privatebox grants several paths: {paths_before}");
+    // The first ACL put of the copy hangs: kill rotate there, with the new token holding no entry yet.
+    lab.clear_log();
+    lab.fault(FaultSpec {
+        method: Some("PUT".to_owned()),
+        path: "/access/acl".to_owned(),
+        count: 1,
+        status: None,
+        message: None,
+        latency_ms: 30_000,
+        drop_connection: false,
+    });
+    let file = lab.token_file().display().to_string();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pvetoken"))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", lab.dir().join("home"))
+        .env("PVETOKEN_PASSWORD", &lab.lab().ready().root_password)
+        .args(["rotate", "--token-file", &file])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The log records a request when it is answered: the ACL read before the first (held) put is the mark.
+    wait_for_request(&lab, "GET", "/access/acl");
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    lab.lab().clear_faults();
+    let (switched_id, _) = lab.saved().unwrap();
+    assert_eq!(switched_id, "automation@pve!privatebox-r1", "killed after the token file switched");
+    let acl = lab.root().get("/access/acl", &[]).unwrap();
+    assert!(count_of(&acl, &switched_id) < expected, "killed before every ACL entry was copied: {acl}");
+
+    let rerun = lab.with_token_file("rotate", &[]);
+    assert_eq!(rerun.code, 0, "{}", rerun.both());
+    let (final_id, _) = lab.saved().unwrap();
+    let acl = lab.root().get("/access/acl", &[]).unwrap();
+    assert_eq!(count_of(&acl, &final_id), expected, "every ACL entry carried over: {acl}\n{}", rerun.both());
+    let verify = lab.with_token_file("verify", &["--profile", "privatebox"]);
+    assert_eq!(verify.code, 0, "{}", verify.both());
+    lab.assert_no_token_without_its_secret("automation@pve", "after the rerun");
+    assert_eq!(lab.server_tokens("automation@pve").len(), 1);
+}
