@@ -248,6 +248,43 @@ impl Demo<'_> {
         Ok(())
     }
 
+    /// After a rotation: the Semaphore environment holds the token file's (new) secret, read from the simulator
+    /// (Semaphore's API never returns secrets).
+    fn check_semaphore_holds(&mut self, lab: &pvetoken_lab::RunningLab, token_file: &Path) -> anyhow::Result<()> {
+        let started = Instant::now();
+        let token = crate::token_store::read(token_file)?;
+        let semaphore = lab.semaphore();
+        let held = semaphore
+            .environment_ids(1, "ProxmoxAPI")
+            .into_iter()
+            .map(|id| {
+                (semaphore.secret_value(id, "PROXMOX_TOKEN_ID"), semaphore.secret_value(id, "PROXMOX_TOKEN_SECRET"))
+            })
+            .collect::<Vec<_>>();
+        let ok = held.len() == 1
+            && held[0].0.as_deref() == Some(token.token_id.as_str())
+            && held[0].1.as_deref() == Some(token.secret.expose_secret());
+        let summary = if ok {
+            format!("Semaphore environment ProxmoxAPI holds {} and the new secret", token.token_id.as_str())
+        } else {
+            "Semaphore environment ProxmoxAPI does not hold the rotated token".to_owned()
+        };
+        self.push(Step {
+            step: "check-semaphore".into(),
+            side: "host",
+            command: "(read the Semaphore environment's secrets in the lab)".into(),
+            ok,
+            at_seconds: 0.0,
+            seconds: started.elapsed().as_secs_f64(),
+            summary,
+            details: Value::Null,
+        })?;
+        if !ok {
+            anyhow::bail!("step `check-semaphore` failed");
+        }
+        Ok(())
+    }
+
     /// Runs a command step: pushes it, and fails the story when it did not end as expected.
     fn command_step(
         &mut self,
@@ -523,7 +560,28 @@ impl Demo<'_> {
             format!("green again: {} has every privilege profile {HOME_INFRA_PROFILE} needs", text(json, "token_id"))
         })?;
 
-        // 11. Rotate, then revoke.
+        // 11. Rotate (the host remembers the Semaphore environment, so the rotation reaches it), then revoke.
+        let args = [
+            "register",
+            "semaphore",
+            "--url",
+            ready.semaphore_url.as_str(),
+            "--project",
+            "1",
+            "--user",
+            ready.semaphore_user.as_str(),
+            "--fingerprint",
+            fingerprint.as_str(),
+            "--token-file",
+            host_token_text.as_str(),
+        ];
+        self.command_step("register", "host", &args, 0, |json| {
+            format!(
+                "environment {} {} from the host, remembered next to {host_token_text} for rotate",
+                json.pointer("/environment/name").and_then(Value::as_str).unwrap_or("?"),
+                text(json, "status"),
+            )
+        })?;
         let args = ["rotate", "--token-file", host_token_text.as_str()];
         self.command_step("rotate", "host", &args, 0, |json| {
             format!(
@@ -533,6 +591,7 @@ impl Demo<'_> {
             )
         })?;
         self.learn_secret(&host_token);
+        self.check_semaphore_holds(lab, &host_token)?;
         for file in [&packer_token, &host_token] {
             let token_id =
                 crate::token_store::read(file).map(|t| t.token_id.to_string()).unwrap_or_else(|_| TOKEN_ID.into());
