@@ -55,6 +55,8 @@ enum HttpAuth {
 #[derive(Debug)]
 struct Local {
     pvesh: PathBuf,
+    /// Environment variables removed from pvesh's environment (the caller's credentials).
+    scrubbed: Vec<String>,
     timeout: Duration,
 }
 
@@ -126,7 +128,16 @@ impl PveClient {
 
     /// Runs `pvesh` (as root on the PVE host) for every call.
     pub fn local(pvesh: PathBuf, timeout: Duration) -> Self {
-        Self { backend: Backend::Local(Local { pvesh, timeout }), requests: AtomicU64::new(0) }
+        Self { backend: Backend::Local(Local { pvesh, timeout, scrubbed: Vec::new() }), requests: AtomicU64::new(0) }
+    }
+
+    /// Removes `names` from the environment of every `pvesh` run (credentials pvesh does not need).
+    #[must_use]
+    pub fn without_env(mut self, names: &[&str]) -> Self {
+        if let Backend::Local(local) = &mut self.backend {
+            local.scrubbed = names.iter().map(|name| (*name).to_owned()).collect();
+        }
+        self
     }
 
     /// True for the `pvesh` backend.
@@ -406,6 +417,9 @@ impl Local {
         let args_text = format!("{verb} {path}");
         let mut command = tokio::process::Command::new(&self.pvesh);
         command.arg(verb).arg(path).arg("--output-format").arg("json");
+        for name in &self.scrubbed {
+            command.env_remove(name);
+        }
         for (key, value) in params {
             command.arg(format!("--{key}")).arg(value);
         }

@@ -26,6 +26,7 @@ use pvetoken_client::{Fingerprint, TlsSettings};
 
 use crate::env_vars;
 use crate::exit::CliError;
+use crate::printer::Printer;
 
 /// Where the PVE server is and how to authenticate as an administrator.
 #[derive(Debug, Clone, Default, Args)]
@@ -65,6 +66,20 @@ pub struct TargetFallback {
     pub url: Option<String>,
     /// The token file's `PROXMOX_FINGERPRINT`.
     pub fingerprint: Option<String>,
+    /// The token file's `PROXMOX_CA_FILE`.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl TargetFallback {
+    /// The server, pin and CA file a token file names.
+    pub fn from_token_file(token: &pvetoken_render::TokenFile) -> Self {
+        Self { url: Some(token.url.clone()), fingerprint: token.fingerprint.clone(), ca_file: token.ca_file.clone() }
+    }
+
+    /// [`Self::from_token_file`] when there is a token file, else nothing.
+    pub fn from_optional(token: Option<&pvetoken_render::TokenFile>) -> Self {
+        token.map(Self::from_token_file).unwrap_or_default()
+    }
 }
 
 /// Where requests go.
@@ -135,7 +150,20 @@ impl ConnectionArgs {
     }
 
     /// Resolves where to connect. `fallback` fills in what neither flags nor environment give (the token file).
-    pub fn resolve_target(&self, fallback: &TargetFallback) -> Result<Target, CliError> {
+    ///
+    /// Every command resolves its target here, so `--insecure` is warned about in one place: whatever is sent
+    /// next (a password, a token) crosses unverified TLS.
+    pub fn resolve_target(&self, fallback: &TargetFallback, printer: &Printer) -> Result<Target, CliError> {
+        let target = self.resolve_target_quietly(fallback)?;
+        if target.is_insecure() {
+            printer
+                .warn("--insecure: the server certificate is not checked; anyone on the path can read the credentials");
+        }
+        Ok(target)
+    }
+
+    /// [`Self::resolve_target`] without the `--insecure` warning.
+    pub fn resolve_target_quietly(&self, fallback: &TargetFallback) -> Result<Target, CliError> {
         if self.local {
             let pvesh = std::env::var_os(env_vars::PVETOKEN_PVESH)
                 .filter(|value| !value.is_empty())
@@ -161,7 +189,12 @@ impl ConnectionArgs {
             ),
             _ => None,
         };
-        if let Some(ca_file) = &self.ca_file
+        // A CA file stored in the token file applies to its own server, unless a pin or --insecure was asked for.
+        let ca_file = self.ca_file.clone().or_else(|| {
+            let same_server = self.url.is_none() || self.url == fallback.url;
+            if same_server && self.fingerprint.is_none() && !self.insecure { fallback.ca_file.clone() } else { None }
+        });
+        if let Some(ca_file) = &ca_file
             && !ca_file.is_file()
         {
             return Err(CliError::usage(format!("CA file {}: no such file", ca_file.display())).with_hint(
@@ -169,10 +202,7 @@ impl ConnectionArgs {
                  /etc/pve/pve-root-ca.pem",
             ));
         }
-        Ok(Target::Remote {
-            endpoint,
-            tls: TlsSettings { ca_file: self.ca_file.clone(), fingerprint, insecure: self.insecure },
-        })
+        Ok(Target::Remote { endpoint, tls: TlsSettings { ca_file, fingerprint, insecure: self.insecure } })
     }
 
     /// Resolves administrative credentials: `--local`; else an admin token file (`PVETOKEN_ADMIN_TOKEN_FILE`);
@@ -295,7 +325,7 @@ pub async fn connect_admin(
     use pvetoken_client::pve::PveClient;
     let admin_token = read_admin_token(admin)?;
     match (target, http) {
-        (Target::Local { pvesh }, _) => Ok(PveClient::local(pvesh.clone(), timeout)),
+        (Target::Local { pvesh }, _) => Ok(PveClient::local(pvesh.clone(), timeout).without_env(env_vars::CREDENTIALS)),
         (Target::Remote { endpoint, .. }, Some(http)) => match admin {
             AdminAuth::Password { user, password, source } => {
                 PveClient::login(http.clone(), endpoint.clone(), user, password).await.map_err(|error| {
@@ -366,8 +396,9 @@ mod tests {
     #[test]
     fn a_bare_host_resolves_to_https_on_8006_with_the_pin_from_the_token_file() {
         let args = ConnectionArgs { auth_user: "root@pam".into(), ..ConnectionArgs::default() };
-        let fallback = TargetFallback { url: Some("pve.lan".into()), fingerprint: Some("00".repeat(32)) };
-        match args.resolve_target(&fallback).expect("resolves") {
+        let fallback =
+            TargetFallback { url: Some("pve.lan".into()), fingerprint: Some("00".repeat(32)), ca_file: None };
+        match args.resolve_target_quietly(&fallback).expect("resolves") {
             Target::Remote { endpoint, tls } => {
                 assert_eq!(endpoint.base(), "https://pve.lan:8006");
                 assert!(tls.fingerprint.is_some());
@@ -387,7 +418,7 @@ mod tests {
     fn no_url_anywhere_is_a_usage_error_naming_the_flag() {
         let args = ConnectionArgs { auth_user: "root@pam".into(), ..ConnectionArgs::default() };
         if std::env::var_os("PVETOKEN_URL").is_none() {
-            let error = args.resolve_target(&TargetFallback::default()).expect_err("no url");
+            let error = args.resolve_target_quietly(&TargetFallback::default()).expect_err("no url");
             assert!(error.hint.unwrap_or_default().contains("--url"));
         }
     }

@@ -31,3 +31,29 @@ pub const HOME: &str = "HOME";
 
 /// The `sops` program `pvetoken render --format sops --age-recipient ...` runs (default: `sops` from `PATH`).
 pub const PVETOKEN_SOPS: &str = "PVETOKEN_SOPS";
+
+/// Variables that carry credentials (or point at them): removed from the environment of every child process
+/// (sops, pvesh, ssh-keygen), which never needs them.
+pub const CREDENTIALS: &[&str] = &[
+    PVETOKEN_PASSWORD,
+    PVETOKEN_ADMIN_TOKEN_FILE,
+    SEMAPHORE_PASSWORD,
+    SEMAPHORE_API_TOKEN,
+    "BAO_TOKEN",
+    "VAULT_TOKEN",
+];
+
+/// Removes [`CREDENTIALS`] from a child's environment.
+pub trait ScrubCredentials {
+    /// The command without the credential variables.
+    fn env_clear_credentials(&mut self) -> &mut Self;
+}
+
+impl ScrubCredentials for std::process::Command {
+    fn env_clear_credentials(&mut self) -> &mut Self {
+        for name in CREDENTIALS {
+            self.env_remove(name);
+        }
+        self
+    }
+}

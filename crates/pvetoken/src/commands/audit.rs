@@ -117,7 +117,7 @@ fn offline(path: &Path, version: Option<PveVersion>, options: &Options) -> Resul
 }
 
 fn live(args: &AuditArgs, forced: Option<PveVersion>, options: &Options, printer: &Printer) -> anyhow::Result<Report> {
-    let target = args.connection.resolve_target(&TargetFallback::default()).map_err(|error| {
+    let target = args.connection.resolve_target(&TargetFallback::default(), printer).map_err(|error| {
         if error.hint.is_none() {
             error.with_hint("give --url https://HOST:8006 for a live audit, or --user-cfg FILE to audit a file")
         } else {

@@ -162,12 +162,24 @@ pub fn parse_expire(text: &str, now: i64) -> Result<i64, CliError> {
     if let Some((year, rest)) = text.split_once('-')
         && let Some((month, day)) = rest.split_once('-')
     {
-        let (year, month, day): (i64, i64, i64) =
-            (year.parse().map_err(|_| bad())?, month.parse().map_err(|_| bad())?, day.parse().map_err(|_| bad())?);
-        if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
-            return Err(bad());
+        let year: i64 = year.parse().map_err(|_| bad())?;
+        if year > 9999 {
+            return Err(too_far(text));
         }
-        let epoch = days_from_civil(year, month, day) * 86_400;
+        let (year, month, day): (i16, i8, i8) = (
+            i16::try_from(year).map_err(|_| bad())?,
+            month.parse().map_err(|_| bad())?,
+            day.parse().map_err(|_| bad())?,
+        );
+        // jiff checks the calendar: 2027-02-30 is an invalid date, not 2027-03-02.
+        let date = jiff::civil::Date::new(year, month, day).map_err(|_| {
+            CliError::usage(format!("--expire {text} is an invalid date"))
+                .with_hint("give a real calendar date as YYYY-MM-DD, e.g. 2026-12-31")
+        })?;
+        let epoch = date.to_zoned(jiff::tz::TimeZone::UTC).map_err(|_| too_far(text))?.timestamp().as_second();
+        if epoch > EXPIRE_MAX {
+            return Err(too_far(text));
+        }
         if epoch <= now {
             return Err(CliError::usage(format!("--expire {text} is in the past")));
         }
@@ -175,7 +187,6 @@ pub fn parse_expire(text: &str, now: i64) -> Result<i64, CliError> {
     }
     let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
     let (number, unit) = text.split_at(split);
-    let number: i64 = number.parse().map_err(|_| bad())?;
     let seconds = match unit {
         "s" => 1,
         "m" | "min" => 60,
@@ -185,21 +196,24 @@ pub fn parse_expire(text: &str, now: i64) -> Result<i64, CliError> {
         "y" => 365 * 86_400,
         _ => return Err(bad()),
     };
+    let number: i64 = number.parse().map_err(|_| too_far(text))?;
     if number <= 0 {
         return Err(bad());
     }
-    Ok(now + number * seconds)
+    // Overflow would wrap into a token that never expires (or one in the past): refuse instead.
+    number
+        .checked_mul(seconds)
+        .and_then(|span| now.checked_add(span))
+        .filter(|&at| at <= EXPIRE_MAX)
+        .ok_or_else(|| too_far(text))
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let yoe = year - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+/// The latest expiry accepted: 9999-12-31T23:59:59Z (PVE stores a plain epoch, but nothing later is meaningful).
+pub const EXPIRE_MAX: i64 = 253_402_300_799;
+
+fn too_far(text: &str) -> CliError {
+    CliError::usage(format!("--expire {text} is too far in the future"))
+        .with_hint("the latest expiry is 9999-12-31; use 0 or never for a token that does not expire")
 }
 
 /// Seconds since the epoch.
@@ -265,11 +279,8 @@ pub fn run(args: CreateArgs, printer: &Printer) -> anyhow::Result<Exit> {
         None => token_store::default_token_path()?,
     };
     let saved = token_store::read_if_exists(&token_file)?;
-    let fallback = TargetFallback {
-        url: saved.as_ref().map(|saved| saved.url.clone()),
-        fingerprint: saved.as_ref().and_then(|saved| saved.fingerprint.clone()),
-    };
-    let target = args.connection.resolve_target(&fallback)?;
+    let fallback = TargetFallback::from_optional(saved.as_ref());
+    let target = args.connection.resolve_target(&fallback, printer)?;
     // The token file may hold this token (a rerun), or a rotation of it; anything else would be overwritten.
     let saved = match saved {
         Some(saved) if is_same_token(&saved, &token) && same_server(&saved, &target) => Some(saved),
@@ -286,9 +297,6 @@ pub fn run(args: CreateArgs, printer: &Printer) -> anyhow::Result<Exit> {
         }
         None => None,
     };
-    if target.is_insecure() {
-        printer.warn("--insecure: the server certificate is not checked; anyone on the path can read the credentials");
-    }
     let admin = args.connection.resolve_admin()?;
     let runtime = tokio::runtime::Runtime::new()?;
     let report = runtime.block_on(async {
@@ -364,10 +372,7 @@ pub fn run(args: CreateArgs, printer: &Printer) -> anyhow::Result<Exit> {
 pub(crate) fn token_file_fallback() -> TargetFallback {
     let saved =
         token_store::default_token_path().ok().and_then(|path| token_store::read_if_exists(&path).ok().flatten());
-    TargetFallback {
-        url: saved.as_ref().map(|saved| saved.url.clone()),
-        fingerprint: saved.and_then(|saved| saved.fingerprint),
-    }
+    TargetFallback::from_optional(saved.as_ref())
 }
 
 /// True when `saved` holds `token`, or a rotation of it (`NAME-rN`, made by `rotate` before PVE 9.1).

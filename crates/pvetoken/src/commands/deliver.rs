@@ -55,8 +55,8 @@ pub fn run(args: DeliverArgs, printer: &Printer) -> anyhow::Result<Exit> {
         None => crate::token_store::default_token_path()?,
     };
     let token = crate::token_store::read(&token_path)?;
-    let fallback = TargetFallback { url: Some(token.url.clone()), fingerprint: token.fingerprint.clone() };
-    let target = args.connection.resolve_target(&fallback)?;
+    let fallback = TargetFallback::from_token_file(&token);
+    let target = args.connection.resolve_target(&fallback, printer)?;
     let admin = args.connection.resolve_admin()?;
     let timeout = args.connection.timeout();
     let mut request =

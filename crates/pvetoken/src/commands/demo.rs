@@ -19,7 +19,7 @@ use pvetoken_client::{Fingerprint, TlsSettings};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::env_vars;
+use crate::env_vars::{self, ScrubCredentials};
 use crate::exit::{CliError, Exit};
 use crate::printer::Printer;
 
@@ -637,7 +637,7 @@ impl Demo<'_> {
             });
         };
         let key = self.host.join("age-key.txt");
-        let output = Command::new(keygen).arg("-o").arg(&key).stdin(Stdio::null()).output()?;
+        let output = Command::new(keygen).env_clear_credentials().arg("-o").arg(&key).stdin(Stdio::null()).output()?;
         let recipient = String::from_utf8_lossy(&output.stderr)
             .lines()
             .find_map(|line| line.strip_prefix("Public key: ").map(str::to_owned))

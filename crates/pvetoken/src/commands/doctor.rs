@@ -74,6 +74,9 @@ pub fn run(args: DoctorArgs, printer: &Printer) -> anyhow::Result<Exit> {
     if let Some(text) = &args.explain_error {
         return run_explain(&args, text, printer);
     }
+    if args.connection.insecure {
+        printer.warn("--insecure: the server certificate is not checked; anyone on the path can read the credentials");
+    }
     let report = tokio::runtime::Runtime::new()?.block_on(diagnose(&args))?;
     if printer.is_json() {
         printer.json(&serde_json::json!({
@@ -234,8 +237,7 @@ fn resolve_target(args: &DoctorArgs, token: &TokenFile) -> Result<Target, CliErr
         connection.ca_file.clone_from(&token.ca_file);
         connection.insecure = token.tls_insecure && token.fingerprint.is_none() && token.ca_file.is_none();
     }
-    let fallback = TargetFallback { url: Some(token.url.clone()), fingerprint: token.fingerprint.clone() };
-    connection.resolve_target(&fallback)
+    connection.resolve_target_quietly(&TargetFallback::from_token_file(token))
 }
 
 /// Admin access when available without a prompt (never required).

@@ -34,7 +34,7 @@ pub fn run(args: ListArgs, printer: &Printer) -> anyhow::Result<Exit> {
     if !args.all {
         super::create::validate_user(&args.user)?;
     }
-    let target = args.connection.resolve_target(&super::create::token_file_fallback())?;
+    let target = args.connection.resolve_target(&super::create::token_file_fallback(), printer)?;
     let admin = args.connection.resolve_admin()?;
     let timeout = args.connection.timeout();
     let runtime = tokio::runtime::Runtime::new()?;

@@ -12,7 +12,7 @@ use clap::builder::PossibleValuesParser;
 use pvetoken_api::ExposeSecret;
 use pvetoken_render::{AgeRecipient, Format, RenderOptions, TokenFile};
 
-use crate::env_vars;
+use crate::env_vars::{self, ScrubCredentials};
 use crate::exit::{CliError, Exit};
 use crate::printer::Printer;
 use crate::token_store;
@@ -189,6 +189,7 @@ fn encrypt_with_sops(
 ) -> Result<Vec<u8>, CliError> {
     let joined = recipients.iter().map(AgeRecipient::as_str).collect::<Vec<_>>().join(",");
     let mut child = Command::new(program)
+        .env_clear_credentials()
         // An explicit empty config: a .sops.yaml around the working directory must not add or refuse recipients.
         .args(["--config", "/dev/null", "--encrypt", "--input-type", "yaml", "--output-type", "yaml"])
         .args(["--age", &joined, "/dev/stdin"])

@@ -39,7 +39,7 @@ pub fn run(args: RevokeArgs, printer: &Printer) -> anyhow::Result<Exit> {
         Some(path) => Some(path.clone()),
         None => token_store::default_token_path().ok(),
     };
-    let target = args.connection.resolve_target(&super::create::token_file_fallback())?;
+    let target = args.connection.resolve_target(&super::create::token_file_fallback(), printer)?;
     let admin = args.connection.resolve_admin()?;
     let timeout = args.connection.timeout();
     let runtime = tokio::runtime::Runtime::new()?;

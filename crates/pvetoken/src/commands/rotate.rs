@@ -46,11 +46,8 @@ pub fn run(args: RotateArgs, printer: &Printer) -> anyhow::Result<Exit> {
     };
     let saved = token_store::read(&token_file)?;
     let token = TokenRef::parse(saved.token_id.as_str())?;
-    let fallback = TargetFallback { url: Some(saved.url.clone()), fingerprint: saved.fingerprint.clone() };
-    let target = args.connection.resolve_target(&fallback)?;
-    if target.is_insecure() {
-        printer.warn("--insecure: the server certificate is not checked");
-    }
+    let fallback = TargetFallback::from_token_file(&saved);
+    let target = args.connection.resolve_target(&fallback, printer)?;
     let admin = args.connection.resolve_admin()?;
     let timeout = args.connection.timeout();
     let runtime = tokio::runtime::Runtime::new()?;

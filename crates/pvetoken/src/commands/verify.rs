@@ -68,7 +68,9 @@ pub fn token_client(
         (Target::Remote { endpoint, .. }, Some(http)) => {
             PveClient::with_token(http.clone(), endpoint.clone(), token_id, secret)
         }
-        (Target::Local { pvesh }, _) => PveClient::local(pvesh.clone(), timeout),
+        (Target::Local { pvesh }, _) => {
+            PveClient::local(pvesh.clone(), timeout).without_env(crate::env_vars::CREDENTIALS)
+        }
         (Target::Remote { endpoint, .. }, None) => {
             PveClient::with_token(reqwest::Client::new(), endpoint.clone(), token_id, secret)
         }
@@ -235,11 +237,8 @@ pub fn run(args: VerifyArgs, printer: &Printer) -> anyhow::Result<Exit> {
         })?),
         None => None,
     };
-    let fallback = TargetFallback { url: Some(saved.url.clone()), fingerprint: saved.fingerprint.clone() };
-    let target = args.connection.resolve_target(&fallback)?;
-    if target.is_insecure() {
-        printer.warn("--insecure: the server certificate is not checked");
-    }
+    let fallback = TargetFallback::from_token_file(&saved);
+    let target = args.connection.resolve_target(&fallback, printer)?;
     let admin_auth = if user_cfg.is_none() && args.connection.admin_available_without_prompt() {
         Some(args.connection.resolve_admin()?)
     } else {
