@@ -16,7 +16,7 @@
 //! let admin = args.connection.resolve_admin()?;                            // who (may prompt)
 //! ```
 
-use std::io::{IsTerminal, Read};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
@@ -270,11 +270,8 @@ const FINGERPRINT_HINT: &str =
     "on the PVE host, `pvenode cert info --output-format json` shows the fingerprint of pve-ssl.pem";
 
 fn read_password_file(path: &Path) -> Result<Secret, CliError> {
-    let mut file = std::fs::File::open(path)
-        .map_err(|error| CliError::usage(format!("--password-file {}: {error}", path.display())))?;
-    let mut text = String::new();
-    file.read_to_string(&mut text)
-        .map_err(|error| CliError::usage(format!("--password-file {}: {error}", path.display())))?;
+    // Owned by us or root, 0600, not a link: a password file others can read or replace is refused.
+    let mut text = crate::token_store::read_private(path, "--password-file")?;
     let first = text.lines().next().unwrap_or_default().to_owned();
     zeroize::Zeroize::zeroize(&mut text);
     if first.is_empty() {

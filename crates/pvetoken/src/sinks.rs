@@ -52,11 +52,11 @@ struct SinkFile {
 /// Reads the sinks remembered for a token file (none when the file does not exist).
 pub fn load(token_file: &std::path::Path) -> anyhow::Result<Vec<SinkRecord>> {
     let path = sinks_path(token_file);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(error) => anyhow::bail!("cannot read {}: {error}", path.display()),
-    };
+    if std::fs::symlink_metadata(&path).is_err_and(|error| error.kind() == std::io::ErrorKind::NotFound) {
+        return Ok(Vec::new());
+    }
+    // The record decides where rotate sends secrets: trusted only when it is ours, private and not a link.
+    let text = crate::token_store::read_private(&path, "sink record")?;
     let file: SinkFile = serde_json::from_str(&text)
         .map_err(|error| anyhow::anyhow!("{} is not a pvetoken sink list: {error}", path.display()))?;
     Ok(file.sinks)

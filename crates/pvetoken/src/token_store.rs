@@ -36,8 +36,66 @@ pub fn default_token_path() -> Result<PathBuf, CliError> {
 }
 
 fn is_root() -> bool {
-    // The owner of our own process directory is our effective uid; avoids libc for one getuid().
-    std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
+    current_uid() == Some(0)
+}
+
+/// Our effective uid: the owner of our own process directory (avoids libc for one geteuid()).
+pub fn current_uid() -> Option<u32> {
+    std::fs::metadata("/proc/self").map(|m| m.uid()).ok()
+}
+
+/// The largest private file pvetoken reads (a token file is well under 1 KiB; a password file one line).
+pub const PRIVATE_FILE_MAX: u64 = 64 * 1024;
+
+/// Checks, as ssh does for its keys, that `path` is a regular file (not a symbolic link), owned by us or root, and
+/// not accessible by group or others. A file someone else owns could point pvetoken (and the administrator's
+/// password) at another server; a link would be replaced by the next atomic write, leaving the secret behind in
+/// its target.
+pub fn check_private(path: &Path, what: &str) -> Result<std::fs::Metadata, CliError> {
+    let metadata = std::fs::symlink_metadata(path).map_err(|error| match error.kind() {
+        std::io::ErrorKind::NotFound => CliError::usage(format!("{what} {} does not exist", path.display()))
+            .with_hint("create it with `pvetoken create --profile PROFILE`, or pass --token-file PATH"),
+        _ => CliError::usage(format!("cannot read {what} {}: {error}", path.display())),
+    })?;
+    if metadata.file_type().is_symlink() {
+        let target = std::fs::read_link(path).map(|t| t.display().to_string()).unwrap_or_else(|_| "?".into());
+        return Err(CliError::usage(format!(
+            "{what} {} is a symbolic link (to {target}); pvetoken reads and replaces such files in place and does \
+             not follow links",
+            path.display()
+        ))
+        .with_hint("pass the real file's path instead of the link"));
+    }
+    if !metadata.is_file() {
+        return Err(CliError::usage(format!("{what} {} is not a regular file", path.display())));
+    }
+    let me = current_uid();
+    if metadata.uid() != 0 && Some(metadata.uid()) != me {
+        return Err(CliError::usage(format!(
+            "{what} {} is owned by uid {}, not by you (uid {}) or root: whoever owns it can change where pvetoken \
+             connects and what it trusts",
+            path.display(),
+            metadata.uid(),
+            me.map_or_else(|| "?".to_owned(), |uid| uid.to_string())
+        ))
+        .with_hint(format!("if the file is yours: chown \"$(id -u)\" {}", path.display())));
+    }
+    let mode = metadata.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(CliError::usage(format!(
+            "{what} {} has mode {mode:04o}: it holds a secret and must not be accessible by group or others",
+            path.display()
+        ))
+        .with_hint(format!("chmod 600 {}", path.display())));
+    }
+    if metadata.len() > PRIVATE_FILE_MAX {
+        return Err(CliError::usage(format!(
+            "{what} {} is {} bytes; such a file is at most {PRIVATE_FILE_MAX} bytes",
+            path.display(),
+            metadata.len()
+        )));
+    }
+    Ok(metadata)
 }
 
 /// Reads and parses a token file, refusing one that group or others can read or write (as ssh does).
@@ -59,24 +117,13 @@ pub fn read_if_exists(path: &Path) -> Result<Option<TokenFile>, CliError> {
 
 /// Reads a file that holds a secret, checking its mode first. `what` names it in messages.
 pub fn read_private(path: &Path, what: &str) -> Result<String, CliError> {
-    let metadata = std::fs::metadata(path).map_err(|error| match error.kind() {
-        std::io::ErrorKind::NotFound => CliError::usage(format!("{what} {} does not exist", path.display()))
-            .with_hint("create it with `pvetoken create --profile PROFILE`, or pass --token-file PATH"),
-        _ => CliError::usage(format!("cannot read {what} {}: {error}", path.display())),
-    })?;
-    if !metadata.is_file() {
-        return Err(CliError::usage(format!("{what} {} is not a regular file", path.display())));
-    }
-    let mode = metadata.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(CliError::usage(format!(
-            "{what} {} has mode {mode:04o}: it holds a secret and must not be accessible by group or others",
-            path.display()
-        ))
-        .with_hint(format!("chmod 600 {}", path.display())));
-    }
-    std::fs::read_to_string(path)
-        .map_err(|error| CliError::usage(format!("cannot read {what} {}: {error}", path.display())))
+    check_private(path, what)?;
+    use std::io::Read;
+    let mut text = String::new();
+    File::open(path)
+        .and_then(|file| file.take(PRIVATE_FILE_MAX + 1).read_to_string(&mut text))
+        .map_err(|error| CliError::usage(format!("cannot read {what} {}: {error}", path.display())))?;
+    Ok(text)
 }
 
 /// A 0600 temp file next to the destination, ready to receive a token.
@@ -97,7 +144,33 @@ impl PreparedTokenFile {
     /// Writes the token, fsyncs, renames over the destination and fsyncs the directory.
     pub fn commit(mut self, token: &TokenFile) -> Result<(), CliError> {
         let file = self.file.take().ok_or_else(|| CliError::usage("token file already committed"))?;
-        finish_atomic(file, &self.temp_path, &self.destination, token.render().as_bytes())
+        let result = finish_atomic(file, &self.temp_path, &self.destination, token.render().as_bytes());
+        if result.is_err() {
+            // No copy of the secret is left behind: the caller reports the failure (and deletes the token or
+            // names where the secret went).
+            let _ = std::fs::remove_file(&self.temp_path);
+        }
+        result
+    }
+
+    /// Like [`Self::commit`], but when the file cannot be put in place the complete token file stays at a 0600
+    /// path beside it, named in the error: for a secret that already replaced the old one on the server
+    /// (regenerate), this is the only copy.
+    pub fn commit_or_keep(mut self, token: &TokenFile) -> Result<(), CliError> {
+        let file = self.file.take().ok_or_else(|| CliError::usage("token file already committed"))?;
+        let written = finish_atomic(file, &self.temp_path, &self.destination, token.render().as_bytes());
+        written.map_err(|mut error| {
+            if self.temp_path.exists() {
+                error.message = format!(
+                    "{}; the new token file (with the only copy of the new secret) is at {}",
+                    error.message,
+                    self.temp_path.display()
+                );
+                error.hint =
+                    Some(format!("move it into place: mv {} {}", self.temp_path.display(), self.destination.display()));
+            }
+            error
+        })
     }
 }
 
@@ -228,5 +301,37 @@ mod tests {
     fn unwritable_destination_fails_before_anything_is_created() {
         let error = PreparedTokenFile::prepare(Path::new("/proc/pvetoken-test/token.env")).expect_err("unwritable");
         assert!(error.message.contains("cannot"), "{}", error.message);
+    }
+
+    #[test]
+    fn a_failed_rename_leaves_no_copy_of_the_secret_unless_asked_and_then_names_it() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("token.env");
+        // The destination turns into a non-empty directory between prepare and commit: the rename fails.
+        let prepared = PreparedTokenFile::prepare(&path).expect("prepare");
+        let kept_one = PreparedTokenFile::prepare(&path).expect("prepare a second");
+        std::fs::create_dir(&path).expect("mkdir");
+        std::fs::write(path.join("x"), "x").expect("fill");
+        assert!(prepared.commit(&token()).is_err());
+        drop(kept_one);
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .expect("list")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["token.env"], "the temp file holding the secret is gone");
+
+        std::fs::remove_dir_all(&path).expect("rmdir");
+        let prepared = PreparedTokenFile::prepare(&path).expect("prepare");
+        std::fs::create_dir(&path).expect("mkdir");
+        std::fs::write(path.join("x"), "x").expect("fill");
+        let error = prepared.commit_or_keep(&token()).expect_err("rename fails");
+        let kept = std::fs::read_dir(dir.path())
+            .expect("list")
+            .map(|e| e.expect("entry").path())
+            .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(".token.env.tmp-")))
+            .expect("kept");
+        assert!(error.message.contains(&kept.display().to_string()), "{}", error.message);
+        assert!(error.hint.unwrap_or_default().starts_with("move it into place: mv "));
+        assert_eq!(std::fs::metadata(&kept).expect("kept").permissions().mode() & 0o777, 0o600);
     }
 }

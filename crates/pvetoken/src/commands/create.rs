@@ -836,13 +836,16 @@ impl Lifecycle<'_> {
             let regenerated =
                 self.client.regenerate_token(&token.user, &token.name).await.map_err(|error| self.remote(&error))?;
             let file = self.token_file_for(&token.full(), regenerated.value.clone())?;
-            prepared.commit(&file).map_err(|error| {
+            prepared.commit_or_keep(&file).map_err(|error| {
+                let hint = error.hint.clone().unwrap_or_else(|| {
+                    "fix the directory and rerun with --rotate-if-exists (the new secret is lost)".to_owned()
+                });
                 CliError::usage(format!(
                     "the secret of {} was regenerated but cannot be saved: {}",
                     token.full(),
                     error.message
                 ))
-                .with_hint("fix the directory and rerun with --rotate-if-exists (the new secret is lost)")
+                .with_hint(hint)
             })?;
             self.changes.push(format!("regenerated the secret of {}", token.full()));
             return Ok(regenerated.value);
@@ -905,9 +908,10 @@ pub(crate) mod pending {
         crate::token_store::write_secret_file_atomic(&path(token_file), format!("{token_id}\n").as_bytes())
     }
 
-    /// True when the marker names `token_id`.
+    /// True when the marker names `token_id`. Only a marker we (or root) wrote, 0600 and not a link, counts: a
+    /// marker planted by someone else must never make create delete and replace an existing token.
     pub(crate) fn names(token_file: &Path, token_id: &str) -> bool {
-        std::fs::read_to_string(path(token_file)).is_ok_and(|text| text.trim() == token_id)
+        crate::token_store::read_private(&path(token_file), "pending marker").is_ok_and(|text| text.trim() == token_id)
     }
 
     /// Removes the marker.

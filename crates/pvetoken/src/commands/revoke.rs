@@ -106,7 +106,16 @@ struct LocalCopy {
 /// that still hold the dead secret. A missing file, or a file holding another token or a token of another server
 /// (same id, different URL), is left alone.
 fn forget_local_copy(path: &Path, full_id: &str, target: &Target, printer: &Printer) -> anyhow::Result<LocalCopy> {
-    let Some(saved) = token_store::read_if_exists(path).ok().flatten() else { return Ok(LocalCopy::default()) };
+    let saved = match token_store::read_if_exists(path) {
+        Ok(Some(saved)) => saved,
+        Ok(None) => return Ok(LocalCopy::default()),
+        Err(error) => {
+            // Say why the file stays (a link, someone else's file, readable by others) instead of keeping it
+            // silently.
+            printer.warn(&format!("kept {}: {}", path.display(), error.message));
+            return Ok(LocalCopy::default());
+        }
+    };
     if saved.token_id.as_str() != full_id {
         return Ok(LocalCopy::default());
     }

@@ -290,14 +290,17 @@ impl Rotation<'_> {
         })?;
         let mut file = saved.clone();
         file.secret = regenerated.value.clone();
-        prepared.commit(&file).map_err(|error| {
+        prepared.commit_or_keep(&file).map_err(|error| {
+            let hint = error.hint.clone().unwrap_or_else(|| {
+                "fix the directory and rerun pvetoken rotate (the old secret no longer works)".to_owned()
+            });
             CliError::usage(format!(
                 "the secret of {} was regenerated but cannot be saved to {}: {}",
                 token.full(),
                 token_file.display(),
                 error.message
             ))
-            .with_hint("fix the directory and rerun pvetoken rotate (the old secret no longer works)")
+            .with_hint(hint)
         })?;
         self.permissions(&token.full(), &regenerated.value)
             .await

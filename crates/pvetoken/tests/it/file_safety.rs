@@ -1,0 +1,142 @@
+//! Files pvetoken trusts: token files, sink records, pending markers and password files must be regular files of
+//! ours (or root's), private, not links; anything else is refused before a request leaves, or named when kept.
+#![allow(clippy::unwrap_used, reason = "tests")]
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+
+use crate::lifecycle::Lab;
+
+fn chown_nobody(path: &Path) {
+    let status = std::process::Command::new("chown").arg("65534").arg(path).status().unwrap();
+    assert!(status.success(), "chown (the tests run as root)");
+}
+
+fn is_root() -> bool {
+    std::fs::metadata("/proc/self").unwrap().uid() == 0
+}
+
+#[test]
+fn a_token_file_owned_by_someone_else_is_refused_before_any_request_and_doctor_says_so() {
+    if !is_root() {
+        // chown to another uid needs root; CI and the development machine run the suite as root.
+        return;
+    }
+    let lab = Lab::start("9.1");
+    assert_eq!(lab.create("packer", &[]).code, 0);
+    chown_nobody(&lab.token_file());
+    lab.clear_log();
+    for command in ["verify", "rotate"] {
+        let run = lab.with_token_file(command, &[]);
+        assert_eq!(run.code, 2, "{command}: {}", run.both());
+        assert!(run.stderr.contains("owned by uid 65534"), "{command}: {}", run.both());
+    }
+    let run = lab.with_token_file("doctor", &["--output", "json"]);
+    assert_ne!(run.code, 0, "{}", run.both());
+    assert!(
+        run.stdout.contains("token-file-unreadable") && run.stdout.contains("owned by uid 65534"),
+        "{}",
+        run.both()
+    );
+    assert!(lab.requests().is_empty(), "no request left: {:?}", lab.requests());
+}
+
+#[test]
+fn a_password_file_readable_by_others_or_owned_by_someone_else_is_refused() {
+    let lab = Lab::start("9.1");
+    let password = lab.dir().join("root.pass");
+    std::fs::write(&password, format!("{}\n", lab.lab().ready().root_password)).unwrap();
+    std::fs::set_permissions(&password, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let pass = password.display().to_string();
+    let file = lab.token_file().display().to_string();
+    let ready = lab.lab().ready();
+    let args = [
+        "create",
+        "--profile",
+        "packer",
+        "--token-file",
+        &file,
+        "--url",
+        &ready.pve_url,
+        "--fingerprint",
+        &ready.fingerprint_sha256,
+        "--password-file",
+        &pass,
+    ];
+    let run = lab.pvetoken_env(&args, &[]);
+    assert_eq!(run.code, 2, "{}", run.both());
+    assert!(run.stderr.contains("mode 0644") && run.stderr.contains("chmod 600"), "{}", run.both());
+    std::fs::set_permissions(&password, std::fs::Permissions::from_mode(0o600)).unwrap();
+    if is_root() {
+        chown_nobody(&password);
+        let run = lab.pvetoken_env(&args, &[]);
+        assert_eq!(run.code, 2, "{}", run.both());
+        assert!(run.stderr.contains("owned by uid 65534"), "{}", run.both());
+        std::process::Command::new("chown").arg("0").arg(&password).status().unwrap();
+    }
+    assert!(lab.server_tokens("automation@pve").is_empty());
+    let run = lab.pvetoken_env(&args, &[]);
+    assert_eq!(run.code, 0, "a private password file of ours works: {}", run.both());
+}
+
+#[test]
+fn a_planted_pending_marker_never_makes_create_replace_an_existing_token() {
+    let lab = Lab::start("8.4");
+    assert_eq!(lab.create("packer", &[]).code, 0);
+    let (id, secret) = lab.saved().unwrap();
+    // The secret is lost locally; someone plants a marker claiming the token as an interrupted create of theirs.
+    std::fs::remove_file(lab.token_file()).unwrap();
+    let marker = lab.token_file().with_file_name("token.env.pending");
+    std::fs::write(&marker, format!("{id}\n")).unwrap();
+    std::fs::set_permissions(&marker, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let run = lab.create("packer", &[]);
+    assert_eq!(run.code, 2, "{}", run.both());
+    assert!(run.stderr.contains("does not hold its secret"), "{}", run.both());
+    assert!(lab.as_token(&id, &secret).get("/access/permissions", &[]).is_ok(), "the token was not replaced");
+    if is_root() {
+        // A private marker, but someone else's.
+        std::fs::write(&marker, format!("{id}\n")).unwrap();
+        std::fs::set_permissions(&marker, std::fs::Permissions::from_mode(0o600)).unwrap();
+        chown_nobody(&marker);
+        let run = lab.create("packer", &[]);
+        assert_eq!(run.code, 2, "{}", run.both());
+        assert!(lab.as_token(&id, &secret).get("/access/permissions", &[]).is_ok(), "still not replaced");
+    }
+}
+
+#[test]
+fn a_symlinked_token_file_is_refused_by_rotate_and_kept_with_a_reason_by_revoke() {
+    let lab = Lab::start("9.1");
+    assert_eq!(lab.create("packer", &[]).code, 0);
+    let (id, secret) = lab.saved().unwrap();
+    let real = lab.dir().join("real-token.env");
+    std::fs::rename(lab.token_file(), &real).unwrap();
+    std::os::unix::fs::symlink(&real, lab.token_file()).unwrap();
+    let run = lab.with_token_file("rotate", &[]);
+    assert_eq!(run.code, 2, "{}", run.both());
+    assert!(run.stderr.contains("symbolic link"), "{}", run.both());
+    assert!(std::fs::symlink_metadata(lab.token_file()).unwrap().file_type().is_symlink(), "the link stays");
+    assert!(lab.as_token(&id, &secret).get("/access/permissions", &[]).is_ok(), "nothing rotated");
+
+    let file = lab.token_file().display().to_string();
+    let mut args = vec!["revoke".to_owned(), id.clone(), "--token-file".into(), file];
+    args.extend(lab.connection());
+    let run = lab.pvetoken(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(run.code, 0, "{}", run.both());
+    assert!(run.stderr.contains("kept") && run.stderr.contains("symbolic link"), "{}", run.both());
+    assert!(real.exists(), "the target is not touched");
+}
+
+#[test]
+fn revoke_names_a_readable_token_file_it_keeps() {
+    let lab = Lab::start("9.1");
+    assert_eq!(lab.create("packer", &[]).code, 0);
+    let (id, _) = lab.saved().unwrap();
+    std::fs::set_permissions(lab.token_file(), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let file = lab.token_file().display().to_string();
+    let mut args = vec!["revoke".to_owned(), id, "--token-file".into(), file];
+    args.extend(lab.connection());
+    let run = lab.pvetoken(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(run.code, 0, "{}", run.both());
+    assert!(run.stderr.contains("kept") && run.stderr.contains("mode 0644"), "{}", run.both());
+}
