@@ -10,11 +10,15 @@ use crate::control::FaultSpec;
 use crate::http::{ApiError, data_body, error_body, reason_phrase, response};
 use crate::server::Lab;
 
-fn is_root(lab: &Lab, headers: &hyper::HeaderMap) -> bool {
-    if let crate::auth::Presented::Ticket { ticket, .. } = crate::auth::presented(headers)
-        && crate::auth::verify_ticket(&lab.ticket_key, &ticket, crate::state::now()).as_deref() == Some("root@pam")
-    {
-        return true;
+/// The lab's root, by ticket or Basic auth. As in PVE, a ticket (a browser's cookie) changes state only with a
+/// valid `CSRFPreventionToken`: otherwise any page the browser visits could reset the lab.
+fn is_root(lab: &Lab, method: &str, headers: &hyper::HeaderMap) -> bool {
+    if let crate::auth::Presented::Ticket { ticket, csrf } = crate::auth::presented(headers) {
+        let now = crate::state::now();
+        let Some(user) = crate::auth::verify_ticket(&lab.ticket_key, &ticket, now) else { return false };
+        let reads = matches!(method, "GET" | "HEAD");
+        return user == "root@pam"
+            && (reads || csrf.is_some_and(|token| crate::auth::verify_csrf(&lab.ticket_key, &user, &token, now)));
     }
     let basic = headers
         .get(hyper::header::AUTHORIZATION)
@@ -47,7 +51,7 @@ pub(crate) async fn handle(
     headers: &hyper::HeaderMap,
     body: &[u8],
 ) -> hyper::Response<Full<Bytes>> {
-    if !is_root(lab, headers) {
+    if !is_root(lab, method, headers) {
         return answer(Err(ApiError::new(401, "lab control needs the lab's root@pam credentials")));
     }
     let params = match crate::http::Params::parse(query, b"", None) {

@@ -18,8 +18,9 @@ use crate::scenario::Scenario;
 use crate::state::{State, now};
 use crate::{access, guests};
 
-/// Largest accepted request body (PVE's `limit_max_post` is 64 KiB; file-write content is up to 60 KiB).
-pub(crate) const MAX_BODY: usize = 128 * 1024;
+/// Largest accepted request body: pve-http-server's `$limit_max_post` (64 KiB); larger posts are answered
+/// 501 "for data too large" (proxmox/pve-http-server `src/PVE/APIServer/AnyEvent.pm`).
+pub(crate) const MAX_BODY: usize = 64 * 1024;
 
 /// The running simulator's shared state.
 pub(crate) struct Lab {
@@ -467,14 +468,14 @@ pub(crate) async fn serve_request(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > MAX_BODY) {
-        lab.control.record(method, path, query, 413, None);
+        lab.control.record(method, path, query, 501, None);
         return Ok(too_large());
     }
     let (parts, body) = request.into_parts();
     let bytes = match http_body_util::Limited::new(body, MAX_BODY).collect().await {
         Ok(c) => c.to_bytes(),
         Err(_) => {
-            lab.control.record(method, path, query, 413, None);
+            lab.control.record(method, path, query, 501, None);
             return Ok(too_large());
         }
     };
@@ -488,6 +489,6 @@ pub(crate) async fn serve_request(
 }
 
 fn too_large() -> hyper::Response<Full<Bytes>> {
-    let error = ApiError::new(413, "request too large");
-    response(413, &reason_phrase(&error.message), error_body(&error))
+    let error = ApiError::new(501, "for data too large");
+    response(501, &reason_phrase(&error.message), error_body(&error))
 }

@@ -192,6 +192,43 @@ pub fn write_secret_file_atomic(path: &Path, bytes: &[u8]) -> Result<(), CliErro
     result
 }
 
+/// How an `--out` destination was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputWritten {
+    /// A regular file, replaced atomically by a new 0600 file.
+    Replaced,
+    /// An existing pipe, terminal or device (also through a link such as `/dev/stdout`), written as a stream and
+    /// left in place.
+    Streamed,
+}
+
+/// Writes an `--out` destination. A regular (or new) file is replaced atomically with mode 0600; an existing
+/// non-regular file (a FIFO, `/dev/stdout`, a terminal, `/dev/null`) is written into as a stream and never
+/// replaced (write errors such as `/dev/full`'s ENOSPC are errors); a link to a regular file is refused, since
+/// replacing it would leave the target holding the old content.
+pub fn write_output(path: &Path, bytes: &[u8]) -> Result<OutputWritten, CliError> {
+    let followed = std::fs::metadata(path);
+    if let Ok(metadata) = &followed
+        && !metadata.is_file()
+    {
+        if metadata.is_dir() {
+            return Err(CliError::usage(format!("{} is a directory, not a file", path.display())));
+        }
+        let fail = |error: std::io::Error| CliError::usage(format!("cannot write to {}: {error}", path.display()));
+        let mut stream = OpenOptions::new().write(true).open(path).map_err(fail)?;
+        stream.write_all(bytes).and_then(|()| stream.flush()).map_err(fail)?;
+        return Ok(OutputWritten::Streamed);
+    }
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(CliError::usage(format!(
+            "{} is a symbolic link to a file; pvetoken replaces output files atomically and does not follow links",
+            path.display()
+        ))
+        .with_hint("pass the real file's path instead of the link"));
+    }
+    write_secret_file_atomic(path, bytes).map(|()| OutputWritten::Replaced)
+}
+
 fn create_temp_beside(destination: &Path) -> Result<(PathBuf, File), CliError> {
     let directory = match destination.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),

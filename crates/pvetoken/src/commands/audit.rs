@@ -1,7 +1,6 @@
 //! `pvetoken audit`: every token of a cluster (live, through the API) or of a user.cfg (offline), what it can
 //! really do, and what is wrong with it. Exit 1 when a finding at or above `--fail-on` exists.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
@@ -170,19 +169,8 @@ fn emit(report: &Report, html_out: Option<&Path>, printer: &Printer) -> anyhow::
 
 /// Writes `text` to `path` through a temporary file in the same directory and a rename.
 fn write_file(path: &Path, text: &str) -> Result<(), CliError> {
-    let fail = |error: std::io::Error| {
-        CliError::usage(format!("cannot write {}: {error}", path.display()))
-            .with_hint("choose a writable location for --html-out")
-    };
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "report.html".into());
-    let temp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    let mut file = std::fs::File::create(&temp).map_err(fail)?;
-    file.write_all(text.as_bytes()).and_then(|()| file.sync_all()).map_err(fail)?;
-    drop(file);
-    std::fs::rename(&temp, path).map_err(|error| {
-        let _ = std::fs::remove_file(&temp);
-        fail(error)
+    crate::token_store::write_output(path, text.as_bytes()).map(|_| ()).map_err(|error| {
+        if error.hint.is_none() { error.with_hint("choose a writable location for --html-out") } else { error }
     })
 }
 

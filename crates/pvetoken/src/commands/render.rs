@@ -111,10 +111,14 @@ pub fn run(args: RenderArgs, printer: &Printer) -> anyhow::Result<Exit> {
     }
 
     match &args.out {
-        Some(out) => {
-            token_store::write_secret_file_atomic(out, &bytes)?;
-            printer.success(&format!("wrote {} ({format}, mode 0600)", out.display()));
-        }
+        Some(out) => match token_store::write_output(out, &bytes)? {
+            token_store::OutputWritten::Replaced => {
+                printer.success(&format!("wrote {} ({format}, mode 0600)", out.display()));
+            }
+            token_store::OutputWritten::Streamed => {
+                printer.success(&format!("wrote {format} into {} (not a regular file: left in place)", out.display()));
+            }
+        },
         None => {
             if carries_clear_secret && std::io::stdout().is_terminal() && !args.force {
                 return Err(CliError::usage(format!(

@@ -2,7 +2,7 @@
 //! ours (or root's), private, not links; anything else is refused before a request leaves, or named when kept.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use crate::lifecycle::Lab;
@@ -139,4 +139,40 @@ fn revoke_names_a_readable_token_file_it_keeps() {
     let run = lab.pvetoken(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(run.code, 0, "{}", run.both());
     assert!(run.stderr.contains("kept") && run.stderr.contains("mode 0644"), "{}", run.both());
+}
+
+#[test]
+fn render_out_streams_into_fifos_and_devices_and_never_replaces_them() {
+    let lab = Lab::start("9.1");
+    assert_eq!(lab.create("packer", &[]).code, 0);
+    let file = lab.token_file().display().to_string();
+    let render = |out: &str| lab.pvetoken(&["render", "--format", "env", "--token-file", &file, "--out", out]);
+    // A FIFO: its reader gets the content; it is still a FIFO afterwards.
+    let fifo = lab.dir().join("pipe");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+    };
+    let run = render(&fifo.display().to_string());
+    assert_eq!(run.code, 0, "{}", run.both());
+    assert!(reader.join().unwrap().contains("PROXMOX_TOKEN_ID"), "the reader got the token file");
+    assert!(std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo(), "still a FIFO");
+    // /dev/null takes it and stays a device; /dev/full is an error, and stays a device.
+    assert_eq!(render("/dev/null").code, 0);
+    let run = render("/dev/full");
+    assert_ne!(run.code, 0, "{}", run.both());
+    assert!(run.stderr.contains("/dev/full"), "{}", run.both());
+    for device in ["/dev/null", "/dev/full"] {
+        assert!(std::fs::metadata(device).unwrap().file_type().is_char_device(), "{device} replaced");
+    }
+    // A link to a regular file is refused and both stay as they were.
+    let target = lab.dir().join("target.env");
+    std::fs::write(&target, "old\n").unwrap();
+    let link = lab.dir().join("link.env");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let run = render(&link.display().to_string());
+    assert_eq!(run.code, 2, "{}", run.both());
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "old\n");
 }
