@@ -192,6 +192,56 @@ pub fn write_secret_file_atomic(path: &Path, bytes: &[u8]) -> Result<(), CliErro
     result
 }
 
+/// An advisory lock serialising the runs that write one token file (`create`, `rotate`): held until dropped.
+///
+/// With it, a `.pending` marker found by a run is always a dead run's (a live one would still hold the lock), and
+/// two runs can never both create a token and overwrite each other's secret.
+#[derive(Debug)]
+pub struct TokenFileLock {
+    _file: File,
+}
+
+/// Takes the lock `.NAME.lock` beside `token_file` (created 0600, the directory 0700 if missing), waiting, with a
+/// message, while another run holds it.
+pub fn lock(token_file: &Path, printer: &crate::printer::Printer) -> Result<TokenFileLock, CliError> {
+    let directory = match token_file.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    if !directory.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&directory)
+            .map_err(|error| CliError::usage(format!("cannot create directory {}: {error}", directory.display())))?;
+    }
+    let name = token_file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "token".into());
+    let path = directory.join(format!(".{name}.lock"));
+    if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(CliError::usage(format!("the lock {} is a symbolic link", path.display()))
+            .with_hint(format!("remove it: rm {}", path.display())));
+    }
+    // The file stays after the run: removing it would let a waiting run and a new one lock different files.
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|error| CliError::usage(format!("cannot open the lock {}: {error}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            printer.info(&format!("waiting for another pvetoken run on {} to finish", token_file.display()));
+            file.lock().map_err(|error| CliError::usage(format!("cannot lock {}: {error}", path.display())))?;
+        }
+        Err(std::fs::TryLockError::Error(error)) => {
+            return Err(CliError::usage(format!("cannot lock {}: {error}", path.display())));
+        }
+    }
+    Ok(TokenFileLock { _file: file })
+}
+
 /// How an `--out` destination was written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputWritten {

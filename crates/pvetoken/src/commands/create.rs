@@ -278,6 +278,8 @@ pub fn run(args: CreateArgs, printer: &Printer) -> anyhow::Result<Exit> {
         Some(path) => path.clone(),
         None => token_store::default_token_path()?,
     };
+    // One run per token file at a time, from before it is read until the secret is saved.
+    let _lock = token_store::lock(&token_file, printer)?;
     let saved = token_store::read_if_exists(&token_file)?;
     let fallback = TargetFallback::from_optional(saved.as_ref());
     let target = args.connection.resolve_target(&fallback, printer)?;

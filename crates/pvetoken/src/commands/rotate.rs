@@ -44,6 +44,7 @@ pub fn run(args: RotateArgs, printer: &Printer) -> anyhow::Result<Exit> {
         Some(path) => path.clone(),
         None => token_store::default_token_path()?,
     };
+    let _lock = token_store::lock(&token_file, printer)?;
     let saved = token_store::read(&token_file)?;
     let token = TokenRef::parse(saved.token_id.as_str())?;
     let fallback = TargetFallback::from_token_file(&saved);

@@ -176,3 +176,29 @@ fn render_out_streams_into_fifos_and_devices_and_never_replaces_them() {
     assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
     assert_eq!(std::fs::read_to_string(&target).unwrap(), "old\n");
 }
+
+#[test]
+fn two_creates_of_the_same_token_at_once_leave_one_token_whose_secret_is_saved() {
+    for version in ["8.4", "9.1"] {
+        let lab = Lab::start(version);
+        // Slow token creation so that the two runs overlap where the lost-secret race was.
+        lab.fault(pvetoken_lab::FaultSpec {
+            method: Some("POST".to_owned()),
+            path: "/access/users/*/token/*".to_owned(),
+            count: 1,
+            status: None,
+            message: None,
+            latency_ms: 700,
+            drop_connection: false,
+        });
+        let (a, b) = std::thread::scope(|scope| {
+            let a = scope.spawn(|| lab.create("packer", &[]));
+            let b = scope.spawn(|| lab.create("packer", &[]));
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        assert_eq!(a.code, 0, "{version}: {}", a.both());
+        assert_eq!(b.code, 0, "{version}: {}", b.both());
+        assert_eq!(lab.server_tokens("automation@pve"), ["packer"], "{version}");
+        lab.assert_no_token_without_its_secret("automation@pve", version);
+    }
+}
