@@ -194,7 +194,7 @@ impl From<ProfileError> for CliError {
                 builtin_names().join(", ")
             ),
             ProfileError::Read { .. } => "check the path and permissions of the profile file".to_owned(),
-            ProfileError::Invalid { reason, .. } if reason.contains("PVE") => {
+            ProfileError::Invalid { reason, .. } if reason.contains("starts with PVE") => {
                 "choose a role name that does not start with PVE (reserved for built-in roles since PVE 8.0), e.g. \
                  Token-<profile>"
                     .to_owned()
@@ -240,13 +240,32 @@ pub fn parse(origin: &str, text: &str) -> Result<Profile, ProfileError> {
     if profile.grants.is_empty() {
         return Err(invalid("it grants nothing: add at least one [[grant]]".to_owned()));
     }
+    // Checked here, before anything touches a server: a bad path or privilege would otherwise be found by
+    // `PUT /access/acl` after the token was created (and every rerun would fail the same way).
+    let newest = pvetoken_acl::Catalog::newest();
     for grant in &profile.grants {
         if !grant.path.starts_with('/') {
             return Err(invalid(format!("path `{}` must start with /", grant.path)));
         }
+        let sample = grant.path.replace("{storage}", "local").replace("{bridge}", "vmbr0").replace("{node}", "pve");
+        let allowed = sample.parse::<pvetoken_acl::AclPath>().is_ok_and(|path| newest.acl_path_allowed(&path));
+        if !allowed {
+            return Err(invalid(format!(
+                "path `{}` is not an ACL path PVE accepts (e.g. /vms/100, /storage/local, /nodes/pve, /pool/NAME, \
+                 /sdn/zones/localnetwork/vmbr0)",
+                grant.path
+            )));
+        }
         for need in &grant.privileges {
             if need.name.is_empty() || !need.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '.') {
                 return Err(invalid(format!("`{}` is not a privilege name", need.name)));
+            }
+            if !pvetoken_acl::Catalog::all_privilege_names().contains(&need.name.as_str()) {
+                return Err(invalid(format!(
+                    "`{}` on `{}` is not a privilege of any PVE release pvetoken knows (see `pveum role list`; \
+                     names are case-sensitive, e.g. VM.Config.Disk)",
+                    need.name, grant.path
+                )));
             }
         }
     }

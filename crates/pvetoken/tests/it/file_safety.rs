@@ -202,3 +202,30 @@ fn two_creates_of_the_same_token_at_once_leave_one_token_whose_secret_is_saved()
         lab.assert_no_token_without_its_secret("automation@pve", version);
     }
 }
+
+#[test]
+fn a_profile_with_a_bad_path_or_privilege_is_refused_before_the_server_is_touched() {
+    let lab = Lab::start("9.1");
+    let cases = [
+        ("/vmz/100", "VM.Audit", "is not an ACL path PVE accepts"),
+        ("/vms/100", "VM.Audti", "is not a privilege of any PVE release"),
+        ("/vms/100", "vm.audit", "is not a privilege of any PVE release"),
+    ];
+    for (path, privilege, message) in cases {
+        let profile = lab.dir().join("bad.toml");
+        std::fs::write(
+            &profile,
+            format!(
+                "name = \"bad\"\ndescription = \"test\"\n[[grant]]\npath = \"{path}\"\n\
+                 privileges = [{{ name = \"{privilege}\", reason = \"test\" }}]\n"
+            ),
+        )
+        .unwrap();
+        lab.clear_log();
+        let run = lab.create(&profile.display().to_string(), &[]);
+        assert_eq!(run.code, 2, "{path} {privilege}: {}", run.both());
+        assert!(run.stderr.contains(message), "{path} {privilege}: {}", run.both());
+        assert!(run.stderr.contains("bad.toml"), "names the file: {}", run.both());
+        assert!(lab.requests().is_empty(), "nothing sent: {:?}", lab.requests());
+    }
+}
