@@ -150,6 +150,7 @@ impl TokenFile {
     /// Parses a token file strictly (see the module documentation).
     pub fn parse(text: &str) -> Result<Self, TokenFileError> {
         let mut values: Vec<(String, String)> = Vec::new();
+        let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
         let lines: Vec<&str> = text.lines().collect();
         let mut index = 0;
         while index < lines.len() {
@@ -168,23 +169,31 @@ impl TokenFile {
                 return Err(TokenFileError::Malformed { line });
             }
             // A single-quoted value may span lines (a shell keeps the newlines): join until the quote closes.
+            // Re-read only when a line that could close the quote arrives: a file with an unclosed quote and many
+            // lines after it stays linear.
             let mut joined = raw_value.to_owned();
             let value = loop {
                 match unquote(&joined, line, key) {
-                    Err(TokenFileError::Unclosed { .. }) if index < lines.len() => {
+                    Err(TokenFileError::Unclosed { .. }) if index < lines.len() => loop {
+                        let next = lines[index];
                         joined.push('\n');
-                        joined.push_str(lines[index]);
+                        joined.push_str(next);
                         index += 1;
-                    }
+                        if next.contains(['\'', '"']) || index == lines.len() {
+                            break;
+                        }
+                    },
                     other => break other?,
                 }
             };
-            if values.iter().any(|(existing, _)| existing == key) {
+            if !seen.insert(key) {
                 return Err(TokenFileError::Duplicate { line, key: key.to_owned() });
             }
             values.push((key.to_owned(), value));
         }
-        let get = |key: &str| values.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+        let by_key: std::collections::HashMap<&str, &str> =
+            values.iter().map(|(key, value)| (key.as_str(), value.as_str())).collect();
+        let get = |key: &str| by_key.get(key).copied();
         let required = |key: &'static str| match get(key) {
             Some(value) if !value.is_empty() => Ok(value),
             _ => Err(TokenFileError::Missing { key }),
@@ -457,5 +466,20 @@ mod tests {
             TokenFile::new("http://pve:8006", "pve", "a@pve!tok".parse().unwrap(), Secret::from("s".to_owned()))
                 .is_err()
         );
+    }
+
+    #[test]
+    fn many_unknown_keys_and_an_unclosed_quote_before_many_lines_parse_in_linear_time() {
+        // 40,000 unknown keys: every one checked for duplicates through a set, not a scan.
+        let mut text = sample().render();
+        for n in 0..40_000 {
+            text.push_str(&format!("EXTRA_{n}='x'\n"));
+        }
+        assert!(TokenFile::parse(&text).is_ok());
+        // An unclosed quote followed by 100,000 lines without a quote: one error, not a re-parse per line.
+        let mut text = sample().render();
+        text.push_str("PROXMOX_STORAGE='never closed\n");
+        text.push_str(&"plain line\n".repeat(100_000));
+        assert!(matches!(TokenFile::parse(&text), Err(TokenFileError::Unclosed { .. })));
     }
 }

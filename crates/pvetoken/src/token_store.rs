@@ -242,6 +242,24 @@ pub fn lock(token_file: &Path, printer: &crate::printer::Printer) -> Result<Toke
     Ok(TokenFileLock { _file: file })
 }
 
+/// The largest `user.cfg` read (pmxcfs itself caps a file at 1 MiB; a copy is allowed to be far larger).
+pub const USER_CFG_MAX: u64 = 64 * 1024 * 1024;
+
+/// The largest file `lint` reads.
+pub const LINT_FILE_MAX: u64 = 16 * 1024 * 1024;
+
+/// Reads at most `limit` bytes of `path`; a longer file (or an endless one such as `/dev/zero`) is an error that
+/// names the limit instead of a read until memory runs out.
+pub fn read_limited(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    File::open(path)?.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(std::io::Error::other(format!("larger than {limit} bytes, more than such a file can be")));
+    }
+    Ok(bytes)
+}
+
 /// How an `--out` destination was written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputWritten {

@@ -100,7 +100,7 @@ fn load(config: &ConfigArgs) -> anyhow::Result<Loaded> {
 }
 
 fn read_file(path: &Path) -> anyhow::Result<String> {
-    let bytes = std::fs::read(path).map_err(|e| {
+    let bytes = crate::token_store::read_limited(path, crate::token_store::USER_CFG_MAX).map_err(|e| {
         CliError::usage(format!("cannot read user.cfg {}: {e}", path.display()))
             .with_hint("copy /etc/pve/user.cfg from a PVE node and pass its path with --user-cfg")
     })?;

@@ -104,7 +104,7 @@ pub fn run(args: AuditArgs, printer: &Printer) -> anyhow::Result<Exit> {
 }
 
 fn offline(path: &Path, version: Option<PveVersion>, options: &Options) -> Result<Report, CliError> {
-    let bytes = std::fs::read(path).map_err(|error| {
+    let bytes = crate::token_store::read_limited(path, crate::token_store::USER_CFG_MAX).map_err(|error| {
         CliError::usage(format!("cannot read {}: {error}", path.display()))
             .with_hint("give the path of a user.cfg (on a PVE node: /etc/pve/user.cfg, readable by root)")
     })?;

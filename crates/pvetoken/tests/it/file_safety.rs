@@ -229,3 +229,17 @@ fn a_profile_with_a_bad_path_or_privilege_is_refused_before_the_server_is_touche
         assert!(lab.requests().is_empty(), "nothing sent: {:?}", lab.requests());
     }
 }
+
+#[test]
+fn endless_inputs_get_a_size_limit_error_instead_of_a_read_until_out_of_memory() {
+    let lab = Lab::start("9.1");
+    for args in [
+        vec!["audit", "--user-cfg", "/dev/zero"],
+        vec!["acl", "normalize", "--user-cfg", "/dev/zero"],
+        vec!["lint", "/dev/zero"],
+    ] {
+        let run = lab.pvetoken(&args);
+        assert_eq!(run.code, 2, "{args:?}: {}", run.both());
+        assert!(run.stderr.contains("larger than"), "{args:?}: {}", run.both());
+    }
+}
