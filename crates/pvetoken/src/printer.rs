@@ -43,9 +43,16 @@ impl Printer {
     }
 
     /// Writes data (the command's result) to stdout, followed by a newline.
+    ///
+    /// On a terminal the text is sanitised like every message (it may carry names from a `user.cfg` or a path);
+    /// piped, it is written as is for the program reading it.
     pub fn data(&self, text: &str) -> std::io::Result<()> {
         let mut out = std::io::stdout().lock();
-        out.write_all(text.as_bytes())?;
+        if out.is_terminal() {
+            out.write_all(sanitize(text).as_bytes())?;
+        } else {
+            out.write_all(text.as_bytes())?;
+        }
         if !text.ends_with('\n') {
             out.write_all(b"\n")?;
         }
@@ -106,13 +113,30 @@ impl Printer {
     fn stderr_line(&self, prefix: &str, message: &str) {
         let mut err = std::io::stderr().lock();
         // A closed stderr is not worth failing the command for.
-        let _ = writeln!(err, "{prefix}{}", sanitize(message));
+        // Continuation lines are indented, so a newline inside a path or a name can never forge a line of its own
+        // (`error: ...`, `ok: ...`).
+        let text = sanitize(message).replace('\n', "\n  ");
+        let _ = writeln!(err, "{prefix}{text}");
     }
 }
 
-/// Removes terminal control sequences from text that may come from a server or a file, keeping newlines and tabs.
+/// Makes text that may come from a server or a file safe for a terminal: control characters (escape sequences)
+/// are removed, keeping newlines and tabs, and bidirectional-override characters (which reorder what is shown,
+/// e.g. U+202E) are shown escaped as `<U+202E>`.
 pub fn sanitize(text: &str) -> String {
-    text.chars().filter(|c| !c.is_control() || *c == '\n' || *c == '\t').collect()
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if is_bidi_control(c) {
+            out.push_str(&format!("<U+{:04X}>", u32::from(c)));
+        } else if !c.is_control() || c == '\n' || c == '\t' {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 #[cfg(test)]
@@ -122,5 +146,11 @@ mod tests {
     #[test]
     fn sanitize_strips_escape_sequences_but_keeps_newlines() {
         assert_eq!(sanitize("a\x1b[31mb\nc\u{7}"), "a[31mb\nc");
+    }
+
+    #[test]
+    fn sanitize_shows_bidi_overrides_instead_of_obeying_them() {
+        assert_eq!(sanitize("user\u{202E}cod.exe"), "user<U+202E>cod.exe");
+        assert_eq!(sanitize("a\u{2066}b\u{2069}"), "a<U+2066>b<U+2069>");
     }
 }

@@ -100,3 +100,16 @@ fn a_child_process_never_sees_the_credentials_of_pvetoken() {
     }
     assert!(seen.contains("PATH="), "the child still gets an ordinary environment");
 }
+
+#[test]
+fn local_text_cannot_forge_lines_or_reorder_the_terminal() {
+    let lab = Lab::start("9.1");
+    let forged = lab.dir().join("x\nok: rotated everything");
+    let run = lab.pvetoken(&["verify", "--token-file", &forged.display().to_string()]);
+    assert_eq!(run.code, 2, "{}", run.both());
+    assert!(!run.stderr.lines().any(|line| line.starts_with("ok:")), "a forged line: {}", run.both());
+    let bidi = lab.dir().join("token\u{202E}vne.txt");
+    let run = lab.pvetoken(&["verify", "--token-file", &bidi.display().to_string()]);
+    assert!(!run.stderr.contains('\u{202E}'), "{}", run.both());
+    assert!(run.stderr.contains("<U+202E>"), "{}", run.both());
+}
