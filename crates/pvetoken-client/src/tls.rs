@@ -281,6 +281,37 @@ impl CaFileVerifier {
     }
 }
 
+fn is_validity_error(error: &rustls::Error) -> bool {
+    use rustls::CertificateError;
+    matches!(
+        error,
+        rustls::Error::InvalidCertificate(
+            CertificateError::Expired
+                | CertificateError::ExpiredContext { .. }
+                | CertificateError::NotValidYet
+                | CertificateError::NotValidYetContext { .. }
+        )
+    )
+}
+
+/// Whether `der`'s own validity period contains `now`, checked by webpki with the certificate as its own trust
+/// anchor (a self-signed leaf), so that no date parsing is written here.
+fn leaf_valid_at(der: &CertificateDer<'_>, now: UnixTime) -> bool {
+    let Ok(anchor) = webpki::anchor_from_trusted_cert(der) else { return false };
+    let Ok(cert) = webpki::EndEntityCert::try_from(der) else { return false };
+    let anchors = [anchor];
+    let result = cert.verify_for_usage(
+        webpki::ALL_VERIFICATION_ALGS,
+        &anchors,
+        &[],
+        now,
+        webpki::KeyUsage::server_auth(),
+        None,
+        None,
+    );
+    !matches!(result, Err(webpki::Error::CertExpired { .. } | webpki::Error::CertNotValidYet { .. }))
+}
+
 impl ServerCertVerifier for CaFileVerifier {
     fn verify_server_cert(
         &self,
@@ -292,8 +323,11 @@ impl ServerCertVerifier for CaFileVerifier {
     ) -> Result<ServerCertVerified, rustls::Error> {
         match self.webpki.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
             Ok(verified) => Ok(verified),
+            // The exact-leaf fallback stands in for a missing CA chain only: a certificate that is expired or not
+            // yet valid stays refused, as curl refuses the same file.
+            Err(error) if is_validity_error(&error) => Err(error),
             Err(error) => {
-                if self.leaves.contains(&Fingerprint::of_der(end_entity)) {
+                if self.leaves.contains(&Fingerprint::of_der(end_entity)) && leaf_valid_at(end_entity, now) {
                     Ok(ServerCertVerified::assertion())
                 } else {
                     Err(error)
@@ -368,7 +402,7 @@ impl ServerCertVerifier for AcceptAnything {
 
 #[cfg(test)]
 mod tests {
-    use super::Fingerprint;
+    use super::*;
 
     const PLAIN: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
@@ -390,5 +424,45 @@ mod tests {
         assert!(PLAIN.replace('a', "g").parse::<Fingerprint>().is_err());
         let error = "01:2:34".parse::<Fingerprint>().expect_err("bad groups");
         assert!(error.to_string().contains("AB:CD"), "{error}");
+    }
+
+    fn ca_file_with(params: rcgen::CertificateParams) -> (tempfile::TempDir, CaFileVerifier, CertificateDer<'static>) {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = params.self_signed(&key).expect("self-signed");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("ca.pem");
+        std::fs::write(&path, cert.pem()).expect("write");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = CaFileVerifier::new(&path, provider).expect("verifier");
+        (dir, verifier, cert.der().clone())
+    }
+
+    fn verify(verifier: &CaFileVerifier, der: &CertificateDer<'_>) -> Result<ServerCertVerified, rustls::Error> {
+        let name = ServerName::try_from("127.0.0.1").expect("name");
+        verifier.verify_server_cert(der, &[], &name, &[], UnixTime::now())
+    }
+
+    #[test]
+    fn an_expired_self_signed_certificate_in_the_ca_file_is_refused_as_curl_refuses_it() {
+        for is_ca in [true, false] {
+            let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).expect("params");
+            params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+            if is_ca {
+                params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            }
+            let (_dir, verifier, der) = ca_file_with(params);
+            let error = verify(&verifier, &der).expect_err("expired");
+            assert!(is_validity_error(&error) || format!("{error}").contains("expired"), "CA {is_ca}: {error}");
+        }
+    }
+
+    #[test]
+    fn a_valid_self_signed_leaf_in_the_ca_file_is_still_accepted_as_that_exact_leaf() {
+        let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).expect("params");
+        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2090, 1, 1);
+        let (_dir, verifier, der) = ca_file_with(params);
+        assert!(verify(&verifier, &der).is_ok());
     }
 }
