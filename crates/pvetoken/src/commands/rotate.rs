@@ -266,7 +266,7 @@ impl Rotation<'_> {
                 new.full(),
                 old.full()
             ))
-            .with_hint(format!("the token file already holds the new token; rerun pvetoken rotate to finish"))
+            .with_hint("the token file already holds the new token; rerun pvetoken rotate to finish".to_string())
         })
     }
 
