@@ -6,10 +6,12 @@ use std::str::FromStr;
 
 use crate::catalog_data::{self, ALL_PRIVILEGES, ReleaseData};
 use crate::ids::{AclPath, IdError, PoolId, Privilege, RoleId};
+use crate::release::{self, AccessControlVersion, Feature};
 
-/// A Proxmox VE release, `major.minor`. Parses `"9"`, `"8.4"`, `"9.1"`, `"7.4"`, also `"8.4.1"` (the patch level
-/// is ignored). A bare major means its newest minor we know (`7` = 7.4, `8` = 8.4, `9` = 9.1). The default is the
-/// newest, 9.1.
+/// A Proxmox VE release, `major.minor`. Parses `"9"`, `"8.4"`, `"9.2"`, `"7.4"`, also `"8.4.1"` (the patch level
+/// is ignored). A bare major means its newest minor we know (`7` = 7.4, `8` = 8.4, `9` = 9.2). The default is the
+/// newest, 9.2. Only releases in [`release::RELEASES`] parse; a live server newer than those is read with
+/// [`PveVersion::of_server`], which says what it assumes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PveVersion {
     /// Major release (7, 8 or 9).
@@ -20,28 +22,57 @@ pub struct PveVersion {
 
 /// A version string pvetoken does not know.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unsupported PVE version '{0}': use 7, 8 or 9, or major.minor such as 7.4, 8.0, 8.4, 9.0 or 9.1")]
+#[error("unknown PVE release '{0}': pvetoken knows {known} (or a bare major: 7, 8, 9)", known = release::known_list())]
 pub struct VersionError(pub String);
 
 impl PveVersion {
-    /// The newest release pvetoken knows (9.1).
-    pub const NEWEST: PveVersion = PveVersion { major: 9, minor: 1 };
+    /// The newest release pvetoken knows (9.2).
+    pub const NEWEST: PveVersion = PveVersion { major: 9, minor: 2 };
     /// Newest 7.x.
     pub const V7_4: PveVersion = PveVersion { major: 7, minor: 4 };
     /// Newest 8.x.
     pub const V8_4: PveVersion = PveVersion { major: 8, minor: 4 };
     /// 9.0.
     pub const V9_0: PveVersion = PveVersion { major: 9, minor: 0 };
+    /// 9.1 as shipped before May 2026 (access-control 9.0.x: no token regenerate).
+    pub const V9_1: PveVersion = PveVersion { major: 9, minor: 1 };
+    /// 9.2.
+    pub const V9_2: PveVersion = PveVersion { major: 9, minor: 2 };
 
     /// Builds a version, checking that pvetoken knows it.
     pub fn new(major: u8, minor: u8) -> Result<PveVersion, VersionError> {
-        let known = match major {
-            7 => minor <= 4,
-            8 => minor <= 4,
-            9 => true, // later 9.x behave as the newest 9 we know
-            _ => false,
-        };
-        if known { Ok(PveVersion { major, minor }) } else { Err(VersionError(format!("{major}.{minor}"))) }
+        let version = PveVersion { major, minor };
+        if release::release(version).is_some() { Ok(version) } else { Err(VersionError(format!("{major}.{minor}"))) }
+    }
+
+    /// The release of a live server from `GET /version`'s `version` (`9.2.0`, `8.4.1`, `7.4-17`), with the
+    /// assumption made when it is not one pvetoken knows: a newer release is read as the newest known one, an
+    /// unreadable string as the oldest (the conservative feature set).
+    pub fn of_server(version: &str) -> (PveVersion, Option<String>) {
+        let mut parts = version.trim().split(['.', '-']);
+        let parsed = (|| {
+            let major: u8 = parts.next()?.parse().ok()?;
+            let minor: u8 = parts.next()?.parse().ok()?;
+            Some(PveVersion { major, minor })
+        })();
+        let oldest = release::RELEASES[0].version;
+        match parsed {
+            Some(v) if release::release(v).is_some() => (v, None),
+            Some(v) if v > PveVersion::NEWEST => (
+                PveVersion::NEWEST,
+                Some(format!(
+                    "PVE {version} is newer than any release pvetoken knows; assuming it behaves as {}",
+                    PveVersion::NEWEST
+                )),
+            ),
+            _ => (
+                oldest,
+                Some(format!(
+                    "cannot read the PVE release from '{version}'; assuming the oldest known ({oldest}) and its \
+                     feature set"
+                )),
+            ),
+        }
     }
 }
 
@@ -61,7 +92,7 @@ impl FromStr for PveVersion {
             None => match major {
                 7 => 4,
                 8 => 4,
-                9 => 1,
+                9 => 2,
                 _ => return Err(err()),
             },
             Some(minor) => minor.parse().map_err(|_| err())?,
@@ -176,7 +207,7 @@ impl FromIterator<Privilege> for PrivSet {
 #[derive(Debug, Clone)]
 pub struct Catalog {
     version: PveVersion,
-    pac: &'static str,
+    access_control: AccessControlVersion,
     privileges: PrivSet,
     builtin: BTreeMap<RoleId, PrivSet>,
     rules: PathRules,
@@ -189,30 +220,75 @@ enum PathRules {
     Pve7,
     /// pac 8.0.x: `/mapping`, nested SDN zones, flat pools.
     Pve80,
-    /// pac 8.1+/8.2: nested pools, SDN controllers, dns, ipams.
+    /// pac 8.0.7: nested pools, SDN controllers, dns, ipams (the SDN paths came in 8.0.6, one version earlier;
+    /// no release shipped 8.0.6).
     Pve82,
-    /// pac 9.0.3: + `/sdn/fabrics`.
+    /// pac 9.0.1: + `/sdn/fabrics`.
     Pve90,
-    /// pac 9.1: + `/sdn/prefix-lists`, `/sdn/route-maps`.
+    /// pac 9.1.0: + `/sdn/prefix-lists`, `/sdn/route-maps`.
     Pve91,
 }
 
 impl Catalog {
-    /// The catalog of `version`.
+    /// The catalog of `version` as it shipped (its libpve-access-control from [`release::RELEASES`]).
     pub fn for_version(version: PveVersion) -> Catalog {
-        let (data, rules): (&ReleaseData, PathRules) = match (version.major, version.minor) {
-            (7, 0..=2) => (&catalog_data::PAC_7_0_4, PathRules::Pve7),
-            (7, _) => (&catalog_data::PAC_7_4_3, PathRules::Pve7),
-            (8, 0..=1) => (&catalog_data::PAC_8_0_0, PathRules::Pve80),
-            (8, _) => (&catalog_data::PAC_8_2_2, PathRules::Pve82),
-            (9, 0) => (&catalog_data::PAC_9_1_1, PathRules::Pve90),
-            _ => (&catalog_data::PAC_9_1_1, PathRules::Pve91),
+        let shipped = release::release(version).unwrap_or_else(release::newest).access_control;
+        Catalog::for_release(version, shipped)
+    }
+
+    /// The catalog of a host running `access_control` (the release is then the newest one that shipped that
+    /// version or an older one; it matters only for display).
+    pub fn for_access_control(access_control: AccessControlVersion) -> Catalog {
+        let version = release::RELEASES
+            .iter()
+            .rev()
+            .find(|r| r.access_control <= access_control)
+            .unwrap_or(&release::RELEASES[0])
+            .version;
+        Catalog::for_release(version, access_control)
+    }
+
+    /// This catalog with another libpve-access-control (a host that upgraded the package on its own, or a lab
+    /// scenario that overrides it).
+    #[must_use]
+    pub fn with_access_control(self, access_control: AccessControlVersion) -> Catalog {
+        Catalog::for_release(self.version, access_control)
+    }
+
+    /// `version` running `access_control`: behaviour follows the package, never the release number.
+    pub fn for_release(version: PveVersion, access_control: AccessControlVersion) -> Catalog {
+        let has = |feature| access_control >= release::since(feature);
+        let data: &ReleaseData = if has(Feature::GuestAgentPrivileges) {
+            &catalog_data::PAC_9_1_1
+        } else if has(Feature::SysAccessNetwork) {
+            &catalog_data::PAC_8_2_2
+        } else if has(Feature::Pve8AccessModel) {
+            &catalog_data::PAC_8_0_0
+        } else if has(Feature::SysIncoming) {
+            &catalog_data::PAC_7_4_3
+        } else {
+            &catalog_data::PAC_7_0_4
+        };
+        let rules = if has(Feature::SdnRouting) {
+            PathRules::Pve91
+        } else if has(Feature::SdnFabrics) {
+            PathRules::Pve90
+        } else if has(Feature::NestedPools) {
+            PathRules::Pve82
+        } else if has(Feature::Pve8AccessModel) {
+            PathRules::Pve80
+        } else {
+            PathRules::Pve7
         };
         let parse = |names: &[&str]| -> PrivSet { names.iter().filter_map(|n| n.parse::<Privilege>().ok()).collect() };
         let builtin =
             data.roles.iter().filter_map(|(name, privs)| Some((name.parse::<RoleId>().ok()?, parse(privs)))).collect();
-        let pac = if (version.major, version.minor) == (9, 0) { "9.0.3" } else { data.pac };
-        Catalog { version, pac, privileges: parse(data.privileges), builtin, rules }
+        Catalog { version, access_control, privileges: parse(data.privileges), builtin, rules }
+    }
+
+    /// True when this catalog's libpve-access-control has `feature`.
+    pub fn has(&self, feature: Feature) -> bool {
+        self.access_control >= release::since(feature)
     }
 
     /// The newest release's catalog.
@@ -225,9 +301,9 @@ impl Catalog {
         self.version
     }
 
-    /// The pve-access-control package version whose behaviour this catalog reproduces.
-    pub fn pac_version(&self) -> &'static str {
-        self.pac
+    /// The libpve-access-control version whose behaviour this catalog reproduces.
+    pub fn access_control(&self) -> AccessControlVersion {
+        self.access_control
     }
 
     /// Every valid privilege of this release (= the `Administrator` role).
@@ -263,40 +339,39 @@ impl Catalog {
         self.builtin.contains_key(role)
     }
 
-    /// True when new role ids may not start with `PVE` (case-insensitive): PVE 8.0 and later.
+    /// True when new role ids may not start with `PVE` (case-insensitive): access-control 8.0.0 and later.
     pub fn reserves_pve_role_prefix(&self) -> bool {
-        self.version.major >= 8
+        self.has(Feature::Pve8AccessModel)
     }
 
     /// True when PUT /access/acl without `Permissions.Modify` may only delegate privileges the caller holds and
     /// never `NoAccess` (PVE 8.0 and later; 7.x lets anyone passing the perm-modify check grant any role).
     pub fn restricts_acl_delegation(&self) -> bool {
-        self.version.major >= 8
+        self.has(Feature::Pve8AccessModel)
     }
 
     /// True when GET /access/permissions lets a caller read its own permissions and those of its tokens with an
     /// explicit `userid` without `Sys.Audit` on `/access` (pac 8.2.0, PVE 8.3 and later).
     pub fn permissions_self_rule(&self) -> bool {
-        self.version >= PveVersion { major: 8, minor: 3 }
+        self.has(Feature::PermissionsSelfRule)
     }
 
     /// True when PUT on a token accepts `delete=comment` and an empty comment removes it (pac 9.0.4, PVE 9.1).
     pub fn token_update_can_delete_comment(&self) -> bool {
-        self.version >= PveVersion { major: 9, minor: 1 }
+        self.has(Feature::TokenDeleteComment)
     }
 
-    /// True when PUT on a token accepts `regenerate=1` (pac 9.1.0; treated as PVE 9.1).
+    /// True when PUT on a token accepts `regenerate=1` (pac 9.1.0: PVE 9.2, and 9.1 hosts that upgraded it).
     pub fn token_can_regenerate(&self) -> bool {
-        self.version >= PveVersion { major: 9, minor: 1 }
+        self.has(Feature::TokenRegenerate)
     }
 
     /// Minimum password length for realms storing passwords (8 since pac 8.2.0, 5 before).
     pub fn min_password_length(&self) -> usize {
-        if self.version >= (PveVersion { major: 8, minor: 3 }) { 8 } else { 5 }
+        if self.has(Feature::PermissionsSelfRule) { 8 } else { 5 }
     }
 
-    /// Checks a pool id against this release: nested pools (`a/b`) need PVE 8.1+ (treated here as 8.2+, the
-    /// first release whose package we checked).
+    /// Checks a pool id against this release: nested pools (`a/b`) need pac 8.0.7 (PVE 8.1).
     pub fn check_pool_id(&self, pool: &PoolId) -> Result<(), IdError> {
         if self.rules < PathRules::Pve82 && pool.as_str().contains('/') {
             return Err(IdError::PoolId(pool.to_string()));

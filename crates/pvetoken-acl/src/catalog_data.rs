@@ -55,8 +55,6 @@ pub(crate) const ALL_PRIVILEGES: [&str; 48] = [
 
 /// One release's data: valid privileges and built-in roles (name, privileges), all as names.
 pub(crate) struct ReleaseData {
-    /// pve-access-control package version the data was computed from.
-    pub(crate) pac: &'static str,
     /// Valid privileges.
     pub(crate) privileges: &'static [&'static str],
     /// Built-in roles, sorted by name.
@@ -65,7 +63,6 @@ pub(crate) struct ReleaseData {
 
 /// pve-access-control 7.0-4.
 pub(crate) const PAC_7_0_4: ReleaseData = ReleaseData {
-    pac: "7.0-4",
     privileges: &[
         "Datastore.Allocate",
         "Datastore.AllocateSpace",
@@ -229,7 +226,6 @@ pub(crate) const PAC_7_0_4: ReleaseData = ReleaseData {
 
 /// pve-access-control 7.4-3.
 pub(crate) const PAC_7_4_3: ReleaseData = ReleaseData {
-    pac: "7.4-3",
     privileges: &[
         "Datastore.Allocate",
         "Datastore.AllocateSpace",
@@ -395,7 +391,6 @@ pub(crate) const PAC_7_4_3: ReleaseData = ReleaseData {
 
 /// pve-access-control 8.0.0.
 pub(crate) const PAC_8_0_0: ReleaseData = ReleaseData {
-    pac: "8.0.0",
     privileges: &[
         "Datastore.Allocate",
         "Datastore.AllocateSpace",
@@ -574,7 +569,6 @@ pub(crate) const PAC_8_0_0: ReleaseData = ReleaseData {
 
 /// pve-access-control 8.2.2.
 pub(crate) const PAC_8_2_2: ReleaseData = ReleaseData {
-    pac: "8.2.2",
     privileges: &[
         "Datastore.Allocate",
         "Datastore.AllocateSpace",
@@ -755,7 +749,6 @@ pub(crate) const PAC_8_2_2: ReleaseData = ReleaseData {
 
 /// pve-access-control 9.1.1.
 pub(crate) const PAC_9_1_1: ReleaseData = ReleaseData {
-    pac: "9.1.1",
     privileges: &[
         "Datastore.Allocate",
         "Datastore.AllocateSpace",

@@ -50,6 +50,7 @@ pub mod eval;
 pub mod explain;
 pub mod ids;
 pub mod mutate;
+pub mod release;
 pub mod tokencfg;
 pub mod usercfg;
 
@@ -58,5 +59,6 @@ pub use eval::{Evaluator, Permissions};
 pub use explain::{EntryRef, Explanation, MatchKind, RoleTrace, SideTrace, TraceStep, Verdict};
 pub use ids::{AclPath, GroupId, IdError, PoolId, Privilege, Realm, RoleId, Subject, TokenId, TokenName, UserId};
 pub use mutate::{AccessError, AclUpdate};
+pub use release::{AccessControlVersion, Feature, Release};
 pub use tokencfg::{TokenCfg, TokenCfgWarning, TokenSecret};
-pub use usercfg::{AclEntry, AclNode, AclSubject, Group, ParseWarning, Pool, Token, User, UserCfg};
+pub use usercfg::{AclEntry, AclNode, AclSubject, Group, MAX_ACL_PATH_DEPTH, ParseWarning, Pool, Token, User, UserCfg};

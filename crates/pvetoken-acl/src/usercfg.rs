@@ -247,6 +247,12 @@ fn is_storage_id(s: &str) -> bool {
         && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
 }
 
+/// The deepest ACL path read from user.cfg. PVE's API accepts at most five components (`/sdn/zones/Z/V/TAG`), so
+/// only a hand-edited file holds a deeper one. Every node of the tree keeps its whole key and the parents of a
+/// path are created with it, so a path of N components costs N²/2 component copies: an 8,000-component line
+/// took 1.8 GB. Deeper paths are ignored with a warning, like the other entries PVE could not have written.
+pub const MAX_ACL_PATH_DEPTH: usize = 32;
+
 /// The tree key of a normalised path. Proxmox's `find_acl_tree_node` skips Perl-false components, so an ACL on
 /// `/vms/0` lands on `/vms` (a quirk we reproduce).
 pub(crate) fn tree_key(path: &AclPath) -> Vec<String> {
@@ -454,6 +460,14 @@ impl UserCfg {
             normalized = p;
             normalized.as_str()
         };
+        let depth = path.split('/').filter(|c| !c.is_empty()).count();
+        if depth > MAX_ACL_PATH_DEPTH {
+            warn(format!(
+                "user config - ignore acl path with {depth} components (PVE's API accepts at most 5; \
+                 pvetoken reads at most {MAX_ACL_PATH_DEPTH})"
+            ));
+            return;
+        }
         let key = staging_key(path);
         // The node is taken out of the staging map for the line and put back if it existed or got an entry: it is
         // created (with its parents, at merge time) on the first entry, as `find_acl_tree_node` does.
