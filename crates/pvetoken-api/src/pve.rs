@@ -179,9 +179,26 @@ pub struct PackageVersion {
     /// Package name, e.g. `libpve-access-control`.
     #[serde(rename = "Package")]
     pub package: String,
-    /// Installed Debian version, e.g. `9.1.1`.
+    /// The candidate version: what `apt` would install (equal to the installed one when no upgrade is pending).
     #[serde(rename = "Version", default)]
     pub version: Option<String>,
+    /// The installed version (PVE sets it for every installed package; absent when not installed).
+    #[serde(rename = "OldVersion", default)]
+    pub old_version: Option<String>,
+    /// `Installed`, `NotInstalled`, `ConfigFiles`, ...
+    #[serde(rename = "CurrentState", default)]
+    pub current_state: Option<String>,
+}
+
+impl PackageVersion {
+    /// The version installed now: `OldVersion` (PVE's `Version` is the upgrade candidate, which is not yet
+    /// running), or `Version` from servers that do not send `OldVersion`; `None` when not installed.
+    pub fn installed(&self) -> Option<&str> {
+        if self.current_state.as_deref().is_some_and(|state| state != "Installed") {
+            return None;
+        }
+        self.old_version.as_deref().or(self.version.as_deref())
+    }
 }
 
 /// `GET /access/permissions`: path → privilege → propagate flag (presence means granted).
@@ -219,7 +236,22 @@ pub fn pve_int<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i64, D::Err
 
 #[cfg(test)]
 mod tests {
-    use super::{TokenInfo, Version};
+    use super::{PackageVersion, TokenInfo, Version};
+
+    #[test]
+    fn the_installed_package_version_is_old_version_not_the_upgrade_candidate() {
+        // As PVE's apt/versions reports a host with an upgrade pending: Version = candidate, OldVersion = installed.
+        let pending: PackageVersion = serde_json::from_str(
+            r#"{"Package":"libpve-access-control","Version":"9.1.1","OldVersion":"9.0.7","CurrentState":"Installed"}"#,
+        )
+        .expect("parses");
+        assert_eq!(pending.installed(), Some("9.0.7"));
+        let bare: PackageVersion = serde_json::from_str(r#"{"Package":"x","Version":"1.0"}"#).expect("parses");
+        assert_eq!(bare.installed(), Some("1.0"));
+        let absent: PackageVersion =
+            serde_json::from_str(r#"{"Package":"x","Version":"1.0","CurrentState":"NotInstalled"}"#).expect("parses");
+        assert_eq!(absent.installed(), None);
+    }
 
     #[test]
     fn privsep_echoed_as_string_zero_reads_as_false() {

@@ -43,13 +43,18 @@ pub(crate) fn handle(
             }
             match name {
                 "node-index" => Ok(json!(
-                    ["qemu", "lxc", "storage", "tasks", "network", "status"]
+                    ["apt", "qemu", "lxc", "storage", "tasks", "network", "status"]
                         .iter()
                         .map(|n| json!({ "name": n }))
                         .collect::<Vec<_>>()
                 )),
                 "node-status" => node_status(lab, caller),
                 "node-network" => node_network(lab, caller),
+                "apt-index" => Ok(json!(["changelog", "repositories", "update", "versions"]
+                    .iter()
+                    .map(|n| json!({ "id": n }))
+                    .collect::<Vec<_>>())),
+                "apt-versions" => apt_versions(lab, caller),
                 "lxc" => Ok(json!([])),
                 "qemu" => qemu_list(lab, caller),
                 "qemu-create" => qemu_create(lab, caller, p),
@@ -706,6 +711,13 @@ fn node_status(lab: &Lab, caller: &Caller) -> Result<Value, ApiError> {
         "memory": {"total": 32u64 << 30, "used": 4u64 << 30, "free": 28u64 << 30},
         "cpuinfo": {"cpus": 8, "sockets": 1, "cores": 8, "model": "pvetoken lab virtual CPU"},
     }))
+}
+
+/// `GET /nodes/{node}/apt/versions`: `Sys.Audit` on `/nodes/{node}` (pve-manager `PVE/API2/APT.pm`).
+fn apt_versions(lab: &Lab, caller: &Caller) -> Result<Value, ApiError> {
+    let state = lab.read();
+    Perm::new(lab, &state, caller).check(&format!("/nodes/{}", state.guests.node), &["Sys.Audit"], false)?;
+    Ok(lab.installed.apt_versions())
 }
 
 fn node_network(lab: &Lab, caller: &Caller) -> Result<Value, ApiError> {

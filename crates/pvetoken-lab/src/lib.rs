@@ -57,6 +57,7 @@ pub mod semaphore;
 mod server;
 mod state;
 mod store;
+mod release;
 mod tls;
 
 use std::net::SocketAddr;
@@ -65,7 +66,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 pub use control::{FaultSpec, RequestRecord};
-use pvetoken_acl::{Catalog, PveVersion};
+use pvetoken_acl::PveVersion;
 pub use scenario::{Scenario, ScenarioStorage, ScenarioVm, ScenarioVolume};
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
@@ -78,7 +79,8 @@ use crate::state::{State, StateDir};
 /// How to start a lab.
 #[derive(Debug, Clone)]
 pub struct LabConfig {
-    /// The simulated PVE release (8.4 or 9.1; default 9.1). Other 8.x/9.x behave like the nearest checks.
+    /// The simulated PVE release (7.0 - 9.2, default 9.2), as its point release shipped (see
+    /// `pvetoken_acl::release::RELEASES`); the scenario's `[packages]` override single packages.
     pub pve_version: PveVersion,
     /// Where state lives; `None` = a temp dir removed with the [`RunningLab`].
     pub state_dir: Option<PathBuf>,
@@ -413,7 +415,8 @@ pub async fn start(config: LabConfig) -> Result<RunningLab, LabError> {
     };
     let dir_path = dir.path().to_owned();
     let rng = LabRng::new(config.seed);
-    let catalog = Catalog::for_version(config.pve_version);
+    let installed = release::Installed::new(config.pve_version, &config.scenario.packages);
+    let catalog = installed.catalog(config.pve_version);
     let cert = tls::load_or_create(&dir_path)?;
     let state = State::load(&dir_path, &config.scenario, &catalog, &rng)?;
     let ticket_key = load_key(&dir_path, &rng)?;
@@ -425,6 +428,7 @@ pub async fn start(config: LabConfig) -> Result<RunningLab, LabError> {
     let (sem_listener, sem_addr) = bind(config.semaphore_port).await?;
     let lab = Arc::new(Lab {
         version: config.pve_version,
+        installed,
         catalog,
         node: config.scenario.node.clone(),
         state: RwLock::new(state),

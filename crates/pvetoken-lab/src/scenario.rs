@@ -33,6 +33,11 @@ pub struct Scenario {
     pub semaphore: SemaphoreScenario,
     /// VMIDs whose guest agent does not answer (agent calls fail with `QEMU guest agent is not running`).
     pub agents_not_answering: Vec<u64>,
+    /// Installed package versions that differ from the simulated release's (package → Debian version), e.g. a
+    /// PVE 9.1 host on `pve-manager = "9.1.11"` with `libpve-access-control = "9.1.0"`. libpve-access-control
+    /// decides the access API's behaviour; pve-manager what `GET /version` reports (and, without an
+    /// access-control entry, the access-control version that pve-manager point release requires).
+    pub packages: std::collections::BTreeMap<String, String>,
 }
 
 impl std::fmt::Debug for Scenario {
@@ -48,6 +53,7 @@ impl std::fmt::Debug for Scenario {
             .field("passwords", &self.passwords.keys().collect::<Vec<_>>())
             .field("semaphore", &self.semaphore)
             .field("agents_not_answering", &self.agents_not_answering)
+            .field("packages", &self.packages)
             .finish()
     }
 }
@@ -150,6 +156,7 @@ impl Default for Scenario {
             passwords: Default::default(),
             semaphore: SemaphoreScenario::default(),
             agents_not_answering: Vec::new(),
+            packages: Default::default(),
         }
     }
 }
@@ -191,6 +198,18 @@ impl Scenario {
             }
             if vm.status != "running" && vm.status != "stopped" {
                 return Err(LabError::Scenario(format!("vm {}: status must be running or stopped", vm.vmid)));
+            }
+        }
+        for (package, version) in &self.packages {
+            let plausible = !package.is_empty()
+                && package.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c));
+            if !plausible {
+                return Err(LabError::Scenario(format!("packages: '{package}' is not a Debian package name")));
+            }
+            if pvetoken_acl::AccessControlVersion::parse_debian(version).is_none() {
+                return Err(LabError::Scenario(format!(
+                    "packages: {package} = '{version}' is not a Debian version (e.g. \"9.1.0\")"
+                )));
             }
         }
         if let Some(vmid) = self.agents_not_answering.iter().find(|id| !seen.contains(*id)) {

@@ -25,6 +25,8 @@ pub(crate) const MAX_BODY: usize = 64 * 1024;
 /// The running simulator's shared state.
 pub(crate) struct Lab {
     pub(crate) version: PveVersion,
+    /// pve-manager and the packages as installed (decides `catalog`'s access-control version).
+    pub(crate) installed: crate::release::Installed,
     pub(crate) catalog: Catalog,
     pub(crate) node: String,
     pub(crate) state: RwLock<State>,
@@ -56,12 +58,7 @@ impl Lab {
 
     /// The full pve-manager version string of the simulated release.
     pub(crate) fn manager_version(&self) -> String {
-        match (self.version.major, self.version.minor) {
-            (9, 1) => "9.1.1".to_owned(),
-            (9, m) => format!("9.{m}.3"),
-            (8, 4) => "8.4.1".to_owned(),
-            (ma, mi) => format!("{ma}.{mi}.0"),
-        }
+        self.installed.manager.clone()
     }
 
     /// Saves the access files, mapping I/O errors to a 500.
@@ -200,6 +197,8 @@ const ROUTES: &[Route] = &[
     r("GET", "nodes/*", "node-index"),
     r("GET", "nodes/*/status", "node-status"),
     r("GET", "nodes/*/network", "node-network"),
+    r("GET", "nodes/*/apt", "apt-index"),
+    r("GET", "nodes/*/apt/versions", "apt-versions"),
     r("GET", "nodes/*/lxc", "lxc"),
     r("GET", "nodes/*/qemu", "qemu"),
     r("POST", "nodes/*/qemu", "qemu-create"),

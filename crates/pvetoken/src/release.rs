@@ -88,8 +88,11 @@ pub async fn detect(client: &PveClient, node_hint: Option<&str>) -> Detection {
         Ok(packages) => packages,
         Err(error) => return unknown(format!("{path} failed: {error}")),
     };
-    let version =
-        packages.into_iter().find(|package| package.package == ACCESS_CONTROL_PACKAGE).and_then(|p| p.version);
+    // `Version` is apt's candidate; what runs is the installed version (`OldVersion`).
+    let version = packages
+        .iter()
+        .find(|package| package.package == ACCESS_CONTROL_PACKAGE)
+        .and_then(|package| package.installed().map(str::to_owned));
     match version {
         Some(version) if debian_version_triple(&version).is_some() => {
             Detection { method: method_for(Some(&version)), access_control: Some(version), source: path }

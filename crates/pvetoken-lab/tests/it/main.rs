@@ -3,6 +3,7 @@ mod access;
 mod agent;
 mod guests;
 mod lab_control;
+mod releases;
 mod semaphore;
 mod semaphore_contract;
 mod semaphore_templates;

@@ -11,7 +11,8 @@ async fn answers_use_the_data_envelope_and_pves_exact_content_type() {
     let a = root.api("GET", "/version", &[]).await;
     assert_eq!(a.status, 200);
     assert_eq!(a.content_type, "application/json;charset=UTF-8");
-    assert_eq!(a.body["data"]["release"], "9.1");
+    assert_eq!(a.body["data"]["release"], "9.2");
+    assert_eq!(a.body["data"]["version"], "9.2.0");
     assert!(a.raw.starts_with("{\"data\":"), "{}", a.raw);
 }
 

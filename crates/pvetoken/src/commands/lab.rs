@@ -27,9 +27,15 @@ enum LabCommand {
 /// Arguments of `pvetoken lab serve`.
 #[derive(Debug, Args)]
 struct ServeArgs {
-    /// The PVE release to simulate: 8.4 or 9.1.
-    #[arg(long, default_value = "9.1", value_parser = ["8.4", "9.1"])]
-    pve_version: String,
+    /// The PVE release to simulate, as its point release shipped (7.0 - 9.2; 9.1 = before May 2026, whose
+    /// libpve-access-control 9.0.x cannot regenerate a token; 9.2 can). `--package` overrides single packages.
+    #[arg(long, default_value = "9.2", value_parser = parse_release, long_help = release_help())]
+    pve_version: pvetoken_acl::PveVersion,
+    /// An installed package version differing from the release's, NAME=VERSION (repeatable): e.g.
+    /// `--pve-version 9.1 --package pve-manager=9.1.11 --package libpve-access-control=9.1.0` for a host
+    /// upgraded in part. Listed by GET /nodes/NODE/apt/versions; libpve-access-control decides behaviour.
+    #[arg(long = "package", value_name = "NAME=VERSION", value_parser = parse_package)]
+    packages: Vec<(String, String)>,
     /// Keep state (user.cfg, priv/token.cfg, guests, certificate) here; default: a temp dir removed at exit.
     #[arg(long)]
     state_dir: Option<PathBuf>,
@@ -64,7 +70,7 @@ pub fn run(args: LabArgs, printer: &Printer) -> anyhow::Result<Exit> {
 }
 
 fn config(args: &ServeArgs) -> anyhow::Result<pvetoken_lab::LabConfig> {
-    let pve_version = args.pve_version.parse().map_err(|e| CliError::usage(format!("--pve-version: {e}")))?;
+    let pve_version = args.pve_version;
     let root_password = match &args.root_password_file {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -79,11 +85,12 @@ fn config(args: &ServeArgs) -> anyhow::Result<pvetoken_lab::LabConfig> {
         }
         None => None,
     };
-    let scenario = match &args.scenario {
+    let mut scenario = match &args.scenario {
         Some(path) => pvetoken_lab::Scenario::from_file(path)
             .map_err(|e| CliError::usage(e.to_string()).with_hint("see docs/lab-scenario.md for the format"))?,
         None => pvetoken_lab::Scenario::default(),
     };
+    scenario.packages.extend(args.packages.iter().cloned());
     let delay = match args.auth_failure_delay {
         Some(s) if s.is_finite() && (0.0..=60.0).contains(&s) => Duration::from_secs_f64(s),
         Some(_) => return Err(CliError::usage("--auth-failure-delay must be between 0 and 60 seconds").into()),
@@ -99,6 +106,37 @@ fn config(args: &ServeArgs) -> anyhow::Result<pvetoken_lab::LabConfig> {
         auth_failure_delay: delay,
         seed: args.seed,
     })
+}
+
+fn parse_release(text: &str) -> Result<pvetoken_acl::PveVersion, String> {
+    text.parse().map_err(|e: pvetoken_acl::VersionError| e.to_string())
+}
+
+fn release_help() -> String {
+    let mut help = String::from(
+        "The PVE release to simulate, as its point release shipped: GET /version answers with that pve-manager \
+         version and the access API behaves as that release's libpve-access-control.\n\nKnown releases:",
+    );
+    for release in pvetoken_acl::release::RELEASES {
+        help.push_str(&format!(
+            "\n  {}  pve-manager {} ({}), libpve-access-control {}: {}",
+            release.version, release.manager, release.date, release.access_control, release.note
+        ));
+    }
+    help
+}
+
+fn parse_package(text: &str) -> Result<(String, String), String> {
+    let (name, version) = text.split_once('=').ok_or_else(|| format!("'{text}': expected NAME=VERSION"))?;
+    let plausible = !name.is_empty()
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c));
+    if !plausible {
+        return Err(format!("'{name}' is not a Debian package name"));
+    }
+    if pvetoken_acl::AccessControlVersion::parse_debian(version).is_none() {
+        return Err(format!("'{version}' is not a Debian version (e.g. 9.1.0)"));
+    }
+    Ok((name.to_owned(), version.to_owned()))
 }
 
 /// Writes `bytes` to `path` atomically with mode 0600 from the first byte.
