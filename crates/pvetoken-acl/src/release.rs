@@ -118,7 +118,11 @@ pub const FEATURES: &[(Feature, AccessControlVersion, &str)] = &[
         "8.0.0~2/8.0.0: restrict less-privileged ACL modifications; forbid new roles starting with \"PVE\"; \
          mapping privileges and paths; SDN.Use",
     ),
-    (Feature::NestedPools, AccessControlVersion::new(8, 0, 7), "8.0.7: fix #1148: allow up to three levels of pool nesting"),
+    (
+        Feature::NestedPools,
+        AccessControlVersion::new(8, 0, 7),
+        "8.0.7: fix #1148: allow up to three levels of pool nesting",
+    ),
     (Feature::SysAccessNetwork, AccessControlVersion::new(8, 1, 2), "8.1.2: add Sys.AccessNetwork privilege"),
     (
         Feature::PermissionsSelfRule,

@@ -139,7 +139,7 @@ pub(crate) fn handle(
         "ticket" | "ticket-get" | "domains" => world(lab, name, params, &hyper::HeaderMap::new()),
         "version" => Ok(json!({
             "version": lab.manager_version(),
-            "release": format!("{}.{}", lab.version.major, lab.version.minor),
+            "release": release_of(&lab.manager_version()),
             "repoid": "5a1ab0de7e57ed42",
         })),
         "access-index" => Ok(Value::Array(
@@ -987,6 +987,12 @@ fn password(lab: &Lab, caller: &Caller, params: &Params) -> Result<Value, ApiErr
     }
     lab.save_access(&state)?;
     Ok(Value::Null)
+}
+
+/// `GET /version`'s `release`: pve-manager's `major.minor`.
+fn release_of(manager: &str) -> String {
+    let mut parts = manager.split(['.', '-']);
+    format!("{}.{}", parts.next().unwrap_or("0"), parts.next().unwrap_or("0"))
 }
 
 #[cfg(test)]

@@ -50,10 +50,12 @@ pub(crate) fn handle(
                 )),
                 "node-status" => node_status(lab, caller),
                 "node-network" => node_network(lab, caller),
-                "apt-index" => Ok(json!(["changelog", "repositories", "update", "versions"]
-                    .iter()
-                    .map(|n| json!({ "id": n }))
-                    .collect::<Vec<_>>())),
+                "apt-index" => Ok(json!(
+                    ["changelog", "repositories", "update", "versions"]
+                        .iter()
+                        .map(|n| json!({ "id": n }))
+                        .collect::<Vec<_>>()
+                )),
                 "apt-versions" => apt_versions(lab, caller),
                 "lxc" => Ok(json!([])),
                 "qemu" => qemu_list(lab, caller),

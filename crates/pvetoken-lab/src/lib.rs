@@ -51,13 +51,13 @@ mod control;
 mod guests;
 mod http;
 mod lab_control;
+mod release;
 mod rng;
 mod scenario;
 pub mod semaphore;
 mod server;
 mod state;
 mod store;
-mod release;
 mod tls;
 
 use std::net::SocketAddr;

@@ -56,7 +56,8 @@ impl Installed {
     /// item carries `Version` (the candidate) and `OldVersion` (what is installed); no upgrade is pending here.
     pub(crate) fn apt_versions(&self) -> serde_json::Value {
         let first = ["proxmox-ve", "pve-manager"];
-        let order = first.iter().copied().chain(self.packages.keys().map(String::as_str).filter(|n| !first.contains(n)));
+        let order =
+            first.iter().copied().chain(self.packages.keys().map(String::as_str).filter(|n| !first.contains(n)));
         let items: Vec<serde_json::Value> = order
             .filter_map(|name| {
                 let version = self.packages.get(name)?;

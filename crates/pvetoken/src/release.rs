@@ -9,10 +9,9 @@
 //! (no `Sys.Audit` on the node, an error, an unparsable version), it takes the new-token path, which every release
 //! from 7.4 on supports. A failed `regenerate=1` is never used as a probe.
 
+use pvetoken_acl::AccessControlVersion;
+use pvetoken_acl::release::{Feature, since};
 use pvetoken_client::pve::PveClient;
-
-/// The first libpve-access-control version that regenerates a token's secret in place.
-pub const REGENERATE_SINCE_ACCESS_CONTROL: (u32, u32, u32) = (9, 1, 0);
 
 /// The package whose version decides the access-control features.
 pub const ACCESS_CONTROL_PACKAGE: &str = "libpve-access-control";
@@ -52,20 +51,10 @@ impl Detection {
     }
 }
 
-/// The leading numeric `major.minor.patch` of a Debian version (`1:9.1.1-2~bpo` → `(9, 1, 1)`), if any.
-pub fn debian_version_triple(version: &str) -> Option<(u32, u32, u32)> {
-    let upstream = version.split_once(':').map_or(version, |(_, rest)| rest);
-    let mut parts = upstream.split(['.', '-', '~', '+']);
-    let major = parts.next()?.trim().parse().ok()?;
-    let minor = parts.next().map_or(Some(0), |part| part.parse().ok())?;
-    let patch = parts.next().and_then(|part| part.parse().ok()).unwrap_or(0);
-    Some((major, minor, patch))
-}
-
 /// The rotation method a libpve-access-control version allows; unknown or unparsable means the safe path.
 pub fn method_for(access_control: Option<&str>) -> RotationMethod {
-    match access_control.and_then(debian_version_triple) {
-        Some(version) if version >= REGENERATE_SINCE_ACCESS_CONTROL => RotationMethod::Regenerate,
+    match access_control.and_then(AccessControlVersion::parse_debian) {
+        Some(version) if version >= since(Feature::TokenRegenerate) => RotationMethod::Regenerate,
         _ => RotationMethod::NewToken,
     }
 }
@@ -94,7 +83,7 @@ pub async fn detect(client: &PveClient, node_hint: Option<&str>) -> Detection {
         .find(|package| package.package == ACCESS_CONTROL_PACKAGE)
         .and_then(|package| package.installed().map(str::to_owned));
     match version {
-        Some(version) if debian_version_triple(&version).is_some() => {
+        Some(version) if AccessControlVersion::parse_debian(&version).is_some() => {
             Detection { method: method_for(Some(&version)), access_control: Some(version), source: path }
         }
         Some(version) => unknown(format!("{path}: unparsable version `{version}`")),
@@ -123,14 +112,5 @@ mod tests {
         for (version, method) in cases {
             assert_eq!(method_for(version), method, "{version:?}");
         }
-    }
-
-    #[test]
-    fn debian_versions_are_read_by_their_numeric_prefix() {
-        assert_eq!(debian_version_triple("9.0.7"), Some((9, 0, 7)));
-        assert_eq!(debian_version_triple("8.4"), Some((8, 4, 0)));
-        assert_eq!(debian_version_triple("2:9.1.0+deb13"), Some((9, 1, 0)));
-        assert_eq!(debian_version_triple("x.1"), None);
-        assert_eq!(debian_version_triple("9.x"), None);
     }
 }

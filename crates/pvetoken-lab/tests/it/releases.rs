@@ -7,8 +7,10 @@ use pvetoken_lab::{LabConfig, Scenario};
 use crate::support::{Api, start};
 
 async fn lab_of(version: &str, packages: &[(&str, &str)]) -> pvetoken_lab::RunningLab {
-    let mut scenario = Scenario::default();
-    scenario.packages = packages.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect();
+    let scenario = Scenario {
+        packages: packages.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect(),
+        ..Scenario::default()
+    };
     start(LabConfig { pve_version: version.parse::<PveVersion>().expect("release"), scenario, ..LabConfig::default() })
         .await
 }

@@ -32,7 +32,7 @@ struct ConfigArgs {
     /// The user.cfg to read (a copy of /etc/pve/user.cfg).
     #[arg(long, value_name = "FILE")]
     user_cfg: PathBuf,
-    /// PVE release whose privileges and rules apply: 7, 8, 9 or major.minor such as 8.4 or 9.1 [default: newest, 9.1].
+    /// PVE release whose privileges and rules apply: 7, 8, 9 or major.minor such as 8.4 or 9.2 [default: newest, 9.2].
     #[arg(long, value_name = "VERSION")]
     pve_version: Option<String>,
 }
@@ -92,7 +92,9 @@ fn load(config: &ConfigArgs) -> anyhow::Result<Loaded> {
     let version = match &config.pve_version {
         None => PveVersion::NEWEST,
         Some(v) => v.parse::<PveVersion>().map_err(|e| {
-            CliError::usage(e.to_string()).with_hint("pass --pve-version 7, 8, 9, 8.4 or 9.1 (the default is 9.1)")
+            CliError::usage(e.to_string()).with_hint(
+                "pass a known release such as 8.4, 9.1 or 9.2 (the default is 9.2); docs/releases.md lists them",
+            )
         })?,
     };
     let text = read_file(&config.user_cfg)?;

@@ -136,14 +136,13 @@ fn live(args: &AuditArgs, forced: Option<PveVersion>, options: &Options, printer
     }
     let version = match forced {
         Some(version) => version,
-        None => state.version.parse::<PveVersion>().unwrap_or_else(|_| {
-            printer.warn(&format!(
-                "the server reports version '{}', which pvetoken does not know; evaluating as PVE {}",
-                state.version,
-                PveVersion::NEWEST
-            ));
-            PveVersion::NEWEST
-        }),
+        None => {
+            let (version, assumption) = PveVersion::of_server(&state.version);
+            if let Some(assumption) = assumption {
+                printer.warn(&assumption);
+            }
+            version
+        }
     };
     let catalog = Catalog::for_version(version);
     let text = audit::live::to_user_cfg(&state);

@@ -377,7 +377,7 @@ pub(crate) fn token_file_fallback() -> TargetFallback {
     TargetFallback::from_optional(saved.as_ref())
 }
 
-/// True when `saved` holds `token`, or a rotation of it (`NAME-rN`, made by `rotate` before PVE 9.1).
+/// True when `saved` holds `token`, or a rotation of it (`NAME-rN`, made by `rotate` where the server cannot regenerate).
 fn is_same_token(saved: &TokenFile, token: &TokenRef) -> bool {
     saved.token_id.user_str() == token.user && rotation_base(saved.token_id.name_str()) == token.name
 }
@@ -394,7 +394,7 @@ pub(crate) fn rotation_base(name: &str) -> &str {
     }
 }
 
-/// The name the next rotation uses before PVE 9.1: `packer` → `packer-r1` → `packer-r2` …
+/// The name the next rotation uses where the server cannot regenerate (libpve-access-control before 9.1.0): `packer` → `packer-r1` → `packer-r2` …
 pub(crate) fn next_rotation_name(name: &str) -> String {
     let base = rotation_base(name);
     let next = name.strip_prefix(base).and_then(|rest| rest.strip_prefix("-r")).and_then(|n| n.parse::<u64>().ok());

@@ -128,8 +128,8 @@ fn release_help() -> String {
 
 fn parse_package(text: &str) -> Result<(String, String), String> {
     let (name, version) = text.split_once('=').ok_or_else(|| format!("'{text}': expected NAME=VERSION"))?;
-    let plausible = !name.is_empty()
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c));
+    let plausible =
+        !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c));
     if !plausible {
         return Err(format!("'{name}' is not a Debian package name"));
     }

@@ -265,11 +265,10 @@ pub fn run(args: VerifyArgs, printer: &Printer) -> anyhow::Result<Exit> {
         let mut missing = compare(&map, &resolved);
         if !missing.is_empty() {
             if let Some(text) = &user_cfg {
-                let version = pvetoken_acl::PveVersion::new(
-                    u8::try_from(pve.major).unwrap_or(u8::MAX),
-                    u8::try_from(pve.minor).unwrap_or(u8::MAX),
-                )
-                .unwrap_or(pvetoken_acl::PveVersion::NEWEST);
+                let (version, assumption) = pvetoken_acl::PveVersion::of_server(&version.version);
+                if let Some(assumption) = assumption {
+                    printer.warn(&assumption);
+                }
                 let catalog = Catalog::for_version(version);
                 let (cfg, _warnings) = UserCfg::parse(text, &catalog);
                 explain_offline(&cfg, &catalog, &token, &resolved, &mut missing);

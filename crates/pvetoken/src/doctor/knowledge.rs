@@ -7,7 +7,8 @@ use pvetoken_acl::{Catalog, PveVersion};
 use crate::profiles;
 
 /// The releases whose catalogs doctor consults to say where a privilege exists.
-const RELEASES: [PveVersion; 4] = [PveVersion::V7_4, PveVersion::V8_4, PveVersion::V9_0, PveVersion::NEWEST];
+const RELEASES: [PveVersion; 5] =
+    [PveVersion::V7_4, PveVersion::V8_4, PveVersion::V9_0, PveVersion::V9_1, PveVersion::V9_2];
 
 /// What a notable privilege allows, and the version story behind it. Privileges not listed get the catalogs'
 /// answer only.

@@ -131,6 +131,8 @@ declare_ids! {
     PVE_VERSION_UNKNOWN = "pve-version-unknown";
     /// PVE older than 8.
     PVE_VERSION_OLD = "pve-version-old";
+    /// PVE newer than any release pvetoken knows (checks assume the newest known).
+    PVE_VERSION_NEWER = "pve-version-newer";
     // privileges
     /// The profile is not known (commands/doctor.rs).
     PROFILE_UNKNOWN = "profile-unknown";

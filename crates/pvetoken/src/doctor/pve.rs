@@ -65,6 +65,11 @@ pub async fn auth(client: &PveClient, token: &TokenFile, now: i64) -> (Option<Ve
     }
 }
 
+fn newest_known() -> PveVersion {
+    let newest = pvetoken_acl::PveVersion::NEWEST;
+    PveVersion { major: u32::from(newest.major), minor: u32::from(newest.minor) }
+}
+
 /// The server version as a finding-free detail, with a warning for releases pvetoken does not target.
 pub fn version(version: &Version) -> (Option<PveVersion>, Vec<Finding>, String) {
     let Some((major, minor)) = version.major_minor() else {
@@ -90,6 +95,15 @@ pub fn version(version: &Version) -> (Option<PveVersion>, Vec<Finding>, String) 
             )
             .why("PVE 7 is out of support; privilege checks may differ")
             .fix("upgrade the host (pve7to8, then pve8to9)"),
+        );
+    }
+    if let (_, Some(assumption)) = pvetoken_acl::PveVersion::of_server(&version.version)
+        && parsed > newest_known()
+    {
+        findings.push(
+            Finding::new(id::PVE_VERSION_NEWER, Severity::Warning, "version", assumption)
+                .why("privileges and ACL paths of a release pvetoken does not know may differ")
+                .fix("upgrade pvetoken (pvetoken --version lists the releases it knows)"),
         );
     }
     let note = if major >= 9 {

@@ -22,8 +22,8 @@ const NO_AGENT: u64 = 102;
 const DELIVERER: &str = "deliverer@pve";
 const DELIVERER_PASSWORD: &str = "deliver-pw-1";
 
-fn versions() -> [PveVersion; 2] {
-    ["8.4".parse().expect("8.4"), "9.1".parse().expect("9.1")]
+fn versions() -> [PveVersion; 3] {
+    ["8.4".parse().expect("8.4"), "9.1".parse().expect("9.1"), "9.2".parse().expect("9.2")]
 }
 
 fn vm(vmid: u64, status: &str, agent: &str) -> ScenarioVm {

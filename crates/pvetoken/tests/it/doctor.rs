@@ -162,18 +162,20 @@ fn assert_no_secret(run: &Run, secret: &Secret) {
 }
 
 #[test]
-fn a_healthy_token_passes_every_check_and_exits_0() {
-    let lab = Lab::start();
-    let file = lab.path("token.env");
-    let secret = lab.create("packer", &file, &[]);
-    let run = lab.doctor(&file, &[], &[]);
-    assert_eq!(run.code, 0, "{}", run.all);
-    assert!(run.ids().is_empty(), "{:?}", run.ids());
-    for check in ["token-file", "environment", "dns", "tcp", "tls", "auth", "version", "privileges", "expiry"] {
-        assert_eq!(run.status_of(check), "ok", "{check}: {}", run.all);
+fn a_healthy_token_passes_every_check_and_exits_0_on_8_4_9_1_and_9_2() {
+    for version in [pvetoken_acl::PveVersion::V8_4, pvetoken_acl::PveVersion::V9_1, pvetoken_acl::PveVersion::V9_2] {
+        let lab = Lab::start_with(LabConfig { pve_version: version, ..LabConfig::default() });
+        let file = lab.path("token.env");
+        let secret = lab.create("packer", &file, &[]);
+        let run = lab.doctor(&file, &[], &[]);
+        assert_eq!(run.code, 0, "{version}: {}", run.all);
+        assert!(run.ids().is_empty(), "{version}: {:?}", run.ids());
+        for check in ["token-file", "environment", "dns", "tcp", "tls", "auth", "version", "privileges", "expiry"] {
+            assert_eq!(run.status_of(check), "ok", "{version} {check}: {}", run.all);
+        }
+        assert_eq!(run.status_of("semaphore"), "skipped");
+        assert_no_secret(&run, &secret);
     }
-    assert_eq!(run.status_of("semaphore"), "skipped");
-    assert_no_secret(&run, &secret);
 }
 
 #[test]

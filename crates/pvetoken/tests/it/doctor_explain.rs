@@ -79,7 +79,7 @@ fn the_permission_check_is_parsed_into_path_and_alternatives_with_version_facts(
     assert_eq!(check["any_of"], true);
     assert_eq!(check["privileges"][1], "VM.GuestAgent.Unrestricted");
     let facts = &run.json["explanations"][0]["privileges"][0];
-    assert_eq!(facts["known_on"], serde_json::json!(["9.0", "9.1"]));
+    assert_eq!(facts["known_on"], serde_json::json!(["9.0", "9.1", "9.2"]));
 }
 
 #[test]

@@ -1188,3 +1188,17 @@ fn a_semaphore_that_fails_to_list_environments_is_a_request_failure() {
     assert_pve_side_ok(&run);
     assert_no_secret(&run, &secrets(&lab, &secret));
 }
+
+#[test]
+fn a_release_newer_than_any_known_is_a_warning_naming_the_assumption() {
+    let mut scenario = pvetoken_lab::Scenario::default();
+    scenario.packages.insert("pve-manager".to_owned(), "9.7.1".to_owned());
+    let lab = Lab::start_with(LabConfig { scenario, ..LabConfig::default() });
+    let (file, secret) = healthy(&lab);
+    let run = lab.doctor(&file, &[], &[]);
+    assert_passes(&run);
+    assert_eq!(run.ids(), ["pve-version-newer"], "{}", run.all);
+    let finding = expect_finding(&run, "pve-version-newer", "warning", "version", "upgrade pvetoken");
+    assert!(what(&finding).contains("9.7.1") && what(&finding).contains("assuming it behaves as 9.2"), "{finding}");
+    assert_no_secret(&run, &secrets(&lab, &secret));
+}

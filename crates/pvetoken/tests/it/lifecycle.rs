@@ -216,7 +216,7 @@ pub fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).expect("file exists").permissions().mode() & 0o777
 }
 
-const VERSIONS: [&str; 2] = ["8.4", "9.1"];
+const VERSIONS: [&str; 3] = ["8.4", "9.1", "9.2"];
 
 /// Paths of each built-in profile without narrowing (the ACL puts a fresh create makes).
 const PROFILE_PATHS: [(&str, u64); 6] =
