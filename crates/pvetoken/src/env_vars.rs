@@ -32,16 +32,21 @@ pub const HOME: &str = "HOME";
 /// The `sops` program `pvetoken render --format sops --age-recipient ...` runs (default: `sops` from `PATH`).
 pub const PVETOKEN_SOPS: &str = "PVETOKEN_SOPS";
 
+/// OpenBao's address when `--addr` is not given (`VAULT_ADDR` is read when it is unset).
+pub const BAO_ADDR: &str = "BAO_ADDR";
+/// HashiCorp Vault's name for the address.
+pub const VAULT_ADDR: &str = "VAULT_ADDR";
+/// OpenBao token for `register openbao` and the rotation of its sinks.
+pub const BAO_TOKEN: &str = "BAO_TOKEN";
+/// HashiCorp Vault's name for the token (read when `BAO_TOKEN` is unset).
+pub const VAULT_TOKEN: &str = "VAULT_TOKEN";
+/// CA bundle for OpenBao's HTTPS when `--ca-file` is not given.
+pub const BAO_CACERT: &str = "BAO_CACERT";
+
 /// Variables that carry credentials (or point at them): removed from the environment of every child process
 /// (sops, pvesh, ssh-keygen), which never needs them.
-pub const CREDENTIALS: &[&str] = &[
-    PVETOKEN_PASSWORD,
-    PVETOKEN_ADMIN_TOKEN_FILE,
-    SEMAPHORE_PASSWORD,
-    SEMAPHORE_API_TOKEN,
-    "BAO_TOKEN",
-    "VAULT_TOKEN",
-];
+pub const CREDENTIALS: &[&str] =
+    &[PVETOKEN_PASSWORD, PVETOKEN_ADMIN_TOKEN_FILE, SEMAPHORE_PASSWORD, SEMAPHORE_API_TOKEN, BAO_TOKEN, VAULT_TOKEN];
 
 /// Removes [`CREDENTIALS`] from a child's environment.
 pub trait ScrubCredentials {

@@ -1,8 +1,8 @@
-//! Sinks: the places a token was handed to (a Semaphore environment, ...), remembered next to the token file so
+//! Sinks: the places a token was handed to (a Semaphore environment, an OpenBao secret), remembered next to the token file so
 //! that `pvetoken rotate` can update every one of them.
 //!
 //! The lifecycle engineer owns this file (record storage, `load`/`remember`); each sink's update lives with the
-//! command that registers it (`commands::register::refresh_semaphore_sink`).
+//! command that registers it (`commands::register::refresh_semaphore_sink`, `commands::register_openbao::refresh`).
 
 use std::path::PathBuf;
 
@@ -12,6 +12,60 @@ use std::path::PathBuf;
 pub enum SinkRecord {
     /// A Semaphore UI environment holding the token as secrets.
     Semaphore(SemaphoreSink),
+    /// An OpenBao / Vault KV v2 secret.
+    Openbao(OpenbaoSink),
+}
+
+impl SinkRecord {
+    /// One line naming the sink, for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            SinkRecord::Semaphore(s) => {
+                format!("Semaphore {} project {} environment {}", s.url, s.project, s.environment)
+            }
+            SinkRecord::Openbao(s) => format!("OpenBao secret {}/{} at {}", s.mount, s.path, s.addresses.join(", ")),
+        }
+    }
+}
+
+/// An OpenBao / Vault KV v2 secret written by `pvetoken register openbao`. Holds no secret: only where the
+/// OpenBao credentials come from.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OpenbaoSink {
+    /// Base URLs, tried in order.
+    pub addresses: Vec<String>,
+    /// KV v2 mount.
+    pub mount: String,
+    /// Path below the mount.
+    pub path: String,
+    /// CA bundle for OpenBao's HTTPS.
+    pub ca_file: Option<PathBuf>,
+    /// Pinned certificate fingerprint.
+    pub fingerprint: Option<String>,
+    /// How to log in.
+    pub auth: OpenbaoAuthRecord,
+}
+
+/// Where the OpenBao credentials come from at rotation time.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "method", rename_all = "kebab-case")]
+pub enum OpenbaoAuthRecord {
+    /// `BAO_TOKEN`, else `VAULT_TOKEN`.
+    Environment,
+    /// A token file (first line).
+    TokenFile {
+        /// The file.
+        file: PathBuf,
+    },
+    /// AppRole with a role id and a secret id read from files.
+    AppRole {
+        /// Auth mount.
+        mount: String,
+        /// Role id file.
+        role_id_file: PathBuf,
+        /// Secret id file.
+        secret_id_file: PathBuf,
+    },
 }
 
 /// A Semaphore environment registered by `pvetoken register semaphore`. Holds no secret.
@@ -76,6 +130,8 @@ fn same_sink(a: &SinkRecord, b: &SinkRecord) -> bool {
         (SinkRecord::Semaphore(a), SinkRecord::Semaphore(b)) => {
             a.url == b.url && a.project == b.project && a.environment == b.environment
         }
+        (SinkRecord::Openbao(a), SinkRecord::Openbao(b)) => a.mount == b.mount && a.path == b.path,
+        _ => false,
     }
 }
 

@@ -14,6 +14,7 @@ pub mod lab;
 pub mod lint;
 pub mod list;
 pub mod register;
+pub mod register_openbao;
 pub mod render;
 pub mod revoke;
 pub mod rotate;

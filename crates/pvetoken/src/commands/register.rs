@@ -42,6 +42,13 @@ pub struct RegisterArgs {
 enum RegisterTarget {
     /// Create or update a Semaphore UI environment holding the token as `env` secrets.
     Semaphore(SemaphoreArgs),
+    /// Write the token to an OpenBao / Vault KV v2 secret (check-and-set), read it back, remember it for rotate.
+    ///
+    /// The OpenBao token comes from BAO_TOKEN (or VAULT_TOKEN), --bao-token-file, or an AppRole login
+    /// (--role-id-file, --secret-id-file); never from an argument. Fields: token_id, token_secret, api_token
+    /// (`user@realm!name=secret`, for bpg), user, token_name, api_url (…/api2/json), endpoint, host, port, node,
+    /// fingerprint, expire; see docs/openbao.md for how Packer, Terraform and Ansible read them.
+    Openbao(super::register_openbao::OpenbaoArgs),
 }
 
 /// Which variables the environment gets.
@@ -134,7 +141,10 @@ struct SemaphoreArgs {
 
 /// Runs `pvetoken register`.
 pub fn run(args: RegisterArgs, printer: &Printer) -> anyhow::Result<Exit> {
-    let RegisterTarget::Semaphore(args) = args.target;
+    let args = match args.target {
+        RegisterTarget::Semaphore(args) => args,
+        RegisterTarget::Openbao(args) => return super::register_openbao::run(&args, printer),
+    };
     let log = Log::open(args.log_file.as_deref())?;
     let outcome = run_semaphore(&args, printer, &log);
     if let Err(error) = &outcome {
@@ -212,6 +222,14 @@ fn run_semaphore(args: &SemaphoreArgs, printer: &Printer, log: &Log) -> anyhow::
         }
     }
     Ok(Exit::Success)
+}
+
+/// Checks, before `rotate` changes anything, that the credentials of a remembered Semaphore sink are at hand (no
+/// request is made: a login is only tried when the sink is updated).
+pub fn semaphore_credentials_ready(sink: &crate::sinks::SemaphoreSink) -> anyhow::Result<()> {
+    let user = sink.user.clone().unwrap_or_else(|| "admin".to_owned());
+    resolve_auth(sink.api_token_file.as_deref(), None, &user, std::io::stdin().is_terminal())?;
+    Ok(())
 }
 
 /// Brings a remembered Semaphore sink up to date with a (rotated) token. Called by `pvetoken rotate`.

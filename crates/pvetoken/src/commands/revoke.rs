@@ -133,14 +133,7 @@ fn forget_local_copy(path: &Path, full_id: &str, target: &Target, printer: &Prin
         ));
         return Ok(LocalCopy::default());
     }
-    let sinks: Vec<String> = crate::sinks::load(path)?
-        .iter()
-        .map(|sink| match sink {
-            crate::sinks::SinkRecord::Semaphore(s) => {
-                format!("Semaphore {} project {} environment {}", s.url, s.project, s.environment)
-            }
-        })
-        .collect();
+    let sinks: Vec<String> = crate::sinks::load(path)?.iter().map(crate::sinks::SinkRecord::describe).collect();
     for sink in &sinks {
         printer.warn(&format!("{sink} still holds the revoked token's secret: remove or replace it there"));
     }

@@ -80,6 +80,20 @@ pub fn run(args: RotateArgs, printer: &Printer) -> anyhow::Result<Exit> {
                 finished_interrupted: true,
             });
         }
+        // Every sink must be reachable with its credentials before the secret changes: a regenerated secret
+        // kills the old one at once, and a sink that cannot take the new one would be left dead.
+        check_sinks(&token_file).await.map_err(|failed| {
+            let list: Vec<String> = failed.iter().map(|f| format!("{}: {}", f.sink, f.error)).collect();
+            CliError::remote(format!(
+                "nothing was rotated: {} sink(s) could not take a new secret now: {}",
+                failed.len(),
+                list.join("; ")
+            ))
+            .with_hint(format!(
+                "fix what stops them (see above) and rerun, or remove a sink you no longer use from {}",
+                crate::sinks::sinks_path(&token_file).display()
+            ))
+        })?;
         let new_token = match detection.method {
             RotationMethod::Regenerate => rotation.regenerate(&token, &saved, prepared, &token_file).await?,
             RotationMethod::NewToken => rotation.replace(&token, &saved, prepared, &token_file).await?,
@@ -138,6 +152,23 @@ struct FailedSink {
     error: String,
 }
 
+/// Checks every remembered sink before anything changes; all are tried, the failures returned.
+async fn check_sinks(token_file: &std::path::Path) -> Result<(), Vec<FailedSink>> {
+    let sinks = crate::sinks::load(token_file)
+        .map_err(|error| vec![FailedSink { sink: "the sink record".to_owned(), error: error.to_string() }])?;
+    let mut failed = Vec::new();
+    for sink in sinks {
+        let result = match &sink {
+            crate::sinks::SinkRecord::Semaphore(s) => crate::commands::register::semaphore_credentials_ready(s),
+            crate::sinks::SinkRecord::Openbao(s) => crate::commands::register_openbao::preflight(s).await,
+        };
+        if let Err(error) = result {
+            failed.push(FailedSink { sink: sink.describe(), error: format!("{error:#}") });
+        }
+    }
+    if failed.is_empty() { Ok(()) } else { Err(failed) }
+}
+
 /// Pushes the token file's (new) token to every remembered sink; all are tried, the failures returned.
 async fn update_sinks(token_file: &std::path::Path, printer: &Printer) -> Result<(), Vec<FailedSink>> {
     let sinks = crate::sinks::load(token_file)
@@ -145,6 +176,14 @@ async fn update_sinks(token_file: &std::path::Path, printer: &Printer) -> Result
     let mut failed = Vec::new();
     for sink in sinks {
         match sink {
+            crate::sinks::SinkRecord::Openbao(sink) => {
+                if let Err(error) = crate::commands::register_openbao::refresh(&sink, token_file, printer).await {
+                    failed.push(FailedSink {
+                        sink: crate::sinks::SinkRecord::Openbao(sink.clone()).describe(),
+                        error: format!("{error:#}"),
+                    });
+                }
+            }
             crate::sinks::SinkRecord::Semaphore(sink) => {
                 if let Err(error) = crate::commands::register::refresh_semaphore_sink(&sink, token_file, printer).await
                 {

@@ -12,6 +12,7 @@ mod file_safety;
 mod input_defects;
 mod lifecycle;
 mod lint;
+mod openbao;
 mod register;
 mod render;
 mod render_consumers;
