@@ -194,3 +194,45 @@ fn a_rotation_killed_while_copying_acls_is_finished_by_the_rerun_with_every_priv
     lab.assert_no_token_without_its_secret("automation@pve", "after the rerun");
     assert_eq!(lab.server_tokens("automation@pve").len(), 1);
 }
+
+#[test]
+fn rotation_policy_rotates_only_when_due_so_a_daily_timer_does_nothing_most_days() {
+    let lab = Lab::start("9.1");
+    assert_eq!(lab.create("packer", &["--expire", "30d"]).code, 0);
+    let (_, first) = lab.saved().unwrap();
+
+    lab.clear_log();
+    let idle = rotate(&lab, &["--if-expiring-within", "14d", "--output", "json"]);
+    assert_eq!(idle.code, 0, "{}", idle.both());
+    let report: serde_json::Value = serde_json::from_str(&idle.stdout).expect("json");
+    assert_eq!(report["status"], "not-due", "{report}");
+    assert!(report["reasons"][0].as_str().is_some_and(|r| r.contains("not within 14 day")), "{report}");
+    assert_eq!(lab.saved().unwrap().1, first, "nothing rotated");
+    assert!(lab.requests().is_empty(), "a token that is not due costs no request: {:?}", lab.requests());
+
+    let due = rotate(&lab, &["--if-expiring-within", "60d"]);
+    assert_eq!(due.code, 0, "{}", due.both());
+    let (_, second) = lab.saved().unwrap();
+    assert_ne!(second, first, "due within 60 days: rotated");
+
+    // Age: the token file was just written; 100 days later it is older than 90 days.
+    let fresh = rotate(&lab, &["--if-older-than", "90d"]);
+    assert_eq!((fresh.code, lab.saved().unwrap().1 == second), (0, true), "{}", fresh.both());
+    let file = std::fs::File::options().write(true).open(lab.token_file()).unwrap();
+    file.set_modified(std::time::SystemTime::now() - Duration::from_secs(100 * 86_400)).unwrap();
+    drop(file);
+    let old = rotate(&lab, &["--if-older-than", "90d"]);
+    assert_eq!(old.code, 0, "{}", old.both());
+    assert_ne!(lab.saved().unwrap().1, second, "older than 90 days: rotated");
+
+    let bad = rotate(&lab, &["--if-older-than", "90x"]);
+    assert_eq!(bad.code, 2, "{}", bad.both());
+    assert!(bad.stderr.contains("not a span"), "{}", bad.both());
+
+    std::fs::remove_file(lab.token_file()).unwrap();
+    let missing = rotate(&lab, &["--if-exists", "--if-expiring-within", "14d"]);
+    assert_eq!(missing.code, 0, "{}", missing.both());
+    assert!(missing.stdout.contains("nothing to rotate"), "{}", missing.both());
+    let strict = rotate(&lab, &[]);
+    assert_eq!(strict.code, 2, "without --if-exists a missing token file is an error: {}", strict.both());
+}
