@@ -96,6 +96,8 @@ pub struct LabConfig {
     pub auth_failure_delay: Duration,
     /// Deterministic secrets and passwords (demos only).
     pub seed: Option<u64>,
+    /// Serve the Semaphore simulator over plain HTTP, as a default Semaphore install does (`:3000`).
+    pub semaphore_http: bool,
 }
 
 impl Default for LabConfig {
@@ -109,6 +111,7 @@ impl Default for LabConfig {
             scenario: Scenario::default(),
             auth_failure_delay: Duration::ZERO,
             seed: None,
+            semaphore_http: false,
         }
     }
 }
@@ -139,7 +142,7 @@ pub struct ReadyInfo {
     pub node: String,
     /// The simulated release, e.g. `9.1`.
     pub pve_version: String,
-    /// `https://127.0.0.1:PORT` of the Semaphore simulator.
+    /// `https://127.0.0.1:PORT` of the Semaphore simulator (`http://` with `semaphore_http`).
     pub semaphore_url: String,
     /// Semaphore administrator.
     pub semaphore_user: String,
@@ -451,7 +454,8 @@ pub async fn start(config: LabConfig) -> Result<RunningLab, LabError> {
         async move { server::serve_request(lab, req).await }
     }));
     let router = semaphore.router();
-    let sem_task = tokio::spawn(listen::accept_loop_tower(sem_listener, acceptor, rx, router));
+    let sem_acceptor = (!config.semaphore_http).then_some(acceptor);
+    let sem_task = tokio::spawn(listen::accept_loop_tower(sem_listener, sem_acceptor, rx, router));
 
     let ready = ReadyInfo {
         pve_url: format!("https://{pve_addr}"),
@@ -461,7 +465,7 @@ pub async fn start(config: LabConfig) -> Result<RunningLab, LabError> {
         root_password,
         node: config.scenario.node.clone(),
         pve_version: config.pve_version.to_string(),
-        semaphore_url: format!("https://{sem_addr}"),
+        semaphore_url: format!("{}://{sem_addr}", if config.semaphore_http { "http" } else { "https" }),
         semaphore_user: semaphore.admin_user().to_owned(),
         semaphore_password: semaphore.admin_password().to_owned(),
         state_dir: dir_path,

@@ -64,9 +64,10 @@ pub(crate) async fn accept_loop<F, Fut>(
 }
 
 /// Serves the Semaphore simulator's axum router.
+/// `acceptor` = `None` serves plain HTTP (real Semaphore listens on plain HTTP :3000 by default).
 pub(crate) async fn accept_loop_tower(
     listener: TcpListener,
-    acceptor: tokio_rustls::TlsAcceptor,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
     rx: watch::Receiver<bool>,
     router: axum::Router,
 ) {
@@ -81,17 +82,31 @@ pub(crate) async fn accept_loop_tower(
         let router = router.clone();
         let rx = rx.clone();
         tokio::spawn(async move {
-            let Ok(Ok(tls)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await else { return };
-            let service = hyper_util::service::TowerToHyperService::new(router);
-            let conn = builder().serve_connection(TokioIo::new(tls), service);
-            tokio::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                () = wait_shutdown(rx) => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = tokio::time::timeout(Duration::from_secs(2), conn).await;
+            match acceptor {
+                Some(acceptor) => {
+                    let Ok(Ok(tls)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await else {
+                        return;
+                    };
+                    serve_tower(tls, router, rx).await;
                 }
+                None => serve_tower(tcp, router, rx).await,
             }
         });
+    }
+}
+
+async fn serve_tower<I>(io: I, router: axum::Router, rx: watch::Receiver<bool>)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper_util::service::TowerToHyperService::new(router);
+    let conn = builder().serve_connection(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        () = wait_shutdown(rx) => {
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(Duration::from_secs(2), conn).await;
+        }
     }
 }

@@ -87,6 +87,9 @@ pub struct SemaphoreSink {
     pub ca_file: Option<PathBuf>,
     /// Pinned certificate fingerprint, if any.
     pub fingerprint: Option<String>,
+    /// Plain HTTP to a non-loopback address was allowed at registration (`--allow-http`).
+    #[serde(default)]
+    pub allow_http: bool,
 }
 
 /// The file that remembers the sinks of a token file: `<token file>.sinks.json` in the same directory, mode 0600.
@@ -179,6 +182,7 @@ mod tests {
             api_token_file: None,
             ca_file: None,
             fingerprint: None,
+            allow_http: false,
         })
     }
 

@@ -60,6 +60,9 @@ struct ServeArgs {
     /// Make generated passwords and token secrets deterministic (demos only).
     #[arg(long)]
     seed: Option<u64>,
+    /// Serve the Semaphore simulator over plain HTTP, as a default Semaphore install does (`http://...:3000`).
+    #[arg(long)]
+    semaphore_http: bool,
 }
 
 /// Runs `pvetoken lab`.
@@ -105,6 +108,7 @@ fn config(args: &ServeArgs) -> anyhow::Result<pvetoken_lab::LabConfig> {
         scenario,
         auth_failure_delay: delay,
         seed: args.seed,
+        semaphore_http: args.semaphore_http,
     })
 }
 

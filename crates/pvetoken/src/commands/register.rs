@@ -128,6 +128,10 @@ struct SemaphoreArgs {
     /// Accept any certificate from Semaphore (dangerous; prefer --fingerprint).
     #[arg(long)]
     insecure: bool,
+    /// Send the token over plain HTTP to a Semaphore that is not on loopback (prints a warning). A default
+    /// Semaphore listens on plain HTTP :3000; on the same machine (`http://127.0.0.1:3000`) no flag is needed.
+    #[arg(long)]
+    allow_http: bool,
     /// Exit 0 with one line when the token file does not exist (the guest-side "if found" step).
     #[arg(long)]
     if_token_file: bool,
@@ -169,6 +173,7 @@ fn run_semaphore(args: &SemaphoreArgs, printer: &Printer, log: &Log) -> anyhow::
         return Ok(Exit::Success);
     }
     let settings = Settings::from_args(args, token_file)?;
+    crate::connection::check_plain_http(std::slice::from_ref(&settings.url), args.allow_http, printer)?;
     if settings.tls.insecure {
         printer.warn("--insecure: Semaphore's certificate is not checked; anyone on the path can read the secrets");
     }
@@ -258,6 +263,7 @@ pub async fn refresh_semaphore_sink(
         token_file: token_file.to_path_buf(),
         tls: TlsSettings { ca_file: sink.ca_file.clone(), fingerprint, insecure: false },
     };
+    crate::connection::check_plain_http(std::slice::from_ref(&settings.url), sink.allow_http, printer)?;
     let user = sink.user.clone().unwrap_or_else(|| "admin".to_owned());
     let auth = resolve_auth(sink.api_token_file.as_deref(), None, &user, std::io::stdin().is_terminal())?;
     let report = register(&settings, auth).await?;
@@ -324,6 +330,7 @@ impl Settings {
             api_token_file: args.api_token_file.clone(),
             ca_file: self.tls.ca_file.clone(),
             fingerprint: self.tls.fingerprint.map(|fingerprint| fingerprint.to_string()),
+            allow_http: args.allow_http,
         }
     }
 }

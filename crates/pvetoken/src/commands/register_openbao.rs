@@ -67,7 +67,7 @@ pub fn run(args: &OpenbaoArgs, printer: &Printer) -> anyhow::Result<Exit> {
         None => crate::token_store::default_token_path()?,
     };
     let sink = sink_from_args(args)?;
-    check_plain_http(&sink.addresses, args.allow_http, printer)?;
+    crate::connection::check_plain_http(&sink.addresses, args.allow_http, printer)?;
     let runtime = tokio::runtime::Runtime::new()?;
     let outcome = runtime.block_on(write_sink(&sink, &token_file))?;
     crate::sinks::remember(&token_file, SinkRecord::Openbao(sink.clone())).map_err(|error| {
@@ -149,33 +149,6 @@ fn sink_from_args(args: &OpenbaoArgs) -> Result<OpenbaoSink, CliError> {
 
 fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
-}
-
-/// A token over plain HTTP to anything but loopback needs `--allow-http`, and is warned about even then.
-fn check_plain_http(addresses: &[String], allowed: bool, printer: &Printer) -> Result<(), CliError> {
-    for address in addresses {
-        let Ok(url) = url::Url::parse(address) else { continue };
-        if url.scheme() != "http" {
-            continue;
-        }
-        let loopback = match url.host() {
-            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-            Some(url::Host::Domain(name)) => name == "localhost",
-            None => false,
-        };
-        if loopback {
-            continue;
-        }
-        if !allowed {
-            return Err(CliError::usage(format!(
-                "{address} is plain HTTP: the Proxmox token would cross the network unencrypted"
-            ))
-            .with_hint("use https:// (OpenBao's listener with TLS), or pass --allow-http if you accept the risk"));
-        }
-        printer.warn(&format!("{address} is plain HTTP: the token crosses the network unencrypted (--allow-http)"));
-    }
-    Ok(())
 }
 
 /// What a write did.

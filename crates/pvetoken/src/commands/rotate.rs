@@ -122,7 +122,8 @@ pub fn run(args: RotateArgs, printer: &Printer) -> anyhow::Result<Exit> {
             token_file.display()
         );
         if printer.is_json() {
-            printer.json(&serde_json::json!({ "rotated": null, "status": "no-token-file", "token_file": token_file }))?;
+            printer
+                .json(&serde_json::json!({ "rotated": null, "status": "no-token-file", "token_file": token_file }))?;
         } else {
             printer.data(&line)?;
         }

@@ -46,8 +46,11 @@ impl Run {
 
 impl Lab {
     pub fn start(version: &str) -> Lab {
+        Lab::start_with(LabConfig { pve_version: version.parse().expect("lab version"), ..LabConfig::default() })
+    }
+
+    pub fn start_with(config: LabConfig) -> Lab {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        let config = LabConfig { pve_version: version.parse().expect("lab version"), ..LabConfig::default() };
         let lab = runtime.block_on(pvetoken_lab::start(config)).expect("lab starts");
         let dir = TempDir::new("pvetoken-lifecycle");
         std::fs::create_dir_all(dir.path().join("home")).unwrap();

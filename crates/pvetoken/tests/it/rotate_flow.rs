@@ -236,3 +236,31 @@ fn rotation_policy_rotates_only_when_due_so_a_daily_timer_does_nothing_most_days
     let strict = rotate(&lab, &[]);
     assert_eq!(strict.code, 2, "without --if-exists a missing token file is an error: {}", strict.both());
 }
+
+#[test]
+fn a_plain_http_semaphore_on_loopback_is_registered_and_rotated_and_elsewhere_needs_allow_http() {
+    let lab = Lab::start_with(pvetoken_lab::LabConfig {
+        pve_version: "9.2".parse().unwrap(),
+        semaphore_http: true,
+        ..pvetoken_lab::LabConfig::default()
+    });
+    let ready = lab.lab().ready();
+    assert!(ready.semaphore_url.starts_with("http://127.0.0.1:"), "{}", ready.semaphore_url);
+    assert_eq!(lab.create("privatebox", &[]).code, 0);
+    let file = lab.token_file().display().to_string();
+    let env = [("SEMAPHORE_PASSWORD", ready.semaphore_password.as_str())];
+    let args = ["register", "semaphore", "--url", &ready.semaphore_url, "--project", "1", "--token-file", &file];
+    let run = lab.pvetoken_env(&args, &env);
+    assert_eq!(run.code, 0, "{}", run.both());
+    let rotated = rotate(&lab, &[]);
+    assert_eq!(rotated.code, 0, "{}", rotated.both());
+    let (_, secret) = lab.saved().unwrap();
+    assert_eq!(semaphore_secret(&lab).as_deref(), Some(secret.as_str()));
+
+    // The same plain-HTTP Semaphore under a non-loopback name: refused before any request, unless allowed.
+    let remote = ready.semaphore_url.replace("127.0.0.1", "192.0.2.1");
+    let args = ["register", "semaphore", "--url", &remote, "--project", "1", "--token-file", &file];
+    let refused = lab.pvetoken_env(&args, &env);
+    assert_eq!(refused.code, 2, "{}", refused.both());
+    assert!(refused.stderr.contains("plain HTTP") && refused.stderr.contains("--allow-http"), "{}", refused.both());
+}
