@@ -386,6 +386,33 @@ pub fn remote_error(error: &pvetoken_client::ClientError, target: &Target) -> Cl
     }
 }
 
+/// A token over plain HTTP to anything but loopback needs `--allow-http`, and is warned about even then.
+pub fn check_plain_http(addresses: &[String], allowed: bool, printer: &Printer) -> Result<(), CliError> {
+    for address in addresses {
+        let Ok(url) = url::Url::parse(address) else { continue };
+        if url.scheme() != "http" {
+            continue;
+        }
+        let loopback = match url.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(name)) => name == "localhost",
+            None => false,
+        };
+        if loopback {
+            continue;
+        }
+        if !allowed {
+            return Err(CliError::usage(format!(
+                "{address} is plain HTTP: the Proxmox token would cross the network unencrypted"
+            ))
+            .with_hint("use https:// (OpenBao's listener with TLS), or pass --allow-http if you accept the risk"));
+        }
+        printer.warn(&format!("{address} is plain HTTP: the token crosses the network unencrypted (--allow-http)"));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::{ConnectionArgs, Target, TargetFallback};
@@ -419,31 +446,4 @@ mod tests {
             assert!(error.hint.unwrap_or_default().contains("--url"));
         }
     }
-}
-
-/// A token over plain HTTP to anything but loopback needs `--allow-http`, and is warned about even then.
-pub fn check_plain_http(addresses: &[String], allowed: bool, printer: &Printer) -> Result<(), CliError> {
-    for address in addresses {
-        let Ok(url) = url::Url::parse(address) else { continue };
-        if url.scheme() != "http" {
-            continue;
-        }
-        let loopback = match url.host() {
-            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-            Some(url::Host::Domain(name)) => name == "localhost",
-            None => false,
-        };
-        if loopback {
-            continue;
-        }
-        if !allowed {
-            return Err(CliError::usage(format!(
-                "{address} is plain HTTP: the Proxmox token would cross the network unencrypted"
-            ))
-            .with_hint("use https:// (OpenBao's listener with TLS), or pass --allow-http if you accept the risk"));
-        }
-        printer.warn(&format!("{address} is plain HTTP: the token crosses the network unencrypted (--allow-http)"));
-    }
-    Ok(())
 }
