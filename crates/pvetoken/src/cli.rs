@@ -13,7 +13,7 @@ use crate::commands;
 ///
 /// Exit codes: 0 ok, 1 a check failed, 2 usage or input error, 3 server or network error, 4 internal error.
 #[derive(Debug, Parser)]
-#[command(name = "pvetoken", version, propagate_version = true, max_term_width = 110)]
+#[command(name = "pvetoken", version, long_version = crate::version::long(), propagate_version = true, max_term_width = 110)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -79,4 +79,10 @@ pub enum Command {
     Acl(commands::acl::AclArgs),
     /// Run the lab: Proxmox VE and Semaphore API simulators on 127.0.0.1.
     Lab(commands::lab::LabArgs),
+    /// Print the completion script for a shell (bash: `pvetoken completions bash > /etc/bash_completion.d/pvetoken`).
+    Completions(commands::completions::CompletionsArgs),
+    /// Write the man pages (one per subcommand) into a directory.
+    Man(commands::completions::ManArgs),
+    /// The version, the git commit it was built from, and the PVE releases and Semaphore versions it knows.
+    Version,
 }

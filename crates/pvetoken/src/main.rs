@@ -17,8 +17,20 @@ mod profiles;
 mod release;
 mod sinks;
 mod token_store;
+mod version;
 
 fn main() -> ExitCode {
+    // `--version --output json`: clap answers --version before it reads other flags, so machines ask here.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let wants_version = args.iter().any(|a| a == "--version" || a == "-V");
+    let wants_json =
+        args.windows(2).any(|w| w[0] == "--output" && w[1] == "json") || args.iter().any(|a| a == "--output=json");
+    if wants_version && wants_json {
+        let text = format!("{}\n", version::json());
+        // A closed stdout (`| head`) is not an error worth a panic.
+        let _ = std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes());
+        return ExitCode::SUCCESS;
+    }
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => {

@@ -6,6 +6,7 @@ use crate::printer::Printer;
 
 pub mod acl;
 pub mod audit;
+pub mod completions;
 pub mod create;
 pub mod deliver;
 pub mod demo;
@@ -37,5 +38,15 @@ pub fn run(command: Command, printer: &Printer) -> anyhow::Result<Exit> {
         Command::Demo(args) => demo::run(args, printer),
         Command::Acl(args) => acl::run(args, printer),
         Command::Lab(args) => lab::run(args, printer),
+        Command::Completions(args) => completions::run_completions(&args, printer),
+        Command::Man(args) => completions::run_man(&args, printer),
+        Command::Version => {
+            if printer.is_json() {
+                printer.json(&crate::version::json())?;
+            } else {
+                printer.data(&format!("pvetoken {}", crate::version::long()))?;
+            }
+            Ok(Exit::Success)
+        }
     }
 }

@@ -13,6 +13,7 @@ mod input_defects;
 mod lifecycle;
 mod lint;
 mod openbao;
+mod packaging;
 mod register;
 mod render;
 mod render_consumers;
