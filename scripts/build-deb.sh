@@ -18,7 +18,7 @@ bin=target/release/pvetoken
 "$bin" completions bash > "$assets/completions/pvetoken.bash"
 "$bin" completions zsh > "$assets/completions/_pvetoken"
 "$bin" completions fish > "$assets/completions/pvetoken.fish"
-cargo deb --locked --no-build -p pvetoken "$@"
+cargo deb --locked --no-build --strip -p pvetoken "$@"
 deb=$(ls -t target/debian/pvetoken_*.deb | head -1)
 printf 'built %s (%s bytes; binary %s bytes installed)\n' "$deb" "$(stat -c %s "$deb")" \
   "$(dpkg-deb --fsys-tarfile "$deb" | tar -xO ./usr/bin/pvetoken | wc -c)"
