@@ -11,14 +11,23 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8], secret: bool) -> std::io::
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut file = std::fs::OpenOptions::new()
+    // A fresh temp file (`create_new`: never an existing file, never through a planted link), 0600 from its
+    // first byte for secrets.
+    let mut attempt = 0u32;
+    let (tmp, mut file) = loop {
+        let tmp = dir.join(format!(".{name}.tmp-{}-{attempt}", std::process::id()));
+        match std::fs::OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(if secret { 0o600 } else { 0o644 })
-            .open(&tmp)?;
+            .open(&tmp)
+        {
+            Ok(file) => break (tmp, file),
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists && attempt < 100 => attempt += 1,
+            Err(error) => return Err(error),
+        }
+    };
+    let result = (|| {
         file.write_all(bytes)?;
         file.sync_all()?;
         drop(file);
@@ -32,4 +41,26 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8], secret: bool) -> std::io::
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use super::write_atomic;
+
+    #[test]
+    fn secret_files_are_0600_and_a_planted_link_at_the_temp_name_is_never_followed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let target = dir.path().join("ready.json");
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::write(&elsewhere, "untouched").expect("write");
+        // The first temp name this process would use, planted as a link to another file.
+        let planted = dir.path().join(format!(".ready.json.tmp-{}-0", std::process::id()));
+        std::os::unix::fs::symlink(&elsewhere, &planted).expect("symlink");
+        write_atomic(&target, b"{\"root_password\":\"x\"}", true).expect("write");
+        assert_eq!(std::fs::read_to_string(&elsewhere).expect("read"), "untouched");
+        assert_eq!(std::fs::metadata(&target).expect("meta").permissions().mode() & 0o777, 0o600);
+        assert!(std::fs::read_to_string(&target).expect("read").contains("root_password"));
+    }
 }

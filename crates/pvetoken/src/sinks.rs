@@ -139,30 +139,8 @@ fn same_sink(a: &SinkRecord, b: &SinkRecord) -> bool {
 }
 
 fn save(token_file: &std::path::Path, sinks: &[SinkRecord]) -> anyhow::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let path = sinks_path(token_file);
-    let dir = path.parent().filter(|dir| !dir.as_os_str().is_empty()).unwrap_or_else(|| std::path::Path::new("."));
     let text = serde_json::to_string_pretty(&SinkFile { version: 1, sinks: sinks.to_vec() })?;
-    let temp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("sinks"),
-        std::process::id()
-    ));
-    let result = (|| -> std::io::Result<()> {
-        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&temp)?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-        std::fs::rename(&temp, &path)?;
-        if let Ok(dir) = std::fs::File::open(dir) {
-            let _ = dir.sync_all();
-        }
-        Ok(())
-    })();
-    if let Err(error) = result {
-        let _ = std::fs::remove_file(&temp);
-        anyhow::bail!("cannot save {}: {error}", path.display());
-    }
+    crate::token_store::write_secret_file_atomic(&sinks_path(token_file), text.as_bytes())?;
     Ok(())
 }
 

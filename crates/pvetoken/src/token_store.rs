@@ -351,6 +351,21 @@ mod tests {
     use super::*;
     use pvetoken_api::{ExposeSecret, Secret};
 
+    #[test]
+    fn private_writes_are_0600_and_never_follow_a_link_planted_at_the_temp_name() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let target = dir.path().join("ready.json");
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::write(&elsewhere, "untouched").expect("write");
+        let planted = dir.path().join(format!(".ready.json.tmp-{}-0", std::process::id()));
+        std::os::unix::fs::symlink(&elsewhere, &planted).expect("symlink");
+        write_secret_file_atomic(&target, b"root password").expect("write");
+        assert_eq!(std::fs::read_to_string(&elsewhere).expect("read"), "untouched");
+        assert_eq!(std::fs::metadata(&target).expect("meta").permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::read(&target).expect("read"), b"root password");
+    }
+
     fn token() -> TokenFile {
         TokenFile::new(
             "https://127.0.0.1:8006",

@@ -3,9 +3,6 @@
 //! one JSON document (`state.json`, 0600, replaced atomically) and the secrets encrypted with AES-256-GCM under a
 //! random key (`access_key_encryption`, 0600), as Semaphore's `access_key_encryption` setting does.
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use aes_gcm::aead::rand_core::RngCore;
@@ -341,16 +338,8 @@ impl Persistence {
 
 /// Writes `bytes` to `path` atomically: a 0600 temporary file in the same directory, fsync, rename.
 pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), SemaphoreError> {
-    let state_error = |source| SemaphoreError::State { path: path.to_path_buf(), source };
-    let mut temp_name = path.file_name().map(|name| name.to_os_string()).unwrap_or_default();
-    temp_name.push(format!(".tmp{}", std::process::id()));
-    let temp = path.with_file_name(temp_name);
-    let mut file: File =
-        OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&temp).map_err(state_error)?;
-    file.write_all(bytes).map_err(state_error)?;
-    file.sync_all().map_err(state_error)?;
-    std::fs::rename(&temp, path).map_err(state_error)?;
-    Ok(())
+    crate::store::write_atomic(path, bytes, true)
+        .map_err(|source| SemaphoreError::State { path: path.to_path_buf(), source })
 }
 
 /// A random URL-safe token (Semaphore's API tokens: 32 random bytes, base64url, lower-cased; ours are hex).

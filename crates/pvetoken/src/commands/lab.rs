@@ -1,8 +1,6 @@
 //! `pvetoken lab serve`: the PVE + Semaphore API simulators (a lab, never a real Proxmox VE).
 
-use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -143,18 +141,6 @@ fn parse_package(text: &str) -> Result<(String, String), String> {
     Ok((name.to_owned(), version.to_owned()))
 }
 
-/// Writes `bytes` to `path` atomically with mode 0600 from the first byte.
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or_else(|| Path::new("."));
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("ready.json");
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    drop(file);
-    std::fs::rename(&tmp, path)
-}
-
 fn run_serve(args: ServeArgs, printer: &Printer) -> anyhow::Result<Exit> {
     let config = config(&args)?;
     let runtime = tokio::runtime::Runtime::new().context("start the async runtime")?;
@@ -173,8 +159,8 @@ fn run_serve(args: ServeArgs, printer: &Printer) -> anyhow::Result<Exit> {
         match &args.ready_file {
             Some(path) => {
                 let json = serde_json::to_vec_pretty(&ready).context("serialise the ready information")?;
-                write_private(path, &json)
-                    .map_err(|e| CliError::usage(format!("cannot write --ready-file {}: {e}", path.display())))?;
+                crate::token_store::write_secret_file_atomic(path, &json)
+                    .map_err(|e| CliError::usage(format!("cannot write --ready-file: {}", e.message)))?;
                 printer.info(&format!("ready file (0600, holds the passwords): {}", path.display()));
             }
             None => printer.hint("pass --ready-file FILE to get the root and Semaphore passwords (mode 0600)"),

@@ -825,19 +825,7 @@ impl RegistrationState {
         let mut file = self.load();
         file.registrations.insert(key.to_owned(), StateEntry { environment_id, digest: digest.to_owned() });
         let text = serde_json::to_string_pretty(&file)?;
-        let mut temp_name = self.path.file_name().map(std::ffi::OsStr::to_os_string).unwrap_or_default();
-        temp_name.push(format!(".tmp{}", std::process::id()));
-        let temp = self.path.with_file_name(temp_name);
-        let mut out = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&temp)
-            .with_context(|| format!("cannot write {}", temp.display()))?;
-        out.write_all(text.as_bytes())?;
-        out.sync_all()?;
-        std::fs::rename(&temp, &self.path).with_context(|| format!("cannot write {}", self.path.display()))?;
+        crate::token_store::write_secret_file_atomic(&self.path, text.as_bytes())?;
         Ok(())
     }
 }

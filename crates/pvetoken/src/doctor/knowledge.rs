@@ -183,7 +183,7 @@ mod tests {
     #[test]
     fn guest_agent_audit_is_pve_9s_and_vm_monitor_is_pve_8s() {
         let audit = facts("VM.GuestAgent.Audit");
-        assert_eq!(audit.known_on, ["9.0", "9.1"]);
+        assert_eq!(audit.known_on, ["9.0", "9.1", "9.2"]);
         assert!(audit.unknown_on.contains(&"8.4".to_owned()));
         let monitor = facts("VM.Monitor");
         assert!(monitor.known_on.contains(&"8.4".to_owned()));
