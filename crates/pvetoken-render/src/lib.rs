@@ -142,6 +142,19 @@ impl Format {
         String::from_utf8(out).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "output is not UTF-8"))
     }
 
+    /// The environment variables of an environment-variable format (`env`, `packer`, `terraform-bpg`,
+    /// `terraform-telmate`, `ansible-env`) as (name, value) pairs, for handing them to a child process directly
+    /// (`pvetoken exec`); `None` for file formats.
+    pub fn variables(self, token: &TokenFile) -> Option<io::Result<Vec<(String, String)>>> {
+        if !matches!(
+            self,
+            Format::Env | Format::Packer | Format::TerraformBpg | Format::TerraformTelmate | Format::AnsibleEnv
+        ) {
+            return None;
+        }
+        Some(self.render_to_string(token, &RenderOptions::default()).map(|text| parse_assignments(&text)))
+    }
+
     /// Whether the output contains the token secret (all formats do today; kept explicit for the terminal guard).
     pub fn carries_secret(self) -> bool {
         true
@@ -166,3 +179,47 @@ impl std::fmt::Display for Format {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown format `{0}`")]
 pub struct UnknownFormat(pub String);
+
+/// Reads the `KEY='value'` / `export KEY='value'` lines the environment formats write (values quoted by
+/// [`shell_single_quote`]); comments and other lines are skipped.
+fn parse_assignments(text: &str) -> Vec<(String, String)> {
+    let mut pairs = Vec::new();
+    for line in text.lines() {
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let Some((key, quoted)) = line.split_once('=') else { continue };
+        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            continue;
+        }
+        let mut value = String::new();
+        let mut inside = false;
+        let mut chars = quoted.chars();
+        while let Some(c) = chars.next() {
+            match (inside, c) {
+                (_, '\'') => inside = !inside,
+                (false, '\\') => value.extend(chars.next()),
+                (_, c) => value.push(c),
+            }
+        }
+        pairs.push((key.to_owned(), value));
+    }
+    pairs
+}
+
+#[cfg(test)]
+mod variables_tests {
+    use super::{parse_assignments, shell_single_quote};
+
+    #[test]
+    fn assignments_round_trip_through_shell_single_quotes() {
+        for value in ["plain", "it's", "a b$c`d\\e\"f", "", "'''"] {
+            let text =
+                format!("# comment\nexport KEY={}\nOTHER={}\n", shell_single_quote(value), shell_single_quote(value));
+            let got = parse_assignments(&text);
+            assert_eq!(
+                got,
+                [("KEY".to_owned(), value.to_owned()), ("OTHER".to_owned(), value.to_owned())],
+                "{value:?}"
+            );
+        }
+    }
+}

@@ -79,6 +79,11 @@ pub enum Command {
     Acl(commands::acl::AclArgs),
     /// Run the lab: Proxmox VE and Semaphore API simulators on 127.0.0.1.
     Lab(commands::lab::LabArgs),
+    /// Run a command with a short-lived token of its own: created, verified, handed over in its environment
+    /// only, deleted when it ends (`pvetoken exec --profile packer -- packer build .`).
+    Exec(commands::exec::ExecArgs),
+    /// Delete ephemeral tokens of `exec` that expired or whose job is gone.
+    Gc(commands::exec::GcArgs),
     /// Print the completion script for a shell (bash: `pvetoken completions bash > /etc/bash_completion.d/pvetoken`).
     Completions(commands::completions::CompletionsArgs),
     /// Write the man pages (one per subcommand) into a directory.

@@ -62,3 +62,12 @@ impl ScrubCredentials for std::process::Command {
         self
     }
 }
+
+impl ScrubCredentials for tokio::process::Command {
+    fn env_clear_credentials(&mut self) -> &mut Self {
+        for name in CREDENTIALS {
+            self.env_remove(name);
+        }
+        self
+    }
+}

@@ -6,20 +6,37 @@ use crate::printer::Printer;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
     /// Everything asked for was done or is in place.
-    Success = 0,
+    Success,
     /// A check ran and failed (a missing privilege, a lint finding, an audit finding at or above `--fail-on`).
-    CheckFailed = 1,
+    CheckFailed,
     /// Bad usage or bad input: a flag, a file, an identifier. Nothing was sent to a server.
-    Usage = 2,
+    Usage,
     /// The server or the network failed or refused.
-    Remote = 3,
+    Remote,
     /// A bug or an unexpected local failure.
-    Internal = 4,
+    Internal,
+    /// `pvetoken exec`: the exit status of the command it ran (`128 + N` for a signal, 127 for a command that
+    /// does not exist), as a shell reports it.
+    Child(u8),
+}
+
+impl Exit {
+    /// The process exit status.
+    pub fn code(self) -> u8 {
+        match self {
+            Exit::Success => 0,
+            Exit::CheckFailed => 1,
+            Exit::Usage => 2,
+            Exit::Remote => 3,
+            Exit::Internal => 4,
+            Exit::Child(code) => code,
+        }
+    }
 }
 
 impl From<Exit> for std::process::ExitCode {
     fn from(exit: Exit) -> Self {
-        std::process::ExitCode::from(exit as u8)
+        std::process::ExitCode::from(exit.code())
     }
 }
 

@@ -11,6 +11,7 @@ pub mod create;
 pub mod deliver;
 pub mod demo;
 pub mod doctor;
+pub mod exec;
 pub mod lab;
 pub mod lint;
 pub mod list;
@@ -38,6 +39,8 @@ pub fn run(command: Command, printer: &Printer) -> anyhow::Result<Exit> {
         Command::Demo(args) => demo::run(args, printer),
         Command::Acl(args) => acl::run(args, printer),
         Command::Lab(args) => lab::run(args, printer),
+        Command::Exec(args) => exec::run(args, printer),
+        Command::Gc(args) => exec::run_gc(args, printer),
         Command::Completions(args) => completions::run_completions(&args, printer),
         Command::Man(args) => completions::run_man(&args, printer),
         Command::Version => {

@@ -8,6 +8,7 @@ mod demo;
 mod doctor;
 mod doctor_explain;
 mod doctor_findings;
+mod exec;
 mod file_safety;
 mod input_defects;
 mod lifecycle;

@@ -1,0 +1,360 @@
+//! `pvetoken exec --profile P -- COMMAND`: a short-lived token for one job. The token is created for the job
+//! (privilege-separated, its PVE expiry = now + TTL so it dies even if nothing cleans up), granted the profile's
+//! ACLs, verified, and handed to COMMAND in its environment only (never a file, never argv, never printed). When
+//! COMMAND ends, the token (and with it its ACL entries) is deleted and pvetoken exits with COMMAND's status.
+//! `pvetoken gc` deletes ephemeral tokens that outlived their job.
+//!
+//! Signals: SIGTERM and SIGHUP are forwarded to COMMAND; SIGINT too when stdin is not a terminal (on a terminal,
+//! Ctrl-C already reaches COMMAND, which shares pvetoken's process group).
+
+use std::ffi::OsString;
+use std::io::IsTerminal;
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+
+use clap::Args;
+use pvetoken_api::{ExposeSecret, Secret};
+use pvetoken_client::pve::{AclChange, NewToken, PveClient};
+use pvetoken_render::{Format, TokenFile};
+
+use super::create::{NarrowingArgs, TokenRef, now, target_url, validate_user};
+use crate::connection::{ConnectionArgs, Target};
+use crate::env_vars::{self, ScrubCredentials};
+use crate::exit::{CliError, Exit};
+use crate::printer::Printer;
+use crate::profiles::{self, PveVersion};
+
+/// The comment that marks a token as made by `exec` (and tells `gc` where its job ran).
+const EPHEMERAL: &str = "pvetoken exec ephemeral";
+
+/// Arguments of `pvetoken exec`.
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Consumer profile whose ACLs the job's token gets (built-in name or a profile TOML file).
+    #[arg(long, value_name = "NAME|FILE")]
+    profile: String,
+    /// The user that owns the job's token (created without a password if missing; needs the profile's rights).
+    #[arg(long, value_name = "USER@REALM", default_value = "automation@pve")]
+    user: String,
+    /// Lifetime of the token: PVE deletes nothing, but refuses it after this (1m .. 31d).
+    #[arg(long, value_name = "SPAN", default_value = "30m", value_parser = parse_ttl)]
+    ttl: i64,
+    /// The variables COMMAND gets: env, packer, terraform-bpg, terraform-telmate or ansible-env (default: the
+    /// profile's consumer: packer → packer, terraform → terraform-bpg, ansible → ansible-env, else env).
+    #[arg(long, value_name = "FORMAT")]
+    format: Option<String>,
+    /// Leave the token until its expiry instead of deleting it when COMMAND ends (debugging; warned).
+    #[arg(long)]
+    keep: bool,
+    #[command(flatten)]
+    narrowing: NarrowingArgs,
+    #[command(flatten)]
+    connection: ConnectionArgs,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    command: Vec<OsString>,
+}
+
+/// Arguments of `pvetoken gc`.
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// The users whose ephemeral tokens are checked (repeatable).
+    #[arg(long, value_name = "USER@REALM", default_value = "automation@pve")]
+    user: Vec<String>,
+    #[command(flatten)]
+    connection: ConnectionArgs,
+}
+
+fn parse_ttl(text: &str) -> Result<i64, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let unit: i64 = match unit {
+        "s" => 1,
+        "m" | "min" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => return Err(format!("'{text}' is not a span: use e.g. 30m, 2h or 1d")),
+    };
+    let seconds = number.parse::<i64>().ok().and_then(|n| n.checked_mul(unit)).ok_or("not a span")?;
+    if !(60..=31 * 86_400).contains(&seconds) {
+        return Err(format!("'{text}': a job token lives between 1m and 31d"));
+    }
+    Ok(seconds)
+}
+
+/// The default variables for a profile's consumer.
+fn default_format(profile: &str) -> Format {
+    match profile {
+        "packer" => Format::Packer,
+        "terraform" => Format::TerraformBpg,
+        "terraform-telmate" => Format::TerraformTelmate,
+        "ansible" => Format::AnsibleEnv,
+        _ => Format::Env,
+    }
+}
+
+/// Where COMMAND's program is, as a shell would find it; `None` = 127.
+fn find_program(program: &OsString) -> Option<PathBuf> {
+    let path = PathBuf::from(program);
+    if path.components().count() > 1 {
+        return path.is_file().then_some(path);
+    }
+    std::env::var_os("PATH")
+        .and_then(|dirs| std::env::split_paths(&dirs).map(|dir| dir.join(&path)).find(|candidate| candidate.is_file()))
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_default()
+}
+
+fn random_suffix() -> Result<String, CliError> {
+    let mut bytes = [0u8; 4];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut file| std::io::Read::read_exact(&mut file, &mut bytes))
+        .map_err(|error| CliError::usage(format!("cannot read /dev/urandom: {error}")))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Runs `pvetoken exec`.
+pub fn run(args: ExecArgs, printer: &Printer) -> anyhow::Result<Exit> {
+    let profile = profiles::load(&args.profile).map_err(CliError::from)?;
+    validate_user(&args.user)?;
+    let format = match &args.format {
+        Some(name) => name.parse::<Format>().map_err(|error| CliError::usage(error.to_string()))?,
+        None => default_format(&profile.name),
+    };
+    let Some(program) = find_program(&args.command[0]) else {
+        // As a shell: 127, and no token was made for a job that cannot run.
+        return Err(CliError {
+            exit: Exit::Child(127),
+            message: format!("{}: command not found; no token was created", args.command[0].to_string_lossy()),
+            hint: None,
+        }
+        .into());
+    };
+    let target = args.connection.resolve_target(&super::create::token_file_fallback(), printer)?;
+    let admin = args.connection.resolve_admin()?;
+    let timeout = args.connection.timeout();
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let http = crate::connection::http_client(&target, timeout)?;
+        let client = crate::connection::connect_admin(&target, http.as_ref(), &admin, timeout).await?;
+        let remote = |error: &pvetoken_client::ClientError| crate::connection::remote_error(error, &target);
+        let version = client.version().await.map_err(|e| remote(&e))?;
+        let pve = version
+            .major_minor()
+            .map(|(major, minor)| PveVersion { major, minor })
+            .ok_or_else(|| CliError::remote(format!("cannot read the PVE version from `{}`", version.version)))?;
+        let resolved = profile.resolve(pve, &args.narrowing.narrowing(), None);
+        let name = format!("{}-x{}", profile.name, random_suffix()?);
+        let token = TokenRef { user: args.user.clone(), name };
+        let expire = now() + args.ttl;
+
+        // Role, user: as `create` leaves them (an existing user is never changed).
+        let wanted = resolved.role_privileges();
+        match client.role(&resolved.role).await.map_err(|e| remote(&e))? {
+            None => client.create_role(&resolved.role, &wanted).await.map_err(|e| remote(&e))?,
+            Some(mut current) => {
+                current.sort();
+                if current != wanted {
+                    client.set_role(&resolved.role, &wanted).await.map_err(|e| remote(&e))?;
+                }
+            }
+        }
+        match client.create_user(&token.user, Some("API automation user created by pvetoken")).await {
+            Ok(()) => {}
+            Err(error) if error.is_already_exists() => {}
+            Err(error) => return Err(remote(&error).into()),
+        }
+        let comment = format!("{EPHEMERAL}; host={}; pid={}; expires={expire}", hostname(), std::process::id());
+        let created = client
+            .create_token(&token.user, &token.name, &NewToken { privsep: true, expire, comment: Some(comment) })
+            .await
+            .map_err(|e| remote(&e))?;
+        let secret: Secret = created.value;
+        printer.verbose(&format!("created {} (expires in {} s)", token.full(), args.ttl));
+        // From here on the token exists: every way out deletes it (unless --keep).
+        let outcome =
+            job(&args, &client, http.as_ref(), &target, &token, &secret, &resolved, format, &program, expire, printer)
+                .await;
+        if args.keep {
+            printer.warn(&format!("--keep: {} stays until it expires ({expire})", token.full()));
+        } else if let Err(error) = client.delete_token(&token.user, &token.name).await {
+            printer.warn(&format!(
+                "could not delete {}: {error}; it expires by itself at {expire} (pvetoken gc removes it)",
+                token.full()
+            ));
+        } else {
+            printer.verbose(&format!("deleted {} and its ACL entries", token.full()));
+        }
+        outcome
+    })
+}
+
+/// Grants, verifies and runs COMMAND with the token; returns COMMAND's status.
+#[expect(clippy::too_many_arguments, reason = "one job's settings, passed once")]
+async fn job(
+    args: &ExecArgs,
+    client: &PveClient,
+    http: Option<&reqwest::Client>,
+    target: &Target,
+    token: &TokenRef,
+    secret: &Secret,
+    resolved: &profiles::Resolved,
+    format: Format,
+    program: &std::path::Path,
+    expire: i64,
+    printer: &Printer,
+) -> anyhow::Result<Exit> {
+    let remote = |error: &pvetoken_client::ClientError| crate::connection::remote_error(error, target);
+    for path in &resolved.paths {
+        let change = AclChange {
+            path: path.path.clone(),
+            roles: vec![resolved.role.clone()],
+            users: vec![token.user.clone()],
+            tokens: vec![token.full()],
+            propagate: path.propagate,
+            delete: false,
+        };
+        client.change_acl(&change).await.map_err(|e| remote(&e))?;
+    }
+    let map = if client.is_local() {
+        client.permissions_of(&token.full(), None).await
+    } else {
+        super::verify::token_client(http, target, &token.full(), secret, args.connection.timeout())
+            .own_permissions(None)
+            .await
+    }
+    .map_err(|error| super::verify::token_refused(&error, target))?;
+    let missing = super::verify::compare(&map, resolved);
+    if !missing.is_empty() {
+        super::verify::print_missing(&missing, printer);
+        return Err(CliError::check_failed(format!(
+            "the job's token lacks {} privilege(s) of profile {}; COMMAND was not run",
+            missing.len(),
+            resolved.profile
+        ))
+        .into());
+    }
+    let node = match args.narrowing.node.first() {
+        Some(node) => node.clone(),
+        None => client
+            .nodes()
+            .await
+            .map_err(|e| remote(&e))?
+            .into_iter()
+            .find(|n| n.status.as_deref() != Some("offline"))
+            .map(|n| n.node)
+            .unwrap_or_default(),
+    };
+    let id: pvetoken_acl::TokenId =
+        token.full().parse().map_err(|_| CliError::remote(format!("invalid token id {}", token.full())))?;
+    let mut file = TokenFile::new(&target_url(target), &node, id, Secret::from(secret.expose_secret().to_owned()))
+        .map_err(|error| CliError::usage(format!("cannot describe the server: {error}")))?;
+    if let Target::Remote { tls, .. } = target {
+        file.fingerprint = tls.fingerprint.map(|fingerprint| fingerprint.to_string());
+        file.ca_file = tls.ca_file.as_ref().and_then(|path| std::fs::canonicalize(path).ok());
+        file.tls_insecure = tls.insecure;
+    }
+    file.expire = u64::try_from(expire).unwrap_or(0);
+    let variables = format
+        .variables(&file)
+        .ok_or_else(|| {
+            CliError::usage(format!("--format {format} writes a file; exec hands over environment variables"))
+                .with_hint("use env, packer, terraform-bpg, terraform-telmate or ansible-env")
+        })?
+        .map_err(|error| CliError::usage(format!("cannot render {format}: {error}")))?;
+    let names: Vec<&str> = variables.iter().map(|(name, _)| name.as_str()).collect();
+    printer.info(&format!(
+        "{} (profile {}, expires in {} min) in the environment of {}: {}",
+        token.full(),
+        resolved.profile,
+        args.ttl / 60,
+        args.command[0].to_string_lossy(),
+        names.join(" ")
+    ));
+    let mut command = tokio::process::Command::new(program);
+    command.args(&args.command[1..]);
+    command.env_clear_credentials();
+    for (name, value) in &variables {
+        command.env(name, value);
+    }
+    command.env_remove(env_vars::PVETOKEN_ADMIN_TOKEN_FILE);
+    let mut child =
+        command.spawn().map_err(|error| CliError::usage(format!("cannot run {}: {error}", program.display())))?;
+    let status = wait_forwarding(&mut child).await?;
+    let code = match (status.code(), status.signal()) {
+        (Some(code), _) => u8::try_from(code).unwrap_or(1),
+        (None, Some(signal)) => u8::try_from(128 + signal).unwrap_or(255),
+        (None, None) => 1,
+    };
+    Ok(Exit::Child(code))
+}
+
+/// Waits for the child, forwarding SIGTERM and SIGHUP (and SIGINT when stdin is not a terminal) to it.
+async fn wait_forwarding(child: &mut tokio::process::Child) -> anyhow::Result<std::process::ExitStatus> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let forward_int = !std::io::stdin().is_terminal();
+    let pid = child.id().and_then(|pid| i32::try_from(pid).ok()).and_then(rustix::process::Pid::from_raw);
+    let send = |sig: rustix::process::Signal| {
+        if let Some(pid) = pid {
+            let _ = rustix::process::kill_process(pid, sig);
+        }
+    };
+    loop {
+        tokio::select! {
+            status = child.wait() => return Ok(status?),
+            _ = term.recv() => send(rustix::process::Signal::TERM),
+            _ = hup.recv() => send(rustix::process::Signal::HUP),
+            _ = int.recv() => if forward_int { send(rustix::process::Signal::INT) },
+        }
+    }
+}
+
+/// Runs `pvetoken gc`: deletes ephemeral tokens that are expired, or whose job (this host, a process that is
+/// gone) ended without deleting them.
+pub fn run_gc(args: GcArgs, printer: &Printer) -> anyhow::Result<Exit> {
+    let target = args.connection.resolve_target(&super::create::token_file_fallback(), printer)?;
+    let admin = args.connection.resolve_admin()?;
+    let timeout = args.connection.timeout();
+    let host = hostname();
+    let runtime = tokio::runtime::Runtime::new()?;
+    let deleted = runtime.block_on(async {
+        let http = crate::connection::http_client(&target, timeout)?;
+        let client = crate::connection::connect_admin(&target, http.as_ref(), &admin, timeout).await?;
+        let remote = |error: &pvetoken_client::ClientError| crate::connection::remote_error(error, &target);
+        let mut deleted = Vec::new();
+        for user in &args.user {
+            for info in client.tokens(user).await.map_err(|e| remote(&e))? {
+                let comment = info.comment.clone().unwrap_or_default();
+                if !comment.starts_with(EPHEMERAL) {
+                    continue;
+                }
+                let field = |key: &str| comment.split("; ").find_map(|part| part.strip_prefix(key)).map(str::to_owned);
+                let Some(name) = info.tokenid.clone() else { continue };
+                let expired = info.expire > 0 && info.expire <= now();
+                let job_gone = field("host=").as_deref() == Some(host.as_str())
+                    && field("pid=").is_some_and(|pid| !std::path::Path::new("/proc").join(pid).exists());
+                if expired || job_gone {
+                    client.delete_token(user, &name).await.map_err(|e| remote(&e))?;
+                    let why = if expired { "expired" } else { "its job is gone" };
+                    printer.info(&format!("deleted {user}!{name} ({why})"));
+                    deleted.push(format!("{user}!{name}"));
+                }
+            }
+        }
+        Ok::<_, anyhow::Error>(deleted)
+    })?;
+    if printer.is_json() {
+        printer.json(&serde_json::json!({ "deleted": deleted }))?;
+    } else if deleted.is_empty() {
+        printer.data("no ephemeral token to delete")?;
+    } else {
+        printer.data(&format!("deleted {} ephemeral token(s)", deleted.len()))?;
+    }
+    Ok(Exit::Success)
+}

@@ -1,0 +1,151 @@
+//! `pvetoken exec`: a token for one job, through the CLI against the lab. A real consumer we did not write
+//! (proxmoxer) runs with the variables `exec` hands it; afterwards the token and its ACL entries are gone, and the
+//! secret was never in argv, a file of pvetoken's, stdout or stderr. Exit status, signals, a missing command, the
+//! TTL bounds and `gc` as users meet them.
+#![allow(clippy::unwrap_used, reason = "tests")]
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::lifecycle::{Lab, Run};
+use crate::support::tool;
+
+/// `exec ARGS -- COMMAND` against the lab (root password in the environment, the lab's CA trusted).
+fn exec(lab: &Lab, args: &[&str], command: &[&str]) -> Run {
+    let ready = lab.lab().ready();
+    let ca = ready.ca_file.display().to_string();
+    let mut all = vec!["exec", "--url", ready.pve_url.as_str(), "--ca-file", ca.as_str()];
+    all.extend_from_slice(args);
+    all.push("--");
+    all.extend_from_slice(command);
+    lab.pvetoken(&all)
+}
+
+/// The ACL entries naming a token of `automation@pve` whose name starts with `prefix`.
+fn token_acl_entries(lab: &Lab, prefix: &str) -> usize {
+    let acl = lab.root().get("/access/acl", &[]).unwrap();
+    acl.as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "token" && e["ugid"].as_str().is_some_and(|u| u.starts_with(prefix)))
+        .count()
+}
+
+const PROBE: &str = r#"
+import glob, os, sys, proxmoxer
+e = os.environ
+api = proxmoxer.ProxmoxAPI(e["PROXMOX_HOST"], port=int(e["PROXMOX_PORT"]), user=e["PROXMOX_USER"],
+                           token_name=e["PROXMOX_TOKEN_ID"], token_value=e["PROXMOX_TOKEN_SECRET"],
+                           verify_ssl=e["PROXMOX_CA_PATH"])
+vms = api.cluster.resources.get(type="vm")
+secret = e["PROXMOX_TOKEN_SECRET"].encode()
+in_argv = []
+for path in glob.glob("/proc/[0-9]*/cmdline"):
+    try:
+        if secret in open(path, "rb").read():
+            in_argv.append(path)
+    except OSError:
+        pass
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+os.write(fd, secret)
+os.close(fd)
+print("JOB-OK", len(vms), "token", e["PROXMOX_USER"] + "!" + e["PROXMOX_TOKEN_ID"], "argv-leaks", len(in_argv))
+print("ADMIN-PASSWORD-VISIBLE", "PVETOKEN_PASSWORD" in e)
+"#;
+
+#[test]
+fn a_job_runs_with_its_own_token_which_is_gone_afterwards_and_never_in_argv_or_output() {
+    let Some(python) = tool("python") else { return };
+    let lab = Lab::start("9.2");
+    let python = python.display().to_string();
+    let seen = lab.dir().join("secret-the-job-saw");
+    let seen_text = seen.display().to_string();
+    let run = exec(&lab, &["--profile", "ansible", "--ttl", "10m"], &[&python, "-c", PROBE, &seen_text]);
+    assert_eq!(run.code, 0, "{}", run.both());
+    let line = run.stdout.lines().find(|l| l.starts_with("JOB-OK")).unwrap_or_else(|| panic!("{}", run.both()));
+    assert!(line.contains("token automation@pve!ansible-x") && line.ends_with("argv-leaks 0"), "{line}");
+    assert!(run.stdout.contains("ADMIN-PASSWORD-VISIBLE False"), "the job must not see the admin password");
+    let secret = std::fs::read_to_string(&seen).unwrap();
+    assert_eq!(secret.len(), 36, "a PVE secret reached the job");
+    let guests: usize = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(guests >= 1, "the job listed the lab's guests with its token: {line}");
+    assert!(!run.stderr.contains(&secret), "{}", run.stderr);
+    assert_eq!(run.stdout.matches(&secret).count(), 0, "pvetoken printed the secret");
+    // After the job: no ansible-x token, no ACL entry of one, and the secret is refused.
+    assert!(lab.server_tokens("automation@pve").iter().all(|t| !t.starts_with("ansible-x")));
+    assert_eq!(token_acl_entries(&lab, "automation@pve!ansible-x"), 0);
+    let id = line.split_whitespace().nth(3).unwrap();
+    assert!(lab.as_token(id, &secret).get("/version", &[]).is_err(), "the job's secret died with the job");
+}
+
+#[test]
+fn the_commands_exit_status_is_pvetokens_and_a_missing_command_is_127_with_no_token_made() {
+    let lab = Lab::start("9.1");
+    let run = exec(&lab, &["--profile", "packer"], &["sh", "-c", "test -n \"$PROXMOX_TOKEN\" && exit 7"]);
+    assert_eq!(run.code, 7, "{}", run.both());
+    assert!(lab.server_tokens("automation@pve").is_empty(), "{:?}", lab.server_tokens("automation@pve"));
+
+    lab.clear_log();
+    let missing = exec(&lab, &["--profile", "packer"], &["no-such-program-here"]);
+    assert_eq!(missing.code, 127, "{}", missing.both());
+    assert!(missing.stderr.contains("command not found"), "{}", missing.both());
+    assert!(lab.requests().is_empty(), "nothing is asked of the server for a job that cannot run");
+
+    for ttl in ["30s", "32d", "soon"] {
+        let bad = exec(&lab, &["--profile", "packer", "--ttl", ttl], &["true"]);
+        assert_eq!(bad.code, 2, "--ttl {ttl}: {}", bad.both());
+    }
+}
+
+#[test]
+fn sigint_is_forwarded_the_token_deleted_and_the_status_is_130() {
+    let lab = Lab::start("9.2");
+    let ready = lab.lab().ready();
+    let ca = ready.ca_file.display().to_string();
+    let child = Command::new(env!("CARGO_BIN_EXE_pvetoken"))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", lab.dir().join("home"))
+        .env("PVETOKEN_PASSWORD", &ready.root_password)
+        .args(["exec", "--url", &ready.pve_url, "--ca-file", &ca, "--profile", "packer", "--"])
+        .args(["sh", "-c", "trap 'kill $! 2>/dev/null; exit 130' INT; sleep 30 >/dev/null 2>&1 & wait"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !lab.server_tokens("automation@pve").iter().any(|t| t.starts_with("packer-x")) {
+        assert!(Instant::now() < deadline, "the job's token never appeared");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(130), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(lab.server_tokens("automation@pve").is_empty(), "the token went with the job");
+}
+
+#[test]
+fn a_kept_token_whose_job_is_gone_is_collected_by_gc() {
+    let lab = Lab::start("9.2");
+    let kept = exec(&lab, &["--profile", "packer", "--keep"], &["true"]);
+    assert_eq!(kept.code, 0, "{}", kept.both());
+    assert!(kept.stderr.contains("--keep"), "{}", kept.both());
+    let tokens = lab.server_tokens("automation@pve");
+    assert_eq!(tokens.len(), 1, "{tokens:?}");
+    let info = lab.root().get(&format!("/access/users/automation@pve/token/{}", tokens[0]), &[]).unwrap();
+    let expire = info["expire"].as_i64().unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    assert!((1700..=1900).contains(&(expire - i64::try_from(now).unwrap())), "PVE expiry = now + 30m: {info}");
+    assert!(info["comment"].as_str().is_some_and(|c| c.starts_with("pvetoken exec ephemeral")), "{info}");
+
+    let ready = lab.lab().ready();
+    let ca = ready.ca_file.display().to_string();
+    let gc = lab.pvetoken(&["gc", "--url", &ready.pve_url, "--ca-file", &ca, "--output", "json"]);
+    assert_eq!(gc.code, 0, "{}", gc.both());
+    let report: serde_json::Value = serde_json::from_str(gc.stdout.trim()).unwrap();
+    assert_eq!(report["deleted"].as_array().map(Vec::len), Some(1), "{report}");
+    assert!(lab.server_tokens("automation@pve").is_empty());
+}
