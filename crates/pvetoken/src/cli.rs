@@ -79,6 +79,10 @@ pub enum Command {
     Acl(commands::acl::AclArgs),
     /// Run the lab: Proxmox VE and Semaphore API simulators on 127.0.0.1.
     Lab(commands::lab::LabArgs),
+    /// Show what `apply` would change: declared tokens (pvetoken.toml) against every cluster, drift included.
+    Plan(commands::apply::PlanArgs),
+    /// Make every cluster match the declared tokens (pvetoken.toml): create, repair drift, rotate what is due.
+    Apply(commands::apply::ApplyArgs),
     /// Run a command with a short-lived token of its own: created, verified, handed over in its environment
     /// only, deleted when it ends (`pvetoken exec --profile packer -- packer build .`).
     Exec(commands::exec::ExecArgs),

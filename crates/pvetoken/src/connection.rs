@@ -51,6 +51,10 @@ pub struct ConnectionArgs {
     /// Read the administrator's password from the first line of this file (should be mode 0600).
     #[arg(long, value_name = "FILE", help_heading = "Connection")]
     pub password_file: Option<PathBuf>,
+    /// Act as the administrator token saved in this token file (mode 0600) instead of logging in with a password
+    /// (also PVETOKEN_ADMIN_TOKEN_FILE).
+    #[arg(long, value_name = "FILE", help_heading = "Connection", conflicts_with = "password_file")]
+    pub admin_token_file: Option<PathBuf>,
     /// Run `pvesh` on this PVE host (as root) instead of calling the HTTPS API: no URL, no password.
     #[arg(long, help_heading = "Connection", conflicts_with_all = ["ca_file", "fingerprint", "insecure", "password_file"])]
     pub local: bool,
@@ -224,6 +228,9 @@ impl ConnectionArgs {
         if !self.auth_user.contains('@') {
             return Err(CliError::usage(format!("--auth-user {}: missing realm", self.auth_user))
                 .with_hint(format!("write it as user@realm, e.g. {}@pam", self.auth_user)));
+        }
+        if let Some(path) = &self.admin_token_file {
+            return Ok(AdminAuth::TokenFile(path.clone()));
         }
         let password_file = self.password_file.as_deref();
         if password_file.is_none()

@@ -37,6 +37,11 @@ impl Printer {
         self.output
     }
 
+    /// A printer that prints only errors and warnings, in text (for commands run inside another command).
+    pub fn quiet_text(&self) -> Printer {
+        Printer { output: OutputFormat::Text, quiet: true, verbose: 0, color: self.color }
+    }
+
     /// True when `--output json` was given.
     pub fn is_json(&self) -> bool {
         self.output == OutputFormat::Json

@@ -5,6 +5,7 @@ use crate::exit::Exit;
 use crate::printer::Printer;
 
 pub mod acl;
+pub mod apply;
 pub mod audit;
 pub mod completions;
 pub mod create;
@@ -39,6 +40,8 @@ pub fn run(command: Command, printer: &Printer) -> anyhow::Result<Exit> {
         Command::Demo(args) => demo::run(args, printer),
         Command::Acl(args) => acl::run(args, printer),
         Command::Lab(args) => lab::run(args, printer),
+        Command::Plan(args) => apply::run_plan(args, printer),
+        Command::Apply(args) => apply::run_apply(args, printer),
         Command::Exec(args) => exec::run(args, printer),
         Command::Gc(args) => exec::run_gc(args, printer),
         Command::Completions(args) => completions::run_completions(&args, printer),

@@ -50,7 +50,7 @@ pub struct RotateArgs {
 }
 
 /// A span such as `14d`, `12h`, `4w`, `1y` (365 days), `90m`, `30s`, in seconds.
-fn parse_span(text: &str) -> Result<i64, String> {
+pub(crate) fn parse_span(text: &str) -> Result<i64, String> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);

@@ -1,5 +1,6 @@
 //! Integration tests, one module per area.
 mod acl_cli;
+mod apply;
 mod audit;
 mod audit_html;
 mod audit_live;
