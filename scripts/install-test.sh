@@ -53,12 +53,25 @@ for suite in bookworm trixie; do
   grep -q -- '--if-expiring-within' "$root/usr/share/bash-completion/completions/pvetoken"
   run_in "$root" bash -c 'source /usr/share/bash-completion/completions/pvetoken && complete -p pvetoken' >/dev/null
   log "$suite: bash completion loads"
-  units=(/usr/lib/systemd/system/pvetoken-rotate@.timer
+  units=(/usr/lib/systemd/system/pvetoken-rotate@.timer /usr/lib/systemd/system/pvetoken-apply.service
+         /usr/lib/systemd/system/pvetoken-apply.timer
          "/usr/lib/systemd/system/pvetoken-rotate@root-.proxmox\\x2dapi\\x2dtoken.service")
   verify=$(run_in "$root" systemd-analyze verify --man=no "${units[@]}" 2>&1) \
     || { printf '%s\n' "$verify" >&2; log "$suite: systemd-analyze verify failed"; exit 1; }
   [ -z "$verify" ] || { printf '%s\n' "$verify" >&2; log "$suite: systemd-analyze verify warned"; exit 1; }
   log "$suite: systemd-analyze verify clean"
+  # What the timers meet: a broken declaration fails clearly (exit 2, file named); a missing token file is
+  # "nothing to rotate" (exit 0).
+  printf '[clusters.x]\ncolour = "red"\n' > "$root/etc/pvetoken/pvetoken.toml"
+  set +e
+  broken=$(run_in "$root" pvetoken apply -f /etc/pvetoken/pvetoken.toml --auto-approve 2>&1); code=$?
+  set -e
+  [ "$code" = 2 ] && printf '%s' "$broken" | grep -q 'pvetoken.toml' \
+    || { log "$suite: a broken pvetoken.toml gave exit $code: $broken"; exit 1; }
+  rm -f "$root/etc/pvetoken/pvetoken.toml"
+  run_in "$root" pvetoken rotate --token-file /root/.proxmox-api-token --if-exists --if-expiring-within 14d \
+    | grep -q 'nothing to rotate'
+  log "$suite: broken declaration exits 2, missing token file exits 0"
   run_in "$root" sh -c 'DEBIAN_FRONTEND=noninteractive apt-get remove -y -qq pvetoken >/dev/null'
   left=$(run_in "$root" sh -c 'dpkg -L pvetoken 2>/dev/null | while read -r f; do [ -f "$f" ] && echo "$f"; done' || true)
   [ "$left" = "/etc/pvetoken/rotate.env" ] || { log "$suite: after remove, expected only the conffile, found: $left"; exit 1; }
