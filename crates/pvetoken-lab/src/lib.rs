@@ -45,6 +45,7 @@
 //!   `vmbr0` and the template VM 9000 with the guest agent enabled.
 
 mod access;
+mod access_log;
 mod agent;
 mod auth;
 mod control;
@@ -231,6 +232,11 @@ impl RunningLab {
     /// The Semaphore simulator (for tests that check what a client stored in it).
     pub fn semaphore(&self) -> &semaphore::SemaphoreSim {
         &self.lab.semaphore
+    }
+
+    /// The PVE side's `access.log` (pveproxy's format) in the state dir.
+    pub fn access_log(&self) -> PathBuf {
+        self.lab.dir.join(access_log::FILE)
     }
 
     /// Every PVE request so far (method, path, status, authenticated id; never secrets).
@@ -445,6 +451,7 @@ pub async fn start(config: LabConfig) -> Result<RunningLab, LabError> {
         generation: std::sync::atomic::AtomicU64::new(0),
         perm_cache: std::sync::Mutex::new(std::collections::HashMap::new()),
         semaphore: semaphore.clone(),
+        access_log_lock: std::sync::Mutex::new(()),
     });
     let acceptor = tokio_rustls::TlsAcceptor::from(cert.server_config.clone());
     let (shutdown, rx) = watch::channel(false);

@@ -43,6 +43,8 @@ pub(crate) struct Lab {
     pub(crate) perm_cache: std::sync::Mutex<std::collections::HashMap<String, (u64, Bytes)>>,
     /// The Semaphore simulator (reset together with the PVE state).
     pub(crate) semaphore: crate::semaphore::SemaphoreSim,
+    /// Serialises lines of `access.log`.
+    pub(crate) access_log_lock: std::sync::Mutex<()>,
 }
 
 impl Lab {
@@ -482,6 +484,16 @@ pub(crate) async fn serve_request(
     if outcome.auth_failure && !lab.auth_failure_delay.is_zero() {
         tokio::time::sleep(lab.auth_failure_delay).await;
     }
+    let length = outcome.body.len();
+    crate::access_log::write(
+        &lab,
+        method.as_str(),
+        &path,
+        query.as_deref(),
+        outcome.status,
+        outcome.authid.as_deref(),
+        length,
+    );
     let answer = response(outcome.status, &outcome.reason, outcome.body);
     lab.control.record(method, path, query, outcome.status, outcome.authid);
     Ok(answer)

@@ -83,6 +83,8 @@ pub enum Command {
     Plan(commands::apply::PlanArgs),
     /// Make every cluster match the declared tokens (pvetoken.toml): create, repair drift, rotate what is due.
     Apply(commands::apply::ApplyArgs),
+    /// Derive a least-privilege profile from what a token really called (pveproxy access logs).
+    Learn(commands::learn::LearnArgs),
     /// Run a command with a short-lived token of its own: created, verified, handed over in its environment
     /// only, deleted when it ends (`pvetoken exec --profile packer -- packer build .`).
     Exec(commands::exec::ExecArgs),

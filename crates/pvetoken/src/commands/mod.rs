@@ -14,6 +14,7 @@ pub mod demo;
 pub mod doctor;
 pub mod exec;
 pub mod lab;
+pub mod learn;
 pub mod lint;
 pub mod list;
 pub mod register;
@@ -42,6 +43,7 @@ pub fn run(command: Command, printer: &Printer) -> anyhow::Result<Exit> {
         Command::Lab(args) => lab::run(args, printer),
         Command::Plan(args) => apply::run_plan(args, printer),
         Command::Apply(args) => apply::run_apply(args, printer),
+        Command::Learn(args) => learn::run(args, printer),
         Command::Exec(args) => exec::run(args, printer),
         Command::Gc(args) => exec::run_gc(args, printer),
         Command::Completions(args) => completions::run_completions(&args, printer),

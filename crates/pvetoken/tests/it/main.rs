@@ -12,6 +12,7 @@ mod doctor_findings;
 mod exec;
 mod file_safety;
 mod input_defects;
+mod learn;
 mod lifecycle;
 mod lint;
 mod openbao;

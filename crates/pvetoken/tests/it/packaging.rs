@@ -109,7 +109,9 @@ fn the_rotate_unit_is_hardened_and_runs_what_the_cli_accepts() {
     assert!(timer.contains("OnCalendar=daily") && timer.contains("WantedBy=timers.target"));
     // The apply unit runs only with a declaration and passes flags `apply` has.
     let apply = std::fs::read_to_string(root.join("pvetoken-apply.service")).expect("apply service");
-    assert!(apply.contains("ConditionPathExists=/etc/pvetoken/pvetoken.toml") && apply.contains("ProtectSystem=strict"));
+    assert!(
+        apply.contains("ConditionPathExists=/etc/pvetoken/pvetoken.toml") && apply.contains("ProtectSystem=strict")
+    );
     let (_, help) = pvetoken(&["apply", "--help"]);
     assert!(help.contains("--auto-approve") && help.contains("--file"));
 }

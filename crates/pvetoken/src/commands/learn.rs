@@ -1,0 +1,382 @@
+//! `pvetoken learn --access-log FILE...`: least privilege from evidence. Reads pveproxy access logs (plain or
+//! rotated `.gz`), keeps the calls of one token (or user), maps each to its endpoint in the catalog
+//! (`data/endpoints.json`, generated from the endpoint research by `scripts/gen-endpoints.py`) and writes a profile
+//! (`create --profile FILE` takes it) whose every privilege names the calls that needed it and how often.
+//!
+//! The mapping and its limits (docs/learn.md): a path parameter the URL shows (`{vmid}`, `{node}`, `{storage}`)
+//! narrows the ACL path; one the log cannot show (a POST body: the new VM id, a pool, a disk's storage, a NIC's
+//! bridge) widens it to the parent (`/vms`, `/pool`, `/storage`, `/sdn/zones/localnetwork`), propagating; an `or`
+//! takes its first alternative the URL can fill; an `any` of several privileges takes the first; list endpoints
+//! that filter their entries by privilege (`cluster/resources`, `qemu` listing) get the filter's privilege on the
+//! parent, since the log does not say which entries the consumer needed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read as _;
+use std::path::PathBuf;
+
+use clap::Args;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::exit::{CliError, Exit};
+use crate::printer::Printer;
+
+/// Arguments of `pvetoken learn`.
+#[derive(Debug, Args)]
+pub struct LearnArgs {
+    /// pveproxy access logs (`/var/log/pveproxy/access.log`, rotated `.gz` files too).
+    #[arg(long = "access-log", value_name = "FILE", required = true)]
+    logs: Vec<PathBuf>,
+    /// The token (or user) whose calls are learned; needed when the logs hold several.
+    #[arg(long, value_name = "ID")]
+    token: Option<String>,
+    /// Widen narrowed paths to their parent for these kinds: vms, storage, nodes, pool (comma-separated).
+    #[arg(long, value_name = "KINDS", value_delimiter = ',')]
+    widen: Vec<String>,
+    /// The learned profile's name.
+    #[arg(long, value_name = "NAME", default_value = "learned")]
+    name: String,
+    /// Write the profile here (mode 0644) instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Catalog {
+    endpoints: Vec<Endpoint>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Endpoint {
+    method: String,
+    path: String,
+    check: Value,
+    #[serde(default)]
+    handler_checks: Vec<HandlerCheck>,
+}
+
+#[derive(Debug, Deserialize)]
+struct HandlerCheck {
+    filter: Option<String>,
+    check: Value,
+}
+
+static CATALOG: std::sync::LazyLock<Catalog> = std::sync::LazyLock::new(|| {
+    serde_json::from_str(include_str!("../../data/endpoints.json")).unwrap_or(Catalog { endpoints: Vec::new() })
+});
+
+/// One parsed access-log line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    /// Client address.
+    pub client: String,
+    /// Authenticated user or full token id (`-` when none).
+    pub userid: String,
+    /// Method.
+    pub method: String,
+    /// The URI as requested (still percent-encoded).
+    pub uri: String,
+    /// HTTP status.
+    pub status: u16,
+}
+
+/// Parses `CLIENT - USERID [TIME] "METHOD URI PROTO" STATUS LENGTH` (pve-http-server's `log_request`).
+pub fn parse_line(line: &str) -> Option<LogLine> {
+    let (client, rest) = line.split_once(" - ")?;
+    let (userid, rest) = rest.split_once(" [")?;
+    let (_time, rest) = rest.split_once("] \"")?;
+    let (request, rest) = rest.rsplit_once("\" ")?;
+    let mut request = request.split(' ');
+    let method = request.next()?.to_owned();
+    let uri = request.next()?.to_owned();
+    let status = rest.split_whitespace().next()?.parse().ok()?;
+    (!client.is_empty() && !userid.contains(' ') && method.chars().all(|c| c.is_ascii_uppercase())).then(|| LogLine {
+        client: client.to_owned(),
+        userid: userid.to_owned(),
+        method,
+        uri,
+        status,
+    })
+}
+
+fn percent_decode(segment: &str) -> String {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(h), Some(l)) = ((bytes[i + 1] as char).to_digit(16), (bytes[i + 2] as char).to_digit(16))
+        {
+            out.push(u8::try_from(h * 16 + l).unwrap_or(b'?'));
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The API path's segments (after `/api2/json` or `/api2/extjs`), decoded; `None` for other URIs.
+fn api_segments(uri: &str) -> Option<Vec<String>> {
+    let path = uri.split('?').next()?;
+    let rest = path.strip_prefix("/api2/json").or_else(|| path.strip_prefix("/api2/extjs"))?;
+    Some(rest.split('/').filter(|s| !s.is_empty()).map(percent_decode).collect())
+}
+
+/// The catalog entry for a call and its parameters; the most specific template wins.
+fn match_endpoint<'a>(method: &str, segments: &[String]) -> Option<(&'a Endpoint, BTreeMap<String, String>)> {
+    let mut best: Option<(&Endpoint, BTreeMap<String, String>, usize)> = None;
+    for endpoint in CATALOG.endpoints.iter().filter(|e| e.method == method) {
+        let template: Vec<&str> = endpoint.path.split('/').filter(|s| !s.is_empty()).collect();
+        if template.len() != segments.len() {
+            continue;
+        }
+        let mut params = BTreeMap::new();
+        let fits = template.iter().zip(segments).all(|(t, s)| {
+            if let Some(name) = t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
+                params.insert(name.to_owned(), s.clone());
+                true
+            } else {
+                t == s
+            }
+        });
+        if fits && best.as_ref().is_none_or(|(_, p, _)| params.len() < p.len()) {
+            let n = params.len();
+            best = Some((endpoint, params, n));
+        }
+    }
+    best.map(|(e, p, _)| (e, p))
+}
+
+/// A needed (path, privilege, propagate) with the reason it is only partly known.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Need {
+    path: String,
+    privilege: String,
+    propagate: bool,
+    widened: bool,
+}
+
+/// Substitutes the known parameters; an unknown one truncates the path before it (the conservative parent).
+fn fill(template: &str, params: &BTreeMap<String, String>) -> (String, bool) {
+    let mut out = String::new();
+    for segment in template.split('/').filter(|s| !s.is_empty()) {
+        match segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            Some(name) => match params.get(name) {
+                Some(value) => {
+                    out.push('/');
+                    out.push_str(value);
+                }
+                None => return (if out.is_empty() { "/".to_owned() } else { out }, true),
+            },
+            None => {
+                out.push('/');
+                out.push_str(segment);
+            }
+        }
+    }
+    (if out.is_empty() { "/".to_owned() } else { out }, false)
+}
+
+fn needs_of(check: &Value, params: &BTreeMap<String, String>, listing: bool, out: &mut Vec<Need>) {
+    if let Some(perm) = check.get("perm").and_then(Value::as_str) {
+        let privs: Vec<&str> =
+            check.get("privs").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
+        let any = check.get("any").and_then(Value::as_bool).unwrap_or(false);
+        let (path, widened) = fill(perm, params);
+        let widened = widened || listing;
+        let chosen: Vec<&str> = if any { privs.into_iter().take(1).collect() } else { privs };
+        for privilege in chosen {
+            out.push(Need { path: path.clone(), privilege: privilege.to_owned(), propagate: widened, widened });
+        }
+    } else if let Some(all) = check.get("and").and_then(Value::as_array) {
+        for part in all {
+            needs_of(part, params, listing, out);
+        }
+    } else if let Some(alternatives) = check.get("or").and_then(Value::as_array) {
+        let fillable = alternatives.iter().find(|alt| {
+            alt.get("require_param").and_then(Value::as_str).is_none_or(|p| params.contains_key(p))
+                && alt.get("perm").and_then(Value::as_str).is_some_and(|perm| !fill(perm, params).1)
+        });
+        if let Some(alt) = fillable.or(alternatives.first()) {
+            needs_of(alt, params, listing, out);
+        }
+    } else if let Some(inner) = check.get("check") {
+        needs_of(inner, params, listing, out);
+    }
+}
+
+/// (ACL path, propagate) → privilege → call (`METHOD /template`) → how often.
+type Grants = BTreeMap<(String, bool), BTreeMap<String, BTreeMap<String, usize>>>;
+
+/// Reads a log file, gunzipping `.gz`.
+fn read_log(path: &std::path::Path) -> Result<String, CliError> {
+    let bytes = crate::token_store::read_limited(path, 1 << 30)
+        .map_err(|error| CliError::usage(format!("{}: {error}", path.display())))?;
+    if path.extension().is_some_and(|e| e == "gz") {
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(&bytes[..])
+            .read_to_string(&mut text)
+            .map_err(|error| CliError::usage(format!("{}: not a gzip text file: {error}", path.display())))?;
+        return Ok(text);
+    }
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Runs `pvetoken learn`.
+pub fn run(args: LearnArgs, printer: &Printer) -> anyhow::Result<Exit> {
+    let mut lines = Vec::new();
+    for path in &args.logs {
+        let text = read_log(path)?;
+        for (index, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            match parse_line(line) {
+                Some(parsed) => lines.push(parsed),
+                None => printer.warn(&format!("{}:{}: not an access-log line; skipped", path.display(), index + 1)),
+            }
+        }
+    }
+    let subjects: BTreeSet<&str> = lines.iter().map(|l| l.userid.as_str()).filter(|u| *u != "-").collect();
+    let subject = match &args.token {
+        Some(token) => token.clone(),
+        None if subjects.len() == 1 => (*subjects.iter().next().unwrap_or(&"-")).to_owned(),
+        None => {
+            return Err(CliError::usage(format!(
+                "the logs hold calls of {} identities: {}",
+                subjects.len(),
+                subjects.iter().copied().collect::<Vec<_>>().join(", ")
+            ))
+            .with_hint("pass --token USER@REALM!NAME (or a user id) to learn one of them")
+            .into());
+        }
+    };
+    // (path, propagate) -> privilege -> call -> count
+    let mut grants: Grants = BTreeMap::new();
+    let mut denied: BTreeMap<String, usize> = BTreeMap::new();
+    let mut unknown: BTreeMap<String, usize> = BTreeMap::new();
+    let mut widened_calls: BTreeSet<String> = BTreeSet::new();
+    let mut used = 0usize;
+    for line in lines.iter().filter(|l| l.userid == subject) {
+        let Some(segments) = api_segments(&line.uri) else { continue };
+        if !(200..300).contains(&line.status) && line.status != 403 {
+            continue;
+        }
+        let Some((endpoint, params)) = match_endpoint(&line.method, &segments) else {
+            *unknown.entry(format!("{} /{}", line.method, segments.join("/"))).or_default() += 1;
+            continue;
+        };
+        used += 1;
+        let call = format!("{} {}", endpoint.method, endpoint.path);
+        let mut needs = Vec::new();
+        needs_of(&endpoint.check, &params, false, &mut needs);
+        for handler in &endpoint.handler_checks {
+            needs_of(&handler.check, &params, handler.filter.is_some(), &mut needs);
+        }
+        if line.status == 403 {
+            *denied.entry(call.clone()).or_default() += 1;
+        }
+        for need in needs {
+            let (path, propagate) = widen(&need.path, need.propagate, &args.widen);
+            if need.widened {
+                widened_calls.insert(call.clone());
+            }
+            *grants
+                .entry((path, propagate))
+                .or_default()
+                .entry(need.privilege)
+                .or_default()
+                .entry(call.clone())
+                .or_default() += 1;
+        }
+    }
+    let profile = render_profile(&args.name, &subject, used, &grants);
+    // The profile must load as `create --profile FILE` loads it.
+    crate::profiles::parse("the learned profile", &profile).map_err(|error| CliError {
+        exit: Exit::Internal,
+        message: format!("the learned profile does not load: {error}"),
+        hint: None,
+    })?;
+    match &args.out {
+        Some(path) => {
+            crate::token_store::write_output(path, profile.as_bytes())?;
+            printer.info(&format!("wrote {} ({} calls of {subject})", path.display(), used));
+        }
+        None if !printer.is_json() => printer.data(profile.trim_end())?,
+        None => {}
+    }
+    for (call, count) in &denied {
+        printer.warn(&format!("{call}: refused with 403 ×{count}; the profile above grants what it needs"));
+    }
+    for (call, count) in &unknown {
+        printer.warn(&format!("{call} ×{count}: not in the endpoint catalog; check its privileges by hand"));
+    }
+    for call in &widened_calls {
+        printer.info(&format!("{call}: a parameter the log cannot show; granted on the parent path"));
+    }
+    if printer.is_json() {
+        printer.json(&serde_json::json!({
+            "subject": subject, "calls": used, "profile": profile,
+            "denied": denied, "unknown": unknown, "widened": widened_calls,
+        }))?;
+    }
+    Ok(Exit::Success)
+}
+
+fn widen(path: &str, propagate: bool, kinds: &[String]) -> (String, bool) {
+    let first = path.split('/').nth(1).unwrap_or_default();
+    if kinds.iter().any(|k| k == first) && path.matches('/').count() > 1 {
+        return (format!("/{first}"), true);
+    }
+    (path.to_owned(), propagate)
+}
+
+fn render_profile(name: &str, subject: &str, calls: usize, grants: &Grants) -> String {
+    let mut out = format!(
+        "# Learned by `pvetoken learn` from {calls} calls of {subject}: each privilege names the calls that needed it.\n\
+         name = \"{name}\"\ndescription = \"Least privilege learned from the access log of {subject}\"\n"
+    );
+    for ((path, propagate), privileges) in grants {
+        out.push_str(&format!("\n[[grant]]\npath = \"{path}\"\npropagate = {propagate}\nprivileges = [\n"));
+        for (privilege, calls) in privileges {
+            let reason: Vec<String> = calls.iter().map(|(call, n)| format!("{call} ×{n}")).collect();
+            out.push_str(&format!(
+                "  {{ name = \"{privilege}\", reason = \"{}\" }},\n",
+                reason.join(", ").replace('"', "'")
+            ));
+        }
+        out.push_str("]\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_in_pveproxys_format_parse_for_tokens_users_and_ipv6_clients() {
+        let line = "::ffff:10.0.0.5 - automation@pve!packer [03/12/2026:06:00:01 +0100] \"GET /api2/json/nodes/pve/qemu/100/config HTTP/1.1\" 200 1234";
+        let parsed = parse_line(line).expect("parses");
+        assert_eq!(
+            (parsed.client.as_str(), parsed.userid.as_str(), parsed.status),
+            ("::ffff:10.0.0.5", "automation@pve!packer", 200)
+        );
+        assert!(parse_line("garbage").is_none());
+        let (endpoint, params) = match_endpoint("GET", &api_segments(&parsed.uri).expect("api")).expect("known");
+        assert_eq!(endpoint.path, "/nodes/{node}/qemu/{vmid}/config");
+        assert_eq!(params.get("vmid").map(String::as_str), Some("100"));
+        let encoded = api_segments("/api2/json/access/users/a%40pve/token?x=1").expect("api");
+        assert_eq!(encoded, ["access", "users", "a@pve", "token"]);
+    }
+
+    #[test]
+    fn an_unknown_parameter_widens_to_the_parent_path() {
+        let params = BTreeMap::from([("node".to_owned(), "pve".to_owned())]);
+        assert_eq!(fill("/vms/{newid}", &params), ("/vms".to_owned(), true));
+        assert_eq!(fill("/nodes/{node}", &params), ("/nodes/pve".to_owned(), false));
+    }
+}

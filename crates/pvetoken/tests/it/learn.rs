@@ -1,0 +1,124 @@
+//! `pvetoken learn` round trip against the lab: a consumer we did not write (proxmoxer) runs with a broad token,
+//! the lab's access log (pveproxy's format) records its calls, `learn` derives a profile, `create` makes a token
+//! from it, and the same consumer runs green with it, holding far less than the broad profile.
+#![allow(clippy::unwrap_used, reason = "tests")]
+
+use std::process::Command;
+use std::time::Duration;
+
+use crate::lifecycle::Lab;
+use crate::support::{run_bounded, tool};
+
+const CONSUMER: &str = r#"
+import os, sys, proxmoxer
+api = proxmoxer.ProxmoxAPI(os.environ["HOST"], port=int(os.environ["PORT"]), user="automation@pve",
+                           token_name=sys.argv[1], token_value=os.environ["SECRET"], verify_ssl=os.environ["CA"])
+api.version.get()
+api.nodes("pve").qemu(9000).config.get()
+api.nodes("pve").qemu(9000).status.current.get()
+print("CONSUMER-OK", len(api.cluster.resources.get(type="vm")))
+"#;
+
+fn consumer(lab: &Lab, python: &std::path::Path, name: &str, secret: &str) -> crate::support::RunOutput {
+    let ready = lab.lab().ready();
+    let url = url::Url::parse(&ready.pve_url).unwrap();
+    run_bounded(
+        Command::new(python)
+            .env_clear()
+            .env("HOST", url.host_str().unwrap())
+            .env("PORT", url.port().unwrap().to_string())
+            .env("SECRET", secret)
+            .env("CA", &ready.ca_file)
+            .args(["-c", CONSUMER, name]),
+        Duration::from_secs(60),
+    )
+}
+
+#[test]
+fn a_profile_learned_from_the_access_log_runs_the_same_consumer_with_far_less() {
+    let Some(python) = tool("python") else { return };
+    let lab = Lab::start("9.2");
+    assert_eq!(lab.create("ansible", &[]).code, 0);
+    let (_, secret) = lab.saved().unwrap();
+    let broad = consumer(&lab, &python, "ansible", &secret);
+    assert!(broad.status.success(), "{}", broad.both());
+
+    let log = lab.lab().access_log();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.lines().any(|l| l.starts_with("127.0.0.1 - automation@pve!ansible [")
+            && l.contains("\"GET /api2/json/nodes/pve/qemu/9000/config HTTP/1.1\" 200 ")),
+        "pveproxy's format: {text}"
+    );
+    let learned = lab.dir().join("learned.toml");
+    let run = lab.pvetoken(&[
+        "learn",
+        "--access-log",
+        &log.display().to_string(),
+        "--token",
+        "automation@pve!ansible",
+        "--name",
+        "learned",
+        "--out",
+        &learned.display().to_string(),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.both());
+    let profile = std::fs::read_to_string(&learned).unwrap();
+    assert!(profile.contains("path = \"/vms/9000\"") && profile.contains("\"VM.Audit\""), "{profile}");
+    assert!(profile.contains("GET /nodes/{node}/qemu/{vmid}/config ×1"), "each privilege names its calls: {profile}");
+    for unused in ["VM.Allocate", "VM.PowerMgmt", "Datastore.AllocateSpace"] {
+        assert!(!profile.contains(unused), "{unused} was never needed: {profile}");
+    }
+
+    // The learned profile makes a token the same consumer runs green with.
+    let file = lab.dir().join("learned.env");
+    let made = lab.create_in(&file, &learned.display().to_string(), &["--token-name", "learned"]);
+    assert_eq!(made.code, 0, "{}", made.both());
+    let saved = pvetoken_render::TokenFile::parse(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    use pvetoken_api::ExposeSecret as _;
+    let narrow = consumer(&lab, &python, "learned", saved.secret.expose_secret());
+    assert!(narrow.status.success(), "{}", narrow.both());
+    assert!(narrow.stdout.contains("CONSUMER-OK 1"), "{}", narrow.stdout);
+}
+
+#[test]
+fn rotated_gzip_logs_are_read_a_malformed_line_is_named_and_several_identities_need_token() {
+    let lab = Lab::start("9.2");
+    let dir = lab.dir();
+    let plain = dir.join("access.log");
+    std::fs::write(
+        &plain,
+        "10.0.0.9 - ci@pve!tf [03/12/2026:06:00:01 +0100] \"GET /api2/json/nodes/pve/storage/local/status HTTP/1.1\" 200 80\n\
+         this is not a log line\n\
+         ::1 - root@pam [03/12/2026:06:00:02 +0100] \"GET /api2/json/version HTTP/1.1\" 200 80\n",
+    )
+    .unwrap();
+    let rotated = dir.join("access.log.1");
+    std::fs::write(
+        &rotated,
+        "10.0.0.9 - ci@pve!tf [02/12/2026:06:00:01 +0100] \"POST /api2/json/nodes/pve/qemu/100/status/start HTTP/1.1\" 403 80\n\
+         10.0.0.9 - ci@pve!tf [02/12/2026:06:00:02 +0100] \"GET /api2/json/nodes/pve/frobnicate HTTP/1.1\" 200 80\n",
+    )
+    .unwrap();
+    assert!(Command::new("gzip").arg(&rotated).status().unwrap().success());
+    let gz = dir.join("access.log.1.gz").display().to_string();
+    let plain = plain.display().to_string();
+    let both = lab.pvetoken(&["learn", "--access-log", &plain, "--access-log", &gz]);
+    assert_eq!(both.code, 2, "two identities: {}", both.both());
+    assert!(both.stderr.contains("ci@pve!tf") && both.stderr.contains("root@pam"), "{}", both.both());
+    let run = lab.pvetoken(&["learn", "--access-log", &plain, "--access-log", &gz, "--token", "ci@pve!tf"]);
+    assert_eq!(run.code, 0, "{}", run.both());
+    assert!(run.stderr.contains("access.log:2: not an access-log line"), "{}", run.both());
+    assert!(run.stderr.contains("POST /nodes/{node}/qemu/{vmid}/status/start: refused with 403"), "{}", run.both());
+    assert!(run.stderr.contains("GET /nodes/pve/frobnicate ×1: not in the endpoint catalog"), "{}", run.both());
+    assert!(
+        run.stdout.contains("path = \"/storage/local\"") && run.stdout.contains("Datastore.Audit"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("path = \"/vms/100\"") && run.stdout.contains("VM.PowerMgmt"),
+        "a 403 is what to add: {}",
+        run.stdout
+    );
+}
