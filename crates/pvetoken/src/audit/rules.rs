@@ -113,9 +113,14 @@ fn replacement(view: &TokenView<'_>, profile: Option<&str>) -> Vec<String> {
     ]
 }
 
+/// A span in whole days, rounded to the nearest day (2 days 23:59 reads "3 days", so two audits a second apart
+/// agree); under a day, in hours.
 fn days(seconds: u64) -> String {
-    let d = seconds / 86_400;
-    if d >= 1 { format!("{d} day{}", if d == 1 { "" } else { "s" }) } else { format!("{} hours", seconds / 3600) }
+    if seconds < 86_400 {
+        return format!("{} hours", seconds / 3600);
+    }
+    let d = (seconds + 43_200) / 86_400;
+    format!("{d} day{}", if d == 1 { "" } else { "s" })
 }
 
 /// Evidence for `privilege` at `place`: the deciding entries whose role grants it, on the token's side (privsep)

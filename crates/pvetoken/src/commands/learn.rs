@@ -225,10 +225,10 @@ fn read_log(path: &std::path::Path) -> Result<String, CliError> {
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
-/// Runs `pvetoken learn`.
-pub fn run(args: LearnArgs, printer: &Printer) -> anyhow::Result<Exit> {
+/// Reads access logs; a malformed line is warned about with its file and line number.
+pub(crate) fn read_logs(paths: &[PathBuf], printer: &Printer) -> Result<Vec<LogLine>, CliError> {
     let mut lines = Vec::new();
-    for path in &args.logs {
+    for path in paths {
         let text = read_log(path)?;
         for (index, line) in text.lines().enumerate() {
             if line.trim().is_empty() {
@@ -240,6 +240,49 @@ pub fn run(args: LearnArgs, printer: &Printer) -> anyhow::Result<Exit> {
             }
         }
     }
+    Ok(lines)
+}
+
+/// One call of the subject mapped to what it needed.
+pub(crate) struct CallNeeds {
+    /// `METHOD /template`.
+    pub(crate) call: String,
+    /// The status PVE answered.
+    pub(crate) status: u16,
+    /// (ACL path, privilege, propagate, widened).
+    pub(crate) needs: Vec<(String, String, bool, bool)>,
+}
+
+/// Maps the subject's successful or refused API calls to their needs; unknown calls are counted apart.
+pub(crate) fn map_calls(lines: &[LogLine], subject: &str) -> (Vec<CallNeeds>, BTreeMap<String, usize>) {
+    let mut mapped = Vec::new();
+    let mut unknown: BTreeMap<String, usize> = BTreeMap::new();
+    for line in lines.iter().filter(|l| l.userid == subject) {
+        let Some(segments) = api_segments(&line.uri) else { continue };
+        if !(200..300).contains(&line.status) && line.status != 403 {
+            continue;
+        }
+        let Some((endpoint, params)) = match_endpoint(&line.method, &segments) else {
+            *unknown.entry(format!("{} /{}", line.method, segments.join("/"))).or_default() += 1;
+            continue;
+        };
+        let mut needs = Vec::new();
+        needs_of(&endpoint.check, &params, false, &mut needs);
+        for handler in &endpoint.handler_checks {
+            needs_of(&handler.check, &params, handler.filter.is_some(), &mut needs);
+        }
+        mapped.push(CallNeeds {
+            call: format!("{} {}", endpoint.method, endpoint.path),
+            status: line.status,
+            needs: needs.into_iter().map(|n| (n.path, n.privilege, n.propagate, n.widened)).collect(),
+        });
+    }
+    (mapped, unknown)
+}
+
+/// Runs `pvetoken learn`.
+pub fn run(args: LearnArgs, printer: &Printer) -> anyhow::Result<Exit> {
+    let lines = read_logs(&args.logs, printer)?;
     let subjects: BTreeSet<&str> = lines.iter().map(|l| l.userid.as_str()).filter(|u| *u != "-").collect();
     let subject = match &args.token {
         Some(token) => token.clone(),
@@ -254,45 +297,29 @@ pub fn run(args: LearnArgs, printer: &Printer) -> anyhow::Result<Exit> {
             .into());
         }
     };
-    // (path, propagate) -> privilege -> call -> count
+    let (mapped, unknown) = map_calls(&lines, &subject);
     let mut grants: Grants = BTreeMap::new();
     let mut denied: BTreeMap<String, usize> = BTreeMap::new();
-    let mut unknown: BTreeMap<String, usize> = BTreeMap::new();
     let mut widened_calls: BTreeSet<String> = BTreeSet::new();
-    let mut used = 0usize;
-    for line in lines.iter().filter(|l| l.userid == subject) {
-        let Some(segments) = api_segments(&line.uri) else { continue };
-        if !(200..300).contains(&line.status) && line.status != 403 {
-            continue;
+    for call in &mapped {
+        if call.status == 403 {
+            *denied.entry(call.call.clone()).or_default() += 1;
         }
-        let Some((endpoint, params)) = match_endpoint(&line.method, &segments) else {
-            *unknown.entry(format!("{} /{}", line.method, segments.join("/"))).or_default() += 1;
-            continue;
-        };
-        used += 1;
-        let call = format!("{} {}", endpoint.method, endpoint.path);
-        let mut needs = Vec::new();
-        needs_of(&endpoint.check, &params, false, &mut needs);
-        for handler in &endpoint.handler_checks {
-            needs_of(&handler.check, &params, handler.filter.is_some(), &mut needs);
-        }
-        if line.status == 403 {
-            *denied.entry(call.clone()).or_default() += 1;
-        }
-        for need in needs {
-            let (path, propagate) = widen(&need.path, need.propagate, &args.widen);
-            if need.widened {
-                widened_calls.insert(call.clone());
+        for (path, privilege, propagate, widened) in &call.needs {
+            let (path, propagate) = widen(path, *propagate, &args.widen);
+            if *widened {
+                widened_calls.insert(call.call.clone());
             }
             *grants
                 .entry((path, propagate))
                 .or_default()
-                .entry(need.privilege)
+                .entry(privilege.clone())
                 .or_default()
-                .entry(call.clone())
+                .entry(call.call.clone())
                 .or_default() += 1;
         }
     }
+    let used = mapped.len();
     let profile = render_profile(&args.name, &subject, used, &grants);
     // The profile must load as `create --profile FILE` loads it.
     crate::profiles::parse("the learned profile", &profile).map_err(|error| CliError {

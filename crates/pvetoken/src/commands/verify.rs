@@ -35,6 +35,10 @@ pub struct VerifyArgs {
     /// instead of asking the server with admin credentials.
     #[arg(long, value_name = "FILE")]
     pub user_cfg: Option<PathBuf>,
+    /// Instead of a profile: would the token's current rights have satisfied every call it made in these
+    /// pveproxy access logs? (exit 1 with the missing privilege per call)
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["profile", "user_cfg"])]
+    pub against_log: Vec<PathBuf>,
     #[command(flatten)]
     pub narrowing: super::create::NarrowingArgs,
     #[command(flatten)]
@@ -222,6 +226,9 @@ pub fn run(args: VerifyArgs, printer: &Printer) -> anyhow::Result<Exit> {
     };
     let saved = token_store::read(&token_file)?;
     let token = TokenRef::parse(saved.token_id.as_str())?;
+    if !args.against_log.is_empty() {
+        return against_log(&args, &saved, printer);
+    }
     let profile_name = args.profile.clone().unwrap_or_else(|| super::create::rotation_base(&token.name).to_owned());
     let profile = profiles::load(&profile_name).map_err(|error| {
         let mut cli = CliError::from(error);
@@ -309,6 +316,72 @@ pub fn run(args: VerifyArgs, printer: &Printer) -> anyhow::Result<Exit> {
                  user or the token side lacks it",
             );
         }
+    }
+    Ok(if missing.is_empty() { Exit::Success } else { Exit::CheckFailed })
+}
+
+/// `verify --against-log`: the token's effective privileges on each path its logged calls needed.
+fn against_log(args: &VerifyArgs, saved: &pvetoken_render::TokenFile, printer: &Printer) -> anyhow::Result<Exit> {
+    let lines = super::learn::read_logs(&args.against_log, printer)?;
+    let (calls, unknown) = super::learn::map_calls(&lines, saved.token_id.as_str());
+    if calls.is_empty() {
+        return Err(CliError::usage(format!("the logs hold no call of {}", saved.token_id.as_str()))
+            .with_hint("pass the pveproxy access logs of the host the token was used on")
+            .into());
+    }
+    let paths: std::collections::BTreeSet<String> =
+        calls.iter().flat_map(|c| c.needs.iter().map(|n| n.0.clone())).collect();
+    let target = args.connection.resolve_target(&TargetFallback::from_token_file(saved), printer)?;
+    let timeout = args.connection.timeout();
+    let runtime = tokio::runtime::Runtime::new()?;
+    let held = runtime.block_on(async {
+        let http = crate::connection::http_client(&target, timeout)?;
+        let client = token_client(http.as_ref(), &target, saved.token_id.as_str(), &saved.secret, timeout);
+        let mut held = std::collections::BTreeMap::new();
+        for path in &paths {
+            let map = if client.is_local() {
+                client.permissions_of(saved.token_id.as_str(), Some(path)).await
+            } else {
+                client.own_permissions(Some(path)).await
+            }
+            .map_err(|error| token_refused(&error, &target))?;
+            let privileges: std::collections::BTreeSet<String> =
+                map.get(path).map(|m| m.keys().cloned().collect()).unwrap_or_default();
+            held.insert(path.clone(), privileges);
+        }
+        Ok::<_, anyhow::Error>(held)
+    })?;
+    let mut missing: std::collections::BTreeMap<(String, String, String), usize> = std::collections::BTreeMap::new();
+    for call in &calls {
+        for (path, privilege, _, _) in &call.needs {
+            if !held.get(path).is_some_and(|p| p.contains(privilege)) {
+                *missing.entry((call.call.clone(), path.clone(), privilege.clone())).or_default() += 1;
+            }
+        }
+    }
+    if printer.is_json() {
+        let items: Vec<serde_json::Value> = missing
+            .iter()
+            .map(|((call, path, privilege), n)| {
+                serde_json::json!({"call": call, "path": path, "privilege": privilege, "count": n})
+            })
+            .collect();
+        printer.json(&serde_json::json!({
+            "token_id": saved.token_id.as_str(), "calls": calls.len(), "missing": items, "unknown": unknown,
+        }))?;
+    } else if missing.is_empty() {
+        printer.success(&format!(
+            "{} holds what every one of its {} logged calls needed",
+            saved.token_id.as_str(),
+            calls.len()
+        ));
+    } else {
+        for ((call, path, privilege), n) in &missing {
+            printer.error(&format!("{call} ×{n} needs {privilege} on {path}, which the token lacks"));
+        }
+    }
+    for (call, n) in &unknown {
+        printer.warn(&format!("{call} ×{n}: not in the endpoint catalog; not checked"));
     }
     Ok(if missing.is_empty() { Exit::Success } else { Exit::CheckFailed })
 }

@@ -79,6 +79,22 @@ fn a_profile_learned_from_the_access_log_runs_the_same_consumer_with_far_less() 
     let narrow = consumer(&lab, &python, "learned", saved.secret.expose_secret());
     assert!(narrow.status.success(), "{}", narrow.both());
     assert!(narrow.stdout.contains("CONSUMER-OK 1"), "{}", narrow.stdout);
+
+    // verify --against-log: the learned token's rights cover every call it made; without VM.Audit they do not.
+    let log_text = log.display().to_string();
+    let file_text = file.display().to_string();
+    let covered = lab.pvetoken(&["verify", "--token-file", &file_text, "--against-log", &log_text]);
+    assert_eq!(covered.code, 0, "{}", covered.both());
+    let role = lab.root().get("/access/roles/Token-learned", &[]).unwrap();
+    let kept: Vec<String> = role.as_object().unwrap().keys().filter(|p| *p != "VM.Audit").cloned().collect();
+    lab.root().put("/access/roles/Token-learned", &[("privs", &kept.join(","))]).unwrap();
+    let short = lab.pvetoken(&["verify", "--token-file", &file_text, "--against-log", &log_text]);
+    assert_eq!(short.code, 1, "{}", short.both());
+    assert!(
+        short.stderr.contains("GET /nodes/{node}/qemu/{vmid}/config ×1 needs VM.Audit on /vms/9000"),
+        "{}",
+        short.both()
+    );
 }
 
 #[test]
