@@ -25,8 +25,21 @@ use crate::printer::Printer;
 #[derive(Debug, Args)]
 pub struct LearnArgs {
     /// pveproxy access logs (`/var/log/pveproxy/access.log`, rotated `.gz` files too).
-    #[arg(long = "access-log", value_name = "FILE", required = true)]
+    #[arg(long = "access-log", value_name = "FILE", required_unless_present = "lab")]
     logs: Vec<PathBuf>,
+    /// Run COMMAND (after `--`) against a built-in lab with a recording token of full rights, then learn from the
+    /// lab's access log: the least privilege of a consumer before it touches production.
+    #[arg(long, requires = "command", conflicts_with_all = ["logs", "token"])]
+    lab: bool,
+    /// With --lab: the simulated release (default 9.2).
+    #[arg(long, value_name = "RELEASE", default_value = "9.2", requires = "lab")]
+    pve_version: pvetoken_acl::PveVersion,
+    /// With --lab: the variables COMMAND gets (env, packer, terraform-bpg, terraform-telmate, ansible-env).
+    #[arg(long, value_name = "FORMAT", default_value = "env", requires = "lab")]
+    format: String,
+    /// With --lab: the command and its arguments, after `--`.
+    #[arg(last = true, value_name = "COMMAND")]
+    command: Vec<std::ffi::OsString>,
     /// The token (or user) whose calls are learned; needed when the logs hold several.
     #[arg(long, value_name = "ID")]
     token: Option<String>,
@@ -280,11 +293,106 @@ pub(crate) fn map_calls(lines: &[LogLine], subject: &str) -> (Vec<CallNeeds>, BT
     (mapped, unknown)
 }
 
+/// The recording token of `learn --lab`.
+const RECORDER: &str = "learner@pve!recording";
+
+/// `learn --lab`: starts a lab, gives COMMAND a recording token with full rights, returns the lab's access log.
+fn record_in_lab(args: &LearnArgs, printer: &Printer) -> anyhow::Result<(Vec<LogLine>, tempfile::TempDir)> {
+    use pvetoken_api::ExposeSecret as _;
+    let format: pvetoken_render::Format =
+        args.format.parse().map_err(|e: pvetoken_render::UnknownFormat| CliError::usage(e.to_string()))?;
+    let dir = tempfile::Builder::new().prefix("pvetoken-learn-").tempdir()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let lab = runtime
+        .block_on(pvetoken_lab::start(pvetoken_lab::LabConfig {
+            pve_version: args.pve_version,
+            state_dir: Some(dir.path().join("lab")),
+            ..pvetoken_lab::LabConfig::default()
+        }))
+        .map_err(|error| CliError::usage(format!("the lab did not start: {error}")))?;
+    let ready = lab.ready().clone();
+    let secret = runtime.block_on(async {
+        let tls =
+            pvetoken_client::TlsSettings { ca_file: Some(ready.ca_file.clone()), fingerprint: None, insecure: false };
+        let http = pvetoken_client::http_client(&tls)?;
+        let endpoint = pvetoken_client::endpoint::Endpoint::parse_pve(&ready.pve_url)?;
+        let root = pvetoken_client::pve::PveClient::login(
+            http,
+            endpoint,
+            &ready.root_user,
+            &pvetoken_api::Secret::from(ready.root_password.clone()),
+        )
+        .await?;
+        root.create_user("learner@pve", Some("pvetoken learn --lab recording user")).await?;
+        let created = root
+            .create_token(
+                "learner@pve",
+                "recording",
+                &pvetoken_client::pve::NewToken { privsep: true, expire: 0, comment: None },
+            )
+            .await?;
+        root.change_acl(&pvetoken_client::pve::AclChange {
+            path: "/".to_owned(),
+            roles: vec!["Administrator".to_owned()],
+            users: vec!["learner@pve".to_owned()],
+            tokens: vec![RECORDER.to_owned()],
+            propagate: true,
+            delete: false,
+        })
+        .await?;
+        Ok::<_, anyhow::Error>(created.value)
+    })?;
+    let id: pvetoken_acl::TokenId = RECORDER.parse().map_err(|_| CliError::usage("invalid recorder id"))?;
+    let mut token = pvetoken_render::TokenFile::new(
+        &ready.pve_url,
+        &ready.node,
+        id,
+        pvetoken_api::Secret::from(secret.expose_secret().to_owned()),
+    )
+    .map_err(|error| CliError::usage(error.to_string()))?;
+    token.ca_file = Some(ready.ca_file.clone());
+    token.fingerprint = Some(ready.fingerprint_sha256.clone());
+    let variables = format
+        .variables(&token)
+        .ok_or_else(|| {
+            CliError::usage(format!("--format {format} writes a file; --lab hands over environment variables"))
+        })?
+        .map_err(|error| CliError::usage(error.to_string()))?;
+    printer.info(&format!("running the command against the lab ({}) as {RECORDER}", ready.pve_url));
+    let mut command = std::process::Command::new(&args.command[0]);
+    command.args(&args.command[1..]);
+    crate::env_vars::ScrubCredentials::env_clear_credentials(&mut command);
+    for (name, value) in &variables {
+        command.env(name, value);
+    }
+    // Clients that verify TLS through these find the lab's CA.
+    for name in ["SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS"] {
+        command.env(name, &ready.ca_file);
+    }
+    let status = command.status().map_err(|error| CliError {
+        exit: Exit::Child(127),
+        message: format!("cannot run {}: {error}", args.command[0].to_string_lossy()),
+        hint: None,
+    })?;
+    if !status.success() {
+        printer.warn(&format!("the command ended with {status}; learning from the calls it made"));
+    }
+    let text = std::fs::read_to_string(lab.access_log()).unwrap_or_default();
+    drop(lab);
+    drop(runtime);
+    Ok((text.lines().filter_map(parse_line).collect(), dir))
+}
+
 /// Runs `pvetoken learn`.
 pub fn run(args: LearnArgs, printer: &Printer) -> anyhow::Result<Exit> {
-    let lines = read_logs(&args.logs, printer)?;
+    let (lines, subject_override, _lab_dir) = if args.lab {
+        let (lines, dir) = record_in_lab(&args, printer)?;
+        (lines, Some(RECORDER.to_owned()), Some(dir))
+    } else {
+        (read_logs(&args.logs, printer)?, None, None)
+    };
     let subjects: BTreeSet<&str> = lines.iter().map(|l| l.userid.as_str()).filter(|u| *u != "-").collect();
-    let subject = match &args.token {
+    let subject = match subject_override.as_ref().or(args.token.as_ref()) {
         Some(token) => token.clone(),
         None if subjects.len() == 1 => (*subjects.iter().next().unwrap_or(&"-")).to_owned(),
         None => {

@@ -138,3 +138,28 @@ fn rotated_gzip_logs_are_read_a_malformed_line_is_named_and_several_identities_n
         run.stdout
     );
 }
+
+#[test]
+fn learn_lab_runs_a_consumer_with_a_recording_token_and_prints_what_it_needed() {
+    let Some(python) = tool("python") else { return };
+    let script = r#"
+import os, proxmoxer
+e = os.environ
+api = proxmoxer.ProxmoxAPI(e["PROXMOX_HOST"], port=int(e["PROXMOX_PORT"]), user=e["PROXMOX_USER"],
+                           token_name=e["PROXMOX_TOKEN_ID"], token_value=e["PROXMOX_TOKEN_SECRET"],
+                           verify_ssl=e["PROXMOX_CA_PATH"])
+api.nodes("pve").qemu(9000).status.current.get()
+api.nodes("pve").storage("local").status.get()
+"#;
+    let lab = Lab::start("9.2"); // only for the helper's environment and temp dir
+    let python = python.display().to_string();
+    let run = lab.pvetoken(&["learn", "--lab", "--format", "ansible-env", "--", &python, "-c", script]);
+    assert_eq!(run.code, 0, "{}", run.both());
+    assert!(run.stdout.contains("path = \"/vms/9000\"") && run.stdout.contains("VM.Audit"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("path = \"/storage/local\"") && run.stdout.contains("Datastore.Audit"),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("Administrator") && !run.stdout.contains("VM.Allocate"), "{}", run.stdout);
+}
