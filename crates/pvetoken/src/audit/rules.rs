@@ -47,6 +47,8 @@ pub mod ids {
     pub const ROLE_UNKNOWN_PRIVILEGE: &str = "role-unknown-privilege";
     /// A custom role holds a privilege the next major release drops (VM.Monitor on 8.x).
     pub const ROLE_PRIVILEGE_DROPPED_ON_UPGRADE: &str = "role-privilege-dropped-on-upgrade";
+    /// `--access-log`: privileges the token holds that no call in the logs needed.
+    pub const TOKEN_UNUSED_PRIVILEGES: &str = "token-unused-privileges";
 }
 
 /// Settings the rules need.

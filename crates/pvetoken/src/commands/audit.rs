@@ -37,6 +37,10 @@ pub struct AuditArgs {
     /// addition to them).
     #[arg(long, value_name = "FILE")]
     pub html_out: Option<PathBuf>,
+    /// pveproxy access logs (plain or .gz): report, per token, the privileges no logged call needed
+    /// (`token-unused-privileges`, with the narrower profile `pvetoken learn` derives as the fix).
+    #[arg(long, value_name = "FILE")]
+    pub access_log: Vec<PathBuf>,
     #[command(flatten)]
     pub connection: ConnectionArgs,
 }
@@ -89,10 +93,13 @@ pub fn run(args: AuditArgs, printer: &Printer) -> anyhow::Result<Exit> {
         fail_on: parse_fail_on(&args.fail_on)?,
     };
     let forced_version = args.pve_version.as_deref().map(parse_version).transpose()?;
-    let report = match &args.user_cfg {
+    let mut report = match &args.user_cfg {
         Some(path) => offline(path, forced_version, &options)?,
         None => live(&args, forced_version, &options, printer)?,
     };
+    if !args.access_log.is_empty() {
+        unused_privileges(&mut report, &args.access_log, printer)?;
+    }
     emit(&report, args.html_out.as_deref(), printer)?;
     if report.fails(options.fail_on) {
         let threshold = options.fail_on.map_or("none", Severity::as_str);
@@ -101,6 +108,64 @@ pub fn run(args: AuditArgs, printer: &Printer) -> anyhow::Result<Exit> {
         return Ok(Exit::CheckFailed);
     }
     Ok(Exit::Success)
+}
+
+/// `--access-log`: per token, the privileges it holds that no logged call needed, and the 403s it got.
+fn unused_privileges(report: &mut Report, logs: &[PathBuf], printer: &Printer) -> Result<(), CliError> {
+    use crate::audit::model::{Finding, Fix};
+    let lines = super::learn::read_logs(logs, printer)?;
+    let files: Vec<String> = logs.iter().map(|p| p.display().to_string()).collect();
+    let mut added = Vec::new();
+    for token in &mut report.tokens {
+        let held: std::collections::BTreeSet<&str> =
+            token.access.iter().flat_map(|line| line.privileges.iter().copied()).collect();
+        if held.is_empty() {
+            continue;
+        }
+        let (calls, _) = super::learn::map_calls(&lines, &token.id);
+        let used: std::collections::BTreeSet<&str> =
+            calls.iter().flat_map(|c| c.needs.iter().map(|n| n.1.as_str())).collect();
+        let unused: Vec<&str> = held.iter().copied().filter(|p| !used.contains(p)).collect();
+        let denied = calls.iter().filter(|c| c.status == 403).count();
+        if unused.is_empty() {
+            continue;
+        }
+        let title = if calls.is_empty() {
+            format!("no call in the logs: all {} privileges unused", held.len())
+        } else {
+            format!("{} of {} privileges never needed by its {} logged calls", unused.len(), held.len(), calls.len())
+        };
+        let profile = format!("{}.toml", token.id.replace(['@', '!'], "-"));
+        token.findings.push(crate::audit::rules::ids::TOKEN_UNUSED_PRIVILEGES);
+        added.push(Finding {
+            id: crate::audit::rules::ids::TOKEN_UNUSED_PRIVILEGES,
+            severity: Severity::Low,
+            subject: token.id.clone(),
+            title,
+            detail: format!(
+                "Held but never needed: {}. Used: {}.{}",
+                unused.join(","),
+                if used.is_empty() { "nothing".to_owned() } else { used.iter().copied().collect::<Vec<_>>().join(",") },
+                if denied > 0 { format!(" {denied} call(s) were refused with 403.") } else { String::new() }
+            ),
+            evidence: files.clone(),
+            fix: Fix {
+                summary: "narrow the token to what its consumer called".to_owned(),
+                pveum: Vec::new(),
+                pvetoken: vec![
+                    format!(
+                        "pvetoken learn --access-log {} --token {} --out {profile}",
+                        files.join(" --access-log "),
+                        token.id
+                    ),
+                    format!("pvetoken create --profile {profile} --user {} --token-name NAME", token.owner),
+                ],
+            },
+        });
+    }
+    report.findings.extend(added);
+    report.counts = crate::audit::model::Counts::of(&report.findings);
+    Ok(())
 }
 
 fn offline(path: &Path, version: Option<PveVersion>, options: &Options) -> Result<Report, CliError> {

@@ -163,3 +163,48 @@ api.nodes("pve").storage("local").status.get()
     );
     assert!(!run.stdout.contains("Administrator") && !run.stdout.contains("VM.Allocate"), "{}", run.stdout);
 }
+
+#[test]
+fn audit_flags_a_vm_admin_token_that_only_ever_read_version_and_cluster_resources() {
+    let lab = Lab::start("9.2");
+    let root = lab.root();
+    root.post("/access/users", &[("userid", "mon@pve")]).unwrap();
+    let made = root.post("/access/users/mon@pve/token/dash", &[("privsep", "1")]).unwrap();
+    let secret = made["value"].as_str().unwrap().to_owned();
+    for (subject, kind) in [("mon@pve", "users"), ("mon@pve!dash", "tokens")] {
+        root.put("/access/acl", &[("path", "/vms"), ("roles", "PVEVMAdmin"), (kind, subject)]).unwrap();
+    }
+    let token = lab.as_token("mon@pve!dash", &secret);
+    token.get("/version", &[]).unwrap();
+    token.get("/cluster/resources", &[]).unwrap();
+
+    let ready = lab.lab().ready();
+    let log = lab.lab().access_log().display().to_string();
+    let ca = ready.ca_file.display().to_string();
+    let run = lab.pvetoken(&[
+        "audit",
+        "--url",
+        &ready.pve_url,
+        "--ca-file",
+        &ca,
+        "--access-log",
+        &log,
+        "--output",
+        "json",
+        "--fail-on",
+        "none",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.both());
+    let report: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    let finding = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "token-unused-privileges" && f["subject"] == "mon@pve!dash")
+        .unwrap_or_else(|| panic!("{report}"));
+    let detail = finding["detail"].as_str().unwrap();
+    let (unused, used) = detail.split_once(". Used: ").unwrap();
+    assert!(unused.contains("VM.Allocate") && unused.contains("VM.PowerMgmt"), "{detail}");
+    assert!(used.contains("VM.Audit") && !used.contains("VM.Allocate"), "{detail}");
+    assert!(finding["fix"]["pvetoken"][0].as_str().unwrap().starts_with("pvetoken learn --access-log"), "{finding}");
+}
