@@ -1,4 +1,5 @@
-//! The permission evaluator: Proxmox's `roles()` and `permissions()` (pve-access.md section 5), compiled for speed.
+//! The permission evaluator: Proxmox's `roles()` and `permissions()` (proxmox/pve-access-control
+//! `src/PVE/AccessControl.pm`, `src/PVE/RPCEnvironment.pm`), compiled for speed.
 //!
 //! [`Evaluator::new`] turns a [`UserCfg`] into an indexed ACL tree whose entries carry precomputed privilege
 //! bitsets, so a query is a walk of a few nodes with bit operations. No global state, no clock: the evaluator only

@@ -4,7 +4,7 @@
 //! login (`POST /api/auth/login`, which answers 204 and a `semaphore` session cookie). The password only ever
 //! travels inside the JSON body, serialized by serde, so quotes and backslashes in it are safe.
 //!
-//! Version tolerance (see `shared/research/peers.md` section 2):
+//! Version tolerance (Semaphore's `api/` handlers and `api-docs.yml` across 2.10 - 2.19):
 //! - creating an environment answers 201 with the environment (2.16) or 204 with no body (2.10): without an id in
 //!   the answer, the new environment is found by listing and matching the name against the ids seen before;
 //! - environment names are not unique in Semaphore: callers look environments up by name and decide what to do with

@@ -1,4 +1,4 @@
-//! `/version` and `/access/*` with PVE's permission checks (pve-access.md section 5.4), errors and per-release
+//! `/version` and `/access/*` with PVE's permission checks (proxmox/pve-access-control `src/PVE/API2/*.pm`), errors and per-release
 //! differences, on top of pvetoken-acl's model, mutations and evaluator.
 
 use std::collections::BTreeSet;

@@ -1,4 +1,4 @@
-//! Exit codes (PRODUCT.md section 2) and the error type that carries one.
+//! Exit codes (documented in README.md and `pvetoken --help`) and the error type that carries one.
 
 use crate::printer::Printer;
 

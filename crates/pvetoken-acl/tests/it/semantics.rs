@@ -1,4 +1,4 @@
-//! Behaviours of Proxmox's permission model, re-authored as readable table-driven cases (pve-access.md section 5).
+//! Behaviours of Proxmox's permission model, re-authored as readable table-driven cases (proxmox/pve-access-control `src/PVE/RPCEnvironment.pm`).
 
 use pvetoken_acl::{AclPath, Catalog, Evaluator, Subject, UserCfg};
 

@@ -1,4 +1,4 @@
-//! `pvetoken acl`: offline permission evaluation from a user.cfg (PRODUCT.md section 5).
+//! `pvetoken acl`: offline permission evaluation from a user.cfg (`pvetoken acl --help`).
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};

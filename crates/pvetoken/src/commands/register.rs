@@ -160,7 +160,7 @@ pub fn run(args: RegisterArgs, printer: &Printer) -> anyhow::Result<Exit> {
 fn run_semaphore(args: &SemaphoreArgs, printer: &Printer, log: &Log) -> anyhow::Result<Exit> {
     let token_file = match &args.token_file {
         Some(path) => path.clone(),
-        None => default_token_path()?,
+        None => crate::token_store::default_token_path()?,
     };
     if args.if_token_file && !token_file.exists() {
         let line = format!("no token file at {}: nothing to register", token_file.display());
@@ -396,23 +396,6 @@ fn read_first_line(path: &Path, flag: &str) -> Result<Secret, CliError> {
         return Err(CliError::usage(format!("{flag} {}: the first line is empty", path.display())));
     }
     Ok(Secret::from(first))
-}
-
-/// The default token file (PRODUCT.md section 3).
-fn default_token_path() -> Result<PathBuf, CliError> {
-    let is_root = std::env::var_os("USER").is_some_and(|user| user == "root")
-        || std::env::var_os("HOME").is_some_and(|home| home == "/root");
-    if is_root {
-        return Ok(PathBuf::from("/root/.proxmox-api-token"));
-    }
-    let config = std::env::var_os("XDG_CONFIG_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".config")))
-        .ok_or_else(|| {
-            CliError::usage("cannot find the token file: neither HOME nor XDG_CONFIG_HOME is set")
-                .with_hint("pass --token-file PATH")
-        })?;
-    Ok(config.join("pvetoken").join("token.env"))
 }
 
 /// The token as the registration needs it.
