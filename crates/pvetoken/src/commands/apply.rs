@@ -240,6 +240,19 @@ fn create_args(cluster: &Cluster, token: &TokenDecl) -> Result<CreateArgs, CliEr
     })
 }
 
+/// The declared token as it is now: `rotate` on a release without regenerate replaces `NAME` by `NAME-rN`, and
+/// the token file then holds that one.
+fn current_token(declared: &TokenDecl) -> Result<TokenRef, CliError> {
+    let wanted = TokenRef::parse(&declared.id)?;
+    if let Ok(saved) = crate::token_store::read(&declared.token_file) {
+        let name = saved.token_id.name_str();
+        if saved.token_id.user_str() == wanted.user && super::create::rotation_base(name) == wanted.name {
+            return Ok(TokenRef { user: wanted.user, name: name.to_owned() });
+        }
+    }
+    Ok(wanted)
+}
+
 /// Reads one cluster and compares it with its declared tokens. Never changes anything.
 async fn plan_cluster(name: &str, cluster: &Cluster, tokens: &[&TokenDecl], printer: &Printer) -> ClusterPlan {
     let mut plan = ClusterPlan {
@@ -281,8 +294,10 @@ async fn plan_into(
     let mut managed_users = BTreeSet::new();
     let mut roles_seen = BTreeSet::new();
     let mut users_seen = BTreeSet::new();
+    let mut current_ids = BTreeSet::new();
     for declared in tokens {
-        let token = TokenRef::parse(&declared.id)?;
+        let token = current_token(declared)?;
+        current_ids.insert(token.full());
         managed_users.insert(token.user.clone());
         let profile = profiles::load(&declared.profile).map_err(CliError::from)?;
         let create = create_args(cluster, declared)?;
@@ -390,9 +405,9 @@ async fn plan_into(
                 }
             }
         }
-        plan.tokens.push(TokenPlan { id: token.full(), changes, extra_acls, expired, rotate });
+        plan.tokens.push(TokenPlan { id: declared.id.clone(), changes, extra_acls, expired, rotate });
     }
-    let declared: BTreeSet<String> = tokens.iter().map(|t| t.id.clone()).collect();
+    let declared: BTreeSet<String> = tokens.iter().map(|t| t.id.clone()).chain(current_ids).collect();
     for user in &managed_users {
         if !user_exists(user) {
             continue;
@@ -581,6 +596,46 @@ fn eprint_prompt() {
     eprint!("Apply these changes? Only 'yes' is accepted: ");
 }
 
+/// After a rotation: the declared lifetime starts again (regenerate keeps the old expiry, a new token copies it),
+/// on the server and in the token file; otherwise the token would be due again at once.
+fn renew_expiry(cluster: &Cluster, declared: &TokenDecl, expire: &str, printer: &Printer) -> anyhow::Result<()> {
+    let at = super::create::parse_expire(expire, now())?;
+    let mut saved = crate::token_store::read(&declared.token_file)?;
+    let (user, name) = (saved.token_id.user_str().to_owned(), saved.token_id.name_str().to_owned());
+    let args = connection(cluster);
+    let target = args.resolve_target(&Default::default(), printer)?;
+    let admin = args.resolve_admin()?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let http = crate::connection::http_client(&target, args.timeout())?;
+        let client = crate::connection::connect_admin(&target, http.as_ref(), &admin, args.timeout()).await?;
+        let path = format!("/access/users/{}/token/{}", url_segment(&user), url_segment(&name));
+        let _: serde_json::Value = client
+            .put(&path, &vec![("expire".to_owned(), at.to_string())])
+            .await
+            .map_err(|e| crate::connection::remote_error(&e, &target))?;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    saved.expire = u64::try_from(at).unwrap_or(0);
+    let text = pvetoken_render::Format::Env
+        .render_to_string(&saved, &pvetoken_render::RenderOptions::default())
+        .map_err(|error| CliError::usage(format!("cannot write {}: {error}", declared.token_file.display())))?;
+    crate::token_store::write_secret_file_atomic(&declared.token_file, text.as_bytes())?;
+    Ok(())
+}
+
+fn url_segment(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
 /// Repairs one cluster's tokens that have changes: fixes what `create` would refuse (a token file readable by
 /// others, an expired token), removes undeclared ACL entries, then converges with `create` and rotates what is due.
 fn apply_cluster(
@@ -604,7 +659,7 @@ fn apply_cluster(
             {
                 std::fs::set_permissions(&declared.token_file, std::fs::Permissions::from_mode(0o600))?;
             }
-            let token = TokenRef::parse(&declared.id)?;
+            let token = current_token(declared)?;
             if token_plan.expired || !token_plan.extra_acls.is_empty() {
                 let args = connection(cluster);
                 let target = args.resolve_target(&Default::default(), &quiet)?;
@@ -651,6 +706,9 @@ fn apply_cluster(
                     connection: connection(cluster),
                 };
                 super::rotate::run(rotate, &quiet)?;
+                if let Some(expire) = &declared.expire {
+                    renew_expiry(cluster, declared, expire, &quiet)?;
+                }
             }
             Ok(())
         })();

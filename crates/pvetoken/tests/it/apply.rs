@@ -163,3 +163,52 @@ fn a_down_cluster_fails_alone_and_bad_files_are_refused_before_any_request() {
         assert!(run.stderr.contains("pvetoken.toml"), "names the file: {}", run.both());
     }
 }
+
+#[test]
+fn a_token_due_for_rotation_is_rotated_once_and_its_lifetime_starts_again() {
+    for version in ["9.1", "9.2"] {
+        let lab = Lab::start(version);
+        let ready = lab.lab().ready();
+        let dir = lab.dir();
+        let password = dir.join("root.pass");
+        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&password).unwrap();
+        std::io::Write::write_all(&mut file, ready.root_password.as_bytes()).unwrap();
+        let token_file = dir.join("packer.env");
+        let decl = dir.join("pvetoken.toml");
+        let write = |expire: &str| {
+            std::fs::write(
+                &decl,
+                format!(
+                    "[clusters.lab]\nurl = \"{}\"\nca_file = \"{}\"\npassword_file = \"{}\"\n\n[[tokens]]\ncluster = \"lab\"\n\
+                     id = \"automation@pve!packer\"\nprofile = \"packer\"\ntoken_file = \"{}\"\nexpire = \"{expire}\"\n\
+                     rotate_if_expiring_within = \"14d\"\n",
+                    ready.pve_url,
+                    ready.ca_file.display(),
+                    password.display(),
+                    token_file.display()
+                ),
+            )
+            .unwrap();
+        };
+        let file_arg = decl.display().to_string();
+        // Created with 10 days to live: due at once.
+        write("10d");
+        assert_eq!(lab.pvetoken_env(&["apply", "-f", &file_arg, "--auto-approve"], &[]).code, 0);
+        let before = std::fs::read_to_string(&token_file).unwrap();
+        // From now on the declared lifetime is 90 days.
+        write("90d");
+        let due = lab.pvetoken_env(&["plan", "-f", &file_arg, "--detailed-exitcode"], &[]);
+        assert_eq!(due.code, 2, "{version}: {}", due.both());
+        assert!(due.stdout.contains("expires within 14d: rotate"), "{version}: {}", due.stdout);
+        let apply = lab.pvetoken_env(&["apply", "-f", &file_arg, "--auto-approve"], &[]);
+        assert_eq!(apply.code, 0, "{version}: {}", apply.both());
+        let after = std::fs::read_to_string(&token_file).unwrap();
+        assert_ne!(before, after, "{version}: a new secret");
+        let clean = lab.pvetoken_env(&["plan", "-f", &file_arg, "--detailed-exitcode"], &[]);
+        assert_eq!(clean.code, 0, "{version}: rotated once, not again: {}", clean.both());
+        let saved = pvetoken_render::TokenFile::parse(&after).unwrap();
+        use pvetoken_api::ExposeSecret as _;
+        assert!(lab.as_token(saved.token_id.as_str(), saved.secret.expose_secret()).get("/version", &[]).is_ok());
+        assert_eq!(lab.server_tokens("automation@pve").len(), 1, "{version}: the old token is gone");
+    }
+}
