@@ -14,6 +14,21 @@ pub enum SinkRecord {
     Semaphore(SemaphoreSink),
     /// An OpenBao / Vault KV v2 secret.
     Openbao(OpenbaoSink),
+    /// The token file inside a guest, written through the QEMU guest agent (`deliver`, `create --deliver-to`).
+    Guest(GuestSink),
+}
+
+/// A guest the token file was delivered into. Holds no secret.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct GuestSink {
+    /// The node the VM runs on.
+    pub node: String,
+    /// The VM.
+    pub vmid: u64,
+    /// The file in the guest.
+    pub guest_path: String,
+    /// `user:group` of the file.
+    pub owner: String,
 }
 
 impl SinkRecord {
@@ -24,6 +39,7 @@ impl SinkRecord {
                 format!("Semaphore {} project {} environment {}", s.url, s.project, s.environment)
             }
             SinkRecord::Openbao(s) => format!("OpenBao secret {}/{} at {}", s.mount, s.path, s.addresses.join(", ")),
+            SinkRecord::Guest(s) => format!("guest file {} in VM {} on {}", s.guest_path, s.vmid, s.node),
         }
     }
 }
@@ -134,6 +150,7 @@ fn same_sink(a: &SinkRecord, b: &SinkRecord) -> bool {
             a.url == b.url && a.project == b.project && a.environment == b.environment
         }
         (SinkRecord::Openbao(a), SinkRecord::Openbao(b)) => a.mount == b.mount && a.path == b.path,
+        (SinkRecord::Guest(a), SinkRecord::Guest(b)) => a.vmid == b.vmid && a.guest_path == b.guest_path,
         _ => false,
     }
 }

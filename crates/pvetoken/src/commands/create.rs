@@ -329,6 +329,18 @@ pub fn run(args: CreateArgs, printer: &Printer) -> anyhow::Result<Exit> {
                 request.guest_path = path.clone();
             }
             let delivered = crate::deliver::deliver(&run.client, &target, &request, &token, printer).await?;
+            crate::sinks::remember(
+                &token_file,
+                crate::sinks::SinkRecord::Guest(crate::sinks::GuestSink {
+                    node: request.node.clone(),
+                    vmid: request.vmid,
+                    guest_path: request.guest_path.clone(),
+                    owner: request.owner.clone(),
+                }),
+            )
+            .map_err(|error| {
+                CliError::usage(format!("delivered, but the guest sink could not be remembered: {error:#}"))
+            })?;
             report.requests = run.requests();
             report.delivered = Some(delivered);
         }

@@ -164,7 +164,7 @@ pub fn run(args: RotateArgs, printer: &Printer) -> anyhow::Result<Exit> {
             // finish that rotation (ACLs, sinks, then delete) instead of starting a new one.
             rotation.copy_missing_acls(&previous, &token, printer).await?;
             rotation.check_works(&token, &saved.secret).await?;
-            update_sinks(&token_file, printer).await.map_err(|failed| {
+            update_sinks(&token_file, &rotation.client, &target, printer).await.map_err(|failed| {
                 sinks_failed(&failed, &format!("{} (the old token, kept until they are updated)", previous.full()))
             })?;
             rotation.delete_old(&previous, &token).await?;
@@ -182,7 +182,7 @@ pub fn run(args: RotateArgs, printer: &Printer) -> anyhow::Result<Exit> {
         }
         // Every sink must be reachable with its credentials before the secret changes: a regenerated secret
         // kills the old one at once, and a sink that cannot take the new one would be left dead.
-        check_sinks(&token_file).await.map_err(|failed| {
+        check_sinks(&token_file, &rotation.client).await.map_err(|failed| {
             let list: Vec<String> = failed.iter().map(|f| format!("{}: {}", f.sink, f.error)).collect();
             CliError::remote(format!(
                 "nothing was rotated: {} sink(s) could not take a new secret now: {}",
@@ -198,7 +198,7 @@ pub fn run(args: RotateArgs, printer: &Printer) -> anyhow::Result<Exit> {
             RotationMethod::Regenerate => rotation.regenerate(&token, &saved, prepared, &token_file).await?,
             RotationMethod::NewToken => rotation.replace(&token, &saved, prepared, &token_file).await?,
         };
-        if let Err(failed) = update_sinks(&token_file, printer).await {
+        if let Err(failed) = update_sinks(&token_file, &rotation.client, &target, printer).await {
             return Err(if new_token == token {
                 sinks_failed(&failed, "the old secret, which no longer works")
             } else {
@@ -253,7 +253,7 @@ struct FailedSink {
 }
 
 /// Checks every remembered sink before anything changes; all are tried, the failures returned.
-async fn check_sinks(token_file: &std::path::Path) -> Result<(), Vec<FailedSink>> {
+async fn check_sinks(token_file: &std::path::Path, admin: &PveClient) -> Result<(), Vec<FailedSink>> {
     let sinks = crate::sinks::load(token_file)
         .map_err(|error| vec![FailedSink { sink: "the sink record".to_owned(), error: error.to_string() }])?;
     let mut failed = Vec::new();
@@ -261,6 +261,11 @@ async fn check_sinks(token_file: &std::path::Path) -> Result<(), Vec<FailedSink>
         let result = match &sink {
             crate::sinks::SinkRecord::Semaphore(s) => crate::commands::register::semaphore_credentials_ready(s),
             crate::sinks::SinkRecord::Openbao(s) => crate::commands::register_openbao::preflight(s).await,
+            crate::sinks::SinkRecord::Guest(s) => {
+                // The guest agent must answer now, or the guest would keep a dead secret.
+                let path = format!("/nodes/{}/qemu/{}/agent/ping", s.node, s.vmid);
+                admin.post::<serde_json::Value>(&path, &Vec::new()).await.map(drop).map_err(anyhow::Error::from)
+            }
         };
         if let Err(error) = result {
             failed.push(FailedSink { sink: sink.describe(), error: format!("{error:#}") });
@@ -270,12 +275,39 @@ async fn check_sinks(token_file: &std::path::Path) -> Result<(), Vec<FailedSink>
 }
 
 /// Pushes the token file's (new) token to every remembered sink; all are tried, the failures returned.
-async fn update_sinks(token_file: &std::path::Path, printer: &Printer) -> Result<(), Vec<FailedSink>> {
+async fn update_sinks(
+    token_file: &std::path::Path,
+    admin: &PveClient,
+    target: &Target,
+    printer: &Printer,
+) -> Result<(), Vec<FailedSink>> {
     let sinks = crate::sinks::load(token_file)
         .map_err(|error| vec![FailedSink { sink: "the sink record".to_owned(), error: error.to_string() }])?;
     let mut failed = Vec::new();
     for sink in sinks {
         match sink {
+            crate::sinks::SinkRecord::Guest(guest) => {
+                let result = async {
+                    let token = token_store::read(token_file)?;
+                    let mut request =
+                        crate::deliver::DeliveryRequest::new(guest.node.clone(), guest.vmid, "pvetoken rotate");
+                    request.guest_path = guest.guest_path.clone();
+                    request.owner = guest.owner.clone();
+                    crate::deliver::deliver(admin, target, &request, &token, printer).await?;
+                    printer.info(&format!(
+                        "{} holds the new token",
+                        crate::sinks::SinkRecord::Guest(guest.clone()).describe()
+                    ));
+                    Ok::<_, anyhow::Error>(())
+                }
+                .await;
+                if let Err(error) = result {
+                    failed.push(FailedSink {
+                        sink: crate::sinks::SinkRecord::Guest(guest).describe(),
+                        error: format!("{error:#}"),
+                    });
+                }
+            }
             crate::sinks::SinkRecord::Openbao(sink) => {
                 if let Err(error) = crate::commands::register_openbao::refresh(&sink, token_file, printer).await {
                     failed.push(FailedSink {

@@ -264,3 +264,46 @@ fn a_plain_http_semaphore_on_loopback_is_registered_and_rotated_and_elsewhere_ne
     assert_eq!(refused.code, 2, "{}", refused.both());
     assert!(refused.stderr.contains("plain HTTP") && refused.stderr.contains("--allow-http"), "{}", refused.both());
 }
+
+#[test]
+fn a_token_delivered_into_a_guest_is_delivered_again_by_rotate() {
+    for version in ["8.4", "9.2"] {
+        let mut scenario = pvetoken_lab::Scenario::default();
+        scenario.vm.push(pvetoken_lab::ScenarioVm {
+            vmid: 100,
+            name: "privatebox".to_owned(),
+            template: false,
+            status: "running".to_owned(),
+            config: [("agent".to_owned(), "1".to_owned())].into_iter().collect(),
+        });
+        let lab = Lab::start_with(pvetoken_lab::LabConfig {
+            pve_version: version.parse().unwrap(),
+            scenario,
+            ..pvetoken_lab::LabConfig::default()
+        });
+        assert_eq!(lab.create("privatebox", &["--deliver-to", "100"]).code, 0, "{version}");
+        let path = "/root/.proxmox-api-token";
+        assert_eq!(lab.lab().guest_file(100, path), Some(std::fs::read(lab.token_file()).unwrap()), "{version}");
+        let (old_id, old_secret) = lab.saved().unwrap();
+
+        let run = rotate(&lab, &[]);
+        assert_eq!(run.code, 0, "{version}: {}", run.both());
+        let (new_id, new_secret) = lab.saved().unwrap();
+        assert_ne!(new_secret, old_secret);
+        // The guest holds exactly the rotated token file, and the old secret is refused.
+        assert_eq!(lab.lab().guest_file(100, path), Some(std::fs::read(lab.token_file()).unwrap()), "{version}");
+        assert!(lab.as_token(&new_id, &new_secret).get("/access/permissions", &[]).is_ok());
+        assert!(lab.as_token(&old_id, &old_secret).get("/version", &[]).is_err(), "{version}");
+
+        // A guest whose agent does not answer stops the next rotation before anything changes.
+        lab.lab().set_agent_answers(100, false).unwrap();
+        let stopped = rotate(&lab, &[]);
+        assert_eq!(stopped.code, 3, "{version}: {}", stopped.both());
+        assert!(
+            stopped.stderr.contains("nothing was rotated") && stopped.stderr.contains("VM 100"),
+            "{}",
+            stopped.both()
+        );
+        assert_eq!(lab.saved().unwrap().1, new_secret, "{version}: unchanged");
+    }
+}
