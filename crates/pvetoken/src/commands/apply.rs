@@ -48,6 +48,9 @@ pub struct ApplyArgs {
     /// Clusters applied at once.
     #[arg(long, value_name = "N", default_value_t = 4)]
     parallel: usize,
+    /// Also delete the tokens of managed users that the file does not declare (and their ACL entries).
+    #[arg(long)]
+    prune: bool,
 }
 
 /// The declaration file.
@@ -523,7 +526,8 @@ pub fn run_apply(args: ApplyArgs, printer: &Printer) -> anyhow::Result<Exit> {
     if !printer.is_json() {
         print_plans(&plans, printer)?;
     }
-    let changes: usize = plans.iter().map(ClusterPlan::changes).sum();
+    let pruned: usize = if args.prune { plans.iter().map(|p| p.unmanaged.len()).sum() } else { 0 };
+    let changes: usize = plans.iter().map(ClusterPlan::changes).sum::<usize>() + pruned;
     if changes == 0 {
         if printer.is_json() {
             printer.json(&serde_json::json!({ "clusters": plans, "applied": 0 }))?;
@@ -559,7 +563,14 @@ pub fn run_apply(args: ApplyArgs, printer: &Printer) -> anyhow::Result<Exit> {
                     }
                     let cluster = &declaration.clusters[*name];
                     let tokens: Vec<&TokenDecl> = declaration.tokens.iter().filter(|t| &t.cluster == *name).collect();
-                    Some(scope.spawn(move || apply_cluster(name, cluster, &tokens, plan, printer)))
+                    let prune = args.prune;
+                    Some(scope.spawn(move || {
+                        let mut done = apply_cluster(name, cluster, &tokens, plan, printer);
+                        if prune {
+                            done.extend(prune_cluster(name, cluster, plan, printer));
+                        }
+                        done
+                    }))
                 })
                 .collect();
             for handle in handles {
@@ -634,6 +645,40 @@ fn url_segment(text: &str) -> String {
             }
         })
         .collect()
+}
+
+/// `--prune`: deletes the undeclared tokens of managed users (PVE deletes their ACL entries with them).
+fn prune_cluster(
+    name: &str,
+    cluster: &Cluster,
+    plan: &ClusterPlan,
+    printer: &Printer,
+) -> Vec<(String, String, Result<(), String>)> {
+    if plan.unmanaged.is_empty() {
+        return Vec::new();
+    }
+    let quiet = printer.quiet_text();
+    let result = (|| -> anyhow::Result<Vec<String>> {
+        let args = connection(cluster);
+        let target = args.resolve_target(&Default::default(), &quiet)?;
+        let admin = args.resolve_admin()?;
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        runtime.block_on(async {
+            let http = crate::connection::http_client(&target, args.timeout())?;
+            let client = crate::connection::connect_admin(&target, http.as_ref(), &admin, args.timeout()).await?;
+            let mut deleted = Vec::new();
+            for full in &plan.unmanaged {
+                let Some((user, token)) = full.rsplit_once('!') else { continue };
+                client.delete_token(user, token).await.map_err(|e| crate::connection::remote_error(&e, &target))?;
+                deleted.push(full.clone());
+            }
+            Ok(deleted)
+        })
+    })();
+    match result {
+        Ok(deleted) => deleted.into_iter().map(|id| (name.to_owned(), format!("{id} (pruned)"), Ok(()))).collect(),
+        Err(error) => vec![(name.to_owned(), "prune".to_owned(), Err(format!("{error:#}")))],
+    }
 }
 
 /// Repairs one cluster's tokens that have changes: fixes what `create` would refuse (a token file readable by

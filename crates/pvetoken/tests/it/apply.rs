@@ -212,3 +212,19 @@ fn a_token_due_for_rotation_is_rotated_once_and_its_lifetime_starts_again() {
         assert_eq!(lab.server_tokens("automation@pve").len(), 1, "{version}: the old token is gone");
     }
 }
+
+#[test]
+fn undeclared_tokens_of_managed_users_are_reported_and_deleted_only_with_prune() {
+    let fleet = Fleet::start();
+    assert_eq!(fleet.run(&["apply", "--auto-approve"]).code, 0);
+    let (_, lab) = &fleet.labs[2];
+    lab.root().post("/access/users/automation@pve/token/forgotten", &[("privsep", "1")]).unwrap();
+    let plan = fleet.run(&["plan"]);
+    assert!(plan.stdout.contains("? automation@pve!forgotten: not declared"), "{}", plan.stdout);
+    assert_eq!(fleet.run(&["apply", "--auto-approve"]).code, 0);
+    assert!(lab.server_tokens("automation@pve").contains(&"forgotten".to_owned()), "kept without --prune");
+    let pruned = fleet.run(&["apply", "--auto-approve", "--prune"]);
+    assert_eq!(pruned.code, 0, "{}", pruned.both());
+    assert!(pruned.stderr.contains("automation@pve!forgotten (pruned)"), "{}", pruned.both());
+    assert_eq!(lab.server_tokens("automation@pve"), ["ansible", "packer"]);
+}
