@@ -34,6 +34,8 @@ pub(crate) fn handle(
         "pool-update" => pool_update(lab, caller, p, cap(0)),
         "pool-delete" => pool_delete(lab, caller, cap(0)),
         "nodes" => nodes(lab, caller),
+        "storage-index" => storage_index(lab, caller, p),
+        "storage-read" => storage_read(lab, caller, cap(0)),
         _ => {
             let node = cap(0);
             if node != lab.node {
@@ -1158,6 +1160,54 @@ fn storage_json(state: &State, s: &crate::state::Storage) -> Map<String, Value> 
     out.insert("avail".into(), json!(s.total.saturating_sub(used)));
     out.insert("used_fraction".into(), json!(used as f64 / s.total.max(1) as f64));
     out
+}
+
+/// A storage's configuration as pve-storage's `$api_storage_config` returns it (`storage.cfg` keys, the storage id,
+/// the config digest, `content` as a sorted list).
+fn storage_config_json(s: &crate::state::Storage) -> Value {
+    let mut content = s.content.clone();
+    content.sort();
+    let mut out = Map::new();
+    out.insert("storage".into(), json!(s.id));
+    out.insert("type".into(), json!(s.kind));
+    out.insert("content".into(), json!(content.join(",")));
+    out.insert("digest".into(), json!("5a1ab0de7e57ed42c0ffee0000000000000000aa"));
+    match s.kind.as_str() {
+        "dir" => {
+            out.insert("path".into(), json!("/var/lib/vz"));
+        }
+        "lvmthin" => {
+            out.insert("thinpool".into(), json!("data"));
+            out.insert("vgname".into(), json!("pve"));
+        }
+        _ => {}
+    }
+    Value::Object(out)
+}
+
+/// `GET /storage` (pve-storage `PVE/API2/Storage/Config.pm` `index`): every user; lists the storages with
+/// Datastore.Audit or Datastore.AllocateSpace on `/storage/<id>`; `type` filters.
+fn storage_index(lab: &Lab, caller: &Caller, p: &Params) -> Result<Value, ApiError> {
+    let state = lab.read();
+    let perm = Perm::new(lab, &state, caller);
+    let kind = p.get("type");
+    Ok(Value::Array(
+        state
+            .guests
+            .storage
+            .iter()
+            .filter(|s| perm.has(&format!("/storage/{}", s.id), &["Datastore.Audit", "Datastore.AllocateSpace"], true))
+            .filter(|s| kind.is_none_or(|k| k == s.kind))
+            .map(storage_config_json)
+            .collect(),
+    ))
+}
+
+/// `GET /storage/{storage}` (`read`): Datastore.Allocate on `/storage/{storage}`.
+fn storage_read(lab: &Lab, caller: &Caller, sid: &str) -> Result<Value, ApiError> {
+    let state = lab.read();
+    Perm::new(lab, &state, caller).check(&format!("/storage/{sid}"), &["Datastore.Allocate"], false)?;
+    find_storage(&state, sid).map(storage_config_json)
 }
 
 fn storage_list(lab: &Lab, caller: &Caller, p: &Params) -> Result<Value, ApiError> {

@@ -190,6 +190,8 @@ const ROUTES: &[Route] = &[
     r("GET", "cluster/status", "cluster-status"),
     r("GET", "cluster/tasks", "cluster-tasks"),
     r("GET", "cluster/ha/resources/*", "ha-resource"),
+    r("GET", "storage", "storage-index"),
+    r("GET", "storage/*", "storage-read"),
     r("GET", "pools", "pools"),
     r("POST", "pools", "pool-create"),
     r("GET", "pools/*", "pool-get"),

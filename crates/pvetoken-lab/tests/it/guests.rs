@@ -149,3 +149,33 @@ async fn cloning_needs_sdn_use_on_the_bridge_from_pve_8() {
     // The token owns the task and may poll it without any privilege on the node.
     wait_ok(&admin, &upid).await;
 }
+
+#[tokio::test]
+async fn storage_index_lists_what_the_caller_may_see_and_read_needs_datastore_allocate() {
+    let lab = crate::support::start(pvetoken_lab::LabConfig::default()).await;
+    let root = crate::support::Api::root(&lab).await;
+    let all = root.ok("GET", "/storage", &[]).await;
+    let ids: Vec<&str> = all.as_array().unwrap().iter().filter_map(|s| s["storage"].as_str()).collect();
+    assert_eq!(ids, ["local", "local-lvm"]);
+    let lvm = root.ok("GET", "/storage/local-lvm", &[]).await;
+    assert_eq!(
+        (lvm["type"].as_str(), lvm["content"].as_str(), lvm["thinpool"].as_str()),
+        (Some("lvmthin"), Some("images,rootdir"), Some("data"))
+    );
+    let dirs = root.ok("GET", "/storage", &[("type", "dir")]).await;
+    assert_eq!(dirs.as_array().unwrap().len(), 1);
+    let missing = root.api("GET", "/storage/nope", &[]).await;
+    assert_eq!(missing.status, 500, "{missing:?}");
+
+    root.ok("POST", "/access/users", &[("userid", "st@pve")]).await;
+    let token = root.ok("POST", "/access/users/st@pve/token/ro", &[("privsep", "0")]).await;
+    root.ok("PUT", "/access/acl", &[("path", "/storage/local"), ("users", "st@pve"), ("roles", "PVEDatastoreUser")])
+        .await;
+    let api = crate::support::Api::token(&lab, "st@pve!ro", token["value"].as_str().unwrap());
+    let seen = api.ok("GET", "/storage", &[]).await;
+    let ids: Vec<&str> = seen.as_array().unwrap().iter().filter_map(|s| s["storage"].as_str()).collect();
+    assert_eq!(ids, ["local"], "only storages with Datastore.Audit or AllocateSpace");
+    let denied = api.api("GET", "/storage/local", &[]).await;
+    assert_eq!(denied.status, 403);
+    assert_eq!(denied.reason, "Permission check failed (/storage/local, Datastore.Allocate)");
+}

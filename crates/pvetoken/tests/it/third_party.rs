@@ -356,3 +356,27 @@ fn lab_started_on_a_state_dir_seeded_in_pve_formats_serves_that_state_and_root_c
     let perms = ops.get("/access/permissions", &[("path", "/vms")]).expect("the user logs in with a ticket");
     assert_eq!(privileges(&perms, "/vms"), ["VM.Audit", "VM.PowerMgmt"], "{perms}");
 }
+
+#[test]
+fn ansible_proxmox_storage_info_lists_and_reads_storages() {
+    let Some(playbook) = tool("ansible-playbook") else { return };
+    let lab = LabProcess::start(&["--pve-version", "9.2"]);
+    let root = lab.root_api();
+    let (_caller, secret) = admin_user_with_token(&root, "storage@pve", "ci");
+    let output = run_bounded(
+        client_command(&playbook, &lab)
+            .current_dir(clients_dir())
+            .args(["-i", "localhost,", "ansible-storage.yml"])
+            .env("ANSIBLE_HOME", lab.dir().join("ansible"))
+            .env("ANSIBLE_NOCOLOR", "1")
+            .env("ANSIBLE_LOCALHOST_WARNING", "0")
+            .env("PROXMOX_HOST", lab.ready.pve_host())
+            .env("PROXMOX_PORT", lab.ready.pve_port().to_string())
+            .env("PROXMOX_USER", "storage@pve")
+            .env("PROXMOX_TOKEN_ID", "ci")
+            .env("PROXMOX_TOKEN_SECRET", secret.expose_secret())
+            .env("PROXMOX_VALIDATE_CERTS", "true"),
+        CLIENT_LIMIT,
+    );
+    assert!(output.status.success(), "ansible-playbook failed:\n{}", output.both());
+}
