@@ -155,7 +155,7 @@ async fn storage_index_lists_what_the_caller_may_see_and_read_needs_datastore_al
     let lab = crate::support::start(pvetoken_lab::LabConfig::default()).await;
     let root = crate::support::Api::root(&lab).await;
     let all = root.ok("GET", "/storage", &[]).await;
-    let ids: Vec<&str> = all.as_array().unwrap().iter().filter_map(|s| s["storage"].as_str()).collect();
+    let ids: Vec<&str> = all.as_array().expect("list").iter().filter_map(|s| s["storage"].as_str()).collect();
     assert_eq!(ids, ["local", "local-lvm"]);
     let lvm = root.ok("GET", "/storage/local-lvm", &[]).await;
     assert_eq!(
@@ -163,7 +163,7 @@ async fn storage_index_lists_what_the_caller_may_see_and_read_needs_datastore_al
         (Some("lvmthin"), Some("images,rootdir"), Some("data"))
     );
     let dirs = root.ok("GET", "/storage", &[("type", "dir")]).await;
-    assert_eq!(dirs.as_array().unwrap().len(), 1);
+    assert_eq!(dirs.as_array().expect("list").len(), 1);
     let missing = root.api("GET", "/storage/nope", &[]).await;
     assert_eq!(missing.status, 500, "{missing:?}");
 
@@ -171,9 +171,9 @@ async fn storage_index_lists_what_the_caller_may_see_and_read_needs_datastore_al
     let token = root.ok("POST", "/access/users/st@pve/token/ro", &[("privsep", "0")]).await;
     root.ok("PUT", "/access/acl", &[("path", "/storage/local"), ("users", "st@pve"), ("roles", "PVEDatastoreUser")])
         .await;
-    let api = crate::support::Api::token(&lab, "st@pve!ro", token["value"].as_str().unwrap());
+    let api = crate::support::Api::token(&lab, "st@pve!ro", token["value"].as_str().expect("secret"));
     let seen = api.ok("GET", "/storage", &[]).await;
-    let ids: Vec<&str> = seen.as_array().unwrap().iter().filter_map(|s| s["storage"].as_str()).collect();
+    let ids: Vec<&str> = seen.as_array().expect("list").iter().filter_map(|s| s["storage"].as_str()).collect();
     assert_eq!(ids, ["local"], "only storages with Datastore.Audit or AllocateSpace");
     let denied = api.api("GET", "/storage/local", &[]).await;
     assert_eq!(denied.status, 403);
