@@ -124,6 +124,15 @@ pub fn run(args: ExecArgs, printer: &Printer) -> anyhow::Result<Exit> {
         Some(name) => name.parse::<Format>().map_err(|error| CliError::usage(error.to_string()))?,
         None => default_format(&profile.name),
     };
+    if !matches!(
+        format,
+        Format::Env | Format::Packer | Format::TerraformBpg | Format::TerraformTelmate | Format::AnsibleEnv
+    ) {
+        // Refused before any token exists.
+        return Err(CliError::usage(format!("--format {format} writes a file; exec hands over environment variables"))
+            .with_hint("use env, packer, terraform-bpg, terraform-telmate or ansible-env")
+            .into());
+    }
     let Some(program) = find_program(&args.command[0]) else {
         // As a shell: 127, and no token was made for a job that cannot run.
         return Err(CliError {

@@ -91,6 +91,11 @@ fn the_commands_exit_status_is_pvetokens_and_a_missing_command_is_127_with_no_to
     assert!(missing.stderr.contains("command not found"), "{}", missing.both());
     assert!(lab.requests().is_empty(), "nothing is asked of the server for a job that cannot run");
 
+    let file_format = exec(&lab, &["--profile", "packer", "--format", "sops"], &["true"]);
+    assert_eq!(file_format.code, 2, "{}", file_format.both());
+    assert!(file_format.stderr.contains("writes a file"), "{}", file_format.both());
+    assert!(lab.requests().is_empty(), "a format exec cannot hand over is refused before any request");
+
     for ttl in ["30s", "32d", "soon"] {
         let bad = exec(&lab, &["--profile", "packer", "--ttl", ttl], &["true"]);
         assert_eq!(bad.code, 2, "--ttl {ttl}: {}", bad.both());
