@@ -138,6 +138,29 @@ fn api_segments(uri: &str) -> Option<Vec<String>> {
     Some(rest.split('/').filter(|s| !s.is_empty()).map(percent_decode).collect())
 }
 
+/// A query parameter of the logged URI (decoded).
+fn query_param(uri: &str, name: &str) -> Option<String> {
+    let query = uri.split_once('?')?.1;
+    query.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=')?;
+        (key == name).then(|| percent_decode(value))
+    })
+}
+
+/// Whether a list filter matters for this call: `GET /cluster/resources?type=vm` lists only guests, so the storage,
+/// node, SDN and pool filters need nothing (the query string is in the log, unlike a POST body).
+fn filter_applies(filter: Option<&str>, kind: Option<&str>) -> bool {
+    let (Some(filter), Some(kind)) = (filter, kind) else { return true };
+    let entries = match kind {
+        "vm" => "vm entries",
+        "storage" => "storage entries",
+        "node" => "node entries",
+        "sdn" => "sdn entries",
+        _ => return true,
+    };
+    filter == entries || !filter.ends_with(" entries") && !filter.contains("pool entries")
+}
+
 /// The catalog entry for a call and its parameters; the most specific template wins.
 fn match_endpoint<'a>(method: &str, segments: &[String]) -> Option<(&'a Endpoint, BTreeMap<String, String>)> {
     let mut best: Option<(&Endpoint, BTreeMap<String, String>, usize)> = None;
@@ -281,8 +304,11 @@ pub(crate) fn map_calls(lines: &[LogLine], subject: &str) -> (Vec<CallNeeds>, BT
         };
         let mut needs = Vec::new();
         needs_of(&endpoint.check, &params, false, &mut needs);
+        let kind = query_param(&line.uri, "type");
         for handler in &endpoint.handler_checks {
-            needs_of(&handler.check, &params, handler.filter.is_some(), &mut needs);
+            if filter_applies(handler.filter.as_deref(), kind.as_deref()) {
+                needs_of(&handler.check, &params, handler.filter.is_some(), &mut needs);
+            }
         }
         mapped.push(CallNeeds {
             call: format!("{} {}", endpoint.method, endpoint.path),
@@ -506,6 +532,21 @@ mod tests {
         assert_eq!(params.get("vmid").map(String::as_str), Some("100"));
         let encoded = api_segments("/api2/json/access/users/a%40pve/token?x=1").expect("api");
         assert_eq!(encoded, ["access", "users", "a@pve", "token"]);
+    }
+
+    #[test]
+    fn a_type_filter_in_the_query_string_narrows_list_filters() {
+        let vms = "10.0.0.1 - a@pve!t [03/12/2026:06:00:01 +0100] \"GET /api2/json/cluster/resources?type=vm HTTP/1.1\" 200 9";
+        let all = "10.0.0.1 - a@pve!t [03/12/2026:06:00:01 +0100] \"GET /api2/json/cluster/resources HTTP/1.1\" 200 9";
+        let privileges = |line: &str| -> BTreeSet<String> {
+            let (calls, _) = map_calls(&[parse_line(line).expect("line")], "a@pve!t");
+            calls.iter().flat_map(|c| c.needs.iter().map(|n| n.1.clone())).collect()
+        };
+        assert_eq!(privileges(vms), BTreeSet::from(["VM.Audit".to_owned()]));
+        let every = privileges(all);
+        for privilege in ["VM.Audit", "Datastore.Audit", "SDN.Audit", "Pool.Audit"] {
+            assert!(every.contains(privilege), "{every:?}");
+        }
     }
 
     #[test]
