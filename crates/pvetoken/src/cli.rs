@@ -11,7 +11,8 @@ use crate::commands;
 /// explains what is missing when it does not, rotates and revokes it. `pvetoken demo` shows the whole flow on the
 /// built-in lab.
 ///
-/// Exit codes: 0 ok, 1 a check failed, 2 usage or input error, 3 server or network error, 4 internal error.
+/// Exit codes: 0 ok, 1 a check failed, 2 usage or input error, 3 server or network error, 4 internal error;
+/// `exec` exits with its command's status, `plan --detailed-exitcode` with 0 (no changes), 2 (changes), 1 (error).
 #[derive(Debug, Parser)]
 #[command(name = "pvetoken", version, long_version = crate::version::long(), propagate_version = true, max_term_width = 110)]
 pub struct Cli {
