@@ -326,6 +326,12 @@ impl PveClient {
         self.put(&format!("/access/users/{}/token/{}", enc(userid), enc(name)), &params(&[("regenerate", "1")])).await
     }
 
+    /// `PUT /access/users/{userid}/token/{tokenid}` with a new `expire` (epoch seconds, 0 = never).
+    pub async fn set_token_expire(&self, userid: &str, name: &str, expire: i64) -> Result<(), ClientError> {
+        let path = format!("/access/users/{}/token/{}", enc(userid), enc(name));
+        self.put::<serde_json::Value>(&path, &params(&[("expire", &expire.to_string())])).await.map(drop)
+    }
+
     /// `DELETE /access/users/{userid}/token/{name}`.
     pub async fn delete_token(&self, userid: &str, name: &str) -> Result<(), ClientError> {
         self.delete::<serde_json::Value>(&format!("/access/users/{}/token/{}", enc(userid), enc(name)), &Params::new())

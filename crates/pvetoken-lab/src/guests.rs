@@ -1162,6 +1162,11 @@ fn storage_json(state: &State, s: &crate::state::Storage) -> Map<String, Value> 
     out
 }
 
+/// Storage listings show a storage with Datastore.Audit or Datastore.AllocateSpace on `/storage/<id>`.
+fn storage_visible(perm: &Perm<'_>, storage: &crate::state::Storage) -> bool {
+    perm.has(&format!("/storage/{}", storage.id), &["Datastore.Audit", "Datastore.AllocateSpace"], true)
+}
+
 /// A storage's configuration as pve-storage's `$api_storage_config` returns it (`storage.cfg` keys, the storage id,
 /// the config digest, `content` as a sorted list).
 fn storage_config_json(s: &crate::state::Storage) -> Value {
@@ -1196,7 +1201,7 @@ fn storage_index(lab: &Lab, caller: &Caller, p: &Params) -> Result<Value, ApiErr
             .guests
             .storage
             .iter()
-            .filter(|s| perm.has(&format!("/storage/{}", s.id), &["Datastore.Audit", "Datastore.AllocateSpace"], true))
+            .filter(|s| storage_visible(&perm, s))
             .filter(|s| kind.is_none_or(|k| k == s.kind))
             .map(storage_config_json)
             .collect(),
@@ -1219,7 +1224,7 @@ fn storage_list(lab: &Lab, caller: &Caller, p: &Params) -> Result<Value, ApiErro
             .guests
             .storage
             .iter()
-            .filter(|s| perm.has(&format!("/storage/{}", s.id), &["Datastore.Audit", "Datastore.AllocateSpace"], true))
+            .filter(|s| storage_visible(&perm, s))
             .filter(|s| content.is_none_or(|c| s.content.iter().any(|x| x == c)))
             .filter(|s| p.get("storage").is_none_or(|want| want == s.id))
             .map(|s| Value::Object(storage_json(&state, s)))

@@ -166,6 +166,19 @@ fn role_privileges(major: u32) -> &'static str {
     }
 }
 
+/// Remembers the guest as a sink of `token_file`, so that `rotate` delivers the rotated token there too.
+pub fn remember(token_file: &std::path::Path, request: &DeliveryRequest) -> Result<(), CliError> {
+    let sink = crate::sinks::GuestSink {
+        node: request.node.clone(),
+        vmid: request.vmid,
+        guest_path: request.guest_path.clone(),
+        owner: request.owner.clone(),
+    };
+    crate::sinks::remember(token_file, crate::sinks::SinkRecord::Guest(sink)).map_err(|error| {
+        CliError::usage(format!("delivered, but the guest could not be remembered for rotate: {error:#}"))
+    })
+}
+
 /// Writes `token` into the guest, verifies it and reports. Nothing is written unless every check passed.
 pub async fn deliver(
     client: &PveClient,

@@ -13,11 +13,11 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
 use clap::Args;
-use pvetoken_client::pve::AclChange;
+use pvetoken_client::pve::{AclChange, PveClient};
 use serde::{Deserialize, Serialize};
 
 use super::create::{CreateArgs, NarrowingArgs, TokenRef, now};
-use crate::connection::ConnectionArgs;
+use crate::connection::{ConnectionArgs, Target};
 use crate::exit::{CliError, Exit};
 use crate::printer::Printer;
 use crate::profiles::{self, PveVersion};
@@ -184,7 +184,7 @@ fn load(path: &std::path::Path) -> Result<Declaration, CliError> {
             )));
         }
         for span in token.rotate_if_expiring_within.iter() {
-            super::rotate::parse_span(span).map_err(|error| CliError::usage(format!("{place}: {error}")))?;
+            super::create::parse_span(span).map_err(|error| CliError::usage(format!("{place}: {error}")))?;
         }
         if let Some(expire) = &token.expire {
             super::create::parse_expire(expire, now())
@@ -218,6 +218,29 @@ fn connection(cluster: &Cluster) -> ConnectionArgs {
         local: cluster.local,
         timeout: 30,
     }
+}
+
+/// An administrator connection to `cluster` (one HTTPS client, logged in), and its target for error messages.
+async fn connect(cluster: &Cluster, printer: &Printer) -> anyhow::Result<(PveClient, Target)> {
+    let args = connection(cluster);
+    let target = args.resolve_target(&Default::default(), &printer.quiet_text())?;
+    let admin = args.resolve_admin()?;
+    let http = crate::connection::http_client(&target, args.timeout())?;
+    let client = crate::connection::connect_admin(&target, http.as_ref(), &admin, args.timeout()).await?;
+    Ok((client, target))
+}
+
+/// Runs `work` with an administrator connection to `cluster` on a runtime of its own (apply's threads).
+fn with_cluster<T>(
+    cluster: &Cluster,
+    printer: &Printer,
+    work: impl AsyncFnOnce(&PveClient, &Target) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let (client, target) = connect(cluster, printer).await?;
+        work(&client, &target).await
+    })
 }
 
 fn create_args(cluster: &Cluster, token: &TokenDecl) -> Result<CreateArgs, CliError> {
@@ -278,12 +301,7 @@ async fn plan_into(
     tokens: &[&TokenDecl],
     printer: &Printer,
 ) -> anyhow::Result<()> {
-    let args = connection(cluster);
-    let quiet = printer.quiet_text();
-    let target = args.resolve_target(&Default::default(), &quiet)?;
-    let admin = args.resolve_admin()?;
-    let http = crate::connection::http_client(&target, args.timeout())?;
-    let client = crate::connection::connect_admin(&target, http.as_ref(), &admin, args.timeout()).await?;
+    let (client, target) = connect(cluster, printer).await?;
     let remote = |error: &pvetoken_client::ClientError| crate::connection::remote_error(error, &target);
     let version = client.version().await.map_err(|e| remote(&e))?;
     plan.pve_version = Some(version.version.clone());
@@ -340,7 +358,7 @@ async fn plan_into(
             }
             Some(info) => {
                 if let Some(span) = &declared.rotate_if_expiring_within {
-                    let within = super::rotate::parse_span(span).map_err(CliError::usage)?;
+                    let within = super::create::parse_span(span).map_err(CliError::usage)?;
                     if info.expire > 0 && info.expire - now() <= within {
                         rotate = true;
                         change('~', "token".to_owned(), format!("{} expires within {span}: rotate", token.full()));
@@ -613,38 +631,13 @@ fn renew_expiry(cluster: &Cluster, declared: &TokenDecl, expire: &str, printer: 
     let at = super::create::parse_expire(expire, now())?;
     let mut saved = crate::token_store::read(&declared.token_file)?;
     let (user, name) = (saved.token_id.user_str().to_owned(), saved.token_id.name_str().to_owned());
-    let args = connection(cluster);
-    let target = args.resolve_target(&Default::default(), printer)?;
-    let admin = args.resolve_admin()?;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    runtime.block_on(async {
-        let http = crate::connection::http_client(&target, args.timeout())?;
-        let client = crate::connection::connect_admin(&target, http.as_ref(), &admin, args.timeout()).await?;
-        let path = format!("/access/users/{}/token/{}", url_segment(&user), url_segment(&name));
-        let _: serde_json::Value = client
-            .put(&path, &vec![("expire".to_owned(), at.to_string())])
-            .await
-            .map_err(|e| crate::connection::remote_error(&e, &target))?;
-        Ok::<_, anyhow::Error>(())
+    with_cluster(cluster, printer, async |client, target| {
+        client.set_token_expire(&user, &name, at).await.map_err(|e| crate::connection::remote_error(&e, target))?;
+        Ok(())
     })?;
     saved.expire = u64::try_from(at).unwrap_or(0);
-    let text = pvetoken_render::Format::Env
-        .render_to_string(&saved, &pvetoken_render::RenderOptions::default())
-        .map_err(|error| CliError::usage(format!("cannot write {}: {error}", declared.token_file.display())))?;
-    crate::token_store::write_secret_file_atomic(&declared.token_file, text.as_bytes())?;
+    crate::token_store::PreparedTokenFile::prepare(&declared.token_file)?.commit(&saved)?;
     Ok(())
-}
-
-fn url_segment(text: &str) -> String {
-    text.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                char::from(b).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 /// `--prune`: deletes the undeclared tokens of managed users (PVE deletes their ACL entries with them).
@@ -657,24 +650,15 @@ fn prune_cluster(
     if plan.unmanaged.is_empty() {
         return Vec::new();
     }
-    let quiet = printer.quiet_text();
-    let result = (|| -> anyhow::Result<Vec<String>> {
-        let args = connection(cluster);
-        let target = args.resolve_target(&Default::default(), &quiet)?;
-        let admin = args.resolve_admin()?;
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        runtime.block_on(async {
-            let http = crate::connection::http_client(&target, args.timeout())?;
-            let client = crate::connection::connect_admin(&target, http.as_ref(), &admin, args.timeout()).await?;
-            let mut deleted = Vec::new();
-            for full in &plan.unmanaged {
-                let Some((user, token)) = full.rsplit_once('!') else { continue };
-                client.delete_token(user, token).await.map_err(|e| crate::connection::remote_error(&e, &target))?;
-                deleted.push(full.clone());
-            }
-            Ok(deleted)
-        })
-    })();
+    let result = with_cluster(cluster, printer, async |client, target| {
+        let mut deleted = Vec::new();
+        for full in &plan.unmanaged {
+            let Some((user, token)) = full.rsplit_once('!') else { continue };
+            client.delete_token(user, token).await.map_err(|e| crate::connection::remote_error(&e, target))?;
+            deleted.push(full.clone());
+        }
+        Ok(deleted)
+    });
     match result {
         Ok(deleted) => deleted.into_iter().map(|id| (name.to_owned(), format!("{id} (pruned)"), Ok(()))).collect(),
         Err(error) => vec![(name.to_owned(), "prune".to_owned(), Err(format!("{error:#}")))],
@@ -706,15 +690,8 @@ fn apply_cluster(
             }
             let token = current_token(declared)?;
             if token_plan.expired || !token_plan.extra_acls.is_empty() {
-                let args = connection(cluster);
-                let target = args.resolve_target(&Default::default(), &quiet)?;
-                let admin = args.resolve_admin()?;
-                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-                runtime.block_on(async {
-                    let http = crate::connection::http_client(&target, args.timeout())?;
-                    let client =
-                        crate::connection::connect_admin(&target, http.as_ref(), &admin, args.timeout()).await?;
-                    let remote = |error: &pvetoken_client::ClientError| crate::connection::remote_error(error, &target);
+                with_cluster(cluster, printer, async |client, target| {
+                    let remote = |error: &pvetoken_client::ClientError| crate::connection::remote_error(error, target);
                     if token_plan.expired {
                         // The secret is dead: a new token replaces it (create writes the file again).
                         client.delete_token(&token.user, &token.name).await.map_err(|e| remote(&e))?;

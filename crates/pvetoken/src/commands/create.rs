@@ -187,15 +187,7 @@ pub fn parse_expire(text: &str, now: i64) -> Result<i64, CliError> {
     }
     let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
     let (number, unit) = text.split_at(split);
-    let seconds = match unit {
-        "s" => 1,
-        "m" | "min" => 60,
-        "h" => 3_600,
-        "d" => 86_400,
-        "w" => 7 * 86_400,
-        "y" => 365 * 86_400,
-        _ => return Err(bad()),
-    };
+    let seconds = unit_seconds(unit).ok_or_else(bad)?;
     let number: i64 = number.parse().map_err(|_| too_far(text))?;
     if number <= 0 {
         return Err(bad());
@@ -206,6 +198,32 @@ pub fn parse_expire(text: &str, now: i64) -> Result<i64, CliError> {
         .and_then(|span| now.checked_add(span))
         .filter(|&at| at <= EXPIRE_MAX)
         .ok_or_else(|| too_far(text))
+}
+
+/// Seconds in one unit of a span: `s`, `m`/`min`, `h`, `d`, `w`, `y` (365 days).
+pub(crate) fn unit_seconds(unit: &str) -> Option<i64> {
+    Some(match unit {
+        "s" => 1,
+        "m" | "min" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        "y" => 365 * 86_400,
+        _ => return None,
+    })
+}
+
+/// A span such as `14d`, `12h`, `4w`, `1y`, `90m`, `30s`, in seconds (`rotate --if-*`, `exec --ttl`, apply files).
+pub(crate) fn parse_span(text: &str) -> Result<i64, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let unit = unit_seconds(unit).ok_or_else(|| format!("'{text}' is not a span: use e.g. 14d, 12h, 4w or 1y"))?;
+    number
+        .parse::<i64>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit))
+        .ok_or_else(|| format!("'{text}' is not a span a token could have: use e.g. 14d, 12h, 4w or 1y"))
 }
 
 /// The latest expiry accepted: 9999-12-31T23:59:59Z (PVE stores a plain epoch, but nothing later is meaningful).
@@ -329,18 +347,7 @@ pub fn run(args: CreateArgs, printer: &Printer) -> anyhow::Result<Exit> {
                 request.guest_path = path.clone();
             }
             let delivered = crate::deliver::deliver(&run.client, &target, &request, &token, printer).await?;
-            crate::sinks::remember(
-                &token_file,
-                crate::sinks::SinkRecord::Guest(crate::sinks::GuestSink {
-                    node: request.node.clone(),
-                    vmid: request.vmid,
-                    guest_path: request.guest_path.clone(),
-                    owner: request.owner.clone(),
-                }),
-            )
-            .map_err(|error| {
-                CliError::usage(format!("delivered, but the guest sink could not be remembered: {error:#}"))
-            })?;
+            crate::deliver::remember(&token_file, &request)?;
             report.requests = run.requests();
             report.delivered = Some(delivered);
         }

@@ -90,18 +90,7 @@ pub fn run(args: DeliverArgs, printer: &Printer) -> anyhow::Result<Exit> {
         ));
         crate::deliver::deliver(&client, &target, &request, &token, printer).await
     })?;
-    crate::sinks::remember(
-        &token_path,
-        crate::sinks::SinkRecord::Guest(crate::sinks::GuestSink {
-            node: request.node.clone(),
-            vmid: request.vmid,
-            guest_path: request.guest_path.clone(),
-            owner: request.owner.clone(),
-        }),
-    )
-    .map_err(|error| {
-        CliError::usage(format!("delivered, but the guest sink could not be remembered for rotate: {error:#}"))
-    })?;
+    crate::deliver::remember(&token_path, &request)?;
     print_report(&report, printer)?;
     Ok(Exit::Success)
 }

@@ -66,17 +66,7 @@ pub struct GcArgs {
 }
 
 fn parse_ttl(text: &str) -> Result<i64, String> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let unit: i64 = match unit {
-        "s" => 1,
-        "m" | "min" => 60,
-        "h" => 3_600,
-        "d" => 86_400,
-        _ => return Err(format!("'{text}' is not a span: use e.g. 30m, 2h or 1d")),
-    };
-    let seconds = number.parse::<i64>().ok().and_then(|n| n.checked_mul(unit)).ok_or("not a span")?;
+    let seconds = super::create::parse_span(text)?;
     if !(60..=31 * 86_400).contains(&seconds) {
         return Err(format!("'{text}': a job token lives between 1m and 31d"));
     }

@@ -36,38 +36,17 @@ pub struct RotateArgs {
     pub token_file: Option<PathBuf>,
     /// Rotate only when the token expires within this span (e.g. 14d) or has expired; a token that never
     /// expires is not due by this rule. Not due: exit 0, nothing changed, so a daily timer can run it.
-    #[arg(long, value_name = "SPAN", value_parser = parse_span)]
+    #[arg(long, value_name = "SPAN", value_parser = super::create::parse_span)]
     pub if_expiring_within: Option<i64>,
     /// Rotate only when the token file was last written (by create or rotate) longer ago than this span (e.g.
     /// 90d). With --if-expiring-within, either rule makes the token due.
-    #[arg(long, value_name = "SPAN", value_parser = parse_span)]
+    #[arg(long, value_name = "SPAN", value_parser = super::create::parse_span)]
     pub if_older_than: Option<i64>,
     /// Exit 0 with one line when the token file does not exist (nothing to rotate), instead of an error.
     #[arg(long)]
     pub if_exists: bool,
     #[command(flatten)]
     pub connection: ConnectionArgs,
-}
-
-/// A span such as `14d`, `12h`, `4w`, `1y` (365 days), `90m`, `30s`, in seconds.
-pub(crate) fn parse_span(text: &str) -> Result<i64, String> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let unit_seconds: i64 = match unit {
-        "s" => 1,
-        "m" | "min" => 60,
-        "h" => 3_600,
-        "d" => 86_400,
-        "w" => 7 * 86_400,
-        "y" => 365 * 86_400,
-        _ => return Err(format!("'{text}' is not a span: use e.g. 14d, 12h, 4w or 1y")),
-    };
-    number
-        .parse::<i64>()
-        .ok()
-        .and_then(|n| n.checked_mul(unit_seconds))
-        .ok_or_else(|| format!("'{text}' is not a span a token could have: use e.g. 14d, 12h, 4w or 1y"))
 }
 
 /// Why a token is (or is not) due under the policy flags; `None` when no policy flag was given.
