@@ -24,9 +24,10 @@ use pvetoken_api::Secret;
 use pvetoken_client::endpoint::Endpoint;
 use pvetoken_client::{Fingerprint, TlsSettings};
 
-use crate::env_vars;
 use crate::exit::CliError;
 use crate::printer::Printer;
+use pvetoken_lifecycle::env_vars;
+pub use pvetoken_lifecycle::target::{Target, http_client};
 
 /// Where the PVE server is and how to authenticate as an administrator.
 #[derive(Debug, Clone, Default, Args)]
@@ -80,41 +81,18 @@ impl TargetFallback {
         Self { url: Some(token.url.clone()), fingerprint: token.fingerprint.clone(), ca_file: token.ca_file.clone() }
     }
 
+    /// The server named by the default token file (when it exists and is readable), for commands whose `--url`
+    /// is optional.
+    pub fn from_default_token_file() -> Self {
+        let saved = pvetoken_lifecycle::token_store::default_token_path()
+            .ok()
+            .and_then(|path| pvetoken_lifecycle::token_store::read_if_exists(&path).ok().flatten());
+        Self::from_optional(saved.as_ref())
+    }
+
     /// [`Self::from_token_file`] when there is a token file, else nothing.
     pub fn from_optional(token: Option<&pvetoken_render::TokenFile>) -> Self {
         token.map(Self::from_token_file).unwrap_or_default()
-    }
-}
-
-/// Where requests go.
-#[derive(Debug, Clone)]
-pub enum Target {
-    /// The HTTPS API.
-    Remote {
-        /// The validated base URL.
-        endpoint: Endpoint,
-        /// How the certificate is checked.
-        tls: TlsSettings,
-    },
-    /// `pvesh` on this host.
-    Local {
-        /// The `pvesh` program (`PVETOKEN_PVESH` or `pvesh` from PATH).
-        pvesh: PathBuf,
-    },
-}
-
-impl Target {
-    /// `https://host:port` or `local pvesh`, for messages.
-    pub fn describe(&self) -> String {
-        match self {
-            Self::Remote { endpoint, .. } => endpoint.base(),
-            Self::Local { .. } => "local pvesh".to_owned(),
-        }
-    }
-
-    /// True for `--insecure`.
-    pub fn is_insecure(&self) -> bool {
-        matches!(self, Self::Remote { tls, .. } if tls.insecure)
     }
 }
 
@@ -278,7 +256,7 @@ const FINGERPRINT_HINT: &str =
 
 fn read_password_file(path: &Path) -> Result<Secret, CliError> {
     // Owned by us or root, 0600, not a link: a password file others can read or replace is refused.
-    let mut text = crate::token_store::read_private(path, "--password-file")?;
+    let mut text = pvetoken_lifecycle::token_store::read_private(path, "--password-file")?;
     let first = text.lines().next().unwrap_or_default().to_owned();
     zeroize::Zeroize::zeroize(&mut text);
     if first.is_empty() {
@@ -292,27 +270,13 @@ fn read_password_file(path: &Path) -> Result<Secret, CliError> {
 pub fn read_admin_token(admin: &AdminAuth) -> Result<Option<(String, Secret)>, CliError> {
     match admin {
         AdminAuth::TokenFile(path) => {
-            let token = crate::token_store::read(path).map_err(|mut error| {
+            let token = pvetoken_lifecycle::token_store::read(path).map_err(|mut error| {
                 error.message = format!("admin token ({}): {}", env_vars::PVETOKEN_ADMIN_TOKEN_FILE, error.message);
                 error
             })?;
             Ok(Some((token.token_id.to_string(), token.secret)))
         }
         AdminAuth::Password { .. } | AdminAuth::Local => Ok(None),
-    }
-}
-
-/// Builds the HTTP client for a remote target (one per run: one TLS handshake, kept alive).
-pub fn http_client(target: &Target, timeout: std::time::Duration) -> Result<Option<reqwest::Client>, CliError> {
-    match target {
-        Target::Local { .. } => Ok(None),
-        Target::Remote { tls, .. } => pvetoken_client::tls::http_client_with_timeouts(
-            tls,
-            timeout.min(pvetoken_client::tls::CONNECT_TIMEOUT),
-            timeout,
-        )
-        .map(Some)
-        .map_err(|error| remote_error(&error, target)),
     }
 }
 
@@ -355,42 +319,9 @@ pub async fn connect_admin(
     }
 }
 
-/// Turns a client error into a one-line CLI error with the exit code (2 input, 3 remote) and the fix.
+/// [`pvetoken_lifecycle::target::remote_error`] as the CLI's error (its exit code: 2 for bad input, else 3).
 pub fn remote_error(error: &pvetoken_client::ClientError, target: &Target) -> CliError {
-    use pvetoken_client::ClientError as E;
-    let base = target.describe();
-    match error {
-        E::InvalidUrl { .. } => {
-            CliError::usage(error.to_string()).with_hint("give the API address as https://HOST:8006")
-        }
-        E::CaFile { .. } => CliError::usage(error.to_string())
-            .with_hint("on the PVE host the cluster CA is /etc/pve/pve-root-ca.pem; copy it here and pass --ca-file"),
-        E::CertificateMismatch { presented, .. } => CliError::remote(error.to_string()).with_hint(format!(
-            "if the certificate was renewed on purpose, check it on the host (`pvenode cert info`) and pin the new \
-             one: --fingerprint {presented}; otherwise something is intercepting the connection"
-        )),
-        E::CertificateUntrusted { .. } => CliError::remote(error.to_string()).with_hint(
-            "PVE uses a self-signed certificate by default: pin it with --fingerprint SHA256 (from `pvenode cert \
-             info` on the host) or trust the cluster CA with --ca-file /etc/pve/pve-root-ca.pem",
-        ),
-        E::Unreachable { .. } => CliError::remote(error.to_string()).with_hint(format!(
-            "check that {base} is the PVE host and that port 8006 is reachable from here (DNS, firewall, VPN)"
-        )),
-        E::Timeout { .. } | E::ConnectionLost { .. } => CliError::remote(error.to_string())
-            .with_hint("the server or the network is slow or dropping connections; rerun: every step is idempotent"),
-        E::AuthFailed { .. } => CliError::remote(error.to_string())
-            .with_hint("check the credentials; a token may be expired, deleted or its secret rotated"),
-        E::Api { status: 404 | 501, .. } => CliError::remote(error.to_string())
-            .with_hint(format!("{base} answered, but not like a Proxmox VE API: check --url (https://HOST:8006)")),
-        E::Api { status: 403, .. } => CliError::remote(error.to_string()).with_hint(
-            "the administrator lacks this privilege: use root@pam or a user with Sys.Modify and User.Modify",
-        ),
-        E::Decode { .. } => CliError::remote(error.to_string())
-            .with_hint(format!("{base} does not answer like a Proxmox VE API: check --url (https://HOST:8006)")),
-        E::Local { status: None, .. } => CliError::remote(error.to_string())
-            .with_hint("--local runs pvesh as root on a Proxmox VE host; elsewhere use --url"),
-        _ => CliError::remote(error.to_string()),
-    }
+    pvetoken_lifecycle::target::remote_error(error, target).into()
 }
 
 /// A token over plain HTTP to anything but loopback needs `--allow-http`, and is warned about even then.

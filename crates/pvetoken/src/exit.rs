@@ -79,6 +79,28 @@ impl CliError {
     }
 }
 
+impl From<pvetoken_lifecycle::Kind> for Exit {
+    fn from(kind: pvetoken_lifecycle::Kind) -> Self {
+        match kind {
+            pvetoken_lifecycle::Kind::CheckFailed => Exit::CheckFailed,
+            pvetoken_lifecycle::Kind::Usage => Exit::Usage,
+            pvetoken_lifecycle::Kind::Remote => Exit::Remote,
+        }
+    }
+}
+
+impl From<pvetoken_lifecycle::Error> for CliError {
+    fn from(error: pvetoken_lifecycle::Error) -> Self {
+        Self { exit: error.kind.into(), message: error.message, hint: error.hint }
+    }
+}
+
+impl From<pvetoken_lifecycle::profiles::ProfileError> for CliError {
+    fn from(error: pvetoken_lifecycle::profiles::ProfileError) -> Self {
+        pvetoken_lifecycle::Error::from(error).into()
+    }
+}
+
 /// Reports the outcome of a command and returns the exit code.
 pub fn finish(outcome: anyhow::Result<Exit>, printer: &Printer) -> Exit {
     match outcome {
@@ -87,14 +109,22 @@ pub fn finish(outcome: anyhow::Result<Exit>, printer: &Printer) -> Exit {
             if is_broken_pipe(&error) {
                 return Exit::Success;
             }
-            let cli_error = error.chain().find_map(|cause| cause.downcast_ref::<CliError>());
+            // The first cause that knows its exit code: ours, or the lifecycle library's.
+            let known = error.chain().find_map(|cause| {
+                if let Some(cli) = cause.downcast_ref::<CliError>() {
+                    return Some((cli.exit, cli.hint.as_deref()));
+                }
+                cause
+                    .downcast_ref::<pvetoken_lifecycle::Error>()
+                    .map(|lifecycle| (Exit::from(lifecycle.kind), lifecycle.hint.as_deref()))
+            });
             printer.error(&format!("{error:#}"));
-            match cli_error {
-                Some(cli_error) => {
-                    if let Some(hint) = &cli_error.hint {
+            match known {
+                Some((exit, hint)) => {
+                    if let Some(hint) = hint {
                         printer.hint(hint);
                     }
-                    cli_error.exit
+                    exit
                 }
                 None => Exit::Internal,
             }

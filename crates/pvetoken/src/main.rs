@@ -10,13 +10,9 @@ mod commands;
 mod connection;
 mod deliver;
 mod doctor;
-mod env_vars;
 mod exit;
 mod printer;
-mod profiles;
-mod release;
 mod sinks;
-mod token_store;
 mod version;
 
 fn main() -> ExitCode {

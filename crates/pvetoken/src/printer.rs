@@ -17,7 +17,8 @@ pub struct Printer {
 impl Printer {
     /// Builds the printer from the global flags and the environment (`NO_COLOR`).
     pub fn from_args(args: &GlobalArgs) -> Self {
-        let no_color_env = std::env::var_os(crate::env_vars::NO_COLOR).is_some_and(|value| !value.is_empty());
+        let no_color_env =
+            std::env::var_os(pvetoken_lifecycle::env_vars::NO_COLOR).is_some_and(|value| !value.is_empty());
         Self {
             output: args.output,
             quiet: args.quiet,
@@ -122,6 +123,21 @@ impl Printer {
         // (`error: ...`, `ok: ...`).
         let text = sanitize(message).replace('\n', "\n  ");
         let _ = writeln!(err, "{prefix}{text}");
+    }
+}
+
+/// The lifecycle library reports through the printer: progress as info, warnings as warnings, detail with `-v`.
+impl pvetoken_lifecycle::Observer for Printer {
+    fn info(&self, message: &str) {
+        Printer::info(self, message);
+    }
+
+    fn warn(&self, message: &str) {
+        Printer::warn(self, message);
+    }
+
+    fn detail(&self, message: &str) {
+        self.verbose(message);
     }
 }
 

@@ -129,7 +129,7 @@ pub fn load(token_file: &std::path::Path) -> anyhow::Result<Vec<SinkRecord>> {
         return Ok(Vec::new());
     }
     // The record decides where rotate sends secrets: trusted only when it is ours, private and not a link.
-    let text = crate::token_store::read_private(&path, "sink record")?;
+    let text = pvetoken_lifecycle::token_store::read_private(&path, "sink record")?;
     let file: SinkFile = serde_json::from_str(&text)
         .map_err(|error| anyhow::anyhow!("{} is not a pvetoken sink list: {error}", path.display()))?;
     Ok(file.sinks)
@@ -157,7 +157,7 @@ fn same_sink(a: &SinkRecord, b: &SinkRecord) -> bool {
 
 fn save(token_file: &std::path::Path, sinks: &[SinkRecord]) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(&SinkFile { version: 1, sinks: sinks.to_vec() })?;
-    crate::token_store::write_secret_file_atomic(&sinks_path(token_file), text.as_bytes())?;
+    pvetoken_lifecycle::token_store::write_secret_file_atomic(&sinks_path(token_file), text.as_bytes())?;
     Ok(())
 }
 

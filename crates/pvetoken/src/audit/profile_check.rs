@@ -8,7 +8,7 @@ use pvetoken_acl::{PrivSet, Privilege, PveVersion};
 use super::analysis::{Index, TokenView, acl_line};
 use super::model::{Finding, Fix, Severity};
 use super::rules::ids;
-use crate::profiles::{self, Narrowing, Profile};
+use pvetoken_lifecycle::profiles::{self, Narrowing, Profile};
 
 /// The comment `pvetoken create` gives the tokens it makes.
 pub const COMMENT_MARKER: &str = "pvetoken profile ";

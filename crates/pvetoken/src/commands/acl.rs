@@ -102,10 +102,11 @@ fn load(config: &ConfigArgs) -> anyhow::Result<Loaded> {
 }
 
 fn read_file(path: &Path) -> anyhow::Result<String> {
-    let bytes = crate::token_store::read_limited(path, crate::token_store::USER_CFG_MAX).map_err(|e| {
-        CliError::usage(format!("cannot read user.cfg {}: {e}", path.display()))
-            .with_hint("copy /etc/pve/user.cfg from a PVE node and pass its path with --user-cfg")
-    })?;
+    let bytes = pvetoken_lifecycle::token_store::read_limited(path, pvetoken_lifecycle::token_store::USER_CFG_MAX)
+        .map_err(|e| {
+            CliError::usage(format!("cannot read user.cfg {}: {e}", path.display()))
+                .with_hint("copy /etc/pve/user.cfg from a PVE node and pass its path with --user-cfg")
+        })?;
     // Proxmox treats the file as bytes; invalid UTF-8 only occurs in free-text fields, replaced here.
     Ok(String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
 }

@@ -2,8 +2,10 @@
 //! true. `plan` reads each cluster (clusters concurrently, one connection each) and lists what differs from the
 //! file, drift made by hand included: a role whose privileges changed, a missing or extra ACL entry of a managed
 //! token, a token deleted or expired on the server, a token file missing or readable by others, a token due for
-//! rotation. `apply` repairs exactly that, with `create`'s safety rules (destination prepared before the secret
-//! exists, 0600 from the first byte, pending marker, verify as the token) and `rotate`'s.
+//! rotation. The comparison is the lifecycle library's ([`pvetoken_lifecycle::plan`]: typed steps with their reasons
+//! and requests); `apply` repairs exactly that through its engine ([`pvetoken_lifecycle::engine`]: destination
+//! prepared before the secret exists, 0600 from the first byte, pending marker, verify as the token) and rotates
+//! what is due with `rotate`'s safety rules (sinks checked first, then updated).
 //!
 //! The file format is in docs/apply.md.
 
@@ -16,11 +18,15 @@ use clap::Args;
 use pvetoken_client::pve::{AclChange, PveClient};
 use serde::{Deserialize, Serialize};
 
-use super::create::{CreateArgs, NarrowingArgs, TokenRef, now};
+use pvetoken_lifecycle::clock::now;
+use pvetoken_lifecycle::token::TokenRef;
+
 use crate::connection::{ConnectionArgs, Target};
 use crate::exit::{CliError, Exit};
 use crate::printer::Printer;
-use crate::profiles::{self, PveVersion};
+use pvetoken_lifecycle::engine::{Lifecycle, Settings};
+use pvetoken_lifecycle::plan::{Desired, TokenPlan};
+use pvetoken_lifecycle::profiles::{self, Narrowing};
 
 /// Arguments of `pvetoken plan`.
 #[derive(Debug, Args)]
@@ -109,31 +115,6 @@ fn yes() -> bool {
     true
 }
 
-/// One difference between the file and a cluster.
-#[derive(Debug, Clone, Serialize)]
-struct Change {
-    /// `+` create, `~` change, `-` delete.
-    action: char,
-    /// What it is about (`role Token-packer`, `acl /vms`, `token`, `token file`).
-    resource: String,
-    /// The detail.
-    detail: String,
-}
-
-/// The plan of one token.
-#[derive(Debug, Clone, Serialize)]
-struct TokenPlan {
-    id: String,
-    changes: Vec<Change>,
-    /// Extra ACL entries of the token to delete (path, role).
-    #[serde(skip)]
-    extra_acls: Vec<(String, String, bool)>,
-    #[serde(skip)]
-    expired: bool,
-    #[serde(skip)]
-    rotate: bool,
-}
-
 /// The plan of one cluster.
 #[derive(Debug, Clone, Serialize)]
 struct ClusterPlan {
@@ -184,10 +165,11 @@ fn load(path: &std::path::Path) -> Result<Declaration, CliError> {
             )));
         }
         for span in token.rotate_if_expiring_within.iter() {
-            super::create::parse_span(span).map_err(|error| CliError::usage(format!("{place}: {error}")))?;
+            pvetoken_lifecycle::clock::parse_span(span)
+                .map_err(|error| CliError::usage(format!("{place}: {error}")))?;
         }
         if let Some(expire) = &token.expire {
-            super::create::parse_expire(expire, now())
+            pvetoken_lifecycle::clock::parse_expire(expire, now())
                 .map_err(|error| CliError::usage(format!("{place}: {}", error.message)))?;
         }
     }
@@ -221,62 +203,72 @@ fn connection(cluster: &Cluster) -> ConnectionArgs {
 }
 
 /// An administrator connection to `cluster` (one HTTPS client, logged in), and its target for error messages.
-async fn connect(cluster: &Cluster, printer: &Printer) -> anyhow::Result<(PveClient, Target)> {
+async fn connect(cluster: &Cluster, printer: &Printer) -> anyhow::Result<Connected> {
     let args = connection(cluster);
     let target = args.resolve_target(&Default::default(), &printer.quiet_text())?;
     let admin = args.resolve_admin()?;
     let http = crate::connection::http_client(&target, args.timeout())?;
     let client = crate::connection::connect_admin(&target, http.as_ref(), &admin, args.timeout()).await?;
-    Ok((client, target))
+    Ok(Connected { client, target, http, timeout: args.timeout() })
+}
+
+/// An administrator connection to one cluster.
+struct Connected {
+    client: PveClient,
+    target: Target,
+    /// The connection pool, reused to act as a token.
+    http: Option<reqwest::Client>,
+    timeout: std::time::Duration,
 }
 
 /// Runs `work` with an administrator connection to `cluster` on a runtime of its own (apply's threads).
 fn with_cluster<T>(
     cluster: &Cluster,
     printer: &Printer,
-    work: impl AsyncFnOnce(&PveClient, &Target) -> anyhow::Result<T>,
+    work: impl AsyncFnOnce(Connected) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
-        let (client, target) = connect(cluster, printer).await?;
-        work(&client, &target).await
+        let connected = connect(cluster, printer).await?;
+        work(connected).await
     })
 }
 
-fn create_args(cluster: &Cluster, token: &TokenDecl) -> Result<CreateArgs, CliError> {
-    let parsed = TokenRef::parse(&token.id)?;
-    Ok(CreateArgs {
-        profile: token.profile.clone(),
-        user: parsed.user,
-        token_name: Some(parsed.name),
-        token_file: Some(token.token_file.clone()),
-        role: token.role.clone(),
-        no_privsep: !token.privsep,
-        expire: token.expire.clone(),
-        rotate_if_exists: true,
-        deliver_to: None,
-        guest_path: None,
-        narrowing: NarrowingArgs {
-            pool: token.pool.clone(),
-            storage: token.storage.clone(),
-            node: token.node.clone(),
-            bridge: token.bridge.clone(),
-        },
-        connection: connection(cluster),
-    })
-}
-
-/// The declared token as it is now: `rotate` on a release without regenerate replaces `NAME` by `NAME-rN`, and
-/// the token file then holds that one.
+/// The declared token as it is now (its rotation `NAME-rN` when the token file holds that one).
 fn current_token(declared: &TokenDecl) -> Result<TokenRef, CliError> {
-    let wanted = TokenRef::parse(&declared.id)?;
-    if let Ok(saved) = crate::token_store::read(&declared.token_file) {
-        let name = saved.token_id.name_str();
-        if saved.token_id.user_str() == wanted.user && super::create::rotation_base(name) == wanted.name {
-            return Ok(TokenRef { user: wanted.user, name: name.to_owned() });
-        }
-    }
-    Ok(wanted)
+    Ok(Desired::current_token(&TokenRef::parse(&declared.id)?, &declared.token_file))
+}
+
+/// The declared token as the lifecycle library plans it.
+fn desired(declared: &TokenDecl) -> Result<Desired, CliError> {
+    let expire = match &declared.expire {
+        Some(text) => pvetoken_lifecycle::clock::parse_expire(text, now())?,
+        None => 0,
+    };
+    let rotate_within = match &declared.rotate_if_expiring_within {
+        Some(span) => Some((pvetoken_lifecycle::clock::parse_span(span).map_err(CliError::usage)?, span.clone())),
+        None => None,
+    };
+    Ok(Desired {
+        declared: declared.id.clone(),
+        token: current_token(declared)?,
+        profile: profiles::load(&declared.profile)?,
+        settings: Settings {
+            profile: declared.profile.clone(),
+            narrowing: Narrowing {
+                pool: declared.pool.clone(),
+                storages: declared.storage.clone(),
+                nodes: declared.node.clone(),
+                bridges: declared.bridge.clone(),
+            },
+            role: declared.role.clone(),
+            privsep: declared.privsep,
+            rotate_if_exists: true,
+            expire,
+        },
+        token_file: declared.token_file.clone(),
+        rotate_within,
+    })
 }
 
 /// Reads one cluster and compares it with its declared tokens. Never changes anything.
@@ -301,147 +293,13 @@ async fn plan_into(
     tokens: &[&TokenDecl],
     printer: &Printer,
 ) -> anyhow::Result<()> {
-    let (client, target) = connect(cluster, printer).await?;
-    let remote = |error: &pvetoken_client::ClientError| crate::connection::remote_error(error, &target);
-    let version = client.version().await.map_err(|e| remote(&e))?;
-    plan.pve_version = Some(version.version.clone());
-    let pve = version
-        .major_minor()
-        .map(|(major, minor)| PveVersion { major, minor })
-        .ok_or_else(|| CliError::remote(format!("cannot read the PVE version from `{}`", version.version)))?;
-    let acl = client.acl().await.map_err(|e| remote(&e))?;
-    let users: serde_json::Value = client.get("/access/users", &Vec::new()).await.map_err(|e| remote(&e))?;
-    let user_exists = |user: &str| users.as_array().is_some_and(|l| l.iter().any(|u| u["userid"] == user));
-    let mut managed_users = BTreeSet::new();
-    let mut roles_seen = BTreeSet::new();
-    let mut users_seen = BTreeSet::new();
-    let mut current_ids = BTreeSet::new();
-    for declared in tokens {
-        let token = current_token(declared)?;
-        current_ids.insert(token.full());
-        managed_users.insert(token.user.clone());
-        let profile = profiles::load(&declared.profile).map_err(CliError::from)?;
-        let create = create_args(cluster, declared)?;
-        let resolved = profile.resolve(pve, &create.narrowing.narrowing(), declared.role.as_deref());
-        let mut changes = Vec::new();
-        let mut change = |action, resource: String, detail: String| changes.push(Change { action, resource, detail });
-        let wanted = resolved.role_privileges();
-        if roles_seen.insert(resolved.role.clone()) {
-            match client.role(&resolved.role).await.map_err(|e| remote(&e))? {
-                None => change('+', format!("role {}", resolved.role), wanted.join(",")),
-                Some(mut current) => {
-                    current.sort();
-                    if current != wanted {
-                        let added: Vec<&String> = wanted.iter().filter(|p| !current.contains(p)).collect();
-                        let removed: Vec<&String> = current.iter().filter(|p| !wanted.contains(p)).collect();
-                        let mut detail = Vec::new();
-                        detail.extend(added.iter().map(|p| format!("+{p}")));
-                        detail.extend(removed.iter().map(|p| format!("-{p}")));
-                        change('~', format!("role {}", resolved.role), detail.join(" "));
-                    }
-                }
-            }
-        }
-        if !user_exists(&token.user) && users_seen.insert(token.user.clone()) {
-            change('+', format!("user {}", token.user), "created without a password".to_owned());
-        }
-        let server_token = client.token(&token.user, &token.name).await.map_err(|e| remote(&e))?;
-        let mut expired = false;
-        let mut rotate = false;
-        match &server_token {
-            None => {
-                change('+', "token".to_owned(), format!("{} (privsep {})", token.full(), u8::from(declared.privsep)))
-            }
-            Some(info) if info.expire > 0 && info.expire <= now() => {
-                expired = true;
-                change('~', "token".to_owned(), format!("{} expired on the server: replaced", token.full()));
-            }
-            Some(info) => {
-                if let Some(span) = &declared.rotate_if_expiring_within {
-                    let within = super::create::parse_span(span).map_err(CliError::usage)?;
-                    if info.expire > 0 && info.expire - now() <= within {
-                        rotate = true;
-                        change('~', "token".to_owned(), format!("{} expires within {span}: rotate", token.full()));
-                    }
-                }
-            }
-        }
-        match std::fs::symlink_metadata(&declared.token_file) {
-            Err(_) => change('+', "token file".to_owned(), format!("{} (0600)", declared.token_file.display())),
-            Ok(meta) => {
-                if meta.permissions().mode() & 0o077 != 0 {
-                    change(
-                        '~',
-                        "token file".to_owned(),
-                        format!("{} mode {:o} → 600", declared.token_file.display(), meta.permissions().mode() & 0o777),
-                    );
-                }
-                if server_token.is_some()
-                    && !expired
-                    && crate::token_store::read(&declared.token_file).is_ok_and(|f| f.token_id.as_str() != token.full())
-                {
-                    change(
-                        '~',
-                        "token file".to_owned(),
-                        format!("{} holds another token", declared.token_file.display()),
-                    );
-                }
-            }
-        }
-        // ACL entries: the user's and (privsep) the token's on each profile path; any other entry of the token
-        // is drift.
-        let mut expected: BTreeSet<(String, String, bool)> = BTreeSet::new();
-        for path in &resolved.paths {
-            expected.insert((path.path.clone(), token.user.clone(), path.propagate));
-            if declared.privsep {
-                expected.insert((path.path.clone(), token.full(), path.propagate));
-            }
-        }
-        let actual: BTreeSet<(String, String, bool)> = acl
-            .iter()
-            .filter(|e| e.roleid == resolved.role && (e.ugid == token.user || e.ugid == token.full()))
-            .map(|e| (e.path.clone(), e.ugid.clone(), e.propagate))
-            .collect();
-        for (path, subject, propagate) in expected.difference(&actual) {
-            if (server_token.is_none() || expired) && subject == &token.full() {
-                continue; // granted with the new token
-            }
-            change(
-                '+',
-                format!("acl {path}"),
-                format!("{} → {subject} (propagate {})", resolved.role, u8::from(*propagate)),
-            );
-        }
-        let mut extra_acls = Vec::new();
-        if server_token.is_some() && !expired {
-            for entry in acl.iter().filter(|e| e.ugid == token.full()) {
-                let key = (entry.path.clone(), entry.ugid.clone(), entry.propagate);
-                if entry.roleid != resolved.role || !expected.contains(&key) {
-                    change(
-                        '-',
-                        format!("acl {}", entry.path),
-                        format!("{} → {} (not declared)", entry.roleid, entry.ugid),
-                    );
-                    extra_acls.push((entry.path.clone(), entry.roleid.clone(), entry.propagate));
-                }
-            }
-        }
-        plan.tokens.push(TokenPlan { id: declared.id.clone(), changes, extra_acls, expired, rotate });
-    }
-    let declared: BTreeSet<String> = tokens.iter().map(|t| t.id.clone()).chain(current_ids).collect();
-    for user in &managed_users {
-        if !user_exists(user) {
-            continue;
-        }
-        for info in client.tokens(user).await.map_err(|e| remote(&e))? {
-            let Some(name) = info.tokenid else { continue };
-            let full = format!("{user}!{name}");
-            if !declared.contains(&full) {
-                plan.unmanaged.push(full);
-            }
-        }
-    }
-    plan.requests = client.requests_sent();
+    let desired = tokens.iter().map(|declared| desired(declared)).collect::<Result<Vec<_>, _>>()?;
+    let connected = connect(cluster, printer).await?;
+    let planned = pvetoken_lifecycle::plan::plan(&connected.client, &connected.target, &desired, now()).await?;
+    plan.pve_version = Some(planned.pve_version);
+    plan.tokens = planned.tokens;
+    plan.unmanaged = planned.unmanaged;
+    plan.requests = planned.requests;
     Ok(())
 }
 
@@ -628,15 +486,15 @@ fn eprint_prompt() {
 /// After a rotation: the declared lifetime starts again (regenerate keeps the old expiry, a new token copies it),
 /// on the server and in the token file; otherwise the token would be due again at once.
 fn renew_expiry(cluster: &Cluster, declared: &TokenDecl, expire: &str, printer: &Printer) -> anyhow::Result<()> {
-    let at = super::create::parse_expire(expire, now())?;
-    let mut saved = crate::token_store::read(&declared.token_file)?;
+    let at = pvetoken_lifecycle::clock::parse_expire(expire, now())?;
+    let mut saved = pvetoken_lifecycle::token_store::read(&declared.token_file)?;
     let (user, name) = (saved.token_id.user_str().to_owned(), saved.token_id.name_str().to_owned());
-    with_cluster(cluster, printer, async |client, target| {
-        client.set_token_expire(&user, &name, at).await.map_err(|e| crate::connection::remote_error(&e, target))?;
+    with_cluster(cluster, printer, async |Connected { client, target, .. }| {
+        client.set_token_expire(&user, &name, at).await.map_err(|e| crate::connection::remote_error(&e, &target))?;
         Ok(())
     })?;
     saved.expire = u64::try_from(at).unwrap_or(0);
-    crate::token_store::PreparedTokenFile::prepare(&declared.token_file)?.commit(&saved)?;
+    pvetoken_lifecycle::token_store::PreparedTokenFile::prepare(&declared.token_file)?.commit(&saved)?;
     Ok(())
 }
 
@@ -650,11 +508,11 @@ fn prune_cluster(
     if plan.unmanaged.is_empty() {
         return Vec::new();
     }
-    let result = with_cluster(cluster, printer, async |client, target| {
+    let result = with_cluster(cluster, printer, async |Connected { client, target, .. }| {
         let mut deleted = Vec::new();
         for full in &plan.unmanaged {
             let Some((user, token)) = full.rsplit_once('!') else { continue };
-            client.delete_token(user, token).await.map_err(|e| crate::connection::remote_error(&e, target))?;
+            client.delete_token(user, token).await.map_err(|e| crate::connection::remote_error(&e, &target))?;
             deleted.push(full.clone());
         }
         Ok(deleted)
@@ -689,19 +547,19 @@ fn apply_cluster(
                 std::fs::set_permissions(&declared.token_file, std::fs::Permissions::from_mode(0o600))?;
             }
             let token = current_token(declared)?;
-            if token_plan.expired || !token_plan.extra_acls.is_empty() {
-                with_cluster(cluster, printer, async |client, target| {
-                    let remote = |error: &pvetoken_client::ClientError| crate::connection::remote_error(error, target);
-                    if token_plan.expired {
+            if token_plan.expired() || !token_plan.undeclared_acls().is_empty() {
+                with_cluster(cluster, printer, async |Connected { client, target, .. }| {
+                    let remote = |error: &pvetoken_client::ClientError| crate::connection::remote_error(error, &target);
+                    if token_plan.expired() {
                         // The secret is dead: a new token replaces it (create writes the file again).
                         client.delete_token(&token.user, &token.name).await.map_err(|e| remote(&e))?;
-                        if crate::token_store::read(&declared.token_file)
+                        if pvetoken_lifecycle::token_store::read(&declared.token_file)
                             .is_ok_and(|f| f.token_id.as_str() == token.full())
                         {
                             std::fs::remove_file(&declared.token_file)?;
                         }
                     }
-                    for (path, role, propagate) in &token_plan.extra_acls {
+                    for (path, role, propagate) in &token_plan.undeclared_acls() {
                         let change = AclChange {
                             path: path.clone(),
                             roles: vec![role.clone()],
@@ -715,11 +573,25 @@ fn apply_cluster(
                     Ok::<_, anyhow::Error>(())
                 })?;
             }
-            let exit = super::create::run(create_args(cluster, declared)?, &quiet)?;
-            if exit != Exit::Success {
-                anyhow::bail!("create ended with exit {}", exit.code());
+            let desired = desired(declared)?;
+            let converged = with_cluster(cluster, printer, async |connected| {
+                let mut run = Lifecycle::new(
+                    &desired.settings,
+                    &connected.target,
+                    connected.client,
+                    connected.http.clone(),
+                    &declared.token_file,
+                    &quiet,
+                    connected.timeout,
+                );
+                Ok(run.converge_file(&desired.profile, TokenRef::parse(&declared.id)?).await?)
+            })?;
+            if !converged.missing.is_empty() {
+                let missing: Vec<String> =
+                    converged.missing.iter().map(|m| format!("{} on {}", m.privilege, m.path)).collect();
+                anyhow::bail!("{} lacks {} after apply", converged.token_id, missing.join(", "));
             }
-            if token_plan.rotate {
+            if token_plan.rotate() {
                 let rotate = super::rotate::RotateArgs {
                     token_file: Some(declared.token_file.clone()),
                     if_expiring_within: None,

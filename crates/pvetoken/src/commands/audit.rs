@@ -81,7 +81,7 @@ fn parse_version(text: &str) -> Result<PveVersion, CliError> {
 }
 
 fn now() -> u64 {
-    u64::try_from(super::create::now()).unwrap_or(0)
+    u64::try_from(pvetoken_lifecycle::clock::now()).unwrap_or(0)
 }
 
 /// Runs `pvetoken audit`.
@@ -169,10 +169,11 @@ fn unused_privileges(report: &mut Report, logs: &[PathBuf], printer: &Printer) -
 }
 
 fn offline(path: &Path, version: Option<PveVersion>, options: &Options) -> Result<Report, CliError> {
-    let bytes = crate::token_store::read_limited(path, crate::token_store::USER_CFG_MAX).map_err(|error| {
-        CliError::usage(format!("cannot read {}: {error}", path.display()))
-            .with_hint("give the path of a user.cfg (on a PVE node: /etc/pve/user.cfg, readable by root)")
-    })?;
+    let bytes = pvetoken_lifecycle::token_store::read_limited(path, pvetoken_lifecycle::token_store::USER_CFG_MAX)
+        .map_err(|error| {
+            CliError::usage(format!("cannot read {}: {error}", path.display()))
+                .with_hint("give the path of a user.cfg (on a PVE node: /etc/pve/user.cfg, readable by root)")
+        })?;
     let text = String::from_utf8_lossy(&bytes);
     let version = version.unwrap_or(PveVersion::NEWEST);
     let catalog = Catalog::for_version(version);
@@ -233,7 +234,8 @@ fn emit(report: &Report, html_out: Option<&Path>, printer: &Printer) -> anyhow::
 
 /// Writes `text` to `path` through a temporary file in the same directory and a rename.
 fn write_file(path: &Path, text: &str) -> Result<(), CliError> {
-    crate::token_store::write_output(path, text.as_bytes()).map(|_| ()).map_err(|error| {
+    pvetoken_lifecycle::token_store::write_output(path, text.as_bytes()).map(|_| ()).map_err(|error| {
+        let error = CliError::from(error);
         if error.hint.is_none() { error.with_hint("choose a writable location for --html-out") } else { error }
     })
 }

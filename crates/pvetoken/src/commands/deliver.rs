@@ -52,9 +52,9 @@ pub fn run(args: DeliverArgs, printer: &Printer) -> anyhow::Result<Exit> {
     }
     let token_path = match &args.token_file {
         Some(path) => path.clone(),
-        None => crate::token_store::default_token_path()?,
+        None => pvetoken_lifecycle::token_store::default_token_path()?,
     };
-    let token = crate::token_store::read(&token_path)?;
+    let token = pvetoken_lifecycle::token_store::read(&token_path)?;
     let fallback = TargetFallback::from_token_file(&token);
     let target = args.connection.resolve_target(&fallback, printer)?;
     let admin = args.connection.resolve_admin()?;

@@ -22,9 +22,9 @@ use pvetoken_client::{Fingerprint, TlsSettings};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::env_vars::{self, ScrubCredentials};
 use crate::exit::{CliError, Exit};
 use crate::printer::Printer;
+use pvetoken_lifecycle::env_vars::{self, ScrubCredentials};
 
 /// Arguments of `pvetoken demo`.
 #[derive(Debug, Args)]
@@ -180,7 +180,7 @@ impl Demo<'_> {
 
     /// Remembers the secret in a token file so it can never be printed.
     fn learn_secret(&mut self, path: &Path) {
-        if let Ok(token) = crate::token_store::read(path) {
+        if let Ok(token) = pvetoken_lifecycle::token_store::read(path) {
             self.secrets.push(token.secret.clone());
         }
     }
@@ -255,7 +255,7 @@ impl Demo<'_> {
     /// (Semaphore's API never returns secrets).
     fn check_semaphore_holds(&mut self, lab: &pvetoken_lab::RunningLab, token_file: &Path) -> anyhow::Result<()> {
         let started = Instant::now();
-        let token = crate::token_store::read(token_file)?;
+        let token = pvetoken_lifecycle::token_store::read(token_file)?;
         let semaphore = lab.semaphore();
         let held = semaphore
             .environment_ids(1, "ProxmoxAPI")
@@ -439,7 +439,7 @@ impl Demo<'_> {
             Some(bytes) => bytes,
             None => std::fs::read(&host_token)?,
         };
-        crate::token_store::write_secret_file_atomic(&guest_token, &bytes)?;
+        pvetoken_lifecycle::token_store::write_secret_file_atomic(&guest_token, &bytes)?;
         self.push(Step {
             step: "deliver".into(),
             side: "host",
@@ -647,8 +647,9 @@ impl Demo<'_> {
             self.check_openbao_holds(bao, &host_token)?;
         }
         for file in [&packer_token, &host_token] {
-            let token_id =
-                crate::token_store::read(file).map(|t| t.token_id.to_string()).unwrap_or_else(|_| TOKEN_ID.into());
+            let token_id = pvetoken_lifecycle::token_store::read(file)
+                .map(|t| t.token_id.to_string())
+                .unwrap_or_else(|_| TOKEN_ID.into());
             let file_text = file.display().to_string();
             let mut args = vec!["revoke", token_id.as_str(), "--token-file", file_text.as_str()];
             args.extend(connection);
@@ -710,7 +711,7 @@ impl Demo<'_> {
     /// After a rotation: OpenBao's own CLI reads the secret, and it is the token file's new one.
     fn check_openbao_holds(&mut self, bao: &DevBao, token_file: &Path) -> anyhow::Result<()> {
         let started = Instant::now();
-        let token = crate::token_store::read(token_file)?;
+        let token = pvetoken_lifecycle::token_store::read(token_file)?;
         let output = Command::new(&bao.program)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())

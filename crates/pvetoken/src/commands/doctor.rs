@@ -13,15 +13,17 @@ use pvetoken_client::pve::PveClient;
 use pvetoken_client::semaphore::SemaphoreAuth;
 use pvetoken_render::TokenFile;
 
-use super::create::{NarrowingArgs, TokenRef};
+use pvetoken_lifecycle::token::TokenRef;
+
+use super::create::NarrowingArgs;
 use crate::connection::{ConnectionArgs, Target, TargetFallback};
 use crate::doctor::explain::{self, Explanation};
 use crate::doctor::{self, CHECKS, Finding, Report, Severity, Status};
-use crate::env_vars;
 use crate::exit::{CliError, Exit};
 use crate::printer::Printer;
-use crate::profiles::{self, ResolvedPath};
-use crate::token_store;
+use pvetoken_lifecycle::env_vars;
+use pvetoken_lifecycle::profiles::{self, ResolvedPath};
+use pvetoken_lifecycle::token_store;
 
 /// Arguments of `pvetoken doctor`.
 #[derive(Debug, Args)]
@@ -156,8 +158,14 @@ pub async fn diagnose(args: &DoctorArgs) -> anyhow::Result<Report> {
     }
 
     let http = crate::connection::http_client(&target, timeout)?;
-    let client = super::verify::token_client(http.as_ref(), &target, token.token_id.as_str(), &token.secret, timeout);
-    let now = super::create::now();
+    let client = pvetoken_lifecycle::target::token_client(
+        http.as_ref(),
+        &target,
+        token.token_id.as_str(),
+        &token.secret,
+        timeout,
+    );
+    let now = pvetoken_lifecycle::clock::now();
     let (version, findings, detail) = doctor::pve::auth(&client, &token, now).await;
     if !report.record("auth", detail, findings) {
         report.skip_rest(&CHECKS);
@@ -175,7 +183,8 @@ pub async fn diagnose(args: &DoctorArgs) -> anyhow::Result<Report> {
 
     let token_ref = TokenRef::parse(token.token_id.as_str())?;
     let admin = connect_admin(args, &target, http.as_ref(), timeout).await;
-    let profile_name = args.profile.clone().unwrap_or_else(|| super::create::rotation_base(&token_ref.name).to_owned());
+    let profile_name =
+        args.profile.clone().unwrap_or_else(|| pvetoken_lifecycle::token::rotation_base(&token_ref.name).to_owned());
     match (profiles::load(&profile_name), pve) {
         (Ok(profile), Some(pve)) => {
             let resolved = profile.resolve(pve, &args.narrowing.narrowing(), args.role.as_deref());
@@ -402,7 +411,13 @@ async fn live_checks(args: &DoctorArgs, token: &TokenFile, explanations: &[Expla
         Ok(http) => http,
         Err(error) => return vec![format!("not checked: {}", error.message)],
     };
-    let client = super::verify::token_client(http.as_ref(), &target, token.token_id.as_str(), &token.secret, timeout);
+    let client = pvetoken_lifecycle::target::token_client(
+        http.as_ref(),
+        &target,
+        token.token_id.as_str(),
+        &token.secret,
+        timeout,
+    );
     let mut lines = Vec::new();
     for check in explanations.iter().filter_map(|e| e.permission_check.as_ref()) {
         let map = if client.is_local() {
@@ -427,7 +442,7 @@ async fn live_checks(args: &DoctorArgs, token: &TokenFile, explanations: &[Expla
                 privileges: check.privileges.iter().map(|p| (p.clone(), String::new())).collect(),
             }],
         };
-        let missing = super::verify::compare(&map, &needs);
+        let missing = pvetoken_lifecycle::verify::compare(&map, &needs);
         let held: Vec<&String> =
             check.privileges.iter().filter(|p| !missing.iter().any(|m| &m.privilege == *p)).collect();
         let satisfied = if check.any_of { !held.is_empty() } else { missing.is_empty() };

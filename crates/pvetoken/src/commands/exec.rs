@@ -17,12 +17,16 @@ use pvetoken_api::{ExposeSecret, Secret};
 use pvetoken_client::pve::{AclChange, NewToken, PveClient};
 use pvetoken_render::{Format, TokenFile};
 
-use super::create::{NarrowingArgs, TokenRef, now, target_url, validate_user};
-use crate::connection::{ConnectionArgs, Target};
-use crate::env_vars::{self, ScrubCredentials};
+use pvetoken_lifecycle::clock::now;
+use pvetoken_lifecycle::target::target_url;
+use pvetoken_lifecycle::token::{TokenRef, validate_user};
+
+use super::create::NarrowingArgs;
+use crate::connection::{ConnectionArgs, Target, TargetFallback};
 use crate::exit::{CliError, Exit};
 use crate::printer::Printer;
-use crate::profiles::{self, PveVersion};
+use pvetoken_lifecycle::env_vars::{self, ScrubCredentials};
+use pvetoken_lifecycle::profiles::{self, PveVersion};
 
 /// The comment that marks a token as made by `exec` (and tells `gc` where its job ran).
 const EPHEMERAL: &str = "pvetoken exec ephemeral";
@@ -66,7 +70,7 @@ pub struct GcArgs {
 }
 
 fn parse_ttl(text: &str) -> Result<i64, String> {
-    let seconds = super::create::parse_span(text)?;
+    let seconds = pvetoken_lifecycle::clock::parse_span(text)?;
     if !(60..=31 * 86_400).contains(&seconds) {
         return Err(format!("'{text}': a job token lives between 1m and 31d"));
     }
@@ -132,7 +136,7 @@ pub fn run(args: ExecArgs, printer: &Printer) -> anyhow::Result<Exit> {
         }
         .into());
     };
-    let target = args.connection.resolve_target(&super::create::token_file_fallback(), printer)?;
+    let target = args.connection.resolve_target(&TargetFallback::from_default_token_file(), printer)?;
     let admin = args.connection.resolve_admin()?;
     let timeout = args.connection.timeout();
     let runtime = tokio::runtime::Runtime::new()?;
@@ -221,12 +225,12 @@ async fn job(
     let map = if client.is_local() {
         client.permissions_of(&token.full(), None).await
     } else {
-        super::verify::token_client(http, target, &token.full(), secret, args.connection.timeout())
+        pvetoken_lifecycle::target::token_client(http, target, &token.full(), secret, args.connection.timeout())
             .own_permissions(None)
             .await
     }
-    .map_err(|error| super::verify::token_refused(&error, target))?;
-    let missing = super::verify::compare(&map, resolved);
+    .map_err(|error| pvetoken_lifecycle::target::token_refused(&error, target))?;
+    let missing = pvetoken_lifecycle::verify::compare(&map, resolved);
     if !missing.is_empty() {
         super::verify::print_missing(&missing, printer);
         return Err(CliError::check_failed(format!(
@@ -317,7 +321,7 @@ async fn wait_forwarding(child: &mut tokio::process::Child) -> anyhow::Result<st
 /// Runs `pvetoken gc`: deletes ephemeral tokens that are expired, or whose job (this host, a process that is
 /// gone) ended without deleting them.
 pub fn run_gc(args: GcArgs, printer: &Printer) -> anyhow::Result<Exit> {
-    let target = args.connection.resolve_target(&super::create::token_file_fallback(), printer)?;
+    let target = args.connection.resolve_target(&TargetFallback::from_default_token_file(), printer)?;
     let admin = args.connection.resolve_admin()?;
     let timeout = args.connection.timeout();
     let host = hostname();

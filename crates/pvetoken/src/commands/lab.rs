@@ -159,7 +159,7 @@ fn run_serve(args: ServeArgs, printer: &Printer) -> anyhow::Result<Exit> {
         match &args.ready_file {
             Some(path) => {
                 let json = serde_json::to_vec_pretty(&ready).context("serialise the ready information")?;
-                crate::token_store::write_secret_file_atomic(path, &json)
+                pvetoken_lifecycle::token_store::write_secret_file_atomic(path, &json)
                     .map_err(|e| CliError::usage(format!("cannot write --ready-file: {}", e.message)))?;
                 printer.info(&format!("ready file (0600, holds the passwords): {}", path.display()));
             }

@@ -234,7 +234,7 @@ type Grants = BTreeMap<(String, bool), BTreeMap<String, BTreeMap<String, usize>>
 
 /// Reads a log file, gunzipping `.gz`.
 fn read_log(path: &std::path::Path) -> Result<String, CliError> {
-    let bytes = crate::token_store::read_limited(path, 1 << 30)
+    let bytes = pvetoken_lifecycle::token_store::read_limited(path, 1 << 30)
         .map_err(|error| CliError::usage(format!("{}: {error}", path.display())))?;
     if path.extension().is_some_and(|e| e == "gz") {
         let mut text = String::new();
@@ -372,7 +372,7 @@ fn record_in_lab(args: &LearnArgs, printer: &Printer) -> anyhow::Result<(Vec<Log
     printer.info(&format!("running the command against the lab ({}) as {RECORDER}", ready.pve_url));
     let mut command = std::process::Command::new(&args.command[0]);
     command.args(&args.command[1..]);
-    crate::env_vars::ScrubCredentials::env_clear_credentials(&mut command);
+    pvetoken_lifecycle::env_vars::ScrubCredentials::env_clear_credentials(&mut command);
     for (name, value) in &variables {
         command.env(name, value);
     }
@@ -441,14 +441,14 @@ pub fn run(args: LearnArgs, printer: &Printer) -> anyhow::Result<Exit> {
     let used = mapped.len();
     let profile = render_profile(&args.name, &subject, used, &grants);
     // The profile must load as `create --profile FILE` loads it.
-    crate::profiles::parse("the learned profile", &profile).map_err(|error| CliError {
+    pvetoken_lifecycle::profiles::parse("the learned profile", &profile).map_err(|error| CliError {
         exit: Exit::Internal,
         message: format!("the learned profile does not load: {error}"),
         hint: None,
     })?;
     match &args.out {
         Some(path) => {
-            crate::token_store::write_output(path, profile.as_bytes())?;
+            pvetoken_lifecycle::token_store::write_output(path, profile.as_bytes())?;
             printer.info(&format!("wrote {} ({} calls of {subject})", path.display(), used));
         }
         None if !printer.is_json() => printer.data(profile.trim_end())?,

@@ -73,7 +73,7 @@ pub fn run(args: LintArgs, printer: &Printer) -> anyhow::Result<Exit> {
     // Read everything first, then learn directory facts, then run the rules.
     let mut texts: Vec<(PathBuf, String)> = Vec::new();
     for path in files {
-        match crate::token_store::read_limited(&path, crate::token_store::LINT_FILE_MAX) {
+        match pvetoken_lifecycle::token_store::read_limited(&path, pvetoken_lifecycle::token_store::LINT_FILE_MAX) {
             Ok(bytes) => texts.push((path, String::from_utf8_lossy(&bytes).into_owned())),
             Err(error) => unreadable.push(format!("{}: {error}", path.display())),
         }

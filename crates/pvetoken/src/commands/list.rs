@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use crate::connection::{ConnectionArgs, remote_error};
+use crate::connection::{ConnectionArgs, TargetFallback, remote_error};
 use crate::exit::Exit;
 use crate::printer::Printer;
 
@@ -32,16 +32,16 @@ struct Row {
 /// Runs `pvetoken list`.
 pub fn run(args: ListArgs, printer: &Printer) -> anyhow::Result<Exit> {
     if !args.all {
-        super::create::validate_user(&args.user)?;
+        pvetoken_lifecycle::token::validate_user(&args.user)?;
     }
-    let target = args.connection.resolve_target(&super::create::token_file_fallback(), printer)?;
+    let target = args.connection.resolve_target(&TargetFallback::from_default_token_file(), printer)?;
     let admin = args.connection.resolve_admin()?;
     let timeout = args.connection.timeout();
     let runtime = tokio::runtime::Runtime::new()?;
     let rows = runtime.block_on(async {
         let http = crate::connection::http_client(&target, timeout)?;
         let client = crate::connection::connect_admin(&target, http.as_ref(), &admin, timeout).await?;
-        let now = super::create::now();
+        let now = pvetoken_lifecycle::clock::now();
         let mut rows = Vec::new();
         if args.all {
             for user in client.users_full().await.map_err(|error| remote_error(&error, &target))? {
@@ -67,7 +67,7 @@ pub fn run(args: ListArgs, printer: &Printer) -> anyhow::Result<Exit> {
             let expire = match (row.expire, row.expired) {
                 (0, _) => "never".to_owned(),
                 (_, true) => "EXPIRED".to_owned(),
-                (epoch, false) => format!("in {}d", (epoch - super::create::now()) / 86_400),
+                (epoch, false) => format!("in {}d", (epoch - pvetoken_lifecycle::clock::now()) / 86_400),
             };
             text.push_str(&format!(
                 "{:<40} {:<8} {:<12} {}\n",

@@ -26,10 +26,10 @@ use pvetoken_client::semaphore::{Created, ProjectRef, SemaphoreAuth, SemaphoreCl
 use pvetoken_client::{ClientError, Fingerprint, TlsSettings};
 use sha2::{Digest, Sha256};
 
-use crate::env_vars;
 use crate::exit::{CliError, Exit};
 use crate::printer::Printer;
 use crate::sinks::{SemaphoreSink, SinkRecord};
+use pvetoken_lifecycle::env_vars;
 
 /// Arguments of `pvetoken register`.
 #[derive(Debug, Args)]
@@ -160,7 +160,7 @@ pub fn run(args: RegisterArgs, printer: &Printer) -> anyhow::Result<Exit> {
 fn run_semaphore(args: &SemaphoreArgs, printer: &Printer, log: &Log) -> anyhow::Result<Exit> {
     let token_file = match &args.token_file {
         Some(path) => path.clone(),
-        None => crate::token_store::default_token_path()?,
+        None => pvetoken_lifecycle::token_store::default_token_path()?,
     };
     if args.if_token_file && !token_file.exists() {
         let line = format!("no token file at {}: nothing to register", token_file.display());
@@ -411,7 +411,7 @@ struct TokenValues {
 /// Reads the token file through the token store (strict parser, never a shell; a file readable by group or others
 /// is refused with the `chmod 600` fix). Errors never echo a value.
 fn read_token_file(path: &Path) -> Result<TokenValues, CliError> {
-    let token = crate::token_store::read(path).map_err(|mut error| {
+    let token = pvetoken_lifecycle::token_store::read(path).map_err(|mut error| {
         if error.message.contains("does not exist") {
             error.hint = Some(
                 "create it with `pvetoken create`, or pass --token-file PATH (or --if-token-file to skip quietly)"
@@ -808,7 +808,7 @@ impl RegistrationState {
         let mut file = self.load();
         file.registrations.insert(key.to_owned(), StateEntry { environment_id, digest: digest.to_owned() });
         let text = serde_json::to_string_pretty(&file)?;
-        crate::token_store::write_secret_file_atomic(&self.path, text.as_bytes())?;
+        pvetoken_lifecycle::token_store::write_secret_file_atomic(&self.path, text.as_bytes())?;
         Ok(())
     }
 }

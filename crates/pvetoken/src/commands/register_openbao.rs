@@ -16,10 +16,10 @@ use pvetoken_client::{Fingerprint, TlsSettings};
 use pvetoken_render::TokenFile;
 use serde_json::{Map, Value};
 
-use crate::env_vars;
 use crate::exit::{CliError, Exit};
 use crate::printer::Printer;
 use crate::sinks::{OpenbaoAuthRecord, OpenbaoSink, SinkRecord};
+use pvetoken_lifecycle::env_vars;
 
 /// Arguments of `pvetoken register openbao`.
 #[derive(Debug, Args)]
@@ -64,7 +64,7 @@ pub struct OpenbaoArgs {
 pub fn run(args: &OpenbaoArgs, printer: &Printer) -> anyhow::Result<Exit> {
     let token_file = match &args.token_file {
         Some(path) => path.clone(),
-        None => crate::token_store::default_token_path()?,
+        None => pvetoken_lifecycle::token_store::default_token_path()?,
     };
     let sink = sink_from_args(args)?;
     crate::connection::check_plain_http(&sink.addresses, args.allow_http, printer)?;
@@ -207,7 +207,7 @@ fn metadata(token: &TokenFile) -> Map<String, Value> {
 /// Writes the token file's token to the sink (unless it already holds it), then reads it back. Used by `register`
 /// and by `rotate` (async: rotate calls it from inside its runtime).
 pub async fn write_sink(sink: &OpenbaoSink, token_file: &Path) -> Result<Outcome, CliError> {
-    let token = crate::token_store::read(token_file)?;
+    let token = pvetoken_lifecycle::token_store::read(token_file)?;
     let client = connect(sink).await?;
     let wanted = fields(&token);
     let bao = |error: BaoError| bao_error(&error, sink);
@@ -290,7 +290,7 @@ fn resolve_auth(record: &OpenbaoAuthRecord) -> Result<BaoAuth, CliError> {
 }
 
 fn first_line(path: &Path, what: &str) -> Result<Secret, CliError> {
-    let mut text = crate::token_store::read_private(path, what)?;
+    let mut text = pvetoken_lifecycle::token_store::read_private(path, what)?;
     let first = text.lines().next().unwrap_or_default().trim().to_owned();
     zeroize::Zeroize::zeroize(&mut text);
     if first.is_empty() {

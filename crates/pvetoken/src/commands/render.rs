@@ -12,10 +12,10 @@ use clap::builder::PossibleValuesParser;
 use pvetoken_api::ExposeSecret;
 use pvetoken_render::{AgeRecipient, Format, RenderOptions, TokenFile};
 
-use crate::env_vars::{self, ScrubCredentials};
 use crate::exit::{CliError, Exit};
 use crate::printer::Printer;
-use crate::token_store;
+use pvetoken_lifecycle::env_vars::{self, ScrubCredentials};
+use pvetoken_lifecycle::token_store;
 
 /// Arguments of `pvetoken render`.
 #[derive(Debug, Args)]

@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use pvetoken_client::pve::AclChange;
 
-use super::create::TokenRef;
-use crate::connection::{ConnectionArgs, Target, remote_error};
+use crate::connection::{ConnectionArgs, Target, TargetFallback, remote_error};
 use crate::exit::{CliError, Exit};
 use crate::printer::Printer;
-use crate::token_store;
+use pvetoken_lifecycle::token::TokenRef;
+use pvetoken_lifecycle::token_store;
 
 /// Arguments of `pvetoken revoke`.
 #[derive(Debug, Args)]
@@ -39,7 +39,7 @@ pub fn run(args: RevokeArgs, printer: &Printer) -> anyhow::Result<Exit> {
         Some(path) => Some(path.clone()),
         None => token_store::default_token_path().ok(),
     };
-    let target = args.connection.resolve_target(&super::create::token_file_fallback(), printer)?;
+    let target = args.connection.resolve_target(&TargetFallback::from_default_token_file(), printer)?;
     let admin = args.connection.resolve_admin()?;
     let timeout = args.connection.timeout();
     let runtime = tokio::runtime::Runtime::new()?;

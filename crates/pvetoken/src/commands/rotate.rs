@@ -1,7 +1,7 @@
 //! `pvetoken rotate`: a new secret, saved to the token file, verified, pushed to every registered sink, then the
 //! old token retired.
 //!
-//! The method depends on the installed libpve-access-control, read from the server ([`crate::release`]), never on
+//! The method depends on the installed libpve-access-control, read from the server ([`pvetoken_lifecycle::release`]), never on
 //! `GET /version` alone:
 //! - access-control 9.1.0+ (PVE 9.2, late 9.1): `PUT .../token/NAME regenerate=1` on the same token (the old
 //!   secret stops working at once; the new one is saved before anything else happens), then every sink updated.
@@ -21,12 +21,13 @@ use pvetoken_client::ClientError;
 use pvetoken_client::pve::{AclChange, NewToken, PveClient};
 use pvetoken_render::TokenFile;
 
-use super::create::{TokenRef, next_rotation_name, pending};
 use crate::connection::{ConnectionArgs, Target, TargetFallback, remote_error};
 use crate::exit::{CliError, Exit};
 use crate::printer::Printer;
-use crate::release::{self, RotationMethod};
-use crate::token_store::{self, PreparedTokenFile};
+use pvetoken_lifecycle::engine::pending;
+use pvetoken_lifecycle::release::{self, RotationMethod};
+use pvetoken_lifecycle::token::{TokenRef, next_rotation_name};
+use pvetoken_lifecycle::token_store::{self, PreparedTokenFile};
 
 /// Arguments of `pvetoken rotate`.
 #[derive(Debug, Args)]
@@ -36,11 +37,11 @@ pub struct RotateArgs {
     pub token_file: Option<PathBuf>,
     /// Rotate only when the token expires within this span (e.g. 14d) or has expired; a token that never
     /// expires is not due by this rule. Not due: exit 0, nothing changed, so a daily timer can run it.
-    #[arg(long, value_name = "SPAN", value_parser = super::create::parse_span)]
+    #[arg(long, value_name = "SPAN", value_parser = pvetoken_lifecycle::clock::parse_span)]
     pub if_expiring_within: Option<i64>,
     /// Rotate only when the token file was last written (by create or rotate) longer ago than this span (e.g.
     /// 90d). With --if-expiring-within, either rule makes the token due.
-    #[arg(long, value_name = "SPAN", value_parser = super::create::parse_span)]
+    #[arg(long, value_name = "SPAN", value_parser = pvetoken_lifecycle::clock::parse_span)]
     pub if_older_than: Option<i64>,
     /// Exit 0 with one line when the token file does not exist (nothing to rotate), instead of an error.
     #[arg(long)]
@@ -54,7 +55,7 @@ fn due(args: &RotateArgs, saved: &TokenFile, token_file: &std::path::Path) -> Op
     if args.if_expiring_within.is_none() && args.if_older_than.is_none() {
         return None;
     }
-    let now = super::create::now();
+    let now = pvetoken_lifecycle::clock::now();
     let days = |seconds: i64| seconds.div_euclid(86_400);
     let mut reasons = Vec::new();
     let mut is_due = false;
@@ -346,12 +347,16 @@ impl Rotation<'_> {
         token_id: &str,
         secret: &Secret,
     ) -> Result<pvetoken_api::pve::Permissions, ClientError> {
-        if self.client.is_local() {
-            return self.client.permissions_of(token_id, None).await;
-        }
-        let client = super::verify::token_client(self.http.as_ref(), self.target, token_id, secret, self.timeout);
-        let result = client.own_permissions(None).await;
-        self.token_requests += client.requests_sent();
+        let (result, requests) = pvetoken_lifecycle::verify::token_permissions(
+            &self.client,
+            self.http.as_ref(),
+            self.target,
+            token_id,
+            secret,
+            self.timeout,
+        )
+        .await;
+        self.token_requests += requests;
         result
     }
 
@@ -359,7 +364,7 @@ impl Rotation<'_> {
     /// if it still exists. The token file already names its successor; the old one may still hold the ACLs and
     /// still be what sinks use, so it is only deleted after both are carried over.
     async fn interrupted_predecessor(&self, token: &TokenRef) -> Result<Option<TokenRef>, CliError> {
-        let base = super::create::rotation_base(&token.name);
+        let base = pvetoken_lifecycle::token::rotation_base(&token.name);
         let Some(number) =
             token.name.strip_prefix(base).and_then(|rest| rest.strip_prefix("-r")).and_then(|n| n.parse::<u64>().ok())
         else {
@@ -405,7 +410,7 @@ impl Rotation<'_> {
         self.permissions(&token.full(), secret)
             .await
             .map(|_| ())
-            .map_err(|error| super::verify::token_refused(&error, self.target))
+            .map_err(|error| pvetoken_lifecycle::target::token_refused(&error, self.target).into())
     }
 
     /// Deletes the old token once the new one holds its ACLs and every sink holds the new secret.
@@ -455,7 +460,7 @@ impl Rotation<'_> {
         })?;
         self.permissions(&token.full(), &regenerated.value)
             .await
-            .map_err(|error| super::verify::token_refused(&error, self.target))?;
+            .map_err(|error| pvetoken_lifecycle::target::token_refused(&error, self.target))?;
         Ok(token.clone())
     }
 
@@ -474,7 +479,7 @@ impl Rotation<'_> {
             },
         )?;
         let before = self.permissions(&token.full(), &saved.secret).await.map_err(|error| {
-            let mut cli = super::verify::token_refused(&error, self.target);
+            let mut cli = pvetoken_lifecycle::target::token_refused(&error, self.target);
             cli.hint =
                 Some("the saved secret no longer works: pvetoken create --rotate-if-exists replaces it".to_owned());
             cli
@@ -555,7 +560,7 @@ impl Rotation<'_> {
         let after = self
             .permissions(&new.full(), secret)
             .await
-            .map_err(|error| super::verify::token_refused(&error, self.target))?;
+            .map_err(|error| pvetoken_lifecycle::target::token_refused(&error, self.target))?;
         if &after != before {
             return Err(CliError::remote(format!(
                 "the new token {} does not have the same permissions as {}",

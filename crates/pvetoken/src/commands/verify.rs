@@ -6,18 +6,16 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use pvetoken_acl::{Catalog, Evaluator, Subject, UserCfg, Verdict};
-use pvetoken_api::Secret;
-use pvetoken_api::pve::Permissions;
-use pvetoken_client::ClientError;
-use pvetoken_client::pve::PveClient;
+use pvetoken_acl::{Catalog, UserCfg};
+use pvetoken_lifecycle::target::{token_client, token_refused};
+use pvetoken_lifecycle::verify::{Missing, compare, explain_offline, explain_online};
 
-use super::create::TokenRef;
-use crate::connection::{ConnectionArgs, Target, TargetFallback, remote_error};
+use crate::connection::{ConnectionArgs, TargetFallback};
 use crate::exit::{CliError, Exit};
 use crate::printer::Printer;
-use crate::profiles::{self, PveVersion, Resolved};
-use crate::token_store;
+use pvetoken_lifecycle::profiles::{self, PveVersion};
+use pvetoken_lifecycle::token::TokenRef;
+use pvetoken_lifecycle::token_store;
 
 /// Arguments of `pvetoken verify`.
 #[derive(Debug, Args)]
@@ -45,166 +43,6 @@ pub struct VerifyArgs {
     pub connection: ConnectionArgs,
 }
 
-/// One missing privilege.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Missing {
-    /// ACL path.
-    pub path: String,
-    /// Privilege.
-    pub privilege: String,
-    /// Why the consumer needs it.
-    pub reason: String,
-    /// `user`, `token`, `both` or `unknown` (without admin credentials or --user-cfg).
-    pub lacking_side: String,
-    /// The `pveum` command that fixes it.
-    pub fix: String,
-}
-
-/// A client authenticated as the token, reusing the run's HTTP client (same connection pool).
-pub fn token_client(
-    http: Option<&reqwest::Client>,
-    target: &Target,
-    token_id: &str,
-    secret: &Secret,
-    timeout: std::time::Duration,
-) -> PveClient {
-    match (target, http) {
-        (Target::Remote { endpoint, .. }, Some(http)) => {
-            PveClient::with_token(http.clone(), endpoint.clone(), token_id, secret)
-        }
-        (Target::Local { pvesh }, _) => {
-            PveClient::local(pvesh.clone(), timeout).without_env(crate::env_vars::CREDENTIALS)
-        }
-        (Target::Remote { endpoint, .. }, None) => {
-            PveClient::with_token(reqwest::Client::new(), endpoint.clone(), token_id, secret)
-        }
-    }
-}
-
-/// The error for a token whose permissions cannot be read (a refused secret gets the rotation hint).
-pub fn token_refused(error: &ClientError, target: &Target) -> CliError {
-    let mut cli = remote_error(error, target);
-    if matches!(error, ClientError::AuthFailed { .. }) {
-        cli.message = format!("the token was refused: {error}");
-        cli.hint = Some(
-            "the secret in the token file is wrong, or the token/user expired or was deleted: \
-             pvetoken create --rotate-if-exists (or pvetoken rotate) issues a new secret"
-                .to_owned(),
-        );
-    }
-    cli
-}
-
-/// The profile's needs that `map` (a `GET /access/permissions` answer) does not cover.
-pub fn compare(map: &Permissions, resolved: &Resolved) -> Vec<Missing> {
-    let mut missing = Vec::new();
-    for path in &resolved.paths {
-        let granted = effective_at(map, &path.path);
-        for (privilege, reason) in &path.privileges {
-            if !granted.contains(privilege) {
-                missing.push(Missing {
-                    path: path.path.clone(),
-                    privilege: privilege.clone(),
-                    reason: reason.clone(),
-                    lacking_side: "unknown".to_owned(),
-                    fix: String::new(),
-                });
-            }
-        }
-    }
-    missing
-}
-
-/// The map lists ACL-tree paths; a path not listed inherits the propagating privileges of its nearest listed
-/// ancestor.
-fn effective_at(map: &Permissions, path: &str) -> std::collections::BTreeSet<String> {
-    if let Some(privs) = map.get(path) {
-        return privs.keys().cloned().collect();
-    }
-    let mut current = path.to_owned();
-    while let Some(cut) = current.rfind('/') {
-        current.truncate(cut);
-        let key = if current.is_empty() { "/" } else { current.as_str() };
-        if let Some(privs) = map.get(key) {
-            return privs.iter().filter(|(_, propagate)| **propagate == 1).map(|(name, _)| name.clone()).collect();
-        }
-        if current.is_empty() {
-            break;
-        }
-    }
-    std::collections::BTreeSet::new()
-}
-
-/// Fills in the lacking side from the server (admin view of the user's and the token's effective permissions)
-/// and the fix.
-pub async fn explain_online(admin: Option<&PveClient>, token: &TokenRef, resolved: &Resolved, missing: &mut [Missing]) {
-    let (user_map, token_map) = match admin {
-        Some(admin) => {
-            (admin.permissions_of(&token.user, None).await.ok(), admin.permissions_of(&token.full(), None).await.ok())
-        }
-        None => (None, None),
-    };
-    for item in missing.iter_mut() {
-        let user_has = user_map.as_ref().map(|map| effective_at(map, &item.path).contains(&item.privilege));
-        let token_has = token_map.as_ref().map(|map| effective_at(map, &item.path).contains(&item.privilege));
-        item.lacking_side = match (user_has, token_has) {
-            (Some(false), _) => "user",
-            (Some(true), Some(_)) => "token",
-            _ => "unknown",
-        }
-        .to_owned();
-    }
-    fill_fixes(token, resolved, missing);
-}
-
-/// Fills in the lacking side from a user.cfg through the permission engine's explanation, and the fix.
-pub fn explain_offline(
-    cfg: &UserCfg,
-    catalog: &Catalog,
-    token: &TokenRef,
-    resolved: &Resolved,
-    missing: &mut [Missing],
-) {
-    let evaluator = Evaluator::new(cfg, catalog);
-    let subject: Option<Subject> = token.full().parse().ok();
-    for item in missing.iter_mut() {
-        let (Some(subject), Ok(privilege)) = (&subject, item.privilege.parse()) else {
-            continue;
-        };
-        let explanation = evaluator.explain(subject, &item.path, privilege);
-        item.lacking_side = match explanation.verdict {
-            Verdict::MissingOnUserSide | Verdict::Missing => "user",
-            Verdict::MissingOnTokenSide => "token",
-            Verdict::MissingOnBothSides => "both",
-            Verdict::UnknownToken => "token not in user.cfg",
-            Verdict::UnknownPrivilege => "unknown to this release",
-            Verdict::Superuser | Verdict::RootTokenFull | Verdict::Granted => "neither (user.cfg grants it)",
-        }
-        .to_owned();
-    }
-    fill_fixes(token, resolved, missing);
-}
-
-fn fill_fixes(token: &TokenRef, resolved: &Resolved, missing: &mut [Missing]) {
-    for item in missing.iter_mut() {
-        let propagate = resolved.paths.iter().find(|p| p.path == item.path).is_none_or(|p| p.propagate);
-        let subject = match item.lacking_side.as_str() {
-            "user" => format!("--users {}", token.user),
-            "token" => format!("--tokens '{}'", token.full()),
-            _ => format!("--users {} --tokens '{}'", token.user, token.full()),
-        };
-        item.fix = format!(
-            "pveum acl modify {} {subject} --roles {}{}  (or: pvetoken create --profile {} --user {} --token-name {})",
-            item.path,
-            resolved.role,
-            if propagate { "" } else { " --propagate 0" },
-            resolved.profile,
-            token.user,
-            token.name
-        );
-    }
-}
-
 /// Prints the missing privileges (text mode).
 pub fn print_missing(missing: &[Missing], printer: &Printer) {
     for item in missing {
@@ -229,7 +67,8 @@ pub fn run(args: VerifyArgs, printer: &Printer) -> anyhow::Result<Exit> {
     if !args.against_log.is_empty() {
         return against_log(&args, &saved, printer);
     }
-    let profile_name = args.profile.clone().unwrap_or_else(|| super::create::rotation_base(&token.name).to_owned());
+    let profile_name =
+        args.profile.clone().unwrap_or_else(|| pvetoken_lifecycle::token::rotation_base(&token.name).to_owned());
     let profile = profiles::load(&profile_name).map_err(|error| {
         let mut cli = CliError::from(error);
         if args.profile.is_none() {

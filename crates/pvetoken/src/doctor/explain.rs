@@ -34,7 +34,7 @@ impl Context {
                 self.token_id
                     .as_deref()
                     .and_then(|id| id.rsplit_once('!'))
-                    .map(|(_, name)| crate::commands::create::rotation_base(name).to_owned())
+                    .map(|(_, name)| pvetoken_lifecycle::token::rotation_base(name).to_owned())
             })
             .unwrap_or_else(|| "PROFILE".to_owned())
     }

@@ -4,7 +4,7 @@
 
 use pvetoken_acl::{Catalog, PveVersion};
 
-use crate::profiles;
+use pvetoken_lifecycle::profiles;
 
 /// The releases whose catalogs doctor consults to say where a privilege exists.
 const RELEASES: [PveVersion; 5] =

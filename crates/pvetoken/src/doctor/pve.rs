@@ -7,9 +7,9 @@ use pvetoken_client::pve::PveClient;
 use pvetoken_render::TokenFile;
 
 use super::{Finding, Severity, id, knowledge};
-use crate::commands::create::TokenRef;
-use crate::commands::verify;
-use crate::profiles::{PveVersion, Resolved};
+use pvetoken_lifecycle::profiles::{PveVersion, Resolved};
+use pvetoken_lifecycle::token::TokenRef;
+use pvetoken_lifecycle::verify;
 
 /// Warn when the token expires within this many days.
 pub const EXPIRY_WARNING_DAYS: i64 = 14;

@@ -8,7 +8,7 @@ use pvetoken_api::ExposeSecret;
 use pvetoken_render::{TokenFile, TokenFileError};
 
 use super::{Finding, Severity, id};
-use crate::token_store;
+use pvetoken_lifecycle::token_store;
 
 const CHECK: &str = "token-file";
 

@@ -12,11 +12,11 @@ use std::path::{Path, PathBuf};
 
 use pvetoken_render::TokenFile;
 
-use crate::exit::CliError;
+use crate::error::Error;
 
 /// Where the token file lives unless `--token-file` says otherwise: `/root/.proxmox-api-token` for root (the
 /// design note's path), else `$XDG_CONFIG_HOME/pvetoken/token.env` (`~/.config/pvetoken/token.env`).
-pub fn default_token_path() -> Result<PathBuf, CliError> {
+pub fn default_token_path() -> Result<PathBuf, Error> {
     if is_root() {
         return Ok(PathBuf::from("/root/.proxmox-api-token"));
     }
@@ -25,7 +25,7 @@ pub fn default_token_path() -> Result<PathBuf, CliError> {
         None => match std::env::var_os(crate::env_vars::HOME).filter(|v| !v.is_empty()) {
             Some(home) => PathBuf::from(home).join(".config"),
             None => {
-                return Err(CliError::usage(
+                return Err(Error::usage(
                     "cannot find the default token file: neither XDG_CONFIG_HOME nor HOME is set",
                 )
                 .with_hint("pass --token-file PATH"));
@@ -51,15 +51,15 @@ pub const PRIVATE_FILE_MAX: u64 = 64 * 1024;
 /// not accessible by group or others. A file someone else owns could point pvetoken (and the administrator's
 /// password) at another server; a link would be replaced by the next atomic write, leaving the secret behind in
 /// its target.
-pub fn check_private(path: &Path, what: &str) -> Result<std::fs::Metadata, CliError> {
+pub fn check_private(path: &Path, what: &str) -> Result<std::fs::Metadata, Error> {
     let metadata = std::fs::symlink_metadata(path).map_err(|error| match error.kind() {
-        std::io::ErrorKind::NotFound => CliError::usage(format!("{what} {} does not exist", path.display()))
+        std::io::ErrorKind::NotFound => Error::usage(format!("{what} {} does not exist", path.display()))
             .with_hint("create it with `pvetoken create --profile PROFILE`, or pass --token-file PATH"),
-        _ => CliError::usage(format!("cannot read {what} {}: {error}", path.display())),
+        _ => Error::usage(format!("cannot read {what} {}: {error}", path.display())),
     })?;
     if metadata.file_type().is_symlink() {
         let target = std::fs::read_link(path).map(|t| t.display().to_string()).unwrap_or_else(|_| "?".into());
-        return Err(CliError::usage(format!(
+        return Err(Error::usage(format!(
             "{what} {} is a symbolic link (to {target}); pvetoken reads and replaces such files in place and does \
              not follow links",
             path.display()
@@ -67,11 +67,11 @@ pub fn check_private(path: &Path, what: &str) -> Result<std::fs::Metadata, CliEr
         .with_hint("pass the real file's path instead of the link"));
     }
     if !metadata.is_file() {
-        return Err(CliError::usage(format!("{what} {} is not a regular file", path.display())));
+        return Err(Error::usage(format!("{what} {} is not a regular file", path.display())));
     }
     let me = current_uid();
     if metadata.uid() != 0 && Some(metadata.uid()) != me {
-        return Err(CliError::usage(format!(
+        return Err(Error::usage(format!(
             "{what} {} is owned by uid {}, not by you (uid {}) or root: whoever owns it can change where pvetoken \
              connects and what it trusts",
             path.display(),
@@ -82,14 +82,14 @@ pub fn check_private(path: &Path, what: &str) -> Result<std::fs::Metadata, CliEr
     }
     let mode = metadata.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
-        return Err(CliError::usage(format!(
+        return Err(Error::usage(format!(
             "{what} {} has mode {mode:04o}: it holds a secret and must not be accessible by group or others",
             path.display()
         ))
         .with_hint(format!("chmod 600 {}", path.display())));
     }
     if metadata.len() > PRIVATE_FILE_MAX {
-        return Err(CliError::usage(format!(
+        return Err(Error::usage(format!(
             "{what} {} is {} bytes; such a file is at most {PRIVATE_FILE_MAX} bytes",
             path.display(),
             metadata.len()
@@ -99,16 +99,16 @@ pub fn check_private(path: &Path, what: &str) -> Result<std::fs::Metadata, CliEr
 }
 
 /// Reads and parses a token file, refusing one that group or others can read or write (as ssh does).
-pub fn read(path: &Path) -> Result<TokenFile, CliError> {
+pub fn read(path: &Path) -> Result<TokenFile, Error> {
     let text = read_private(path, "token file")?;
     TokenFile::parse(&text).map_err(|error| {
-        CliError::usage(format!("token file {}: {error}", path.display()))
+        Error::usage(format!("token file {}: {error}", path.display()))
             .with_hint("recreate it with `pvetoken create`, or fix the line named above")
     })
 }
 
 /// Reads the token file if it exists; `Ok(None)` when it does not.
-pub fn read_if_exists(path: &Path) -> Result<Option<TokenFile>, CliError> {
+pub fn read_if_exists(path: &Path) -> Result<Option<TokenFile>, Error> {
     match std::fs::symlink_metadata(path) {
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
         _ => read(path).map(Some),
@@ -116,13 +116,13 @@ pub fn read_if_exists(path: &Path) -> Result<Option<TokenFile>, CliError> {
 }
 
 /// Reads a file that holds a secret, checking its mode first. `what` names it in messages.
-pub fn read_private(path: &Path, what: &str) -> Result<String, CliError> {
+pub fn read_private(path: &Path, what: &str) -> Result<String, Error> {
     check_private(path, what)?;
     use std::io::Read;
     let mut text = String::new();
     File::open(path)
         .and_then(|file| file.take(PRIVATE_FILE_MAX + 1).read_to_string(&mut text))
-        .map_err(|error| CliError::usage(format!("cannot read {what} {}: {error}", path.display())))?;
+        .map_err(|error| Error::usage(format!("cannot read {what} {}: {error}", path.display())))?;
     Ok(text)
 }
 
@@ -136,14 +136,14 @@ pub struct PreparedTokenFile {
 
 impl PreparedTokenFile {
     /// Creates the destination directory (0700) if needed and a 0600 temp file in it.
-    pub fn prepare(destination: &Path) -> Result<Self, CliError> {
+    pub fn prepare(destination: &Path) -> Result<Self, Error> {
         let (temp_path, file) = create_temp_beside(destination)?;
         Ok(Self { destination: destination.to_owned(), temp_path, file: Some(file) })
     }
 
     /// Writes the token, fsyncs, renames over the destination and fsyncs the directory.
-    pub fn commit(mut self, token: &TokenFile) -> Result<(), CliError> {
-        let file = self.file.take().ok_or_else(|| CliError::usage("token file already committed"))?;
+    pub fn commit(mut self, token: &TokenFile) -> Result<(), Error> {
+        let file = self.file.take().ok_or_else(|| Error::usage("token file already committed"))?;
         let result = finish_atomic(file, &self.temp_path, &self.destination, token.render().as_bytes());
         if result.is_err() {
             // No copy of the secret is left behind: the caller reports the failure (and deletes the token or
@@ -156,8 +156,8 @@ impl PreparedTokenFile {
     /// Like [`Self::commit`], but when the file cannot be put in place the complete token file stays at a 0600
     /// path beside it, named in the error: for a secret that already replaced the old one on the server
     /// (regenerate), this is the only copy.
-    pub fn commit_or_keep(mut self, token: &TokenFile) -> Result<(), CliError> {
-        let file = self.file.take().ok_or_else(|| CliError::usage("token file already committed"))?;
+    pub fn commit_or_keep(mut self, token: &TokenFile) -> Result<(), Error> {
+        let file = self.file.take().ok_or_else(|| Error::usage("token file already committed"))?;
         let written = finish_atomic(file, &self.temp_path, &self.destination, token.render().as_bytes());
         written.map_err(|mut error| {
             if self.temp_path.exists() {
@@ -183,7 +183,7 @@ impl Drop for PreparedTokenFile {
 }
 
 /// Writes `bytes` to `path` atomically, mode 0600 from the first byte (for any secret-bearing output).
-pub fn write_secret_file_atomic(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
+pub fn write_secret_file_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     let (temp_path, file) = create_temp_beside(path)?;
     let result = finish_atomic(file, &temp_path, path, bytes);
     if result.is_err() {
@@ -203,7 +203,7 @@ pub struct TokenFileLock {
 
 /// Takes the lock `.NAME.lock` beside `token_file` (created 0600, the directory 0700 if missing), waiting, with a
 /// message, while another run holds it.
-pub fn lock(token_file: &Path, printer: &crate::printer::Printer) -> Result<TokenFileLock, CliError> {
+pub fn lock(token_file: &Path, observer: &dyn crate::Observer) -> Result<TokenFileLock, Error> {
     let directory = match token_file.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
         _ => PathBuf::from("."),
@@ -213,12 +213,12 @@ pub fn lock(token_file: &Path, printer: &crate::printer::Printer) -> Result<Toke
             .recursive(true)
             .mode(0o700)
             .create(&directory)
-            .map_err(|error| CliError::usage(format!("cannot create directory {}: {error}", directory.display())))?;
+            .map_err(|error| Error::usage(format!("cannot create directory {}: {error}", directory.display())))?;
     }
     let name = token_file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "token".into());
     let path = directory.join(format!(".{name}.lock"));
     if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
-        return Err(CliError::usage(format!("the lock {} is a symbolic link", path.display()))
+        return Err(Error::usage(format!("the lock {} is a symbolic link", path.display()))
             .with_hint(format!("remove it: rm {}", path.display())));
     }
     // The file stays after the run: removing it would let a waiting run and a new one lock different files.
@@ -228,15 +228,15 @@ pub fn lock(token_file: &Path, printer: &crate::printer::Printer) -> Result<Toke
         .truncate(false)
         .mode(0o600)
         .open(&path)
-        .map_err(|error| CliError::usage(format!("cannot open the lock {}: {error}", path.display())))?;
+        .map_err(|error| Error::usage(format!("cannot open the lock {}: {error}", path.display())))?;
     match file.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
-            printer.info(&format!("waiting for another pvetoken run on {} to finish", token_file.display()));
-            file.lock().map_err(|error| CliError::usage(format!("cannot lock {}: {error}", path.display())))?;
+            observer.info(&format!("waiting for another pvetoken run on {} to finish", token_file.display()));
+            file.lock().map_err(|error| Error::usage(format!("cannot lock {}: {error}", path.display())))?;
         }
         Err(std::fs::TryLockError::Error(error)) => {
-            return Err(CliError::usage(format!("cannot lock {}: {error}", path.display())));
+            return Err(Error::usage(format!("cannot lock {}: {error}", path.display())));
         }
     }
     Ok(TokenFileLock { _file: file })
@@ -274,21 +274,21 @@ pub enum OutputWritten {
 /// non-regular file (a FIFO, `/dev/stdout`, a terminal, `/dev/null`) is written into as a stream and never
 /// replaced (write errors such as `/dev/full`'s ENOSPC are errors); a link to a regular file is refused, since
 /// replacing it would leave the target holding the old content.
-pub fn write_output(path: &Path, bytes: &[u8]) -> Result<OutputWritten, CliError> {
+pub fn write_output(path: &Path, bytes: &[u8]) -> Result<OutputWritten, Error> {
     let followed = std::fs::metadata(path);
     if let Ok(metadata) = &followed
         && !metadata.is_file()
     {
         if metadata.is_dir() {
-            return Err(CliError::usage(format!("{} is a directory, not a file", path.display())));
+            return Err(Error::usage(format!("{} is a directory, not a file", path.display())));
         }
-        let fail = |error: std::io::Error| CliError::usage(format!("cannot write to {}: {error}", path.display()));
+        let fail = |error: std::io::Error| Error::usage(format!("cannot write to {}: {error}", path.display()));
         let mut stream = OpenOptions::new().write(true).open(path).map_err(fail)?;
         stream.write_all(bytes).and_then(|()| stream.flush()).map_err(fail)?;
         return Ok(OutputWritten::Streamed);
     }
     if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
-        return Err(CliError::usage(format!(
+        return Err(Error::usage(format!(
             "{} is a symbolic link to a file; pvetoken replaces output files atomically and does not follow links",
             path.display()
         ))
@@ -297,7 +297,7 @@ pub fn write_output(path: &Path, bytes: &[u8]) -> Result<OutputWritten, CliError
     write_secret_file_atomic(path, bytes).map(|()| OutputWritten::Replaced)
 }
 
-fn create_temp_beside(destination: &Path) -> Result<(PathBuf, File), CliError> {
+fn create_temp_beside(destination: &Path) -> Result<(PathBuf, File), Error> {
     let directory = match destination.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
         _ => PathBuf::from("."),
@@ -307,10 +307,10 @@ fn create_temp_beside(destination: &Path) -> Result<(PathBuf, File), CliError> {
             .recursive(true)
             .mode(0o700)
             .create(&directory)
-            .map_err(|error| CliError::usage(format!("cannot create directory {}: {error}", directory.display())))?;
+            .map_err(|error| Error::usage(format!("cannot create directory {}: {error}", directory.display())))?;
     }
     if destination.is_dir() {
-        return Err(CliError::usage(format!("{} is a directory, not a file", destination.display())));
+        return Err(Error::usage(format!("{} is a directory, not a file", destination.display())));
     }
     let name = destination.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "token".into());
     let mut attempt = 0u32;
@@ -320,7 +320,7 @@ fn create_temp_beside(destination: &Path) -> Result<(PathBuf, File), CliError> {
             Ok(file) => return Ok((temp_path, file)),
             Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists && attempt < 100 => attempt += 1,
             Err(error) => {
-                return Err(CliError::usage(format!(
+                return Err(Error::usage(format!(
                     "cannot write in {} (needed for {}): {error}",
                     directory.display(),
                     destination.display()
@@ -331,8 +331,8 @@ fn create_temp_beside(destination: &Path) -> Result<(PathBuf, File), CliError> {
     }
 }
 
-fn finish_atomic(mut file: File, temp_path: &Path, destination: &Path, bytes: &[u8]) -> Result<(), CliError> {
-    let io_error = |error: std::io::Error| CliError::usage(format!("cannot write {}: {error}", destination.display()));
+fn finish_atomic(mut file: File, temp_path: &Path, destination: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let io_error = |error: std::io::Error| Error::usage(format!("cannot write {}: {error}", destination.display()));
     file.write_all(bytes).map_err(io_error)?;
     file.sync_all().map_err(io_error)?;
     drop(file);

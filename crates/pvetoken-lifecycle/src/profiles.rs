@@ -12,7 +12,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::exit::CliError;
+use crate::error::Error;
 
 const BUILTIN: &[(&str, &str)] = &[
     ("privatebox", include_str!("../profiles/privatebox.toml")),
@@ -186,7 +186,7 @@ pub enum ProfileError {
     },
 }
 
-impl From<ProfileError> for CliError {
+impl From<ProfileError> for Error {
     fn from(error: ProfileError) -> Self {
         let hint = match &error {
             ProfileError::Unknown(_) => format!(
@@ -201,7 +201,7 @@ impl From<ProfileError> for CliError {
             }
             ProfileError::Invalid { .. } => "fix the profile file; docs/profiles.md describes its format".to_owned(),
         };
-        CliError::usage(error.to_string()).with_hint(hint)
+        Error::usage(error.to_string()).with_hint(hint)
     }
 }
 

@@ -1,0 +1,447 @@
+//! What would change: declared tokens compared with one server, as typed steps, each with its reason and the
+//! request it makes. Reading only: planning never changes anything.
+//!
+//! Drift made by hand shows here as it would be repaired: a privilege added to or removed from a managed role, an
+//! ACL entry of a managed token missing or not declared, a token deleted or expired on the server, a token file
+//! missing, readable by others or holding another token, a token due for rotation. Tokens of managed users that
+//! nothing declares are listed apart ([`Plan::unmanaged`]).
+//!
+//! Requests: `GET /version`, `GET /access/acl`, `GET /access/users` once per server; per token `GET` of the token
+//! and, once per role, `GET` of the role; `GET .../token` once per managed user for the undeclared ones.
+
+use std::collections::BTreeSet;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::PathBuf;
+
+use pvetoken_client::pve::PveClient;
+use serde::Serialize;
+
+use crate::engine::Settings;
+use crate::error::Error;
+use crate::profiles::{Profile, PveVersion};
+use crate::target::{Target, remote_error};
+use crate::token::TokenRef;
+
+/// One token as declared.
+#[derive(Debug, Clone)]
+pub struct Desired {
+    /// The id as declared (`automation@pve!packer`); the plan is keyed by it.
+    pub declared: String,
+    /// The token as it is now: the declared one, or its rotation `NAME-rN` that the token file holds.
+    pub token: TokenRef,
+    /// The consumer profile.
+    pub profile: Profile,
+    /// Role, narrowing, privsep, expiry.
+    pub settings: Settings,
+    /// Where its secret is kept.
+    pub token_file: PathBuf,
+    /// Rotate when it expires within this many seconds (with the span as written, for the reason).
+    pub rotate_within: Option<(i64, String)>,
+}
+
+impl Desired {
+    /// The token `declared` as it is now: `rotate` on a release without regenerate replaces `NAME` by `NAME-rN`,
+    /// and the token file then holds that one.
+    pub fn current_token(declared: &TokenRef, token_file: &std::path::Path) -> TokenRef {
+        if let Ok(saved) = crate::token_store::read(token_file) {
+            let name = saved.token_id.name_str();
+            if saved.token_id.user_str() == declared.user && crate::token::rotation_base(name) == declared.name {
+                return TokenRef { user: declared.user.clone(), name: name.to_owned() };
+            }
+        }
+        declared.clone()
+    }
+}
+
+/// One thing that differs, and what repairing it does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "step", rename_all = "kebab-case")]
+pub enum Step {
+    /// The role does not exist: create it with exactly the profile's privileges.
+    CreateRole {
+        /// Role id.
+        role: String,
+        /// Its privileges.
+        privileges: Vec<String>,
+    },
+    /// The role's privileges differ from the profile's: set them back.
+    SetRole {
+        /// Role id.
+        role: String,
+        /// Privileges the role lacks.
+        added: Vec<String>,
+        /// Privileges the role has beyond the profile.
+        removed: Vec<String>,
+    },
+    /// The user does not exist: create it without a password.
+    CreateUser {
+        /// `user@realm`.
+        user: String,
+    },
+    /// The token does not exist: create it and save its secret.
+    CreateToken {
+        /// Full token id.
+        token: String,
+        /// Privilege separation.
+        privsep: bool,
+    },
+    /// The token expired on the server: its secret is dead; delete it and create it again.
+    ReplaceExpiredToken {
+        /// Full token id.
+        token: String,
+    },
+    /// The token expires within the declared span: rotate it, and its declared lifetime starts again.
+    Rotate {
+        /// Full token id.
+        token: String,
+        /// The declared span (`14d`).
+        within: String,
+    },
+    /// No token file: it is written (0600) with the new secret.
+    WriteTokenFile {
+        /// Path.
+        path: PathBuf,
+    },
+    /// The token file is readable or writable by others: back to 0600.
+    FixTokenFileMode {
+        /// Path.
+        path: PathBuf,
+        /// Its mode now.
+        mode: u32,
+    },
+    /// The token file holds another token.
+    TokenFileHoldsAnother {
+        /// Path.
+        path: PathBuf,
+    },
+    /// A declared ACL entry is missing: grant it.
+    GrantAcl {
+        /// ACL path.
+        path: String,
+        /// Role.
+        role: String,
+        /// The user or the token.
+        subject: String,
+        /// Propagate.
+        propagate: bool,
+    },
+    /// The token holds an ACL entry nothing declares: remove it.
+    RevokeAcl {
+        /// ACL path.
+        path: String,
+        /// Role.
+        role: String,
+        /// The token.
+        subject: String,
+        /// Propagate.
+        propagate: bool,
+    },
+}
+
+impl Step {
+    /// `+` adds, `~` changes, `-` removes.
+    pub fn action(&self) -> char {
+        match self {
+            Step::CreateRole { .. }
+            | Step::CreateUser { .. }
+            | Step::CreateToken { .. }
+            | Step::WriteTokenFile { .. }
+            | Step::GrantAcl { .. } => '+',
+            Step::SetRole { .. }
+            | Step::ReplaceExpiredToken { .. }
+            | Step::Rotate { .. }
+            | Step::FixTokenFileMode { .. }
+            | Step::TokenFileHoldsAnother { .. } => '~',
+            Step::RevokeAcl { .. } => '-',
+        }
+    }
+
+    /// What it is about: `role Token-packer`, `user automation@pve`, `token`, `token file`, `acl /vms`.
+    pub fn resource(&self) -> String {
+        match self {
+            Step::CreateRole { role, .. } | Step::SetRole { role, .. } => format!("role {role}"),
+            Step::CreateUser { user } => format!("user {user}"),
+            Step::CreateToken { .. } | Step::ReplaceExpiredToken { .. } | Step::Rotate { .. } => "token".to_owned(),
+            Step::WriteTokenFile { .. } | Step::FixTokenFileMode { .. } | Step::TokenFileHoldsAnother { .. } => {
+                "token file".to_owned()
+            }
+            Step::GrantAcl { path, .. } | Step::RevokeAcl { path, .. } => format!("acl {path}"),
+        }
+    }
+
+    /// The reason, in a few words.
+    pub fn detail(&self) -> String {
+        match self {
+            Step::CreateRole { privileges, .. } => privileges.join(","),
+            Step::SetRole { added, removed, .. } => {
+                let added = added.iter().map(|p| format!("+{p}"));
+                let removed = removed.iter().map(|p| format!("-{p}"));
+                added.chain(removed).collect::<Vec<_>>().join(" ")
+            }
+            Step::CreateUser { .. } => "created without a password".to_owned(),
+            Step::CreateToken { token, privsep } => format!("{token} (privsep {})", u8::from(*privsep)),
+            Step::ReplaceExpiredToken { token } => format!("{token} expired on the server: replaced"),
+            Step::Rotate { token, within } => format!("{token} expires within {within}: rotate"),
+            Step::WriteTokenFile { path } => format!("{} (0600)", path.display()),
+            Step::FixTokenFileMode { path, mode } => format!("{} mode {mode:o} → 600", path.display()),
+            Step::TokenFileHoldsAnother { path } => format!("{} holds another token", path.display()),
+            Step::GrantAcl { role, subject, propagate, .. } => {
+                format!("{role} → {subject} (propagate {})", u8::from(*propagate))
+            }
+            Step::RevokeAcl { role, subject, .. } => format!("{role} → {subject} (not declared)"),
+        }
+    }
+
+    /// The request that repairs it (`local` for what happens on this machine only).
+    pub fn request(&self) -> &'static str {
+        match self {
+            Step::CreateRole { .. } => "POST /access/roles",
+            Step::SetRole { .. } => "PUT /access/roles/{roleid}",
+            Step::CreateUser { .. } => "POST /access/users",
+            Step::CreateToken { .. } => "POST /access/users/{userid}/token/{tokenid}",
+            Step::ReplaceExpiredToken { .. } => "DELETE then POST /access/users/{userid}/token/{tokenid}",
+            Step::Rotate { .. } => "PUT /access/users/{userid}/token/{tokenid} regenerate=1 (or a new token)",
+            Step::WriteTokenFile { .. } | Step::FixTokenFileMode { .. } | Step::TokenFileHoldsAnother { .. } => "local",
+            Step::GrantAcl { .. } => "PUT /access/acl",
+            Step::RevokeAcl { .. } => "PUT /access/acl delete=1",
+        }
+    }
+}
+
+/// A step with its printable parts, as `plan --output json` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Change {
+    /// `+`, `~` or `-`.
+    pub action: char,
+    /// What it is about.
+    pub resource: String,
+    /// The reason.
+    pub detail: String,
+    /// The request that repairs it.
+    pub request: &'static str,
+    /// The typed step.
+    #[serde(flatten)]
+    pub step: Step,
+}
+
+impl From<Step> for Change {
+    fn from(step: Step) -> Self {
+        Self { action: step.action(), resource: step.resource(), detail: step.detail(), request: step.request(), step }
+    }
+}
+
+/// The plan of one token.
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenPlan {
+    /// The id as declared.
+    pub id: String,
+    /// What differs, in the order it is repaired.
+    pub changes: Vec<Change>,
+}
+
+impl TokenPlan {
+    /// The token expired on the server.
+    pub fn expired(&self) -> bool {
+        self.changes.iter().any(|c| matches!(c.step, Step::ReplaceExpiredToken { .. }))
+    }
+
+    /// The token is due for rotation.
+    pub fn rotate(&self) -> bool {
+        self.changes.iter().any(|c| matches!(c.step, Step::Rotate { .. }))
+    }
+
+    /// ACL entries of the token that nothing declares: (path, role, propagate).
+    pub fn undeclared_acls(&self) -> Vec<(String, String, bool)> {
+        self.changes
+            .iter()
+            .filter_map(|c| match &c.step {
+                Step::RevokeAcl { path, role, propagate, .. } => Some((path.clone(), role.clone(), *propagate)),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// The plan of one server.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    /// The server's PVE version.
+    pub pve_version: String,
+    /// Per declared token.
+    pub tokens: Vec<TokenPlan>,
+    /// Tokens of managed users that nothing declares.
+    pub unmanaged: Vec<String>,
+    /// Requests made.
+    pub requests: u64,
+}
+
+impl Plan {
+    /// How many changes (undeclared tokens not counted).
+    pub fn changes(&self) -> usize {
+        self.tokens.iter().map(|t| t.changes.len()).sum()
+    }
+}
+
+/// Reads one server through `client` (an administrator) and compares it with `tokens`. Never changes anything.
+pub async fn plan(client: &PveClient, target: &Target, tokens: &[Desired], now: i64) -> Result<Plan, Error> {
+    let remote = |error: &pvetoken_client::ClientError| remote_error(error, target);
+    let version = client.version().await.map_err(|e| remote(&e))?;
+    let pve = version
+        .major_minor()
+        .map(|(major, minor)| PveVersion { major, minor })
+        .ok_or_else(|| Error::remote(format!("cannot read the PVE version from `{}`", version.version)))?;
+    let acl = client.acl().await.map_err(|e| remote(&e))?;
+    let users: serde_json::Value = client.get("/access/users", &Vec::new()).await.map_err(|e| remote(&e))?;
+    let user_exists = |user: &str| users.as_array().is_some_and(|l| l.iter().any(|u| u["userid"] == user));
+    let mut plan =
+        Plan { pve_version: version.version.clone(), tokens: Vec::new(), unmanaged: Vec::new(), requests: 0 };
+    let mut managed_users = BTreeSet::new();
+    let mut roles_seen = BTreeSet::new();
+    let mut users_seen = BTreeSet::new();
+    let mut current_ids = BTreeSet::new();
+    for desired in tokens {
+        let token = &desired.token;
+        current_ids.insert(token.full());
+        managed_users.insert(token.user.clone());
+        let settings = &desired.settings;
+        let resolved = desired.profile.resolve(pve, &settings.narrowing, settings.role.as_deref());
+        let mut steps = Vec::new();
+        let wanted = resolved.role_privileges();
+        if roles_seen.insert(resolved.role.clone()) {
+            match client.role(&resolved.role).await.map_err(|e| remote(&e))? {
+                None => steps.push(Step::CreateRole { role: resolved.role.clone(), privileges: wanted.clone() }),
+                Some(mut current) => {
+                    current.sort();
+                    if current != wanted {
+                        steps.push(Step::SetRole {
+                            role: resolved.role.clone(),
+                            added: wanted.iter().filter(|p| !current.contains(p)).cloned().collect(),
+                            removed: current.iter().filter(|p| !wanted.contains(p)).cloned().collect(),
+                        });
+                    }
+                }
+            }
+        }
+        if !user_exists(&token.user) && users_seen.insert(token.user.clone()) {
+            steps.push(Step::CreateUser { user: token.user.clone() });
+        }
+        let server_token = client.token(&token.user, &token.name).await.map_err(|e| remote(&e))?;
+        let mut expired = false;
+        match &server_token {
+            None => steps.push(Step::CreateToken { token: token.full(), privsep: settings.privsep }),
+            Some(info) if info.expire > 0 && info.expire <= now => {
+                expired = true;
+                steps.push(Step::ReplaceExpiredToken { token: token.full() });
+            }
+            Some(info) => {
+                if let Some((within, span)) = &desired.rotate_within
+                    && info.expire > 0
+                    && info.expire - now <= *within
+                {
+                    steps.push(Step::Rotate { token: token.full(), within: span.clone() });
+                }
+            }
+        }
+        let path = &desired.token_file;
+        match std::fs::symlink_metadata(path) {
+            Err(_) => steps.push(Step::WriteTokenFile { path: path.clone() }),
+            Ok(meta) => {
+                let mode = meta.permissions().mode() & 0o777;
+                if mode & 0o077 != 0 {
+                    steps.push(Step::FixTokenFileMode { path: path.clone(), mode });
+                }
+                if server_token.is_some()
+                    && !expired
+                    && crate::token_store::read(path).is_ok_and(|f| f.token_id.as_str() != token.full())
+                {
+                    steps.push(Step::TokenFileHoldsAnother { path: path.clone() });
+                }
+            }
+        }
+        // ACL entries: the user's and (privsep) the token's on each profile path; any other entry of the token
+        // is drift.
+        let mut expected: BTreeSet<(String, String, bool)> = BTreeSet::new();
+        for path in &resolved.paths {
+            expected.insert((path.path.clone(), token.user.clone(), path.propagate));
+            if settings.privsep {
+                expected.insert((path.path.clone(), token.full(), path.propagate));
+            }
+        }
+        let actual: BTreeSet<(String, String, bool)> = acl
+            .iter()
+            .filter(|e| e.roleid == resolved.role && (e.ugid == token.user || e.ugid == token.full()))
+            .map(|e| (e.path.clone(), e.ugid.clone(), e.propagate))
+            .collect();
+        for (path, subject, propagate) in expected.difference(&actual) {
+            if (server_token.is_none() || expired) && subject == &token.full() {
+                continue; // granted with the new token
+            }
+            steps.push(Step::GrantAcl {
+                path: path.clone(),
+                role: resolved.role.clone(),
+                subject: subject.clone(),
+                propagate: *propagate,
+            });
+        }
+        if server_token.is_some() && !expired {
+            for entry in acl.iter().filter(|e| e.ugid == token.full()) {
+                let key = (entry.path.clone(), entry.ugid.clone(), entry.propagate);
+                if entry.roleid != resolved.role || !expected.contains(&key) {
+                    steps.push(Step::RevokeAcl {
+                        path: entry.path.clone(),
+                        role: entry.roleid.clone(),
+                        subject: entry.ugid.clone(),
+                        propagate: entry.propagate,
+                    });
+                }
+            }
+        }
+        plan.tokens
+            .push(TokenPlan { id: desired.declared.clone(), changes: steps.into_iter().map(Change::from).collect() });
+    }
+    let declared: BTreeSet<String> = tokens.iter().map(|t| t.declared.clone()).chain(current_ids).collect();
+    for user in &managed_users {
+        if !user_exists(user) {
+            continue;
+        }
+        for info in client.tokens(user).await.map_err(|e| remote(&e))? {
+            let Some(name) = info.tokenid else { continue };
+            let full = format!("{user}!{name}");
+            if !declared.contains(&full) {
+                plan.unmanaged.push(full);
+            }
+        }
+    }
+    plan.requests = client.requests_sent();
+    Ok(plan)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Change, Step};
+
+    #[test]
+    fn a_step_prints_as_the_plan_shows_it_and_serialises_with_its_kind() {
+        let change = Change::from(Step::SetRole {
+            role: "Token-packer".into(),
+            added: vec!["VM.Audit".into()],
+            removed: vec!["Sys.Modify".into()],
+        });
+        assert_eq!((change.action, change.resource.as_str()), ('~', "role Token-packer"));
+        assert_eq!(change.detail, "+VM.Audit -Sys.Modify");
+        let json = serde_json::to_value(&change).expect("serialises");
+        assert_eq!(json["step"], "set-role");
+        assert_eq!(json["request"], "PUT /access/roles/{roleid}");
+        assert_eq!(json["removed"][0], "Sys.Modify");
+        let revoke = Change::from(Step::RevokeAcl {
+            path: "/nodes".into(),
+            role: "PVEAuditor".into(),
+            subject: "a@pve!x".into(),
+            propagate: true,
+        });
+        assert_eq!(
+            format!("{} {}: {}", revoke.action, revoke.resource, revoke.detail),
+            "- acl /nodes: PVEAuditor → a@pve!x (not declared)"
+        );
+    }
+}
