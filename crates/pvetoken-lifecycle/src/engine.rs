@@ -108,7 +108,7 @@ fn same_server(saved: &TokenFile, target: &Target) -> bool {
 pub struct Lifecycle<'a> {
     settings: &'a Settings,
     target: &'a Target,
-    client: PveClient,
+    client: &'a PveClient,
     http: Option<reqwest::Client>,
     token_file: &'a Path,
     observer: &'a dyn Observer,
@@ -127,7 +127,7 @@ impl<'a> Lifecycle<'a> {
     pub fn new(
         settings: &'a Settings,
         target: &'a Target,
-        client: PveClient,
+        client: &'a PveClient,
         http: Option<reqwest::Client>,
         token_file: &'a Path,
         observer: &'a dyn Observer,
@@ -161,7 +161,7 @@ impl Lifecycle<'_> {
 
     /// The administrator's client (for what the caller does next on the same connection).
     pub fn client(&self) -> &PveClient {
-        &self.client
+        self.client
     }
 
     /// The node the token file names (chosen by [`Self::converge`]).
@@ -338,7 +338,7 @@ impl Lifecycle<'_> {
         secret: &Secret,
     ) -> Result<pvetoken_api::pve::Permissions, ClientError> {
         let (result, requests) = crate::verify::token_permissions(
-            &self.client,
+            self.client,
             self.http.as_ref(),
             self.target,
             token_id,
@@ -366,7 +366,7 @@ impl Lifecycle<'_> {
             .map_err(|error| crate::target::token_refused(&error, self.target))?;
         let mut missing = crate::verify::compare(&map, resolved);
         if !missing.is_empty() {
-            crate::verify::explain_online(Some(&self.client), token, resolved, &mut missing).await;
+            crate::verify::explain_online(Some(self.client), token, resolved, &mut missing).await;
         }
         Ok(missing)
     }
@@ -584,7 +584,7 @@ impl Lifecycle<'_> {
         pve: &PveVersion,
         prepared: PreparedTokenFile,
     ) -> Result<Secret, Error> {
-        let detection = crate::release::detect(&self.client, Some(&self.node)).await;
+        let detection = crate::release::detect(self.client, Some(&self.node)).await;
         self.observer.detail(&format!("release: {}", detection.describe()));
         if detection.method == crate::release::RotationMethod::Regenerate {
             let regenerated =

@@ -27,6 +27,8 @@ use crate::printer::Printer;
 use pvetoken_lifecycle::engine::{Lifecycle, Settings};
 use pvetoken_lifecycle::plan::{Desired, TokenPlan};
 use pvetoken_lifecycle::profiles::{self, Narrowing};
+use pvetoken_lifecycle::rotate::Rotation;
+use pvetoken_lifecycle::token_store::PreparedTokenFile;
 
 /// Arguments of `pvetoken plan`.
 #[derive(Debug, Args)]
@@ -483,21 +485,6 @@ fn eprint_prompt() {
     eprint!("Apply these changes? Only 'yes' is accepted: ");
 }
 
-/// After a rotation: the declared lifetime starts again (regenerate keeps the old expiry, a new token copies it),
-/// on the server and in the token file; otherwise the token would be due again at once.
-fn renew_expiry(cluster: &Cluster, declared: &TokenDecl, expire: &str, printer: &Printer) -> anyhow::Result<()> {
-    let at = pvetoken_lifecycle::clock::parse_expire(expire, now())?;
-    let mut saved = pvetoken_lifecycle::token_store::read(&declared.token_file)?;
-    let (user, name) = (saved.token_id.user_str().to_owned(), saved.token_id.name_str().to_owned());
-    with_cluster(cluster, printer, async |Connected { client, target, .. }| {
-        client.set_token_expire(&user, &name, at).await.map_err(|e| crate::connection::remote_error(&e, &target))?;
-        Ok(())
-    })?;
-    saved.expire = u64::try_from(at).unwrap_or(0);
-    pvetoken_lifecycle::token_store::PreparedTokenFile::prepare(&declared.token_file)?.commit(&saved)?;
-    Ok(())
-}
-
 /// `--prune`: deletes the undeclared tokens of managed users (PVE deletes their ACL entries with them).
 fn prune_cluster(
     name: &str,
@@ -523,8 +510,9 @@ fn prune_cluster(
     }
 }
 
-/// Repairs one cluster's tokens that have changes: fixes what `create` would refuse (a token file readable by
-/// others, an expired token), removes undeclared ACL entries, then converges with `create` and rotates what is due.
+/// Repairs one cluster's tokens that have changes, on one administrator connection: fixes what the engine would
+/// refuse (a token file readable by others, an expired token), removes undeclared ACL entries, converges through
+/// the lifecycle engine, and rotates what is due (its declared lifetime then starts again).
 fn apply_cluster(
     name: &str,
     cluster: &Cluster,
@@ -533,80 +521,90 @@ fn apply_cluster(
     printer: &Printer,
 ) -> Vec<(String, String, Result<(), String>)> {
     let quiet = printer.quiet_text();
-    let mut results = Vec::new();
-    for declared in tokens {
-        let Some(token_plan) = plan.tokens.iter().find(|t| t.id == declared.id) else { continue };
-        if token_plan.changes.is_empty() {
-            continue;
-        }
-        let result = (|| -> anyhow::Result<()> {
-            if let Ok(meta) = std::fs::symlink_metadata(&declared.token_file)
-                && meta.file_type().is_file()
-                && meta.permissions().mode() & 0o077 != 0
-            {
-                std::fs::set_permissions(&declared.token_file, std::fs::Permissions::from_mode(0o600))?;
-            }
-            let token = current_token(declared)?;
-            if token_plan.expired() || !token_plan.undeclared_acls().is_empty() {
-                with_cluster(cluster, printer, async |Connected { client, target, .. }| {
-                    let remote = |error: &pvetoken_client::ClientError| crate::connection::remote_error(error, &target);
-                    if token_plan.expired() {
-                        // The secret is dead: a new token replaces it (create writes the file again).
-                        client.delete_token(&token.user, &token.name).await.map_err(|e| remote(&e))?;
-                        if pvetoken_lifecycle::token_store::read(&declared.token_file)
-                            .is_ok_and(|f| f.token_id.as_str() == token.full())
-                        {
-                            std::fs::remove_file(&declared.token_file)?;
-                        }
-                    }
-                    for (path, role, propagate) in &token_plan.undeclared_acls() {
-                        let change = AclChange {
-                            path: path.clone(),
-                            roles: vec![role.clone()],
-                            users: Vec::new(),
-                            tokens: vec![token.full()],
-                            propagate: *propagate,
-                            delete: true,
-                        };
-                        client.change_acl(&change).await.map_err(|e| remote(&e))?;
-                    }
-                    Ok::<_, anyhow::Error>(())
-                })?;
-            }
-            let desired = desired(declared)?;
-            let converged = with_cluster(cluster, printer, async |connected| {
-                let mut run = Lifecycle::new(
-                    &desired.settings,
-                    &connected.target,
-                    connected.client,
-                    connected.http.clone(),
-                    &declared.token_file,
-                    &quiet,
-                    connected.timeout,
-                );
-                Ok(run.converge_file(&desired.profile, TokenRef::parse(&declared.id)?).await?)
-            })?;
-            if !converged.missing.is_empty() {
-                let missing: Vec<String> =
-                    converged.missing.iter().map(|m| format!("{} on {}", m.privilege, m.path)).collect();
-                anyhow::bail!("{} lacks {} after apply", converged.token_id, missing.join(", "));
-            }
-            if token_plan.rotate() {
-                let rotate = super::rotate::RotateArgs {
-                    token_file: Some(declared.token_file.clone()),
-                    if_expiring_within: None,
-                    if_older_than: None,
-                    if_exists: false,
-                    connection: connection(cluster),
-                };
-                super::rotate::run(rotate, &quiet)?;
-                if let Some(expire) = &declared.expire {
-                    renew_expiry(cluster, declared, expire, &quiet)?;
-                }
-            }
-            Ok(())
-        })();
-        results.push((name.to_owned(), declared.id.clone(), result.map_err(|error| format!("{error:#}"))));
+    let due: Vec<(&TokenDecl, &TokenPlan)> = tokens
+        .iter()
+        .filter_map(|declared| {
+            let token_plan = plan.tokens.iter().find(|t| t.id == declared.id)?;
+            (!token_plan.changes.is_empty()).then_some((*declared, token_plan))
+        })
+        .collect();
+    if due.is_empty() {
+        return Vec::new();
     }
-    results
+    let connected = with_cluster(cluster, printer, async |connected| {
+        let mut results = Vec::new();
+        for (declared, token_plan) in &due {
+            let result = apply_token(&connected, declared, token_plan, &quiet).await;
+            results.push((name.to_owned(), declared.id.clone(), result.map_err(|error| format!("{error:#}"))));
+        }
+        Ok(results)
+    });
+    connected.unwrap_or_else(|error| {
+        due.iter().map(|(declared, _)| (name.to_owned(), declared.id.clone(), Err(format!("{error:#}")))).collect()
+    })
+}
+
+/// Repairs one declared token (see [`apply_cluster`]).
+async fn apply_token(
+    connected: &Connected,
+    declared: &TokenDecl,
+    token_plan: &TokenPlan,
+    quiet: &Printer,
+) -> anyhow::Result<()> {
+    let Connected { client, target, http, timeout } = connected;
+    let remote = |error: &pvetoken_client::ClientError| crate::connection::remote_error(error, target);
+    if let Ok(meta) = std::fs::symlink_metadata(&declared.token_file)
+        && meta.file_type().is_file()
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        std::fs::set_permissions(&declared.token_file, std::fs::Permissions::from_mode(0o600))?;
+    }
+    let token = current_token(declared)?;
+    if token_plan.expired() {
+        // The secret is dead: a new token replaces it (the engine writes the file again).
+        client.delete_token(&token.user, &token.name).await.map_err(|e| remote(&e))?;
+        if pvetoken_lifecycle::token_store::read(&declared.token_file)
+            .is_ok_and(|f| f.token_id.as_str() == token.full())
+        {
+            std::fs::remove_file(&declared.token_file)?;
+        }
+    }
+    for (path, role, propagate) in &token_plan.undeclared_acls() {
+        let change = AclChange {
+            path: path.clone(),
+            roles: vec![role.clone()],
+            users: Vec::new(),
+            tokens: vec![token.full()],
+            propagate: *propagate,
+            delete: true,
+        };
+        client.change_acl(&change).await.map_err(|e| remote(&e))?;
+    }
+    let desired = desired(declared)?;
+    let mut run =
+        Lifecycle::new(&desired.settings, target, client, http.clone(), &declared.token_file, quiet, *timeout);
+    let converged = run.converge_file(&desired.profile, TokenRef::parse(&declared.id)?).await?;
+    if !converged.missing.is_empty() {
+        let missing: Vec<String> = converged.missing.iter().map(|m| format!("{} on {}", m.privilege, m.path)).collect();
+        anyhow::bail!("{} lacks {} after apply", converged.token_id, missing.join(", "));
+    }
+    if token_plan.rotate() {
+        let _lock = pvetoken_lifecycle::token_store::lock(&declared.token_file, quiet)?;
+        let saved = pvetoken_lifecycle::token_store::read(&declared.token_file)?;
+        let prepared = PreparedTokenFile::prepare(&declared.token_file)?;
+        let sinks = super::rotate::RegisteredSinks { token_file: &declared.token_file, target, printer: quiet };
+        let rotated = Rotation::new(client, http.clone(), target, *timeout, quiet)
+            .rotate(&declared.token_file, &saved, prepared, &sinks)
+            .await?;
+        // The declared lifetime starts again (regenerate keeps the old expiry, a new token copies it), on the
+        // server and in the token file; otherwise the token would be due again at once.
+        if desired.settings.expire > 0 {
+            let mut saved = pvetoken_lifecycle::token_store::read(&declared.token_file)?;
+            let new = TokenRef::parse(&rotated.new_id)?;
+            client.set_token_expire(&new.user, &new.name, desired.settings.expire).await.map_err(|e| remote(&e))?;
+            saved.expire = u64::try_from(desired.settings.expire).unwrap_or(0);
+            PreparedTokenFile::prepare(&declared.token_file)?.commit(&saved)?;
+        }
+    }
+    Ok(())
 }

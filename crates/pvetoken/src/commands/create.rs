@@ -157,7 +157,7 @@ pub fn run(args: CreateArgs, printer: &Printer) -> anyhow::Result<Exit> {
         let http = crate::connection::http_client(&target, timeout)?;
         let client = crate::connection::connect_admin(&target, http.as_ref(), &admin, timeout).await?;
         let settings = args.settings(expire);
-        let mut run = Lifecycle::new(&settings, &target, client, http, &token_file, printer, timeout);
+        let mut run = Lifecycle::new(&settings, &target, &client, http, &token_file, printer, timeout);
         let converged = run.converge(&profile, token, saved, prepared).await?;
         let mut report = CreateReport { converged, delivered: None };
         if let Some(vmid) = args.deliver_to {
