@@ -96,11 +96,12 @@ pub fn saved_for(
     }
 }
 
-fn same_server(saved: &TokenFile, target: &Target) -> bool {
+/// True when the token file `saved` names the server `target` (host names compare without case).
+pub fn same_server(saved: &TokenFile, target: &Target) -> bool {
     match target {
         Target::Local { .. } => true,
         Target::Remote { endpoint, .. } => pvetoken_client::endpoint::Endpoint::parse_pve(&saved.url)
-            .is_ok_and(|saved| saved.host_port() == endpoint.host_port()),
+            .is_ok_and(|saved| saved.host_port().eq_ignore_ascii_case(&endpoint.host_port())),
     }
 }
 

@@ -8,6 +8,7 @@
 //! - [`plan`]: what would change for declared tokens, as typed steps with their reasons and requests;
 //! - [`verify`]: what a token lacks, which side lacks it, and the fix;
 //! - [`rotate`]: a new secret, saved, verified, pushed to every [`rotate::Sinks`], then the old token retired;
+//! - [`revoke`]: a token and its ACL entries deleted on the server;
 //! - [`release`]: what the server's libpve-access-control can do (regenerate or new token);
 //! - [`target`]: where requests go, and client errors as one line with the fix;
 //! - [`token`], [`clock`]: token ids and rotation names; expiry and spans;
@@ -21,6 +22,7 @@ pub mod observe;
 pub mod plan;
 pub mod profiles;
 pub mod release;
+pub mod revoke;
 pub mod rotate;
 pub mod target;
 pub mod token;

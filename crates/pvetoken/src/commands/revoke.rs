@@ -1,15 +1,15 @@
 //! `pvetoken revoke USER@REALM!NAME`: delete the token and its ACL entries, then the local token file that holds
 //! its (now useless) secret.
 //!
-//! The owner's own ACL entries stay: the user may own other tokens. Sinks the token was handed to (a Semaphore
-//! environment) are named in a warning, since they still hold the dead secret.
+//! The server side is the lifecycle library's ([`pvetoken_lifecycle::revoke`]); here the token file and its sink
+//! record are forgotten. Sinks the token was handed to are named in a warning, since they still hold the dead
+//! secret.
 
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use pvetoken_client::pve::AclChange;
 
-use crate::connection::{ConnectionArgs, Target, TargetFallback, remote_error};
+use crate::connection::{ConnectionArgs, Target, TargetFallback};
 use crate::exit::{CliError, Exit};
 use crate::printer::Printer;
 use pvetoken_lifecycle::token::TokenRef;
@@ -46,32 +46,7 @@ pub fn run(args: RevokeArgs, printer: &Printer) -> anyhow::Result<Exit> {
     let removed_acls = runtime.block_on(async {
         let http = crate::connection::http_client(&target, timeout)?;
         let client = crate::connection::connect_admin(&target, http.as_ref(), &admin, timeout).await?;
-        let remote = |error| remote_error(&error, &target);
-        if client.token(&token.user, &token.name).await.map_err(remote)?.is_none() {
-            return Err(anyhow::Error::from(
-                CliError::usage(format!("{} does not exist", token.full()))
-                    .with_hint(format!("pvetoken list --user {} shows the user's tokens", token.user)),
-            ));
-        }
-        // ACL entries first, so that a failure leaves a token that the next run can still find and finish.
-        let acl = client.acl().await.map_err(remote)?;
-        let mut removed = Vec::new();
-        for entry in acl.iter().filter(|entry| entry.kind == "token" && entry.ugid == token.full()) {
-            client
-                .change_acl(&AclChange {
-                    path: entry.path.clone(),
-                    roles: vec![entry.roleid.clone()],
-                    users: vec![],
-                    tokens: vec![token.full()],
-                    propagate: entry.propagate,
-                    delete: true,
-                })
-                .await
-                .map_err(remote)?;
-            removed.push(format!("{} {}", entry.path, entry.roleid));
-        }
-        client.delete_token(&token.user, &token.name).await.map_err(remote)?;
-        Ok(removed)
+        Ok::<_, anyhow::Error>(pvetoken_lifecycle::revoke::revoke(&client, &target, &token).await?)
     })?;
     let local = match token_file.as_deref() {
         Some(path) if !args.keep_token_file => forget_local_copy(path, &token.full(), &target, printer)?,
@@ -119,12 +94,7 @@ fn forget_local_copy(path: &Path, full_id: &str, target: &Target, printer: &Prin
     if saved.token_id.as_str() != full_id {
         return Ok(LocalCopy::default());
     }
-    let same_server = match target {
-        Target::Remote { endpoint, .. } => pvetoken_client::endpoint::Endpoint::parse_pve(&saved.url)
-            .is_ok_and(|saved| saved.host_port().eq_ignore_ascii_case(&endpoint.host_port())),
-        Target::Local { .. } => true,
-    };
-    if !same_server {
+    if !pvetoken_lifecycle::engine::same_server(&saved, target) {
         printer.info(&format!(
             "kept {}: it holds {full_id} of {}, not of {}",
             path.display(),
