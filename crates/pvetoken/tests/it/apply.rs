@@ -228,3 +228,108 @@ fn undeclared_tokens_of_managed_users_are_reported_and_deleted_only_with_prune()
     assert!(pruned.stderr.contains("automation@pve!forgotten (pruned)"), "{}", pruned.both());
     assert_eq!(lab.server_tokens("automation@pve"), ["ansible", "packer"]);
 }
+
+/// `apply` killed (SIGKILL) at each step of a fresh apply of two tokens: just before the role, the user, each
+/// token's creation, the first ACL entry and the verification as the token take effect (a delay fault holds that
+/// request; the kill lands while apply waits for it). After each kill: no token on the server without its secret
+/// saved, no file in the directory readable by others; the rerun converges and a plan shows nothing to change.
+#[test]
+fn apply_killed_at_each_step_leaves_no_token_without_its_secret_and_the_rerun_converges() {
+    use std::process::{Command, Stdio};
+    let points: [(&str, &str); 6] = [
+        ("POST", "/access/roles"),
+        ("POST", "/access/users"),
+        ("POST", "/access/users/*/token/packer"),
+        ("PUT", "/access/acl"),
+        ("GET", "/access/permissions"),
+        ("POST", "/access/users/*/token/ansible"),
+    ];
+    for (method, path) in points {
+        let lab = Lab::start("8.4");
+        let ready = lab.lab().ready();
+        let dir = lab.dir().join("declared");
+        std::fs::create_dir_all(&dir).unwrap();
+        let password = lab.dir().join("root.pass");
+        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&password).unwrap();
+        std::io::Write::write_all(&mut file, ready.root_password.as_bytes()).unwrap();
+        let mut toml = format!(
+            "[clusters.lab]\nurl = \"{}\"\nca_file = \"{}\"\npassword_file = \"{}\"\n",
+            ready.pve_url,
+            ready.ca_file.display(),
+            password.display()
+        );
+        for profile in ["packer", "ansible"] {
+            toml.push_str(&format!(
+                "\n[[tokens]]\ncluster = \"lab\"\nid = \"automation@pve!{profile}\"\nprofile = \"{profile}\"\n\
+                 token_file = \"{}\"\n",
+                dir.join(format!("{profile}.env")).display()
+            ));
+        }
+        let decl = lab.dir().join("pvetoken.toml");
+        std::fs::write(&decl, toml).unwrap();
+        let decl_arg = decl.display().to_string();
+        let point = format!("{method} {path}");
+
+        lab.fault(pvetoken_lab::FaultSpec {
+            method: Some(method.to_owned()),
+            path: path.to_owned(),
+            count: 1,
+            status: None,
+            message: None,
+            latency_ms: 30_000,
+            drop_connection: false,
+        });
+        let mut child = Command::new(env!("CARGO_BIN_EXE_pvetoken"))
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", lab.dir().join("home"))
+            .args(["apply", "-f", &decl_arg, "--auto-approve"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Apply is held at the delayed request when the lab's log stops growing.
+        let mut seen = 0;
+        let mut quiet_for = 0;
+        for _ in 0..100 {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            let now = lab.requests().len();
+            quiet_for = if now == seen && now > 0 { quiet_for + 1 } else { 0 };
+            seen = now;
+            if quiet_for >= 4 {
+                break;
+            }
+        }
+        assert!(child.try_wait().unwrap().is_none(), "{point}: apply was still running when killed");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        lab.lab().clear_faults();
+
+        // No token without its secret: every token on the server is in the file declared for it, and works.
+        for name in lab.server_tokens("automation@pve") {
+            let file = dir.join(format!("{name}.env"));
+            let text = std::fs::read_to_string(&file)
+                .unwrap_or_else(|_| panic!("{point}: automation@pve!{name} is on the server without its token file"));
+            let saved = pvetoken_render::TokenFile::parse(&text).unwrap();
+            use pvetoken_api::ExposeSecret as _;
+            assert!(
+                lab.as_token(saved.token_id.as_str(), saved.secret.expose_secret())
+                    .get("/access/permissions", &[])
+                    .is_ok(),
+                "{point}: the saved secret of {name} is refused"
+            );
+        }
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let mode = std::fs::symlink_metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "{point}: {} is readable by others ({mode:o})", path.display());
+        }
+
+        let rerun = lab.pvetoken_env(&["apply", "-f", &decl_arg, "--auto-approve"], &[]);
+        assert_eq!(rerun.code, 0, "{point}: the rerun converges: {}", rerun.both());
+        let plan = lab.pvetoken_env(&["plan", "-f", &decl_arg, "--detailed-exitcode"], &[]);
+        assert_eq!(plan.code, 0, "{point}: nothing left to change: {}", plan.both());
+        assert_eq!(lab.server_tokens("automation@pve"), ["ansible", "packer"], "{point}");
+    }
+}
