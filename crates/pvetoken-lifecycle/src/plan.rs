@@ -114,6 +114,17 @@ pub enum Step {
         /// Path.
         path: PathBuf,
     },
+    /// A declared sink does not hold the token yet: write the token there and record the sink, so that every
+    /// rotation updates it.
+    RegisterSink {
+        /// The sink, named for the user.
+        sink: String,
+    },
+    /// The token's secret changes: every recorded sink gets the new one.
+    UpdateSinks {
+        /// How many sinks are recorded.
+        count: usize,
+    },
     /// A declared ACL entry is missing: grant it.
     GrantAcl {
         /// ACL path.
@@ -146,11 +157,13 @@ impl Step {
             | Step::CreateUser { .. }
             | Step::CreateToken { .. }
             | Step::WriteTokenFile { .. }
+            | Step::RegisterSink { .. }
             | Step::GrantAcl { .. } => '+',
             Step::SetRole { .. }
             | Step::ReplaceExpiredToken { .. }
             | Step::Rotate { .. }
             | Step::FixTokenFileMode { .. }
+            | Step::UpdateSinks { .. }
             | Step::TokenFileHoldsAnother { .. } => '~',
             Step::RevokeAcl { .. } => '-',
         }
@@ -166,6 +179,7 @@ impl Step {
                 "token file".to_owned()
             }
             Step::GrantAcl { path, .. } | Step::RevokeAcl { path, .. } => format!("acl {path}"),
+            Step::RegisterSink { .. } | Step::UpdateSinks { .. } => "sink".to_owned(),
         }
     }
 
@@ -189,6 +203,8 @@ impl Step {
                 format!("{role} → {subject} (propagate {})", u8::from(*propagate))
             }
             Step::RevokeAcl { role, subject, .. } => format!("{role} → {subject} (not declared)"),
+            Step::RegisterSink { sink } => sink.clone(),
+            Step::UpdateSinks { count } => format!("{count} recorded sink(s) get the new secret"),
         }
     }
 
@@ -204,6 +220,7 @@ impl Step {
             Step::WriteTokenFile { .. } | Step::FixTokenFileMode { .. } | Step::TokenFileHoldsAnother { .. } => "local",
             Step::GrantAcl { .. } => "PUT /access/acl",
             Step::RevokeAcl { .. } => "PUT /access/acl delete=1",
+            Step::RegisterSink { .. } | Step::UpdateSinks { .. } => "the sink's own API (docs/sinks.md)",
         }
     }
 }
@@ -248,6 +265,13 @@ impl TokenPlan {
     /// The token is due for rotation.
     pub fn rotate(&self) -> bool {
         self.changes.iter().any(|c| matches!(c.step, Step::Rotate { .. }))
+    }
+
+    /// The token's secret changes when this plan is applied (a new or replaced token, or a rotation).
+    pub fn changes_secret(&self) -> bool {
+        self.changes.iter().any(|c| {
+            matches!(c.step, Step::CreateToken { .. } | Step::ReplaceExpiredToken { .. } | Step::Rotate { .. })
+        })
     }
 
     /// ACL entries of the token that nothing declares: (path, role, propagate).

@@ -36,7 +36,7 @@ impl SinkRecord {
     pub fn describe(&self) -> String {
         match self {
             SinkRecord::Semaphore(s) => {
-                format!("Semaphore {} project {} environment {}", s.url, s.project, s.environment)
+                format!("Semaphore environment `{}` (project {}, {})", s.environment, s.project, s.url)
             }
             SinkRecord::Openbao(s) => format!("OpenBao secret {}/{} at {}", s.mount, s.path, s.addresses.join(", ")),
             SinkRecord::Guest(s) => format!("guest file {} in VM {} on {}", s.guest_path, s.vmid, s.node),
@@ -142,6 +142,11 @@ pub fn remember(token_file: &std::path::Path, record: SinkRecord) -> anyhow::Res
     sinks.retain(|existing| !same_sink(existing, &record));
     sinks.push(record);
     save(token_file, &sinks)
+}
+
+/// True when `record` is among the sinks recorded for `token_file` (same place; how to log in may differ).
+pub fn is_recorded(token_file: &std::path::Path, record: &SinkRecord) -> anyhow::Result<bool> {
+    Ok(load(token_file)?.iter().any(|existing| same_sink(existing, record)))
 }
 
 fn same_sink(a: &SinkRecord, b: &SinkRecord) -> bool {

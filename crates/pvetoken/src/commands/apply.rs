@@ -25,9 +25,11 @@ use crate::connection::{ConnectionArgs, Target};
 use crate::exit::{CliError, Exit};
 use crate::printer::Printer;
 use pvetoken_lifecycle::engine::{Lifecycle, Settings};
-use pvetoken_lifecycle::plan::{Desired, TokenPlan};
+use pvetoken_lifecycle::plan::{Change, Desired, Step, TokenPlan};
+use pvetoken_lifecycle::rotate::{Rotation, Sinks as _};
+
+use crate::sinks::SinkRecord;
 use pvetoken_lifecycle::profiles::{self, Narrowing};
-use pvetoken_lifecycle::rotate::Rotation;
 use pvetoken_lifecycle::token_store::PreparedTokenFile;
 
 /// Arguments of `pvetoken plan`.
@@ -111,6 +113,10 @@ struct TokenDecl {
     node: Vec<String>,
     #[serde(default)]
     bridge: Vec<String>,
+    /// Where else the token lives (`[[tokens.sinks]]`, the sink record's form: `kind = "openbao" | "semaphore" |
+    /// "guest"`); each is written when missing and updated whenever the secret changes.
+    #[serde(default)]
+    sinks: Vec<SinkRecord>,
 }
 
 fn yes() -> bool {
@@ -136,7 +142,7 @@ impl ClusterPlan {
 }
 
 /// Reads and checks the declaration before anything touches a server (exit 2 with file, line and column).
-fn load(path: &std::path::Path) -> Result<Declaration, CliError> {
+fn load(path: &std::path::Path, printer: &Printer) -> Result<Declaration, CliError> {
     let text = std::fs::read_to_string(path).map_err(|error| {
         CliError::usage(format!("{}: {error}", path.display())).with_hint("pass -f FILE (default pvetoken.toml)")
     })?;
@@ -173,6 +179,18 @@ fn load(path: &std::path::Path) -> Result<Declaration, CliError> {
         if let Some(expire) = &token.expire {
             pvetoken_lifecycle::clock::parse_expire(expire, now())
                 .map_err(|error| CliError::usage(format!("{place}: {}", error.message)))?;
+        }
+        for sink in &token.sinks {
+            // A secret over plain HTTP only to loopback, or to a Semaphore registered with allow_http.
+            let (addresses, allowed) = match sink {
+                SinkRecord::Openbao(bao) => (bao.addresses.clone(), false),
+                SinkRecord::Semaphore(semaphore) => (vec![semaphore.url.clone()], semaphore.allow_http),
+                SinkRecord::Guest(_) => (Vec::new(), false),
+            };
+            crate::connection::check_plain_http(&addresses, allowed, printer).map_err(|error| {
+                CliError::usage(format!("{place}: {}", error.message))
+                    .with_hint("use https://, or (Semaphore only) allow_http = true if you accept the risk")
+            })?;
         }
     }
     for (name, cluster) in &declaration.clusters {
@@ -300,6 +318,17 @@ async fn plan_into(
     let planned = pvetoken_lifecycle::plan::plan(&connected.client, &connected.target, &desired, now()).await?;
     plan.pve_version = Some(planned.pve_version);
     plan.tokens = planned.tokens;
+    for (token_plan, declared) in plan.tokens.iter_mut().zip(tokens) {
+        let recorded = crate::sinks::load(&declared.token_file)?;
+        if token_plan.changes_secret() && !recorded.is_empty() {
+            token_plan.changes.push(Change::from(Step::UpdateSinks { count: recorded.len() }));
+        }
+        for sink in &declared.sinks {
+            if !crate::sinks::is_recorded(&declared.token_file, sink)? {
+                token_plan.changes.push(Change::from(Step::RegisterSink { sink: sink.describe() }));
+            }
+        }
+    }
     plan.unmanaged = planned.unmanaged;
     plan.requests = planned.requests;
     Ok(())
@@ -379,7 +408,7 @@ fn print_plans(plans: &[ClusterPlan], printer: &Printer) -> anyhow::Result<()> {
 
 /// Runs `pvetoken plan`.
 pub fn run_plan(args: PlanArgs, printer: &Printer) -> anyhow::Result<Exit> {
-    let declaration = load(&args.file)?;
+    let declaration = load(&args.file, printer)?;
     let plans = plan_all(&declaration, args.parallel, printer);
     if printer.is_json() {
         printer.json(&serde_json::json!({ "clusters": plans }))?;
@@ -399,7 +428,7 @@ pub fn run_plan(args: PlanArgs, printer: &Printer) -> anyhow::Result<Exit> {
 
 /// Runs `pvetoken apply`.
 pub fn run_apply(args: ApplyArgs, printer: &Printer) -> anyhow::Result<Exit> {
-    let declaration = load(&args.file)?;
+    let declaration = load(&args.file, printer)?;
     let plans = plan_all(&declaration, args.parallel, printer);
     if !printer.is_json() {
         print_plans(&plans, printer)?;
@@ -581,6 +610,7 @@ async fn apply_token(
         client.change_acl(&change).await.map_err(|e| remote(&e))?;
     }
     let desired = desired(declared)?;
+    let sinks = super::rotate::RegisteredSinks { token_file: &declared.token_file, target, printer: quiet };
     let mut run =
         Lifecycle::new(&desired.settings, target, client, http.clone(), &declared.token_file, quiet, *timeout);
     let converged = run.converge_file(&desired.profile, TokenRef::parse(&declared.id)?).await?;
@@ -588,11 +618,14 @@ async fn apply_token(
         let missing: Vec<String> = converged.missing.iter().map(|m| format!("{} on {}", m.privilege, m.path)).collect();
         anyhow::bail!("{} lacks {} after apply", converged.token_id, missing.join(", "));
     }
+    if matches!(converged.outcome.as_str(), "created" | "recovered" | "rotated") {
+        // A new secret: every recorded sink still holds the old one.
+        sinks.update(client).await.map_err(|failed| super::rotate::stale_sinks(&failed))?;
+    }
     if token_plan.rotate() {
         let _lock = pvetoken_lifecycle::token_store::lock(&declared.token_file, quiet)?;
         let saved = pvetoken_lifecycle::token_store::read(&declared.token_file)?;
         let prepared = PreparedTokenFile::prepare(&declared.token_file)?;
-        let sinks = super::rotate::RegisteredSinks { token_file: &declared.token_file, target, printer: quiet };
         let rotated = Rotation::new(client, http.clone(), target, *timeout, quiet)
             .rotate(&declared.token_file, &saved, prepared, &sinks)
             .await?;
@@ -605,6 +638,16 @@ async fn apply_token(
             saved.expire = u64::try_from(desired.settings.expire).unwrap_or(0);
             PreparedTokenFile::prepare(&declared.token_file)?.commit(&saved)?;
         }
+    }
+    for sink in &declared.sinks {
+        if crate::sinks::is_recorded(&declared.token_file, sink)? {
+            continue;
+        }
+        // Recorded only once it holds the token: a sink that failed is tried again by the next apply.
+        super::rotate::update_sink(sink.clone(), &declared.token_file, client, target, quiet)
+            .await
+            .map_err(|failed| super::rotate::stale_sinks(std::slice::from_ref(&failed)))?;
+        crate::sinks::remember(&declared.token_file, sink.clone())?;
     }
     Ok(())
 }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::Args;
 use pvetoken_lifecycle::engine::{self, Converged, Lifecycle, Settings};
 use pvetoken_lifecycle::profiles::{self, Narrowing};
+use pvetoken_lifecycle::rotate::Sinks as _;
 use pvetoken_lifecycle::token::{TokenRef, validate_user};
 use pvetoken_lifecycle::token_store::{self, PreparedTokenFile};
 
@@ -159,6 +160,11 @@ pub fn run(args: CreateArgs, printer: &Printer) -> anyhow::Result<Exit> {
         let settings = args.settings(expire);
         let mut run = Lifecycle::new(&settings, &target, &client, http, &token_file, printer, timeout);
         let converged = run.converge(&profile, token, saved, prepared).await?;
+        if matches!(converged.outcome.as_str(), "created" | "recovered" | "rotated") {
+            // A new secret: the sinks recorded for this token file (Semaphore, OpenBao, guests) get it too.
+            let sinks = super::rotate::RegisteredSinks { token_file: &token_file, target: &target, printer };
+            sinks.update(run.client()).await.map_err(|failed| super::rotate::stale_sinks(&failed))?;
+        }
         let mut report = CreateReport { converged, delivered: None };
         if let Some(vmid) = args.deliver_to {
             let token = token_store::read(&token_file)?;

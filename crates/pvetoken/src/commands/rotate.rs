@@ -190,6 +190,17 @@ async fn check_sinks(token_file: &std::path::Path, admin: &PveClient) -> Result<
     if failed.is_empty() { Ok(()) } else { Err(failed) }
 }
 
+/// Sinks that could not take the current token (after `create` or `apply` made a new secret): each, and why.
+pub(crate) fn stale_sinks(failed: &[FailedSink]) -> crate::exit::CliError {
+    let list: Vec<String> = failed.iter().map(|f| format!("{}: {}", f.sink, f.error)).collect();
+    crate::exit::CliError::remote(format!(
+        "the token file holds a new secret, but {} sink(s) do not: {}",
+        failed.len(),
+        list.join("; ")
+    ))
+    .with_hint("fix what stops them and rerun: the secret is written to every recorded sink again")
+}
+
 /// Pushes the token file's (new) token to every remembered sink; all are tried, the failures returned.
 async fn update_sinks(
     token_file: &std::path::Path,
@@ -201,50 +212,44 @@ async fn update_sinks(
         .map_err(|error| vec![FailedSink { sink: "the sink record".to_owned(), error: error.to_string() }])?;
     let mut failed = Vec::new();
     for sink in sinks {
-        match sink {
-            crate::sinks::SinkRecord::Guest(guest) => {
-                let result = async {
-                    let token = token_store::read(token_file)?;
-                    let mut request =
-                        crate::deliver::DeliveryRequest::new(guest.node.clone(), guest.vmid, "pvetoken rotate");
-                    request.guest_path = guest.guest_path.clone();
-                    request.owner = guest.owner.clone();
-                    crate::deliver::deliver(admin, target, &request, &token, printer).await?;
-                    printer.info(&format!(
-                        "{} holds the new token",
-                        crate::sinks::SinkRecord::Guest(guest.clone()).describe()
-                    ));
-                    Ok::<_, anyhow::Error>(())
-                }
-                .await;
-                if let Err(error) = result {
-                    failed.push(FailedSink {
-                        sink: crate::sinks::SinkRecord::Guest(guest).describe(),
-                        error: format!("{error:#}"),
-                    });
-                }
-            }
-            crate::sinks::SinkRecord::Openbao(sink) => {
-                if let Err(error) = crate::commands::register_openbao::refresh(&sink, token_file, printer).await {
-                    failed.push(FailedSink {
-                        sink: crate::sinks::SinkRecord::Openbao(sink.clone()).describe(),
-                        error: format!("{error:#}"),
-                    });
-                }
-            }
-            crate::sinks::SinkRecord::Semaphore(sink) => {
-                if let Err(error) = crate::commands::register::refresh_semaphore_sink(&sink, token_file, printer).await
-                {
-                    failed.push(FailedSink {
-                        sink: format!(
-                            "Semaphore environment `{}` (project {}, {})",
-                            sink.environment, sink.project, sink.url
-                        ),
-                        error: format!("{error:#}"),
-                    });
-                }
-            }
+        if let Err(failure) = update_sink(sink, token_file, admin, target, printer).await {
+            failed.push(failure);
         }
     }
     if failed.is_empty() { Ok(()) } else { Err(failed) }
+}
+
+/// Pushes the token file's token to one sink.
+pub(crate) async fn update_sink(
+    sink: crate::sinks::SinkRecord,
+    token_file: &std::path::Path,
+    admin: &PveClient,
+    target: &Target,
+    printer: &Printer,
+) -> Result<(), FailedSink> {
+    let describe = sink.describe();
+    let result = match sink {
+        crate::sinks::SinkRecord::Guest(guest) => {
+            async {
+                let token = token_store::read(token_file)?;
+                let mut request =
+                    crate::deliver::DeliveryRequest::new(guest.node.clone(), guest.vmid, "pvetoken rotate");
+                request.guest_path = guest.guest_path.clone();
+                request.owner = guest.owner.clone();
+                crate::deliver::deliver(admin, target, &request, &token, printer).await?;
+                printer.info(&format!("{describe} holds the new token"));
+                Ok::<_, anyhow::Error>(())
+            }
+            .await
+        }
+        crate::sinks::SinkRecord::Openbao(sink) => {
+            crate::commands::register_openbao::refresh(&sink, token_file, printer).await.map_err(anyhow::Error::from)
+        }
+        crate::sinks::SinkRecord::Semaphore(sink) => {
+            crate::commands::register::refresh_semaphore_sink(&sink, token_file, printer)
+                .await
+                .map_err(anyhow::Error::from)
+        }
+    };
+    result.map_err(|error| FailedSink { sink: describe, error: format!("{error:#}") })
 }

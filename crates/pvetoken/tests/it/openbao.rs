@@ -348,3 +348,70 @@ fn a_sink_that_cannot_take_the_new_secret_stops_rotate_before_anything_changes()
     assert_eq!(plain.code, 2, "{}", plain.both());
     assert!(plain.stderr.contains("plain HTTP") && plain.stderr.contains("--allow-http"), "{}", plain.both());
 }
+
+/// An OpenBao secret declared as a sink of a token in `pvetoken.toml`: the plan names it, apply writes the token
+/// there and records it, the next plan is empty; when the token is deleted on the server by hand, the plan says the
+/// sink gets the new secret, and after apply OpenBao hands out a secret that works.
+#[test]
+fn a_sink_declared_in_the_apply_file_is_written_recorded_and_kept_right_when_the_token_is_replaced() {
+    let Some(bao) = Bao::start(false) else { return };
+    let lab = Lab::start("9.1");
+    let ready = lab.lab().ready();
+    let dir = lab.dir();
+    let password = dir.join("root.pass");
+    write_private(&password, &ready.root_password);
+    let bao_token = dir.join("bao.token");
+    write_private(&bao_token, &bao.root_token);
+    let token_file = dir.join("packer.env");
+    let decl = dir.join("pvetoken.toml");
+    std::fs::write(
+        &decl,
+        format!(
+            "[clusters.lab]\nurl = \"{}\"\nca_file = \"{}\"\npassword_file = \"{}\"\n\n[[tokens]]\ncluster = \"lab\"\n\
+             id = \"automation@pve!packer\"\nprofile = \"packer\"\ntoken_file = \"{}\"\n\n[[tokens.sinks]]\n\
+             kind = \"openbao\"\naddresses = [\"{}\"]\nmount = \"secret\"\npath = \"proxmox/apply\"\n\
+             auth = {{ method = \"token-file\", file = \"{}\" }}\n",
+            ready.pve_url,
+            ready.ca_file.display(),
+            password.display(),
+            token_file.display(),
+            bao.addr,
+            bao_token.display()
+        ),
+    )
+    .unwrap();
+    let decl_arg = decl.display().to_string();
+    let saved = || {
+        let token = pvetoken_render::TokenFile::parse(&std::fs::read_to_string(&token_file).unwrap()).unwrap();
+        use pvetoken_api::ExposeSecret as _;
+        (token.token_id.to_string(), token.secret.expose_secret().to_owned())
+    };
+    let plan = lab.pvetoken_env(&["plan", "-f", &decl_arg, "--detailed-exitcode"], &[]);
+    assert_eq!(plan.code, 2, "{}", plan.both());
+    assert!(plan.stdout.contains("+ sink: OpenBao secret secret/proxmox/apply"), "{}", plan.stdout);
+    let apply = lab.pvetoken_env(&["apply", "-f", &decl_arg, "--auto-approve"], &[]);
+    assert_eq!(apply.code, 0, "{}", apply.both());
+    let (first_id, first_secret) = saved();
+    let (data, _) = bao.read("proxmox/apply");
+    assert_eq!(
+        (data["token_id"].as_str(), data["token_secret"].as_str()),
+        (Some(first_id.as_str()), Some(first_secret.as_str()))
+    );
+    let clean = lab.pvetoken_env(&["plan", "-f", &decl_arg, "--detailed-exitcode"], &[]);
+    assert_eq!(clean.code, 0, "recorded, nothing left: {}", clean.both());
+
+    // The token deleted by hand: re-created by apply, and the sink gets the new secret.
+    lab.root().delete("/access/users/automation@pve/token/packer").unwrap();
+    let drift = lab.pvetoken_env(&["plan", "-f", &decl_arg, "--detailed-exitcode"], &[]);
+    assert_eq!(drift.code, 2, "{}", drift.both());
+    assert!(drift.stdout.contains("~ sink: 1 recorded sink(s) get the new secret"), "{}", drift.stdout);
+    let repair = lab.pvetoken_env(&["apply", "-f", &decl_arg, "--auto-approve"], &[]);
+    assert_eq!(repair.code, 0, "{}", repair.both());
+    let (new_id, new_secret) = saved();
+    assert_ne!(new_secret, first_secret);
+    let (data, _) = bao.read("proxmox/apply");
+    let from_bao = data["token_secret"].as_str().unwrap();
+    assert_eq!(from_bao, new_secret, "OpenBao holds the new secret");
+    assert!(lab.as_token(&new_id, from_bao).get("/access/permissions", &[]).is_ok());
+    assert_no_secret(&[&plan, &apply, &clean, &drift, &repair], &[&first_secret, &new_secret, &bao.root_token]);
+}
