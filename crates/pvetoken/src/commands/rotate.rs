@@ -243,12 +243,10 @@ pub(crate) async fn update_sink(
             .await
         }
         crate::sinks::SinkRecord::Openbao(sink) => {
-            crate::commands::register_openbao::refresh(&sink, token_file, printer).await.map_err(anyhow::Error::from)
+            crate::commands::register_openbao::refresh(&sink, token_file, printer).await
         }
         crate::sinks::SinkRecord::Semaphore(sink) => {
-            crate::commands::register::refresh_semaphore_sink(&sink, token_file, printer)
-                .await
-                .map_err(anyhow::Error::from)
+            crate::commands::register::refresh_semaphore_sink(&sink, token_file, printer).await
         }
     };
     result.map_err(|error| FailedSink { sink: describe, error: format!("{error:#}") })
