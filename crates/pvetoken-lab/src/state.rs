@@ -228,7 +228,7 @@ impl Guests {
 /// A deterministic UUID-looking string for generated config values.
 pub(crate) fn fake_uuid(n: u64) -> String {
     let h = sha2::Sha256::digest(n.to_le_bytes());
-    let hex: String = h.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    let hex = hex::encode(&h[..16]);
     format!("{}-{}-4{}-8{}-{}", &hex[0..8], &hex[8..12], &hex[13..16], &hex[17..20], &hex[20..32])
 }
 
@@ -249,8 +249,7 @@ pub(crate) fn disk_volid(value: &str) -> Option<String> {
 
 fn hash_password(salt: &str, password: &str) -> String {
     let digest = sha2::Sha256::digest(format!("{salt}${password}").as_bytes());
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{salt}${hex}")
+    format!("{salt}${}", hex::encode(digest))
 }
 
 impl State {
@@ -281,7 +280,7 @@ impl State {
                 for (user, password) in &scenario.passwords {
                     let mut salt = [0u8; 8];
                     rng.fill(&mut salt);
-                    let salt: String = salt.iter().map(|b| format!("{b:02x}")).collect();
+                    let salt = hex::encode(salt);
                     shadow.insert(user.clone(), hash_password(&salt, password));
                 }
             }
@@ -324,7 +323,7 @@ impl State {
     pub(crate) fn set_password(&mut self, user: &str, password: &str, rng: &LabRng) {
         let mut salt = [0u8; 8];
         rng.fill(&mut salt);
-        let salt: String = salt.iter().map(|b| format!("{b:02x}")).collect();
+        let salt = hex::encode(salt);
         self.shadow.insert(user.to_owned(), hash_password(&salt, password));
     }
 

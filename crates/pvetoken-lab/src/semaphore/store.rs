@@ -1,18 +1,20 @@
 //! The simulator's data: users, sessions, API tokens, projects, members, environments and their secrets,
-//! inventories, repositories and templates, kept in
-//! one JSON document (`state.json`, 0600, replaced atomically) and the secrets encrypted with AES-256-GCM under a
-//! random key (`access_key_encryption`, 0600), as Semaphore's `access_key_encryption` setting does.
+//! inventories, repositories and templates, kept in one JSON document (`state.json`, 0600, replaced atomically by
+//! the lab's [`crate::store::write_atomic`]) and the secrets encrypted with AES-256-GCM under a random key
+//! (`access_key_encryption`, 0600), as Semaphore's `access_key_encryption` setting does. Every random byte (salts,
+//! session cookies, API tokens, the key, nonces) comes from the lab's [`LabRng`], so `lab serve --seed` makes them
+//! reproducible.
 
 use std::path::{Path, PathBuf};
 
-use aes_gcm::aead::rand_core::RngCore;
-use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng};
+use aes_gcm::aead::{Aead, KeyInit};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
 use pvetoken_api::semaphore::{ProjectRole, SecretType};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::SemaphoreError;
+use crate::rng::LabRng;
 
 /// A user with a salted password hash (the simulator's stand-in for Semaphore's bcrypt).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -30,15 +32,19 @@ pub(crate) struct StoredUser {
 }
 
 impl StoredUser {
-    pub fn set_password(&mut self, password: &str) {
+    pub fn set_password(&mut self, password: &str, rng: &LabRng) {
         let mut salt = [0_u8; 16];
-        OsRng.fill_bytes(&mut salt);
-        self.password_salt = hex(&salt);
+        rng.fill(&mut salt);
+        self.password_salt = hex::encode(salt);
         self.password_hash = password_digest(&self.password_salt, password);
     }
 
     pub fn password_matches(&self, password: &str) -> bool {
-        !self.password_hash.is_empty() && password_digest(&self.password_salt, password) == self.password_hash
+        !self.password_hash.is_empty()
+            && crate::state::constant_time_eq(
+                password_digest(&self.password_salt, password).as_bytes(),
+                self.password_hash.as_bytes(),
+            )
     }
 
     pub fn to_api(&self) -> pvetoken_api::semaphore::User {
@@ -60,7 +66,7 @@ fn password_digest(salt: &str, password: &str) -> String {
     hasher.update(salt.as_bytes());
     hasher.update([0]);
     hasher.update(password.as_bytes());
-    hex(&hasher.finalize())
+    hex::encode(hasher.finalize())
 }
 
 /// A cookie session.
@@ -267,39 +273,48 @@ impl std::fmt::Debug for Cipher {
 
 impl Cipher {
     /// Loads the key from `dir/access_key_encryption`, creating a random one (0600) when absent.
-    pub fn load_or_create(dir: Option<&Path>) -> Result<Self, SemaphoreError> {
+    pub fn load_or_create(dir: Option<&Path>, rng: &LabRng) -> Result<Self, SemaphoreError> {
         let Some(dir) = dir else {
-            return Ok(Self { cipher: Aes256Gcm::new(&Aes256Gcm::generate_key(OsRng)) });
+            return Ok(Self::new(&random_key(rng)));
         };
         let path = dir.join("access_key_encryption");
-        let key_bytes = match std::fs::read_to_string(&path) {
-            Ok(text) => unhex(text.trim()).filter(|bytes| bytes.len() == 32).ok_or_else(|| SemaphoreError::State {
-                path: path.clone(),
-                source: std::io::Error::new(std::io::ErrorKind::InvalidData, "not a 32-byte hex key"),
-            })?,
+        let key = match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                hex::decode(text.trim()).ok().and_then(|bytes| <[u8; 32]>::try_from(bytes).ok()).ok_or_else(|| {
+                    SemaphoreError::State {
+                        path: path.clone(),
+                        source: std::io::Error::new(std::io::ErrorKind::InvalidData, "not a 32-byte hex key"),
+                    }
+                })?
+            }
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                let key = Aes256Gcm::generate_key(OsRng);
-                write_private(&path, format!("{}\n", hex(&key)).as_bytes())?;
-                key.to_vec()
+                let key = random_key(rng);
+                write_private(&path, format!("{}\n", hex::encode(key)).as_bytes())?;
+                key
             }
             Err(source) => return Err(SemaphoreError::State { path, source }),
         };
-        let key = Key::<Aes256Gcm>::from_slice(&key_bytes);
-        Ok(Self { cipher: Aes256Gcm::new(key) })
+        Ok(Self::new(&key))
     }
 
-    pub fn encrypt(&self, plaintext: &str) -> String {
-        let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
-        // Encryption with a fresh nonce and a valid key cannot fail for inputs of this size.
-        let ciphertext = self.cipher.encrypt(&nonce, plaintext.as_bytes()).unwrap_or_default();
+    fn new(key: &[u8; 32]) -> Self {
+        Self { cipher: Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key)) }
+    }
+
+    /// Hex of a fresh 12-byte nonce followed by the ciphertext and tag.
+    pub fn encrypt(&self, plaintext: &str, rng: &LabRng) -> String {
+        let mut nonce = [0_u8; 12];
+        rng.fill(&mut nonce);
+        // Encryption with a valid key cannot fail for inputs of this size.
+        let ciphertext = self.cipher.encrypt(Nonce::from_slice(&nonce), plaintext.as_bytes()).unwrap_or_default();
         let mut out = nonce.to_vec();
         out.extend_from_slice(&ciphertext);
-        hex(&out)
+        hex::encode(out)
     }
 
     /// Decrypts a stored value (used by tests through [`super::SemaphoreSim::secret_value`]).
     pub fn decrypt(&self, stored: &str) -> Option<String> {
-        let bytes = unhex(stored)?;
+        let bytes = hex::decode(stored).ok()?;
         if bytes.len() < 12 {
             return None;
         }
@@ -307,6 +322,12 @@ impl Cipher {
         let plain = self.cipher.decrypt(Nonce::from_slice(nonce), ciphertext).ok()?;
         String::from_utf8(plain).ok()
     }
+}
+
+fn random_key(rng: &LabRng) -> [u8; 32] {
+    let mut key = [0_u8; 32];
+    rng.fill(&mut key);
+    key
 }
 
 /// Where the state lives.
@@ -343,37 +364,17 @@ pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), SemaphoreEr
 }
 
 /// A random URL-safe token (Semaphore's API tokens: 32 random bytes, base64url, lower-cased; ours are hex).
-pub(crate) fn random_token() -> String {
+pub(crate) fn random_token(rng: &LabRng) -> String {
     let mut bytes = [0_u8; 32];
-    OsRng.fill_bytes(&mut bytes);
-    hex(&bytes)
+    rng.fill(&mut bytes);
+    hex::encode(bytes)
 }
 
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
-}
-
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len()).step_by(2).map(|index| u8::from_str_radix(text.get(index..index + 2)?, 16).ok()).collect()
-}
-
-/// The current time as RFC 3339 UTC (`2025-01-31T12:00:00Z`), as Semaphore's JSON shows `created`.
+/// The lab's clock as RFC 3339 UTC to the second (`2025-01-31T12:00:00Z`), as Semaphore's JSON shows `created`.
 pub(crate) fn now_rfc3339() -> String {
-    let seconds = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let days = i64::try_from(seconds / 86_400).unwrap_or(0);
-    let rest = seconds % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rest / 3600, rest % 3600 / 60, rest % 60)
+    let seconds = i64::try_from(crate::state::now()).unwrap_or(0);
+    jiff::Timestamp::from_second(seconds)
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
