@@ -33,6 +33,11 @@
 //! is not a member gets 404 for the project, as Semaphore answers.
 //!
 //! Faults can be injected ([`SemaphoreSim::inject_fault`]) to test what clients do when Semaphore fails half-way.
+//!
+//! Layout: this file is the simulator's handle; `scenario.rs` the `[semaphore]` table and the state it seeds;
+//! `store.rs` the data, its persistence and encryption; `api/` the HTTP side, one module per resource as in
+//! Semaphore's `api/` and `api/projects/`. Inside the lab, randomness is the lab's generator (`--seed` reaches the
+//! simulator); [`SemaphoreSim::open`] alone uses OS randomness.
 
 mod api;
 mod scenario;

@@ -4,6 +4,7 @@ mod agent;
 mod guests;
 mod lab_control;
 mod releases;
+mod seed;
 mod semaphore;
 mod semaphore_contract;
 mod semaphore_templates;
