@@ -396,13 +396,13 @@ fn users(lab: &Lab, caller: &Caller, params: &Params) -> Result<Value, ApiError>
         let mut item = Map::new();
         item.insert("userid".into(), json!(id.as_str()));
         user_fields(&mut item, user);
-        if !groups.is_empty() {
-            item.insert("groups".into(), json!(groups.join(",")));
-        }
         if let Some(t) = realm_type(id.realm()) {
             item.insert("realm-type".into(), json!(t));
         }
-        if full && !user.tokens.is_empty() {
+        // Groups and tokens only with `full` (`$extract_user_data` in PVE/API2/User.pm): the groups as a comma
+        // list (empty when none), the tokens as an array, or null for a user who has none.
+        if full {
+            item.insert("groups".into(), json!(groups.join(",")));
             let tokens: Vec<Value> = user
                 .tokens
                 .iter()
@@ -412,7 +412,7 @@ fn users(lab: &Lab, caller: &Caller, params: &Params) -> Result<Value, ApiError>
                     Value::Object(info)
                 })
                 .collect();
-            item.insert("tokens".into(), Value::Array(tokens));
+            item.insert("tokens".into(), if tokens.is_empty() { Value::Null } else { Value::Array(tokens) });
         }
         list.push(Value::Object(item));
     }
@@ -497,7 +497,8 @@ fn user_get(lab: &Lab, caller: &Caller, raw: &str) -> Result<Value, ApiError> {
     out.insert("groups".into(), json!(member_groups(&state, &id)));
     let tokens: Map<String, Value> =
         user.tokens.iter().map(|(name, t)| (name.as_str().to_owned(), Value::Object(token_info(t)))).collect();
-    out.insert("tokens".into(), Value::Object(tokens));
+    // A user without tokens has no token map at all in PVE's parsed user.cfg, which answers as null.
+    out.insert("tokens".into(), if tokens.is_empty() { Value::Null } else { Value::Object(tokens) });
     Ok(Value::Object(out))
 }
 
@@ -625,6 +626,12 @@ fn token_update(
     self_or_user_modify(&Perm::new(lab, &state, caller), &state, raw_user)?;
     let user = parse_userid("userid", raw_user)?;
     let name = token_name(raw_token)?;
+    // `update_token_info` checks that the token exists before it takes the config lock, so a missing user or
+    // token is reported without the lock's `updating token info failed: ` prefix, and before `delete` is looked at.
+    let owner = state.cfg.user(&user).ok_or_else(|| ApiError::internal(format!("no such user ('{raw_user}')")))?;
+    if !owner.tokens.contains_key(&name) {
+        return Err(ApiError::internal(format!("no such token '{raw_token}' for user '{raw_user}'")));
+    }
     let nine_one = lab.catalog.token_update_can_delete_comment();
     for key in ["delete", "regenerate"] {
         let allowed = if key == "delete" { nine_one } else { lab.catalog.token_can_regenerate() };

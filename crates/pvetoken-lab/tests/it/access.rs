@@ -171,6 +171,11 @@ async fn a_deleted_token_stops_authenticating_and_deleting_it_again_fails() {
     assert_error(&again, 500, "no such token 'ci' for user 'alice@pve'\n");
     let read = root.api("GET", "/access/users/alice@pve/token/ci", &[]).await;
     assert_error(&read, 500, "no such token 'ci' for user 'alice@pve'\n");
+    // Updating checks that the token exists before taking the config lock: no `updating token info failed: `.
+    let update = root.api("PUT", "/access/users/alice@pve/token/ci", &[("comment", "x"), ("delete", "expire")]).await;
+    assert_error(&update, 500, "no such token 'ci' for user 'alice@pve'\n");
+    let no_user = root.api("PUT", "/access/users/ghost@pve/token/ci", &[("comment", "x")]).await;
+    assert_error(&no_user, 500, "no such user ('ghost@pve')\n");
 }
 
 #[tokio::test]
@@ -681,7 +686,7 @@ async fn user_create_checks_the_id_the_password_the_groups_and_duplicates() {
         alice,
         json!({
             "enable": 1, "expire": 4_102_444_800_u64, "email": "alice@example.com", "comment": "ops",
-            "groups": [], "tokens": {},
+            "groups": [], "tokens": null,
         })
     );
 }
@@ -755,12 +760,21 @@ async fn the_user_list_is_filtered_and_a_token_does_not_see_its_owner() {
     let token = Api::token(&lab, "alice@pve!ci", &secret);
     assert!(userids(token.ok("GET", "/access/users", &[]).await).is_empty());
 
+    // `full=1` adds the groups (a comma list, empty when none) and the tokens (null when none).
+    root.ok("POST", "/access/groups", &[("groupid", "ops")]).await;
+    root.ok("PUT", "/access/users/alice@pve", &[("groups", "ops")]).await;
     let full = root.ok("GET", "/access/users", &[("full", "1")]).await;
-    let entry = full.as_array().expect("list").iter().find(|u| u["userid"] == "alice@pve").cloned().expect("alice");
-    assert_eq!(entry["tokens"], json!([{ "tokenid": "ci", "expire": 0, "privsep": 0 }]));
-    assert_eq!(entry["realm-type"], "pve");
+    let entry = |list: &Value, userid: &str| {
+        list.as_array().expect("list").iter().find(|u| u["userid"] == userid).cloned().expect("listed")
+    };
+    let alice_full = entry(&full, "alice@pve");
+    assert_eq!(alice_full["tokens"], json!([{ "tokenid": "ci", "expire": 0, "privsep": 0 }]));
+    assert_eq!((&alice_full["groups"], &alice_full["realm-type"]), (&json!("ops"), &json!("pve")));
+    let bob_full = entry(&full, "bob@pve");
+    assert_eq!((bob_full.get("groups"), bob_full.get("tokens")), (Some(&json!("")), Some(&Value::Null)));
     let brief = root.ok("GET", "/access/users", &[]).await;
-    assert!(brief.as_array().expect("list").iter().all(|u| u.get("tokens").is_none()));
+    let alice_brief = entry(&brief, "alice@pve");
+    assert!(alice_brief.get("tokens").is_none() && alice_brief.get("groups").is_none(), "{alice_brief}");
     root.ok("PUT", "/access/users/bob@pve", &[("enable", "0")]).await;
     let enabled = userids(root.ok("GET", "/access/users", &[("enabled", "1")]).await);
     assert!(enabled.contains(&"alice@pve".to_owned()) && !enabled.contains(&"bob@pve".to_owned()));
