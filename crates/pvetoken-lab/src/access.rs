@@ -345,6 +345,9 @@ fn realm_type(realm: &str) -> Option<&'static str> {
     }
 }
 
+/// A user's fields as PVE reads them back from its `user:` line: empty ones are absent, except `email`, which its
+/// parser takes unconditionally, and which is therefore an empty string whenever a later field (comment, keys) is
+/// set (`split /:/` drops only trailing empty fields).
 fn user_fields(out: &mut Map<String, Value>, user: &User) {
     out.insert("enable".into(), json!(u8::from(user.enable)));
     out.insert("expire".into(), json!(user.expire));
@@ -355,10 +358,18 @@ fn user_fields(out: &mut Map<String, Value>, user: &User) {
         ("comment", &user.comment),
         ("keys", &user.keys),
     ] {
-        if let Some(v) = value {
-            out.insert(key.into(), json!(v));
+        if let Some(text) = set(value) {
+            out.insert(key.into(), json!(text));
         }
     }
+    if set(&user.email).is_none() && (set(&user.comment).is_some() || set(&user.keys).is_some()) {
+        out.insert("email".into(), json!(""));
+    }
+}
+
+/// The text of an optional field that is set and not empty.
+fn set(value: &Option<String>) -> Option<&str> {
+    value.as_deref().filter(|text| !text.is_empty())
 }
 
 fn token_info(token: &Token) -> Map<String, Value> {

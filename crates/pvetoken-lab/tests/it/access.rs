@@ -870,3 +870,42 @@ async fn permissions_without_a_path_cover_the_standard_paths_and_every_acl_node(
     assert_eq!(names(&on_vm), role_privileges(&root, "PVEVMUser").await);
     assert!(on_vm.values().all(|flag| *flag == 0));
 }
+
+// ---- what a re-read user.cfg shows ------------------------------------------------------------------------------
+
+/// PVE re-reads `user.cfg` on every request, so an answer shows what its parser makes of the written line: empty
+/// comments and names vanish, and `email` is present (empty) whenever a later field of the `user:` line is set.
+#[tokio::test]
+async fn answers_show_what_pve_reads_back_from_user_cfg() {
+    let lab = lab().await;
+    let root = Api::root(&lab).await;
+    root.ok("POST", "/access/groups", &[("groupid", "ops"), ("comment", "operators")]).await;
+    root.ok("PUT", "/access/groups/ops", &[("comment", "")]).await;
+    assert_eq!(root.ok("GET", "/access/groups/ops", &[]).await, json!({ "members": [] }));
+
+    root.ok("POST", "/access/users", &[("userid", "alice@pve"), ("comment", "ops"), ("groups", "ops")]).await;
+    assert_eq!(
+        root.ok("GET", "/access/users/alice@pve", &[]).await,
+        json!({ "enable": 1, "expire": 0, "email": "", "comment": "ops", "groups": ["ops"], "tokens": null })
+    );
+    root.ok("PUT", "/access/users/alice@pve", &[("comment", ""), ("firstname", "")]).await;
+    assert_eq!(
+        root.ok("GET", "/access/users/alice@pve", &[]).await,
+        json!({ "enable": 1, "expire": 0, "groups": ["ops"], "tokens": null })
+    );
+    // An empty (but given) group list without `append` leaves every group.
+    root.ok("PUT", "/access/users/alice@pve", &[("groups", "")]).await;
+    assert_eq!(root.ok("GET", "/access/users/alice@pve", &[]).await["groups"], json!([]));
+}
+
+#[tokio::test]
+async fn acl_paths_are_normalised_before_they_are_stored() {
+    let lab = lab().await;
+    let root = Api::root(&lab).await;
+    add_user(&root, "alice@pve").await;
+    must_grant(&root, "//vms//100/", "users", "alice@pve", "PVEAuditor", true).await;
+    assert_eq!(
+        acl_entries(&root).await,
+        BTreeSet::from([("/vms/100".to_owned(), "alice@pve".to_owned(), "PVEAuditor".to_owned(), 1)])
+    );
+}
