@@ -909,3 +909,79 @@ async fn acl_paths_are_normalised_before_they_are_stored() {
         BTreeSet::from([("/vms/100".to_owned(), "alice@pve".to_owned(), "PVEAuditor".to_owned(), 1)])
     );
 }
+
+#[tokio::test]
+async fn a_delegating_caller_may_remove_only_roles_it_could_grant_and_propagates_only_what_it_inherits() {
+    let lab = lab().await;
+    let root = Api::root(&lab).await;
+    add_user(&root, "alice@pve").await;
+    add_user(&root, "bob@pve").await;
+    must_grant(&root, "/vms/101", "users", "alice@pve", "PVEVMAdmin", false).await;
+    must_grant(&root, "/vms/101", "users", "bob@pve", "PVEAdmin,PVEVMUser,NoAccess", true).await;
+    let alice = Api::login(&lab, "alice@pve", PASSWORD).await;
+    let in_lock = "ACL update failed: 400 Parameter verification failed.\nrole: ";
+    let remove = |role: &'static str| {
+        let alice = &alice;
+        async move {
+            alice
+                .api(
+                    "PUT",
+                    "/access/acl",
+                    &[("path", "/vms/101"), ("users", "bob@pve"), ("roles", role), ("delete", "1")],
+                )
+                .await
+        }
+    };
+
+    assert_error(
+        &remove("PVEAdmin").await,
+        500,
+        &format!("{in_lock}Cannot remove role 'PVEAdmin' - requires 'Permissions.Modify' or superset of privileges.\n"),
+    );
+    assert_error(
+        &remove("NoAccess").await,
+        500,
+        &format!("{in_lock}Cannot remove role 'NoAccess' - requires 'Permissions.Modify'\n"),
+    );
+    assert_eq!(remove("PVEVMUser").await.status, 200, "a subset of what alice holds");
+    // Alice's own role does not propagate, so she may hand out only non-propagating entries.
+    assert_error(
+        &grant(&alice, "/vms/101", "users", "bob@pve", "PVEVMUser", true).await,
+        500,
+        &format!(
+            "{in_lock}Cannot add role 'PVEVMUser' with propagation - requires 'Permissions.Modify' or propagated \
+             superset of privileges.\n"
+        ),
+    );
+    assert_eq!(grant(&alice, "/vms/101", "users", "bob@pve", "PVEVMUser", false).await.status, 200);
+    let bob: BTreeSet<(String, u64)> = acl_entries(&root)
+        .await
+        .into_iter()
+        .filter(|entry| entry.1 == "bob@pve")
+        .map(|entry| (entry.2, entry.3))
+        .collect();
+    assert_eq!(
+        bob,
+        BTreeSet::from([("NoAccess".to_owned(), 1), ("PVEAdmin".to_owned(), 1), ("PVEVMUser".to_owned(), 0)])
+    );
+}
+
+#[tokio::test]
+async fn only_adding_checks_that_the_acl_path_is_one_pve_knows() {
+    let lab = lab().await;
+    let root = Api::root(&lab).await;
+    add_user(&root, "alice@pve").await;
+    let delete = root
+        .api(
+            "PUT",
+            "/access/acl",
+            &[("path", "/nowhere"), ("users", "alice@pve"), ("roles", "PVEAuditor"), ("delete", "1")],
+        )
+        .await;
+    assert_eq!(delete.status, 200, "{delete:?}");
+    assert_param_error(
+        &grant(&root, "/nowhere", "users", "alice@pve", "PVEAuditor", true).await,
+        "path",
+        "invalid ACL path '/nowhere'",
+    );
+}
