@@ -964,18 +964,22 @@ fn domain_get(lab: &Lab, caller: &Caller, raw: &str) -> Result<Value, ApiError> 
     }
 }
 
+/// `PUT /access/password` (`change_password` in PVE/API2/AccessControl.pm): anyone may change their own password,
+/// others need `Realm.AllocateUser` and `User.Modify`; root@pam's only root may change, and no one but root the
+/// password of another `pam` user.
 fn password(lab: &Lab, caller: &Caller, params: &Params) -> Result<Value, ApiError> {
     let mut state = lab.write();
     let raw = params.required("userid")?.to_owned();
     {
         let perm = Perm::new(lab, &state, caller);
-        if !caller.is_root() {
-            let is_self = caller.authid == raw;
-            if !is_self {
-                realm_allocate_user(&perm, &raw)?;
-                if !userid_group(&perm, &state, &raw, &["User.Modify"], None, None, false)? {
-                    return Err(ApiError::forbidden(""));
-                }
+        // `or(userid-param self, and(userid-param Realm.AllocateUser, userid-group User.Modify))`: an `or` that
+        // fails is a bare 403, whichever branch came closest.
+        if !caller.is_root() && caller.authid != raw {
+            let realm = parse_userid("userid", &raw)?.realm().to_owned();
+            let allowed = perm.has(&format!("/access/realm/{realm}"), &["Realm.AllocateUser"], false)
+                && userid_group(&perm, &state, &raw, &["User.Modify"], None, None, true)?;
+            if !allowed {
+                return Err(ApiError::forbidden(""));
             }
         }
     }
@@ -985,15 +989,14 @@ fn password(lab: &Lab, caller: &Caller, params: &Params) -> Result<Value, ApiErr
     if new.chars().count() < min {
         return Err(ApiError::param("password", format!("value must be at least {min} characters long")));
     }
-    if id.is_root() && !caller.is_root() {
-        return Err(ApiError::forbidden("user 'root@pam' can only be changed by root"));
+    if new.chars().count() > 64 {
+        return Err(ApiError::param("password", "value may only be 64 characters long"));
     }
-    if !caller.is_root() {
-        let confirmation = params.get("confirmation-password").unwrap_or_default();
-        let own = caller.user();
-        if !state.password_matches(&own, confirmation) {
-            return Err(ApiError::new(401, "authentication failure"));
-        }
+    if lab.catalog.password_change_needs_confirmation() {
+        confirm_caller(&state, caller, &id, params.get("confirmation-password"))?;
+    }
+    if !caller.is_root() && caller.authid != raw && (id.is_root() || id.realm() == "pam") {
+        return Err(ApiError::forbidden(""));
     }
     if state.cfg.user(&id).is_none() {
         return Err(ApiError::internal(format!("no such user ('{raw}')")));
@@ -1005,6 +1008,35 @@ fn password(lab: &Lab, caller: &Caller, params: &Params) -> Result<Value, ApiErr
     }
     lab.save_access(&state)?;
     Ok(Value::Null)
+}
+
+/// `reauth_user_for_user_modification` (pac 8.1.3): the target must exist, only root may change root, and anyone
+/// else proves who they are with their own password. A wrong one is the realm's plain error, hence a 500.
+fn confirm_caller(state: &State, caller: &Caller, target: &UserId, confirmation: Option<&str>) -> Result<(), ApiError> {
+    if state.cfg.user(target).is_none() {
+        return Err(ApiError::internal(format!("no such user ('{target}')")));
+    }
+    if caller.is_root() {
+        return Ok(());
+    }
+    if target.is_root() {
+        return Err(ApiError::forbidden(""));
+    }
+    let Some(confirmation) = confirmation else {
+        return Err(ApiError::param("confirmation-password", "password is required to modify user"));
+    };
+    let own = caller.user();
+    // PVE's own realm (PVE/Auth/PVE.pm `authenticate_user`).
+    if confirmation.is_empty() {
+        return Err(ApiError::internal("no password"));
+    }
+    if !state.shadow.contains_key(&own) {
+        return Err(ApiError::internal("no password set"));
+    }
+    if !state.password_matches(&own, confirmation) {
+        return Err(ApiError::internal("invalid credentials"));
+    }
+    Ok(())
 }
 
 /// `GET /version`'s `release`: pve-manager's `major.minor`.

@@ -985,3 +985,72 @@ async fn only_adding_checks_that_the_acl_path_is_one_pve_knows() {
         "invalid ACL path '/nowhere'",
     );
 }
+
+// ---- PUT /access/password -------------------------------------------------------------------------------------
+
+/// `PUT /access/password` as `api`, with the caller's own password as `confirmation` when given.
+async fn change(api: &Api, userid: &str, password: &str, confirmation: Option<&str>) -> Answer {
+    let mut params = vec![("userid", userid), ("password", password)];
+    params.extend(confirmation.map(|c| ("confirmation-password", c)));
+    api.api("PUT", "/access/password", &params).await
+}
+
+#[tokio::test]
+async fn changing_a_password_needs_the_callers_own_password_and_never_reaches_root_or_pam_users() {
+    let lab = lab().await;
+    let root = Api::root(&lab).await;
+    add_user(&root, "alice@pve").await;
+    add_user(&root, "admin@pve").await;
+    root.ok("POST", "/access/users", &[("userid", "ops@pam")]).await;
+    let alice = Api::login(&lab, "alice@pve", PASSWORD).await;
+
+    // Since libpve-access-control 8.1.3 anyone but root confirms with their own password.
+    assert_param_error(
+        &change(&alice, "alice@pve", "new-password-1", None).await,
+        "confirmation-password",
+        "password is required to modify user",
+    );
+    assert_error(
+        &change(&alice, "alice@pve", "new-password-1", Some("wrong-password")).await,
+        500,
+        "invalid credentials\n",
+    );
+    assert_param_error(
+        &change(&alice, "alice@pve", "short", Some(PASSWORD)).await,
+        "password",
+        "value must be at least 8 characters long",
+    );
+    assert_eq!(change(&alice, "alice@pve", "new-password-1", Some(PASSWORD)).await.status, 200);
+    let old = Api::new(&lab, crate::support::Auth::None)
+        .api("POST", "/access/ticket", &[("username", "alice@pve"), ("password", PASSWORD)])
+        .await;
+    assert_eq!(old.status, 401, "the old password is gone");
+    Api::login(&lab, "alice@pve", "new-password-1").await;
+
+    // Another user's password needs Realm.AllocateUser and User.Modify, and never reaches root@pam or pam users.
+    root.ok("POST", "/access/roles", &[("roleid", "Passwords"), ("privs", "Realm.AllocateUser,User.Modify")]).await;
+    must_grant(&root, "/access", "users", "admin@pve", "Passwords", true).await;
+    let admin = Api::login(&lab, "admin@pve", PASSWORD).await;
+    assert_eq!(change(&admin, "alice@pve", "third-password", Some(PASSWORD)).await.status, 200);
+    assert_error(&change(&admin, "root@pam", "third-password", Some(PASSWORD)).await, 403, "Permission check failed\n");
+    assert_error(&change(&admin, "ops@pam", "third-password", Some(PASSWORD)).await, 403, "Permission check failed\n");
+    assert_error(
+        &change(&alice, "admin@pve", "third-password", Some("new-password-1")).await,
+        403,
+        "Permission check failed\n",
+    );
+    // Root needs no confirmation.
+    assert_eq!(change(&root, "alice@pve", "fourth-password", None).await.status, 200);
+    Api::login(&lab, "alice@pve", "fourth-password").await;
+}
+
+#[tokio::test]
+async fn before_access_control_8_1_3_a_password_change_needs_no_confirmation() {
+    let lab = start(LabConfig { pve_version: "7.4".parse().expect("release"), ..LabConfig::default() }).await;
+    let root = Api::root(&lab).await;
+    add_user(&root, "alice@pve").await;
+    let alice = Api::login(&lab, "alice@pve", PASSWORD).await;
+    let answer = alice.api("PUT", "/access/password", &[("userid", "alice@pve"), ("password", "five5")]).await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    Api::login(&lab, "alice@pve", "five5").await;
+}
