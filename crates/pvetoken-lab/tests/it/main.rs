@@ -7,6 +7,7 @@ mod releases;
 mod seed;
 mod semaphore;
 mod semaphore_contract;
+mod semaphore_prologue;
 mod semaphore_templates;
 mod support;
 mod transport;
