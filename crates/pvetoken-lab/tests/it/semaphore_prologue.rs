@@ -1,6 +1,7 @@
 //! What every `/api/project/{project_id}/...` route of the Semaphore simulator does before its handler, in
-//! Semaphore's middleware order: authenticate (bare 401), parse the project id (400 `Invalid project ID`) and a
-//! resource id (bare 400), then membership (404) and, for anything but GET, the route's permission (403).
+//! Semaphore's middleware order: authenticate (bare 401), parse the project id (400 `Invalid project ID`), then
+//! membership (404) and, for anything but GET and HEAD, the route's permission (403); a resource id that is not a
+//! number is a bare 400.
 
 use pvetoken_lab::semaphore::ProjectRole;
 use serde_json::{Value, json};
@@ -44,7 +45,7 @@ fn route(template: &str, project: &str, item: &str) -> String {
 }
 
 #[tokio::test]
-async fn every_project_route_authenticates_then_parses_ids_then_checks_membership() {
+async fn every_project_route_authenticates_then_parses_the_project_id_then_checks_membership() {
     let served = serve_default().await;
     let admin = served.sim.create_api_token("admin").expect("admin token");
     let stranger = token_of(&served, "stranger", None);
@@ -61,9 +62,8 @@ async fn every_project_route_authenticates_then_parses_ids_then_checks_membershi
         assert_eq!(call(&served, Some(&stranger), method.clone(), &path).await, (404, Value::Null), "{method} {path}");
         assert_eq!(call(&served, Some(&admin), method.clone(), &route(template, "99", "1")).await.0, 404);
         if template.contains("{i}") {
-            // The resource id is parsed before membership is looked at: a 400 even for a stranger.
             let bad_item = route(template, "1", "x");
-            assert_eq!(call(&served, Some(&stranger), method, &bad_item).await, (400, Value::Null), "{bad_item}");
+            assert_eq!(call(&served, Some(&admin), method, &bad_item).await, (400, Value::Null), "{bad_item}");
         }
     }
 }
