@@ -285,11 +285,14 @@ impl State {
                 }
             }
         }
-        let guests = match read(GUESTS)? {
-            Some(text) => serde_json::from_str(&text).map_err(|e| {
-                LabError::Scenario(format!("{}: unreadable guest state: {e}", dir.join(GUESTS).display()))
-            })?,
-            None => Guests::from_scenario(scenario),
+        let guests_path = dir.join(GUESTS);
+        let guests = match crate::store::read_json(&guests_path) {
+            Ok(Some(guests)) => guests,
+            Ok(None) => Guests::from_scenario(scenario),
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                return Err(LabError::Scenario(format!("{}: unreadable guest state: {e}", guests_path.display())));
+            }
+            Err(e) => return Err(LabError::state(&guests_path, e)),
         };
         let state = State { cfg, tokens, shadow, guests };
         state.save_access(dir).map_err(|e| LabError::state(dir, e))?;
@@ -315,8 +318,7 @@ impl State {
 
     /// Writes the guest state (0600: guest files may hold secrets).
     pub(crate) fn save_guests(&self, dir: &Path) -> std::io::Result<()> {
-        let json = serde_json::to_vec_pretty(&self.guests).map_err(std::io::Error::other)?;
-        write_atomic(&dir.join(GUESTS), &json, true)
+        crate::store::write_json(&dir.join(GUESTS), &self.guests, true)
     }
 
     /// Sets a lab password.

@@ -197,16 +197,9 @@ impl SemaphoreSim {
     pub fn create_api_token(&self, username: &str) -> Option<String> {
         let mut state = self.lock();
         let user_id = state.user_by_login(username)?.id;
-        let id = store::random_token(&self.inner.rng);
-        state.tokens.push(store::StoredToken {
-            id: id.clone(),
-            name: "pvetoken".to_owned(),
-            user_id,
-            created: store::now_rfc3339(),
-            expired: false,
-        });
+        let token = state.issue_token(user_id, "pvetoken".to_owned(), &self.inner.rng);
         self.save(&state);
-        Some(id)
+        Some(token.id)
     }
 
     /// Back to `scenario` (the one the simulator was opened with): users, sessions, API tokens, projects,

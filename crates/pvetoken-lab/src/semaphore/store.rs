@@ -226,6 +226,13 @@ impl State {
         }
     }
 
+    /// Issues an API token for `user_id` (its id is the bearer secret) and returns it.
+    pub fn issue_token(&mut self, user_id: i64, name: String, rng: &LabRng) -> StoredToken {
+        let token = StoredToken { id: random_token(rng), name, user_id, created: now_rfc3339(), expired: false };
+        self.tokens.push(token.clone());
+        token
+    }
+
     /// Creates a project with Semaphore's defaults: the creator as owner and an `Empty` environment.
     pub fn create_project(&mut self, name: &str, owner: Option<i64>) -> pvetoken_api::semaphore::Project {
         let project = pvetoken_api::semaphore::Project {
@@ -330,7 +337,7 @@ fn random_key(rng: &LabRng) -> [u8; 32] {
     key
 }
 
-/// Where the state lives.
+/// Where the state lives (`None`: in memory only).
 #[derive(Debug, Clone)]
 pub(crate) struct Persistence {
     pub path: Option<PathBuf>,
@@ -339,21 +346,13 @@ pub(crate) struct Persistence {
 impl Persistence {
     pub fn load(&self) -> Result<Option<State>, SemaphoreError> {
         let Some(path) = &self.path else { return Ok(None) };
-        match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|error| SemaphoreError::State {
-                path: path.clone(),
-                source: std::io::Error::new(std::io::ErrorKind::InvalidData, error),
-            }),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(SemaphoreError::State { path: path.clone(), source }),
-        }
+        crate::store::read_json(path).map_err(|source| SemaphoreError::State { path: path.clone(), source })
     }
 
     pub fn save(&self, state: &State) -> Result<(), SemaphoreError> {
         let Some(path) = &self.path else { return Ok(()) };
-        let bytes = serde_json::to_vec_pretty(state)
-            .map_err(|error| SemaphoreError::State { path: path.clone(), source: std::io::Error::other(error) })?;
-        write_private(path, &bytes)
+        crate::store::write_json(path, state, true)
+            .map_err(|source| SemaphoreError::State { path: path.clone(), source })
     }
 }
 

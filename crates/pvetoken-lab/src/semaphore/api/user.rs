@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::extract::Caller;
 use super::{Answer, bind, json, status};
 use crate::semaphore::SemaphoreSim;
-use crate::semaphore::store::{self, StoredToken};
+use crate::semaphore::store::StoredToken;
 
 pub(super) async fn current_user(Caller(user): Caller) -> Answer {
     let mut value = serde_json::to_value(user.to_api()).map_err(|_| status(StatusCode::INTERNAL_SERVER_ERROR))?;
@@ -55,15 +55,8 @@ pub(super) async fn create_token(State(sim): State<SemaphoreSim>, Caller(user): 
     // The body is optional (api-docs 2.16: `{name}`).
     let request: TokenRequest =
         if body.iter().all(u8::is_ascii_whitespace) { TokenRequest::default() } else { bind(&body)? };
-    let token = StoredToken {
-        id: store::random_token(&sim.inner.rng),
-        name: request.name,
-        user_id: user.id,
-        created: store::now_rfc3339(),
-        expired: false,
-    };
     let mut state = sim.lock();
-    state.tokens.push(token.clone());
+    let token = state.issue_token(user.id, request.name, &sim.inner.rng);
     sim.save(&state);
     Ok(json(StatusCode::CREATED, &TokenView::from(&token)))
 }
