@@ -323,7 +323,8 @@ fn permissions_uncached(lab: &Lab, state: &State, caller: &Caller, params: &Para
         }
         None => caller.subject.clone(),
     };
-    match params.get("path") {
+    // `if (my $path = $param->{path})`: Perl's truth, so `path=` and `path=0` ask for the whole map.
+    match params.get("path").filter(|path| !path.is_empty() && *path != "0") {
         Some(path) => {
             let perms = perm.eval.permissions_raw(&target, path);
             let mut out = Map::new();

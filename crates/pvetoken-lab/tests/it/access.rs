@@ -869,6 +869,10 @@ async fn permissions_without_a_path_cover_the_standard_paths_and_every_acl_node(
     let on_vm = flags(&map["/vms/100"]);
     assert_eq!(names(&on_vm), role_privileges(&root, "PVEVMUser").await);
     assert!(on_vm.values().all(|flag| *flag == 0));
+    // The handler tests the path for Perl truth: an empty path (or `0`) is no path at all.
+    for path in ["", "0"] {
+        assert_eq!(alice.ok("GET", "/access/permissions", &[("path", path)]).await, map, "path={path:?}");
+    }
 }
 
 // ---- what a re-read user.cfg shows ------------------------------------------------------------------------------
