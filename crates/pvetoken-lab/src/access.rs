@@ -523,8 +523,10 @@ fn user_update(lab: &Lab, caller: &Caller, params: &Params, raw: &str) -> Result
     let id = parse_userid("userid", raw)?;
     let append = params.bool("append")?.unwrap_or(false);
     let groups = group_list(params)?;
-    if append && groups.is_none() {
-        return Err(ApiError::param("append", "missing property 'groups' required by 'append'"));
+    // The schema's `requires => 'groups'` on `append`: any `append` (even 0) needs `groups`, and the error is
+    // reported on `groups` (pve-common's `check_prop`).
+    if params.get("append").is_some() && groups.is_none() {
+        return Err(ApiError::param("groups", "missing property required by 'append'"));
     }
     let update = UserUpdate {
         enable: params.bool("enable")?,

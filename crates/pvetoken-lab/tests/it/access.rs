@@ -797,6 +797,23 @@ async fn groups_are_created_joined_through_the_user_endpoints_and_deleted_with_t
     assert_eq!(root.ok("GET", "/access/users/alice@pve", &[]).await["groups"], json!(["dev", "ops"]));
     root.ok("PUT", "/access/users/alice@pve", &[("groups", "ops")]).await;
     assert_eq!(root.ok("GET", "/access/users/alice@pve", &[]).await["groups"], json!(["ops"]), "replaced");
+    for append in ["1", "0"] {
+        assert_param_error(
+            &root.api("PUT", "/access/users/alice@pve", &[("append", append)]).await,
+            "groups",
+            "missing property required by 'append'",
+        );
+    }
+    assert_error(
+        &root.api("PUT", "/access/users/alice@pve", &[("groups", "ghosts")]).await,
+        500,
+        "update user failed: no such group 'ghosts'\n",
+    );
+    assert_error(
+        &root.api("PUT", "/access/users/ghost@pve", &[("comment", "x")]).await,
+        500,
+        "update user failed: no such user ('ghost@pve')\n",
+    );
     assert_eq!(
         root.ok("GET", "/access/groups/ops", &[]).await,
         json!({ "members": ["alice@pve"], "comment": "operators" })
