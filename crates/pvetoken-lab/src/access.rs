@@ -764,6 +764,10 @@ fn role_update(lab: &Lab, caller: &Caller, params: &Params, raw: &str) -> Result
     Perm::new(lab, &state, caller).check("/access", &["Sys.Modify"], false)?;
     let id = role_id(raw)?;
     let privs = privs_param(lab, params)?;
+    // `append` `requires => 'privs'` in the schema: present at all (even 0) without `privs` is a 400 on `privs`.
+    if params.get("append").is_some() && privs.is_none() {
+        return Err(ApiError::param("privs", AccessError::AppendWithoutPrivs.to_string()));
+    }
     let append = params.bool("append")?.unwrap_or(false);
     state.cfg.update_role(&id, privs, append, &lab.catalog).map_err(|e| match e {
         AccessError::AppendWithoutPrivs => ApiError::param("privs", e.to_string()),

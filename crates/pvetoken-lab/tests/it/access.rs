@@ -609,6 +609,15 @@ async fn custom_roles_are_created_changed_and_deleted_and_built_in_roles_are_ref
         "missing property required by 'append'",
     );
 
+    assert_param_error(
+        &root.api("PUT", "/access/roles/Rotator", &[("append", "0")]).await,
+        "privs",
+        "missing property required by 'append'",
+    );
+    // Without `privs` (and without `append`) an update empties the role.
+    root.ok("PUT", "/access/roles/Rotator", &[]).await;
+    assert_eq!(root.ok("GET", "/access/roles/Rotator", &[]).await, json!({}));
+
     root.ok("DELETE", "/access/roles/Rotator", &[]).await;
     assert_error(&root.api("GET", "/access/roles/Rotator", &[]).await, 500, "role 'Rotator' does not exist\n");
     assert_error(
