@@ -912,6 +912,16 @@ async fn answers_show_what_pve_reads_back_from_user_cfg() {
     root.ok("POST", "/access/groups", &[("groupid", "ops"), ("comment", "operators")]).await;
     root.ok("PUT", "/access/groups/ops", &[("comment", "")]).await;
     assert_eq!(root.ok("GET", "/access/groups/ops", &[]).await, json!({ "members": [] }));
+    root.ok("POST", "/access/groups", &[("groupid", "dev"), ("comment", "")]).await;
+    assert_eq!(
+        root.ok("GET", "/access/groups", &[]).await,
+        json!([{ "groupid": "dev", "users": "" }, { "groupid": "ops", "users": "" }])
+    );
+    root.ok("POST", "/access/users", &[("userid", "bob@pve"), ("comment", ""), ("email", "")]).await;
+    assert_eq!(
+        root.ok("GET", "/access/users/bob@pve", &[]).await,
+        json!({ "enable": 1, "expire": 0, "groups": [], "tokens": null })
+    );
 
     root.ok("POST", "/access/users", &[("userid", "alice@pve"), ("comment", "ops"), ("groups", "ops")]).await;
     assert_eq!(
