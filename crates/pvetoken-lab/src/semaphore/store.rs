@@ -308,7 +308,9 @@ impl Cipher {
         Self { cipher: Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key)) }
     }
 
-    /// Hex of a fresh 12-byte nonce followed by the ciphertext and tag.
+    /// Hex of a fresh 12-byte nonce followed by the ciphertext and tag. With `--seed` a restarted lab on the same
+    /// state dir draws the same nonces again under the kept key: acceptable for a demo lab, which is all a seed is
+    /// for.
     pub fn encrypt(&self, plaintext: &str, rng: &LabRng) -> String {
         let mut nonce = [0_u8; 12];
         rng.fill(&mut nonce);
