@@ -366,6 +366,12 @@ impl Catalog {
         self.has(Feature::TokenRegenerate)
     }
 
+    /// True when `PUT /access/password` by anyone but root needs the caller's own password as
+    /// `confirmation-password` (pac 8.1.3).
+    pub fn password_change_needs_confirmation(&self) -> bool {
+        self.has(Feature::PasswordConfirmation)
+    }
+
     /// Minimum password length for realms storing passwords (8 since pac 8.2.0, 5 before).
     pub fn min_password_length(&self) -> usize {
         if self.has(Feature::PermissionsSelfRule) { 8 } else { 5 }

@@ -374,7 +374,8 @@ impl UserCfg {
         Ok(())
     }
 
-    /// PUT /access/roles/{roleid}: replace the privileges, or add them with `append`.
+    /// PUT /access/roles/{roleid}: replace the privileges, or add them with `append`. Without `privs` (and without
+    /// `append`) the role ends up empty: Proxmox resets it before adding what was given.
     pub fn update_role(
         &mut self,
         id: &RoleId,
@@ -389,9 +390,11 @@ impl UserCfg {
             return Err(AccessError::BuiltinRoleModify(id.clone()));
         }
         let role = self.roles.get_mut(id).ok_or_else(|| AccessError::NoSuchRole(id.clone()))?;
-        if let Some(privs) = privileges {
-            *role = if append { role.union(privs) } else { privs };
-        }
+        *role = match privileges {
+            Some(privs) if append => role.union(privs),
+            Some(privs) => privs,
+            None => PrivSet::EMPTY,
+        };
         Ok(())
     }
 

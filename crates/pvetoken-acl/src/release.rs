@@ -92,6 +92,9 @@ pub enum Feature {
     NestedPools,
     /// `Sys.AccessNetwork` exists.
     SysAccessNetwork,
+    /// Changing a password (`PUT /access/password`) needs the caller's own password as `confirmation-password`
+    /// (root excepted).
+    PasswordConfirmation,
     /// `GET /access/permissions` lets a user read its own permissions and its tokens'; new passwords need 8
     /// characters.
     PermissionsSelfRule,
@@ -124,6 +127,11 @@ pub const FEATURES: &[(Feature, AccessControlVersion, &str)] = &[
         "8.0.7: fix #1148: allow up to three levels of pool nesting",
     ),
     (Feature::SysAccessNetwork, AccessControlVersion::new(8, 1, 2), "8.1.2: add Sys.AccessNetwork privilege"),
+    (
+        Feature::PasswordConfirmation,
+        AccessControlVersion::new(8, 1, 3),
+        "8.1.3: user: password change: require confirmation-password parameter",
+    ),
     (
         Feature::PermissionsSelfRule,
         AccessControlVersion::new(8, 2, 0),

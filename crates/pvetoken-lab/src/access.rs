@@ -323,7 +323,8 @@ fn permissions_uncached(lab: &Lab, state: &State, caller: &Caller, params: &Para
         }
         None => caller.subject.clone(),
     };
-    match params.get("path") {
+    // `if (my $path = $param->{path})`: Perl's truth, so `path=` and `path=0` ask for the whole map.
+    match params.get("path").filter(|path| !path.is_empty() && *path != "0") {
         Some(path) => {
             let perms = perm.eval.permissions_raw(&target, path);
             let mut out = Map::new();
@@ -345,6 +346,9 @@ fn realm_type(realm: &str) -> Option<&'static str> {
     }
 }
 
+/// A user's fields as PVE reads them back from its `user:` line: empty ones are absent, except `email`, which its
+/// parser takes unconditionally, and which is therefore an empty string whenever a later field (comment, keys) is
+/// set (`split /:/` drops only trailing empty fields).
 fn user_fields(out: &mut Map<String, Value>, user: &User) {
     out.insert("enable".into(), json!(u8::from(user.enable)));
     out.insert("expire".into(), json!(user.expire));
@@ -355,10 +359,18 @@ fn user_fields(out: &mut Map<String, Value>, user: &User) {
         ("comment", &user.comment),
         ("keys", &user.keys),
     ] {
-        if let Some(v) = value {
-            out.insert(key.into(), json!(v));
+        if let Some(text) = set(value) {
+            out.insert(key.into(), json!(text));
         }
     }
+    if set(&user.email).is_none() && (set(&user.comment).is_some() || set(&user.keys).is_some()) {
+        out.insert("email".into(), json!(""));
+    }
+}
+
+/// The text of an optional field that is set and not empty.
+fn set(value: &Option<String>) -> Option<&str> {
+    value.as_deref().filter(|text| !text.is_empty())
 }
 
 fn token_info(token: &Token) -> Map<String, Value> {
@@ -396,13 +408,13 @@ fn users(lab: &Lab, caller: &Caller, params: &Params) -> Result<Value, ApiError>
         let mut item = Map::new();
         item.insert("userid".into(), json!(id.as_str()));
         user_fields(&mut item, user);
-        if !groups.is_empty() {
-            item.insert("groups".into(), json!(groups.join(",")));
-        }
         if let Some(t) = realm_type(id.realm()) {
             item.insert("realm-type".into(), json!(t));
         }
-        if full && !user.tokens.is_empty() {
+        // Groups and tokens only with `full` (`$extract_user_data` in PVE/API2/User.pm): the groups as a comma
+        // list (empty when none), the tokens as an array, or null for a user who has none.
+        if full {
+            item.insert("groups".into(), json!(groups.join(",")));
             let tokens: Vec<Value> = user
                 .tokens
                 .iter()
@@ -412,7 +424,7 @@ fn users(lab: &Lab, caller: &Caller, params: &Params) -> Result<Value, ApiError>
                     Value::Object(info)
                 })
                 .collect();
-            item.insert("tokens".into(), Value::Array(tokens));
+            item.insert("tokens".into(), if tokens.is_empty() { Value::Null } else { Value::Array(tokens) });
         }
         list.push(Value::Object(item));
     }
@@ -497,7 +509,8 @@ fn user_get(lab: &Lab, caller: &Caller, raw: &str) -> Result<Value, ApiError> {
     out.insert("groups".into(), json!(member_groups(&state, &id)));
     let tokens: Map<String, Value> =
         user.tokens.iter().map(|(name, t)| (name.as_str().to_owned(), Value::Object(token_info(t)))).collect();
-    out.insert("tokens".into(), Value::Object(tokens));
+    // A user without tokens has no token map at all in PVE's parsed user.cfg, which answers as null.
+    out.insert("tokens".into(), if tokens.is_empty() { Value::Null } else { Value::Object(tokens) });
     Ok(Value::Object(out))
 }
 
@@ -510,8 +523,10 @@ fn user_update(lab: &Lab, caller: &Caller, params: &Params, raw: &str) -> Result
     let id = parse_userid("userid", raw)?;
     let append = params.bool("append")?.unwrap_or(false);
     let groups = group_list(params)?;
-    if append && groups.is_none() {
-        return Err(ApiError::param("append", "missing property 'groups' required by 'append'"));
+    // The schema's `requires => 'groups'` on `append`: any `append` (even 0) needs `groups`, and the error is
+    // reported on `groups` (pve-common's `check_prop`).
+    if params.get("append").is_some() && groups.is_none() {
+        return Err(ApiError::param("groups", "missing property required by 'append'"));
     }
     let update = UserUpdate {
         enable: params.bool("enable")?,
@@ -625,6 +640,12 @@ fn token_update(
     self_or_user_modify(&Perm::new(lab, &state, caller), &state, raw_user)?;
     let user = parse_userid("userid", raw_user)?;
     let name = token_name(raw_token)?;
+    // `update_token_info` checks that the token exists before it takes the config lock, so a missing user or
+    // token is reported without the lock's `updating token info failed: ` prefix, and before `delete` is looked at.
+    let owner = state.cfg.user(&user).ok_or_else(|| ApiError::internal(format!("no such user ('{raw_user}')")))?;
+    if !owner.tokens.contains_key(&name) {
+        return Err(ApiError::internal(format!("no such token '{raw_token}' for user '{raw_user}'")));
+    }
     let nine_one = lab.catalog.token_update_can_delete_comment();
     for key in ["delete", "regenerate"] {
         let allowed = if key == "delete" { nine_one } else { lab.catalog.token_can_regenerate() };
@@ -743,6 +764,10 @@ fn role_update(lab: &Lab, caller: &Caller, params: &Params, raw: &str) -> Result
     Perm::new(lab, &state, caller).check("/access", &["Sys.Modify"], false)?;
     let id = role_id(raw)?;
     let privs = privs_param(lab, params)?;
+    // `append` `requires => 'privs'` in the schema: present at all (even 0) without `privs` is a 400 on `privs`.
+    if params.get("append").is_some() && privs.is_none() {
+        return Err(ApiError::param("privs", AccessError::AppendWithoutPrivs.to_string()));
+    }
     let append = params.bool("append")?.unwrap_or(false);
     state.cfg.update_role(&id, privs, append, &lab.catalog).map_err(|e| match e {
         AccessError::AppendWithoutPrivs => ApiError::param("privs", e.to_string()),
@@ -946,18 +971,22 @@ fn domain_get(lab: &Lab, caller: &Caller, raw: &str) -> Result<Value, ApiError> 
     }
 }
 
+/// `PUT /access/password` (`change_password` in PVE/API2/AccessControl.pm): anyone may change their own password,
+/// others need `Realm.AllocateUser` and `User.Modify`; root@pam's only root may change, and no one but root the
+/// password of another `pam` user.
 fn password(lab: &Lab, caller: &Caller, params: &Params) -> Result<Value, ApiError> {
     let mut state = lab.write();
     let raw = params.required("userid")?.to_owned();
     {
         let perm = Perm::new(lab, &state, caller);
-        if !caller.is_root() {
-            let is_self = caller.authid == raw;
-            if !is_self {
-                realm_allocate_user(&perm, &raw)?;
-                if !userid_group(&perm, &state, &raw, &["User.Modify"], None, None, false)? {
-                    return Err(ApiError::forbidden(""));
-                }
+        // `or(userid-param self, and(userid-param Realm.AllocateUser, userid-group User.Modify))`: an `or` that
+        // fails is a bare 403, whichever branch came closest.
+        if !caller.is_root() && caller.authid != raw {
+            let realm = parse_userid("userid", &raw)?.realm().to_owned();
+            let allowed = perm.has(&format!("/access/realm/{realm}"), &["Realm.AllocateUser"], false)
+                && userid_group(&perm, &state, &raw, &["User.Modify"], None, None, true)?;
+            if !allowed {
+                return Err(ApiError::forbidden(""));
             }
         }
     }
@@ -967,15 +996,14 @@ fn password(lab: &Lab, caller: &Caller, params: &Params) -> Result<Value, ApiErr
     if new.chars().count() < min {
         return Err(ApiError::param("password", format!("value must be at least {min} characters long")));
     }
-    if id.is_root() && !caller.is_root() {
-        return Err(ApiError::forbidden("user 'root@pam' can only be changed by root"));
+    if new.chars().count() > 64 {
+        return Err(ApiError::param("password", "value may only be 64 characters long"));
     }
-    if !caller.is_root() {
-        let confirmation = params.get("confirmation-password").unwrap_or_default();
-        let own = caller.user();
-        if !state.password_matches(&own, confirmation) {
-            return Err(ApiError::new(401, "authentication failure"));
-        }
+    if lab.catalog.password_change_needs_confirmation() {
+        confirm_caller(&state, caller, &id, params.get("confirmation-password"))?;
+    }
+    if !caller.is_root() && caller.authid != raw && (id.is_root() || id.realm() == "pam") {
+        return Err(ApiError::forbidden(""));
     }
     if state.cfg.user(&id).is_none() {
         return Err(ApiError::internal(format!("no such user ('{raw}')")));
@@ -987,6 +1015,35 @@ fn password(lab: &Lab, caller: &Caller, params: &Params) -> Result<Value, ApiErr
     }
     lab.save_access(&state)?;
     Ok(Value::Null)
+}
+
+/// `reauth_user_for_user_modification` (pac 8.1.3): the target must exist, only root may change root, and anyone
+/// else proves who they are with their own password. A wrong one is the realm's plain error, hence a 500.
+fn confirm_caller(state: &State, caller: &Caller, target: &UserId, confirmation: Option<&str>) -> Result<(), ApiError> {
+    if state.cfg.user(target).is_none() {
+        return Err(ApiError::internal(format!("no such user ('{target}')")));
+    }
+    if caller.is_root() {
+        return Ok(());
+    }
+    if target.is_root() {
+        return Err(ApiError::forbidden(""));
+    }
+    let Some(confirmation) = confirmation else {
+        return Err(ApiError::param("confirmation-password", "password is required to modify user"));
+    };
+    let own = caller.user();
+    // PVE's own realm (PVE/Auth/PVE.pm `authenticate_user`).
+    if confirmation.is_empty() {
+        return Err(ApiError::internal("no password"));
+    }
+    if !state.shadow.contains_key(&own) {
+        return Err(ApiError::internal("no password set"));
+    }
+    if !state.password_matches(&own, confirmation) {
+        return Err(ApiError::internal("invalid credentials"));
+    }
+    Ok(())
 }
 
 /// `GET /version`'s `release`: pve-manager's `major.minor`.

@@ -386,7 +386,7 @@ fn digest(config: &BTreeMap<String, String>) -> String {
         h.update(v.as_bytes());
         h.update(b"\n");
     }
-    h.finalize().iter().take(20).map(|b| format!("{b:02x}")).collect()
+    hex::encode(&h.finalize()[..20])
 }
 
 fn config_json(vm: &Vm) -> Value {

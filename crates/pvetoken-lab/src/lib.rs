@@ -382,18 +382,15 @@ impl Lab {
 
 fn load_key(dir: &Path, rng: &LabRng) -> Result<Vec<u8>, LabError> {
     let path = dir.join("priv/authkey.key");
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        let bytes: Option<Vec<u8>> = (0..text.trim().len() / 2)
-            .map(|i| u8::from_str_radix(text.trim().get(2 * i..2 * i + 2)?, 16).ok())
-            .collect();
-        if let Some(bytes) = bytes.filter(|b| b.len() >= 32) {
-            return Ok(bytes);
-        }
+    if let Ok(text) = std::fs::read_to_string(&path)
+        && let Ok(bytes) = hex::decode(text.trim())
+        && bytes.len() >= 32
+    {
+        return Ok(bytes);
     }
     let mut key = vec![0u8; 32];
     rng.fill(&mut key);
-    let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
-    store::write_atomic(&path, hex.as_bytes(), true).map_err(|e| LabError::state(&path, e))?;
+    store::write_atomic(&path, hex::encode(&key).as_bytes(), true).map_err(|e| LabError::state(&path, e))?;
     Ok(key)
 }
 
@@ -423,7 +420,7 @@ pub async fn start(config: LabConfig) -> Result<RunningLab, LabError> {
         ),
     };
     let dir_path = dir.path().to_owned();
-    let rng = LabRng::new(config.seed);
+    let rng = Arc::new(LabRng::new(config.seed));
     let installed = release::Installed::new(config.pve_version, &config.scenario.packages);
     let catalog = installed.catalog(config.pve_version);
     let cert = tls::load_or_create(&dir_path)?;
@@ -431,7 +428,12 @@ pub async fn start(config: LabConfig) -> Result<RunningLab, LabError> {
     let ticket_key = load_key(&dir_path, &rng)?;
     let root_password = config.root_password.clone().unwrap_or_else(|| rng.password(24));
     let semaphore_password = rng.password(24);
-    let semaphore = semaphore::SemaphoreSim::open(Some(&dir_path), &config.scenario.semaphore, semaphore_password)?;
+    let semaphore = semaphore::SemaphoreSim::open_with_rng(
+        Some(&dir_path),
+        &config.scenario.semaphore,
+        semaphore_password,
+        rng.clone(),
+    )?;
 
     let (pve_listener, pve_addr) = bind(config.pve_port).await?;
     let (sem_listener, sem_addr) = bind(config.semaphore_port).await?;

@@ -31,7 +31,8 @@ pub(crate) struct Lab {
     pub(crate) node: String,
     pub(crate) state: RwLock<State>,
     pub(crate) dir: PathBuf,
-    pub(crate) rng: LabRng,
+    /// Shared with the Semaphore simulator, so that `--seed` reaches both.
+    pub(crate) rng: std::sync::Arc<LabRng>,
     pub(crate) ticket_key: Vec<u8>,
     pub(crate) root_password: RwLock<String>,
     pub(crate) control: Control,

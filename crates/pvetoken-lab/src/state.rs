@@ -228,7 +228,7 @@ impl Guests {
 /// A deterministic UUID-looking string for generated config values.
 pub(crate) fn fake_uuid(n: u64) -> String {
     let h = sha2::Sha256::digest(n.to_le_bytes());
-    let hex: String = h.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    let hex = hex::encode(&h[..16]);
     format!("{}-{}-4{}-8{}-{}", &hex[0..8], &hex[8..12], &hex[13..16], &hex[17..20], &hex[20..32])
 }
 
@@ -249,8 +249,7 @@ pub(crate) fn disk_volid(value: &str) -> Option<String> {
 
 fn hash_password(salt: &str, password: &str) -> String {
     let digest = sha2::Sha256::digest(format!("{salt}${password}").as_bytes());
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{salt}${hex}")
+    format!("{salt}${}", hex::encode(digest))
 }
 
 impl State {
@@ -281,16 +280,19 @@ impl State {
                 for (user, password) in &scenario.passwords {
                     let mut salt = [0u8; 8];
                     rng.fill(&mut salt);
-                    let salt: String = salt.iter().map(|b| format!("{b:02x}")).collect();
+                    let salt = hex::encode(salt);
                     shadow.insert(user.clone(), hash_password(&salt, password));
                 }
             }
         }
-        let guests = match read(GUESTS)? {
-            Some(text) => serde_json::from_str(&text).map_err(|e| {
-                LabError::Scenario(format!("{}: unreadable guest state: {e}", dir.join(GUESTS).display()))
-            })?,
-            None => Guests::from_scenario(scenario),
+        let guests_path = dir.join(GUESTS);
+        let guests = match crate::store::read_json(&guests_path) {
+            Ok(Some(guests)) => guests,
+            Ok(None) => Guests::from_scenario(scenario),
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                return Err(LabError::Scenario(format!("{}: unreadable guest state: {e}", guests_path.display())));
+            }
+            Err(e) => return Err(LabError::state(&guests_path, e)),
         };
         let state = State { cfg, tokens, shadow, guests };
         state.save_access(dir).map_err(|e| LabError::state(dir, e))?;
@@ -316,15 +318,14 @@ impl State {
 
     /// Writes the guest state (0600: guest files may hold secrets).
     pub(crate) fn save_guests(&self, dir: &Path) -> std::io::Result<()> {
-        let json = serde_json::to_vec_pretty(&self.guests).map_err(std::io::Error::other)?;
-        write_atomic(&dir.join(GUESTS), &json, true)
+        crate::store::write_json(&dir.join(GUESTS), &self.guests, true)
     }
 
     /// Sets a lab password.
     pub(crate) fn set_password(&mut self, user: &str, password: &str, rng: &LabRng) {
         let mut salt = [0u8; 8];
         rng.fill(&mut salt);
-        let salt: String = salt.iter().map(|b| format!("{b:02x}")).collect();
+        let salt = hex::encode(salt);
         self.shadow.insert(user.to_owned(), hash_password(&salt, password));
     }
 

@@ -1,5 +1,6 @@
 //! Atomic file writes (temp file in the same directory, fsync, rename, fsync of the directory), so the state dir is
-//! never left half-written; secret files are 0600 from their first byte.
+//! never left half-written; secret files are 0600 from their first byte. JSON state (the guests, the Semaphore
+//! simulator's state) is read and written through [`read_json`] and [`write_json`].
 
 use std::io::Write as _;
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
@@ -41,6 +42,23 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8], secret: bool) -> std::io::
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// Reads `path` as JSON; `None` when there is no such file. A file that does not decode is `InvalidData`.
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> std::io::Result<Option<T>> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidData, error)),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
+/// Writes `value` to `path` as pretty JSON with [`write_atomic`].
+pub(crate) fn write_json<T: serde::Serialize>(path: &Path, value: &T, secret: bool) -> std::io::Result<()> {
+    let bytes = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
+    write_atomic(path, &bytes, secret)
 }
 
 #[cfg(test)]

@@ -33,158 +33,25 @@
 //! is not a member gets 404 for the project, as Semaphore answers.
 //!
 //! Faults can be injected ([`SemaphoreSim::inject_fault`]) to test what clients do when Semaphore fails half-way.
+//!
+//! Layout: this file is the simulator's handle; `scenario.rs` the `[semaphore]` table and the state it seeds;
+//! `store.rs` the data, its persistence and encryption; `api/` the HTTP side, one module per resource as in
+//! Semaphore's `api/` and `api/projects/`. Inside the lab, randomness is the lab's generator (`--seed` reaches the
+//! simulator); [`SemaphoreSim::open`] alone uses OS randomness.
 
-mod handlers;
+mod api;
+mod scenario;
 mod store;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use pvetoken_api::semaphore::ProjectRole;
+pub use scenario::{ScenarioInventory, ScenarioRepository, ScenarioTemplate, ScenarioUser, SemaphoreScenario};
 
-use store::{Cipher, Member, Persistence, State, StoredUser};
-
-/// The `[semaphore]` table of a lab scenario.
-#[derive(Debug, Clone, serde::Deserialize)]
-#[serde(default)]
-pub struct SemaphoreScenario {
-    /// Login of the administrator (default `admin`).
-    pub admin_user: String,
-    /// Projects created at first start, ids 1, 2, ... in this order (default: one project, `PrivateBox`).
-    pub projects: Vec<String>,
-    /// Extra users created at first start.
-    pub users: Vec<ScenarioUser>,
-    /// Answer `POST .../environment` with 204 and no body, as Semaphore 2.10 did (2.16 answers 201 with the
-    /// environment).
-    pub create_answers_no_content: bool,
-    /// Inventories created at first start (after the projects and users).
-    pub inventories: Vec<ScenarioInventory>,
-    /// Repositories created at first start.
-    pub repositories: Vec<ScenarioRepository>,
-    /// Templates created at first start (after inventories and repositories, which they name).
-    pub templates: Vec<ScenarioTemplate>,
-}
-
-impl Default for SemaphoreScenario {
-    fn default() -> Self {
-        Self {
-            admin_user: "admin".to_owned(),
-            projects: vec!["PrivateBox".to_owned()],
-            users: Vec::new(),
-            create_answers_no_content: false,
-            inventories: Vec::new(),
-            repositories: Vec::new(),
-            templates: Vec::new(),
-        }
-    }
-}
-
-/// An inventory of the scenario (`[[semaphore.inventories]]`).
-#[derive(Debug, Clone, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ScenarioInventory {
-    /// Project id (default 1).
-    #[serde(default = "first_project")]
-    pub project: i64,
-    /// Name, unique in the project (templates refer to it).
-    pub name: String,
-    /// Inventory text (default `localhost ansible_connection=local`).
-    #[serde(default = "local_inventory")]
-    pub inventory: String,
-    /// `static` (default), `static-yaml`, `file`.
-    #[serde(default = "static_inventory", rename = "type")]
-    pub kind: String,
-}
-
-/// A repository of the scenario (`[[semaphore.repositories]]`).
-#[derive(Debug, Clone, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ScenarioRepository {
-    /// Project id (default 1).
-    #[serde(default = "first_project")]
-    pub project: i64,
-    /// Name, unique in the project (templates refer to it).
-    pub name: String,
-    /// Git URL.
-    pub git_url: String,
-    /// Branch (default `main`).
-    #[serde(default = "main_branch")]
-    pub git_branch: String,
-}
-
-/// A template of the scenario (`[[semaphore.templates]]`); inventory, repository and environment by name.
-#[derive(Debug, Clone, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ScenarioTemplate {
-    /// Project id (default 1).
-    #[serde(default = "first_project")]
-    pub project: i64,
-    /// Name.
-    pub name: String,
-    /// Playbook path.
-    pub playbook: String,
-    /// App (default `ansible`).
-    #[serde(default = "ansible_app")]
-    pub app: String,
-    /// Inventory name (an `ansible` template needs one).
-    #[serde(default)]
-    pub inventory: Option<String>,
-    /// Repository name.
-    pub repository: String,
-    /// Environment name: one that exists at first start (every project has `Empty`); none when absent.
-    #[serde(default)]
-    pub environment: Option<String>,
-}
-
-fn first_project() -> i64 {
-    1
-}
-
-fn local_inventory() -> String {
-    "localhost ansible_connection=local".to_owned()
-}
-
-fn static_inventory() -> String {
-    "static".to_owned()
-}
-
-fn main_branch() -> String {
-    "main".to_owned()
-}
-
-fn ansible_app() -> String {
-    "ansible".to_owned()
-}
-
-/// A user of the scenario, optionally a member of one project.
-#[derive(Clone, serde::Deserialize)]
-pub struct ScenarioUser {
-    /// Login.
-    pub username: String,
-    /// Password (a lab password).
-    pub password: String,
-    /// Whether the user is a Semaphore admin.
-    #[serde(default)]
-    pub admin: bool,
-    /// Project id the user belongs to, with `role`.
-    #[serde(default)]
-    pub project: Option<i64>,
-    /// The user's role in `project`.
-    #[serde(default)]
-    pub role: Option<ProjectRole>,
-}
-
-impl std::fmt::Debug for ScenarioUser {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ScenarioUser")
-            .field("username", &self.username)
-            .field("password", &"[REDACTED]")
-            .field("admin", &self.admin)
-            .field("project", &self.project)
-            .field("role", &self.role)
-            .finish()
-    }
-}
+use crate::rng::LabRng;
+use scenario::{initial_state, local_inventory, main_branch, new_user, static_inventory};
+use store::{Cipher, Member, Persistence, State};
 
 /// Why the Semaphore simulator could not start.
 #[derive(Debug, thiserror::Error)]
@@ -222,6 +89,8 @@ pub struct SemaphoreSim {
 
 struct Inner {
     state: Mutex<State>,
+    /// The lab's generator (`--seed` reaches salts, cookies, API tokens, the key and nonces through it).
+    rng: Arc<LabRng>,
     cipher: Cipher,
     persistence: Persistence,
     faults: Mutex<Vec<Fault>>,
@@ -240,34 +109,38 @@ impl std::fmt::Debug for SemaphoreSim {
 }
 
 impl SemaphoreSim {
-    /// Opens (or creates) the simulator state. The administrator's password is (re)set to `admin_password` on every
-    /// start so that the ready file is always right.
+    /// Opens (or creates) the simulator state, with OS randomness. The administrator's password is (re)set to
+    /// `admin_password` on every start so that the ready file is always right.
     pub fn open(
         state_dir: Option<&Path>,
         scenario: &SemaphoreScenario,
         admin_password: String,
     ) -> Result<Self, SemaphoreError> {
-        let dir = match state_dir {
-            Some(state_dir) => {
-                let dir = state_dir.join("semaphore");
-                create_private_dir(&dir)?;
-                Some(dir)
-            }
-            None => None,
-        };
-        let cipher = Cipher::load_or_create(dir.as_deref())?;
+        Self::open_with_rng(state_dir, scenario, admin_password, Arc::new(LabRng::new(None)))
+    }
+
+    /// [`SemaphoreSim::open`] drawing every random byte from `rng` (the lab's, seeded by `--seed`).
+    pub(crate) fn open_with_rng(
+        state_dir: Option<&Path>,
+        scenario: &SemaphoreScenario,
+        admin_password: String,
+        rng: Arc<LabRng>,
+    ) -> Result<Self, SemaphoreError> {
+        // The lab's atomic writer creates `semaphore/` (0700) with the first file it writes there.
+        let dir = state_dir.map(|state_dir| state_dir.join("semaphore"));
+        let cipher = Cipher::load_or_create(dir.as_deref(), &rng)?;
         let persistence = Persistence { path: dir.as_ref().map(|dir| dir.join("state.json")) };
         let mut state = match persistence.load()? {
             Some(state) => state,
-            None => initial_state(scenario)?,
+            None => initial_state(scenario, &rng)?,
         };
         let admin_user = scenario.admin_user.clone();
         match state.users.iter_mut().find(|user| user.username == admin_user) {
-            Some(admin) => admin.set_password(&admin_password),
+            Some(admin) => admin.set_password(&admin_password, &rng),
             None => {
                 let id = state.new_id();
                 let mut admin = new_user(id, &admin_user, true);
-                admin.set_password(&admin_password);
+                admin.set_password(&admin_password, &rng);
                 state.users.push(admin);
             }
         }
@@ -275,6 +148,7 @@ impl SemaphoreSim {
         Ok(Self {
             inner: Arc::new(Inner {
                 state: Mutex::new(state),
+                rng,
                 cipher,
                 persistence,
                 faults: Mutex::new(Vec::new()),
@@ -287,7 +161,7 @@ impl SemaphoreSim {
 
     /// The router that answers Semaphore's `/api/...`.
     pub fn router(&self) -> axum::Router {
-        handlers::router(self.clone())
+        api::router(self.clone())
     }
 
     /// The simulator's administrator login.
@@ -310,7 +184,7 @@ impl SemaphoreSim {
         let mut state = self.lock();
         let id = state.new_id();
         let mut user = new_user(id, username, false);
-        user.set_password(password);
+        user.set_password(password, &self.inner.rng);
         state.users.push(user);
         if let Some((project_id, role)) = membership {
             state.members.push(Member { project_id, user_id: id, role });
@@ -323,25 +197,18 @@ impl SemaphoreSim {
     pub fn create_api_token(&self, username: &str) -> Option<String> {
         let mut state = self.lock();
         let user_id = state.user_by_login(username)?.id;
-        let id = store::random_token();
-        state.tokens.push(store::StoredToken {
-            id: id.clone(),
-            name: "pvetoken".to_owned(),
-            user_id,
-            created: store::now_rfc3339(),
-            expired: false,
-        });
+        let token = state.issue_token(user_id, "pvetoken".to_owned(), &self.inner.rng);
         self.save(&state);
-        Some(id)
+        Some(token.id)
     }
 
     /// Back to `scenario` (the one the simulator was opened with): users, sessions, API tokens, projects,
     /// environments, secrets, inventories, repositories and templates as on a first start; pending faults are dropped. The administrator keeps its login
     /// and password (the ready file stays right) and the encryption key is kept.
     pub fn reset(&self, scenario: &SemaphoreScenario) -> Result<(), SemaphoreError> {
-        let mut fresh = initial_state(scenario)?;
+        let mut fresh = initial_state(scenario, &self.inner.rng)?;
         if let Some(admin) = fresh.users.iter_mut().find(|user| user.username == self.inner.admin_user) {
-            admin.set_password(&self.inner.admin_password);
+            admin.set_password(&self.inner.admin_password, &self.inner.rng);
         }
         let mut state = self.lock();
         *state = fresh;
@@ -435,126 +302,4 @@ impl SemaphoreSim {
     fn save(&self, state: &State) -> bool {
         self.inner.persistence.save(state).is_ok()
     }
-}
-
-fn create_private_dir(dir: &Path) -> Result<(), SemaphoreError> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|source| SemaphoreError::State { path: dir.to_path_buf(), source })
-}
-
-fn new_user(id: i64, username: &str, admin: bool) -> StoredUser {
-    StoredUser {
-        id,
-        username: username.to_owned(),
-        name: username.to_owned(),
-        email: format!("{username}@lab.invalid"),
-        created: store::now_rfc3339(),
-        admin,
-        external: false,
-        alert: false,
-        password_salt: String::new(),
-        password_hash: String::new(),
-    }
-}
-
-fn initial_state(scenario: &SemaphoreScenario) -> Result<State, SemaphoreError> {
-    let mut state = State::default();
-    // The admin is user 1, as after `semaphore user add --admin` on a fresh install.
-    let admin_id = state.new_id();
-    state.users.push(new_user(admin_id, &scenario.admin_user, true));
-    for name in &scenario.projects {
-        state.create_project(name, Some(admin_id));
-    }
-    for user in &scenario.users {
-        let id = state.new_id();
-        let mut stored = new_user(id, &user.username, user.admin);
-        stored.set_password(&user.password);
-        state.users.push(stored);
-        if let (Some(project_id), Some(role)) = (user.project, user.role) {
-            state.members.push(Member { project_id, user_id: id, role });
-        }
-    }
-    for inventory in &scenario.inventories {
-        let id = state.new_id();
-        state.inventories.push(store::StoredInventory {
-            id,
-            project_id: inventory.project,
-            name: inventory.name.clone(),
-            inventory: inventory.inventory.clone(),
-            kind: inventory.kind.clone(),
-            template_id: None,
-        });
-    }
-    for repository in &scenario.repositories {
-        let id = state.new_id();
-        state.repositories.push(store::StoredRepository {
-            id,
-            project_id: repository.project,
-            name: repository.name.clone(),
-            git_url: repository.git_url.clone(),
-            git_branch: repository.git_branch.clone(),
-        });
-    }
-    for template in &scenario.templates {
-        let project_id = template.project;
-        let undefined = |kind: &str, name: &str| {
-            SemaphoreError::Scenario(format!(
-                "template `{}` names the {kind} `{name}`, which project {project_id} does not have",
-                template.name
-            ))
-        };
-        let inventory_id = match &template.inventory {
-            Some(name) => Some(
-                state
-                    .inventories
-                    .iter()
-                    .find(|inv| inv.project_id == project_id && inv.name == *name)
-                    .map(|inv| inv.id)
-                    .ok_or_else(|| undefined("inventory", name))?,
-            ),
-            None => None,
-        };
-        let repository_id = state
-            .repositories
-            .iter()
-            .find(|repo| repo.project_id == project_id && repo.name == template.repository)
-            .map(|repo| repo.id)
-            .ok_or_else(|| undefined("repository", &template.repository))?;
-        let environment_id = match &template.environment {
-            Some(name) => Some(
-                state
-                    .environments
-                    .iter()
-                    .find(|env| env.project_id == project_id && env.name == *name)
-                    .map(|env| env.id)
-                    .ok_or_else(|| undefined("environment", name))?,
-            ),
-            None => None,
-        };
-        let id = state.new_id();
-        state.templates.push(pvetoken_api::semaphore::Template {
-            id,
-            project_id,
-            inventory_id,
-            repository_id,
-            environment_id,
-            name: template.name.clone(),
-            playbook: template.playbook.clone(),
-            arguments: None,
-            description: None,
-            kind: String::new(),
-            app: template.app.clone(),
-            git_branch: None,
-            view_id: None,
-            autorun: false,
-            allow_override_args_in_task: false,
-            suppress_success_alerts: false,
-            tasks: 0,
-        });
-    }
-    Ok(state)
 }

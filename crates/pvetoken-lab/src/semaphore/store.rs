@@ -1,18 +1,20 @@
 //! The simulator's data: users, sessions, API tokens, projects, members, environments and their secrets,
-//! inventories, repositories and templates, kept in
-//! one JSON document (`state.json`, 0600, replaced atomically) and the secrets encrypted with AES-256-GCM under a
-//! random key (`access_key_encryption`, 0600), as Semaphore's `access_key_encryption` setting does.
+//! inventories, repositories and templates, kept in one JSON document (`state.json`, 0600, replaced atomically by
+//! the lab's [`crate::store::write_atomic`]) and the secrets encrypted with AES-256-GCM under a random key
+//! (`access_key_encryption`, 0600), as Semaphore's `access_key_encryption` setting does. Every random byte (salts,
+//! session cookies, API tokens, the key, nonces) comes from the lab's [`LabRng`], so `lab serve --seed` makes them
+//! reproducible.
 
 use std::path::{Path, PathBuf};
 
-use aes_gcm::aead::rand_core::RngCore;
-use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng};
+use aes_gcm::aead::{Aead, KeyInit};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
 use pvetoken_api::semaphore::{ProjectRole, SecretType};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::SemaphoreError;
+use crate::rng::LabRng;
 
 /// A user with a salted password hash (the simulator's stand-in for Semaphore's bcrypt).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -30,15 +32,19 @@ pub(crate) struct StoredUser {
 }
 
 impl StoredUser {
-    pub fn set_password(&mut self, password: &str) {
+    pub fn set_password(&mut self, password: &str, rng: &LabRng) {
         let mut salt = [0_u8; 16];
-        OsRng.fill_bytes(&mut salt);
-        self.password_salt = hex(&salt);
+        rng.fill(&mut salt);
+        self.password_salt = hex::encode(salt);
         self.password_hash = password_digest(&self.password_salt, password);
     }
 
     pub fn password_matches(&self, password: &str) -> bool {
-        !self.password_hash.is_empty() && password_digest(&self.password_salt, password) == self.password_hash
+        !self.password_hash.is_empty()
+            && crate::state::constant_time_eq(
+                password_digest(&self.password_salt, password).as_bytes(),
+                self.password_hash.as_bytes(),
+            )
     }
 
     pub fn to_api(&self) -> pvetoken_api::semaphore::User {
@@ -60,7 +66,7 @@ fn password_digest(salt: &str, password: &str) -> String {
     hasher.update(salt.as_bytes());
     hasher.update([0]);
     hasher.update(password.as_bytes());
-    hex(&hasher.finalize())
+    hex::encode(hasher.finalize())
 }
 
 /// A cookie session.
@@ -220,6 +226,13 @@ impl State {
         }
     }
 
+    /// Issues an API token for `user_id` (its id is the bearer secret) and returns it.
+    pub fn issue_token(&mut self, user_id: i64, name: String, rng: &LabRng) -> StoredToken {
+        let token = StoredToken { id: random_token(rng), name, user_id, created: now_rfc3339(), expired: false };
+        self.tokens.push(token.clone());
+        token
+    }
+
     /// Creates a project with Semaphore's defaults: the creator as owner and an `Empty` environment.
     pub fn create_project(&mut self, name: &str, owner: Option<i64>) -> pvetoken_api::semaphore::Project {
         let project = pvetoken_api::semaphore::Project {
@@ -267,39 +280,50 @@ impl std::fmt::Debug for Cipher {
 
 impl Cipher {
     /// Loads the key from `dir/access_key_encryption`, creating a random one (0600) when absent.
-    pub fn load_or_create(dir: Option<&Path>) -> Result<Self, SemaphoreError> {
+    pub fn load_or_create(dir: Option<&Path>, rng: &LabRng) -> Result<Self, SemaphoreError> {
         let Some(dir) = dir else {
-            return Ok(Self { cipher: Aes256Gcm::new(&Aes256Gcm::generate_key(OsRng)) });
+            return Ok(Self::new(&random_key(rng)));
         };
         let path = dir.join("access_key_encryption");
-        let key_bytes = match std::fs::read_to_string(&path) {
-            Ok(text) => unhex(text.trim()).filter(|bytes| bytes.len() == 32).ok_or_else(|| SemaphoreError::State {
-                path: path.clone(),
-                source: std::io::Error::new(std::io::ErrorKind::InvalidData, "not a 32-byte hex key"),
-            })?,
+        let key = match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                hex::decode(text.trim()).ok().and_then(|bytes| <[u8; 32]>::try_from(bytes).ok()).ok_or_else(|| {
+                    SemaphoreError::State {
+                        path: path.clone(),
+                        source: std::io::Error::new(std::io::ErrorKind::InvalidData, "not a 32-byte hex key"),
+                    }
+                })?
+            }
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                let key = Aes256Gcm::generate_key(OsRng);
-                write_private(&path, format!("{}\n", hex(&key)).as_bytes())?;
-                key.to_vec()
+                let key = random_key(rng);
+                write_private(&path, format!("{}\n", hex::encode(key)).as_bytes())?;
+                key
             }
             Err(source) => return Err(SemaphoreError::State { path, source }),
         };
-        let key = Key::<Aes256Gcm>::from_slice(&key_bytes);
-        Ok(Self { cipher: Aes256Gcm::new(key) })
+        Ok(Self::new(&key))
     }
 
-    pub fn encrypt(&self, plaintext: &str) -> String {
-        let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
-        // Encryption with a fresh nonce and a valid key cannot fail for inputs of this size.
-        let ciphertext = self.cipher.encrypt(&nonce, plaintext.as_bytes()).unwrap_or_default();
+    fn new(key: &[u8; 32]) -> Self {
+        Self { cipher: Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key)) }
+    }
+
+    /// Hex of a fresh 12-byte nonce followed by the ciphertext and tag. With `--seed` a restarted lab on the same
+    /// state dir draws the same nonces again under the kept key: acceptable for a demo lab, which is all a seed is
+    /// for.
+    pub fn encrypt(&self, plaintext: &str, rng: &LabRng) -> String {
+        let mut nonce = [0_u8; 12];
+        rng.fill(&mut nonce);
+        // Encryption with a valid key cannot fail for inputs of this size.
+        let ciphertext = self.cipher.encrypt(Nonce::from_slice(&nonce), plaintext.as_bytes()).unwrap_or_default();
         let mut out = nonce.to_vec();
         out.extend_from_slice(&ciphertext);
-        hex(&out)
+        hex::encode(out)
     }
 
     /// Decrypts a stored value (used by tests through [`super::SemaphoreSim::secret_value`]).
     pub fn decrypt(&self, stored: &str) -> Option<String> {
-        let bytes = unhex(stored)?;
+        let bytes = hex::decode(stored).ok()?;
         if bytes.len() < 12 {
             return None;
         }
@@ -309,7 +333,13 @@ impl Cipher {
     }
 }
 
-/// Where the state lives.
+fn random_key(rng: &LabRng) -> [u8; 32] {
+    let mut key = [0_u8; 32];
+    rng.fill(&mut key);
+    key
+}
+
+/// Where the state lives (`None`: in memory only).
 #[derive(Debug, Clone)]
 pub(crate) struct Persistence {
     pub path: Option<PathBuf>,
@@ -318,21 +348,13 @@ pub(crate) struct Persistence {
 impl Persistence {
     pub fn load(&self) -> Result<Option<State>, SemaphoreError> {
         let Some(path) = &self.path else { return Ok(None) };
-        match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|error| SemaphoreError::State {
-                path: path.clone(),
-                source: std::io::Error::new(std::io::ErrorKind::InvalidData, error),
-            }),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(SemaphoreError::State { path: path.clone(), source }),
-        }
+        crate::store::read_json(path).map_err(|source| SemaphoreError::State { path: path.clone(), source })
     }
 
     pub fn save(&self, state: &State) -> Result<(), SemaphoreError> {
         let Some(path) = &self.path else { return Ok(()) };
-        let bytes = serde_json::to_vec_pretty(state)
-            .map_err(|error| SemaphoreError::State { path: path.clone(), source: std::io::Error::other(error) })?;
-        write_private(path, &bytes)
+        crate::store::write_json(path, state, true)
+            .map_err(|source| SemaphoreError::State { path: path.clone(), source })
     }
 }
 
@@ -343,37 +365,17 @@ pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), SemaphoreEr
 }
 
 /// A random URL-safe token (Semaphore's API tokens: 32 random bytes, base64url, lower-cased; ours are hex).
-pub(crate) fn random_token() -> String {
+pub(crate) fn random_token(rng: &LabRng) -> String {
     let mut bytes = [0_u8; 32];
-    OsRng.fill_bytes(&mut bytes);
-    hex(&bytes)
+    rng.fill(&mut bytes);
+    hex::encode(bytes)
 }
 
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
-}
-
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len()).step_by(2).map(|index| u8::from_str_radix(text.get(index..index + 2)?, 16).ok()).collect()
-}
-
-/// The current time as RFC 3339 UTC (`2025-01-31T12:00:00Z`), as Semaphore's JSON shows `created`.
+/// The lab's clock as RFC 3339 UTC to the second (`2025-01-31T12:00:00Z`), as Semaphore's JSON shows `created`.
 pub(crate) fn now_rfc3339() -> String {
-    let seconds = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let days = i64::try_from(seconds / 86_400).unwrap_or(0);
-    let rest = seconds % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rest / 3600, rest % 3600 / 60, rest % 60)
+    let seconds = i64::try_from(crate::state::now()).unwrap_or(0);
+    jiff::Timestamp::from_second(seconds)
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
