@@ -5,8 +5,12 @@
 //! must use the same certificate checks (CA file, pinned fingerprint) as every other connection pvetoken makes.
 //! Five calls are needed; each is a few lines here.
 //!
-//! Several addresses (the nodes of a raft cluster) are tried in order: a connection failure moves to the next,
-//! an HTTP answer (even an error) is final. The OpenBao token travels only in the `X-Vault-Token` header and never
+//! Several addresses (the nodes of a raft cluster) are tried in order: a connection failure, a 503 (a sealed node)
+//! or a standby's 500 "active cluster node not found" (an election; the request was not applied) moves to the next;
+//! any other HTTP answer (even an error) is final. When every address failed that way, the round is tried again after a pause
+//! ([`ROUND_PAUSES`]), so that a request sent during a leader election lands once the new leader is up; a write
+//! carries check-and-set, so it cannot land twice. A standby forwards what it cannot serve, or redirects (307) to
+//! the active node, which reqwest follows. The OpenBao token travels only in the `X-Vault-Token` header and never
 //! appears in an error.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -180,7 +184,15 @@ impl BaoClient {
         self.send("POST", &api, Some(json!({ "custom_metadata": metadata })), true).await.map(|_| ())
     }
 
-    /// Sends one request, failing over to the next address on a transport error. `Ok(None)` = 204.
+    /// Sends the next requests to the next address first (after an answer that another node may give better: a
+    /// standby serving reads can lag the active node).
+    pub fn prefer_next_address(&self) {
+        let next = (self.current.load(Ordering::Relaxed) + 1) % self.addresses.len().max(1);
+        self.current.store(next, Ordering::Relaxed);
+    }
+
+    /// Sends one request, failing over to the next address on a transport error or a 503, in rounds separated by
+    /// [`ROUND_PAUSES`]. `Ok(None)` = 204.
     async fn send(
         &self,
         method: &'static str,
@@ -188,8 +200,29 @@ impl BaoClient {
         body: Option<Value>,
         with_token: bool,
     ) -> Result<Option<Value>, BaoError> {
-        let start = self.current.load(Ordering::Relaxed);
         let mut last_error = String::new();
+        for pause in std::iter::once(None).chain(ROUND_PAUSES.iter().map(Some)) {
+            if let Some(pause) = pause {
+                tokio::time::sleep(*pause).await;
+            }
+            match self.send_round(method, path, body.as_ref(), with_token, &mut last_error).await {
+                Round::Answered(result) => return result,
+                Round::NoNodeAnswered => {}
+            }
+        }
+        Err(BaoError::Unreachable { addresses: self.addresses.join(", "), message: last_error })
+    }
+
+    /// One pass over the addresses.
+    async fn send_round(
+        &self,
+        method: &'static str,
+        path: &str,
+        body: Option<&Value>,
+        with_token: bool,
+        last_error: &mut String,
+    ) -> Round {
+        let start = self.current.load(Ordering::Relaxed);
         for offset in 0..self.addresses.len() {
             let index = (start + offset) % self.addresses.len();
             let url = format!("{}/v1/{path}", self.addresses[index]);
@@ -201,27 +234,33 @@ impl BaoClient {
             if with_token {
                 request = request.header("X-Vault-Token", self.token.expose_secret());
             }
-            if let Some(body) = &body {
+            if let Some(body) = body {
                 request = request.header("content-type", "application/json").body(body.to_string());
             }
             let response = match request.send().await {
                 Ok(response) => response,
                 Err(error) if error.is_connect() || error.is_timeout() => {
-                    last_error = without_url(&error);
+                    *last_error = without_url(&error);
                     continue;
                 }
                 Err(error) => {
-                    return Err(BaoError::Unreachable {
+                    return Round::Answered(Err(BaoError::Unreachable {
                         addresses: self.addresses[index].clone(),
                         message: without_url(&error),
-                    });
+                    }));
                 }
             };
-            self.current.store(index, Ordering::Relaxed);
             let status = response.status().as_u16();
             let text = response.text().await.unwrap_or_default();
+            // Not applied by this node: sealed (503), or a standby that knows no active node during an election
+            // (500 "local node not active but active cluster node not found").
+            if status == 503 || (status == 500 && text.contains("active cluster node not found")) {
+                *last_error = format!("{} answered {status}: no active node", self.addresses[index]);
+                continue;
+            }
+            self.current.store(index, Ordering::Relaxed);
             if status == 204 {
-                return Ok(None);
+                return Round::Answered(Ok(None));
             }
             let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
             if !(200..300).contains(&status) {
@@ -230,12 +269,31 @@ impl BaoClient {
                     .map(|errors| errors.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("; "))
                     .filter(|m| !m.is_empty())
                     .unwrap_or_else(|| "(no error text)".to_owned());
-                return Err(BaoError::Status { method, path: path.to_owned(), status, message });
+                return Round::Answered(Err(BaoError::Status { method, path: path.to_owned(), status, message }));
             }
-            return Ok(Some(value));
+            return Round::Answered(Ok(Some(value)));
         }
-        Err(BaoError::Unreachable { addresses: self.addresses.join(", "), message: last_error })
+        Round::NoNodeAnswered
     }
+}
+
+/// Pauses between rounds over every address, about 15 s in all: after a leader dies, its standbys keep
+/// redirecting to it until a new one is elected, which takes several seconds with OpenBao's default raft timing
+/// (measured by `tests/it/openbao_raft.rs`).
+pub const ROUND_PAUSES: [std::time::Duration; 5] = [
+    std::time::Duration::from_millis(500),
+    std::time::Duration::from_millis(1_000),
+    std::time::Duration::from_millis(2_000),
+    std::time::Duration::from_millis(4_000),
+    std::time::Duration::from_millis(8_000),
+];
+
+/// What one round over the addresses came to.
+enum Round {
+    /// A node answered (or failed in a way another node would not fix).
+    Answered(Result<Option<Value>, BaoError>),
+    /// No node could take the request.
+    NoNodeAnswered,
 }
 
 /// A transport error in a few words plus its causes (the chain names the refused connection or the TLS problem).

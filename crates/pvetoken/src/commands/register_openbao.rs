@@ -211,35 +211,9 @@ pub async fn write_sink(sink: &OpenbaoSink, token_file: &Path) -> Result<Outcome
     let client = connect(sink).await?;
     let wanted = fields(&token);
     let bao = |error: BaoError| bao_error(&error, sink);
-    let current = client.read(&sink.mount, &sink.path).await.map_err(bao)?;
-    let (status, version) = match current {
-        Some(existing) if existing.data == wanted => ("unchanged", existing.version),
-        existing => {
-            // Check-and-set against the version just read: another writer in between makes this fail loudly.
-            let cas = match existing {
-                Some(existing) => existing.version,
-                None => client.current_version(&sink.mount, &sink.path).await.map_err(bao)?,
-            };
-            let version = match client.write(&sink.mount, &sink.path, &wanted, cas).await {
-                Ok(version) => version,
-                Err(BaoError::CasMismatch { .. }) => match client.read(&sink.mount, &sink.path).await.map_err(bao)? {
-                    Some(now) if now.data == wanted => now.version,
-                    _ => {
-                        return Err(CliError::remote(format!(
-                            "OpenBao {}/{} was changed by another writer while pvetoken wrote it; nothing \
-                                 was overwritten",
-                            sink.mount, sink.path
-                        ))
-                        .with_hint("check who else writes this path, then rerun"));
-                    }
-                },
-                Err(error) => return Err(bao(error)),
-            };
-            ("written", version)
-        }
-    };
+    let (status, version) = write_checked(&client, sink, &wanted).await?;
     client.set_custom_metadata(&sink.mount, &sink.path, &metadata(&token)).await.map_err(bao)?;
-    let back = client.read(&sink.mount, &sink.path).await.map_err(bao)?;
+    let back = read_settled(&client, sink, &wanted).await.map_err(bao)?;
     let holds = back.as_ref().is_some_and(|b| {
         b.data.get("token_id") == wanted.get("token_id") && b.data.get("token_secret") == wanted.get("token_secret")
     });
@@ -251,6 +225,60 @@ pub async fn write_sink(sink: &OpenbaoSink, token_file: &Path) -> Result<Outcome
         .with_hint("another writer may be changing this path; rerun"));
     }
     Ok(Outcome { status, address: client.address().to_owned(), version, fields: wanted.keys().cloned().collect() })
+}
+
+/// Writes `wanted` unless the secret holds it already, with check-and-set against the version just read. A
+/// mismatch is read again, from the next node, and retried with growing pauses (about 15 s in all, as the
+/// client's failover rounds): an OpenBao standby serves reads and can lag (a node just restarted, or one waiting
+/// out an election, answers with an old version), and our own write may have landed with its answer lost. A path
+/// that keeps changing under us is another writer's, and nothing is overwritten. Returns (status, version).
+async fn write_checked(
+    client: &BaoClient,
+    sink: &OpenbaoSink,
+    wanted: &Map<String, Value>,
+) -> Result<(&'static str, u64), CliError> {
+    let bao = |error: BaoError| bao_error(&error, sink);
+    let pauses = std::iter::once(None).chain(pvetoken_client::openbao::ROUND_PAUSES.iter().map(Some));
+    for (attempt, pause) in pauses.enumerate() {
+        if let Some(pause) = pause {
+            tokio::time::sleep(*pause).await;
+        }
+        let cas = match client.read(&sink.mount, &sink.path).await.map_err(bao)? {
+            Some(existing) if &existing.data == wanted => {
+                return Ok((if attempt == 0 { "unchanged" } else { "written" }, existing.version));
+            }
+            Some(existing) => existing.version,
+            None => client.current_version(&sink.mount, &sink.path).await.map_err(bao)?,
+        };
+        match client.write(&sink.mount, &sink.path, wanted, cas).await {
+            Ok(version) => return Ok(("written", version)),
+            Err(BaoError::CasMismatch { .. }) => client.prefer_next_address(),
+            Err(error) => return Err(bao(error)),
+        }
+    }
+    Err(CliError::remote(format!(
+        "OpenBao {}/{} kept changing while pvetoken wrote it (another writer?); nothing was overwritten",
+        sink.mount, sink.path
+    ))
+    .with_hint("check who else writes this path, then rerun"))
+}
+
+/// Reads the secret until it holds `wanted` (at most about 3 s): a raft standby serving reads may lag the write
+/// just made through another node for a moment. Returns the last read either way.
+async fn read_settled(
+    client: &BaoClient,
+    sink: &OpenbaoSink,
+    wanted: &Map<String, Value>,
+) -> Result<Option<pvetoken_client::openbao::KvSecret>, BaoError> {
+    let mut last = client.read(&sink.mount, &sink.path).await?;
+    for _ in 0..6 {
+        if last.as_ref().is_some_and(|secret| &secret.data == wanted) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        last = client.read(&sink.mount, &sink.path).await?;
+    }
+    Ok(last)
 }
 
 async fn connect(sink: &OpenbaoSink) -> Result<BaoClient, CliError> {

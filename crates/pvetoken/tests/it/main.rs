@@ -16,6 +16,7 @@ mod learn;
 mod lifecycle;
 mod lint;
 mod openbao;
+mod openbao_raft;
 mod packaging;
 mod register;
 mod render;

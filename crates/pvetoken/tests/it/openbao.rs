@@ -32,7 +32,7 @@ impl Drop for Bao {
 }
 
 /// A free port whose successor is free too (the dev server's cluster listener takes port + 1).
-fn free_port_pair() -> u16 {
+pub(crate) fn free_port_pair() -> u16 {
     for _ in 0..50 {
         let first = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = first.local_addr().unwrap().port();
@@ -113,7 +113,7 @@ impl Bao {
     }
 }
 
-fn write_private(path: &Path, text: &str) {
+pub(crate) fn write_private(path: &Path, text: &str) {
     let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).unwrap();
     std::io::Write::write_all(&mut file, text.as_bytes()).unwrap();
 }
