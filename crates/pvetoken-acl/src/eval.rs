@@ -9,10 +9,8 @@
 
 use std::collections::BTreeMap;
 
-// std's SipHash rather than FxHash for the string-keyed maps: see `parsed::Interner` (queries/s +60%).
-use std::collections::HashMap;
-
 use crate::catalog::{Catalog, PrivSet};
+use crate::hash::StrMap as HashMap;
 use crate::ids::{AclPath, Privilege, RoleId, Subject, TokenId, UserId};
 use crate::parsed::{Access, AclFact, Who};
 use crate::usercfg::UserCfg;

@@ -48,6 +48,7 @@ pub mod catalog;
 mod catalog_data;
 pub mod eval;
 pub mod explain;
+mod hash;
 pub mod ids;
 pub mod mutate;
 pub mod parsed;
