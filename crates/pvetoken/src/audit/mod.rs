@@ -1,7 +1,7 @@
 //! `pvetoken audit`: every token of a configuration, what it can really do and what is wrong with it.
 //!
 //! Both modes end in the same place: a user.cfg text (the file offline, a rebuild from the API live, see
-//! [`live`]) parsed by pvetoken-acl's `UserCfg::parse` and evaluated by its `Evaluator`. [`audit`] is pure (the
+//! [`live`]) parsed by pvetoken-acl's `ParsedCfg::parse` and evaluated by its `Engine`. [`audit`] is pure (the
 //! caller passes the clock), so the two modes agree by construction and tests can pin time.
 //!
 //! Module map: [`analysis`] (each token evaluated once over the paths that matter), [`summary`] (role-like
@@ -18,7 +18,7 @@ pub mod rules;
 pub mod summary;
 pub mod text;
 
-use pvetoken_acl::{Catalog, UserCfg};
+use pvetoken_acl::{Catalog, ParsedCfg};
 
 use model::{Counts, Finding, Report, ReportOptions, Severity, SourceInfo, TokenReport, Warning};
 
@@ -37,8 +37,10 @@ pub struct Options {
 
 /// Audits the configuration `text` (user.cfg syntax) for `catalog`'s release.
 pub fn audit(text: &str, catalog: &Catalog, source: SourceInfo, options: &Options) -> Report {
-    let (cfg, parse_warnings) = UserCfg::parse(text, catalog);
-    let index = analysis::Index::new(&cfg, catalog);
+    // One parse: the model for the rules, the engine straight from the parsed facts.
+    let (parsed, parse_warnings) = ParsedCfg::parse(text, catalog);
+    let cfg = parsed.to_user_cfg();
+    let index = analysis::Index::new(&cfg, parsed.engine(catalog), catalog);
     let raw = rawscan::scan(text, &cfg, catalog);
     let settings = rules::Settings { now: options.now, window: options.expiring_within };
     let mut findings: Vec<Finding> = Vec::new();
