@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Wall time of a command, process start to exit: best and median of N runs, printed next to a target.
 
-usage: bench/best-of.py RUNS TARGET_MS LABEL -- COMMAND [ARGS...]   (stdout of COMMAND goes to /dev/null)
+usage: bench/best-of.py RUNS TARGET_MS LABEL -- COMMAND [ARGS...]   (its stdout and stderr go to /dev/null)
 Uses hyperfine when installed (its figures, then the same one-line summary); otherwise time.perf_counter around
 subprocess.run, which adds Python's own fork/exec (about 1 ms) to every run.
 """
@@ -23,11 +23,11 @@ def main() -> int:
                             "--output", "null", subprocess.list2cmdline(command)], check=True)
             times = json.load(open(export.name))["results"][0]["times"]
     else:
-        subprocess.run(command, stdout=subprocess.DEVNULL, check=True)  # warm-up: page cache, binary
+        subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)  # warm-up: page cache, binary
         times = []
         for _ in range(runs):
             start = time.perf_counter()
-            subprocess.run(command, stdout=subprocess.DEVNULL, check=True)
+            subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
             times.append(time.perf_counter() - start)
     best, median = min(times) * 1e3, statistics.median(times) * 1e3
     verdict = "met" if best <= target else "NOT met"
