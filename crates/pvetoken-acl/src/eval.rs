@@ -1,16 +1,18 @@
 //! The permission evaluator: Proxmox's `roles()` and `permissions()` (proxmox/pve-access-control
 //! `src/PVE/AccessControl.pm`, `src/PVE/RPCEnvironment.pm`), compiled for speed.
 //!
-//! [`Evaluator::new`] turns a [`UserCfg`] into an indexed ACL tree whose entries carry precomputed privilege
-//! bitsets, so a query is a walk of a few nodes with bit operations. No global state, no clock: the evaluator only
-//! borrows the configuration and the catalog.
+//! [`Engine`] is an indexed ACL tree whose entries carry precomputed privilege bitsets, so a query is a walk of a
+//! few nodes with bit operations. It is compiled from the [`Access`] facts: of a parsed text
+//! ([`ParsedCfg::engine`](crate::ParsedCfg::engine), or [`engine_for`](crate::ParsedCfg::engine_for) some subjects
+//! only) or of a [`UserCfg`] ([`Evaluator::new`], which adds what needs the model: explanations, listings). No
+//! global state, no clock.
 
 use std::collections::BTreeMap;
 
-use rustc_hash::FxHashMap as HashMap;
-
 use crate::catalog::{Catalog, PrivSet};
+use crate::hash::StrMap as HashMap;
 use crate::ids::{AclPath, Privilege, RoleId, Subject, TokenId, UserId};
+use crate::parsed::{Access, AclFact, Who};
 use crate::usercfg::UserCfg;
 
 /// Effective privileges on one path: each privilege present maps to its propagate flag (exactly what
@@ -136,18 +138,19 @@ struct TokenInfo {
     owner: u32,
 }
 
-/// The compiled permission engine for one configuration and one PVE release.
+/// The compiled permission engine: answers what GET /access/permissions?path=P answers, for one configuration
+/// and one PVE release. Compiled from the [`Access`] facts for every subject, or only for the subjects a batch
+/// asks about ([`ParsedCfg::engine_for`](crate::ParsedCfg::engine_for)).
 ///
-/// Layout: the ACL tree is only a trie of path components (node indices, parents before children); the entries
-/// are stored per subject and per group, so a query touches the subject's own short list and its groups' lists.
+/// Layout: the ACL tree is only a trie of path components (node indices); the entries are stored per subject and
+/// per group, so a query touches the subject's own short list and its groups' lists.
 #[derive(Debug)]
-pub struct Evaluator<'a> {
-    cfg: &'a UserCfg,
-    catalog: &'a Catalog,
+pub struct Engine {
     /// Per node: child component → node index.
     children: Vec<HashMap<Box<str>, u32>>,
+    /// The subjects compiled (users and tokens share one index space, the one of [`Access`]).
     subjects: HashMap<Box<str>, u32>,
-    /// Per subject index (users and tokens share one index space): its own ACL entries.
+    /// Per subject index: its own ACL entries.
     entries: Vec<Entries>,
     /// Per subject index: the groups (indices, sorted) whose member list contains it and that have ACL entries.
     member_of: Vec<Vec<u32>>,
@@ -166,45 +169,38 @@ pub struct Evaluator<'a> {
     all_privs: PrivSet,
 }
 
-/// Role id → privileges, resolved once per compilation.
-struct RoleTable<'c> {
-    privs: HashMap<&'c str, PrivSet>,
+/// The permission engine of one [`UserCfg`] and one PVE release, with the listings and explanations that read the
+/// model.
+#[derive(Debug)]
+pub struct Evaluator<'a> {
+    cfg: &'a UserCfg,
+    catalog: &'a Catalog,
+    engine: Engine,
 }
 
-impl<'c> RoleTable<'c> {
-    fn new(cfg: &'c UserCfg, catalog: &'c Catalog) -> RoleTable<'c> {
-        let mut privs: HashMap<&'c str, PrivSet> = HashMap::default();
-        for (role, set) in catalog.builtin_roles() {
-            privs.insert(role.as_str(), *set);
-        }
-        for (role, set) in &cfg.roles {
-            // Built-in definitions win, as in `UserCfg::role_privileges`.
-            privs.entry(role.as_str()).or_insert(*set);
-        }
-        RoleTable { privs }
-    }
+/// A role's privileges and whether it is `NoAccess`.
+#[derive(Debug, Clone, Copy)]
+struct RoleInfo {
+    privs: PrivSet,
+    no_access: bool,
+}
 
-    fn roles_to_set(&self, roles: &BTreeMap<RoleId, bool>, only_propagating: bool) -> Option<RoleSet> {
-        let mut set: Option<RoleSet> = None;
-        for (role, &propagate) in roles {
-            if only_propagating && !propagate {
-                continue;
-            }
-            let privs = self.privs.get(role.as_str()).copied().unwrap_or_default();
-            let one = RoleSet {
-                privs,
-                prop: if propagate { privs } else { PrivSet::EMPTY },
-                no_access: (role.as_str() == "NoAccess").then_some(propagate),
-            };
-            set = Some(set.map_or(one, |s| s.union(one)));
+/// The roles of one subject (or group) at one node as a [`Grant`]: all of them, and the propagating ones.
+fn fold_grant(roles: impl Iterator<Item = (RoleInfo, bool)>) -> Option<Grant> {
+    let mut all: Option<RoleSet> = None;
+    let mut inherit: Option<RoleSet> = None;
+    for (role, propagate) in roles {
+        let one = RoleSet {
+            privs: role.privs,
+            prop: if propagate { role.privs } else { PrivSet::EMPTY },
+            no_access: role.no_access.then_some(propagate),
+        };
+        all = Some(all.map_or(one, |s| s.union(one)));
+        if propagate {
+            inherit = Some(inherit.map_or(one, |s| s.union(one)));
         }
-        set
     }
-
-    fn grant(&self, roles: &BTreeMap<RoleId, bool>) -> Option<Grant> {
-        let all = self.roles_to_set(roles, false)?;
-        Some(Grant { all, inherit: self.roles_to_set(roles, true) })
-    }
+    Some(Grant { all: all?, inherit })
 }
 
 /// Perl's `split("/", $path)` as `roles()` uses it: `/` is one empty component, trailing empty fields dropped.
@@ -218,143 +214,127 @@ fn index(i: usize) -> u32 {
     u32::try_from(i).unwrap_or(u32::MAX)
 }
 
-impl<'a> Evaluator<'a> {
-    /// Compiles `cfg` for `catalog`'s release.
-    pub fn new(cfg: &'a UserCfg, catalog: &'a Catalog) -> Evaluator<'a> {
-        let mut subjects: HashMap<Box<str>, u32> = HashMap::default();
-        subjects.reserve(cfg.users.len() * 3);
-        let intern = |id: &str, subjects: &mut HashMap<Box<str>, u32>| -> u32 {
-            if let Some(&i) = subjects.get(id) {
-                return i;
-            }
-            let next = index(subjects.len());
-            subjects.insert(id.into(), next);
-            next
-        };
-        for user in cfg.users.keys() {
-            intern(user.as_str(), &mut subjects);
-        }
-        let mut token_list = Vec::new();
-        for (user, record) in &cfg.users {
-            let owner = intern(user.as_str(), &mut subjects);
-            for (name, info) in &record.tokens {
-                let full = format!("{}!{}", user.as_str(), name.as_str());
-                let idx = intern(&full, &mut subjects);
-                token_list.push((idx, TokenInfo { privsep: info.privsep, owner }));
+impl Engine {
+    /// Compiles `access` for `catalog`'s release: every subject (`wanted` = `None`) or only the subjects in
+    /// `wanted` (indices of [`Access`]'s subjects) with their owners and groups; the others answer nothing.
+    pub(crate) fn compile(access: &Access<'_>, catalog: &Catalog, wanted: Option<&[u32]>) -> Engine {
+        let subject_count = access.subjects.len();
+        let mut included = vec![wanted.is_none(); subject_count];
+        for &subject in wanted.unwrap_or_default() {
+            included[subject as usize] = true;
+            if let Some(token) = access.live_token(subject) {
+                included[token.owner as usize] = true;
             }
         }
-        let group_index: HashMap<&str, u32> =
-            cfg.groups.keys().enumerate().map(|(i, g)| (g.as_str(), index(i))).collect();
-        let mut member_pairs = Vec::new();
-        for (gi, group) in cfg.groups.values().enumerate() {
-            for member in &group.members {
-                member_pairs.push((intern(member.as_str(), &mut subjects), index(gi)));
+        let mut group_used = vec![false; access.groups.len()];
+        for &(group, member, _) in &access.members {
+            if access.group_defined[group as usize] && included[member as usize] {
+                group_used[group as usize] = true;
             }
         }
-        let roles = RoleTable::new(cfg, catalog);
-        let mut children: Vec<HashMap<Box<str>, u32>> = vec![HashMap::default()];
-        let mut entries: Vec<Entries> = Vec::new();
-        let mut group_entries: Vec<Entries> = vec![Vec::new(); cfg.groups.len()];
-        // The tree is visited in key order (parents first), so node indices grow along any path and every list
-        // below is built already sorted by node index.
-        for (key, acl_node) in &cfg.acl {
-            let mut current = 0usize;
-            for component in key {
-                let existing = children[current].get(component.as_str()).copied();
-                current = match existing {
-                    Some(child) => child as usize,
-                    None => {
-                        let child = index(children.len());
-                        children.push(HashMap::default());
-                        children[current].insert(component.as_str().into(), child);
-                        child as usize
-                    }
-                };
-            }
-            let node = index(current);
-            let mut push = |subject: u32, grant: Grant| {
-                let slot = subject as usize;
-                if entries.len() <= slot {
-                    entries.resize_with(slot + 1, Vec::new);
-                }
-                entries[slot].push((node, grant));
-            };
-            for (user, roles_of) in &acl_node.users {
-                if let Some(g) = roles.grant(roles_of) {
-                    push(intern(user.as_str(), &mut subjects), g);
-                }
-            }
-            for (token, roles_of) in &acl_node.tokens {
-                if let Some(g) = roles.grant(roles_of) {
-                    push(intern(token.as_str(), &mut subjects), g);
-                }
-            }
-            // ACL group entries may name groups that do not exist; they can never match, so they are skipped.
-            for (group, roles_of) in &acl_node.groups {
-                if let (Some(&gi), Some(g)) = (group_index.get(group.as_str()), roles.grant(roles_of)) {
-                    group_entries[gi as usize].push((node, g));
-                }
-            }
-        }
-        entries.resize_with(subjects.len(), Vec::new);
-        for list in entries.iter_mut().chain(group_entries.iter_mut()) {
-            // Already sorted by node (tree order); a stable sort keeps this true should the order ever change.
-            list.sort_by_key(|(n, _)| *n);
-        }
-        let mut member_of = vec![Vec::new(); subjects.len()];
-        for (subject, group) in member_pairs {
-            // A group without ACL entries can never contribute anything.
-            if !group_entries[group as usize].is_empty() {
-                member_of[subject as usize].push(group);
-            }
-        }
-        for list in &mut member_of {
-            list.sort_unstable();
-            list.dedup();
-        }
-        let mut tokens = vec![None; subjects.len()];
-        for (idx, info) in token_list {
-            tokens[idx as usize] = Some(info);
-        }
-        let mut evaluator = Evaluator {
-            cfg,
-            catalog,
-            children,
-            subjects,
-            entries,
-            member_of,
-            group_entries,
-            tokens,
-            root: None,
+        let roles: Vec<RoleInfo> = (0..access.roles.len())
+            .map(|r| {
+                let name = access.roles.name(index(r));
+                // Built-in definitions win, as in `UserCfg::role_privileges`.
+                let privs = catalog.builtin_role(name).or(access.custom_roles[r]).unwrap_or_default();
+                RoleInfo { privs, no_access: name == "NoAccess" }
+            })
+            .collect();
+        // The ACL facts of compiled subjects and groups, grouped by (who, node).
+        let mut facts: Vec<&AclFact> = access
+            .acl
+            .iter()
+            .filter(|fact| match fact.who {
+                Who::User(s) | Who::Token(s) => included[s as usize],
+                // ACL group entries may name groups that do not exist; they can never match.
+                Who::Group(g) => group_used[g as usize],
+            })
+            .collect();
+        facts.sort_unstable_by_key(|fact| (fact.who, fact.path));
+        let mut engine = Engine {
+            children: vec![HashMap::default()],
+            subjects: HashMap::default(),
+            entries: vec![Vec::new(); subject_count],
+            member_of: vec![Vec::new(); subject_count],
+            group_entries: vec![Vec::new(); access.groups.len()],
+            tokens: vec![None; subject_count],
+            root: access.subjects.get("root@pam"),
             vm_pool: HashMap::default(),
             storage_pools: HashMap::default(),
-            pool_walks: Vec::with_capacity(cfg.pools.len()),
+            pool_walks: Vec::with_capacity(access.pools.len()),
             no_access_privs: catalog.builtin_role("NoAccess").unwrap_or_default(),
             all_privs: catalog.privileges(),
         };
-        evaluator.root = evaluator.subjects.get("root@pam").copied();
-        for (pi, (pool_id, pool)) in cfg.pools.iter().enumerate() {
-            let pool_path = format!("/pool/{pool_id}");
-            let walk: Vec<(u32, bool)> = evaluator.path_nodes(&pool_path).collect();
-            evaluator.pool_walks.push(walk);
-            for vm in &pool.vms {
-                evaluator.vm_pool.insert(*vm, index(pi));
+        let mut node_of_path = vec![u32::MAX; access.paths.len()];
+        for run in facts.chunk_by(|a, b| (a.who, a.path) == (b.who, b.path)) {
+            let Some(grant) = fold_grant(run.iter().map(|f| (roles[f.role as usize], f.propagate))) else { continue };
+            let path = run[0].path as usize;
+            if node_of_path[path] == u32::MAX {
+                node_of_path[path] = engine.insert_path(access.paths.name(run[0].path));
             }
-            for store in &pool.storage {
-                evaluator.storage_pools.entry(store.as_str().into()).or_default().push(index(pi));
+            let list = match run[0].who {
+                Who::User(s) | Who::Token(s) => &mut engine.entries[s as usize],
+                Who::Group(g) => &mut engine.group_entries[g as usize],
+            };
+            list.push((node_of_path[path], grant));
+        }
+        for list in engine.entries.iter_mut().chain(engine.group_entries.iter_mut()) {
+            list.sort_unstable_by_key(|(n, _)| *n);
+        }
+        for &(group, member, _) in &access.members {
+            // A group without ACL entries can never contribute anything.
+            if included[member as usize] && !engine.group_entries[group as usize].is_empty() {
+                engine.member_of[member as usize].push(group);
             }
         }
-        evaluator
+        for list in &mut engine.member_of {
+            list.sort_unstable();
+            list.dedup();
+        }
+        for token in &access.tokens {
+            if included[token.subject as usize] && access.live_token(token.subject).is_some() {
+                engine.tokens[token.subject as usize] = Some(TokenInfo { privsep: token.privsep, owner: token.owner });
+            }
+        }
+        for (subject, _) in included.iter().enumerate().filter(|(_, included)| **included) {
+            engine.subjects.insert(access.subjects.name(index(subject)).into(), index(subject));
+        }
+        for pool in 0..access.pools.len() {
+            let pool_path = format!("/pool/{}", access.pools.name(index(pool)));
+            let walk: Vec<(u32, bool)> = engine.path_nodes(&pool_path).collect();
+            engine.pool_walks.push(walk);
+        }
+        engine.vm_pool.extend(access.vms.iter().copied());
+        for (pool, store) in &access.storage {
+            let pools = engine.storage_pools.entry(store.as_ref().into()).or_default();
+            if !pools.contains(pool) {
+                pools.push(*pool);
+            }
+        }
+        engine
     }
 
-    /// The configuration evaluated.
-    pub fn user_cfg(&self) -> &'a UserCfg {
-        self.cfg
+    /// The trie node of a staging key (`/`, `/vms/100`), created with its missing ancestors.
+    fn insert_path(&mut self, key: &str) -> u32 {
+        let mut current = 0usize;
+        for component in key.split('/').filter(|c| !c.is_empty()) {
+            let existing = self.children[current].get(component).copied();
+            current = match existing {
+                Some(child) => child as usize,
+                None => {
+                    let child = index(self.children.len());
+                    self.children.push(HashMap::default());
+                    self.children[current].insert(component.into(), child);
+                    child as usize
+                }
+            };
+        }
+        index(current)
     }
 
-    /// The catalog used.
-    pub fn catalog(&self) -> &'a Catalog {
-        self.catalog
+    /// Effective privileges of `subject` on `path`, as GET /access/permissions?path=PATH reports them.
+    pub fn permissions(&self, subject: &Subject, path: &AclPath) -> Permissions {
+        self.permissions_raw(subject, path.as_str())
     }
 
     /// The tree nodes `roles()` visits for a raw path, as (node index, is the final component). Empty components
@@ -401,7 +381,7 @@ impl<'a> Evaluator<'a> {
     }
 
     /// Roles (as privilege sets) plus pool-derived roles, for a subject index evaluated as itself.
-    fn compile(&self, subject: u32, is_token: bool, path: &str) -> Permissions {
+    fn own_permissions(&self, subject: u32, is_token: bool, path: &str) -> Permissions {
         if self.has_no_entries(subject, is_token) {
             return Permissions::default();
         }
@@ -442,11 +422,6 @@ impl<'a> Evaluator<'a> {
         Permissions::new(roles.privs, roles.prop)
     }
 
-    /// Effective privileges of `subject` on `path`, as GET /access/permissions?path=PATH reports them.
-    pub fn permissions(&self, subject: &Subject, path: &AclPath) -> Permissions {
-        self.permissions_raw(subject, path.as_str())
-    }
-
     /// Like [`permissions`](Self::permissions) for a path exactly as given to the API (not normalised): Proxmox
     /// evaluates the raw string, so `vms/100` (no leading slash) skips the ACLs on `/`, `/vms/100/` gets no pool
     /// roles, and `""` yields nothing (except for root@pam).
@@ -462,7 +437,7 @@ impl<'a> Evaluator<'a> {
             return Permissions::new(self.all_privs, self.all_privs);
         }
         match self.subjects.get(user) {
-            Some(&idx) => self.compile(idx, false, path),
+            Some(&idx) => self.own_permissions(idx, false, path),
             // A user nobody mentions has no entries and no groups.
             None => Permissions::default(),
         }
@@ -473,7 +448,7 @@ impl<'a> Evaluator<'a> {
         if Some(owner) == self.root {
             return Permissions::new(self.all_privs, self.all_privs);
         }
-        self.compile(owner, false, path)
+        self.own_permissions(owner, false, path)
     }
 
     fn token_permissions(&self, token: &TokenId, path: &str) -> Permissions {
@@ -482,7 +457,7 @@ impl<'a> Evaluator<'a> {
         if !info.privsep {
             return self.owner_permissions(info.owner, path);
         }
-        let own = self.compile(idx, true, path);
+        let own = self.own_permissions(idx, true, path);
         if Some(info.owner) == self.root {
             // Privilege-separated tokens of root@pam get their own ACLs, without intersection.
             return own;
@@ -493,6 +468,38 @@ impl<'a> Evaluator<'a> {
         }
         let owner = self.owner_permissions(info.owner, path);
         Permissions::new(own.granted.intersection(owner.granted), own.propagate.intersection(owner.propagate))
+    }
+}
+
+impl<'a> Evaluator<'a> {
+    /// Compiles `cfg` for `catalog`'s release.
+    pub fn new(cfg: &'a UserCfg, catalog: &'a Catalog) -> Evaluator<'a> {
+        Evaluator { cfg, catalog, engine: Engine::compile(&Access::from_user_cfg(cfg), catalog, None) }
+    }
+
+    /// The compiled engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The configuration evaluated.
+    pub fn user_cfg(&self) -> &'a UserCfg {
+        self.cfg
+    }
+
+    /// The catalog used.
+    pub fn catalog(&self) -> &'a Catalog {
+        self.catalog
+    }
+
+    /// Effective privileges of `subject` on `path`, as GET /access/permissions?path=PATH reports them.
+    pub fn permissions(&self, subject: &Subject, path: &AclPath) -> Permissions {
+        self.engine.permissions(subject, path)
+    }
+
+    /// [`Engine::permissions_raw`]: the path exactly as given to the API (not normalised).
+    pub fn permissions_raw(&self, subject: &Subject, path: &str) -> Permissions {
+        self.engine.permissions_raw(subject, path)
     }
 
     /// True when `subject` holds all of `privileges` on `path` (or any one of them when `any`), like Proxmox's

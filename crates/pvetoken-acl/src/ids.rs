@@ -57,7 +57,7 @@ pub(crate) fn is_perl_space(c: char) -> bool {
 }
 
 /// `realm_regex = [A-Za-z][A-Za-z0-9\.\-_]+` (also `token_subid_regex`), without a length limit.
-fn is_realm_like(s: &str) -> bool {
+pub(crate) fn is_realm_like(s: &str) -> bool {
     let mut chars = s.chars();
     match chars.next() {
         Some(c) if c.is_ascii_alphabetic() => {}
@@ -67,7 +67,7 @@ fn is_realm_like(s: &str) -> bool {
 }
 
 /// `[A-Za-z0-9\.\-_]+`: group, role and pool-component names.
-fn is_name_chars(s: &str) -> bool {
+pub(crate) fn is_name_chars(s: &str) -> bool {
     !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
 }
 
@@ -187,7 +187,7 @@ string_id!(
     validate_pool
 );
 
-fn validate_pool(s: &str) -> Result<(), IdError> {
+pub(crate) fn validate_pool(s: &str) -> Result<(), IdError> {
     // Perl's split drops trailing empty fields; "a/b/c/d/" still has 4 levels.
     if s.trim_end_matches('/').split('/').count() > 3 {
         return Err(IdError::PoolTooDeep(s.to_owned()));
@@ -196,12 +196,22 @@ fn validate_pool(s: &str) -> Result<(), IdError> {
 }
 
 /// Splits a user id into (user part, realm), or `None` when it is not a valid pve-userid.
-fn split_userid(s: &str) -> Option<(&str, &str)> {
+pub(crate) fn split_userid(s: &str) -> Option<(&str, &str)> {
     if s.len() < 3 || s.len() > 64 {
         return None;
     }
     let (user, realm) = s.rsplit_once('@')?;
     (is_user_part(user) && is_realm_like(realm)).then_some((user, realm))
+}
+
+/// True when `s` is a valid [`UserId`] (checked without a copy).
+pub(crate) fn is_user_id(s: &str) -> bool {
+    split_userid(s).is_some()
+}
+
+/// True when `s` is a valid [`TokenId`] (checked without a copy).
+pub(crate) fn is_token_id(s: &str) -> bool {
+    s.rsplit_once('!').is_some_and(|(user, name)| is_user_id(user) && is_realm_like(name))
 }
 
 impl UserId {
@@ -228,7 +238,7 @@ impl UserId {
 }
 
 /// A full API token id `user@realm!name`: the owner's [`UserId`] and the [`TokenName`], joined by the last `!`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct TokenId {
     full: String,
     bang: usize,
@@ -276,6 +286,19 @@ impl FromStr for TokenId {
             return Err(invalid());
         }
         Ok(TokenId { full: s.to_owned(), bang: user.len() })
+    }
+}
+
+// `bang` follows from `full`, so hashing, comparing and ordering by `full` alone agree with `str` (`Borrow`).
+impl std::hash::Hash for TokenId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.full.hash(state);
+    }
+}
+
+impl std::borrow::Borrow<str> for TokenId {
+    fn borrow(&self) -> &str {
+        &self.full
     }
 }
 

@@ -40,25 +40,28 @@
 //! ```
 //!
 //! Module map: [`ids`] (validated identifiers), [`catalog`] (versions, privilege sets, built-in roles, path
-//! rules), [`usercfg`] (model, parser, writer), [`mutate`] (the changes the `/access` API makes, with Proxmox's
-//! errors), [`tokencfg`] (secrets), [`eval`] (fast evaluator), [`explain`] (why).
+//! rules), [`parsed`] (the parser: interned ids, flat tables), [`usercfg`] (model, writer), [`mutate`] (the changes the `/access` API makes, with Proxmox's
+//! errors), [`tokencfg`] (secrets), [`eval`] (compiled engine), [`explain`] (why).
 
 pub mod auth;
 pub mod catalog;
 mod catalog_data;
 pub mod eval;
 pub mod explain;
+mod hash;
 pub mod ids;
 pub mod mutate;
+pub mod parsed;
 pub mod release;
 pub mod tokencfg;
 pub mod usercfg;
 
 pub use catalog::{Catalog, PrivSet, PveVersion, VersionError};
-pub use eval::{Evaluator, Permissions};
+pub use eval::{Engine, Evaluator, Permissions};
 pub use explain::{EntryRef, Explanation, MatchKind, RoleTrace, SideTrace, TraceStep, Verdict};
 pub use ids::{AclPath, GroupId, IdError, PoolId, Privilege, Realm, RoleId, Subject, TokenId, TokenName, UserId};
 pub use mutate::{AccessError, AclUpdate};
+pub use parsed::{Access, ParsedCfg};
 pub use release::{AccessControlVersion, Feature, Release};
 pub use tokencfg::{TokenCfg, TokenCfgWarning, TokenSecret};
 pub use usercfg::{AclEntry, AclNode, AclSubject, Group, MAX_ACL_PATH_DEPTH, ParseWarning, Pool, Token, User, UserCfg};

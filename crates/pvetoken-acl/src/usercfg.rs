@@ -153,10 +153,6 @@ pub struct UserCfg {
     pub(crate) vm_pool: BTreeMap<u64, PoolId>,
 }
 
-/// ACL nodes while parsing, keyed by the tree key written as a path (`/` for the root, `/vms/100`): tree order
-/// is only needed at the end, when they are merged into [`UserCfg::acl`] in one go.
-type Staging = rustc_hash::FxHashMap<String, AclNode>;
-
 impl Default for UserCfg {
     fn default() -> Self {
         let mut cfg = UserCfg {
@@ -177,13 +173,24 @@ pub(crate) fn truthy(s: &str) -> bool {
     !s.is_empty() && s != "0"
 }
 
+/// `s` without leading and trailing Perl whitespace (`\s`, which unlike [`str::trim_ascii`] includes vertical
+/// tab), compared byte-wise: the common field has none and costs two byte checks.
+pub(crate) fn trim_perl_space(s: &str) -> &str {
+    let is_space = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c);
+    let bytes = s.as_bytes();
+    let start = bytes.iter().position(|b| !is_space(b)).unwrap_or(bytes.len());
+    let end = bytes.iter().rposition(|b| !is_space(b)).map_or(start, |i| i + 1);
+    // Both ends sit next to ASCII bytes, so they are character boundaries.
+    s.get(start..end).unwrap_or(s)
+}
+
 /// `split_list`: NUL-separated if a NUL is present, else split on `,`, `;` and whitespace.
 pub(crate) fn split_list(s: &str) -> Vec<&str> {
     list_items(s).collect()
 }
 
 /// [`split_list`] without collecting: NUL-separated lists keep inner empty items and drop trailing ones.
-fn list_items(s: &str) -> impl Iterator<Item = &str> {
+pub(crate) fn list_items(s: &str) -> impl Iterator<Item = &str> {
     let nul = s.contains('\0');
     let trimmed = if nul { s.trim_end_matches('\0') } else { s };
     // "\0\0" has only trailing empty items: nothing (splitting "" would yield one empty item).
@@ -229,7 +236,7 @@ pub(crate) fn encode_text(s: &str) -> String {
 }
 
 /// An `expire` field: Perl-falsy means 0; otherwise only ASCII digits. Values beyond u64 saturate.
-fn parse_expire(s: &str) -> Option<u64> {
+pub(crate) fn parse_expire(s: &str) -> Option<u64> {
     if !truthy(s) {
         return Some(0);
     }
@@ -239,7 +246,7 @@ fn parse_expire(s: &str) -> Option<u64> {
     Some(s.bytes().fold(0u64, |acc, b| acc.saturating_mul(10).saturating_add(u64::from(b - b'0'))))
 }
 
-fn is_storage_id(s: &str) -> bool {
+pub(crate) fn is_storage_id(s: &str) -> bool {
     let b = s.as_bytes();
     b.len() >= 2
         && b[0].is_ascii_alphabetic()
@@ -260,7 +267,7 @@ pub(crate) fn tree_key(path: &AclPath) -> Vec<String> {
 }
 
 /// The staging key of a normalised path: the path itself unless a component is Perl-false (see [`tree_key`]).
-fn staging_key(path: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn staging_key(path: &str) -> std::borrow::Cow<'_, str> {
     if !path.split('/').any(|c| c == "0") {
         return std::borrow::Cow::Borrowed(path);
     }
@@ -276,7 +283,7 @@ fn staging_key(path: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// A normalised path that needs no copy: `/`, or `/`-separated non-empty components of ACL path characters.
-fn is_normalized_path(raw: &str) -> bool {
+pub(crate) fn is_normalized_path(raw: &str) -> bool {
     raw == "/"
         || (raw.starts_with('/')
             && !raw.ends_with('/')
@@ -298,303 +305,10 @@ impl UserCfg {
 
     /// Parses user.cfg the way Proxmox does: lines it ignores are dropped with a warning (never an error).
     /// Which privileges exist, which role names are built in and whether pools may nest depend on `catalog`.
+    /// The parser is [`ParsedCfg::parse`](crate::ParsedCfg::parse); this builds the model from it.
     pub fn parse(text: &str, catalog: &Catalog) -> (UserCfg, Vec<ParseWarning>) {
-        let mut cfg = UserCfg::default();
-        let mut warnings = Vec::new();
-        // ACL nodes are staged in a hash map while parsing (tree order is only needed at the end).
-        let mut staging = Staging::default();
-        for (index, raw_line) in text.split('\n').enumerate() {
-            let line = raw_line.trim_matches(is_perl_space);
-            if line.is_empty() {
-                continue;
-            }
-            let mut warn = |message: String| warnings.push(ParseWarning { line: index + 1, message });
-            cfg.parse_line(line, catalog, &mut staging, &mut warn);
-        }
-        cfg.merge_staging(staging);
-        cfg.force_defaults();
-        (cfg, warnings)
-    }
-
-    /// Moves the staged ACL nodes into the tree, creating the intermediate nodes `find_acl_tree_node` creates.
-    fn merge_staging(&mut self, mut staging: Staging) {
-        let keys: Vec<String> = staging.keys().cloned().collect();
-        for key in keys {
-            let mut end = key.len();
-            while let Some(slash) = key[..end].rfind('/') {
-                let parent = if slash == 0 { "/" } else { &key[..slash] };
-                if staging.contains_key(parent) {
-                    break;
-                }
-                staging.insert(parent.to_owned(), AclNode::default());
-                end = slash;
-            }
-        }
-        let mut nodes: Vec<(Vec<String>, AclNode)> = staging
-            .into_iter()
-            .map(|(key, node)| (key.split('/').filter(|c| !c.is_empty()).map(str::to_owned).collect(), node))
-            .collect();
-        for (key, node) in std::mem::take(&mut self.acl) {
-            // Nodes already in the tree (the root) stay unless staged (keys are then distinct).
-            if !nodes.iter().any(|(k, _)| *k == key) {
-                nodes.push((key, node));
-            }
-        }
-        self.acl = nodes.into_iter().collect();
-    }
-
-    fn parse_line(&mut self, line: &str, catalog: &Catalog, staging: &mut Staging, warn: &mut impl FnMut(String)) {
-        // Missing fields read as empty, like Perl's split (which drops trailing empty fields) indexed past the end.
-        let mut fields = [""; 9];
-        for (slot, value) in fields.iter_mut().zip(line.split(':')) {
-            *slot = value.trim_matches(is_perl_space);
-        }
-        let field = |i: usize| fields[i];
-        match field(0) {
-            "user" => self.parse_user(&fields[1..], warn),
-            "group" => self.parse_group(field(1), field(2), field(3), warn),
-            "role" => self.parse_role(field(1), field(2), catalog, warn),
-            "acl" => self.parse_acl(field(1), field(2), field(3), field(4), catalog, staging, warn),
-            "pool" => self.parse_pool(field(1), field(2), field(3), field(4), catalog, warn),
-            "token" => self.parse_token(field(1), field(2), field(3), field(4), warn),
-            _ => warn(format!("user config - ignore config line: {line}")),
-        }
-    }
-
-    fn parse_user(&mut self, data: &[&str], warn: &mut impl FnMut(String)) {
-        let field = |i: usize| data.get(i).copied().unwrap_or("");
-        let name = field(0);
-        let Ok(user) = name.parse::<UserId>() else {
-            warn(format!("user config - ignore user '{name}' - invalid user name"));
-            return;
-        };
-        let Some(expire) = parse_expire(field(2)) else {
-            warn(format!("user config - ignore user '{name}' - (illegal characters in expire '{}')", field(2)));
-            return;
-        };
-        let text = |s: &str| truthy(s).then(|| decode_text(s));
-        let record = User {
-            enable: truthy(field(1)),
-            expire,
-            firstname: text(field(3)),
-            lastname: text(field(4)),
-            email: (!field(5).is_empty()).then(|| field(5).to_owned()),
-            comment: text(field(6)),
-            keys: truthy(field(7)).then(|| field(7).to_owned()),
-            tokens: BTreeMap::new(),
-            groups: BTreeSet::new(),
-        };
-        // A repeated user line replaces the whole record, tokens included (as Proxmox does).
-        self.users.insert(user, record);
-    }
-
-    fn parse_group(&mut self, name: &str, members: &str, comment: &str, warn: &mut impl FnMut(String)) {
-        let Ok(group) = name.parse::<GroupId>() else {
-            warn(format!("user config - ignore group '{name}' - invalid characters in group name"));
-            return;
-        };
-        let entry = self.groups.entry(group.clone()).or_default();
-        if truthy(comment) {
-            entry.comment = Some(decode_text(comment));
-        }
-        for member in split_list(members) {
-            let Ok(user) = member.parse::<UserId>() else {
-                warn(format!("user config - ignore invalid group member '{member}'"));
-                continue;
-            };
-            if let Some(record) = self.users.get_mut(&user) {
-                record.groups.insert(group.clone());
-            } else {
-                // Proxmox warns "ignore" but keeps the member: it still counts for evaluation.
-                warn(format!("user config - ignore invalid group member '{member}'"));
-            }
-            if let Some(g) = self.groups.get_mut(&group) {
-                g.members.insert(user);
-            }
-        }
-    }
-
-    fn parse_role(&mut self, name: &str, privs: &str, catalog: &Catalog, warn: &mut impl FnMut(String)) {
-        let Ok(role) = name.parse::<RoleId>() else {
-            warn(format!("user config - ignore role '{name}' - invalid characters in role name"));
-            return;
-        };
-        let builtin = catalog.is_builtin_role(role.as_str());
-        let mut set = self.roles.get(&role).copied().unwrap_or_default();
-        for privilege in split_list(privs) {
-            match catalog.privilege(privilege) {
-                Ok(p) => set.insert(p),
-                Err(_) => warn(format!("user config - ignore invalid privilege '{privilege}'")),
-            }
-        }
-        // A line reusing a built-in name does not change the built-in definition.
-        if !builtin {
-            self.roles.insert(role, set);
-        }
-    }
-
-    fn role_exists(&self, role: &RoleId, catalog: &Catalog) -> bool {
-        catalog.is_builtin_role(role.as_str()) || self.roles.contains_key(role)
-    }
-
-    #[expect(clippy::too_many_arguments, reason = "one argument per user.cfg field, plus the parse state")]
-    fn parse_acl(
-        &mut self,
-        propagate: &str,
-        path: &str,
-        subjects: &str,
-        roles: &str,
-        catalog: &Catalog,
-        staging: &mut Staging,
-        warn: &mut impl FnMut(String),
-    ) {
-        let propagate = truthy(propagate);
-        let normalized;
-        let path = if is_normalized_path(path) {
-            path
-        } else {
-            let Some(p) = AclPath::normalize(path) else {
-                warn(format!("user config - ignore invalid path in acl '{path}'"));
-                return;
-            };
-            normalized = p;
-            normalized.as_str()
-        };
-        let depth = path.split('/').filter(|c| !c.is_empty()).count();
-        if depth > MAX_ACL_PATH_DEPTH {
-            warn(format!(
-                "user config - ignore acl path with {depth} components (PVE's API accepts at most 5; \
-                 pvetoken reads at most {MAX_ACL_PATH_DEPTH})"
-            ));
-            return;
-        }
-        let key = staging_key(path);
-        // The node is taken out of the staging map for the line and put back if it existed or got an entry: it is
-        // created (with its parents, at merge time) on the first entry, as `find_acl_tree_node` does.
-        let (stored_key, mut node) = match staging.remove_entry(key.as_ref()) {
-            Some((k, n)) => (Some(k), n),
-            None => (None, AclNode::default()),
-        };
-        let mut touched = false;
-        for role_name in list_items(roles) {
-            let Ok(role) = role_name.parse::<RoleId>() else {
-                warn(format!("user config - ignore invalid role name '{role_name}' in acl"));
-                continue;
-            };
-            if !self.role_exists(&role, catalog) {
-                warn(format!("user config - ignore invalid acl role '{role_name}'"));
-                continue;
-            }
-            for ug in list_items(subjects) {
-                let group = ug.strip_prefix('@').filter(|g| truthy(g) && !g.chars().any(is_perl_space));
-                if let Some(group) = group.and_then(|g| g.parse::<GroupId>().ok()) {
-                    if !self.groups.contains_key(&group) {
-                        warn(format!("user config - ignore invalid acl group '{group}'"));
-                    }
-                    node.groups.entry(group).or_default().insert(role.clone(), propagate);
-                    touched = true;
-                } else if let Ok(user) = ug.parse::<UserId>() {
-                    if !self.users.contains_key(&user) {
-                        warn(format!("user config - ignore invalid acl member '{ug}'"));
-                    }
-                    node.users.entry(user).or_default().insert(role.clone(), propagate);
-                    touched = true;
-                } else if let Ok(token) = ug.parse::<TokenId>() {
-                    if self.token(&token).is_some() {
-                        node.tokens.entry(token).or_default().insert(role.clone(), propagate);
-                        touched = true;
-                    } else {
-                        warn(format!("user config - ignore invalid acl token '{ug}'"));
-                    }
-                } else {
-                    warn(format!("user config - invalid user/group '{ug}' in acl"));
-                }
-            }
-        }
-        if touched || stored_key.is_some() {
-            staging.insert(stored_key.unwrap_or_else(|| key.into_owned()), node);
-        }
-    }
-
-    fn parse_pool(
-        &mut self,
-        name: &str,
-        comment: &str,
-        vms: &str,
-        storage: &str,
-        catalog: &Catalog,
-        warn: &mut impl FnMut(String),
-    ) {
-        let pool = match name.parse::<PoolId>() {
-            Ok(pool) if catalog.check_pool_id(&pool).is_ok() => pool,
-            _ => {
-                warn(format!("user config - ignore pool '{name}' - invalid characters in pool name"));
-                return;
-            }
-        };
-        self.ensure_pool(&pool);
-        if truthy(comment)
-            && let Some(p) = self.pools.get_mut(&pool)
-        {
-            p.comment = Some(decode_text(comment));
-        }
-        for vmid in split_list(vms) {
-            if vmid.is_empty() || !vmid.bytes().all(|b| b.is_ascii_digit()) {
-                warn(format!("user config - ignore invalid vmid '{vmid}' in pool '{pool}'"));
-                continue;
-            }
-            let id = vmid.bytes().fold(0u64, |acc, b| acc.saturating_mul(10).saturating_add(u64::from(b - b'0')));
-            if self.vm_pool.contains_key(&id) {
-                warn(format!("user config - ignore duplicate vmid '{id}' in pool '{pool}'"));
-                continue;
-            }
-            self.vm_pool.insert(id, pool.clone());
-            if let Some(p) = self.pools.get_mut(&pool) {
-                p.vms.insert(id);
-            }
-        }
-        for store in split_list(storage) {
-            if !is_storage_id(store) {
-                warn(format!("user config - ignore invalid storage '{store}' in pool '{pool}'"));
-                continue;
-            }
-            if let Some(p) = self.pools.get_mut(&pool) {
-                p.storage.insert(store.to_owned());
-            }
-        }
-    }
-
-    /// Creates `pool` and, for nested pools, its missing parents.
-    fn ensure_pool(&mut self, pool: &PoolId) {
-        let mut current = pool.as_str();
-        self.pools.entry(pool.clone()).or_default();
-        while let Some((parent, _)) = current.rsplit_once('/') {
-            if let Ok(parent_id) = parent.parse::<PoolId>() {
-                self.pools.entry(parent_id).or_default();
-            }
-            current = parent;
-        }
-    }
-
-    fn parse_token(&mut self, id: &str, expire: &str, privsep: &str, comment: &str, warn: &mut impl FnMut(String)) {
-        let Ok(token_id) = id.parse::<TokenId>() else {
-            warn(format!("user config - ignore invalid tokenid '{id}'"));
-            return;
-        };
-        let Some(expire_value) = parse_expire(expire) else {
-            warn(format!("user config - ignore token '{id}' - (illegal characters in expire '{expire}')"));
-            return;
-        };
-        let Some(user) = self.users.get_mut(token_id.user_str()) else {
-            warn(format!("user config - ignore token '{id}' - user does not exist"));
-            return;
-        };
-        let token = user.tokens.entry(token_id.name()).or_default();
-        token.privsep = truthy(privsep);
-        token.expire = expire_value;
-        if truthy(comment) {
-            token.comment = Some(decode_text(comment));
-        }
+        let (parsed, warnings) = crate::parsed::ParsedCfg::parse(text, catalog);
+        (parsed.to_user_cfg(), warnings)
     }
 
     /// Writes Proxmox's canonical form, byte for byte what `write_user_config` produces.

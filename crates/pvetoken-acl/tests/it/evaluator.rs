@@ -1,10 +1,12 @@
 //! Property: the compiled evaluator (indexed per subject, roles resolved once) answers exactly what the slow
 //! reference path answers, which derives every privilege from `explain` (the traced walk of Proxmox's `roles()`,
 //! pools and the privsep intersection). Random configurations come from the same line generator as the round-trip
-//! property, so they include invalid lines, unknown members, nested pools, NoAccess and privsep 0/1 tokens.
+//! property, so they include invalid lines, unknown members, nested pools, NoAccess and privsep 0/1 tokens. The
+//! engine compiled from the parse (for everyone, and for one subject only, as `acl eval --batch` does) must agree
+//! too.
 
 use proptest::prelude::*;
-use pvetoken_acl::{Catalog, Evaluator, Subject, UserCfg};
+use pvetoken_acl::{Catalog, Evaluator, ParsedCfg, Subject, UserCfg};
 
 const SUBJECTS: &[&str] =
     &["a@pve", "bb@pam", "c@ldap", "root@pam", "nobody@pve", "a@pve!tok", "bb@pam!t1", "root@pam!full"];
@@ -49,12 +51,18 @@ proptest! {
         let text = format!("{PREFIX}\n{}", lines.join("\n"));
         let (cfg, _) = UserCfg::parse(&text, &catalog);
         let evaluator = Evaluator::new(&cfg, &catalog);
-        for subject in SUBJECTS {
-            let subject: Subject = subject.parse().expect("subject");
+        // The engine compiled straight from the parse, for everyone and for one subject at a time.
+        let (parsed, _) = ParsedCfg::parse(&text, &catalog);
+        let engine = parsed.engine(&catalog);
+        for id in SUBJECTS {
+            let subject: Subject = id.parse().expect("subject");
+            let only = parsed.engine_for(&catalog, [*id]);
             for path in PATHS {
                 let fast = evaluator.permissions_raw(&subject, path);
                 let reference = pvetoken_acl::explain::reference_permissions(&cfg, &catalog, &subject, path);
                 prop_assert_eq!(fast, reference, "{} on {} ({})\n{}", subject, path, version, cfg.write());
+                prop_assert_eq!(engine.permissions_raw(&subject, path), reference, "parsed engine, {} on {}", id, path);
+                prop_assert_eq!(only.permissions_raw(&subject, path), reference, "engine for {} only, on {}", id, path);
             }
         }
     }

@@ -2,7 +2,7 @@
 //!
 //! A subject's effective privileges can only change at a path where one of its ACL entries sits (the token's, the
 //! owner's, the owner's groups'), and at pool members (which also get the roles of their pool). So instead of
-//! asking every path × every privilege, each token is evaluated with the shared [`Evaluator`] on:
+//! asking every path × every privilege, each token is evaluated with the shared [`Engine`] on:
 //! - the top-level paths (`/`, `/vms`, `/storage`, `/nodes`, `/pool`, `/access`, `/sdn`, `/mapping`);
 //! - the paths of its relevant ACL entries;
 //! - when it has entries on `/`, `/pool` or below: one representative guest per pool with entries of its own,
@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use pvetoken_acl::{AclEntry, AclSubject, Catalog, Evaluator, Permissions, Subject, Token, TokenId, UserCfg, UserId};
+use pvetoken_acl::{AclEntry, AclSubject, Catalog, Engine, Permissions, Subject, Token, TokenId, UserCfg, UserId};
 
 /// Top-level paths always evaluated (they anchor the summary).
 pub const BASE_PATHS: [&str; 8] = ["/", "/access", "/mapping", "/nodes", "/pool", "/sdn", "/storage", "/vms"];
@@ -37,8 +37,8 @@ pub struct Index<'a> {
     pub cfg: &'a UserCfg,
     /// The release.
     pub catalog: &'a Catalog,
-    /// The compiled evaluator.
-    pub eval: Evaluator<'a>,
+    /// The compiled engine (of the same configuration).
+    pub eval: Engine,
     /// Every ACL entry, flattened.
     pub entries: Vec<AclEntry>,
     by_subject: HashMap<AclSubject, Vec<usize>>,
@@ -56,8 +56,8 @@ struct PoolPaths {
 }
 
 impl<'a> Index<'a> {
-    /// Builds the indexes (one pass over the ACL entries and the groups).
-    pub fn new(cfg: &'a UserCfg, catalog: &'a Catalog) -> Index<'a> {
+    /// Builds the indexes (one pass over the ACL entries and the groups); `eval` is the engine of `cfg`.
+    pub fn new(cfg: &'a UserCfg, eval: Engine, catalog: &'a Catalog) -> Index<'a> {
         let entries = cfg.acl_entries();
         let mut by_subject: HashMap<AclSubject, Vec<usize>> = HashMap::new();
         for (i, entry) in entries.iter().enumerate() {
@@ -82,7 +82,7 @@ impl<'a> Index<'a> {
         Index {
             cfg,
             catalog,
-            eval: Evaluator::new(cfg, catalog),
+            eval,
             entries,
             by_subject,
             groups_of,
@@ -457,9 +457,12 @@ mod tests {
     #[test]
     fn evaluated_places_dominate_every_path_of_the_configuration() {
         let catalog = Catalog::for_version(PveVersion::NEWEST);
-        let (cfg, _) = UserCfg::parse(&tangled_cfg(), &catalog);
-        let index = Index::new(&cfg, &catalog);
-        let mut every_path: BTreeSet<String> = index.eval.map_paths().into_iter().collect();
+        let text = tangled_cfg();
+        let (cfg, _) = UserCfg::parse(&text, &catalog);
+        let (parsed, _) = pvetoken_acl::ParsedCfg::parse(&text, &catalog);
+        let index = Index::new(&cfg, parsed.engine(&catalog), &catalog);
+        let evaluator = pvetoken_acl::Evaluator::new(&cfg, &catalog);
+        let mut every_path: BTreeSet<String> = evaluator.map_paths().into_iter().collect();
         for vm in [100, 101, 102, 200, 201, 300, 400, 500, 999] {
             every_path.insert(format!("/vms/{vm}"));
         }
@@ -471,7 +474,7 @@ mod tests {
             let union = view.evaluated.iter().fold(PrivSet::EMPTY, |acc, e| acc.union(e.perms.granted()));
             let mut brute_union = PrivSet::EMPTY;
             for path in &every_path {
-                let truth = index.eval.permissions_raw(&view.subject, path).granted();
+                let truth = evaluator.permissions_raw(&view.subject, path).granted();
                 brute_union = brute_union.union(truth);
                 assert!(
                     view.evaluated.iter().any(|e| truth.is_subset(e.perms.granted())),

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
-use pvetoken_acl::{AclPath, Catalog, Evaluator, Privilege, PveVersion, Subject, UserCfg};
+use pvetoken_acl::{AclPath, Catalog, Engine, Evaluator, ParsedCfg, Privilege, PveVersion, Subject, UserCfg};
 
 use crate::exit::{CliError, Exit};
 use crate::printer::Printer;
@@ -138,11 +138,11 @@ fn is_normalized_path(text: &str) -> bool {
 
 fn eval(args: EvalArgs, printer: &Printer) -> anyhow::Result<Exit> {
     let loaded = load(&args.config)?;
+    if let Some(batch) = &args.batch {
+        return eval_batch(&loaded, batch, printer);
+    }
     let (cfg, _warnings) = UserCfg::parse(&loaded.text, &loaded.catalog);
     let evaluator = Evaluator::new(&cfg, &loaded.catalog);
-    if let Some(batch) = &args.batch {
-        return eval_batch(&evaluator, batch, printer);
-    }
     let subject = parse_subject(args.subject.as_deref().unwrap_or_default())?;
     let map: std::collections::BTreeMap<String, pvetoken_acl::Permissions> = match &args.path {
         Some(path) => {
@@ -187,54 +187,82 @@ struct Answer<'a> {
     privs: pvetoken_acl::Permissions,
 }
 
-fn eval_batch(evaluator: &Evaluator<'_>, source: &str, printer: &Printer) -> anyhow::Result<Exit> {
-    let reader: Box<dyn BufRead> = if source == "-" {
-        Box::new(std::io::stdin().lock())
+/// `--batch`: a file is read whole and the engine compiled only for the subjects it asks about (with their owners
+/// and groups); stdin is answered line by line as it arrives (a caller may wait for each answer), with the engine
+/// compiled for everyone.
+fn eval_batch(loaded: &Loaded, source: &str, printer: &Printer) -> anyhow::Result<Exit> {
+    let (parsed, _warnings) = ParsedCfg::parse(&loaded.text, &loaded.catalog);
+    let mut answers = Answers::new(printer);
+    if source == "-" {
+        let engine = parsed.engine(&loaded.catalog);
+        let mut reader = std::io::stdin().lock();
+        let mut line = String::new();
+        for number in 1.. {
+            line.clear();
+            if reader.read_line(&mut line).with_context(|| format!("reading batch line {number}"))? == 0 {
+                break;
+            }
+            answers.answer(&engine, number, &line)?;
+        }
     } else {
-        let file = std::fs::File::open(source).map_err(|e| {
+        let text = std::fs::read_to_string(source).map_err(|e| {
             CliError::usage(format!("cannot read batch file {source}: {e}"))
                 .with_hint("pass a file of JSON lines {\"subject\": ..., \"path\": ...}, or - for stdin")
         })?;
-        Box::new(std::io::BufReader::with_capacity(1 << 16, file))
-    };
-    // Answers are collected in chunks of about 64 KiB and handed to the printer, so output stays in order and
-    // streams for long stdin batches without a write per line.
-    let mut out: Vec<u8> = Vec::with_capacity(1 << 17);
-    let mut reader = reader;
-    let mut line = String::new();
-    let mut number = 0usize;
-    loop {
-        line.clear();
-        number += 1;
-        let read = reader.read_line(&mut line).with_context(|| format!("reading batch line {number}"))?;
-        if read == 0 {
-            break;
+        // Subjects of the lines that parse; a bad line is reported in its turn below, after the answers before it.
+        let subjects: Vec<std::borrow::Cow<'_, str>> =
+            text.lines().filter_map(|line| serde_json::from_str::<Query<'_>>(line).ok()).map(|q| q.subject).collect();
+        let engine = parsed.engine_for(&loaded.catalog, subjects.iter().map(AsRef::as_ref));
+        for (index, line) in text.split_inclusive('\n').enumerate() {
+            answers.answer(&engine, index + 1, line)?;
         }
+    }
+    answers.finish()?;
+    Ok(Exit::Success)
+}
+
+/// The answers of a batch, handed to the printer in chunks of about 64 KiB: output stays in order and streams
+/// without a write per line.
+struct Answers<'p> {
+    printer: &'p Printer,
+    out: Vec<u8>,
+}
+
+impl<'p> Answers<'p> {
+    fn new(printer: &'p Printer) -> Answers<'p> {
+        Answers { printer, out: Vec::with_capacity(1 << 17) }
+    }
+
+    /// Answers one input line (blank lines are skipped).
+    fn answer(&mut self, engine: &Engine, number: usize, line: &str) -> anyhow::Result<()> {
         if line.trim().is_empty() {
-            continue;
+            return Ok(());
         }
-        let query: Query<'_> = serde_json::from_str(&line).map_err(|e| {
+        let query: Query<'_> = serde_json::from_str(line).map_err(|e| {
             CliError::usage(format!("batch line {number}: not a JSON object {{\"subject\": ..., \"path\": ...}}: {e}"))
         })?;
         let subject =
             parse_subject(&query.subject).map_err(|e| CliError::usage(format!("batch line {number}: {e}")))?;
         check_path(&query.path).map_err(|e| CliError::usage(format!("batch line {number}: {e}")))?;
-        let answer = Answer {
-            subject: &query.subject,
-            path: &query.path,
-            privs: evaluator.permissions_raw(&subject, &query.path),
-        };
-        serde_json::to_writer(&mut out, &answer)?;
-        out.push(b'\n');
-        if out.len() >= 1 << 16 {
-            printer.data(&String::from_utf8_lossy(&out))?;
-            out.clear();
+        let answer =
+            Answer { subject: &query.subject, path: &query.path, privs: engine.permissions_raw(&subject, &query.path) };
+        serde_json::to_writer(&mut self.out, &answer)?;
+        self.out.push(b'\n');
+        if self.out.len() >= 1 << 16 {
+            self.flush()?;
         }
+        Ok(())
     }
-    if !out.is_empty() {
-        printer.data(&String::from_utf8_lossy(&out))?;
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.printer.data(&String::from_utf8_lossy(&self.out))?;
+        self.out.clear();
+        Ok(())
     }
-    Ok(Exit::Success)
+
+    fn finish(mut self) -> std::io::Result<()> {
+        if self.out.is_empty() { Ok(()) } else { self.flush() }
+    }
 }
 
 fn explain(args: ExplainArgs, printer: &Printer) -> anyhow::Result<Exit> {

@@ -11,7 +11,7 @@
 //! parent, since the log does not say which entries the consumer needed.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read as _;
+use std::io::BufRead as _;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -78,38 +78,76 @@ static CATALOG: std::sync::LazyLock<Catalog> = std::sync::LazyLock::new(|| {
     serde_json::from_str(include_str!("../../data/endpoints.json")).unwrap_or(Catalog { endpoints: Vec::new() })
 });
 
-/// One parsed access-log line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogLine {
-    /// Client address.
-    pub client: String,
-    /// Authenticated user or full token id (`-` when none).
-    pub userid: String,
-    /// Method.
-    pub method: String,
-    /// The URI as requested (still percent-encoded).
-    pub uri: String,
-    /// HTTP status.
-    pub status: u16,
+/// The fields of one access-log line, borrowed from it.
+struct Fields<'l> {
+    userid: &'l str,
+    method: &'l str,
+    uri: &'l str,
+    status: u16,
 }
 
-/// Parses `CLIENT - USERID [TIME] "METHOD URI PROTO" STATUS LENGTH` (pve-http-server's `log_request`).
-pub fn parse_line(line: &str) -> Option<LogLine> {
+/// Splits `CLIENT - USERID [TIME] "METHOD URI PROTO" STATUS LENGTH` (pve-http-server's `log_request`).
+fn fields(line: &str) -> Option<Fields<'_>> {
     let (client, rest) = line.split_once(" - ")?;
     let (userid, rest) = rest.split_once(" [")?;
     let (_time, rest) = rest.split_once("] \"")?;
     let (request, rest) = rest.rsplit_once("\" ")?;
     let mut request = request.split(' ');
-    let method = request.next()?.to_owned();
-    let uri = request.next()?.to_owned();
+    let method = request.next()?;
+    let uri = request.next()?;
     let status = rest.split_whitespace().next()?.parse().ok()?;
-    (!client.is_empty() && !userid.contains(' ') && method.chars().all(|c| c.is_ascii_uppercase())).then(|| LogLine {
-        client: client.to_owned(),
-        userid: userid.to_owned(),
+    (!client.is_empty() && !userid.contains(' ') && method.chars().all(|c| c.is_ascii_uppercase())).then_some(Fields {
+        userid,
         method,
         uri,
         status,
     })
+}
+
+/// The calls of access logs, counted per identity: (method, URI, status) → how often. Lines are read one at a
+/// time and counted, so memory grows with the distinct calls (identity, endpoint and the parameters its URI
+/// shows), not with the lines: a million lines of the same few calls take a few kilobytes.
+#[derive(Debug, Default)]
+pub(crate) struct CallLog {
+    /// Identity → `METHOD URI STATUS` → count (one string key: looked up without allocating).
+    by_identity: std::collections::HashMap<String, std::collections::HashMap<String, usize>>,
+    /// Reused for the key of each line.
+    key: String,
+}
+
+impl CallLog {
+    /// Counts one line; false when it is not an access-log line.
+    fn add(&mut self, line: &str) -> bool {
+        let Some(f) = fields(line) else { return false };
+        use std::fmt::Write as _;
+        self.key.clear();
+        let _ = write!(self.key, "{} {} {}", f.method, f.uri, f.status);
+        let calls = match self.by_identity.get_mut(f.userid) {
+            Some(calls) => calls,
+            None => self.by_identity.entry(f.userid.to_owned()).or_default(),
+        };
+        match calls.get_mut(self.key.as_str()) {
+            Some(count) => *count += 1,
+            None => {
+                calls.insert(self.key.clone(), 1);
+            }
+        }
+        true
+    }
+
+    /// The identities that made calls (`-`, unauthenticated, excluded), sorted.
+    pub(crate) fn identities(&self) -> BTreeSet<&str> {
+        self.by_identity.keys().map(String::as_str).filter(|u| *u != "-").collect()
+    }
+
+    /// The distinct calls of `identity` as (method, URI, status, count).
+    fn calls_of(&self, identity: &str) -> impl Iterator<Item = (&str, &str, u16, usize)> {
+        self.by_identity.get(identity).into_iter().flatten().filter_map(|(key, count)| {
+            let (method, rest) = key.split_once(' ')?;
+            let (uri, status) = rest.rsplit_once(' ')?;
+            Some((method, uri, status.parse().ok()?, *count))
+        })
+    }
 }
 
 fn percent_decode(segment: &str) -> String {
@@ -232,36 +270,42 @@ fn needs_of(check: &Value, params: &BTreeMap<String, String>, listing: bool, out
 /// (ACL path, propagate) → privilege → call (`METHOD /template`) → how often.
 type Grants = BTreeMap<(String, bool), BTreeMap<String, BTreeMap<String, usize>>>;
 
-/// Reads a log file, gunzipping `.gz`.
-fn read_log(path: &std::path::Path) -> Result<String, CliError> {
-    let bytes = pvetoken_lifecycle::token_store::read_limited(path, 1 << 30)
-        .map_err(|error| CliError::usage(format!("{}: {error}", path.display())))?;
-    if path.extension().is_some_and(|e| e == "gz") {
-        let mut text = String::new();
-        flate2::read::GzDecoder::new(&bytes[..])
-            .read_to_string(&mut text)
-            .map_err(|error| CliError::usage(format!("{}: not a gzip text file: {error}", path.display())))?;
-        return Ok(text);
-    }
-    Ok(String::from_utf8_lossy(&bytes).into_owned())
+/// Opens a log file for reading line by line, gunzipping `.gz`.
+fn open_log(path: &std::path::Path) -> Result<Box<dyn std::io::BufRead>, CliError> {
+    let file = std::fs::File::open(path).map_err(|error| CliError::usage(format!("{}: {error}", path.display())))?;
+    Ok(if path.extension().is_some_and(|e| e == "gz") {
+        Box::new(std::io::BufReader::with_capacity(1 << 16, flate2::read::GzDecoder::new(file)))
+    } else {
+        Box::new(std::io::BufReader::with_capacity(1 << 16, file))
+    })
 }
 
-/// Reads access logs; a malformed line is warned about with its file and line number.
-pub(crate) fn read_logs(paths: &[PathBuf], printer: &Printer) -> Result<Vec<LogLine>, CliError> {
-    let mut lines = Vec::new();
+/// Reads access logs line by line into a [`CallLog`]; a malformed line is warned about with its file and line
+/// number.
+pub(crate) fn read_logs(paths: &[PathBuf], printer: &Printer) -> Result<CallLog, CliError> {
+    let mut log = CallLog::default();
+    let mut buffer = Vec::new();
     for path in paths {
-        let text = read_log(path)?;
-        for (index, line) in text.lines().enumerate() {
+        let mut reader = open_log(path)?;
+        for number in 1.. {
+            buffer.clear();
+            let read = reader.read_until(b'\n', &mut buffer).map_err(|error| {
+                let what = if path.extension().is_some_and(|e| e == "gz") { "not a gzip text file: " } else { "" };
+                CliError::usage(format!("{}: {what}{error}", path.display()))
+            })?;
+            if read == 0 {
+                break;
+            }
+            let line = String::from_utf8_lossy(&buffer);
             if line.trim().is_empty() {
                 continue;
             }
-            match parse_line(line) {
-                Some(parsed) => lines.push(parsed),
-                None => printer.warn(&format!("{}:{}: not an access-log line; skipped", path.display(), index + 1)),
+            if !log.add(line.trim_end_matches(['\n', '\r'])) {
+                printer.warn(&format!("{}:{number}: not an access-log line; skipped", path.display()));
             }
         }
     }
-    Ok(lines)
+    Ok(log)
 }
 
 /// One call of the subject mapped to what it needed.
@@ -270,26 +314,29 @@ pub(crate) struct CallNeeds {
     pub(crate) call: String,
     /// The status PVE answered.
     pub(crate) status: u16,
+    /// How many logged lines made this call.
+    pub(crate) count: usize,
     /// (ACL path, privilege, propagate, widened).
     pub(crate) needs: Vec<(String, String, bool, bool)>,
 }
 
-/// Maps the subject's successful or refused API calls to their needs; unknown calls are counted apart.
-pub(crate) fn map_calls(lines: &[LogLine], subject: &str) -> (Vec<CallNeeds>, BTreeMap<String, usize>) {
+/// Maps the subject's successful or refused API calls to their needs (each distinct call once, with its count);
+/// unknown calls are counted apart.
+pub(crate) fn map_calls(log: &CallLog, subject: &str) -> (Vec<CallNeeds>, BTreeMap<String, usize>) {
     let mut mapped = Vec::new();
     let mut unknown: BTreeMap<String, usize> = BTreeMap::new();
-    for line in lines.iter().filter(|l| l.userid == subject) {
-        let Some(segments) = api_segments(&line.uri) else { continue };
-        if !(200..300).contains(&line.status) && line.status != 403 {
+    for (method, uri, status, count) in log.calls_of(subject) {
+        let Some(segments) = api_segments(uri) else { continue };
+        if !(200..300).contains(&status) && status != 403 {
             continue;
         }
-        let Some((endpoint, params)) = match_endpoint(&line.method, &segments) else {
-            *unknown.entry(format!("{} /{}", line.method, segments.join("/"))).or_default() += 1;
+        let Some((endpoint, params)) = match_endpoint(method, &segments) else {
+            *unknown.entry(format!("{method} /{}", segments.join("/"))).or_default() += count;
             continue;
         };
         let mut needs = Vec::new();
         needs_of(&endpoint.check, &params, false, &mut needs);
-        let kind = query_param(&line.uri, "type");
+        let kind = query_param(uri, "type");
         for handler in &endpoint.handler_checks {
             if filter_applies(handler.filter.as_deref(), kind.as_deref()) {
                 needs_of(&handler.check, &params, handler.filter.is_some(), &mut needs);
@@ -297,18 +344,24 @@ pub(crate) fn map_calls(lines: &[LogLine], subject: &str) -> (Vec<CallNeeds>, BT
         }
         mapped.push(CallNeeds {
             call: format!("{} {}", endpoint.method, endpoint.path),
-            status: line.status,
+            status,
+            count,
             needs: needs.into_iter().map(|n| (n.path, n.privilege, n.propagate, n.widened)).collect(),
         });
     }
     (mapped, unknown)
 }
 
+/// The number of logged calls `mapped` stands for.
+pub(crate) fn call_count(mapped: &[CallNeeds]) -> usize {
+    mapped.iter().map(|c| c.count).sum()
+}
+
 /// The recording token of `learn --lab`.
 const RECORDER: &str = "learner@pve!recording";
 
 /// `learn --lab`: starts a lab, gives COMMAND a recording token with full rights, returns the lab's access log.
-fn record_in_lab(args: &LearnArgs, printer: &Printer) -> anyhow::Result<(Vec<LogLine>, tempfile::TempDir)> {
+fn record_in_lab(args: &LearnArgs, printer: &Printer) -> anyhow::Result<(CallLog, tempfile::TempDir)> {
     use pvetoken_api::ExposeSecret as _;
     let format: pvetoken_render::Format =
         args.format.parse().map_err(|e: pvetoken_render::UnknownFormat| CliError::usage(e.to_string()))?;
@@ -391,18 +444,22 @@ fn record_in_lab(args: &LearnArgs, printer: &Printer) -> anyhow::Result<(Vec<Log
     let text = std::fs::read_to_string(lab.access_log()).unwrap_or_default();
     drop(lab);
     drop(runtime);
-    Ok((text.lines().filter_map(parse_line).collect(), dir))
+    let mut log = CallLog::default();
+    for line in text.lines() {
+        log.add(line);
+    }
+    Ok((log, dir))
 }
 
 /// Runs `pvetoken learn`.
 pub fn run(args: LearnArgs, printer: &Printer) -> anyhow::Result<Exit> {
-    let (lines, subject_override, _lab_dir) = if args.lab {
-        let (lines, dir) = record_in_lab(&args, printer)?;
-        (lines, Some(RECORDER.to_owned()), Some(dir))
+    let (log, subject_override, _lab_dir) = if args.lab {
+        let (log, dir) = record_in_lab(&args, printer)?;
+        (log, Some(RECORDER.to_owned()), Some(dir))
     } else {
         (read_logs(&args.logs, printer)?, None, None)
     };
-    let subjects: BTreeSet<&str> = lines.iter().map(|l| l.userid.as_str()).filter(|u| *u != "-").collect();
+    let subjects = log.identities();
     let subject = match subject_override.as_ref().or(args.token.as_ref()) {
         Some(token) => token.clone(),
         None if subjects.len() == 1 => (*subjects.iter().next().unwrap_or(&"-")).to_owned(),
@@ -416,13 +473,13 @@ pub fn run(args: LearnArgs, printer: &Printer) -> anyhow::Result<Exit> {
             .into());
         }
     };
-    let (mapped, unknown) = map_calls(&lines, &subject);
+    let (mapped, unknown) = map_calls(&log, &subject);
     let mut grants: Grants = BTreeMap::new();
     let mut denied: BTreeMap<String, usize> = BTreeMap::new();
     let mut widened_calls: BTreeSet<String> = BTreeSet::new();
     for call in &mapped {
         if call.status == 403 {
-            *denied.entry(call.call.clone()).or_default() += 1;
+            *denied.entry(call.call.clone()).or_default() += call.count;
         }
         for (path, privilege, propagate, widened) in &call.needs {
             let (path, propagate) = widen(path, *propagate, &args.widen);
@@ -435,10 +492,10 @@ pub fn run(args: LearnArgs, printer: &Printer) -> anyhow::Result<Exit> {
                 .entry(privilege.clone())
                 .or_default()
                 .entry(call.call.clone())
-                .or_default() += 1;
+                .or_default() += call.count;
         }
     }
-    let used = mapped.len();
+    let used = call_count(&mapped);
     let profile = render_profile(&args.name, &subject, used, &grants);
     // The profile must load as `create --profile FILE` loads it.
     pvetoken_lifecycle::profiles::parse("the learned profile", &profile).map_err(|error| CliError {
@@ -506,13 +563,10 @@ mod tests {
     #[test]
     fn lines_in_pveproxys_format_parse_for_tokens_users_and_ipv6_clients() {
         let line = "::ffff:10.0.0.5 - automation@pve!packer [03/12/2026:06:00:01 +0100] \"GET /api2/json/nodes/pve/qemu/100/config HTTP/1.1\" 200 1234";
-        let parsed = parse_line(line).expect("parses");
-        assert_eq!(
-            (parsed.client.as_str(), parsed.userid.as_str(), parsed.status),
-            ("::ffff:10.0.0.5", "automation@pve!packer", 200)
-        );
-        assert!(parse_line("garbage").is_none());
-        let (endpoint, params) = match_endpoint("GET", &api_segments(&parsed.uri).expect("api")).expect("known");
+        let parsed = fields(line).expect("parses");
+        assert_eq!((parsed.userid, parsed.status), ("automation@pve!packer", 200));
+        assert!(fields("garbage").is_none());
+        let (endpoint, params) = match_endpoint("GET", &api_segments(parsed.uri).expect("api")).expect("known");
         assert_eq!(endpoint.path, "/nodes/{node}/qemu/{vmid}/config");
         assert_eq!(params.get("vmid").map(String::as_str), Some("100"));
         let encoded = api_segments("/api2/json/access/users/a%40pve/token?x=1").expect("api");
@@ -524,7 +578,9 @@ mod tests {
         let vms = "10.0.0.1 - a@pve!t [03/12/2026:06:00:01 +0100] \"GET /api2/json/cluster/resources?type=vm HTTP/1.1\" 200 9";
         let all = "10.0.0.1 - a@pve!t [03/12/2026:06:00:01 +0100] \"GET /api2/json/cluster/resources HTTP/1.1\" 200 9";
         let privileges = |line: &str| -> BTreeSet<String> {
-            let (calls, _) = map_calls(&[parse_line(line).expect("line")], "a@pve!t");
+            let mut log = CallLog::default();
+            assert!(log.add(line));
+            let (calls, _) = map_calls(&log, "a@pve!t");
             calls.iter().flat_map(|c| c.needs.iter().map(|n| n.1.clone())).collect()
         };
         assert_eq!(privileges(vms), BTreeSet::from(["VM.Audit".to_owned()]));
