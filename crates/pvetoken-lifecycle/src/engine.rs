@@ -110,14 +110,11 @@ pub struct Lifecycle<'a> {
     settings: &'a Settings,
     target: &'a Target,
     client: &'a PveClient,
-    http: Option<reqwest::Client>,
+    as_token: crate::verify::AsToken<'a>,
     token_file: &'a Path,
     observer: &'a dyn Observer,
     changes: Vec<String>,
     node: String,
-    timeout: std::time::Duration,
-    /// Requests made as the token itself (verification).
-    token_requests: u64,
     /// A verification already made after the last change (an unchanged rerun).
     verified: Option<Vec<Missing>>,
 }
@@ -138,13 +135,11 @@ impl<'a> Lifecycle<'a> {
             settings,
             target,
             client,
-            http,
+            as_token: crate::verify::AsToken::new(http, target, timeout),
             token_file,
             observer,
             changes: Vec::new(),
             node: String::new(),
-            timeout,
-            token_requests: 0,
             verified: None,
         }
     }
@@ -157,7 +152,7 @@ impl Lifecycle<'_> {
 
     /// Every request made so far (admin and token).
     pub fn requests(&self) -> u64 {
-        self.client.requests_sent() + self.token_requests
+        self.client.requests_sent() + self.as_token.requests()
     }
 
     /// The administrator's client (for what the caller does next on the same connection).
@@ -338,17 +333,7 @@ impl Lifecycle<'_> {
         token_id: &str,
         secret: &Secret,
     ) -> Result<pvetoken_api::pve::Permissions, ClientError> {
-        let (result, requests) = crate::verify::token_permissions(
-            self.client,
-            self.http.as_ref(),
-            self.target,
-            token_id,
-            secret,
-            self.timeout,
-        )
-        .await;
-        self.token_requests += requests;
-        result
+        self.as_token.permissions(self.client, token_id, secret).await
     }
 
     /// Final verification as the token.

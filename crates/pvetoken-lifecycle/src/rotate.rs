@@ -104,7 +104,7 @@ impl<'a> Rotation<'a> {
         timeout: std::time::Duration,
         observer: &'a dyn Observer,
     ) -> Self {
-        Self { client, http, target, timeout, token_requests: 0, observer }
+        Self { client, as_token: crate::verify::AsToken::new(http, target, timeout), target, observer }
     }
 
     /// Rotates the token `saved` (read from `token_file` under its lock by the caller); `prepared` is the token
@@ -188,17 +188,15 @@ impl<'a> Rotation<'a> {
 /// One rotation against one server.
 pub struct Rotation<'a> {
     client: &'a PveClient,
-    http: Option<reqwest::Client>,
+    as_token: crate::verify::AsToken<'a>,
     target: &'a Target,
-    timeout: std::time::Duration,
-    token_requests: u64,
     observer: &'a dyn Observer,
 }
 
 impl Rotation<'_> {
     /// Every request made so far (admin and token).
     pub fn requests(&self) -> u64 {
-        self.client.requests_sent() + self.token_requests
+        self.client.requests_sent() + self.as_token.requests()
     }
 
     fn remote(&self, error: &ClientError) -> Error {
@@ -211,17 +209,7 @@ impl Rotation<'_> {
         token_id: &str,
         secret: &Secret,
     ) -> Result<pvetoken_api::pve::Permissions, ClientError> {
-        let (result, requests) = crate::verify::token_permissions(
-            self.client,
-            self.http.as_ref(),
-            self.target,
-            token_id,
-            secret,
-            self.timeout,
-        )
-        .await;
-        self.token_requests += requests;
-        result
+        self.as_token.permissions(self.client, token_id, secret).await
     }
 
     /// The token an interrupted new-token rotation left behind (`NAME` for `NAME-r1`, `NAME-r1` for `NAME-r2`),

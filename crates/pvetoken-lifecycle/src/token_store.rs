@@ -204,17 +204,7 @@ pub struct TokenFileLock {
 /// Takes the lock `.NAME.lock` beside `token_file` (created 0600, the directory 0700 if missing), waiting, with a
 /// message, while another run holds it.
 pub fn lock(token_file: &Path, observer: &dyn crate::Observer) -> Result<TokenFileLock, Error> {
-    let directory = match token_file.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    if !directory.exists() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&directory)
-            .map_err(|error| Error::usage(format!("cannot create directory {}: {error}", directory.display())))?;
-    }
+    let directory = directory_of(token_file)?;
     let name = token_file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "token".into());
     let path = directory.join(format!(".{name}.lock"));
     if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
@@ -297,8 +287,9 @@ pub fn write_output(path: &Path, bytes: &[u8]) -> Result<OutputWritten, Error> {
     write_secret_file_atomic(path, bytes).map(|()| OutputWritten::Replaced)
 }
 
-fn create_temp_beside(destination: &Path) -> Result<(PathBuf, File), Error> {
-    let directory = match destination.parent() {
+/// The directory `path` goes into, created (0700) when missing.
+fn directory_of(path: &Path) -> Result<PathBuf, Error> {
+    let directory = match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
         _ => PathBuf::from("."),
     };
@@ -309,6 +300,11 @@ fn create_temp_beside(destination: &Path) -> Result<(PathBuf, File), Error> {
             .create(&directory)
             .map_err(|error| Error::usage(format!("cannot create directory {}: {error}", directory.display())))?;
     }
+    Ok(directory)
+}
+
+fn create_temp_beside(destination: &Path) -> Result<(PathBuf, File), Error> {
+    let directory = directory_of(destination)?;
     if destination.is_dir() {
         return Err(Error::usage(format!("{} is a directory, not a file", destination.display())));
     }

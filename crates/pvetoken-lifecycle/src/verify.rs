@@ -63,23 +63,41 @@ fn effective_at(map: &Permissions, path: &str) -> std::collections::BTreeSet<Str
     std::collections::BTreeSet::new()
 }
 
-/// A token's effective permissions and the requests made as the token: as the token itself over HTTPS (reusing
-/// `http`, the run's connection pool); on `pvesh` (root, which cannot act as the token) root reads them with
-/// `userid=`, counted by `admin`.
-pub async fn token_permissions(
-    admin: &PveClient,
-    http: Option<&reqwest::Client>,
-    target: &crate::target::Target,
-    token_id: &str,
-    secret: &pvetoken_api::Secret,
+/// Acting as a token on the run's connection: its effective permissions, and how many requests that took.
+pub struct AsToken<'a> {
+    http: Option<reqwest::Client>,
+    target: &'a crate::target::Target,
     timeout: std::time::Duration,
-) -> (Result<Permissions, pvetoken_client::ClientError>, u64) {
-    if admin.is_local() {
-        return (admin.permissions_of(token_id, None).await, 0);
+    requests: u64,
+}
+
+impl<'a> AsToken<'a> {
+    /// Acting as tokens on `target` through `http` (the run's connection pool).
+    pub fn new(http: Option<reqwest::Client>, target: &'a crate::target::Target, timeout: std::time::Duration) -> Self {
+        Self { http, target, timeout, requests: 0 }
     }
-    let client = crate::target::token_client(http, target, token_id, secret, timeout);
-    let result = client.own_permissions(None).await;
-    (result, client.requests_sent())
+
+    /// Requests made as a token so far.
+    pub fn requests(&self) -> u64 {
+        self.requests
+    }
+
+    /// The token's effective permissions: as the token itself over HTTPS; on `pvesh` (root, which cannot act as
+    /// the token) root reads them with `userid=`, counted by `admin`.
+    pub async fn permissions(
+        &mut self,
+        admin: &PveClient,
+        token_id: &str,
+        secret: &pvetoken_api::Secret,
+    ) -> Result<Permissions, pvetoken_client::ClientError> {
+        if admin.is_local() {
+            return admin.permissions_of(token_id, None).await;
+        }
+        let client = crate::target::token_client(self.http.as_ref(), self.target, token_id, secret, self.timeout);
+        let result = client.own_permissions(None).await;
+        self.requests += client.requests_sent();
+        result
+    }
 }
 
 /// Fills in the lacking side from the server (admin view of the user's and the token's effective permissions)

@@ -95,13 +95,10 @@ async fn life_of_a_token(version: &str) {
     assert_eq!(rotated.new_id, expected_id, "{version}");
     let after = token_store::read(&token_file).unwrap();
     assert_eq!(after.token_id.as_str(), expected_id);
-    let (works, _) =
-        verify::token_permissions(&admin, http.as_ref(), &target, after.token_id.as_str(), &after.secret, TIMEOUT)
-            .await;
+    let mut as_token = verify::AsToken::new(http.clone(), &target, TIMEOUT);
+    let works = as_token.permissions(&admin, after.token_id.as_str(), &after.secret).await;
     assert!(works.is_ok(), "{version}: the new secret works: {works:?}");
-    let (old, _) =
-        verify::token_permissions(&admin, http.as_ref(), &target, before.token_id.as_str(), &before.secret, TIMEOUT)
-            .await;
+    let old = as_token.permissions(&admin, before.token_id.as_str(), &before.secret).await;
     assert!(matches!(old, Err(ClientError::AuthFailed { .. })), "{version}: the old secret is refused: {old:?}");
 }
 
