@@ -60,228 +60,92 @@ pub fn learn(context: &mut DirectoryContext, file: &Scanned) {
     }
 }
 
+/// What a rule sees of one assignment.
+struct Site<'a> {
+    file: &'a Scanned,
+    context: &'a DirectoryContext,
+    facts: Facts,
+    a: &'a Assignment,
+    /// The key as judged, lower case (`default` inside `variable "NAME"` is NAME).
+    key: String,
+    /// The key as written, for messages.
+    name: String,
+    /// The value, trimmed.
+    value: &'a str,
+    /// The enclosing `variable "NAME"`, if any.
+    variable: Option<&'a str>,
+}
+
+/// Facts of the whole file that change how a key is read.
+#[derive(Clone, Copy)]
+struct Facts {
+    packer_env: bool,
+    community_env: bool,
+    sops_schema: bool,
+    inventory_plugin: bool,
+    packer_token_set: bool,
+}
+
+/// Whether later rules still look at the assignment.
+#[derive(PartialEq, Eq)]
+enum Next {
+    Continue,
+    Stop,
+}
+
+/// One rule over assignments: its finding ids (the table in the module above), whether it judges only literal
+/// values, and its check.
+struct Rule {
+    #[cfg_attr(not(test), expect(dead_code, reason = "read by the test that keeps the table and the docs in step"))]
+    ids: &'static [&'static str],
+    literal_only: bool,
+    check: fn(&Site<'_>, &mut Vec<Finding>) -> Next,
+}
+
+/// The assignment rules, in the order they run. A rule returning [`Next::Stop`] ends the assignment's checks.
+const RULES: &[Rule] = &[
+    Rule { ids: &["pveapitoken-prefix"], literal_only: false, check: pveapitoken_prefix },
+    Rule { ids: &["token-id-escaped-bang"], literal_only: true, check: escaped_bang },
+    Rule {
+        ids: &[
+            "token-id-not-full",
+            "community-proxmox-token-id-full",
+            "token-id-ambiguous",
+            "token-id-not-name",
+            "user-has-token-name",
+        ],
+        literal_only: true,
+        check: token_id_shapes,
+    },
+    Rule { ids: &["pam-token-user"], literal_only: true, check: pam_token_user },
+    Rule { ids: &["api-path-missing", "api-path-present"], literal_only: true, check: url_shapes },
+    Rule { ids: &["insecure-tls"], literal_only: true, check: insecure_tls },
+];
+
 /// Runs every rule on one file.
 pub fn check(file: &Scanned, context: &DirectoryContext, options: &LintOptions) -> Vec<Finding> {
     let mut out = Vec::new();
-    let packer_env = file.kind == Kind::Shell && (file.has_key("PROXMOX_USERNAME") || file.has_key("PROXMOX_TOKEN"));
-    let community_env = file.has_key("PROXMOX_USER");
-    let sops_schema = file.kind == Kind::Yaml && file.has_key("proxmox_token_secret");
-    let inventory_plugin = file.kind == Kind::Yaml
-        && file.assignments.iter().any(|a| a.key_lower() == "plugin" && a.value.contains("proxmox"));
-    let packer_token_set = file.role == Role::Packer && file.has_key("token");
-
+    let facts = Facts {
+        packer_env: file.kind == Kind::Shell && (file.has_key("PROXMOX_USERNAME") || file.has_key("PROXMOX_TOKEN")),
+        community_env: file.has_key("PROXMOX_USER"),
+        sops_schema: file.kind == Kind::Yaml && file.has_key("proxmox_token_secret"),
+        inventory_plugin: file.kind == Kind::Yaml
+            && file.assignments.iter().any(|a| a.key_lower() == "plugin" && a.value.contains("proxmox")),
+        packer_token_set: file.role == Role::Packer && file.has_key("token"),
+    };
     for a in &file.assignments {
         // `default = ...` inside `variable "NAME" { }` is judged as NAME.
         let variable = a.block.and_then(|b| variable_name(&file.blocks[b].header));
-        let key = match variable {
-            Some(name) if a.key_lower() == "default" => name.to_ascii_lowercase(),
-            _ => a.key_lower(),
+        let (key, name) = match variable {
+            Some(variable) if a.key_lower() == "default" => (variable.to_ascii_lowercase(), variable.to_owned()),
+            _ => (a.key_lower(), a.key.clone()),
         };
-        let name = match variable {
-            Some(variable) if a.key_lower() == "default" => variable.to_owned(),
-            _ => a.key.clone(),
-        };
-        let value = a.value.trim();
-
-        // pveapitoken-prefix
-        if value.get(..12).is_some_and(|head| head.eq_ignore_ascii_case("PVEAPIToken=")) {
-            if key.contains("header") || key.contains("authorization") {
-                continue;
+        let site = Site { file, context, facts, a, key, name, value: a.value.trim(), variable };
+        let judged = a.literal && !site.value.is_empty();
+        for rule in RULES.iter().filter(|rule| judged || !rule.literal_only) {
+            if (rule.check)(&site, &mut out) == Next::Stop {
+                break;
             }
-            let (message, fix) = if is(&key, PACKER_SECRET_KEYS) || (file.role == Role::Packer && key == "token") {
-                (
-                    format!("{} holds a `PVEAPIToken=...` header value; Packer wants the secret alone", name),
-                    "set the secret alone here and the full id `user@realm!name` as username/PROXMOX_USERNAME \
-                     (`pvetoken render --format packer`)",
-                )
-            } else if is(&key, ANSIBLE_SECRET_KEYS) {
-                (
-                    format!("{} holds a `PVEAPIToken=...` header value; it must be the secret alone", name),
-                    "set the secret alone; the user and token name go in api_user and api_token_id \
-                     (`pvetoken render --format ansible-vars`)",
-                )
-            } else if is(&key, BPG_TOKEN_KEYS) {
-                (
-                    format!(
-                        "{} starts with `PVEAPIToken=`, which bpg adds itself (its pattern still accepts it, so this \
-                         fails only at request time with 401)",
-                        name
-                    ),
-                    "use `user@realm!name=secret` without the prefix; bpg reads it from PROXMOX_VE_API_TOKEN \
-                     (`pvetoken render --format terraform-bpg`)",
-                )
-            } else {
-                (
-                    format!(
-                        "{} holds a `PVEAPIToken=...` header value; no Proxmox consumer reads a prefixed token from \
-                         a variable (the prefix belongs only in the HTTP Authorization header)",
-                        name
-                    ),
-                    "store the parts each consumer reads (`pvetoken render --format packer|terraform-bpg|\
-                     ansible-env`) and build the header only where HTTP is sent",
-                )
-            };
-            out.push(finding(a, "pveapitoken-prefix", Severity::Error, message, fix));
-            continue;
-        }
-        if !a.literal || value.is_empty() {
-            continue;
-        }
-
-        // a `!` written as an escape that the reader never decodes (PrivateBox 97f1361: bash kept `\u0021`)
-        let id_key = is(&key, FULL_ID_KEYS)
-            || is(&key, BPG_TOKEN_KEYS)
-            || is(&key, NAME_ONLY_KEYS)
-            || key == "username"
-            || key == "token_id";
-        if id_key && (value.contains("\\u0021") || value.contains("\\x21")) {
-            out.push(finding(
-                a,
-                "token-id-escaped-bang",
-                Severity::Error,
-                format!(
-                    "{name} spells `!` as an escape sequence; shells, YAML single quotes and jq keep it literally, so \
-                     the id reaches the consumer as `user@realm\\u0021name`"
-                ),
-                "write the `!` itself, inside single quotes in shell (`'automation@pve!ansible'`): `!` is valid in \
-                 JSON and YAML strings",
-            ));
-            continue;
-        }
-
-        // token id shapes
-        let looks_like_id = value.contains('@') || value.contains('!');
-        if (is(&key, FULL_ID_KEYS) || (packer_token_set && key == "username" && value.contains('@')))
-            && !value.contains('!')
-            && !is_placeholder(value)
-        {
-            out.push(finding(
-                a,
-                "token-id-not-full",
-                Severity::Error,
-                format!("{} must be the full token id `user@realm!name` (it has no `!`)", name),
-                "write `user@realm!name`, e.g. `automation@pve!packer` (`pvetoken render --format packer` or \
-                 `--format terraform-telmate`)",
-            ));
-        }
-        if is(&key, BPG_TOKEN_KEYS) && !is_placeholder(value) && !bpg_shape(value) {
-            out.push(finding(
-                a,
-                "token-id-not-full",
-                Severity::Error,
-                format!("{} must be `user@realm!name=secret` (bpg checks `^\\S+@\\S+!\\S+=[a-zA-Z0-9-]+$`)", name),
-                "write the full token id, `=`, then the secret (`pvetoken render --format terraform-bpg`)",
-            ));
-        }
-        if key == "proxmox_token_id" && file.kind == Kind::Shell && value.contains('!') && community_env {
-            out.push(finding(
-                a,
-                "community-proxmox-token-id-full",
-                Severity::Error,
-                "next to PROXMOX_USER this is community.proxmox's PROXMOX_TOKEN_ID, which is the token NAME only; \
-                 a full id becomes `user@realm!user@realm!name`"
-                    .to_owned(),
-                "set PROXMOX_TOKEN_ID to the part after `!` (`pvetoken render --format ansible-env`)",
-            ));
-        } else if key == "proxmox_token_id" && file.kind == Kind::Shell && !value.contains('!') && !community_env {
-            out.push(finding(
-                a,
-                "token-id-ambiguous",
-                Severity::Warning,
-                "PROXMOX_TOKEN_ID is a bare name but PROXMOX_USER is not set: community.proxmox then uses root@pam, \
-                 and PrivateBox-style readers expect the full id"
-                    .to_owned(),
-                "either export PROXMOX_USER=user@realm next to it (community.proxmox) or write the full \
-                 `user@realm!name` (pvetoken token file)",
-            ));
-        } else if ((is(&key, NAME_ONLY_KEYS) && file.kind != Kind::Shell) || (inventory_plugin && key == "token_id"))
-            && value.contains('!')
-        {
-            out.push(finding(
-                a,
-                "token-id-not-name",
-                Severity::Error,
-                format!("{} is the token NAME only; a full id here is sent as `user@realm!user@realm!name`", name),
-                "keep the part after `!` here and the owner `user@realm` in the user setting \
-                 (`pvetoken render --format ansible-vars` / `--format sops`)",
-            ));
-        }
-        if (is(&key, USER_KEYS) || (inventory_plugin && key == "user")) && value.contains('!') {
-            out.push(finding(
-                a,
-                "user-has-token-name",
-                Severity::Error,
-                format!("{} is the token's owner `user@realm`; the token name does not belong here", name),
-                "move the part after `!` to the token id setting",
-            ));
-        }
-
-        // pam-token-user
-        if looks_like_id
-            && (is(&key, USER_KEYS) || is(&key, FULL_ID_KEYS) || is(&key, BPG_TOKEN_KEYS) || key == "username")
-        {
-            let user = value.split('!').next().unwrap_or(value);
-            if user.ends_with("@pam") {
-                let message = if user == "root@pam" {
-                    format!("{} uses root@pam: a token of root is as powerful as root, and bpg treats it as root", name)
-                } else {
-                    format!("{} uses the @pam realm (a Linux account on the node) for automation", name)
-                };
-                out.push(finding(
-                    a,
-                    "pam-token-user",
-                    Severity::Warning,
-                    message,
-                    "create a dedicated @pve user for automation (`pvetoken create --profile P` makes \
-                     `automation@pve` with least privilege)",
-                ));
-            }
-        }
-
-        // URL shapes
-        let is_url = value.starts_with("https://") || value.starts_with("http://");
-        let packer_url = is(&key, API_PATH_KEYS)
-            || (key == "proxmox_url" && (file.role == Role::Packer || sops_schema || packer_env));
-        if is_url && packer_url && !value.trim_end_matches('/').ends_with("/api2/json") {
-            out.push(finding(
-                a,
-                "api-path-missing",
-                Severity::Error,
-                format!("{} must end in /api2/json for Packer and Telmate", name),
-                "append /api2/json (`https://HOST:8006/api2/json`)",
-            ));
-        }
-        let bpg_endpoint = is(&key, BPG_ENDPOINT_KEYS)
-            || (file.role == Role::Terraform && (key == "endpoint" || context.bpg_endpoint_vars.contains(&key)));
-        if is_url && bpg_endpoint && value.contains("/api2/json") {
-            out.push(finding(
-                a,
-                "api-path-present",
-                Severity::Error,
-                "the bpg endpoint must not contain /api2/json (bpg appends it, giving /api2/json/api2/json)".to_owned(),
-                "use `https://HOST:8006/` (`pvetoken render --format terraform-bpg`)",
-            ));
-        }
-
-        // insecure-tls
-        let truthy = matches!(value.to_ascii_lowercase().as_str(), "true" | "1" | "yes");
-        let falsy = matches!(value.to_ascii_lowercase().as_str(), "false" | "0" | "no");
-        let insecure_default = a.key_lower() == "default"
-            && truthy
-            && variable.is_some_and(|name| name.contains("insecure") || name.contains("skip_tls"));
-        let insecure_provider = key == "insecure" && truthy && file.role == Role::Terraform;
-        if (is(&key, INSECURE_TRUE_KEYS) && truthy)
-            || (is(&key, VERIFY_FALSE_KEYS) && falsy)
-            || insecure_default
-            || insecure_provider
-        {
-            out.push(finding(
-                a,
-                "insecure-tls",
-                Severity::Info,
-                format!("{} turns certificate verification off", name),
-                PIN_FIX,
-            ));
         }
     }
 
@@ -313,6 +177,230 @@ pub fn check(file: &Scanned, context: &DirectoryContext, options: &LintOptions) 
         cloud_init_wait(file, &mut out);
     }
     out
+}
+
+/// `pveapitoken-prefix`: a `PVEAPIToken=` header value in a variable (judged even in expressions).
+fn pveapitoken_prefix(site: &Site<'_>, out: &mut Vec<Finding>) -> Next {
+    let Site { file, a, key, name, value, .. } = site;
+    if value.get(..12).is_some_and(|head| head.eq_ignore_ascii_case("PVEAPIToken=")) {
+        if key.contains("header") || key.contains("authorization") {
+            return Next::Stop;
+        }
+        let (message, fix) = if is(key, PACKER_SECRET_KEYS) || (file.role == Role::Packer && key == "token") {
+            (
+                format!("{} holds a `PVEAPIToken=...` header value; Packer wants the secret alone", name),
+                "set the secret alone here and the full id `user@realm!name` as username/PROXMOX_USERNAME \
+                 (`pvetoken render --format packer`)",
+            )
+        } else if is(key, ANSIBLE_SECRET_KEYS) {
+            (
+                format!("{} holds a `PVEAPIToken=...` header value; it must be the secret alone", name),
+                "set the secret alone; the user and token name go in api_user and api_token_id \
+                 (`pvetoken render --format ansible-vars`)",
+            )
+        } else if is(key, BPG_TOKEN_KEYS) {
+            (
+                format!(
+                    "{} starts with `PVEAPIToken=`, which bpg adds itself (its pattern still accepts it, so this \
+                     fails only at request time with 401)",
+                    name
+                ),
+                "use `user@realm!name=secret` without the prefix; bpg reads it from PROXMOX_VE_API_TOKEN \
+                 (`pvetoken render --format terraform-bpg`)",
+            )
+        } else {
+            (
+                format!(
+                    "{} holds a `PVEAPIToken=...` header value; no Proxmox consumer reads a prefixed token from \
+                     a variable (the prefix belongs only in the HTTP Authorization header)",
+                    name
+                ),
+                "store the parts each consumer reads (`pvetoken render --format packer|terraform-bpg|\
+                 ansible-env`) and build the header only where HTTP is sent",
+            )
+        };
+        out.push(finding(a, "pveapitoken-prefix", Severity::Error, message, fix));
+        return Next::Stop;
+    }
+    Next::Continue
+}
+
+/// `token-id-escaped-bang`: a `!` written as an escape that the reader never decodes (PrivateBox 97f1361: bash
+/// kept `\u0021`).
+fn escaped_bang(site: &Site<'_>, out: &mut Vec<Finding>) -> Next {
+    let Site { a, key, name, value, .. } = site;
+    let id_key = is(key, FULL_ID_KEYS)
+        || is(key, BPG_TOKEN_KEYS)
+        || is(key, NAME_ONLY_KEYS)
+        || key == "username"
+        || key == "token_id";
+    if id_key && (value.contains("\\u0021") || value.contains("\\x21")) {
+        out.push(finding(
+            a,
+            "token-id-escaped-bang",
+            Severity::Error,
+            format!(
+                "{name} spells `!` as an escape sequence; shells, YAML single quotes and jq keep it literally, so \
+                 the id reaches the consumer as `user@realm\\u0021name`"
+            ),
+            "write the `!` itself, inside single quotes in shell (`'automation@pve!ansible'`): `!` is valid in \
+             JSON and YAML strings",
+        ));
+        return Next::Stop;
+    }
+    Next::Continue
+}
+
+/// `token-id-not-full`, `community-proxmox-token-id-full`, `token-id-ambiguous`, `token-id-not-name`,
+/// `user-has-token-name`: the token id in the shape each consumer reads.
+fn token_id_shapes(site: &Site<'_>, out: &mut Vec<Finding>) -> Next {
+    let Site { file, a, key, name, value, facts, .. } = site;
+    let Facts { community_env, inventory_plugin, packer_token_set, .. } = *facts;
+    if (is(key, FULL_ID_KEYS) || (packer_token_set && key == "username" && value.contains('@')))
+        && !value.contains('!')
+        && !is_placeholder(value)
+    {
+        out.push(finding(
+            a,
+            "token-id-not-full",
+            Severity::Error,
+            format!("{} must be the full token id `user@realm!name` (it has no `!`)", name),
+            "write `user@realm!name`, e.g. `automation@pve!packer` (`pvetoken render --format packer` or \
+             `--format terraform-telmate`)",
+        ));
+    }
+    if is(key, BPG_TOKEN_KEYS) && !is_placeholder(value) && !bpg_shape(value) {
+        out.push(finding(
+            a,
+            "token-id-not-full",
+            Severity::Error,
+            format!("{} must be `user@realm!name=secret` (bpg checks `^\\S+@\\S+!\\S+=[a-zA-Z0-9-]+$`)", name),
+            "write the full token id, `=`, then the secret (`pvetoken render --format terraform-bpg`)",
+        ));
+    }
+    if key == "proxmox_token_id" && file.kind == Kind::Shell && value.contains('!') && community_env {
+        out.push(finding(
+            a,
+            "community-proxmox-token-id-full",
+            Severity::Error,
+            "next to PROXMOX_USER this is community.proxmox's PROXMOX_TOKEN_ID, which is the token NAME only; \
+             a full id becomes `user@realm!user@realm!name`"
+                .to_owned(),
+            "set PROXMOX_TOKEN_ID to the part after `!` (`pvetoken render --format ansible-env`)",
+        ));
+    } else if key == "proxmox_token_id" && file.kind == Kind::Shell && !value.contains('!') && !community_env {
+        out.push(finding(
+            a,
+            "token-id-ambiguous",
+            Severity::Warning,
+            "PROXMOX_TOKEN_ID is a bare name but PROXMOX_USER is not set: community.proxmox then uses root@pam, \
+             and PrivateBox-style readers expect the full id"
+                .to_owned(),
+            "either export PROXMOX_USER=user@realm next to it (community.proxmox) or write the full \
+             `user@realm!name` (pvetoken token file)",
+        ));
+    } else if ((is(key, NAME_ONLY_KEYS) && file.kind != Kind::Shell) || (inventory_plugin && key == "token_id"))
+        && value.contains('!')
+    {
+        out.push(finding(
+            a,
+            "token-id-not-name",
+            Severity::Error,
+            format!("{} is the token NAME only; a full id here is sent as `user@realm!user@realm!name`", name),
+            "keep the part after `!` here and the owner `user@realm` in the user setting \
+             (`pvetoken render --format ansible-vars` / `--format sops`)",
+        ));
+    }
+    if (is(key, USER_KEYS) || (inventory_plugin && key == "user")) && value.contains('!') {
+        out.push(finding(
+            a,
+            "user-has-token-name",
+            Severity::Error,
+            format!("{} is the token's owner `user@realm`; the token name does not belong here", name),
+            "move the part after `!` to the token id setting",
+        ));
+    }
+    Next::Continue
+}
+
+/// `pam-token-user`: a token of a `@pam` user where an `@pve` automation user is meant.
+fn pam_token_user(site: &Site<'_>, out: &mut Vec<Finding>) -> Next {
+    let Site { a, key, name, value, .. } = site;
+    let looks_like_id = value.contains('@') || value.contains('!');
+    if looks_like_id && (is(key, USER_KEYS) || is(key, FULL_ID_KEYS) || is(key, BPG_TOKEN_KEYS) || key == "username") {
+        let user = value.split('!').next().unwrap_or(value);
+        if user.ends_with("@pam") {
+            let message = if user == "root@pam" {
+                format!("{} uses root@pam: a token of root is as powerful as root, and bpg treats it as root", name)
+            } else {
+                format!("{} uses the @pam realm (a Linux account on the node) for automation", name)
+            };
+            out.push(finding(
+                a,
+                "pam-token-user",
+                Severity::Warning,
+                message,
+                "create a dedicated @pve user for automation (`pvetoken create --profile P` makes \
+                 `automation@pve` with least privilege)",
+            ));
+        }
+    }
+    Next::Continue
+}
+
+/// `api-path-missing`, `api-path-present`: `/api2/json` where Packer and Telmate need it, not where bpg appends it.
+fn url_shapes(site: &Site<'_>, out: &mut Vec<Finding>) -> Next {
+    let Site { file, context, a, key, name, value, facts, .. } = site;
+    let Facts { packer_env, sops_schema, .. } = *facts;
+    let is_url = value.starts_with("https://") || value.starts_with("http://");
+    let packer_url =
+        is(key, API_PATH_KEYS) || (key == "proxmox_url" && (file.role == Role::Packer || sops_schema || packer_env));
+    if is_url && packer_url && !value.trim_end_matches('/').ends_with("/api2/json") {
+        out.push(finding(
+            a,
+            "api-path-missing",
+            Severity::Error,
+            format!("{} must end in /api2/json for Packer and Telmate", name),
+            "append /api2/json (`https://HOST:8006/api2/json`)",
+        ));
+    }
+    let bpg_endpoint = is(key, BPG_ENDPOINT_KEYS)
+        || (file.role == Role::Terraform && (key == "endpoint" || context.bpg_endpoint_vars.contains(key.as_str())));
+    if is_url && bpg_endpoint && value.contains("/api2/json") {
+        out.push(finding(
+            a,
+            "api-path-present",
+            Severity::Error,
+            "the bpg endpoint must not contain /api2/json (bpg appends it, giving /api2/json/api2/json)".to_owned(),
+            "use `https://HOST:8006/` (`pvetoken render --format terraform-bpg`)",
+        ));
+    }
+    Next::Continue
+}
+
+/// `insecure-tls`: certificate verification turned off.
+fn insecure_tls(site: &Site<'_>, out: &mut Vec<Finding>) -> Next {
+    let Site { file, a, key, name, value, variable, .. } = site;
+    let truthy = matches!(value.to_ascii_lowercase().as_str(), "true" | "1" | "yes");
+    let falsy = matches!(value.to_ascii_lowercase().as_str(), "false" | "0" | "no");
+    let insecure_default = a.key_lower() == "default"
+        && truthy
+        && variable.is_some_and(|name| name.contains("insecure") || name.contains("skip_tls"));
+    let insecure_provider = key == "insecure" && truthy && file.role == Role::Terraform;
+    if (is(key, INSECURE_TRUE_KEYS) && truthy)
+        || (is(key, VERIFY_FALSE_KEYS) && falsy)
+        || insecure_default
+        || insecure_provider
+    {
+        out.push(finding(
+            a,
+            "insecure-tls",
+            Severity::Info,
+            format!("{} turns certificate verification off", name),
+            PIN_FIX,
+        ));
+    }
+    Next::Continue
 }
 
 /// `variable "NAME"` → NAME.
@@ -440,5 +528,27 @@ fn cloud_init_wait(file: &Scanned, out: &mut Vec<Finding>) {
                 fix: "add `valid_exit_codes = [0, 2]` to this provisioner".to_owned(),
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RULES;
+
+    /// The rules of whole files (roles, Packer clones, cloud-init provisioners) rather than of assignments.
+    const FILE_RULES: &[&str] =
+        &["privilege-removed-in-pve9", "privilege-unknown-in-pve8", "packer-clone-full-clone", "cloud-init-exit-code"];
+
+    /// The table in `lint/mod.rs` (what `--help` and the docs promise) and the rules that run are the same set.
+    #[test]
+    fn every_documented_rule_runs_and_every_rule_is_documented() {
+        let documented: std::collections::BTreeSet<&str> = include_str!("mod.rs")
+            .lines()
+            .filter_map(|line| line.strip_prefix("//! | `"))
+            .filter_map(|rest| rest.split_once('`').map(|(id, _)| id))
+            .collect();
+        let running: std::collections::BTreeSet<&str> =
+            RULES.iter().flat_map(|rule| rule.ids.iter().copied()).chain(FILE_RULES.iter().copied()).collect();
+        assert_eq!(documented, running);
     }
 }
