@@ -18,7 +18,7 @@ use pvetoken_lifecycle::token::TokenRef;
 use super::create::NarrowingArgs;
 use crate::connection::{ConnectionArgs, Target, TargetFallback};
 use crate::doctor::explain::{self, Explanation};
-use crate::doctor::{self, CHECKS, Finding, Report, Severity, Status};
+use crate::doctor::{self, Check, Finding, Report, Severity, Status, Stopped};
 use crate::exit::{CliError, Exit};
 use crate::printer::Printer;
 use pvetoken_lifecycle::env_vars;
@@ -96,6 +96,15 @@ pub fn run(args: DoctorArgs, printer: &Printer) -> anyhow::Result<Exit> {
 /// Runs every check in order and returns the report (the demo calls this too).
 pub async fn diagnose(args: &DoctorArgs) -> anyhow::Result<Report> {
     let mut report = Report::default();
+    match chain(args, &mut report).await {
+        Ok(()) => Ok(report),
+        Err(error) if error.is::<Stopped>() => Ok(report),
+        Err(error) => Err(error),
+    }
+}
+
+/// The checks, each a link of the chain; a blocking finding ends it (`report.gate(..)?`).
+async fn chain(args: &DoctorArgs, report: &mut Report) -> anyhow::Result<()> {
     let token_path = match &args.token_file {
         Some(path) => path.clone(),
         None => token_store::default_token_path()?,
@@ -103,14 +112,9 @@ pub async fn diagnose(args: &DoctorArgs) -> anyhow::Result<Report> {
     let profile_hint = args.profile.clone().unwrap_or_else(|| "PROFILE".to_owned());
     let checked = doctor::token_file::check(&token_path, &profile_hint);
     let token = checked.token;
-    let go_on = report.record("token-file", token_path.display().to_string(), checked.findings);
-    if !go_on {
-        report.skip_rest(&CHECKS);
-        return Ok(report);
-    }
+    report.gate(Check::TokenFile, token_path.display().to_string(), checked.findings)?;
     let Some(token) = token else {
-        report.skip_rest(&CHECKS);
-        return Ok(report);
+        return Err(report.stop().into());
     };
 
     let vars = doctor::environment::present(std::env::vars());
@@ -120,7 +124,7 @@ pub async fn diagnose(args: &DoctorArgs) -> anyhow::Result<Report> {
     } else {
         format!("checked {}", names.join(", "))
     };
-    report.record("environment", detail, doctor::environment::check(&vars, Some(&token)));
+    report.record(Check::Environment, detail, doctor::environment::check(&vars, Some(&token)));
 
     let target = match resolve_target(args, &token) {
         Ok(target) => target,
@@ -129,30 +133,20 @@ pub async fn diagnose(args: &DoctorArgs) -> anyhow::Result<Report> {
                 Finding::new(crate::doctor::id::CONNECTION_SETTINGS, Severity::Blocking, "dns", error.message)
                     .why("doctor cannot tell where the server is or how to check its certificate")
                     .fix(error.hint.unwrap_or_else(|| "pvetoken doctor --url https://HOST:8006".to_owned()));
-            report.record("dns", "settings", vec![finding]);
-            report.skip_rest(&CHECKS);
-            return Ok(report);
+            report.record(Check::Dns, "settings", vec![finding]);
+            return Err(report.stop().into());
         }
     };
     let timeout = args.connection.timeout();
     if let Target::Remote { endpoint, tls } = &target {
         let (addresses, findings, detail) = doctor::network::dns(endpoint).await;
-        if !report.record("dns", detail, findings) {
-            report.skip_rest(&CHECKS);
-            return Ok(report);
-        }
+        report.gate(Check::Dns, detail, findings)?;
         let (findings, detail) = doctor::network::tcp(endpoint, &addresses, timeout).await;
-        if !report.record("tcp", detail, findings) {
-            report.skip_rest(&CHECKS);
-            return Ok(report);
-        }
+        report.gate(Check::Tcp, detail, findings)?;
         let (findings, detail) = doctor::network::tls(endpoint, tls, timeout).await;
-        if !report.record("tls", detail, findings) {
-            report.skip_rest(&CHECKS);
-            return Ok(report);
-        }
+        report.gate(Check::Tls, detail, findings)?;
     } else {
-        for check in ["dns", "tcp", "tls"] {
+        for check in [Check::Dns, Check::Tcp, Check::Tls] {
             report.skip(check, "--local: pvesh on this host");
         }
     }
@@ -167,19 +161,12 @@ pub async fn diagnose(args: &DoctorArgs) -> anyhow::Result<Report> {
     );
     let now = pvetoken_lifecycle::clock::now();
     let (version, findings, detail) = doctor::pve::auth(&client, &token, now).await;
-    if !report.record("auth", detail, findings) {
-        report.skip_rest(&CHECKS);
-        return Ok(report);
-    }
+    report.gate(Check::Auth, detail, findings)?;
     let Some(version) = version else {
-        report.skip_rest(&CHECKS);
-        return Ok(report);
+        return Err(report.stop().into());
     };
     let (pve, findings, detail) = doctor::pve::version(&version);
-    if !report.record("version", detail, findings) {
-        report.skip_rest(&CHECKS);
-        return Ok(report);
-    }
+    report.gate(Check::Version, detail, findings)?;
 
     let token_ref = TokenRef::parse(token.token_id.as_str())?;
     let admin = connect_admin(args, &target, http.as_ref(), timeout).await;
@@ -199,7 +186,7 @@ pub async fn diagnose(args: &DoctorArgs) -> anyhow::Result<Report> {
                         .fix("PVETOKEN_PASSWORD=... pvetoken doctor   (or --local on the PVE host)"),
                 );
             }
-            report.record("privileges", detail, findings);
+            report.record(Check::Privileges, detail, findings);
         }
         (Err(error), _) => {
             let finding = Finding::new(
@@ -210,13 +197,12 @@ pub async fn diagnose(args: &DoctorArgs) -> anyhow::Result<Report> {
             )
             .why("the privileges check compares the token's rights with a consumer profile")
             .fix(format!("pvetoken doctor --profile {}", profiles::builtin_names().join("|")));
-            report.record("privileges", "no profile", vec![finding]);
+            report.record(Check::Privileges, "no profile", vec![finding]);
         }
-        (Ok(_), None) => report.skip("privileges", "unknown PVE version"),
+        (Ok(_), None) => report.skip(Check::Privileges, "unknown PVE version"),
     }
     if report.is_blocked() {
-        report.skip_rest(&CHECKS);
-        return Ok(report);
+        return Err(report.stop().into());
     }
 
     let server_expire = match &admin {
@@ -224,19 +210,16 @@ pub async fn diagnose(args: &DoctorArgs) -> anyhow::Result<Report> {
         Err(_) => None,
     };
     let (findings, detail) = doctor::pve::expiry(&token, server_expire, now);
-    if !report.record("expiry", detail, findings) {
-        report.skip_rest(&CHECKS);
-        return Ok(report);
-    }
+    report.gate(Check::Expiry, detail, findings)?;
 
     match &args.semaphore_url {
-        None => report.skip("semaphore", "not asked (--semaphore-url URL, or SEMAPHORE_URL)"),
+        None => report.skip(Check::Semaphore, "not asked (--semaphore-url URL, or SEMAPHORE_URL)"),
         Some(url) => {
             let (findings, detail) = check_semaphore(args, url).await?;
-            report.record("semaphore", detail, findings);
+            report.record(Check::Semaphore, detail, findings);
         }
     }
-    Ok(report)
+    Ok(())
 }
 
 /// The target: flags and environment first, then the token file (URL, pin, CA file, insecure).

@@ -326,7 +326,8 @@ impl Report {
     }
 
     /// Records a check group's findings and its status; returns false when a blocking finding stops the chain.
-    pub fn record(&mut self, check: &'static str, detail: impl Into<String>, findings: Vec<Finding>) -> bool {
+    pub fn record(&mut self, check: Check, detail: impl Into<String>, findings: Vec<Finding>) -> bool {
+        let check = check.as_str();
         let worst = findings.iter().map(|finding| finding.severity).max();
         let status = match worst {
             None => Status::Ok,
@@ -341,22 +342,29 @@ impl Report {
         !self.is_blocked()
     }
 
-    /// Records a check that did not run.
-    pub fn skip(&mut self, check: &'static str, why: impl Into<String>) {
-        self.checks.push(CheckResult { check, status: Status::Skipped, detail: why.into() });
+    /// [`Self::record`], and when a blocking finding stops the chain, every check not run yet is recorded as
+    /// skipped and the chain ends (`?`).
+    pub fn gate(&mut self, check: Check, detail: impl Into<String>, findings: Vec<Finding>) -> Result<(), Stopped> {
+        if self.record(check, detail, findings) { Ok(()) } else { Err(self.stop()) }
     }
 
-    /// Records every remaining check of `checks` as skipped because of the blocking finding.
-    pub fn skip_rest(&mut self, checks: &[&'static str]) {
+    /// Ends the chain here: every check not run yet is recorded as skipped.
+    pub fn stop(&mut self) -> Stopped {
         let reason = match &self.blocked_by {
             Some(id) => format!("not run: {id} must be fixed first"),
             None => "not run".to_owned(),
         };
-        for check in checks {
-            if !self.checks.iter().any(|done| done.check == *check) {
+        for check in Check::ALL {
+            if !self.checks.iter().any(|done| done.check == check.as_str()) {
                 self.skip(check, reason.clone());
             }
         }
+        Stopped
+    }
+
+    /// Records a check that did not run.
+    pub fn skip(&mut self, check: Check, why: impl Into<String>) {
+        self.checks.push(CheckResult { check: check.as_str(), status: Status::Skipped, detail: why.into() });
     }
 
     /// True when doctor should exit 1.
@@ -365,31 +373,89 @@ impl Report {
     }
 }
 
-/// Every check group, in the order they run.
-pub const CHECKS: [&str; 10] =
-    ["token-file", "environment", "dns", "tcp", "tls", "auth", "version", "privileges", "expiry", "semaphore"];
+/// The check groups, in the order they run; each names a link of the chain from the token file to a working call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// The token file: present, private, parsable.
+    TokenFile,
+    /// Consumer variables in this shell.
+    Environment,
+    /// The server's name resolves.
+    Dns,
+    /// Its port answers.
+    Tcp,
+    /// Its certificate is trusted.
+    Tls,
+    /// The token authenticates.
+    Auth,
+    /// The PVE release is known.
+    Version,
+    /// The token holds its profile's privileges.
+    Privileges,
+    /// It does not expire soon.
+    Expiry,
+    /// The Semaphore environment holds it.
+    Semaphore,
+}
+
+impl Check {
+    /// Every check, in the order they run.
+    pub const ALL: [Check; 10] = [
+        Check::TokenFile,
+        Check::Environment,
+        Check::Dns,
+        Check::Tcp,
+        Check::Tls,
+        Check::Auth,
+        Check::Version,
+        Check::Privileges,
+        Check::Expiry,
+        Check::Semaphore,
+    ];
+
+    /// The name in reports and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Check::TokenFile => "token-file",
+            Check::Environment => "environment",
+            Check::Dns => "dns",
+            Check::Tcp => "tcp",
+            Check::Tls => "tls",
+            Check::Auth => "auth",
+            Check::Version => "version",
+            Check::Privileges => "privileges",
+            Check::Expiry => "expiry",
+            Check::Semaphore => "semaphore",
+        }
+    }
+}
+
+/// The chain stopped at a blocking finding (or a check that leaves nothing to go on); the report says why.
+#[derive(Debug, thiserror::Error)]
+#[error("the doctor chain stopped")]
+pub struct Stopped;
 
 #[cfg(test)]
 mod tests {
-    use super::{Finding, Report, Severity, Status};
+    use super::{Check, Finding, Report, Severity, Status};
 
     #[test]
     fn a_blocking_finding_stops_the_chain_and_later_checks_are_skipped_naming_it() {
         let mut report = Report::default();
-        assert!(report.record("token-file", "ok", vec![]));
+        assert!(report.gate(Check::TokenFile, "ok", vec![]).is_ok());
         let blocking = Finding::new("tcp-refused", Severity::Blocking, "tcp", "refused");
-        assert!(!report.record("tcp", "connect", vec![blocking]));
-        report.skip_rest(&["token-file", "tcp", "tls"]);
-        assert_eq!(report.checks.len(), 3);
-        assert_eq!(report.checks[2].status, Status::Skipped);
-        assert!(report.checks[2].detail.contains("tcp-refused"));
+        assert!(report.gate(Check::Tcp, "connect", vec![blocking]).is_err());
+        assert_eq!(report.checks.len(), Check::ALL.len());
+        let tls = report.checks.iter().find(|c| c.check == "tls").expect("tls listed");
+        assert_eq!(tls.status, Status::Skipped);
+        assert!(tls.detail.contains("tcp-refused"));
         assert!(report.fails());
     }
 
     #[test]
     fn warnings_alone_do_not_fail() {
         let mut report = Report::default();
-        report.record("expiry", "x", vec![Finding::new("token-expiring", Severity::Warning, "expiry", "soon")]);
+        report.record(Check::Expiry, "x", vec![Finding::new("token-expiring", Severity::Warning, "expiry", "soon")]);
         assert!(!report.fails());
         assert_eq!(report.checks[0].status, Status::Warning);
     }
