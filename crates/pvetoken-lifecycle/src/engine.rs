@@ -105,6 +105,18 @@ pub fn same_server(saved: &TokenFile, target: &Target) -> bool {
     }
 }
 
+/// What a caller already knows about the server from earlier runs on the same connection (`apply` converges many
+/// tokens on one): each saves its request per token.
+#[derive(Debug, Clone, Default)]
+pub struct Known {
+    /// `GET /version`'s answer.
+    pub version: Option<pvetoken_api::pve::Version>,
+    /// The node a token file names when the narrowing names none.
+    pub node: Option<String>,
+    /// Roles already set in this run, with the exact privileges they were set to.
+    pub roles_in_place: std::collections::BTreeSet<(String, Vec<String>)>,
+}
+
 /// The state of one lifecycle run against one server.
 pub struct Lifecycle<'a> {
     settings: &'a Settings,
@@ -117,6 +129,7 @@ pub struct Lifecycle<'a> {
     node: String,
     /// A verification already made after the last change (an unchanged rerun).
     verified: Option<Vec<Missing>>,
+    known: Known,
 }
 
 impl<'a> Lifecycle<'a> {
@@ -141,7 +154,20 @@ impl<'a> Lifecycle<'a> {
             changes: Vec::new(),
             node: String::new(),
             verified: None,
+            known: Known::default(),
         }
+    }
+
+    /// Starts from what earlier runs on this connection found out (see [`Self::known`]).
+    #[must_use]
+    pub fn knowing(mut self, known: Known) -> Self {
+        self.known = known;
+        self
+    }
+
+    /// What this run knows about the server now, for the next run on the same connection.
+    pub fn known(&self) -> Known {
+        self.known.clone()
     }
 }
 
@@ -185,7 +211,11 @@ impl Lifecycle<'_> {
         saved: Option<TokenFile>,
         prepared: PreparedTokenFile,
     ) -> Result<Converged, Error> {
-        let version = self.client.version().await.map_err(|error| self.remote(&error))?;
+        let version = match self.known.version.clone() {
+            Some(version) => version,
+            None => self.client.version().await.map_err(|error| self.remote(&error))?,
+        };
+        self.known.version = Some(version.clone());
         let pve = version
             .major_minor()
             .map(|(major, minor)| PveVersion { major, minor })
@@ -199,8 +229,14 @@ impl Lifecycle<'_> {
         self.node = match (self.settings.narrowing.nodes.first(), &saved) {
             (Some(node), _) => node.clone(),
             (None, Some(saved)) => saved.node.clone(),
-            (None, None) => self.pick_node().await?,
+            (None, None) => match self.known.node.clone() {
+                Some(node) => node,
+                None => self.pick_node().await?,
+            },
         };
+        if self.settings.narrowing.nodes.is_empty() {
+            self.known.node.get_or_insert_with(|| self.node.clone());
+        }
 
         let (outcome, secret) = match saved {
             Some(saved) => self.rerun(&resolved, &token, &pve, saved, prepared).await?,
@@ -387,6 +423,17 @@ impl Lifecycle<'_> {
     /// The role with exactly the profile's privileges. A fresh run tries `POST` first (1 request when new); a
     /// rerun reads it first (1 request when it is right).
     async fn ensure_role(&mut self, resolved: &Resolved, read_first: bool) -> Result<(), Error> {
+        let key = (resolved.role.clone(), resolved.role_privileges());
+        if self.known.roles_in_place.contains(&key) {
+            return Ok(());
+        }
+        self.ensure_role_on_server(resolved, read_first).await?;
+        self.known.roles_in_place.insert(key);
+        Ok(())
+    }
+
+    /// [`Self::ensure_role`] against the server.
+    async fn ensure_role_on_server(&mut self, resolved: &Resolved, read_first: bool) -> Result<(), Error> {
         let wanted = resolved.role_privileges();
         let current = if read_first {
             self.client.role(&resolved.role).await.map_err(|error| self.remote(&error))?

@@ -24,7 +24,7 @@ use pvetoken_lifecycle::token::TokenRef;
 use crate::connection::{ConnectionArgs, Target};
 use crate::exit::{CliError, Exit};
 use crate::printer::Printer;
-use pvetoken_lifecycle::engine::{Lifecycle, Settings};
+use pvetoken_lifecycle::engine::{Known, Lifecycle, Settings};
 use pvetoken_lifecycle::plan::{Change, Desired, Step, TokenPlan};
 use pvetoken_lifecycle::rotate::{Rotation, Sinks as _};
 
@@ -562,8 +562,10 @@ fn apply_cluster(
     }
     let connected = with_cluster(cluster, printer, async |connected| {
         let mut results = Vec::new();
+        // What one token's run found out (release, node, roles set) saves the next its requests.
+        let mut known = Known::default();
         for (declared, token_plan) in &due {
-            let result = apply_token(&connected, declared, token_plan, &quiet).await;
+            let result = apply_token(&connected, declared, token_plan, &quiet, &mut known).await;
             results.push((name.to_owned(), declared.id.clone(), result.map_err(|error| format!("{error:#}"))));
         }
         Ok(results)
@@ -579,6 +581,7 @@ async fn apply_token(
     declared: &TokenDecl,
     token_plan: &TokenPlan,
     quiet: &Printer,
+    known: &mut Known,
 ) -> anyhow::Result<()> {
     let Connected { client, target, http, timeout } = connected;
     let remote = |error: &pvetoken_client::ClientError| crate::connection::remote_error(error, target);
@@ -612,8 +615,11 @@ async fn apply_token(
     let desired = desired(declared)?;
     let sinks = super::rotate::RegisteredSinks { token_file: &declared.token_file, target, printer: quiet };
     let mut run =
-        Lifecycle::new(&desired.settings, target, client, http.clone(), &declared.token_file, quiet, *timeout);
-    let converged = run.converge_file(&desired.profile, TokenRef::parse(&declared.id)?).await?;
+        Lifecycle::new(&desired.settings, target, client, http.clone(), &declared.token_file, quiet, *timeout)
+            .knowing(known.clone());
+    let converged = run.converge_file(&desired.profile, TokenRef::parse(&declared.id)?).await;
+    *known = run.known();
+    let converged = converged?;
     if !converged.missing.is_empty() {
         let missing: Vec<String> = converged.missing.iter().map(|m| format!("{} on {}", m.privilege, m.path)).collect();
         anyhow::bail!("{} lacks {} after apply", converged.token_id, missing.join(", "));
