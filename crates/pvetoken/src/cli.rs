@@ -98,3 +98,32 @@ pub enum Command {
     /// The version, the git commit it was built from, and the PVE releases and Semaphore versions it knows.
     Version,
 }
+
+/// `--pool`, `--storage`, `--node`, `--bridge`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct NarrowingArgs {
+    /// Grant VM privileges on this pool only (/pool/POOL instead of /vms).
+    #[arg(long, value_name = "POOL", help_heading = "Narrowing")]
+    pub pool: Option<String>,
+    /// Grant storage privileges on these storages only (repeatable).
+    #[arg(long, value_name = "STORAGE", help_heading = "Narrowing")]
+    pub storage: Vec<String>,
+    /// Node(s) the token is for: narrows node paths and names PROXMOX_NODE (the first one).
+    #[arg(long, value_name = "NODE", help_heading = "Narrowing")]
+    pub node: Vec<String>,
+    /// Grant SDN.Use on these bridges only (repeatable; default the whole localnetwork zone).
+    #[arg(long, value_name = "BRIDGE", help_heading = "Narrowing")]
+    pub bridge: Vec<String>,
+}
+
+impl NarrowingArgs {
+    /// The profile narrowing.
+    pub fn narrowing(&self) -> pvetoken_lifecycle::profiles::Narrowing {
+        pvetoken_lifecycle::profiles::Narrowing {
+            pool: self.pool.clone(),
+            storages: self.storage.clone(),
+            nodes: self.node.clone(),
+            bridges: self.bridge.clone(),
+        }
+    }
+}

@@ -15,6 +15,19 @@ pub struct Printer {
 }
 
 impl Printer {
+    /// The privileges a token lacks, each with its path, side, reason and fix (text mode).
+    pub fn missing(&self, missing: &[pvetoken_lifecycle::verify::Missing]) {
+        for item in missing {
+            self.error(&format!(
+                "missing {} on {} ({} side): needed to {}",
+                item.privilege, item.path, item.lacking_side, item.reason
+            ));
+            if !item.fix.is_empty() {
+                self.hint(&item.fix);
+            }
+        }
+    }
+
     /// Builds the printer from the global flags and the environment (`NO_COLOR`).
     pub fn from_args(args: &GlobalArgs) -> Self {
         let no_color_env =

@@ -613,7 +613,7 @@ async fn apply_token(
         client.change_acl(&change).await.map_err(|e| remote(&e))?;
     }
     let desired = desired(declared)?;
-    let sinks = super::rotate::RegisteredSinks { token_file: &declared.token_file, target, printer: quiet };
+    let sinks = crate::sinks::RegisteredSinks { token_file: &declared.token_file, target, printer: quiet };
     let mut run =
         Lifecycle::new(&desired.settings, target, client, http.clone(), &declared.token_file, quiet, *timeout)
             .knowing(known.clone());
@@ -626,7 +626,7 @@ async fn apply_token(
     }
     if matches!(converged.outcome.as_str(), "created" | "recovered" | "rotated") {
         // A new secret: every recorded sink still holds the old one.
-        sinks.update(client).await.map_err(|failed| super::rotate::stale_sinks(&failed))?;
+        sinks.update(client).await.map_err(|failed| crate::sinks::stale_sinks(&failed))?;
     }
     if token_plan.rotate() {
         let _lock = pvetoken_lifecycle::token_store::lock(&declared.token_file, quiet)?;
@@ -650,9 +650,9 @@ async fn apply_token(
             continue;
         }
         // Recorded only once it holds the token: a sink that failed is tried again by the next apply.
-        super::rotate::update_sink(sink.clone(), &declared.token_file, client, target, quiet)
+        crate::sinks::update_sink(sink.clone(), &declared.token_file, client, target, quiet)
             .await
-            .map_err(|failed| super::rotate::stale_sinks(std::slice::from_ref(&failed)))?;
+            .map_err(|failed| crate::sinks::stale_sinks(std::slice::from_ref(&failed)))?;
         crate::sinks::remember(&declared.token_file, sink.clone())?;
     }
     Ok(())

@@ -6,11 +6,12 @@ use std::path::PathBuf;
 
 use clap::Args;
 use pvetoken_lifecycle::engine::{self, Converged, Lifecycle, Settings};
-use pvetoken_lifecycle::profiles::{self, Narrowing};
+use pvetoken_lifecycle::profiles;
 use pvetoken_lifecycle::rotate::Sinks as _;
 use pvetoken_lifecycle::token::{TokenRef, validate_user};
 use pvetoken_lifecycle::token_store::{self, PreparedTokenFile};
 
+use crate::cli::NarrowingArgs;
 use crate::connection::{ConnectionArgs, TargetFallback};
 use crate::exit::{CliError, Exit};
 use crate::printer::Printer;
@@ -52,35 +53,6 @@ pub struct CreateArgs {
     pub narrowing: NarrowingArgs,
     #[command(flatten)]
     pub connection: ConnectionArgs,
-}
-
-/// `--pool`, `--storage`, `--node`, `--bridge`.
-#[derive(Debug, Clone, Default, Args)]
-pub struct NarrowingArgs {
-    /// Grant VM privileges on this pool only (/pool/POOL instead of /vms).
-    #[arg(long, value_name = "POOL", help_heading = "Narrowing")]
-    pub pool: Option<String>,
-    /// Grant storage privileges on these storages only (repeatable).
-    #[arg(long, value_name = "STORAGE", help_heading = "Narrowing")]
-    pub storage: Vec<String>,
-    /// Node(s) the token is for: narrows node paths and names PROXMOX_NODE (the first one).
-    #[arg(long, value_name = "NODE", help_heading = "Narrowing")]
-    pub node: Vec<String>,
-    /// Grant SDN.Use on these bridges only (repeatable; default the whole localnetwork zone).
-    #[arg(long, value_name = "BRIDGE", help_heading = "Narrowing")]
-    pub bridge: Vec<String>,
-}
-
-impl NarrowingArgs {
-    /// The profile narrowing.
-    pub fn narrowing(&self) -> Narrowing {
-        Narrowing {
-            pool: self.pool.clone(),
-            storages: self.storage.clone(),
-            nodes: self.node.clone(),
-            bridges: self.bridge.clone(),
-        }
-    }
 }
 
 /// What `create` reports: the engine's run, and the delivery into a guest.
@@ -162,8 +134,8 @@ pub fn run(args: CreateArgs, printer: &Printer) -> anyhow::Result<Exit> {
         let converged = run.converge(&profile, token, saved, prepared).await?;
         if matches!(converged.outcome.as_str(), "created" | "recovered" | "rotated") {
             // A new secret: the sinks recorded for this token file (Semaphore, OpenBao, guests) get it too.
-            let sinks = super::rotate::RegisteredSinks { token_file: &token_file, target: &target, printer };
-            sinks.update(run.client()).await.map_err(|failed| super::rotate::stale_sinks(&failed))?;
+            let sinks = crate::sinks::RegisteredSinks { token_file: &token_file, target: &target, printer };
+            sinks.update(run.client()).await.map_err(|failed| crate::sinks::stale_sinks(&failed))?;
         }
         let mut report = CreateReport { converged, delivered: None };
         if let Some(vmid) = args.deliver_to {
@@ -210,7 +182,7 @@ pub fn run(args: CreateArgs, printer: &Printer) -> anyhow::Result<Exit> {
                 delivered.vmid, delivered.node, delivered.guest_path, delivered.bytes
             ));
         }
-        super::verify::print_missing(&report.converged.missing, printer);
+        printer.missing(&report.converged.missing);
     }
     Ok(exit)
 }

@@ -15,7 +15,7 @@ use pvetoken_render::TokenFile;
 
 use pvetoken_lifecycle::token::TokenRef;
 
-use super::create::NarrowingArgs;
+use crate::cli::NarrowingArgs;
 use crate::connection::{ConnectionArgs, Target, TargetFallback};
 use crate::doctor::explain::{self, Explanation};
 use crate::doctor::{self, Check, Finding, Report, Severity, Status, Stopped};

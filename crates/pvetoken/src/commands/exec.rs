@@ -21,7 +21,7 @@ use pvetoken_lifecycle::clock::now;
 use pvetoken_lifecycle::target::target_url;
 use pvetoken_lifecycle::token::{TokenRef, validate_user};
 
-use super::create::NarrowingArgs;
+use crate::cli::NarrowingArgs;
 use crate::connection::{ConnectionArgs, Target, TargetFallback};
 use crate::exit::{CliError, Exit};
 use crate::printer::Printer;
@@ -232,7 +232,7 @@ async fn job(
     .map_err(|error| pvetoken_lifecycle::target::token_refused(&error, target))?;
     let missing = pvetoken_lifecycle::verify::compare(&map, resolved);
     if !missing.is_empty() {
-        super::verify::print_missing(&missing, printer);
+        printer.missing(&missing);
         return Err(CliError::check_failed(format!(
             "the job's token lacks {} privilege(s) of profile {}; COMMAND was not run",
             missing.len(),

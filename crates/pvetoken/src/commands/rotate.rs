@@ -5,13 +5,12 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use pvetoken_client::pve::PveClient;
-use pvetoken_lifecycle::rotate::{FailedSink, Rotated, Rotation, Sinks};
+use pvetoken_lifecycle::rotate::{Rotated, Rotation};
 use pvetoken_lifecycle::token::TokenRef;
 use pvetoken_lifecycle::token_store::{self, PreparedTokenFile};
 use pvetoken_render::TokenFile;
 
-use crate::connection::{ConnectionArgs, Target, TargetFallback};
+use crate::connection::{ConnectionArgs, TargetFallback};
 use crate::exit::Exit;
 use crate::printer::Printer;
 
@@ -122,7 +121,7 @@ pub fn run(args: RotateArgs, printer: &Printer) -> anyhow::Result<Exit> {
         let prepared = PreparedTokenFile::prepare(&token_file)?;
         let http = crate::connection::http_client(&target, timeout)?;
         let client = crate::connection::connect_admin(&target, http.as_ref(), &admin, timeout).await?;
-        let sinks = RegisteredSinks { token_file: &token_file, target: &target, printer };
+        let sinks = crate::sinks::RegisteredSinks { token_file: &token_file, target: &target, printer };
         let mut rotation = Rotation::new(&client, http, &target, timeout, printer);
         Ok::<_, anyhow::Error>(rotation.rotate(&token_file, &saved, prepared, &sinks).await?)
     })?;
@@ -145,109 +144,4 @@ pub fn run(args: RotateArgs, printer: &Printer) -> anyhow::Result<Exit> {
         ));
     }
     Ok(Exit::Success)
-}
-
-/// The sinks recorded next to a token file (Semaphore environments, OpenBao secrets, guest files).
-pub(crate) struct RegisteredSinks<'a> {
-    pub(crate) token_file: &'a std::path::Path,
-    pub(crate) target: &'a Target,
-    pub(crate) printer: &'a Printer,
-}
-
-impl Sinks for RegisteredSinks<'_> {
-    async fn check(&self, admin: &PveClient) -> Result<(), Vec<FailedSink>> {
-        check_sinks(self.token_file, admin).await
-    }
-
-    async fn update(&self, admin: &PveClient) -> Result<(), Vec<FailedSink>> {
-        update_sinks(self.token_file, admin, self.target, self.printer).await
-    }
-
-    fn record(&self) -> String {
-        crate::sinks::sinks_path(self.token_file).display().to_string()
-    }
-}
-
-/// Checks every remembered sink before anything changes; all are tried, the failures returned.
-async fn check_sinks(token_file: &std::path::Path, admin: &PveClient) -> Result<(), Vec<FailedSink>> {
-    let sinks = crate::sinks::load(token_file)
-        .map_err(|error| vec![FailedSink { sink: "the sink record".to_owned(), error: error.to_string() }])?;
-    let mut failed = Vec::new();
-    for sink in sinks {
-        let result = match &sink {
-            crate::sinks::SinkRecord::Semaphore(s) => crate::commands::register::semaphore_credentials_ready(s),
-            crate::sinks::SinkRecord::Openbao(s) => crate::commands::register_openbao::preflight(s).await,
-            crate::sinks::SinkRecord::Guest(s) => {
-                // The guest agent must answer now, or the guest would keep a dead secret.
-                let path = format!("/nodes/{}/qemu/{}/agent/ping", s.node, s.vmid);
-                admin.post::<serde_json::Value>(&path, &Vec::new()).await.map(drop).map_err(anyhow::Error::from)
-            }
-        };
-        if let Err(error) = result {
-            failed.push(FailedSink { sink: sink.describe(), error: format!("{error:#}") });
-        }
-    }
-    if failed.is_empty() { Ok(()) } else { Err(failed) }
-}
-
-/// Sinks that could not take the current token (after `create` or `apply` made a new secret): each, and why.
-pub(crate) fn stale_sinks(failed: &[FailedSink]) -> crate::exit::CliError {
-    let list: Vec<String> = failed.iter().map(|f| format!("{}: {}", f.sink, f.error)).collect();
-    crate::exit::CliError::remote(format!(
-        "the token file holds a new secret, but {} sink(s) do not: {}",
-        failed.len(),
-        list.join("; ")
-    ))
-    .with_hint("fix what stops them and rerun: the secret is written to every recorded sink again")
-}
-
-/// Pushes the token file's (new) token to every remembered sink; all are tried, the failures returned.
-async fn update_sinks(
-    token_file: &std::path::Path,
-    admin: &PveClient,
-    target: &Target,
-    printer: &Printer,
-) -> Result<(), Vec<FailedSink>> {
-    let sinks = crate::sinks::load(token_file)
-        .map_err(|error| vec![FailedSink { sink: "the sink record".to_owned(), error: error.to_string() }])?;
-    let mut failed = Vec::new();
-    for sink in sinks {
-        if let Err(failure) = update_sink(sink, token_file, admin, target, printer).await {
-            failed.push(failure);
-        }
-    }
-    if failed.is_empty() { Ok(()) } else { Err(failed) }
-}
-
-/// Pushes the token file's token to one sink.
-pub(crate) async fn update_sink(
-    sink: crate::sinks::SinkRecord,
-    token_file: &std::path::Path,
-    admin: &PveClient,
-    target: &Target,
-    printer: &Printer,
-) -> Result<(), FailedSink> {
-    let describe = sink.describe();
-    let result = match sink {
-        crate::sinks::SinkRecord::Guest(guest) => {
-            async {
-                let token = token_store::read(token_file)?;
-                let mut request =
-                    crate::deliver::DeliveryRequest::new(guest.node.clone(), guest.vmid, "pvetoken rotate");
-                request.guest_path = guest.guest_path.clone();
-                request.owner = guest.owner.clone();
-                crate::deliver::deliver(admin, target, &request, &token, printer).await?;
-                printer.info(&format!("{describe} holds the new token"));
-                Ok::<_, anyhow::Error>(())
-            }
-            .await
-        }
-        crate::sinks::SinkRecord::Openbao(sink) => {
-            crate::commands::register_openbao::refresh(&sink, token_file, printer).await
-        }
-        crate::sinks::SinkRecord::Semaphore(sink) => {
-            crate::commands::register::refresh_semaphore_sink(&sink, token_file, printer).await
-        }
-    };
-    result.map_err(|error| FailedSink { sink: describe, error: format!("{error:#}") })
 }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use clap::Args;
 use pvetoken_acl::{Catalog, UserCfg};
 use pvetoken_lifecycle::target::{token_client, token_refused};
-use pvetoken_lifecycle::verify::{Missing, compare, explain_offline, explain_online};
+use pvetoken_lifecycle::verify::{compare, explain_offline, explain_online};
 
 use crate::connection::{ConnectionArgs, TargetFallback};
 use crate::exit::{CliError, Exit};
@@ -38,22 +38,9 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "FILE", conflicts_with_all = ["profile", "user_cfg"])]
     pub against_log: Vec<PathBuf>,
     #[command(flatten)]
-    pub narrowing: super::create::NarrowingArgs,
+    pub narrowing: crate::cli::NarrowingArgs,
     #[command(flatten)]
     pub connection: ConnectionArgs,
-}
-
-/// Prints the missing privileges (text mode).
-pub fn print_missing(missing: &[Missing], printer: &Printer) {
-    for item in missing {
-        printer.error(&format!(
-            "missing {} on {} ({} side): needed to {}",
-            item.privilege, item.path, item.lacking_side, item.reason
-        ));
-        if !item.fix.is_empty() {
-            printer.hint(&item.fix);
-        }
-    }
 }
 
 /// Runs `pvetoken verify`.
@@ -148,7 +135,7 @@ pub fn run(args: VerifyArgs, printer: &Printer) -> anyhow::Result<Exit> {
             resolved.version
         ));
     } else {
-        print_missing(&missing, printer);
+        printer.missing(&missing);
         if missing.iter().any(|item| item.lacking_side == "unknown") {
             printer.hint(
                 "set PVETOKEN_PASSWORD (or use --local), or pass --user-cfg /etc/pve/user.cfg, to learn whether the \
