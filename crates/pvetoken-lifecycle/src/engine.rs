@@ -115,6 +115,8 @@ pub struct Known {
     pub node: Option<String>,
     /// Roles already set in this run, with the exact privileges they were set to.
     pub roles_in_place: std::collections::BTreeSet<(String, Vec<String>)>,
+    /// Users known to exist.
+    pub users: std::collections::BTreeSet<String>,
 }
 
 /// The state of one lifecycle run against one server.
@@ -485,14 +487,16 @@ impl Lifecycle<'_> {
 
     /// Creates the user without a password; an existing user is left exactly as it is.
     async fn ensure_user(&mut self, token: &TokenRef) -> Result<(), Error> {
-        match self.client.create_user(&token.user, Some("API automation user created by pvetoken")).await {
-            Ok(()) => {
-                self.changes.push(format!("created user {}", token.user));
-                Ok(())
-            }
-            Err(error) if error.is_already_exists() => Ok(()),
-            Err(error) => Err(self.remote(&error)),
+        if self.known.users.contains(&token.user) {
+            return Ok(());
         }
+        match self.client.create_user(&token.user, Some("API automation user created by pvetoken")).await {
+            Ok(()) => self.changes.push(format!("created user {}", token.user)),
+            Err(error) if error.is_already_exists() => {}
+            Err(error) => return Err(self.remote(&error)),
+        }
+        self.known.users.insert(token.user.clone());
+        Ok(())
     }
 
     /// One `PUT /access/acl` per path, naming the user and (privsep) the token: PVE intersects both sides.
