@@ -16,6 +16,7 @@
 //! ```
 
 pub mod age;
+pub mod consumers;
 pub mod formats;
 pub mod lint;
 pub mod quote;
@@ -146,10 +147,7 @@ impl Format {
     /// `terraform-telmate`, `ansible-env`) as (name, value) pairs, for handing them to a child process directly
     /// (`pvetoken exec`); `None` for file formats.
     pub fn variables(self, token: &TokenFile) -> Option<io::Result<Vec<(String, String)>>> {
-        if !matches!(
-            self,
-            Format::Env | Format::Packer | Format::TerraformBpg | Format::TerraformTelmate | Format::AnsibleEnv
-        ) {
+        if !consumers::is_environment(self) {
             return None;
         }
         Some(self.render_to_string(token, &RenderOptions::default()).map(|text| parse_assignments(&text)))

@@ -21,8 +21,8 @@
 use std::io::{self, Write};
 
 use pvetoken_api::semaphore::{EnvironmentRequest, EnvironmentSecretRequest, SecretOperation, SecretType};
-use pvetoken_api::{ExposeSecret, Secret};
 
+use crate::consumers::SemaphoreLayout;
 use crate::{Renderer, TokenFile};
 
 /// The `semaphore` renderer.
@@ -36,13 +36,6 @@ pub struct Semaphore {
 
 impl Renderer for Semaphore {
     fn render(&self, token: &TokenFile, out: &mut dyn Write) -> io::Result<()> {
-        let secret = |name: &str, value: &str| EnvironmentSecretRequest {
-            id: None,
-            name: name.to_owned(),
-            secret: Some(Secret::from(value.to_owned())),
-            kind: Some(SecretType::Env),
-            operation: Some(SecretOperation::Create),
-        };
         let body = EnvironmentRequest {
             id: None,
             name: self.environment.clone(),
@@ -50,12 +43,17 @@ impl Renderer for Semaphore {
             password: None,
             json: "{}".to_owned(),
             env: Some("{}".to_owned()),
-            secrets: vec![
-                secret("PROXMOX_HOST", &token.host),
-                secret("PROXMOX_NODE", &token.node),
-                secret("PROXMOX_TOKEN_ID", token.token_id.as_str()),
-                secret("PROXMOX_TOKEN_SECRET", token.secret.expose_secret()),
-            ],
+            secrets: SemaphoreLayout::Seed
+                .variables(token)
+                .into_iter()
+                .map(|(name, secret)| EnvironmentSecretRequest {
+                    id: None,
+                    name: name.to_owned(),
+                    secret: Some(secret),
+                    kind: Some(SecretType::Env),
+                    operation: Some(SecretOperation::Create),
+                })
+                .collect(),
         };
         serde_json::to_writer_pretty(&mut *out, &body).map_err(io::Error::other)?;
         writeln!(out)

@@ -110,6 +110,12 @@ impl DirectoryContext {
     }
 }
 
+/// Whether a lint rule judges the value of `key` (any case): every key that holds a credential, a URL or a TLS
+/// switch must be one ([`crate::consumers`] tests it for every format).
+pub fn judges_key(key: &str) -> bool {
+    rules::judges(key)
+}
+
 /// Lints one file's text. `file_name` selects the language (see [`classify`]); an unknown name is read as shell.
 pub fn lint_text(file_name: &str, text: &str, context: &DirectoryContext, options: &LintOptions) -> Vec<Finding> {
     let (kind, role) = classify(file_name).unwrap_or((Kind::Shell, Role::Other));

@@ -46,6 +46,30 @@ fn is(key: &str, table: &[&str]) -> bool {
     table.contains(&key)
 }
 
+/// Keys some rule judges only by their file's role or neighbours (Packer's `token` and `username`, the inventory
+/// plugin's `user` and `token_id`, `proxmox_url` in a Packer or SOPS file).
+const CONTEXT_KEYS: &[&str] = &["proxmox_url", "token", "username", "user", "token_id"];
+
+/// Whether a rule looks at the value of `key` (any case).
+pub(crate) fn judges(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    [
+        PACKER_SECRET_KEYS,
+        ANSIBLE_SECRET_KEYS,
+        BPG_TOKEN_KEYS,
+        FULL_ID_KEYS,
+        NAME_ONLY_KEYS,
+        USER_KEYS,
+        API_PATH_KEYS,
+        BPG_ENDPOINT_KEYS,
+        INSECURE_TRUE_KEYS,
+        VERIFY_FALSE_KEYS,
+        CONTEXT_KEYS,
+    ]
+    .iter()
+    .any(|table| is(&key, table))
+}
+
 /// Collects directory-wide facts.
 pub fn learn(context: &mut DirectoryContext, file: &Scanned) {
     if file.role != Role::Terraform {

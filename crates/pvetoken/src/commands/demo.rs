@@ -209,7 +209,7 @@ impl Demo<'_> {
         ] {
             command.env_remove(name);
         }
-        for name in crate::doctor::environment::CONSUMER_VARIABLES {
+        for name in pvetoken_render::consumers::environment_variables() {
             command.env_remove(name);
         }
         command.envs(self.env.iter().map(|(name, value)| (*name, value.as_str())));

@@ -12,6 +12,7 @@ use pvetoken_client::TlsSettings;
 use pvetoken_client::pve::PveClient;
 use pvetoken_client::semaphore::SemaphoreAuth;
 use pvetoken_render::TokenFile;
+use pvetoken_render::consumers::SemaphoreLayout;
 
 use pvetoken_lifecycle::token::TokenRef;
 
@@ -54,8 +55,8 @@ pub struct DoctorArgs {
     #[arg(long, value_name = "NAME", default_value = "ProxmoxAPI", help_heading = "Semaphore")]
     pub semaphore_environment: String,
     /// The variable layout it must hold: `seed` (the design note's four variables) or `community-proxmox`.
-    #[arg(long, value_name = "LAYOUT", default_value = "seed", value_parser = ["seed", "community-proxmox"], help_heading = "Semaphore")]
-    pub semaphore_layout: String,
+    #[arg(long, value_name = "LAYOUT", value_enum, default_value = "seed", help_heading = "Semaphore")]
+    pub semaphore_layout: SemaphoreLayout,
     /// Trust this CA for Semaphore's HTTPS.
     #[arg(long, value_name = "PEM", help_heading = "Semaphore")]
     pub semaphore_ca_file: Option<PathBuf>,
@@ -273,16 +274,12 @@ async fn check_semaphore(args: &DoctorArgs, url: &str) -> anyhow::Result<(Vec<Fi
         .fix("SEMAPHORE_PASSWORD=... pvetoken doctor --semaphore-url URL   (or SEMAPHORE_API_TOKEN)");
         return Ok((vec![finding], "not checked".to_owned()));
     };
-    let names: &[&str] = if args.semaphore_layout == "seed" {
-        &doctor::semaphore::SEED_NAMES
-    } else {
-        &doctor::semaphore::COMMUNITY_NAMES
-    };
+    let names = args.semaphore_layout.names();
     let target = doctor::semaphore::Target {
         url,
         project: &args.semaphore_project,
         environment: &args.semaphore_environment,
-        names,
+        names: &names,
         tls: &tls,
         user: &args.semaphore_user,
     };

@@ -17,13 +17,15 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use pvetoken_api::semaphore::{
     Environment, EnvironmentRequest, EnvironmentSecretRequest, Project, SecretOperation, SecretType,
 };
 use pvetoken_api::{ExposeSecret, Secret};
 use pvetoken_client::semaphore::{Created, ProjectRef, SemaphoreAuth, SemaphoreClient, SemaphoreError};
 use pvetoken_client::{ClientError, Fingerprint, TlsSettings};
+use pvetoken_render::TokenFile;
+use pvetoken_render::consumers::SemaphoreLayout;
 use sha2::{Digest, Sha256};
 
 use crate::exit::{CliError, Exit};
@@ -51,46 +53,6 @@ enum RegisterTarget {
     Openbao(super::register_openbao::OpenbaoArgs),
 }
 
-/// Which variables the environment gets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Layout {
-    /// The PrivateBox design note: PROXMOX_HOST, PROXMOX_NODE, PROXMOX_TOKEN_ID (full `user@realm!name`),
-    /// PROXMOX_TOKEN_SECRET.
-    Seed,
-    /// What community.proxmox reads from the environment: PROXMOX_HOST, PROXMOX_PORT, PROXMOX_USER (`user@realm`),
-    /// PROXMOX_TOKEN_ID (name only), PROXMOX_TOKEN_SECRET, PROXMOX_VALIDATE_CERTS.
-    CommunityProxmox,
-}
-
-impl Layout {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Seed => "seed",
-            Self::CommunityProxmox => "community-proxmox",
-        }
-    }
-
-    fn parse(text: &str) -> Option<Self> {
-        match text {
-            "seed" => Some(Self::Seed),
-            "community-proxmox" => Some(Self::CommunityProxmox),
-            _ => None,
-        }
-    }
-}
-
-/// Every variable name a layout may write: secrets with these names belong to pvetoken and are replaced; others in
-/// the same environment are left alone.
-const MANAGED_NAMES: [&str; 7] = [
-    "PROXMOX_HOST",
-    "PROXMOX_NODE",
-    "PROXMOX_PORT",
-    "PROXMOX_USER",
-    "PROXMOX_TOKEN_ID",
-    "PROXMOX_TOKEN_SECRET",
-    "PROXMOX_VALIDATE_CERTS",
-];
-
 /// Arguments of `pvetoken register semaphore`.
 #[derive(Debug, Args)]
 struct SemaphoreArgs {
@@ -109,7 +71,7 @@ struct SemaphoreArgs {
     environment: String,
     /// Variable layout.
     #[arg(long, value_enum, default_value = "seed")]
-    layout: Layout,
+    layout: SemaphoreLayout,
     /// Token file to register (default: /root/.proxmox-api-token as root, else $XDG_CONFIG_HOME/pvetoken/token.env).
     #[arg(long, value_name = "PATH")]
     token_file: Option<PathBuf>,
@@ -247,7 +209,7 @@ pub async fn refresh_semaphore_sink(
     token_file: &std::path::Path,
     printer: &Printer,
 ) -> anyhow::Result<()> {
-    let layout = Layout::parse(&sink.layout)
+    let layout = SemaphoreLayout::parse(&sink.layout)
         .ok_or_else(|| CliError::usage(format!("remembered Semaphore sink has an unknown layout `{}`", sink.layout)))?;
     let fingerprint = sink
         .fingerprint
@@ -281,7 +243,7 @@ struct Settings {
     url: String,
     project: ProjectRef,
     environment: String,
-    layout: Layout,
+    layout: SemaphoreLayout,
     token_file: PathBuf,
     tls: TlsSettings,
 }
@@ -398,81 +360,23 @@ fn read_first_line(path: &Path, flag: &str) -> Result<Secret, CliError> {
     Ok(Secret::from(first))
 }
 
-/// The token as the registration needs it.
-struct TokenValues {
-    host: String,
-    node: String,
-    token_id: String,
-    secret: Secret,
-    url: Option<String>,
-    pinned: bool,
-}
-
 /// Reads the token file through the token store (strict parser, never a shell; a file readable by group or others
 /// is refused with the `chmod 600` fix). Errors never echo a value.
-fn read_token_file(path: &Path) -> Result<TokenValues, CliError> {
-    let token = pvetoken_lifecycle::token_store::read(path).map_err(|mut error| {
+fn read_token_file(path: &Path) -> Result<TokenFile, CliError> {
+    pvetoken_lifecycle::token_store::read(path).map_err(|mut error| {
         if error.message.contains("does not exist") {
             error.hint = Some(
                 "create it with `pvetoken create`, or pass --token-file PATH (or --if-token-file to skip quietly)"
                     .to_owned(),
             );
         }
-        error
-    })?;
-    Ok(TokenValues {
-        host: token.host.clone(),
-        node: token.node.clone(),
-        token_id: token.token_id.to_string(),
-        secret: token.secret.clone(),
-        url: Some(token.url.clone()),
-        pinned: token.fingerprint.is_some(),
+        error.into()
     })
-}
-
-/// The variables of `layout`, in a fixed order.
-fn variables(layout: Layout, token: &TokenValues) -> Vec<(&'static str, Secret)> {
-    let plain = |value: &str| Secret::from(value.to_owned());
-    match layout {
-        Layout::Seed => vec![
-            ("PROXMOX_HOST", plain(&token.host)),
-            ("PROXMOX_NODE", plain(&token.node)),
-            ("PROXMOX_TOKEN_ID", plain(&token.token_id)),
-            ("PROXMOX_TOKEN_SECRET", plain(token.secret.expose_secret())),
-        ],
-        Layout::CommunityProxmox => {
-            let (user, name) = token.token_id.split_once('!').unwrap_or((&token.token_id, ""));
-            let parsed = token.url.as_deref().and_then(|url| url::Url::parse(url).ok());
-            let host = parsed.as_ref().and_then(|url| url.host_str().map(str::to_owned)).unwrap_or_else(|| {
-                // PROXMOX_HOST may be `host:port`; community.proxmox wants them apart.
-                token
-                    .host
-                    .rsplit_once(':')
-                    .filter(|(_, port)| port.parse::<u16>().is_ok())
-                    .map_or(token.host.clone(), |(host, _)| host.to_owned())
-            });
-            let port = parsed
-                .as_ref()
-                .and_then(url::Url::port_or_known_default)
-                .or_else(|| token.host.rsplit_once(':').and_then(|(_, port)| port.parse().ok()))
-                .unwrap_or(8006);
-            // community.proxmox cannot pin a fingerprint: a pinned (self-signed) PVE cannot be validated by it.
-            let validate = if token.pinned { "false" } else { "true" };
-            vec![
-                ("PROXMOX_HOST", plain(&host)),
-                ("PROXMOX_PORT", plain(&port.to_string())),
-                ("PROXMOX_USER", plain(user)),
-                ("PROXMOX_TOKEN_ID", plain(name)),
-                ("PROXMOX_TOKEN_SECRET", plain(token.secret.expose_secret())),
-                ("PROXMOX_VALIDATE_CERTS", plain(validate)),
-            ]
-        }
-    }
 }
 
 /// SHA-256 over the layout and every name and value (the values cannot be recovered from it: the token secret is a
 /// random UUID).
-fn digest(layout: Layout, variables: &[(&'static str, Secret)]) -> String {
+fn digest(layout: SemaphoreLayout, variables: &[(&'static str, Secret)]) -> String {
     let mut hasher = Sha256::new();
     hasher.update(b"pvetoken-semaphore-v1\0");
     hasher.update(layout.name().as_bytes());
@@ -526,7 +430,7 @@ impl Report {
 
 async fn register(settings: &Settings, auth: SemaphoreAuth) -> anyhow::Result<Report> {
     let token = read_token_file(&settings.token_file)?;
-    let wanted = variables(settings.layout, &token);
+    let wanted = settings.layout.variables(&token);
     let wanted_digest = digest(settings.layout, &wanted);
     let http = pvetoken_client::http_client(&settings.tls).map_err(|error| CliError::usage(error.to_string()))?;
     let (client, _user) =
@@ -588,8 +492,11 @@ async fn register_with(
             (Status::Created, id)
         }
         [env] => {
-            let managed: Vec<_> =
-                env.secrets.iter().filter(|secret| MANAGED_NAMES.contains(&secret.name.as_str())).collect();
+            let managed: Vec<_> = env
+                .secrets
+                .iter()
+                .filter(|secret| SemaphoreLayout::managed_names().contains(&secret.name.as_str()))
+                .collect();
             let present: BTreeSet<&str> = managed.iter().map(|secret| secret.name.as_str()).collect();
             let same_names = managed.len() == names.len()
                 && present == names.iter().copied().collect()
@@ -651,8 +558,11 @@ async fn register_with(
 
 /// Reads back: every wanted name exactly once, as `env`, and no other pvetoken-managed name.
 fn verify(stored: &Environment, names: &[&'static str]) -> Result<(), CliError> {
-    let managed: Vec<_> =
-        stored.secrets.iter().filter(|secret| MANAGED_NAMES.contains(&secret.name.as_str())).collect();
+    let managed: Vec<_> = stored
+        .secrets
+        .iter()
+        .filter(|secret| SemaphoreLayout::managed_names().contains(&secret.name.as_str()))
+        .collect();
     let mut problems = Vec::new();
     for name in names {
         let found: Vec<_> = managed.iter().filter(|secret| secret.name == *name).collect();
@@ -847,47 +757,22 @@ impl Log {
 mod tests {
     use super::*;
 
-    fn token() -> TokenValues {
-        TokenValues {
-            host: "192.168.1.10".to_owned(),
-            node: "pve".to_owned(),
-            token_id: "automation@pve!ansible".to_owned(),
-            secret: Secret::from("11111111-2222-3333-4444-555555555555".to_owned()),
-            url: Some("https://192.168.1.10:8006".to_owned()),
-            pinned: true,
-        }
-    }
-
-    fn as_pairs(vars: &[(&'static str, Secret)]) -> Vec<(String, String)> {
-        vars.iter().map(|(name, value)| ((*name).to_owned(), value.expose_secret().to_owned())).collect()
-    }
-
-    #[test]
-    fn seed_layout_is_exactly_the_four_variables_of_the_design_note_with_the_full_token_id() {
-        let pairs = as_pairs(&variables(Layout::Seed, &token()));
-        let names: Vec<&str> = pairs.iter().map(|(name, _)| name.as_str()).collect();
-        assert_eq!(names, ["PROXMOX_HOST", "PROXMOX_NODE", "PROXMOX_TOKEN_ID", "PROXMOX_TOKEN_SECRET"]);
-        assert_eq!(pairs[2].1, "automation@pve!ansible");
-    }
-
-    #[test]
-    fn community_layout_splits_user_and_token_name_and_port() {
-        let pairs = as_pairs(&variables(Layout::CommunityProxmox, &token()));
-        let get = |key: &str| pairs.iter().find(|(name, _)| name == key).map(|(_, value)| value.clone());
-        assert_eq!(get("PROXMOX_HOST").as_deref(), Some("192.168.1.10"));
-        assert_eq!(get("PROXMOX_PORT").as_deref(), Some("8006"));
-        assert_eq!(get("PROXMOX_USER").as_deref(), Some("automation@pve"));
-        assert_eq!(get("PROXMOX_TOKEN_ID").as_deref(), Some("ansible"));
-        assert_eq!(get("PROXMOX_VALIDATE_CERTS").as_deref(), Some("false"));
-        assert_eq!(pairs.len(), 6);
+    fn token() -> TokenFile {
+        TokenFile::new(
+            "https://192.168.1.10:8006",
+            "pve",
+            "automation@pve!ansible".parse().expect("valid id"),
+            Secret::from("11111111-2222-3333-4444-555555555555".to_owned()),
+        )
+        .expect("valid url")
     }
 
     #[test]
     fn digest_changes_with_the_secret_and_does_not_contain_it() {
-        let first = digest(Layout::Seed, &variables(Layout::Seed, &token()));
+        let first = digest(SemaphoreLayout::Seed, &SemaphoreLayout::Seed.variables(&token()));
         let mut rotated = token();
         rotated.secret = Secret::from("99999999-2222-3333-4444-555555555555".to_owned());
-        let second = digest(Layout::Seed, &variables(Layout::Seed, &rotated));
+        let second = digest(SemaphoreLayout::Seed, &SemaphoreLayout::Seed.variables(&rotated));
         assert_ne!(first, second);
         assert!(!first.contains("11111111"));
     }

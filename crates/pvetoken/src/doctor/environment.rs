@@ -8,34 +8,18 @@
 
 use pvetoken_api::ExposeSecret;
 use pvetoken_render::TokenFile;
+use pvetoken_render::consumers;
 use pvetoken_render::lint::{self, DirectoryContext, LintOptions};
 
 use super::{Finding, Severity, id};
 
 const CHECK: &str = "environment";
 
-/// Every variable name a consumer reads (those present are checked; the rest are ignored).
-pub const CONSUMER_VARIABLES: &[&str] = &[
-    "PROXMOX_URL",
-    "PROXMOX_USERNAME",
-    "PROXMOX_TOKEN",
-    "PROXMOX_VE_ENDPOINT",
-    "PROXMOX_VE_API_TOKEN",
-    "PM_API_URL",
-    "PM_API_TOKEN_ID",
-    "PM_API_TOKEN_SECRET",
-    "PROXMOX_HOST",
-    "PROXMOX_USER",
-    "PROXMOX_TOKEN_ID",
-    "PROXMOX_TOKEN_SECRET",
-    "PROXMOX_API_TOKEN",
-];
-
-/// The consumer variables present in `vars` (name, value), in [`CONSUMER_VARIABLES`] order.
+/// The consumer variables present in `vars` (name, value), in [`consumers::environment_variables`] order.
 pub fn present(vars: impl IntoIterator<Item = (String, String)>) -> Vec<(String, String)> {
     let all: Vec<(String, String)> = vars.into_iter().collect();
-    CONSUMER_VARIABLES
-        .iter()
+    consumers::environment_variables()
+        .into_iter()
         .filter_map(|name| all.iter().find(|(key, _)| key == name).cloned())
         .filter(|(_, value)| !value.is_empty())
         .collect()

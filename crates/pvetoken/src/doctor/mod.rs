@@ -93,6 +93,8 @@ declare_ids! {
     ENV_API_PATH_PRESENT = "env-api-path-present";
     /// `VM.Monitor` in a variable's value (checked for PVE 9).
     ENV_PRIVILEGE_REMOVED_IN_PVE9 = "env-privilege-removed-in-pve9";
+    /// A consumer's TLS switch turns verification off (`PROXMOX_VE_INSECURE=true`, `PROXMOX_VALIDATE_CERTS=false`).
+    ENV_INSECURE_TLS = "env-insecure-tls";
     // environment: doctor's own checks against the token file
     /// PROXMOX_USER is not the token's owner.
     ENV_USER_NOT_TOKEN_OWNER = "env-user-not-token-owner";
@@ -554,15 +556,15 @@ mod tests {
         let companions: [&[(&str, &str)]; 3] =
             [&[], &[("PROXMOX_USER", "automation@pve")], &[("PROXMOX_USERNAME", "automation@pve!ci")]];
         let mut ids = std::collections::BTreeSet::new();
-        for name in super::environment::CONSUMER_VARIABLES {
+        for name in pvetoken_render::consumers::environment_variables() {
             for value in &values {
                 for companion in companions {
                     let mut vars: Vec<(String, String)> = companion
                         .iter()
-                        .filter(|(other, _)| other != name)
+                        .filter(|(other, _)| *other != name)
                         .map(|(other, v)| ((*other).to_owned(), (*v).to_owned()))
                         .collect();
-                    vars.push(((*name).to_owned(), value.clone()));
+                    vars.push((name.to_owned(), value.clone()));
                     ids.extend(super::environment::check(&vars, None).into_iter().map(|finding| finding.id));
                 }
             }

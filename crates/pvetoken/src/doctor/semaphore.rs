@@ -12,18 +12,6 @@ use super::{Finding, Severity, id};
 
 const CHECK: &str = "semaphore";
 
-/// The variable names of the design note's layout (`--layout seed`).
-pub const SEED_NAMES: [&str; 4] = ["PROXMOX_HOST", "PROXMOX_NODE", "PROXMOX_TOKEN_ID", "PROXMOX_TOKEN_SECRET"];
-/// The variable names of the community.proxmox layout.
-pub const COMMUNITY_NAMES: [&str; 6] = [
-    "PROXMOX_HOST",
-    "PROXMOX_PORT",
-    "PROXMOX_USER",
-    "PROXMOX_TOKEN_ID",
-    "PROXMOX_TOKEN_SECRET",
-    "PROXMOX_VALIDATE_CERTS",
-];
-
 /// Where and what to check.
 pub struct Target<'a> {
     /// Base URL.
