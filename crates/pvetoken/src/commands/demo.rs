@@ -179,6 +179,10 @@ impl Demo<'_> {
     }
 
     /// Remembers the secret in a token file so it can never be printed.
+    fn packer_token(&self) -> PathBuf {
+        self.host.join("packer-token.env")
+    }
+
     fn learn_secret(&mut self, path: &Path) {
         if let Ok(token) = pvetoken_lifecycle::token_store::read(path) {
             self.secrets.push(token.secret.clone());
@@ -367,7 +371,23 @@ impl Demo<'_> {
         Ok(json)
     }
 
+    /// The whole demo after the lab started: PrivateBox's bootstrap, home-infra's hand-off, a broken role found and
+    /// fixed, then rotation reaching every consumer and revocation.
     fn story(
+        &mut self,
+        ready: &pvetoken_lab::ReadyInfo,
+        lab: &pvetoken_lab::RunningLab,
+        runtime: &tokio::runtime::Runtime,
+    ) -> anyhow::Result<()> {
+        self.privatebox_bootstrap(ready, lab, runtime)?;
+        self.home_infra_handoff(ready)?;
+        self.break_and_fix(ready, runtime)?;
+        self.rotate_and_revoke(ready, lab, runtime)
+    }
+
+    /// Steps 1–5, PrivateBox: create on the host, clone and start the management VM, deliver the token file into it,
+    /// register it in Semaphore from the guest, verify as the token.
+    fn privatebox_bootstrap(
         &mut self,
         ready: &pvetoken_lab::ReadyInfo,
         lab: &pvetoken_lab::RunningLab,
@@ -376,7 +396,7 @@ impl Demo<'_> {
         let host_token = self.host_token();
         let host_token_text = host_token.display().to_string();
         let fingerprint = ready.fingerprint_sha256.clone();
-        let connection = ["--url", ready.pve_url.as_str(), "--fingerprint", fingerprint.as_str()];
+        let connection = connection(ready);
 
         // 1. Host: create.
         let mut args = vec!["create", "--profile", PROFILE, "--token-file", host_token_text.as_str()];
@@ -493,8 +513,14 @@ impl Demo<'_> {
             )
         })?;
 
+        Ok(())
+    }
+
+    /// Step 6, home-infra: a Packer token, rendered for each consumer (and SOPS).
+    fn home_infra_handoff(&mut self, ready: &pvetoken_lab::ReadyInfo) -> anyhow::Result<()> {
+        let connection = connection(ready);
         // 6. The home-infra repository: a Packer token, handed to each consumer in its format.
-        let packer_token = self.host.join("packer-token.env");
+        let packer_token = self.packer_token();
         let packer_text = packer_token.display().to_string();
         let mut args = vec!["create", "--profile", HOME_INFRA_PROFILE, "--token-file", packer_text.as_str()];
         args.extend(connection);
@@ -521,6 +547,17 @@ impl Demo<'_> {
         }
         self.render_sops(&packer_text)?;
 
+        Ok(())
+    }
+
+    /// Steps 7–10: a role broken on purpose, doctor predicting the 403, the consumer's error explained, the fix.
+    fn break_and_fix(
+        &mut self,
+        ready: &pvetoken_lab::ReadyInfo,
+        runtime: &tokio::runtime::Runtime,
+    ) -> anyhow::Result<()> {
+        let packer_text = self.packer_token().display().to_string();
+        let connection = connection(ready);
         // 7. Break the role on purpose: a role written for PVE 8 lacks VM.GuestAgent.Audit on PVE 9.
         let admin_started = Instant::now();
         let privileges = runtime.block_on(remove_privilege(ready, HOME_INFRA_ROLE, BROKEN_PRIVILEGE))?;
@@ -609,6 +646,21 @@ impl Demo<'_> {
             format!("green again: {} has every privilege profile {HOME_INFRA_PROFILE} needs", text(json, "token_id"))
         })?;
 
+        Ok(())
+    }
+
+    /// Step 11: Semaphore and OpenBao registered from the host, rotation reaching both and a consumer, revocation.
+    fn rotate_and_revoke(
+        &mut self,
+        ready: &pvetoken_lab::ReadyInfo,
+        lab: &pvetoken_lab::RunningLab,
+        runtime: &tokio::runtime::Runtime,
+    ) -> anyhow::Result<()> {
+        let host_token = self.host_token();
+        let host_token_text = host_token.display().to_string();
+        let packer_token = self.packer_token();
+        let fingerprint = ready.fingerprint_sha256.clone();
+        let connection = connection(ready);
         // 11. Rotate (the host remembers the Semaphore environment, so the rotation reaches it), then revoke.
         let args = [
             "register",
@@ -845,6 +897,11 @@ impl Drop for DevBao {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `--url URL --fingerprint SHA256` of the lab's PVE.
+fn connection(ready: &pvetoken_lab::ReadyInfo) -> [&str; 4] {
+    ["--url", ready.pve_url.as_str(), "--fingerprint", ready.fingerprint_sha256.as_str()]
 }
 
 fn text<'a>(json: &'a Value, key: &str) -> &'a str {
