@@ -274,10 +274,7 @@ pub fn parse(origin: &str, text: &str) -> Result<Profile, ProfileError> {
 
 /// A PVE token name (`token_subid_regex`): a letter, then letters, digits, `.`, `-`, `_`; at least 2 characters.
 pub fn is_token_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    name.len() >= 2
-        && chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+    name.parse::<pvetoken_acl::TokenName>().is_ok()
 }
 
 /// Checks a custom role name: PVE's role id characters, and not in the reserved `PVE` namespace.

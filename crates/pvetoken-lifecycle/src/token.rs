@@ -49,8 +49,16 @@ pub fn validate_user(user: &str) -> Result<(), Error> {
         return Err(Error::usage(format!("`{user}` has no realm"))
             .with_hint(format!("write it as user@realm, e.g. {user}@pve (PVE-managed) or {user}@pam (Linux user)")));
     };
-    if name.is_empty() || name.contains([' ', ':', '/']) || realm.len() < 2 {
-        return Err(Error::usage(format!("`{user}` is not a valid PVE user id"))
+    // PVE's own grammar (pve-userid: 3 to 64 bytes, no whitespace, `:` or `/` in the name, a realm id).
+    if user.parse::<pvetoken_acl::UserId>().is_err() {
+        let why = if realm.parse::<pvetoken_acl::Realm>().is_err() {
+            format!("`{realm}` is not a realm id (a letter, then letters, digits, `.`, `-`, `_`)")
+        } else if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c == ':' || c == '/') {
+            format!("the user name `{name}` is empty or has whitespace, `:` or `/`")
+        } else {
+            "a user id has 3 to 64 characters".to_owned()
+        };
+        return Err(Error::usage(format!("`{user}` is not a valid PVE user id: {why}"))
             .with_hint("write it as user@realm, e.g. automation@pve"));
     }
     Ok(())
@@ -97,6 +105,24 @@ mod tests {
         assert!(validate_user("automation@pve!x").is_err());
         assert!(validate_user("automation").is_err());
         assert!(validate_user("automation@pve").is_ok());
+    }
+
+    #[test]
+    fn user_ids_follow_pves_grammar_and_say_what_is_wrong() {
+        for (user, why) in [
+            ("auto mation@pve", "whitespace"),
+            ("a:b@pve", "whitespace, `:` or `/`"),
+            ("automation@1ab", "not a realm id"),
+            ("automation@p", "not a realm id"),
+            (&format!("{}@pve", "a".repeat(61)), "3 to 64 characters"),
+        ] {
+            let error = validate_user(user).expect_err(user);
+            assert!(error.message.contains(why), "{user}: {}", error.message);
+        }
+        assert!(validate_user(&format!("{}@pve", "a".repeat(60))).is_ok(), "64 characters in all");
+        assert!(validate_user("me@example.com@ldap").is_ok(), "the realm is after the last @");
+        assert!(TokenRef::parse("a@pve!1ci").is_err(), "a token name starts with a letter");
+        assert!(TokenRef::parse("a@pve!c").is_err(), "a token name has at least 2 characters");
     }
 
     #[test]
