@@ -245,7 +245,8 @@ fn needs_of(check: &Value, params: &BTreeMap<String, String>, listing: bool, out
             check.get("privs").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
         let any = check.get("any").and_then(Value::as_bool).unwrap_or(false);
         let (path, widened) = fill(perm, params);
-        let widened = widened || listing;
+        // `body`: what it needs depends on the request body, which the log never shows (all of it is granted).
+        let widened = widened || listing || check.get("body").and_then(Value::as_bool).unwrap_or(false);
         let chosen: Vec<&str> = if any { privs.into_iter().take(1).collect() } else { privs };
         for privilege in chosen {
             out.push(Need { path: path.clone(), privilege: privilege.to_owned(), propagate: widened, widened });
@@ -335,6 +336,12 @@ pub(crate) fn map_calls(log: &CallLog, subject: &str) -> (Vec<CallNeeds>, BTreeM
             continue;
         };
         let mut needs = Vec::new();
+        if is_own_task(endpoint, &params, subject) {
+            // pve-manager's Tasks.pm: the task's owner reads its status and log without Sys.Audit.
+            let call = format!("{} {}", endpoint.method, endpoint.path);
+            mapped.push(CallNeeds { call, status, count, needs: Vec::new() });
+            continue;
+        }
         needs_of(&endpoint.check, &params, false, &mut needs);
         let kind = query_param(uri, "type");
         for handler in &endpoint.handler_checks {
@@ -350,6 +357,13 @@ pub(crate) fn map_calls(log: &CallLog, subject: &str) -> (Vec<CallNeeds>, BTreeM
         });
     }
     (mapped, unknown)
+}
+
+/// A call on a task (`/nodes/{node}/tasks/{upid}/…`) whose UPID names `subject` as its user (its 8th field,
+/// `UPID:node:pid:pstart:starttime:type:id:user:`).
+fn is_own_task(endpoint: &Endpoint, params: &BTreeMap<String, String>, subject: &str) -> bool {
+    endpoint.path.starts_with("/nodes/{node}/tasks/{upid}")
+        && params.get("upid").and_then(|upid| upid.split(':').nth(7)).is_some_and(|owner| owner == subject)
 }
 
 /// The number of logged calls `mapped` stands for.
@@ -474,6 +488,7 @@ pub fn run(args: LearnArgs, printer: &Printer) -> anyhow::Result<Exit> {
         }
     };
     let (mapped, unknown) = map_calls(&log, &subject);
+    let creates_vms = mapped.iter().any(|call| call.status != 403 && CREATES_VMS.contains(&call.call.as_str()));
     let mut grants: Grants = BTreeMap::new();
     let mut denied: BTreeMap<String, usize> = BTreeMap::new();
     let mut widened_calls: BTreeSet<String> = BTreeSet::new();
@@ -482,7 +497,11 @@ pub fn run(args: LearnArgs, printer: &Printer) -> anyhow::Result<Exit> {
             *denied.entry(call.call.clone()).or_default() += call.count;
         }
         for (path, privilege, propagate, widened) in &call.needs {
-            let (path, propagate) = widen(path, *propagate, &args.widen);
+            let (path, propagate) = if creates_vms && is_one_vm(path) && !is_clone_source(&call.call, privilege) {
+                ("/vms".to_owned(), true)
+            } else {
+                widen(path, *propagate, &args.widen)
+            };
             if *widened {
                 widened_calls.insert(call.call.clone());
             }
@@ -518,15 +537,37 @@ pub fn run(args: LearnArgs, printer: &Printer) -> anyhow::Result<Exit> {
         printer.warn(&format!("{call} ×{count}: not in the endpoint catalog; check its privileges by hand"));
     }
     for call in &widened_calls {
-        printer.info(&format!("{call}: a parameter the log cannot show; granted on the parent path"));
+        printer.info(&format!(
+            "{call}: depends on a parameter the log cannot show; granted on the parent path, or every privilege it \
+             may need"
+        ));
+    }
+    if creates_vms {
+        printer.info(
+            "it creates VMs (clone or create): their ids change on every run, so privileges on single VMs are \
+             granted on /vms (VM.Clone on the clone sources stays narrow); a pool narrows it again (docs/learn.md)",
+        );
     }
     if printer.is_json() {
         printer.json(&serde_json::json!({
             "subject": subject, "calls": used, "profile": profile,
-            "denied": denied, "unknown": unknown, "widened": widened_calls,
+            "denied": denied, "unknown": unknown, "widened": widened_calls, "creates_vms": creates_vms,
         }))?;
     }
     Ok(Exit::Success)
+}
+
+/// Calls that create a VM under an id the log cannot show (in the body, or the next free one).
+const CREATES_VMS: [&str; 2] = ["POST /nodes/{node}/qemu", "POST /nodes/{node}/qemu/{vmid}/clone"];
+
+/// `/vms/123`.
+fn is_one_vm(path: &str) -> bool {
+    path.strip_prefix("/vms/").is_some_and(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// VM.Clone of a clone call: on the source template, which stays the same from run to run.
+fn is_clone_source(call: &str, privilege: &str) -> bool {
+    call == CREATES_VMS[1] && privilege == "VM.Clone"
 }
 
 fn widen(path: &str, propagate: bool, kinds: &[String]) -> (String, bool) {

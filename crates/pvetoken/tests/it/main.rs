@@ -13,6 +13,7 @@ mod exec;
 mod file_safety;
 mod input_defects;
 mod learn;
+mod learn_packer;
 mod lifecycle;
 mod lint;
 mod openbao;

@@ -210,11 +210,12 @@ fn ansible_community_proxmox_with_only_proxmox_env_lists_users_grants_an_acl_clo
     assert_ne!(config["template"], 1, "a clone of a template is not a template: {config}");
 }
 
-/// Runs Debian's packer on `template` in a private directory with password auth from `PROXMOX_*` and TLS
-/// verified against the lab CA.
-fn packer_command(
+/// Runs Debian's packer on `template` in a private directory with password auth from `PROXMOX_*` (as `user`) and
+/// TLS verified against the lab CA.
+pub(crate) fn packer_command(
     lab: &LabProcess,
     template: &str,
+    user: &str,
     password: &str,
     vars: &[(&str, &str)],
 ) -> Option<std::process::Command> {
@@ -228,7 +229,7 @@ fn packer_command(
         .env("PACKER_LOG", "1")
         .env("PACKER_LOG_PATH", work.join("packer.log"))
         .env("PROXMOX_URL", format!("{}/api2/json", lab.ready.pve_url))
-        .env("PROXMOX_USERNAME", &lab.ready.root_user)
+        .env("PROXMOX_USERNAME", user)
         .env("PROXMOX_PASSWORD", password);
     for (key, value) in vars {
         command.args(["-var", &format!("{key}={value}")]);
@@ -239,7 +240,8 @@ fn packer_command(
 
 /// Runs [`packer_command`] with the root password and returns the VMID of the template packer reports.
 fn packer_build(lab: &LabProcess, template: &str, vars: &[(&str, &str)]) -> Option<u64> {
-    let mut command = packer_command(lab, template, lab.ready.root_password.expose_secret(), vars)?;
+    let mut command =
+        packer_command(lab, template, &lab.ready.root_user, lab.ready.root_password.expose_secret(), vars)?;
     let work = lab.dir().join(format!("packer-{template}"));
     let output = run_bounded(&mut command, CLIENT_LIMIT);
     let log = std::fs::read_to_string(work.join("packer.log")).unwrap_or_default();
@@ -295,6 +297,7 @@ fn debian_packer_shows_the_labs_401_reason_phrase_for_a_wrong_password_and_build
     let Some(mut command) = packer_command(
         &lab,
         "packer-clone.json",
+        &lab.ready.root_user,
         "not-the-password",
         &[("node", &lab.ready.node), ("clone_vm", "anything")],
     ) else {
