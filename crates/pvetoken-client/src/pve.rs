@@ -295,6 +295,25 @@ impl PveClient {
         self.post::<serde_json::Value>("/access/users", &list).await.map(drop)
     }
 
+    /// `POST /access/groups`.
+    pub async fn create_group(&self, groupid: &str, comment: &str) -> Result<(), ClientError> {
+        self.post::<serde_json::Value>("/access/groups", &params(&[("groupid", groupid), ("comment", comment)]))
+            .await
+            .map(drop)
+    }
+
+    /// `POST /access/users` of a user in `group`, without a password.
+    pub async fn create_user_in_group(&self, userid: &str, group: &str, comment: &str) -> Result<(), ClientError> {
+        let list = params(&[("userid", userid), ("groups", group), ("comment", comment)]);
+        self.post::<serde_json::Value>("/access/users", &list).await.map(drop)
+    }
+
+    /// `PUT /access/users/{userid}` adding `group` to the user's groups (`append`: the others are kept).
+    pub async fn add_to_group(&self, userid: &str, group: &str) -> Result<(), ClientError> {
+        let path = format!("/access/users/{}", enc(userid));
+        self.put::<serde_json::Value>(&path, &params(&[("groups", group), ("append", "1")])).await.map(drop)
+    }
+
     /// `GET /access/users/{userid}/token`.
     pub async fn tokens(&self, userid: &str) -> Result<Vec<TokenInfo>, ClientError> {
         self.get(&format!("/access/users/{}/token", enc(userid)), &Params::new()).await

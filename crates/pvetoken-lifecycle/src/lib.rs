@@ -18,6 +18,7 @@ pub mod clock;
 pub mod engine;
 pub mod env_vars;
 pub mod error;
+pub mod minter;
 pub mod observe;
 pub mod plan;
 pub mod profiles;

@@ -20,12 +20,20 @@ use crate::printer::Printer;
 #[derive(Debug, Args)]
 pub struct CreateArgs {
     /// Consumer profile: privatebox, packer, terraform, terraform-telmate, ansible, readonly, or a TOML file.
-    #[arg(long, value_name = "PROFILE")]
-    pub profile: String,
-    /// The user that owns the token (created without a password if missing; an existing user is not changed).
-    #[arg(long, value_name = "USER@REALM", default_value = "automation@pve")]
-    pub user: String,
-    /// Token name (default: the profile's name).
+    #[arg(long, value_name = "PROFILE", required_unless_present = "minter", conflicts_with = "minter")]
+    pub profile: Option<String>,
+    /// Set up a minter instead: a user holding the rights of --profiles, in a group of its own, whose token can only
+    /// create and delete that user's tokens, for `pvetoken exec --minter` (docs/exec.md).
+    #[arg(long, requires = "profiles", conflicts_with = "no_privsep")]
+    pub minter: bool,
+    /// With --minter: the profiles its jobs may use (comma-separated names or TOML files).
+    #[arg(long, value_name = "PROFILE,...", value_delimiter = ',', requires = "minter")]
+    pub profiles: Vec<String>,
+    /// The user that owns the token (created without a password if missing; an existing user is not changed)
+    /// [default: automation@pve; with --minter: pvetoken-minter@pve].
+    #[arg(long, value_name = "USER@REALM")]
+    pub user: Option<String>,
+    /// Token name (default: the profile's name; with --minter: mint).
     #[arg(long, value_name = "NAME")]
     pub token_name: Option<String>,
     /// Where to save the token (default: /root/.proxmox-api-token as root, else $XDG_CONFIG_HOME/pvetoken/token.env).
@@ -67,10 +75,10 @@ pub struct CreateReport {
 }
 
 impl CreateArgs {
-    /// The engine's settings for these arguments (`expire` already parsed).
-    fn settings(&self, expire: i64) -> Settings {
+    /// The engine's settings for these arguments (`expire` already parsed) and `profile`.
+    fn settings(&self, profile: &profiles::Profile, expire: i64) -> Settings {
         Settings {
-            profile: self.profile.clone(),
+            profile: self.profile.clone().unwrap_or_else(|| profile.name.clone()),
             narrowing: self.narrowing.narrowing(),
             role: self.role.clone(),
             privsep: !self.no_privsep,
@@ -82,9 +90,19 @@ impl CreateArgs {
 
 /// Runs `pvetoken create`.
 pub fn run(args: CreateArgs, printer: &Printer) -> anyhow::Result<Exit> {
-    let profile = profiles::load(&args.profile).map_err(CliError::from)?;
-    validate_user(&args.user)?;
-    let token_name = args.token_name.clone().unwrap_or_else(|| profile.name.clone());
+    let user = args.user.clone().unwrap_or_else(|| {
+        if args.minter { pvetoken_lifecycle::minter::DEFAULT_USER } else { "automation@pve" }.to_owned()
+    });
+    validate_user(&user)?;
+    let profile = match &args.profile {
+        Some(name) => profiles::load(name).map_err(CliError::from)?,
+        None => {
+            let each = args.profiles.iter().map(|name| profiles::load(name)).collect::<Result<Vec<_>, _>>();
+            pvetoken_lifecycle::minter::profile(&each.map_err(CliError::from)?, &user)?
+        }
+    };
+    let default_name = if args.minter { pvetoken_lifecycle::minter::DEFAULT_TOKEN_NAME } else { &profile.name };
+    let token_name = args.token_name.clone().unwrap_or_else(|| default_name.to_owned());
     if !profiles::is_token_name(&token_name) {
         return Err(CliError::usage(format!("token name `{token_name}` is not valid"))
             .with_hint("a token name starts with a letter and has at least 2 of: letters, digits, `.`, `-`, `_`")
@@ -109,7 +127,7 @@ pub fn run(args: CreateArgs, printer: &Printer) -> anyhow::Result<Exit> {
         .map(|text| pvetoken_lifecycle::clock::parse_expire(text, pvetoken_lifecycle::clock::now()))
         .transpose()?
         .unwrap_or(0);
-    let token = TokenRef { user: args.user.clone(), name: token_name };
+    let token = TokenRef { user, name: token_name };
     let token_file = match &args.token_file {
         Some(path) => path.clone(),
         None => token_store::default_token_path()?,
@@ -129,9 +147,15 @@ pub fn run(args: CreateArgs, printer: &Printer) -> anyhow::Result<Exit> {
         let prepared = PreparedTokenFile::prepare(&token_file)?;
         let http = crate::connection::http_client(&target, timeout)?;
         let client = crate::connection::connect_admin(&target, http.as_ref(), &admin, timeout).await?;
-        let settings = args.settings(expire);
+        let settings = args.settings(&profile, expire);
+        let group_changes = if args.minter {
+            pvetoken_lifecycle::minter::ensure_group(&client, &token.user, &target).await?
+        } else {
+            Vec::new()
+        };
         let mut run = Lifecycle::new(&settings, &target, &client, http, &token_file, printer, timeout);
-        let converged = run.converge(&profile, token, saved, prepared).await?;
+        let mut converged = run.converge(&profile, token, saved, prepared).await?;
+        converged.changes.splice(0..0, group_changes);
         if matches!(converged.outcome.as_str(), "created" | "recovered" | "rotated") {
             // A new secret: the sinks recorded for this token file (Semaphore, OpenBao, guests) get it too.
             let sinks = crate::sinks::RegisteredSinks { token_file: &token_file, target: &target, printer };

@@ -38,8 +38,13 @@ pub struct ExecArgs {
     #[arg(long, value_name = "NAME|FILE")]
     profile: String,
     /// The user that owns the job's token (created without a password if missing; needs the profile's rights).
-    #[arg(long, value_name = "USER@REALM", default_value = "automation@pve")]
+    #[arg(long, value_name = "USER@REALM", default_value = "automation@pve", conflicts_with = "minter")]
     user: String,
+    /// Mint with a minter's token (the admin token file, from `pvetoken create --minter`): the job's token belongs
+    /// to the minter, is not privilege-separated and holds exactly the minter's rights; no role, user or ACL is
+    /// changed (the minter could not). A profile the minter does not hold fails before COMMAND runs.
+    #[arg(long)]
+    minter: bool,
     /// Lifetime of the token: PVE deletes nothing, but refuses it after this (1m .. 31d).
     #[arg(long, value_name = "SPAN", default_value = "30m", value_parser = parse_ttl)]
     ttl: i64,
@@ -138,6 +143,20 @@ pub fn run(args: ExecArgs, printer: &Printer) -> anyhow::Result<Exit> {
     };
     let target = args.connection.resolve_target(&TargetFallback::from_default_token_file(), printer)?;
     let admin = args.connection.resolve_admin()?;
+    let owner = if args.minter {
+        let crate::connection::AdminAuth::TokenFile(path) = &admin else {
+            return Err(CliError::usage("--minter acts with the minter's token file, and none was given")
+                .with_hint(format!(
+                    "{}=/etc/pvetoken/minter.env pvetoken exec --minter ... (the file `pvetoken create --minter \
+                     --profiles P --token-file /etc/pvetoken/minter.env` wrote)",
+                    env_vars::PVETOKEN_ADMIN_TOKEN_FILE
+                ))
+                .into());
+        };
+        pvetoken_lifecycle::token_store::read(path)?.token_id.user_str().to_owned()
+    } else {
+        args.user.clone()
+    };
     let timeout = args.connection.timeout();
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
@@ -151,30 +170,30 @@ pub fn run(args: ExecArgs, printer: &Printer) -> anyhow::Result<Exit> {
             .ok_or_else(|| CliError::remote(format!("cannot read the PVE version from `{}`", version.version)))?;
         let resolved = profile.resolve(pve, &args.narrowing.narrowing(), None);
         let name = format!("{}-x{}", profile.name, random_suffix()?);
-        let token = TokenRef { user: args.user.clone(), name };
+        let token = TokenRef { user: owner, name };
         let expire = now() + args.ttl;
 
-        // Role, user: as `create` leaves them (an existing user is never changed).
-        let wanted = resolved.role_privileges();
-        match client.role(&resolved.role).await.map_err(|e| remote(&e))? {
-            None => client.create_role(&resolved.role, &wanted).await.map_err(|e| remote(&e))?,
-            Some(mut current) => {
-                current.sort();
-                if current != wanted {
-                    client.set_role(&resolved.role, &wanted).await.map_err(|e| remote(&e))?;
+        // Role, user: as `create` leaves them (an existing user is never changed). A minter changes nothing.
+        if !args.minter {
+            let wanted = resolved.role_privileges();
+            match client.role(&resolved.role).await.map_err(|e| remote(&e))? {
+                None => client.create_role(&resolved.role, &wanted).await.map_err(|e| remote(&e))?,
+                Some(mut current) => {
+                    current.sort();
+                    if current != wanted {
+                        client.set_role(&resolved.role, &wanted).await.map_err(|e| remote(&e))?;
+                    }
                 }
             }
-        }
-        match client.create_user(&token.user, Some("API automation user created by pvetoken")).await {
-            Ok(()) => {}
-            Err(error) if error.is_already_exists() => {}
-            Err(error) => return Err(remote(&error).into()),
+            match client.create_user(&token.user, Some("API automation user created by pvetoken")).await {
+                Ok(()) => {}
+                Err(error) if error.is_already_exists() => {}
+                Err(error) => return Err(remote(&error).into()),
+            }
         }
         let comment = format!("{EPHEMERAL}; host={}; pid={}; expires={expire}", hostname(), std::process::id());
-        let created = client
-            .create_token(&token.user, &token.name, &NewToken { privsep: true, expire, comment: Some(comment) })
-            .await
-            .map_err(|e| remote(&e))?;
+        let new = NewToken { privsep: !args.minter, expire, comment: Some(comment) };
+        let created = client.create_token(&token.user, &token.name, &new).await.map_err(|e| remote(&e))?;
         let secret: Secret = created.value;
         printer.verbose(&format!("created {} (expires in {} s)", token.full(), args.ttl));
         // From here on the token exists: every way out deletes it (unless --keep).
@@ -211,7 +230,8 @@ async fn job(
     printer: &Printer,
 ) -> anyhow::Result<Exit> {
     let remote = |error: &pvetoken_client::ClientError| crate::connection::remote_error(error, target);
-    for path in &resolved.paths {
+    // A minter's token is not privilege-separated: it holds the minter's rights, and no ACL is written.
+    for path in resolved.paths.iter().filter(|_| !args.minter) {
         let change = AclChange {
             path: path.path.clone(),
             roles: vec![resolved.role.clone()],
@@ -233,11 +253,20 @@ async fn job(
     let missing = pvetoken_lifecycle::verify::compare(&map, resolved);
     if !missing.is_empty() {
         printer.missing(&missing);
-        return Err(CliError::check_failed(format!(
+        let error = CliError::check_failed(format!(
             "the job's token lacks {} privilege(s) of profile {}; COMMAND was not run",
             missing.len(),
             resolved.profile
-        ))
+        ));
+        return Err(if args.minter {
+            error.with_hint(format!(
+                "the minter {} does not hold profile {}: set it up with it (pvetoken create --minter --profiles \
+                 {},...) or use another minter",
+                token.user, resolved.profile, resolved.profile
+            ))
+        } else {
+            error
+        }
         .into());
     }
     let node = match args.narrowing.node.first() {

@@ -16,6 +16,7 @@ mod learn;
 mod learn_packer;
 mod lifecycle;
 mod lint;
+mod minter;
 mod openbao;
 mod openbao_raft;
 mod packaging;

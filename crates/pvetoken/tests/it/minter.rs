@@ -1,0 +1,140 @@
+//! A minter (`create --minter`) and `exec --minter` against the lab: the minter's token runs a job we did not write
+//! (proxmoxer) with a token of its own, and cannot give itself, its tokens or anyone else more than its profiles:
+//! each attempt is refused by the lab with PVE's message.
+#![allow(clippy::unwrap_used, reason = "tests")]
+
+use crate::lifecycle::{Lab, Run};
+use crate::support::tool;
+
+const MINTER: &str = "pvetoken-minter@pve";
+
+/// `create --minter --profiles PROFILES` into `minter.env`.
+fn create_minter(lab: &Lab, profiles: &str) -> (Run, std::path::PathBuf) {
+    let file = lab.dir().join("minter.env");
+    let ready = lab.lab().ready();
+    let ca = ready.ca_file.display().to_string();
+    let run = lab.pvetoken(&[
+        "create",
+        "--minter",
+        "--profiles",
+        profiles,
+        "--token-file",
+        file.to_str().unwrap(),
+        "--url",
+        ready.pve_url.as_str(),
+        "--ca-file",
+        ca.as_str(),
+    ]);
+    (run, file)
+}
+
+/// `exec --minter ARGS -- COMMAND` with only the minter's token file (no password anywhere).
+fn exec_as_minter(lab: &Lab, minter: &std::path::Path, args: &[&str], command: &[&str]) -> Run {
+    let ready = lab.lab().ready();
+    let ca = ready.ca_file.display().to_string();
+    let mut all = vec!["exec", "--minter", "--url", ready.pve_url.as_str(), "--ca-file", ca.as_str()];
+    all.extend_from_slice(args);
+    all.push("--");
+    all.extend_from_slice(command);
+    lab.pvetoken_env(&all, &[("PVETOKEN_ADMIN_TOKEN_FILE", minter.to_str().unwrap())])
+}
+
+/// The id and secret of a token file.
+fn token_of(file: &std::path::Path) -> (String, String) {
+    let text = std::fs::read_to_string(file).unwrap();
+    let get = |key: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(&format!("{key}=")))
+            .map(|value| value.trim_matches('\'').to_owned())
+            .unwrap()
+    };
+    (get("PROXMOX_TOKEN_ID"), get("PROXMOX_TOKEN_SECRET"))
+}
+
+const JOB: &str = r#"
+import os, proxmoxer
+e = os.environ
+api = proxmoxer.ProxmoxAPI(e["PROXMOX_HOST"], port=int(e["PROXMOX_PORT"]), user=e["PROXMOX_USER"],
+                           token_name=e["PROXMOX_TOKEN_ID"], token_value=e["PROXMOX_TOKEN_SECRET"],
+                           verify_ssl=e["PROXMOX_CA_PATH"])
+print("JOB-OK", len(api.cluster.resources.get(type="vm")), e["PROXMOX_USER"] + "!" + e["PROXMOX_TOKEN_ID"])
+"#;
+
+#[test]
+fn a_minters_token_mints_a_job_token_and_can_grant_nothing_beyond_its_profiles() {
+    let Some(python) = tool("python") else { return };
+    let lab = Lab::start("9.2");
+    let (run, minter_file) = create_minter(&lab, "ansible");
+    assert_eq!(run.code, 0, "{}", run.both());
+    let (minter_id, minter_secret) = token_of(&minter_file);
+    assert_eq!(minter_id, format!("{MINTER}!mint"));
+
+    // A job as users run it in CI: only the minter's token file, no password.
+    let python = python.display().to_string();
+    let run = exec_as_minter(&lab, &minter_file, &["--profile", "ansible", "--ttl", "5m"], &[&python, "-c", JOB]);
+    assert_eq!(run.code, 0, "{}", run.both());
+    let line = run.stdout.lines().find(|l| l.starts_with("JOB-OK")).unwrap_or_else(|| panic!("{}", run.both()));
+    assert!(line.contains(&format!("{MINTER}!ansible-x")), "the job's token is the minter's: {line}");
+    assert!(line.split_whitespace().nth(1).unwrap().parse::<usize>().unwrap() >= 1, "{line}");
+    assert!(!run.stdout.contains(&minter_secret) && !run.stderr.contains(&minter_secret));
+    assert_eq!(lab.server_tokens(MINTER), ["mint"], "the job's token is gone, the minter's own stays");
+
+    // A profile the minter does not hold: refused before COMMAND runs, nothing left behind.
+    let run = exec_as_minter(&lab, &minter_file, &["--profile", "terraform"], &["true"]);
+    assert_eq!(run.code, 1, "{}", run.both());
+    assert!(run.stderr.contains("COMMAND was not run") && run.stderr.contains("does not hold profile terraform"));
+    assert!(run.stderr.contains("VM.Config.Cloudinit") || run.stderr.contains("Datastore"), "{}", run.stderr);
+    assert_eq!(lab.server_tokens(MINTER), ["mint"]);
+
+    // Escalation, with the minter's own credential: every attempt refused with PVE's message.
+    let api = lab.as_token(&minter_id, &minter_secret);
+    let refused = |what: &str, result: Result<serde_json::Value, crate::support::ApiError>| {
+        let error = result.expect_err(what);
+        assert_eq!(error.status, 403, "{what}: {error:?}");
+        assert!(error.body.contains("Permission check failed"), "{what}: {error:?}");
+    };
+    refused(
+        "itself Administrator on /",
+        api.put("/access/acl", &[("path", "/"), ("roles", "Administrator"), ("users", MINTER)]),
+    );
+    refused(
+        "its token Permissions.Modify on /vms",
+        api.put("/access/acl", &[("path", "/vms"), ("roles", "PVEAdmin"), ("tokens", &minter_id)]),
+    );
+    refused(
+        "its profile's role on a path outside its profiles",
+        api.put("/access/acl", &[("path", "/storage"), ("roles", "Token-minter-ansible"), ("users", "someone@pve")]),
+    );
+    refused("a role of its own", api.post("/access/roles", &[("roleid", "Mine"), ("privs", "Sys.Modify")]));
+    refused("more privileges in its role", api.put("/access/roles/Token-minter-ansible", &[("privs", "Sys.Modify")]));
+    refused("a token of root", api.post("/access/users/root@pam/token/x", &[]));
+    refused("another user", api.post("/access/users", &[("userid", "other@pve")]));
+    root_group(&lab);
+    refused(
+        "itself in another group",
+        api.put(&format!("/access/users/{MINTER}"), &[("groups", "admins"), ("append", "1")]),
+    );
+
+    // What it may do, it does: mint (and delete) a token of its own user.
+    let minted = api.post(&format!("/access/users/{MINTER}/token/probe"), &[("privsep", "0"), ("expire", "0")]);
+    assert!(minted.is_ok(), "{minted:?}");
+    assert!(api.delete(&format!("/access/users/{MINTER}/token/probe")).is_ok());
+}
+
+/// A group `admins` holding Administrator on `/` (what a minter must not be able to join).
+fn root_group(lab: &Lab) {
+    let root = lab.root();
+    root.post("/access/groups", &[("groupid", "admins")]).unwrap();
+    root.put("/access/acl", &[("path", "/"), ("roles", "Administrator"), ("groups", "admins")]).unwrap();
+}
+
+#[test]
+fn exec_minter_needs_the_minters_token_file() {
+    let lab = Lab::start("9.2");
+    let ready = lab.lab().ready();
+    let run =
+        lab.pvetoken(&["exec", "--minter", "--url", ready.pve_url.as_str(), "--profile", "ansible", "--", "true"]);
+    assert_eq!(run.code, 2, "{}", run.both());
+    assert!(run.stderr.contains("--minter acts with the minter's token file"), "{}", run.stderr);
+    assert!(run.stderr.contains("create --minter"), "{}", run.stderr);
+}
