@@ -154,3 +154,68 @@ fn a_kept_token_whose_job_is_gone_is_collected_by_gc() {
     assert_eq!(report["deleted"].as_array().map(Vec::len), Some(1), "{report}");
     assert!(lab.server_tokens("automation@pve").is_empty());
 }
+
+/// `exec` killed (SIGKILL) at each step of a job: while its ACL entry is being written, while it verifies as the
+/// token, and while COMMAND runs. Each time at most one token of the job is left, it carries a PVE expiry within its
+/// TTL (so PVE refuses it by itself), and `gc` removes it with its ACL entries.
+#[test]
+fn exec_killed_at_each_step_leaves_at_most_one_expiring_token_which_gc_removes() {
+    use std::process::{Command, Stdio};
+    let points: [(&str, &str); 3] = [("PUT", "/access/acl"), ("GET", "/access/permissions"), ("", "COMMAND")];
+    for (method, path) in points {
+        let lab = Lab::start("9.2");
+        let ready = lab.lab().ready();
+        let ca = ready.ca_file.display().to_string();
+        if !method.is_empty() {
+            lab.fault(pvetoken_lab::FaultSpec {
+                method: Some(method.to_owned()),
+                path: path.to_owned(),
+                count: 1,
+                status: None,
+                message: None,
+                latency_ms: 30_000,
+                drop_connection: false,
+            });
+        }
+        let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_pvetoken"))
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", lab.dir().join("home"))
+            .env("PVETOKEN_PASSWORD", ready.root_password.as_str())
+            .args(["exec", "--url", &ready.pve_url, "--ca-file", &ca, "--profile", "ansible", "--ttl", "10m"])
+            .args(["--", "sleep", "30"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Held at the delayed request (or in COMMAND) when the lab's log stops growing.
+        let (mut seen, mut quiet_for) = (0, 0);
+        for _ in 0..100 {
+            std::thread::sleep(Duration::from_millis(100));
+            let now = lab.requests().len();
+            quiet_for = if now == seen && now > 0 { quiet_for + 1 } else { 0 };
+            seen = now;
+            if quiet_for >= 4 {
+                break;
+            }
+        }
+        assert!(child.try_wait().unwrap().is_none(), "{method} {path}: exec was still running when killed");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        lab.lab().clear_faults();
+
+        let left: Vec<String> =
+            lab.server_tokens("automation@pve").into_iter().filter(|t| t.starts_with("ansible-x")).collect();
+        assert_eq!(left.len(), 1, "{method} {path}: the job's one token: {left:?}");
+        let info = lab.root().get(&format!("/access/users/automation@pve/token/{}", left[0]), &[]).unwrap();
+        let expire = info["expire"].as_u64().unwrap();
+        assert!((started + 590..=started + 700).contains(&expire), "{method} {path}: expires within its TTL: {info}");
+
+        let gc = lab.pvetoken(&["gc", "--url", &ready.pve_url, "--ca-file", &ca]);
+        assert_eq!(gc.code, 0, "{method} {path}: {}", gc.both());
+        assert!(lab.server_tokens("automation@pve").iter().all(|t| !t.starts_with("ansible-x")), "{method} {path}");
+        assert_eq!(token_acl_entries(&lab, "automation@pve!ansible-x"), 0, "{method} {path}: no ACL entry left");
+    }
+}
