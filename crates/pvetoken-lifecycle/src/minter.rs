@@ -13,8 +13,12 @@
 //!   token, can mint more tokens of the same user with the same rights (persistence, not escalation): `audit` names
 //!   the minter's tokens, `gc` deletes the ephemeral ones that outlived their job.
 
+use pvetoken_client::pve::{AclChange, PveClient};
+
 use crate::error::Error;
-use crate::profiles::{Grant, PrivilegeNeed, Profile};
+use crate::profiles::Profile;
+use crate::target::{Target, remote_error};
+use crate::token::TokenRef;
 
 /// The minter user `create --minter` sets up unless told otherwise.
 pub const DEFAULT_USER: &str = "pvetoken-minter@pve";
@@ -27,28 +31,19 @@ pub fn group_of(user: &str) -> String {
     user.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '-' }).collect()
 }
 
-/// The minter's profile: every grant of `profiles`, one role `Token-minter-<names>`, and `User.Modify` on its own
-/// group (what lets its token create and delete the user's tokens).
-pub fn profile(profiles: &[Profile], user: &str) -> Result<Profile, Error> {
+/// The role of the minter's own group: `User.Modify` alone, granted on that group only (a role of its own, so that
+/// `User.Modify` is not also granted on the profiles' paths).
+pub const GROUP_ROLE: &str = "Token-minter";
+
+/// The minter's profile: every grant of `profiles` under one role `Token-minter-<names>`. The group grant that lets
+/// its token create and delete the user's tokens is [`grant_group`]'s.
+pub fn profile(profiles: &[Profile]) -> Result<Profile, Error> {
     if profiles.is_empty() {
         return Err(Error::usage("a minter needs at least one profile")
             .with_hint("pvetoken create --minter --profiles packer,ansible"));
     }
     let names: Vec<&str> = profiles.iter().map(|profile| profile.name.as_str()).collect();
-    let mut grants: Vec<Grant> = profiles.iter().flat_map(|profile| profile.grants.iter().cloned()).collect();
-    grants.push(Grant {
-        path: format!("/access/groups/{}", group_of(user)),
-        propagate: false,
-        pool_narrowable: false,
-        privileges: vec![PrivilegeNeed {
-            name: "User.Modify".to_owned(),
-            reason: "create and delete its own tokens (a token is never 'self': userid-group User.Modify on a group \
-                     whose only member is the minter)"
-                .to_owned(),
-            since: None,
-            before: None,
-        }],
-    });
+    let grants = profiles.iter().flat_map(|profile| profile.grants.iter().cloned()).collect();
     Ok(Profile {
         name: format!("minter-{}", names.join("-")),
         description: format!("pvetoken minter for {}: mints short-lived tokens with its own rights", names.join(", ")),
@@ -59,12 +54,8 @@ pub fn profile(profiles: &[Profile], user: &str) -> Result<Profile, Error> {
 
 /// Makes the minter's group and puts `user` in it: a missing user is created in it (no password: a token-only
 /// user), an existing one is added to it (`append`, its other groups kept). Returns what changed.
-pub async fn ensure_group(
-    client: &pvetoken_client::pve::PveClient,
-    user: &str,
-    target: &crate::target::Target,
-) -> Result<Vec<String>, Error> {
-    let remote = |error: &pvetoken_client::ClientError| crate::target::remote_error(error, target);
+pub async fn ensure_group(client: &PveClient, user: &str, target: &Target) -> Result<Vec<String>, Error> {
+    let remote = |error: &pvetoken_client::ClientError| remote_error(error, target);
     let group = group_of(user);
     let mut changes = Vec::new();
     match client.create_group(&group, &format!("pvetoken minter {user}: its only member")).await {
@@ -79,5 +70,36 @@ pub async fn ensure_group(
         }
         Err(error) => return Err(remote(&error)),
     }
+    Ok(changes)
+}
+
+/// Grants [`GROUP_ROLE`] (`User.Modify` alone) on the minter's group to the minter user and its token: what lets the
+/// token create and delete the user's tokens (a token is never "self"). Returns what changed.
+pub async fn grant_group(client: &PveClient, token: &TokenRef, target: &Target) -> Result<Vec<String>, Error> {
+    let remote = |error: &pvetoken_client::ClientError| remote_error(error, target);
+    let mut changes = Vec::new();
+    let wanted = vec!["User.Modify".to_owned()];
+    match client.role(GROUP_ROLE).await.map_err(|error| remote(&error))? {
+        None => {
+            client.create_role(GROUP_ROLE, &wanted).await.map_err(|error| remote(&error))?;
+            changes.push(format!("created role {GROUP_ROLE} (User.Modify)"));
+        }
+        Some(current) if current != wanted => {
+            client.set_role(GROUP_ROLE, &wanted).await.map_err(|error| remote(&error))?;
+            changes.push(format!("set role {GROUP_ROLE} to User.Modify alone"));
+        }
+        Some(_) => {}
+    }
+    let path = format!("/access/groups/{}", group_of(&token.user));
+    let change = AclChange {
+        path: path.clone(),
+        roles: vec![GROUP_ROLE.to_owned()],
+        users: vec![token.user.clone()],
+        tokens: vec![token.full()],
+        propagate: false,
+        delete: false,
+    };
+    client.change_acl(&change).await.map_err(|error| remote(&error))?;
+    changes.push(format!("granted {GROUP_ROLE} on {path} to {}, {}", token.user, token.full()));
     Ok(changes)
 }

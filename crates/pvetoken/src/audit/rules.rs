@@ -49,6 +49,10 @@ pub mod ids {
     pub const ROLE_PRIVILEGE_DROPPED_ON_UPGRADE: &str = "role-privilege-dropped-on-upgrade";
     /// `--access-log`: privileges the token holds that no call in the logs needed.
     pub const TOKEN_UNUSED_PRIVILEGES: &str = "token-unused-privileges";
+    /// A token of a pvetoken minter (`create --minter`): User.Modify on a group of the owner alone.
+    pub const TOKEN_OF_MINTER: &str = "token-of-minter";
+    /// A short-lived job token of `pvetoken exec` (its comment says so).
+    pub const TOKEN_EPHEMERAL: &str = "token-ephemeral";
 }
 
 /// Settings the rules need.
@@ -195,6 +199,7 @@ pub fn token_findings(index: &Index<'_>, view: &TokenView<'_>, profile: Option<&
         privilege_findings(index, view, profile, &tline, &mut out);
     }
     expiry_findings(index, view, &tline, s, &mut out);
+    pvetoken_role_findings(index, view, &tline, s, &mut out);
     out
 }
 
@@ -267,6 +272,9 @@ fn privilege_findings(
         let mut first: BTreeMap<&'static str, &Evaluated> = BTreeMap::new();
         for place in &view.evaluated {
             for p in place.perms.granted().intersection(escalation).iter() {
+                if p.as_str() == "User.Modify" && owners_own_group(index, view, &place.path) {
+                    continue; // a minter's: reaches the owner alone (token-of-minter)
+                }
                 hits.entry(p.as_str()).or_default().push(place.path.clone());
                 first.entry(p.as_str()).or_insert(place);
             }
@@ -432,6 +440,70 @@ fn narrowed(index: &Index<'_>, view: &TokenView<'_>, out: &mut Vec<Finding>) {
                 quote(&owner),
                 quote(view.id.name_str())
             )],
+        },
+    });
+}
+
+/// True for `/access/groups/<g>` where `g`'s only member is the token's owner: User.Modify there manages the owner's
+/// own tokens and nothing else (a pvetoken minter's group).
+fn owners_own_group(index: &Index<'_>, view: &TokenView<'_>, path: &str) -> bool {
+    path.strip_prefix("/access/groups/").is_some_and(|group| {
+        index.cfg.groups().iter().any(|(id, record)| {
+            id.as_str() == group && record.members.len() == 1 && record.members.contains(&view.owner)
+        })
+    })
+}
+
+/// The minter and ephemeral labels: what pvetoken made a token for, where a reader of the report would otherwise
+/// see a token that can create tokens, or a stray one.
+fn pvetoken_role_findings(index: &Index<'_>, view: &TokenView<'_>, tline: &str, s: Settings, out: &mut Vec<Finding>) {
+    let id = view.id.as_str().to_owned();
+    let owner = view.owner.to_string();
+    let minter_group = view.evaluated.iter().find(|place| {
+        owners_own_group(index, view, &place.path) && place.perms.granted().iter().any(|p| p.as_str() == "User.Modify")
+    });
+    if let Some(place) = minter_group {
+        out.push(Finding {
+            id: ids::TOKEN_OF_MINTER,
+            severity: Severity::Info,
+            subject: id.clone(),
+            title: format!("a minter's token: creates and deletes tokens of {owner} alone"),
+            detail: format!(
+                "User.Modify on {} (a group whose only member is {owner}) lets it manage that user's tokens; tokens \
+                 it mints without privilege separation hold the user's rights, no more. Tokens of this user not made \
+                 by `pvetoken exec` are worth a look.",
+                place.path
+            ),
+            evidence: vec![tline.to_owned()],
+            fix: Fix {
+                summary: "nothing to fix; keep the group to this user alone".to_owned(),
+                pveum: Vec::new(),
+                pvetoken: Vec::new(),
+            },
+        });
+    }
+    let Some(comment) = view.token.comment.as_deref().filter(|c| c.starts_with("pvetoken exec ephemeral")) else {
+        return;
+    };
+    let expired = view.token.expire != 0 && view.token.expire < s.now;
+    out.push(Finding {
+        id: ids::TOKEN_EPHEMERAL,
+        severity: if expired { Severity::Low } else { Severity::Info },
+        subject: id,
+        title: if expired {
+            "a job token of pvetoken exec outlived its job and expired".to_owned()
+        } else {
+            format!("a job token of pvetoken exec (expires in {})", days(view.token.expire.saturating_sub(s.now)))
+        },
+        detail: format!(
+            "Made for one job ({comment}); exec deletes it when the job ends, so it is either in use now or its \
+             job was killed."
+        ),
+        evidence: vec![tline.to_owned()],
+        fix: Fix {
+            summary: "collect it once its job is gone".to_owned(),
+            pveum: vec![format!("pveum user token remove {} {}", quote(&owner), quote(view.id.name_str()))],
+            pvetoken: vec![format!("pvetoken gc --user {}", quote(&owner))],
         },
     });
 }

@@ -98,7 +98,7 @@ pub fn run(args: CreateArgs, printer: &Printer) -> anyhow::Result<Exit> {
         Some(name) => profiles::load(name).map_err(CliError::from)?,
         None => {
             let each = args.profiles.iter().map(|name| profiles::load(name)).collect::<Result<Vec<_>, _>>();
-            pvetoken_lifecycle::minter::profile(&each.map_err(CliError::from)?, &user)?
+            pvetoken_lifecycle::minter::profile(&each.map_err(CliError::from)?)?
         }
     };
     let default_name = if args.minter { pvetoken_lifecycle::minter::DEFAULT_TOKEN_NAME } else { &profile.name };
@@ -154,8 +154,12 @@ pub fn run(args: CreateArgs, printer: &Printer) -> anyhow::Result<Exit> {
             Vec::new()
         };
         let mut run = Lifecycle::new(&settings, &target, &client, http, &token_file, printer, timeout);
+        let minter_token = args.minter.then(|| token.clone());
         let mut converged = run.converge(&profile, token, saved, prepared).await?;
         converged.changes.splice(0..0, group_changes);
+        if let Some(token) = &minter_token {
+            converged.changes.extend(pvetoken_lifecycle::minter::grant_group(&client, token, &target).await?);
+        }
         if matches!(converged.outcome.as_str(), "created" | "recovered" | "rotated") {
             // A new secret: the sinks recorded for this token file (Semaphore, OpenBao, guests) get it too.
             let sinks = crate::sinks::RegisteredSinks { token_file: &token_file, target: &target, printer };

@@ -138,3 +138,32 @@ fn exec_minter_needs_the_minters_token_file() {
     assert!(run.stderr.contains("--minter acts with the minter's token file"), "{}", run.stderr);
     assert!(run.stderr.contains("create --minter"), "{}", run.stderr);
 }
+
+#[test]
+fn audit_labels_the_minter_and_its_job_tokens_instead_of_calling_the_minter_an_escalation() {
+    let Some(_) = tool("python") else { return };
+    let lab = Lab::start("9.2");
+    let (run, minter_file) = create_minter(&lab, "ansible");
+    assert_eq!(run.code, 0, "{}", run.both());
+    let kept = exec_as_minter(&lab, &minter_file, &["--profile", "ansible", "--keep"], &["true"]);
+    assert_eq!(kept.code, 0, "{}", kept.both());
+    let ready = lab.lab().ready();
+    let ca = ready.ca_file.display().to_string();
+    let run =
+        lab.pvetoken(&["audit", "--url", &ready.pve_url, "--ca-file", &ca, "--output", "json", "--fail-on", "none"]);
+    assert_eq!(run.code, 0, "{}", run.both());
+    let report: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    let findings = report["findings"].as_array().unwrap();
+    let of = |subject: &str| -> Vec<&str> {
+        findings.iter().filter(|f| f["subject"] == subject).map(|f| f["id"].as_str().unwrap()).collect()
+    };
+    let mint = of(&format!("{MINTER}!mint"));
+    assert!(mint.contains(&"token-of-minter"), "{mint:?}");
+    let escalation =
+        findings.iter().find(|f| f["subject"] == format!("{MINTER}!mint") && f["id"] == "token-can-escalate");
+    assert!(escalation.is_none(), "User.Modify on its own group is not an escalation: {escalation:?}");
+    let job = lab.server_tokens(MINTER).into_iter().find(|t| t.starts_with("ansible-x")).unwrap();
+    let job = of(&format!("{MINTER}!{job}"));
+    assert!(job.contains(&"token-ephemeral") && job.contains(&"token-of-minter"), "{job:?}");
+    assert!(job.contains(&"token-privsep-off"), "a minted token is its user, and audit still says so: {job:?}");
+}
