@@ -30,7 +30,8 @@ pub struct FaultSpec {
     #[serde(default)]
     pub method: Option<String>,
     /// Path pattern: `*` matches any run of characters (also `/`). Patterns not starting with `/api2/` are taken
-    /// relative to `/api2/json` (so `/nodes/*/qemu/*/clone` works).
+    /// relative to `/api2/json` (so `/nodes/*/qemu/*/clone` works), except `/api/...`: the Semaphore simulator's
+    /// API, where `status` and `latency_ms` apply (not `drop_connection`).
     pub path: String,
     /// How many matching requests are affected (default 1).
     #[serde(default = "one")]
@@ -187,7 +188,8 @@ impl Control {
     }
 
     pub(crate) fn add_fault(&self, mut fault: FaultSpec) {
-        if !fault.path.starts_with("/api2/") {
+        // `/api/...` is the Semaphore simulator's API (status and latency faults; a dropped connection is PVE's only).
+        if !fault.path.starts_with("/api2/") && !fault.path.starts_with("/api/") {
             fault.path = format!(
                 "/api2/json{}",
                 if fault.path.starts_with('/') { fault.path.clone() } else { format!("/{}", fault.path) }

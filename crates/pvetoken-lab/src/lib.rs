@@ -462,7 +462,13 @@ pub async fn start(config: LabConfig) -> Result<RunningLab, LabError> {
         let lab = pve_lab.clone();
         async move { server::serve_request(lab, req).await }
     }));
-    let router = semaphore.router();
+    let fault_lab = lab.clone();
+    let router = semaphore.router().layer(axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| {
+            let lab = fault_lab.clone();
+            async move { semaphore_fault(&lab, request, next).await }
+        },
+    ));
     let sem_acceptor = (!config.semaphore_http).then_some(acceptor);
     let sem_task = tokio::spawn(listen::accept_loop_tower(sem_listener, sem_acceptor, rx, router));
 
@@ -480,6 +486,27 @@ pub async fn start(config: LabConfig) -> Result<RunningLab, LabError> {
         state_dir: dir_path,
     };
     Ok(RunningLab { ready, lab, shutdown, tasks: vec![pve_task, sem_task], _dir: dir })
+}
+
+/// The Semaphore side's injected faults (`/api/...` patterns): a delay, then an error status instead of the
+/// handler's answer.
+async fn semaphore_fault(
+    lab: &Lab,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    if let Some(fault) = lab.control.take(request.method().as_str(), request.uri().path()) {
+        if !fault.latency.is_zero() {
+            tokio::time::sleep(fault.latency).await;
+        }
+        if let Some((status, message)) = fault.status {
+            let status =
+                axum::http::StatusCode::from_u16(status).unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+            return (status, axum::Json(serde_json::json!({ "error": message }))).into_response();
+        }
+    }
+    next.run(request).await
 }
 
 mod listen;

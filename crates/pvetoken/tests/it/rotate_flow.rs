@@ -307,3 +307,135 @@ fn a_token_delivered_into_a_guest_is_delivered_again_by_rotate() {
         assert_eq!(lab.saved().unwrap().1, new_secret, "{version}: unchanged");
     }
 }
+
+/// A lab on `version` with a running VM 100 whose agent answers, a token created and delivered into it.
+fn lab_with_delivered_token(version: &str) -> Lab {
+    let mut scenario = pvetoken_lab::Scenario::default();
+    scenario.vm.push(pvetoken_lab::ScenarioVm {
+        vmid: 100,
+        name: "privatebox".to_owned(),
+        template: false,
+        status: "running".to_owned(),
+        config: [("agent".to_owned(), "1".to_owned())].into_iter().collect(),
+    });
+    let lab = Lab::start_with(pvetoken_lab::LabConfig {
+        pve_version: version.parse().unwrap(),
+        scenario,
+        ..pvetoken_lab::LabConfig::default()
+    });
+    assert_eq!(lab.create("privatebox", &["--deliver-to", "100"]).code, 0, "{version}");
+    lab
+}
+
+/// The guest's write of the rotated token file fails (500, a dropped connection, no answer in time) after the
+/// secret changed: rotate fails naming the guest and what it still holds; on 8.4 (a new token, the old one kept
+/// until every sink holds the new) the guest's token keeps working, on 9.2 (regenerate: the old secret is dead at
+/// once) the report says the guest holds a secret that no longer works. Either way the rerun converges: the guest
+/// holds the token file, and the token verifies.
+#[test]
+fn a_guest_write_failing_during_rotate_is_reported_with_what_the_guest_still_holds_and_the_rerun_converges() {
+    let faults: [(&str, FaultSpec); 3] = [
+        ("500", FaultSpec { status: Some(500), message: Some("agent write failed".into()), ..write_fault() }),
+        ("dropped connection", FaultSpec { drop_connection: true, ..write_fault() }),
+        ("timeout", FaultSpec { latency_ms: 20_000, ..write_fault() }),
+    ];
+    let path = "/root/.proxmox-api-token";
+    for version in ["8.4", "9.2"] {
+        for (what, fault) in &faults {
+            let case = format!("{version}, {what}");
+            let lab = lab_with_delivered_token(version);
+            let (old_id, old_secret) = lab.saved().unwrap();
+            let before = lab.lab().guest_file(100, path).unwrap();
+            lab.fault(fault.clone());
+            let run = rotate(&lab, &["--timeout", "3"]);
+            lab.lab().clear_faults();
+            assert_ne!(run.code, 0, "{case}: {}", run.both());
+            assert!(run.stderr.contains("VM 100"), "{case}: the guest is named: {}", run.both());
+            let still = lab.lab().guest_file(100, path).unwrap();
+            assert_eq!(still, before, "{case}: the guest kept its file");
+            let guest_works = lab.as_token(&old_id, &old_secret).get("/access/permissions", &[]).is_ok();
+            if version == "8.4" {
+                assert!(guest_works, "{case}: the old token is kept while a sink holds it");
+            } else {
+                assert!(!guest_works, "{case}: regenerate killed the old secret");
+                assert!(
+                    run.stderr.contains("no longer works") || run.stderr.contains("dead"),
+                    "{case}: a guest holding a dead secret is said so: {}",
+                    run.both()
+                );
+            }
+            assert!(run.stderr.contains("pvetoken"), "{case}: the fix is a command: {}", run.both());
+
+            let rerun = rotate(&lab, &[]);
+            assert_eq!(rerun.code, 0, "{case}: the rerun converges: {}", rerun.both());
+            assert_eq!(
+                lab.lab().guest_file(100, path),
+                Some(std::fs::read(lab.token_file()).unwrap()),
+                "{case}: the guest holds the token file"
+            );
+            assert_eq!(lab.with_token_file("verify", &["--profile", "privatebox"]).code, 0, "{case}");
+        }
+    }
+}
+
+fn write_fault() -> FaultSpec {
+    FaultSpec {
+        method: Some("POST".into()),
+        path: "/nodes/*/qemu/100/agent/file-write".into(),
+        count: 1,
+        status: None,
+        message: None,
+        latency_ms: 0,
+        drop_connection: false,
+    }
+}
+
+/// The Semaphore environment's update failing during rotate (500, a slow 503), after the preflight passed:
+/// rotate fails naming the environment; on 8.4 Semaphore keeps a working token, on 9.2 the report says it holds a
+/// secret that no longer works. The rerun converges: Semaphore holds the token file's secret.
+#[test]
+fn a_semaphore_update_failing_during_rotate_is_reported_and_the_rerun_converges() {
+    // Every attempt fails (the client repeats a PUT that timed out: one slow answer alone is survived).
+    let fault = |status: Option<u16>, latency_ms: u64| FaultSpec {
+        method: Some("PUT".into()),
+        path: "/api/project/*/environment/*".into(),
+        count: 10,
+        status,
+        message: status.map(|_| "database is locked".into()),
+        latency_ms,
+        drop_connection: false,
+    };
+    for version in ["8.4", "9.2"] {
+        // A slow answer is waited for (the Semaphore client's own 30 s request timeout, not --timeout): the write
+        // lands and the rotation succeeds; a 503 after a delay fails like a 500.
+        for (what, spec) in [("500", fault(Some(500), 0)), ("slow 503", fault(Some(503), 1_500))] {
+            let case = format!("{version}, {what}");
+            let lab = Lab::start(version);
+            assert_eq!(lab.create("privatebox", &[]).code, 0, "{case}");
+            register(&lab);
+            let (old_id, old_secret) = lab.saved().unwrap();
+            lab.fault(spec);
+            let run = rotate(&lab, &["--timeout", "3"]);
+            lab.lab().clear_faults();
+            assert_ne!(run.code, 0, "{case}: {}", run.both());
+            assert!(run.stderr.contains("Semaphore environment `ProxmoxAPI`"), "{case}: {}", run.both());
+            let held = semaphore_secret(&lab).unwrap();
+            let works = lab.as_token(&old_id, &held).get("/access/permissions", &[]).is_ok();
+            if version == "8.4" {
+                assert_eq!(held, old_secret, "{case}");
+                assert!(works, "{case}: the old token is kept while Semaphore holds it");
+            } else if !works {
+                assert!(
+                    run.stderr.contains("no longer works") || run.stderr.contains("dead"),
+                    "{case}: Semaphore holding a dead secret is said so: {}",
+                    run.both()
+                );
+            }
+            let rerun = rotate(&lab, &[]);
+            assert_eq!(rerun.code, 0, "{case}: the rerun converges: {}", rerun.both());
+            let (new_id, new_secret) = lab.saved().unwrap();
+            assert_eq!(semaphore_secret(&lab).as_deref(), Some(new_secret.as_str()), "{case}");
+            assert!(lab.as_token(&new_id, &new_secret).get("/access/permissions", &[]).is_ok(), "{case}");
+        }
+    }
+}
