@@ -103,6 +103,9 @@ fn vm_endpoint(lab: &Lab, name: &str, caller: &Caller, p: &Params, vmid: u64, ac
         "status-action" => status_action(lab, caller, vmid, action),
         "clone" => clone(lab, caller, p, vmid),
         "template" => template(lab, caller, vmid),
+        "resize" => resize(lab, caller, p, vmid),
+        "unlink" => unlink(lab, caller, p, vmid),
+        "move-disk" => move_disk(lab, caller, p, vmid),
         "snapshots" => snapshots(lab, caller, vmid),
         "agent-index" => Ok(json!(
             [
@@ -360,6 +363,12 @@ fn materialize(state: &mut State, vmid: u64, key: &str, value: &str) -> String {
                     out.push_str(t);
                 }
                 return out;
+            }
+            // An existing volume set again (an option changed): PVE keeps its size in the drive string.
+            if !value.split(',').any(|part| part.starts_with("size="))
+                && let Some(volume) = state.guests.volumes.iter().find(|v| v.volid == first)
+            {
+                return with_size(value, volume.size);
             }
         }
     }
@@ -1088,6 +1097,198 @@ fn template(lab: &Lab, caller: &Caller, vmid: u64) -> Result<Value, ApiError> {
     task(&mut state, "qmtemplate", &vmid.to_string(), &caller.authid, "OK");
     lab.save_guests(&state)?;
     Ok(Value::Null)
+}
+
+// ---- disks: resize, unlink, move (qemu-server `PVE/API2/Qemu.pm`) -------------------------------------------------
+
+/// A disk's volume and its `size=` (bytes) from a drive value; `None` for a CD-ROM or a drive without a volume.
+fn disk_of(value: &str) -> Option<(String, u64)> {
+    if value.contains("media=cdrom") {
+        return None;
+    }
+    let volid = value.split(',').next().filter(|v| v.contains(':'))?.to_owned();
+    let size = value.split(',').find_map(|part| part.strip_prefix("size=")).and_then(parse_size).unwrap_or(0);
+    Some((volid, size))
+}
+
+/// `10G`, `512M`, `1.5T`, `4096` (bytes) → bytes.
+fn parse_size(text: &str) -> Option<u64> {
+    let (number, unit) = match text.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&text[..i], c.to_ascii_uppercase()),
+        _ => (text, 'B'),
+    };
+    let factor: u64 = match unit {
+        'B' => 1,
+        'K' => 1 << 10,
+        'M' => 1 << 20,
+        'G' => 1 << 30,
+        'T' => 1 << 40,
+        _ => return None,
+    };
+    let value: f64 = number.parse().ok()?;
+    (value >= 0.0).then_some((value * factor as f64) as u64)
+}
+
+/// PVE's `format_size`: the largest unit that divides the size exactly (`10G`, `10752M`, `4096`).
+fn format_size(bytes: u64) -> String {
+    for (unit, factor) in [('T', 1u64 << 40), ('G', 1 << 30), ('M', 1 << 20), ('K', 1 << 10)] {
+        if bytes >= factor && bytes.is_multiple_of(factor) {
+            return format!("{}{unit}", bytes / factor);
+        }
+    }
+    bytes.to_string()
+}
+
+/// The drive value with `size=` replaced (or added).
+fn with_size(value: &str, bytes: u64) -> String {
+    let mut parts: Vec<String> = value.split(',').filter(|p| !p.starts_with("size=")).map(str::to_owned).collect();
+    parts.push(format!("size={}", format_size(bytes)));
+    parts.join(",")
+}
+
+/// `PUT /nodes/{node}/qemu/{vmid}/resize`: VM.Config.Disk on the VM, Datastore.AllocateSpace on the disk's storage;
+/// `size` absolute or `+N`; never smaller. PVE 8+ answers with a task (the module waits for it), 7 with null.
+fn resize(lab: &Lab, caller: &Caller, p: &Params, vmid: u64) -> Result<Value, ApiError> {
+    let mut state = lab.write();
+    let disk = p.required("disk")?.to_owned();
+    let size = p.required("size")?.to_owned();
+    let (grow, amount) = match size.strip_prefix('+') {
+        Some(rest) => (true, rest),
+        None => (false, size.as_str()),
+    };
+    let Some(amount) = parse_size(amount).filter(|_| !amount.is_empty()) else {
+        return Err(ApiError::param("size", format!("value '{size}' does not match the regex pattern")));
+    };
+    let perm = Perm::new(lab, &state, caller);
+    perm.check(&vm_path(vmid), &["VM.Config.Disk"], false)?;
+    let value = vm(&state, vmid)?.config.get(&disk).cloned();
+    let Some(value) = value.filter(|_| is_drive_key(&disk) && !disk.starts_with("unused")) else {
+        return Err(ApiError::internal(format!("disk '{disk}' does not exist")));
+    };
+    let Some((volid, current)) = disk_of(&value) else {
+        return Err(ApiError::internal("you can't resize a cdrom"));
+    };
+    let sid = volid.split(':').next().unwrap_or_default().to_owned();
+    perm.check(&format!("/storage/{sid}"), &["Datastore.AllocateSpace"], false)?;
+    let new = if grow { current + amount } else { amount };
+    if new < current {
+        return Err(ApiError::internal("shrinking disks is not supported"));
+    }
+    if let Some(vm) = state.guests.vms.get_mut(&vmid) {
+        vm.config.insert(disk.clone(), with_size(&value, new));
+    }
+    if let Some(volume) = state.guests.volumes.iter_mut().find(|v| v.volid == volid) {
+        volume.size = new;
+    }
+    let upid = task(&mut state, "resize", &vmid.to_string(), &caller.authid, "OK");
+    lab.save_guests(&state)?;
+    Ok(if lab.version.major >= 8 { json!(upid) } else { Value::Null })
+}
+
+/// The next free `unusedN` key of a config.
+fn next_unused(config: &BTreeMap<String, String>) -> String {
+    (0..).map(|n| format!("unused{n}")).find(|key| !config.contains_key(key)).unwrap_or_default()
+}
+
+/// `PUT /nodes/{node}/qemu/{vmid}/unlink`: VM.Config.Disk; each disk of `idlist` leaves the config: with `force`
+/// its volume is deleted, else it stays as `unusedN`.
+fn unlink(lab: &Lab, caller: &Caller, p: &Params, vmid: u64) -> Result<Value, ApiError> {
+    let mut state = lab.write();
+    let idlist = p.required("idlist")?.to_owned();
+    let force = p.bool("force")?.unwrap_or(false);
+    Perm::new(lab, &state, caller).check(&vm_path(vmid), &["VM.Config.Disk"], false)?;
+    vm(&state, vmid)?;
+    let mut deleted = Vec::new();
+    if let Some(vm) = state.guests.vms.get_mut(&vmid) {
+        for key in idlist.split([',', ';', ' ', '\0']).filter(|key| !key.is_empty()) {
+            let Some(value) = vm.config.remove(key) else { continue };
+            let Some((volid, _)) = disk_of(&value) else { continue };
+            if force || key.starts_with("unused") {
+                deleted.push(volid);
+            } else {
+                let unused = next_unused(&vm.config);
+                vm.config.insert(unused, volid);
+            }
+        }
+    }
+    state.guests.volumes.retain(|volume| !deleted.contains(&volume.volid));
+    lab.save_guests(&state)?;
+    Ok(Value::Null)
+}
+
+/// `POST /nodes/{node}/qemu/{vmid}/move_disk`: VM.Config.Disk on the VM (and on `target-vmid`), Datastore.AllocateSpace
+/// on the target storage. To a storage: a new volume there (the old one deleted with `delete`, else `unusedN`); to
+/// another VM: the volume renamed to it under `target-disk`. Answers with a task.
+fn move_disk(lab: &Lab, caller: &Caller, p: &Params, vmid: u64) -> Result<Value, ApiError> {
+    let mut state = lab.write();
+    let disk = p.required("disk")?.to_owned();
+    let storage = p.get("storage").map(str::to_owned);
+    let target_vmid = p.get("target-vmid").map(|v| parse_vmid("target-vmid", v)).transpose()?;
+    let target_disk = p.get("target-disk").map(str::to_owned);
+    let delete = p.bool("delete")?.unwrap_or(false);
+    if storage.is_none() && target_vmid.is_none() {
+        return Err(ApiError::internal("either set 'storage' or 'target-vmid'"));
+    }
+    {
+        let perm = Perm::new(lab, &state, caller);
+        perm.check(&vm_path(vmid), &["VM.Config.Disk"], false)?;
+        if let Some(target) = target_vmid {
+            perm.check(&vm_path(target), &["VM.Config.Disk"], false)?;
+        }
+        if let Some(sid) = &storage {
+            perm.check(&format!("/storage/{sid}"), &["Datastore.AllocateSpace"], false)?;
+            if !find_storage(&state, sid)?.content.iter().any(|c| c == "images") {
+                return Err(ApiError::internal(format!("storage '{sid}' does not support content-type 'images'")));
+            }
+        }
+    }
+    let value = vm(&state, vmid)?.config.get(&disk).cloned();
+    let Some(value) = value.filter(|_| is_drive_key(&disk)) else {
+        return Err(ApiError::internal(format!("disk '{disk}' does not exist")));
+    };
+    let Some((volid, size)) = disk_of(&value) else {
+        return Err(ApiError::internal("you can't move a cdrom"));
+    };
+    let owner = target_vmid.unwrap_or(vmid);
+    let sid = storage.clone().unwrap_or_else(|| volid.split(':').next().unwrap_or_default().to_owned());
+    if target_vmid.is_none() && volid.starts_with(&format!("{sid}:")) {
+        return Err(ApiError::internal(format!(
+            "unable to move disk '{disk}' to the same storage '{sid}' (you can't move to the same storage with same \
+             format)"
+        )));
+    }
+    if let Some(target) = target_vmid {
+        let key = target_disk.clone().unwrap_or_else(|| disk.clone());
+        if vm(&state, target)?.config.contains_key(&key) {
+            return Err(ApiError::internal(format!("target disk '{key}' of VM {target} is in use")));
+        }
+    }
+    let n = state.guests.volumes.iter().filter(|v| v.vmid == Some(owner)).count();
+    let new_volid = format!("{sid}:vm-{owner}-disk-{n}");
+    add_volume(&mut state, &new_volid, size, Some(owner));
+    let moved = value.replacen(&volid, &new_volid, 1);
+    let keep_old = target_vmid.is_none() && !delete;
+    if let Some(vm) = state.guests.vms.get_mut(&vmid) {
+        vm.config.remove(&disk);
+        if keep_old {
+            let unused = next_unused(&vm.config);
+            vm.config.insert(unused, volid.clone());
+        }
+        if target_vmid.is_none() {
+            vm.config.insert(disk.clone(), moved.clone());
+        }
+    }
+    if let Some(target) = target_vmid
+        && let Some(vm) = state.guests.vms.get_mut(&target)
+    {
+        vm.config.insert(target_disk.unwrap_or_else(|| disk.clone()), moved);
+    }
+    if !keep_old {
+        state.guests.volumes.retain(|volume| volume.volid != volid);
+    }
+    let upid = task(&mut state, "qmmove", &vmid.to_string(), &caller.authid, "OK");
+    lab.save_guests(&state)?;
+    Ok(json!(upid))
 }
 
 fn snapshots(lab: &Lab, caller: &Caller, vmid: u64) -> Result<Value, ApiError> {

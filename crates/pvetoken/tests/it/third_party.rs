@@ -383,3 +383,34 @@ fn ansible_proxmox_storage_info_lists_and_reads_storages() {
     );
     assert!(output.status.success(), "ansible-playbook failed:\n{}", output.both());
 }
+
+#[test]
+fn ansible_proxmox_disk_creates_updates_resizes_moves_detaches_and_removes_a_disk() {
+    let Some(playbook) = tool("ansible-playbook") else { return };
+    let lab = LabProcess::start(&["--pve-version", "9.2"]);
+    let root = lab.root_api();
+    let (_caller, secret) = admin_user_with_token(&root, "disks@pve", "ci");
+    let output = run_bounded(
+        client_command(&playbook, &lab)
+            .current_dir(clients_dir())
+            .args(["-i", "localhost,", "ansible-disk.yml"])
+            .args(["-e", &format!("node={}", lab.ready.node), "-e", "vmid=4242", "-e", "other_vmid=4243"])
+            .env("ANSIBLE_HOME", lab.dir().join("ansible"))
+            .env("ANSIBLE_NOCOLOR", "1")
+            .env("ANSIBLE_LOCALHOST_WARNING", "0")
+            .env("PROXMOX_HOST", lab.ready.pve_host())
+            .env("PROXMOX_PORT", lab.ready.pve_port().to_string())
+            .env("PROXMOX_USER", "disks@pve")
+            .env("PROXMOX_TOKEN_ID", "ci")
+            .env("PROXMOX_TOKEN_SECRET", secret.expose_secret())
+            .env("PROXMOX_VALIDATE_CERTS", "true"),
+        CLIENT_LIMIT,
+    );
+    assert!(output.status.success(), "ansible-playbook failed:\n{}", output.both());
+    // What the module left, as PVE would hold it.
+    let node = &lab.ready.node;
+    let first = root.get(&format!("/nodes/{node}/qemu/4242/config"), &[]).expect("config");
+    let second = root.get(&format!("/nodes/{node}/qemu/4243/config"), &[]).expect("config");
+    assert!(first.get("scsi1").is_none(), "scsi1 moved away: {first}");
+    assert!(second.get("scsi2").is_none() && second.get("unused0").is_none(), "detached, then removed: {second}");
+}
