@@ -413,7 +413,6 @@ impl Demo<'_> {
     ) -> anyhow::Result<()> {
         let host_token = self.host_token();
         let host_token_text = host_token.display().to_string();
-        let fingerprint = ready.fingerprint_sha256.clone();
         let connection = connection(ready);
 
         // 1. Host: create.
@@ -484,22 +483,8 @@ impl Demo<'_> {
 
         // 4. Guest: register in Semaphore, then remove the token file.
         let guest_text = guest_token.display().to_string();
-        let args = [
-            "register",
-            "semaphore",
-            "--url",
-            ready.semaphore_url.as_str(),
-            "--project",
-            "1",
-            "--user",
-            ready.semaphore_user.as_str(),
-            "--fingerprint",
-            fingerprint.as_str(),
-            "--token-file",
-            guest_text.as_str(),
-            "--if-token-file",
-            "--remove-token-file",
-        ];
+        let mut args = register_semaphore(ready, &guest_text);
+        args.extend(["--if-token-file", "--remove-token-file"]);
         self.command_step("register", "guest", &args, 0, |json| {
             format!(
                 "environment {} {} in project {} with env secrets {}; token file removed: {}",
@@ -662,23 +647,9 @@ impl Demo<'_> {
         let host_token = self.host_token();
         let host_token_text = host_token.display().to_string();
         let packer_token = self.packer_token();
-        let fingerprint = ready.fingerprint_sha256.clone();
         let connection = connection(ready);
         // 11. Rotate (the host remembers the Semaphore environment, so the rotation reaches it), then revoke.
-        let args = [
-            "register",
-            "semaphore",
-            "--url",
-            ready.semaphore_url.as_str(),
-            "--project",
-            "1",
-            "--user",
-            ready.semaphore_user.as_str(),
-            "--fingerprint",
-            fingerprint.as_str(),
-            "--token-file",
-            host_token_text.as_str(),
-        ];
+        let args = register_semaphore(ready, &host_token_text);
         self.command_step("register", "host", &args, 0, |json| {
             format!(
                 "environment {} {} from the host, remembered next to {host_token_text} for rotate",
@@ -899,6 +870,24 @@ impl Drop for DevBao {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `pvetoken register semaphore` of the lab's Semaphore (project 1, its admin, the lab's pin) for `token_file`.
+fn register_semaphore<'a>(ready: &'a pvetoken_lab::ReadyInfo, token_file: &'a str) -> Vec<&'a str> {
+    vec![
+        "register",
+        "semaphore",
+        "--url",
+        ready.semaphore_url.as_str(),
+        "--project",
+        "1",
+        "--user",
+        ready.semaphore_user.as_str(),
+        "--fingerprint",
+        ready.fingerprint_sha256.as_str(),
+        "--token-file",
+        token_file,
+    ]
 }
 
 /// `--url URL --fingerprint SHA256` of the lab's PVE.

@@ -290,17 +290,7 @@ fn apply_killed_at_each_step_leaves_no_token_without_its_secret_and_the_rerun_co
             .spawn()
             .unwrap();
         // Apply is held at the delayed request when the lab's log stops growing.
-        let mut seen = 0;
-        let mut quiet_for = 0;
-        for _ in 0..100 {
-            std::thread::sleep(std::time::Duration::from_millis(100));
-            let now = lab.requests().len();
-            quiet_for = if now == seen && now > 0 { quiet_for + 1 } else { 0 };
-            seen = now;
-            if quiet_for >= 4 {
-                break;
-            }
-        }
+        lab.wait_until_quiet();
         assert!(child.try_wait().unwrap().is_none(), "{point}: apply was still running when killed");
         child.kill().unwrap();
         child.wait().unwrap();

@@ -191,16 +191,7 @@ fn exec_killed_at_each_step_leaves_at_most_one_expiring_token_which_gc_removes()
             .spawn()
             .unwrap();
         // Held at the delayed request (or in COMMAND) when the lab's log stops growing.
-        let (mut seen, mut quiet_for) = (0, 0);
-        for _ in 0..100 {
-            std::thread::sleep(Duration::from_millis(100));
-            let now = lab.requests().len();
-            quiet_for = if now == seen && now > 0 { quiet_for + 1 } else { 0 };
-            seen = now;
-            if quiet_for >= 4 {
-                break;
-            }
-        }
+        lab.wait_until_quiet();
         assert!(child.try_wait().unwrap().is_none(), "{method} {path}: exec was still running when killed");
         child.kill().unwrap();
         child.wait().unwrap();

@@ -153,6 +153,21 @@ impl Lab {
         self.lab().clear_request_log();
     }
 
+    /// Waits (bounded, ~10 s) until the lab's request log stops growing for 0.4 s: a client held at a delayed
+    /// request, or busy elsewhere.
+    pub fn wait_until_quiet(&self) {
+        let (mut seen, mut quiet_for) = (0, 0);
+        for _ in 0..100 {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            let now = self.requests().len();
+            quiet_for = if now == seen && now > 0 { quiet_for + 1 } else { 0 };
+            seen = now;
+            if quiet_for >= 4 {
+                return;
+            }
+        }
+    }
+
     pub fn fault(&self, fault: FaultSpec) {
         self.lab().inject_fault(fault);
     }

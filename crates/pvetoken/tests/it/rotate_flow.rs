@@ -268,20 +268,7 @@ fn a_plain_http_semaphore_on_loopback_is_registered_and_rotated_and_elsewhere_ne
 #[test]
 fn a_token_delivered_into_a_guest_is_delivered_again_by_rotate() {
     for version in ["8.4", "9.2"] {
-        let mut scenario = pvetoken_lab::Scenario::default();
-        scenario.vm.push(pvetoken_lab::ScenarioVm {
-            vmid: 100,
-            name: "privatebox".to_owned(),
-            template: false,
-            status: "running".to_owned(),
-            config: [("agent".to_owned(), "1".to_owned())].into_iter().collect(),
-        });
-        let lab = Lab::start_with(pvetoken_lab::LabConfig {
-            pve_version: version.parse().unwrap(),
-            scenario,
-            ..pvetoken_lab::LabConfig::default()
-        });
-        assert_eq!(lab.create("privatebox", &["--deliver-to", "100"]).code, 0, "{version}");
+        let lab = lab_with_delivered_token(version);
         let path = "/root/.proxmox-api-token";
         assert_eq!(lab.lab().guest_file(100, path), Some(std::fs::read(lab.token_file()).unwrap()), "{version}");
         let (old_id, old_secret) = lab.saved().unwrap();

@@ -360,55 +360,50 @@ fn lab_started_on_a_state_dir_seeded_in_pve_formats_serves_that_state_and_root_c
     assert_eq!(privileges(&perms, "/vms"), ["VM.Audit", "VM.PowerMgmt"], "{perms}");
 }
 
-#[test]
-fn ansible_proxmox_storage_info_lists_and_reads_storages() {
-    let Some(playbook) = tool("ansible-playbook") else { return };
-    let lab = LabProcess::start(&["--pve-version", "9.2"]);
+/// Runs a playbook of `tests/clients` against the lab as community.proxmox users do: token auth from `PROXMOX_*`
+/// only (`user`'s token `ci`, the lab's CA verified); `extra` are `-e` variables.
+fn community_proxmox_playbook(lab: &LabProcess, playbook: &str, user: &str, extra: &[String]) -> Option<()> {
+    let program = tool("ansible-playbook")?;
     let root = lab.root_api();
-    let (_caller, secret) = admin_user_with_token(&root, "storage@pve", "ci");
+    let (_caller, secret) = admin_user_with_token(&root, user, "ci");
+    let mut command = client_command(&program, lab);
+    command.current_dir(clients_dir()).args(["-i", "localhost,", playbook]);
+    for var in extra {
+        command.args(["-e", var.as_str()]);
+    }
     let output = run_bounded(
-        client_command(&playbook, &lab)
-            .current_dir(clients_dir())
-            .args(["-i", "localhost,", "ansible-storage.yml"])
+        command
             .env("ANSIBLE_HOME", lab.dir().join("ansible"))
             .env("ANSIBLE_NOCOLOR", "1")
             .env("ANSIBLE_LOCALHOST_WARNING", "0")
             .env("PROXMOX_HOST", lab.ready.pve_host())
             .env("PROXMOX_PORT", lab.ready.pve_port().to_string())
-            .env("PROXMOX_USER", "storage@pve")
+            .env("PROXMOX_USER", user)
             .env("PROXMOX_TOKEN_ID", "ci")
             .env("PROXMOX_TOKEN_SECRET", secret.expose_secret())
             .env("PROXMOX_VALIDATE_CERTS", "true"),
         CLIENT_LIMIT,
     );
-    assert!(output.status.success(), "ansible-playbook failed:\n{}", output.both());
+    assert!(output.status.success(), "ansible-playbook {playbook} failed:\n{}", output.both());
+    Some(())
+}
+
+#[test]
+fn ansible_proxmox_storage_info_lists_and_reads_storages() {
+    let lab = LabProcess::start(&["--pve-version", "9.2"]);
+    community_proxmox_playbook(&lab, "ansible-storage.yml", "storage@pve", &[]);
 }
 
 #[test]
 fn ansible_proxmox_disk_creates_updates_resizes_moves_detaches_and_removes_a_disk() {
-    let Some(playbook) = tool("ansible-playbook") else { return };
     let lab = LabProcess::start(&["--pve-version", "9.2"]);
-    let root = lab.root_api();
-    let (_caller, secret) = admin_user_with_token(&root, "disks@pve", "ci");
-    let output = run_bounded(
-        client_command(&playbook, &lab)
-            .current_dir(clients_dir())
-            .args(["-i", "localhost,", "ansible-disk.yml"])
-            .args(["-e", &format!("node={}", lab.ready.node), "-e", "vmid=4242", "-e", "other_vmid=4243"])
-            .env("ANSIBLE_HOME", lab.dir().join("ansible"))
-            .env("ANSIBLE_NOCOLOR", "1")
-            .env("ANSIBLE_LOCALHOST_WARNING", "0")
-            .env("PROXMOX_HOST", lab.ready.pve_host())
-            .env("PROXMOX_PORT", lab.ready.pve_port().to_string())
-            .env("PROXMOX_USER", "disks@pve")
-            .env("PROXMOX_TOKEN_ID", "ci")
-            .env("PROXMOX_TOKEN_SECRET", secret.expose_secret())
-            .env("PROXMOX_VALIDATE_CERTS", "true"),
-        CLIENT_LIMIT,
-    );
-    assert!(output.status.success(), "ansible-playbook failed:\n{}", output.both());
+    let node = lab.ready.node.clone();
+    let vars = [format!("node={node}"), "vmid=4242".to_owned(), "other_vmid=4243".to_owned()];
+    if community_proxmox_playbook(&lab, "ansible-disk.yml", "disks@pve", &vars).is_none() {
+        return;
+    }
     // What the module left, as PVE would hold it.
-    let node = &lab.ready.node;
+    let root = lab.root_api();
     let first = root.get(&format!("/nodes/{node}/qemu/4242/config"), &[]).expect("config");
     let second = root.get(&format!("/nodes/{node}/qemu/4243/config"), &[]).expect("config");
     assert!(first.get("scsi1").is_none(), "scsi1 moved away: {first}");
