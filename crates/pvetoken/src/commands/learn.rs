@@ -31,8 +31,9 @@ pub struct LearnArgs {
     /// lab's access log: the least privilege of a consumer before it touches production.
     #[arg(long, requires = "command", conflicts_with_all = ["logs", "token"])]
     lab: bool,
-    /// With --lab: the simulated release (default 9.2).
-    #[arg(long, value_name = "RELEASE", default_value = "9.2", requires = "lab")]
+    /// The release whose privileges the profile names (before 9.0 the guest agent's VM.GuestAgent.* are VM.Monitor;
+    /// privileges a release does not know are not needed there); with --lab also the simulated release.
+    #[arg(long, value_name = "RELEASE", default_value = "9.2")]
     pve_version: pvetoken_acl::PveVersion,
     /// With --lab: the variables COMMAND gets (env, packer, terraform-bpg, terraform-telmate, ansible-env).
     #[arg(long, value_name = "FORMAT", default_value = "env", requires = "lab")]
@@ -489,6 +490,8 @@ pub fn run(args: LearnArgs, printer: &Printer) -> anyhow::Result<Exit> {
     };
     let (mapped, unknown) = map_calls(&log, &subject);
     let creates_vms = mapped.iter().any(|call| call.status != 403 && CREATES_VMS.contains(&call.call.as_str()));
+    let release = pvetoken_acl::Catalog::for_version(args.pve_version);
+    let mut not_in_release: BTreeSet<String> = BTreeSet::new();
     let mut grants: Grants = BTreeMap::new();
     let mut denied: BTreeMap<String, usize> = BTreeMap::new();
     let mut widened_calls: BTreeSet<String> = BTreeSet::new();
@@ -497,7 +500,11 @@ pub fn run(args: LearnArgs, printer: &Printer) -> anyhow::Result<Exit> {
             *denied.entry(call.call.clone()).or_default() += call.count;
         }
         for (path, privilege, propagate, widened) in &call.needs {
-            let (path, propagate) = if creates_vms && is_one_vm(path) && !is_clone_source(&call.call, privilege) {
+            let Some(privilege) = in_release(privilege, &release) else {
+                not_in_release.insert(privilege.clone());
+                continue;
+            };
+            let (path, propagate) = if creates_vms && is_one_vm(path) && !is_clone_source(&call.call, &privilege) {
                 ("/vms".to_owned(), true)
             } else {
                 widen(path, *propagate, &args.widen)
@@ -508,7 +515,7 @@ pub fn run(args: LearnArgs, printer: &Printer) -> anyhow::Result<Exit> {
             *grants
                 .entry((path, propagate))
                 .or_default()
-                .entry(privilege.clone())
+                .entry(privilege)
                 .or_default()
                 .entry(call.call.clone())
                 .or_default() += call.count;
@@ -542,6 +549,13 @@ pub fn run(args: LearnArgs, printer: &Printer) -> anyhow::Result<Exit> {
              may need"
         ));
     }
+    if !not_in_release.is_empty() {
+        printer.info(&format!(
+            "PVE {} has no {}: not needed there",
+            args.pve_version,
+            not_in_release.iter().cloned().collect::<Vec<_>>().join(", ")
+        ));
+    }
     if creates_vms {
         printer.info(
             "it creates VMs (clone or create): their ids change on every run, so privileges on single VMs are \
@@ -559,6 +573,19 @@ pub fn run(args: LearnArgs, printer: &Printer) -> anyhow::Result<Exit> {
 
 /// Calls that create a VM under an id the log cannot show (in the body, or the next free one).
 const CREATES_VMS: [&str; 2] = ["POST /nodes/{node}/qemu", "POST /nodes/{node}/qemu/{vmid}/clone"];
+
+/// A privilege of the (PVE 9) catalog as `release` names it: before access-control 9.0.2 every guest-agent call
+/// needed VM.Monitor (the VM.GuestAgent.* privileges split it); one the release does not know at all (SDN.Use
+/// before 8.0) is not needed there.
+fn in_release(privilege: &str, release: &pvetoken_acl::Catalog) -> Option<String> {
+    if release.privilege(privilege).is_ok() {
+        return Some(privilege.to_owned());
+    }
+    if privilege.starts_with("VM.GuestAgent.") && release.privilege("VM.Monitor").is_ok() {
+        return Some("VM.Monitor".to_owned());
+    }
+    None
+}
 
 /// `/vms/123`.
 fn is_one_vm(path: &str) -> bool {
@@ -600,6 +627,17 @@ fn render_profile(name: &str, subject: &str, calls: usize, grants: &Grants) -> S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn privileges_are_named_as_the_release_knows_them() {
+        let release = |v: &str| pvetoken_acl::Catalog::for_version(v.parse().expect("version"));
+        assert_eq!(in_release("VM.GuestAgent.Audit", &release("9.2")).as_deref(), Some("VM.GuestAgent.Audit"));
+        assert_eq!(in_release("VM.GuestAgent.Audit", &release("8.4")).as_deref(), Some("VM.Monitor"));
+        assert_eq!(in_release("VM.GuestAgent.Unrestricted", &release("7.4")).as_deref(), Some("VM.Monitor"));
+        assert_eq!(in_release("SDN.Use", &release("7.4")), None, "no bridge checks before 8.0");
+        assert_eq!(in_release("SDN.Use", &release("8.0")).as_deref(), Some("SDN.Use"));
+        assert_eq!(in_release("VM.Audit", &release("7.4")).as_deref(), Some("VM.Audit"));
+    }
 
     #[test]
     fn lines_in_pveproxys_format_parse_for_tokens_users_and_ipv6_clients() {

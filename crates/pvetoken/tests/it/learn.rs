@@ -208,3 +208,28 @@ fn audit_flags_a_vm_admin_token_that_only_ever_read_version_and_cluster_resource
     assert!(used.contains("VM.Audit") && !used.contains("VM.Allocate"), "{detail}");
     assert!(finding["fix"]["pvetoken"][0].as_str().unwrap().starts_with("pvetoken learn --access-log"), "{finding}");
 }
+
+#[test]
+fn the_same_log_learns_each_releases_privileges() {
+    let dir = crate::support::TempDir::new("pvetoken-learn-release");
+    let log = dir.path().join("access.log");
+    let line = |uri: &str| {
+        format!("10.0.0.9 - automation@pve!ci [03/12/2026:10:00:00 +0000] \"GET /api2/json{uri} HTTP/1.1\" 200 99\n")
+    };
+    let text = [line("/nodes/pve/qemu/100/agent/network-get-interfaces"), line("/nodes/pve/qemu/100/config")].concat();
+    std::fs::write(&log, text).unwrap();
+    let learn = |release: &str| {
+        let output = Command::new(env!("CARGO_BIN_EXE_pvetoken"))
+            .args(["learn", "--access-log", log.to_str().unwrap(), "--pve-version", release])
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let pve9 = learn("9.2");
+    assert!(pve9.contains("VM.GuestAgent.Audit") && !pve9.contains("VM.Monitor"), "{pve9}");
+    let pve8 = learn("8.4");
+    assert!(pve8.contains("VM.Monitor") && !pve8.contains("VM.GuestAgent"), "{pve8}");
+    assert!(pve8.contains("VM.Audit") && pve9.contains("VM.Audit"), "the config read needs VM.Audit on both");
+}
