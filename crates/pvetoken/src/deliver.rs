@@ -179,7 +179,9 @@ pub fn remember(token_file: &std::path::Path, request: &DeliveryRequest) -> Resu
     })
 }
 
-/// Writes `token` into the guest, verifies it and reports. Nothing is written unless every check passed.
+/// Writes `token` into the guest, verifies it and reports. Nothing is written unless every check passed: the
+/// caller's privileges on the VM ([`check_access`]), the VM and its agent ([`check_vm`]), the file's mode and owner
+/// before the secret lands ([`prepare_mode`]); then [`write_and_verify`].
 pub async fn deliver(
     client: &PveClient,
     target: &Target,
@@ -187,17 +189,73 @@ pub async fn deliver(
     token: &TokenFile,
     printer: &Printer,
 ) -> Result<DeliveryReport, CliError> {
-    let vmid = request.vmid;
-    let node = request.node.as_str();
-    let path = request.guest_path.as_str();
+    let (vmid, node, path) = (request.vmid, request.node.as_str(), request.guest_path.as_str());
     validate_guest_path(path)?;
     let content = Secret::from(token.render());
     if content.expose_secret().len() > pvetoken_client::agent::FILE_WRITE_MAX {
         return Err(CliError::usage("the token file is larger than PVE's 60 KiB file-write limit"));
     }
-    let remote = |error: &ClientError| remote_error(error, target);
+    let access = check_access(client, target, request, printer).await?;
+    check_vm(client, target, request, printer).await?;
+    let Prepared { mode, exec_ok, created_directories, mut warnings } =
+        prepare_mode(client, target, request, &access, printer).await?;
+    let bytes = write_and_verify(client, target, request, &content, printer).await?;
+    let mode = match mode {
+        ModeOutcome::SetBeforeWrite { owner, .. } if exec_ok => {
+            let observed = observe_mode(client, request).await;
+            match &observed {
+                Some(text) if text != &format!("600 {owner}") => {
+                    warnings.push(format!("the guest reports `{text}` for {path}, expected `600 {owner}`"));
+                }
+                None => warnings.push(format!("could not read the mode of {path} back with stat")),
+                _ => {}
+            }
+            ModeOutcome::SetBeforeWrite { owner, observed }
+        }
+        other => other,
+    };
+    for warning in &warnings {
+        printer.warn(warning);
+    }
+    Ok(DeliveryReport {
+        vmid,
+        node: node.to_owned(),
+        guest_path: path.to_owned(),
+        token_id: token.token_id.to_string(),
+        bytes,
+        pve_release: access.release,
+        verified: true,
+        mode,
+        created_directories,
+        warnings,
+    })
+}
 
-    // 1. Release and privileges.
+/// The release and what the caller may do on the VM.
+struct Access {
+    major: u32,
+    release: String,
+    /// The exec privilege of the release is held (chmod/chown through the agent).
+    exec_allowed: bool,
+}
+
+/// The file's mode as it will be, and what preparing it found.
+struct Prepared {
+    mode: ModeOutcome,
+    exec_ok: bool,
+    created_directories: Vec<CreatedDirectory>,
+    warnings: Vec<String>,
+}
+
+/// The release, and the caller's privileges on the VM: every one delivery needs, or an error naming the missing.
+async fn check_access(
+    client: &PveClient,
+    target: &Target,
+    request: &DeliveryRequest,
+    printer: &Printer,
+) -> Result<Access, CliError> {
+    let vmid = request.vmid;
+    let remote = |error: &ClientError| remote_error(error, target);
     let version = client.version().await.map_err(|e| remote(&e))?;
     let (major, minor) = version.major_minor().unwrap_or((9, 0));
     let release = format!("{major}.{minor}");
@@ -224,9 +282,17 @@ pub async fn deliver(
         ))
         .with_hint(grant_hint(major, vmid, &request.actor)));
     }
-    let exec_allowed = held.contains(&exec_privilege(major));
+    Ok(Access { major, release, exec_allowed: held.contains(&exec_privilege(major)) })
+}
 
-    // 2. VM running, agent answering.
+/// The VM runs (not a template), its agent is configured and answers.
+async fn check_vm(
+    client: &PveClient,
+    target: &Target,
+    request: &DeliveryRequest,
+    printer: &Printer,
+) -> Result<(), CliError> {
+    let (vmid, node) = (request.vmid, request.node.as_str());
     let status = client.vm_status(node, vmid).await.map_err(|error| vm_error(&error, request, target))?;
     if status.template {
         return Err(CliError::check_failed(format!("VM {vmid} is a template: it never runs, so it has no agent"))
@@ -251,7 +317,21 @@ pub async fn deliver(
     client.agent_ping(node, vmid).await.map_err(|error| agent_error(&error, request, target))?;
     printer.verbose(&format!("VM {vmid} runs and its guest agent answers"));
 
-    // 3. Mode and owner before the secret lands.
+    Ok(())
+}
+
+/// Mode and owner before the secret lands: set through exec when allowed (directories created 0700), else the
+/// existing file's mode is kept, or the agent's 0666 default only with `--allow-agent-mode`.
+async fn prepare_mode(
+    client: &PveClient,
+    target: &Target,
+    request: &DeliveryRequest,
+    access: &Access,
+    printer: &Printer,
+) -> Result<Prepared, CliError> {
+    let Access { major, exec_allowed, .. } = *access;
+    let (vmid, path) = (request.vmid, request.guest_path.as_str());
+    let acl_path = format!("/vms/{vmid}");
     let mut warnings = Vec::new();
     let mut exec_ok = request.use_exec && exec_allowed;
     let mut prepared = false;
@@ -355,13 +435,24 @@ pub async fn deliver(
         }
     };
 
-    // 4. Write, read back, compare.
+    Ok(Prepared { mode, exec_ok, created_directories, warnings })
+}
+
+/// Writes the file through the agent, reads it back and compares; returns the bytes written.
+async fn write_and_verify(
+    client: &PveClient,
+    target: &Target,
+    request: &DeliveryRequest,
+    content: &Secret,
+    printer: &Printer,
+) -> Result<usize, CliError> {
+    let (vmid, node, path) = (request.vmid, request.node.as_str(), request.guest_path.as_str());
     printer.verbose(&format!(
         "writing {} bytes to {path} in VM {vmid} through agent/file-write",
         content.expose_secret().len()
     ));
     client
-        .agent_file_write(node, vmid, path, &content, true)
+        .agent_file_write(node, vmid, path, content, true)
         .await
         .map_err(|error| agent_error(&error, request, target))?;
     let read = client.agent_file_read(node, vmid, path).await.map_err(|error| agent_error(&error, request, target))?;
@@ -380,35 +471,7 @@ pub async fn deliver(
         ));
     }
 
-    let mode = match mode {
-        ModeOutcome::SetBeforeWrite { owner, .. } if exec_ok => {
-            let observed = observe_mode(client, request).await;
-            match &observed {
-                Some(text) if text != &format!("600 {owner}") => {
-                    warnings.push(format!("the guest reports `{text}` for {path}, expected `600 {owner}`"));
-                }
-                None => warnings.push(format!("could not read the mode of {path} back with stat")),
-                _ => {}
-            }
-            ModeOutcome::SetBeforeWrite { owner, observed }
-        }
-        other => other,
-    };
-    for warning in &warnings {
-        printer.warn(warning);
-    }
-    Ok(DeliveryReport {
-        vmid,
-        node: node.to_owned(),
-        guest_path: path.to_owned(),
-        token_id: token.token_id.to_string(),
-        bytes: written.len(),
-        pve_release: release,
-        verified: true,
-        mode,
-        created_directories,
-        warnings,
-    })
+    Ok(written.len())
 }
 
 fn validate_guest_path(path: &str) -> Result<(), CliError> {
