@@ -210,7 +210,13 @@ fn privilege_findings(
     tline: &str,
     out: &mut Vec<Finding>,
 ) {
-    let catalog = index.catalog;
+    privsep_off(view, profile, tline, out);
+    administrator_or_escalation(index, view, profile, out);
+    rights_findings(index, view, profile, tline, out);
+}
+
+/// `token-privsep-off`: the token equals its user.
+fn privsep_off(view: &TokenView<'_>, profile: Option<&str>, tline: &str, out: &mut Vec<Finding>) {
     let id = view.id.as_str().to_owned();
     let name = view.id.name_str().to_owned();
     let owner = view.owner.to_string();
@@ -242,6 +248,12 @@ fn privilege_findings(
             },
         });
     }
+}
+
+/// `token-administrator`, else `token-can-escalate` (not for User.Modify on a minter's own group).
+fn administrator_or_escalation(index: &Index<'_>, view: &TokenView<'_>, profile: Option<&str>, out: &mut Vec<Finding>) {
+    let catalog = index.catalog;
+    let id = view.id.as_str().to_owned();
     let all = catalog.privileges();
     let admin_place = view.evaluated.iter().find(|e| !all.is_empty() && all.is_subset(e.perms.granted()));
     let escalation = privset(&ESCALATION);
@@ -316,6 +328,19 @@ fn privilege_findings(
             });
         }
     }
+}
+
+/// `token-no-effective-rights`, else the rights a privilege-separated token loses to its user (`narrowed`).
+fn rights_findings(
+    index: &Index<'_>,
+    view: &TokenView<'_>,
+    profile: Option<&str>,
+    tline: &str,
+    out: &mut Vec<Finding>,
+) {
+    let id = view.id.as_str().to_owned();
+    let name = view.id.name_str().to_owned();
+    let owner = view.owner.to_string();
     if view.has_no_rights() {
         let mut evidence = vec![tline.to_owned()];
         evidence.extend(view.own_entries.iter().map(|e| acl_line(e)));
@@ -382,7 +407,6 @@ fn privilege_findings(
     }
 }
 
-/// Token ACLs claiming privileges the owner lacks on the same path.
 fn narrowed(index: &Index<'_>, view: &TokenView<'_>, out: &mut Vec<Finding>) {
     let mut lacking: BTreeMap<String, PrivSet> = BTreeMap::new();
     let mut evidence = Vec::new();
