@@ -2,7 +2,8 @@
 //! (privilege-separated, its PVE expiry = now + TTL so it dies even if nothing cleans up), granted the profile's
 //! ACLs, verified, and handed to COMMAND in its environment only (never a file, never argv, never printed). When
 //! COMMAND ends, the token (and with it its ACL entries) is deleted and pvetoken exits with COMMAND's status.
-//! `pvetoken gc` deletes ephemeral tokens that outlived their job.
+//! `pvetoken gc` deletes ephemeral tokens that outlived their job. With `--minter` the job's token is minted by a
+//! minter (`create --minter`, [`pvetoken_lifecycle::minter`]): not privilege-separated, no ACL written.
 //!
 //! Signals: SIGTERM and SIGHUP are forwarded to COMMAND; SIGINT too when stdin is not a terminal (on a terminal,
 //! Ctrl-C already reaches COMMAND, which shares pvetoken's process group).
