@@ -166,4 +166,12 @@ fn audit_labels_the_minter_and_its_job_tokens_instead_of_calling_the_minter_an_e
     let job = of(&format!("{MINTER}!{job}"));
     assert!(job.contains(&"token-ephemeral") && job.contains(&"token-of-minter"), "{job:?}");
     assert!(job.contains(&"token-privsep-off"), "a minted token is its user, and audit still says so: {job:?}");
+
+    // The minter collects its own leftovers (its job is gone: pvetoken exited).
+    let gc = lab.pvetoken_env(
+        &["gc", "--user", MINTER, "--url", &ready.pve_url, "--ca-file", &ca],
+        &[("PVETOKEN_ADMIN_TOKEN_FILE", minter_file.to_str().unwrap())],
+    );
+    assert_eq!(gc.code, 0, "{}", gc.both());
+    assert_eq!(lab.server_tokens(MINTER), ["mint"], "{}", gc.both());
 }
