@@ -31,7 +31,15 @@ def structured(check):
     return check
 
 
+# Endpoints the research does not list, read from qemu-server's `PVE/API2/Qemu.pm` (community.proxmox's
+# proxmox_disk calls it to detach and remove disks).
+EXTRA = [
+    {"id": "qemu.unlink", "method": "PUT", "path": "/nodes/{node}/qemu/{vmid}/unlink",
+     "check": {"perm": "/vms/{vmid}", "privs": ["VM.Config.Disk"], "any": False}},
+]
+
 data = json.load(open(src))
+data["endpoints"] = data["endpoints"] + [e for e in EXTRA if e["id"] not in {x["id"] for x in data["endpoints"]}]
 out = []
 for e in data["endpoints"]:
     out.append({

@@ -361,17 +361,24 @@ fn lab_started_on_a_state_dir_seeded_in_pve_formats_serves_that_state_and_root_c
 }
 
 /// Runs a playbook of `tests/clients` against the lab as community.proxmox users do: token auth from `PROXMOX_*`
-/// only (`user`'s token `ci`, the lab's CA verified); `extra` are `-e` variables.
+/// only (a new Administrator `user` with token `ci`, the lab's CA verified); `extra` are `-e` variables.
 fn community_proxmox_playbook(lab: &LabProcess, playbook: &str, user: &str, extra: &[String]) -> Option<()> {
+    let (_caller, secret) = admin_user_with_token(&lab.root_api(), user, "ci");
+    let output = run_playbook(lab, playbook, (user, "ci", &secret), extra)?;
+    assert!(output.status.success(), "ansible-playbook {playbook} failed:\n{}", output.both());
+    Some(())
+}
+
+/// Runs a playbook of `tests/clients` with the token (user, token name, secret) in `PROXMOX_*`.
+fn run_playbook(lab: &LabProcess, playbook: &str, token: (&str, &str, &Secret), extra: &[String]) -> Option<RunOutput> {
     let program = tool("ansible-playbook")?;
-    let root = lab.root_api();
-    let (_caller, secret) = admin_user_with_token(&root, user, "ci");
+    let (user, name, secret) = token;
     let mut command = client_command(&program, lab);
     command.current_dir(clients_dir()).args(["-i", "localhost,", playbook]);
     for var in extra {
         command.args(["-e", var.as_str()]);
     }
-    let output = run_bounded(
+    Some(run_bounded(
         command
             .env("ANSIBLE_HOME", lab.dir().join("ansible"))
             .env("ANSIBLE_NOCOLOR", "1")
@@ -379,13 +386,11 @@ fn community_proxmox_playbook(lab: &LabProcess, playbook: &str, user: &str, extr
             .env("PROXMOX_HOST", lab.ready.pve_host())
             .env("PROXMOX_PORT", lab.ready.pve_port().to_string())
             .env("PROXMOX_USER", user)
-            .env("PROXMOX_TOKEN_ID", "ci")
+            .env("PROXMOX_TOKEN_ID", name)
             .env("PROXMOX_TOKEN_SECRET", secret.expose_secret())
             .env("PROXMOX_VALIDATE_CERTS", "true"),
         CLIENT_LIMIT,
-    );
-    assert!(output.status.success(), "ansible-playbook {playbook} failed:\n{}", output.both());
-    Some(())
+    ))
 }
 
 #[test]
@@ -408,4 +413,48 @@ fn ansible_proxmox_disk_creates_updates_resizes_moves_detaches_and_removes_a_dis
     let second = root.get(&format!("/nodes/{node}/qemu/4243/config"), &[]).expect("config");
     assert!(first.get("scsi1").is_none(), "scsi1 moved away: {first}");
     assert!(second.get("scsi2").is_none() && second.get("unused0").is_none(), "detached, then removed: {second}");
+}
+
+/// `learn --lab` around the disk playbook (a recording token with full rights), then the learned profile given to
+/// `create` on a fresh lab: the same playbook runs green with that token, which holds a fraction of Administrator.
+#[test]
+fn a_profile_learned_around_the_disk_playbook_runs_it_green_on_a_fresh_lab() {
+    if tool("ansible-playbook").is_none() {
+        return;
+    }
+    let vars = ["node=pve".to_owned(), "vmid=4242".to_owned(), "other_vmid=4243".to_owned()];
+    let lab = LabProcess::start(&["--pve-version", "9.2"]);
+    let learned = lab.dir().join("disks.toml");
+    let pvetoken = std::path::Path::new(env!("CARGO_BIN_EXE_pvetoken"));
+    let mut learn = client_command(pvetoken, &lab);
+    learn
+        .current_dir(clients_dir())
+        .args(["learn", "--lab", "--format", "ansible-env", "--name", "disks", "--out"])
+        .arg(&learned)
+        .args(["--", "ansible-playbook", "-i", "localhost,", "ansible-disk.yml"])
+        .env("ANSIBLE_HOME", lab.dir().join("ansible-learn"));
+    for var in &vars {
+        learn.args(["-e", var.as_str()]);
+    }
+    let output = run_bounded(&mut learn, CLIENT_LIMIT);
+    assert!(output.status.success(), "learn --lab: {}", output.both());
+    let profile = std::fs::read_to_string(&learned).expect("the learned profile");
+    assert!(!profile.contains("Sys.") && !profile.contains("Permissions.Modify"), "{profile}");
+
+    let token_file = lab.dir().join("disks.env");
+    let ca = lab.ready.ca_file.display().to_string();
+    let mut create = client_command(pvetoken, &lab);
+    create
+        .args(["create", "--profile"])
+        .arg(&learned)
+        .args(["--user", "disks@pve", "--token-name", "ci", "--token-file"])
+        .arg(&token_file)
+        .args(["--url", &lab.ready.pve_url, "--ca-file", &ca])
+        .env("PVETOKEN_PASSWORD", lab.ready.root_password.expose_secret());
+    let created = run_bounded(&mut create, CLIENT_LIMIT);
+    assert!(created.status.success(), "create from the learned profile: {}", created.both());
+    let text = std::fs::read_to_string(&token_file).expect("the token file");
+    let saved = pvetoken_render::TokenFile::parse(&text).expect("a token file");
+    let output = run_playbook(&lab, "ansible-disk.yml", ("disks@pve", "ci", &saved.secret), &vars).expect("ansible");
+    assert!(output.status.success(), "the playbook with the learned profile:\n{}\n{profile}", output.both());
 }
