@@ -4,7 +4,7 @@
 //! This file holds the record (`load`, `remember`) and the CLI's side of the lifecycle's `Sinks` trait
 //! (`RegisteredSinks`: check every recorded sink before a secret changes, update them after); each kind's own
 //! update lives with the command that registers it (`commands::register::refresh_semaphore_sink`,
-//! `commands::register_openbao::refresh`, `deliver::deliver`).
+//! `commands::register_openbao::refresh`, `deliver::deliver`, `commands::render::refresh_file_sink`).
 
 use std::path::PathBuf;
 
@@ -24,6 +24,21 @@ pub enum SinkRecord {
     Openbao(OpenbaoSink),
     /// The token file inside a guest, written through the QEMU guest agent (`deliver`, `create --deliver-to`).
     Guest(GuestSink),
+    /// A local file in a consumer's format (`render --out FILE --keep-updated`).
+    File(FileSink),
+}
+
+/// A file `pvetoken render --keep-updated` wrote, rendered again (0600) whenever the token changes. Holds no secret:
+/// the format and its settings.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FileSink {
+    /// The file (absolute).
+    pub path: PathBuf,
+    /// The render format (`packer`, `terraform-bpg-tfvars`, `sops`, ...).
+    pub format: String,
+    /// The render settings beyond the token.
+    #[serde(default, flatten)]
+    pub settings: crate::commands::render::RenderSettings,
 }
 
 /// A guest the token file was delivered into. Holds no secret.
@@ -48,6 +63,7 @@ impl SinkRecord {
             }
             SinkRecord::Openbao(s) => format!("OpenBao secret {}/{} at {}", s.mount, s.path, s.addresses.join(", ")),
             SinkRecord::Guest(s) => format!("guest file {} in VM {} on {}", s.guest_path, s.vmid, s.node),
+            SinkRecord::File(s) => format!("{} file {}", s.format, s.path.display()),
         }
     }
 }
@@ -164,6 +180,7 @@ fn same_sink(a: &SinkRecord, b: &SinkRecord) -> bool {
         }
         (SinkRecord::Openbao(a), SinkRecord::Openbao(b)) => a.mount == b.mount && a.path == b.path,
         (SinkRecord::Guest(a), SinkRecord::Guest(b)) => a.vmid == b.vmid && a.guest_path == b.guest_path,
+        (SinkRecord::File(a), SinkRecord::File(b)) => a.path == b.path,
         _ => false,
     }
 }
@@ -209,6 +226,7 @@ async fn check_sinks(token_file: &std::path::Path, admin: &PveClient) -> Result<
                 let path = format!("/nodes/{}/qemu/{}/agent/ping", s.node, s.vmid);
                 admin.post::<serde_json::Value>(&path, &Vec::new()).await.map(drop).map_err(anyhow::Error::from)
             }
+            SinkRecord::File(s) => crate::commands::render::file_sink_ready(s),
         };
         if let Err(error) = result {
             failed.push(FailedSink { sink: sink.describe(), error: format!("{error:#}") });
@@ -273,6 +291,7 @@ pub(crate) async fn update_sink(
         SinkRecord::Semaphore(sink) => {
             crate::commands::register::refresh_semaphore_sink(&sink, token_file, printer).await
         }
+        SinkRecord::File(sink) => crate::commands::render::refresh_file_sink(&sink, token_file, printer),
     };
     result.map_err(|error| FailedSink { sink: describe, error: format!("{error:#}") })
 }

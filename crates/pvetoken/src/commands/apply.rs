@@ -186,6 +186,17 @@ fn load(path: &std::path::Path, printer: &Printer) -> Result<Declaration, CliErr
                 SinkRecord::Openbao(bao) => (bao.addresses.clone(), false),
                 SinkRecord::Semaphore(semaphore) => (vec![semaphore.url.clone()], semaphore.allow_http),
                 SinkRecord::Guest(_) => (Vec::new(), false),
+                SinkRecord::File(file) => {
+                    if !file.path.is_absolute() || file.format.parse::<pvetoken_render::Format>().is_err() {
+                        return Err(CliError::usage(format!(
+                            "{place}: a file sink needs an absolute path and a render format (`{}`, `{}`)",
+                            file.path.display(),
+                            file.format
+                        ))
+                        .with_hint("e.g. { kind = \"file\", path = \"/srv/infra/packer.env\", format = \"packer\" }"));
+                    }
+                    (Vec::new(), false)
+                }
             };
             crate::connection::check_plain_http(&addresses, allowed, printer).map_err(|error| {
                 CliError::usage(format!("{place}: {}", error.message))

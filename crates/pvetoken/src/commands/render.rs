@@ -48,6 +48,112 @@ pub struct RenderArgs {
     /// `--format cloud-init`: where the guest writes the token file.
     #[arg(long, value_name = "PATH", default_value = "/root/.proxmox-api-token")]
     guest_path: String,
+    /// With --out: remember the file next to the token file, so that `rotate` (and `create`, `apply` when they make a
+    /// new secret) render it again with the new token (docs/sinks.md).
+    #[arg(long, requires = "out")]
+    keep_updated: bool,
+}
+
+/// What a render needs beyond the format and the token (kept in a file sink to render it again).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RenderSettings {
+    /// `--format sops`: the age recipients.
+    #[serde(default)]
+    pub age_recipients: Vec<String>,
+    /// `--storage`.
+    #[serde(default)]
+    pub storage: Option<String>,
+    /// `--semaphore-project`.
+    #[serde(default = "default_project")]
+    pub semaphore_project: i64,
+    /// `--semaphore-environment`.
+    #[serde(default = "default_environment")]
+    pub semaphore_environment: String,
+    /// `--guest-path` of `cloud-init`.
+    #[serde(default = "default_guest_path")]
+    pub guest_path: String,
+}
+
+impl Default for RenderSettings {
+    fn default() -> Self {
+        RenderSettings {
+            age_recipients: Vec::new(),
+            storage: None,
+            semaphore_project: default_project(),
+            semaphore_environment: default_environment(),
+            guest_path: default_guest_path(),
+        }
+    }
+}
+
+fn default_project() -> i64 {
+    RenderOptions::default().semaphore_project_id
+}
+
+fn default_environment() -> String {
+    RenderOptions::default().semaphore_environment
+}
+
+fn default_guest_path() -> String {
+    RenderOptions::default().cloud_init_path
+}
+
+impl RenderArgs {
+    fn settings(&self) -> RenderSettings {
+        RenderSettings {
+            age_recipients: self.age_recipients.clone(),
+            storage: self.storage.clone(),
+            semaphore_project: self.semaphore_project,
+            semaphore_environment: self.semaphore_environment.clone(),
+            guest_path: self.guest_path.clone(),
+        }
+    }
+}
+
+/// The bytes of `format` for `token` (encrypted with sops for age recipients). Nothing is written.
+fn produce(format: Format, token: &TokenFile, settings: &RenderSettings) -> Result<Vec<u8>, CliError> {
+    let recipients = parse_recipients(format, &settings.age_recipients)?;
+    let sops = if recipients.is_empty() { None } else { Some(find_sops()?) };
+    let mut token = token.clone();
+    if let Some(storage) = &settings.storage {
+        token.storage = Some(storage.clone());
+    }
+    let options = RenderOptions {
+        semaphore_project_id: settings.semaphore_project,
+        semaphore_environment: settings.semaphore_environment.clone(),
+        cloud_init_path: settings.guest_path.clone(),
+    };
+    let rendered = format
+        .render_to_string(&token, &options)
+        .map_err(|error| CliError::usage(format!("cannot render {} as {format}: {error}", token.token_id)))?;
+    Ok(match &sops {
+        Some(program) => encrypt_with_sops(program, &rendered, &recipients, &token)?,
+        None => rendered.into_bytes(),
+    })
+}
+
+/// Before a secret changes: the file sink's directory is there (the file is written again afterwards).
+pub(crate) fn file_sink_ready(sink: &crate::sinks::FileSink) -> anyhow::Result<()> {
+    sink.format.parse::<Format>().map_err(|error| anyhow::anyhow!("{error}"))?;
+    let parent = sink.path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if !parent.is_dir() {
+        anyhow::bail!("its directory {} does not exist", parent.display());
+    }
+    Ok(())
+}
+
+/// Renders the token file's token into the file sink again (0600, atomically).
+pub(crate) fn refresh_file_sink(
+    sink: &crate::sinks::FileSink,
+    token_file: &Path,
+    printer: &Printer,
+) -> anyhow::Result<()> {
+    let format: Format = sink.format.parse().map_err(|error| anyhow::anyhow!("{error}"))?;
+    let token = token_store::read(token_file)?;
+    let bytes = produce(format, &token, &sink.settings)?;
+    token_store::write_output(&sink.path, &bytes)?;
+    printer.info(&format!("{} holds the new token", sink.path.display()));
+    Ok(())
 }
 
 fn format_names() -> PossibleValuesParser {
@@ -75,32 +181,17 @@ pub fn run(args: RenderArgs, printer: &Printer) -> anyhow::Result<Exit> {
         .with_hint("add --age-recipient age1... (repeatable) to encrypt it with sops")
         .into());
     }
-    let sops = if recipients.is_empty() { None } else { Some(find_sops()?) };
-
     let path = match &args.token_file {
         Some(path) => path.clone(),
         None => token_store::default_token_path()?,
     };
-    let mut token = token_store::read(&path)?;
-    if let Some(storage) = &args.storage {
-        token.storage = Some(storage.clone());
-    }
-    if format == Format::Sops && token.storage.is_none() {
+    let token = token_store::read(&path)?;
+    if format == Format::Sops && token.storage.is_none() && args.storage.is_none() {
         printer.warn("proxmox_storage_pool is empty: the token file has no PROXMOX_STORAGE; pass --storage POOL");
     }
-
-    let options = RenderOptions {
-        semaphore_project_id: args.semaphore_project,
-        semaphore_environment: args.semaphore_environment.clone(),
-        cloud_init_path: args.guest_path.clone(),
-    };
-    let rendered = format
-        .render_to_string(&token, &options)
-        .map_err(|error| CliError::usage(format!("cannot render {} as {format}: {error}", token.token_id)))?;
-    let (bytes, carries_clear_secret) = match &sops {
-        Some(program) => (encrypt_with_sops(program, &rendered, &recipients, &token)?, false),
-        None => (rendered.into_bytes(), format.carries_secret()),
-    };
+    let settings = args.settings();
+    let bytes = produce(format, &token, &settings)?;
+    let carries_clear_secret = recipients.is_empty() && format.carries_secret();
 
     if format == Format::CloudInit {
         printer.warn(
@@ -110,6 +201,24 @@ pub fn run(args: RenderArgs, printer: &Printer) -> anyhow::Result<Exit> {
         );
     }
 
+    if args.keep_updated
+        && let Some(out) = &args.out
+    {
+        // Remembered only once the file is written; an absolute path, as rotate may run from elsewhere.
+        token_store::write_output(out, &bytes)?;
+        let absolute =
+            std::path::absolute(out).map_err(|error| CliError::usage(format!("{}: {error}", out.display())))?;
+        let sink = crate::sinks::FileSink { path: absolute.clone(), format: format.name().to_owned(), settings };
+        crate::sinks::remember(&path, crate::sinks::SinkRecord::File(sink)).map_err(|error| {
+            CliError::usage(format!("wrote {}, but could not remember it for rotate: {error:#}", out.display()))
+        })?;
+        printer.success(&format!(
+            "wrote {} ({format}, mode 0600); rotate renders it again (recorded in {})",
+            absolute.display(),
+            crate::sinks::sinks_path(&path).display()
+        ));
+        return Ok(Exit::Success);
+    }
     match &args.out {
         Some(out) => match token_store::write_output(out, &bytes)? {
             token_store::OutputWritten::Replaced => {

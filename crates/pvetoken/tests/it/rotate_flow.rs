@@ -426,3 +426,35 @@ fn a_semaphore_update_failing_during_rotate_is_reported_and_the_rerun_converges(
         }
     }
 }
+
+/// `render --out FILE --keep-updated` files (a Packer env file and a bpg `.tfvars`): rotate renders them again with
+/// the new token, 0600; the old secret is in none of them and is refused.
+#[test]
+fn files_rendered_with_keep_updated_hold_the_rotated_token() {
+    use std::os::unix::fs::PermissionsExt as _;
+    for version in ["8.4", "9.2"] {
+        let lab = Lab::start(version);
+        assert_eq!(lab.create("packer", &[]).code, 0, "{version}");
+        let (old_id, old_secret) = lab.saved().unwrap();
+        let packer = lab.dir().join("infra").join("packer.env");
+        let tfvars = lab.dir().join("infra").join("bpg.auto.tfvars");
+        std::fs::create_dir_all(packer.parent().unwrap()).unwrap();
+        for (format, file) in [("packer", &packer), ("terraform-bpg-tfvars", &tfvars)] {
+            let run =
+                lab.with_token_file("render", &["--format", format, "--out", file.to_str().unwrap(), "--keep-updated"]);
+            assert_eq!(run.code, 0, "{version}: {}", run.both());
+            assert!(std::fs::read_to_string(file).unwrap().contains(&old_secret), "{version}: {format}");
+        }
+        let run = rotate(&lab, &[]);
+        assert_eq!(run.code, 0, "{version}: {}", run.both());
+        let (new_id, new_secret) = lab.saved().unwrap();
+        for file in [&packer, &tfvars] {
+            let text = std::fs::read_to_string(file).unwrap();
+            assert!(text.contains(&new_secret) && !text.contains(&old_secret), "{version}: {}", file.display());
+            assert!(text.contains(new_id.as_str()), "{version}: the new token id in {}", file.display());
+            let mode = std::fs::metadata(file).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{version}: {}", file.display());
+        }
+        assert!(lab.as_token(&old_id, &old_secret).get("/version", &[]).is_err(), "{version}");
+    }
+}
