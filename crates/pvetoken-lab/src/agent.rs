@@ -428,6 +428,22 @@ fn exec(lab: &Lab, caller: &Caller, p: &Params, vmid: u64, privs: &[&str]) -> Re
         return Err(ApiError::internal("Agent error: The command guest-exec has been disabled for this instance"));
     }
     let (program, args) = command.split_first().map(|(p, a)| (p.as_str(), a)).unwrap_or(("", &[]));
+    if ["pvetoken", "/usr/bin/pvetoken"].contains(&program)
+        && let Some(binary) = lab.guest_pvetoken.clone()
+    {
+        // A guest with pvetoken installed: the real binary runs on the guest's files (copied out and back).
+        let staged = guest_exec::stage(lab, vmid, &vm.files, args)?;
+        drop(state);
+        let result = guest_exec::run(&binary, &staged, input.as_deref());
+        let mut state = lab.write();
+        let vm = state.guests.vms.get_mut(&vmid).ok_or_else(|| no_config(lab, vmid))?;
+        guest_exec::unstage(&mut vm.files, staged);
+        vm.next_exec_pid = vm.next_exec_pid.max(1000) + 1;
+        let pid = vm.next_exec_pid;
+        vm.exec.insert(pid, result);
+        lab.save_guests(&state)?;
+        return Ok(json!({ "pid": pid }));
+    }
     let Some(result) = run(&mut vm.files, program, args, input.as_deref()) else {
         return Err(ApiError::internal(format!(
             "Agent error: Failed to execute child process \u{201c}{program}\u{201d} (No such file or directory)"
@@ -1017,5 +1033,104 @@ mod tests {
         assert_eq!(sh(&mut files, &["chmod", "750", "/home"]).exitcode, 0, "a directory of the base tree");
         let stat = sh(&mut files, &["stat", "-c", "%a %U:%G %A", "/srv/app", "/home"]);
         assert_eq!(stat.out, "700 debian:debian drwx------\n750 root:root drwxr-x---\n");
+    }
+}
+
+/// `pvetoken` inside a guest (`LabConfig::guest_pvetoken`): the arguments that name guest files are pointed at
+/// private copies (a 0700 directory in the lab's state dir, files 0600), the real binary runs with a clean
+/// environment, and afterwards a copy it removed is removed from the guest too (`--remove-token-file`).
+mod guest_exec {
+    use std::collections::BTreeMap;
+    use std::io::Write as _;
+    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+    use std::path::{Path, PathBuf};
+
+    use super::{ExecResult, GuestFile, normalize};
+    use crate::http::ApiError;
+    use crate::server::Lab;
+
+    /// The run: its directory, the arguments as the binary gets them, and guest path → private copy.
+    pub(super) struct Staged {
+        dir: PathBuf,
+        args: Vec<String>,
+        files: Vec<(String, PathBuf)>,
+    }
+
+    pub(super) fn stage(
+        lab: &Lab,
+        vmid: u64,
+        files: &BTreeMap<String, GuestFile>,
+        args: &[String],
+    ) -> Result<Staged, ApiError> {
+        let internal = |error: std::io::Error| ApiError::internal(format!("guest exec: {error}"));
+        let root = lab.dir.join("guest-exec");
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&root).map_err(internal)?;
+        let dir = (0..)
+            .map(|n| root.join(format!("{vmid}-{}-{n}", std::process::id())))
+            .find(|dir| std::fs::DirBuilder::new().mode(0o700).create(dir).is_ok())
+            .unwrap_or_default();
+        let mut staged = Staged { dir: dir.clone(), args: Vec::new(), files: Vec::new() };
+        for arg in args {
+            let path = normalize(arg);
+            match files.get(&path).filter(|file| arg.starts_with('/') && !file.directory) {
+                Some(file) => {
+                    let copy = dir.join(format!("file-{}", staged.files.len()));
+                    let mut out = std::fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .mode(0o600)
+                        .open(&copy)
+                        .map_err(internal)?;
+                    out.write_all(&file.bytes()).map_err(internal)?;
+                    staged.args.push(copy.display().to_string());
+                    staged.files.push((path, copy));
+                }
+                None => staged.args.push(arg.clone()),
+            }
+        }
+        Ok(staged)
+    }
+
+    pub(super) fn run(binary: &Path, staged: &Staged, input: Option<&str>) -> ExecResult {
+        let mut command = std::process::Command::new(binary);
+        command
+            .args(&staged.args)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", &staged.dir)
+            .env("NO_COLOR", "1")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut wait = || -> std::io::Result<std::process::Output> {
+            let mut child = command.spawn()?;
+            if let Some(mut stdin) = child.stdin.take() {
+                stdin.write_all(input.unwrap_or_default().as_bytes())?;
+            }
+            child.wait_with_output()
+        };
+        // The binary may call back into this lab (its Semaphore): never block a runtime worker outright.
+        let output = match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(wait),
+            _ => wait(),
+        };
+        match output {
+            Ok(output) => ExecResult {
+                exitcode: i64::from(output.status.code().unwrap_or(1)),
+                out: String::from_utf8_lossy(&output.stdout).into_owned(),
+                err: String::from_utf8_lossy(&output.stderr).into_owned(),
+            },
+            Err(error) => ExecResult { exitcode: 127, out: String::new(), err: format!("pvetoken: {error}\n") },
+        }
+    }
+
+    /// Copies the binary removed are removed from the guest; the private directory goes.
+    pub(super) fn unstage(files: &mut BTreeMap<String, GuestFile>, staged: Staged) {
+        for (guest_path, copy) in &staged.files {
+            if std::fs::symlink_metadata(copy).is_err() {
+                files.remove(guest_path);
+            }
+        }
+        let _ = std::fs::remove_dir_all(&staged.dir);
     }
 }

@@ -99,6 +99,9 @@ pub struct LabConfig {
     pub seed: Option<u64>,
     /// Serve the Semaphore simulator over plain HTTP, as a default Semaphore install does (`:3000`).
     pub semaphore_http: bool,
+    /// The `pvetoken` binary the guests run when the agent executes `pvetoken` (a guest with pvetoken installed,
+    /// as in the PrivateBox flow); `None`: guests have no pvetoken.
+    pub guest_pvetoken: Option<PathBuf>,
 }
 
 impl Default for LabConfig {
@@ -113,6 +116,7 @@ impl Default for LabConfig {
             auth_failure_delay: Duration::ZERO,
             seed: None,
             semaphore_http: false,
+            guest_pvetoken: None,
         }
     }
 }
@@ -454,6 +458,7 @@ pub async fn start(config: LabConfig) -> Result<RunningLab, LabError> {
         perm_cache: std::sync::Mutex::new(std::collections::HashMap::new()),
         semaphore: semaphore.clone(),
         access_log_lock: std::sync::Mutex::new(()),
+        guest_pvetoken: config.guest_pvetoken.clone(),
     });
     let acceptor = tokio_rustls::TlsAcceptor::from(cert.server_config.clone());
     let (shutdown, rx) = watch::channel(false);

@@ -46,6 +46,8 @@ pub(crate) struct Lab {
     pub(crate) semaphore: crate::semaphore::SemaphoreSim,
     /// Serialises lines of `access.log`.
     pub(crate) access_log_lock: std::sync::Mutex<()>,
+    /// The `pvetoken` the guests run (`LabConfig::guest_pvetoken`).
+    pub(crate) guest_pvetoken: Option<PathBuf>,
 }
 
 impl Lab {

@@ -53,6 +53,9 @@ pub struct DeliveryRequest {
     pub allow_agent_mode: bool,
     /// Who acts (for messages), e.g. `root@pam`.
     pub actor: String,
+    /// A command the guest runs once the file is there (`deliver -- COMMAND`), e.g. the guest's
+    /// `pvetoken register semaphore ... --if-token-file --remove-token-file`; empty: none.
+    pub then: Vec<String>,
 }
 
 impl DeliveryRequest {
@@ -66,6 +69,7 @@ impl DeliveryRequest {
             use_exec: true,
             allow_agent_mode: false,
             actor: actor.into(),
+            then: Vec::new(),
         }
     }
 }
@@ -121,6 +125,18 @@ pub struct DeliveryReport {
     pub created_directories: Vec<CreatedDirectory>,
     /// Non-fatal remarks (e.g. a mode other than 0600 observed).
     pub warnings: Vec<String>,
+    /// The guest command run after the file was written (`deliver -- COMMAND`), and what it printed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub then: Option<ThenReport>,
+}
+
+/// The guest command of a delivery and its output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ThenReport {
+    /// The command, as the guest ran it.
+    pub command: Vec<String>,
+    /// Its standard output.
+    pub stdout: String,
 }
 
 /// Privileges needed on `/vms/N`, per release.
@@ -173,6 +189,7 @@ pub fn remember(token_file: &std::path::Path, request: &DeliveryRequest) -> Resu
         vmid: request.vmid,
         guest_path: request.guest_path.clone(),
         owner: request.owner.clone(),
+        then: request.then.clone(),
     };
     crate::sinks::remember(token_file, crate::sinks::SinkRecord::Guest(sink)).map_err(|error| {
         CliError::usage(format!("delivered, but the guest could not be remembered for rotate: {error:#}"))
@@ -196,10 +213,20 @@ pub async fn deliver(
         return Err(CliError::usage("the token file is larger than PVE's 60 KiB file-write limit"));
     }
     let access = check_access(client, target, request, printer).await?;
+    if !request.then.is_empty() && !access.exec_allowed {
+        return Err(CliError::check_failed(format!(
+            "{} lacks {} on /vms/{vmid}, which running `{}` in the guest needs; nothing was written",
+            request.actor,
+            exec_privilege(access.major),
+            request.then.join(" ")
+        ))
+        .with_hint(grant_hint(access.major, vmid, &request.actor)));
+    }
     check_vm(client, target, request, printer).await?;
     let Prepared { mode, exec_ok, created_directories, mut warnings } =
         prepare_mode(client, target, request, &access, printer).await?;
     let bytes = write_and_verify(client, target, request, &content, printer).await?;
+    let then = if request.then.is_empty() { None } else { Some(run_then(client, target, request, printer).await?) };
     let mode = match mode {
         ModeOutcome::SetBeforeWrite { owner, .. } if exec_ok => {
             let observed = observe_mode(client, request).await;
@@ -228,7 +255,43 @@ pub async fn deliver(
         mode,
         created_directories,
         warnings,
+        then,
     })
+}
+
+/// Runs the guest command of a delivery through agent/exec once the file is there; an exit other than 0 fails.
+async fn run_then(
+    client: &PveClient,
+    target: &Target,
+    request: &DeliveryRequest,
+    printer: &Printer,
+) -> Result<ThenReport, CliError> {
+    let command: Vec<&str> = request.then.iter().map(String::as_str).collect();
+    let shown = request.then.join(" ");
+    let status = match exec(client, request, &command).await {
+        Ok(status) => status,
+        Err(Prepare::ExecUnavailable(reason)) => {
+            return Err(CliError::check_failed(format!(
+                "the token file is in VM {}, but `{shown}` could not run there: {reason}",
+                request.vmid
+            ))
+            .with_hint("allow guest-exec in the guest agent (its --block-rpcs list), then rerun"));
+        }
+        Err(Prepare::Failed(error)) => return Err(error),
+        Err(Prepare::Client(error)) => return Err(agent_error(&error, request, target)),
+    };
+    if !status.succeeded() {
+        let stderr = status.err_data.as_deref().unwrap_or_default().trim().to_owned();
+        return Err(CliError::check_failed(format!(
+            "the token file is in VM {}, but `{shown}` failed there (exit {}){}",
+            request.vmid,
+            status.exitcode.map_or_else(|| "?".to_owned(), |code| code.to_string()),
+            if stderr.is_empty() { String::new() } else { format!(": {stderr}") }
+        ))
+        .with_hint("fix what it reports in the guest, then rerun (the file is written again, then the command)"));
+    }
+    printer.info(&format!("ran `{shown}` in VM {}", request.vmid));
+    Ok(ThenReport { command: request.then.clone(), stdout: status.out_data.unwrap_or_default() })
 }
 
 /// The release and what the caller may do on the VM.

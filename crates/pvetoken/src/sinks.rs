@@ -52,6 +52,10 @@ pub struct GuestSink {
     pub guest_path: String,
     /// `user:group` of the file.
     pub owner: String,
+    /// The guest command run after each delivery (`deliver -- COMMAND`), e.g. the guest's
+    /// `pvetoken register semaphore ... --if-token-file --remove-token-file`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub then: Vec<String>,
 }
 
 impl SinkRecord {
@@ -62,7 +66,12 @@ impl SinkRecord {
                 format!("Semaphore environment `{}` (project {}, {})", s.environment, s.project, s.url)
             }
             SinkRecord::Openbao(s) => format!("OpenBao secret {}/{} at {}", s.mount, s.path, s.addresses.join(", ")),
-            SinkRecord::Guest(s) => format!("guest file {} in VM {} on {}", s.guest_path, s.vmid, s.node),
+            SinkRecord::Guest(s) if s.then.is_empty() => {
+                format!("guest file {} in VM {} on {}", s.guest_path, s.vmid, s.node)
+            }
+            SinkRecord::Guest(s) => {
+                format!("guest file {} in VM {} on {}, then `{}` there", s.guest_path, s.vmid, s.node, s.then.join(" "))
+            }
             SinkRecord::File(s) => format!("{} file {}", s.format, s.path.display()),
         }
     }
@@ -281,6 +290,7 @@ pub(crate) async fn update_sink(
                     crate::deliver::DeliveryRequest::new(guest.node.clone(), guest.vmid, "pvetoken rotate");
                 request.guest_path = guest.guest_path.clone();
                 request.owner = guest.owner.clone();
+                request.then = guest.then.clone();
                 crate::deliver::deliver(admin, target, &request, &token, printer).await?;
                 printer.info(&format!("{describe} holds the new token"));
                 Ok::<_, anyhow::Error>(())

@@ -39,6 +39,13 @@ pub struct DeliverArgs {
     /// Without chmod through the agent, accept that qemu-guest-agent creates a new file with mode 0666.
     #[arg(long)]
     pub allow_agent_mode: bool,
+    /// After `--`: a command the guest runs (agent/exec) once the file is there, e.g. the guest's own
+    /// `pvetoken register semaphore --url URL --project 1 --api-token-file /etc/pvetoken/semaphore.token
+    /// --token-file /root/.proxmox-api-token --if-token-file --remove-token-file` where only the guest reaches
+    /// Semaphore. Recorded: `rotate` delivers again and runs it again. Needs VM.GuestAgent.Unrestricted (PVE 9) or
+    /// VM.Monitor (8).
+    #[arg(last = true, value_name = "GUEST COMMAND")]
+    pub then: Vec<String>,
     #[command(flatten)]
     pub connection: ConnectionArgs,
 }
@@ -65,6 +72,12 @@ pub fn run(args: DeliverArgs, printer: &Printer) -> anyhow::Result<Exit> {
     request.owner = args.owner.clone();
     request.use_exec = !args.no_exec;
     request.allow_agent_mode = args.allow_agent_mode;
+    request.then = args.then.clone();
+    if !request.then.is_empty() && args.no_exec {
+        return Err(CliError::usage("a guest command after `--` runs through agent/exec, which --no-exec forbids")
+            .with_hint("drop --no-exec, or the command")
+            .into());
+    }
 
     let runtime = tokio::runtime::Runtime::new()?;
     let report = runtime.block_on(async {

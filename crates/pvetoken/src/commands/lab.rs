@@ -107,6 +107,8 @@ fn config(args: &ServeArgs) -> anyhow::Result<pvetoken_lab::LabConfig> {
         auth_failure_delay: delay,
         seed: args.seed,
         semaphore_http: args.semaphore_http,
+        // The guests have this pvetoken installed (what `deliver -- pvetoken ...` runs in them).
+        guest_pvetoken: std::env::current_exe().ok(),
     })
 }
 

@@ -458,3 +458,93 @@ fn files_rendered_with_keep_updated_hold_the_rotated_token() {
         assert!(lab.as_token(&old_id, &old_secret).get("/version", &[]).is_err(), "{version}");
     }
 }
+
+/// The PrivateBox loop where only the guest reaches Semaphore: the host delivers the token file and the guest's own
+/// `pvetoken register semaphore ... --remove-token-file` runs through the agent (`deliver -- COMMAND`); `rotate` on
+/// the host delivers again and runs it again, so Semaphore holds the new secret and the old one is refused.
+#[test]
+fn semaphore_registered_through_the_guest_gets_the_rotated_secret() {
+    for version in ["8.4", "9.2"] {
+        let mut scenario = pvetoken_lab::Scenario::default();
+        scenario.vm.push(pvetoken_lab::ScenarioVm {
+            vmid: 100,
+            name: "privatebox".to_owned(),
+            template: false,
+            status: "running".to_owned(),
+            config: [("agent".to_owned(), "1".to_owned())].into_iter().collect(),
+        });
+        let lab = Lab::start_with(pvetoken_lab::LabConfig {
+            pve_version: version.parse().unwrap(),
+            scenario,
+            guest_pvetoken: Some(env!("CARGO_BIN_EXE_pvetoken").into()),
+            ..pvetoken_lab::LabConfig::default()
+        });
+        assert_eq!(lab.create("privatebox", &[]).code, 0, "{version}");
+        let ready = lab.lab().ready();
+        // The guest keeps its own Semaphore credentials.
+        let password_file = "/root/.semaphore-password";
+        lab.root()
+            .post(
+                "/nodes/pve/qemu/100/agent/file-write",
+                &[("file", password_file), ("content", ready.semaphore_password.as_str())],
+            )
+            .unwrap();
+        let guest_token = "/root/.proxmox-api-token";
+        let register = [
+            "pvetoken",
+            "register",
+            "semaphore",
+            "--url",
+            &ready.semaphore_url,
+            "--project",
+            "1",
+            "--user",
+            &ready.semaphore_user,
+            "--password-file",
+            password_file,
+            "--fingerprint",
+            &ready.fingerprint_sha256,
+            "--token-file",
+            guest_token,
+            "--if-token-file",
+            "--remove-token-file",
+        ];
+        let mut args = vec!["--vmid", "100", "--"];
+        args.extend(register);
+        let run = lab.with_token_file("deliver", &args);
+        assert_eq!(run.code, 0, "{version}: {}", run.both());
+        let (old_id, old_secret) = lab.saved().unwrap();
+        assert_eq!(semaphore_secret(&lab).as_deref(), Some(old_secret.as_str()), "{version}: registered by the guest");
+        assert_eq!(lab.lab().guest_file(100, guest_token), None, "{version}: the guest removed its token file");
+
+        let run = rotate(&lab, &[]);
+        assert_eq!(run.code, 0, "{version}: {}", run.both());
+        let (new_id, new_secret) = lab.saved().unwrap();
+        assert_eq!(semaphore_secret(&lab).as_deref(), Some(new_secret.as_str()), "{version}: {}", run.both());
+        assert_eq!(semaphore_token_name(&lab).as_deref(), Some(new_id.as_str()), "{version}");
+        assert!(lab.as_token(&old_id, &old_secret).get("/version", &[]).is_err(), "{version}: the old secret is dead");
+        assert!(!run.stdout.contains(&new_secret) && !run.stderr.contains(&new_secret), "{version}");
+
+        // The guest's Semaphore login breaks: the next rotation names the guest command that failed, keeps (8.4) the
+        // token Semaphore holds, and converges once the guest is fixed.
+        let write = |content: &str| {
+            lab.root()
+                .post("/nodes/pve/qemu/100/agent/file-write", &[("file", password_file), ("content", content)])
+                .unwrap();
+        };
+        write("not-the-password");
+        let run = rotate(&lab, &[]);
+        assert_ne!(run.code, 0, "{version}: {}", run.both());
+        assert!(run.stderr.contains("VM 100") && run.stderr.contains("failed there"), "{version}: {}", run.both());
+        let held = semaphore_secret(&lab).unwrap();
+        assert_eq!(held, new_secret, "{version}: Semaphore kept what it had");
+        if version == "8.4" {
+            assert!(lab.as_token(&new_id, &held).get("/access/permissions", &[]).is_ok(), "{version}: still works");
+        }
+        write(ready.semaphore_password.as_str());
+        let rerun = rotate(&lab, &[]);
+        assert_eq!(rerun.code, 0, "{version}: {}", rerun.both());
+        let (_, latest) = lab.saved().unwrap();
+        assert_eq!(semaphore_secret(&lab).as_deref(), Some(latest.as_str()), "{version}: converged");
+    }
+}
