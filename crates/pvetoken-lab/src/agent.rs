@@ -1036,9 +1036,11 @@ mod tests {
     }
 }
 
-/// `pvetoken` inside a guest (`LabConfig::guest_pvetoken`): the arguments that name guest files are pointed at
-/// private copies (a 0700 directory in the lab's state dir, files 0600), the real binary runs with a clean
-/// environment, and afterwards a copy it removed is removed from the guest too (`--remove-token-file`).
+/// `pvetoken` inside a guest (`LabConfig::guest_pvetoken`): every absolute path among the arguments is the
+/// guest's, pointed at a private copy (a 0700 directory in the lab's state dir, files 0600; a missing guest file
+/// stays missing), so the binary never touches the lab host's files; it runs with a clean environment in that
+/// directory, and afterwards a copy it removed is removed from the guest too (`--remove-token-file`). Files it
+/// writes are not copied back.
 mod guest_exec {
     use std::collections::BTreeMap;
     use std::io::Write as _;
@@ -1071,22 +1073,29 @@ mod guest_exec {
             .unwrap_or_default();
         let mut staged = Staged { dir: dir.clone(), args: Vec::new(), files: Vec::new() };
         for arg in args {
-            let path = normalize(arg);
-            match files.get(&path).filter(|file| arg.starts_with('/') && !file.directory) {
-                Some(file) => {
-                    let copy = dir.join(format!("file-{}", staged.files.len()));
-                    let mut out = std::fs::OpenOptions::new()
-                        .write(true)
-                        .create_new(true)
-                        .mode(0o600)
-                        .open(&copy)
-                        .map_err(internal)?;
-                    out.write_all(&file.bytes()).map_err(internal)?;
-                    staged.args.push(copy.display().to_string());
-                    staged.files.push((path, copy));
-                }
-                None => staged.args.push(arg.clone()),
+            // `--flag=/path` as well as `/path`: every absolute path is the guest's, never the lab host's.
+            let (prefix, value) = match arg.split_once('=') {
+                Some((flag, value)) if flag.starts_with("--") => (format!("{flag}="), value),
+                _ => (String::new(), arg.as_str()),
+            };
+            if !value.starts_with('/') {
+                staged.args.push(arg.clone());
+                continue;
             }
+            let path = normalize(value);
+            let copy = dir.join(format!("file-{}", staged.files.len()));
+            if let Some(file) = files.get(&path).filter(|file| !file.directory) {
+                let mut out = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&copy)
+                    .map_err(internal)?;
+                out.write_all(&file.bytes()).map_err(internal)?;
+            }
+            // A guest path that does not exist stays missing (a private name nothing is written to before).
+            staged.args.push(format!("{prefix}{}", copy.display()));
+            staged.files.push((path, copy));
         }
         Ok(staged)
     }
@@ -1098,6 +1107,7 @@ mod guest_exec {
             .env_clear()
             .env("PATH", "/usr/bin:/bin")
             .env("HOME", &staged.dir)
+            .current_dir(&staged.dir)
             .env("NO_COLOR", "1")
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
@@ -1127,7 +1137,7 @@ mod guest_exec {
     /// Copies the binary removed are removed from the guest; the private directory goes.
     pub(super) fn unstage(files: &mut BTreeMap<String, GuestFile>, staged: Staged) {
         for (guest_path, copy) in &staged.files {
-            if std::fs::symlink_metadata(copy).is_err() {
+            if std::fs::symlink_metadata(copy).is_err() && files.get(guest_path).is_some_and(|file| !file.directory) {
                 files.remove(guest_path);
             }
         }

@@ -490,6 +490,25 @@ fn semaphore_registered_through_the_guest_gets_the_rotated_secret() {
             )
             .unwrap();
         let guest_token = "/root/.proxmox-api-token";
+        // The guest's pvetoken writes only the guest's files: an absolute path is the guest's, not the lab host's.
+        let host_path = lab.dir().join("escaped.env");
+        let token_text = std::fs::read_to_string(lab.token_file()).unwrap();
+        let root = lab.root();
+        root.post("/nodes/pve/qemu/100/agent/file-write", &[("file", "/root/probe.env"), ("content", &token_text)])
+            .unwrap();
+        let out = format!("--out={}", host_path.display());
+        let form = [
+            ("command", "pvetoken"),
+            ("command", "render"),
+            ("command", "--token-file"),
+            ("command", "/root/probe.env"),
+            ("command", out.as_str()),
+        ];
+        let started = root.post("/nodes/pve/qemu/100/agent/exec", &form).unwrap();
+        let pid = started["pid"].as_u64().unwrap().to_string();
+        let status = root.get("/nodes/pve/qemu/100/agent/exec-status", &[("pid", &pid)]).unwrap();
+        assert_eq!(status["exitcode"], 0, "{version}: the guest's render ran: {status}");
+        assert!(!host_path.exists(), "{version}: the guest's pvetoken wrote on the lab host");
         let register = [
             "pvetoken",
             "register",
