@@ -41,6 +41,8 @@ const VMID: &str = "100";
 const HOME_INFRA_PROFILE: &str = "packer";
 const HOME_INFRA_ROLE: &str = "Token-packer";
 const GUEST_PATH: &str = "/root/.proxmox-api-token";
+/// Where the management VM keeps its Semaphore admin password (PrivateBox's bootstrap writes it there).
+const GUEST_SEMAPHORE_PASSWORD: &str = "/root/.semaphore-password";
 const BROKEN_PRIVILEGE: &str = "VM.GuestAgent.Audit";
 
 /// One narrated step.
@@ -73,6 +75,8 @@ pub fn run(args: DemoArgs, printer: &Printer) -> anyhow::Result<Exit> {
     let lab = runtime
         .block_on(pvetoken_lab::start(pvetoken_lab::LabConfig {
             state_dir: Some(dir.path().join("lab")),
+            // The management VM has pvetoken installed, as PrivateBox's does.
+            guest_pvetoken: Some(std::env::current_exe()?),
             ..pvetoken_lab::LabConfig::default()
         }))
         .map_err(|error| CliError {
@@ -92,10 +96,8 @@ pub fn run(args: DemoArgs, printer: &Printer) -> anyhow::Result<Exit> {
             (env_vars::SEMAPHORE_PASSWORD, ready.semaphore_password.clone()),
         ],
         host: dir.path().join("host"),
-        guest: dir.path().join("guest"),
     };
     std::fs::create_dir_all(&demo.host)?;
-    std::fs::create_dir_all(demo.guest.join("root"))?;
     if !printer.is_json() {
         printer.data(
             "pvetoken demo: the PrivateBox flow on the built-in lab (a SIMULATOR of Proxmox VE 9.2 and Semaphore, \
@@ -188,7 +190,6 @@ struct Demo<'a> {
     exe: PathBuf,
     env: Vec<(&'static str, String)>,
     host: PathBuf,
-    guest: PathBuf,
 }
 
 /// A finished child run.
@@ -202,10 +203,6 @@ struct Run {
 impl Demo<'_> {
     fn host_token(&self) -> PathBuf {
         self.host.join("token.env")
-    }
-
-    fn guest_token(&self) -> PathBuf {
-        self.guest.join("root/.proxmox-api-token")
     }
 
     /// Remembers the secret in a token file so it can never be printed.
@@ -455,49 +452,31 @@ impl Demo<'_> {
 
         // 3. Host → guest: deliver through the guest agent (no secret in cloud-init user-data).
         let args = ["deliver", "--vmid", VMID, "--token-file", host_token_text.as_str()];
-        let run = self.pvetoken(&args, None)?;
-        let guest_token = self.guest_token();
-        let delivered = if run.code == 0 { lab.guest_file(VMID.parse()?, GUEST_PATH) } else { None };
-        let summary = match &delivered {
-            Some(bytes) => format!(
+        self.command_step("deliver", "host", &args, 0, |json| {
+            format!(
                 "{} bytes written to {GUEST_PATH} in VM {VMID} through the QEMU guest agent, read back identical \
                  (nothing in cloud-init user-data)",
-                bytes.len()
-            ),
-            None => format!(
-                "deliver did not work here (exit {}: {}); copying the file by hand instead, as the design note's \
-                 Option A (scp)",
-                run.code,
-                run.stderr.lines().find(|line| line.starts_with("error:")).unwrap_or_default()
-            ),
-        };
-        let bytes = match delivered {
-            Some(bytes) => bytes,
-            None => std::fs::read(&host_token)?,
-        };
-        pvetoken_lifecycle::token_store::write_secret_file_atomic(&guest_token, &bytes)?;
-        self.push(
-            Step::new("deliver", "host", format!("pvetoken {}", args.join(" ")), run.seconds, true, summary)
-                .details(run.json),
-        )?;
-
-        // 4. Guest: register in Semaphore, then remove the token file.
-        let guest_text = guest_token.display().to_string();
-        let mut args = register_semaphore(ready, &guest_text);
-        args.extend(["--if-token-file", "--remove-token-file"]);
-        self.command_step("register", "guest", &args, 0, |json| {
-            format!(
-                "environment {} {} in project {} with env secrets {}; token file removed: {}",
-                json.pointer("/environment/name").and_then(Value::as_str).unwrap_or("?"),
-                text(json, "status"),
-                json.pointer("/project/name").and_then(Value::as_str).unwrap_or("?"),
-                json.get("variables")
-                    .and_then(Value::as_array)
-                    .map(|names| names.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", "))
-                    .unwrap_or_default(),
-                json.get("token_file_removed").and_then(Value::as_bool).unwrap_or(false)
+                json.get("bytes").and_then(Value::as_u64).unwrap_or_default()
             )
         })?;
+
+        // 4. Guest: its own pvetoken registers the token in Semaphore (which only the guest reaches) and removes the
+        //    file; the host runs it through the guest agent after delivering, and remembers it for rotate.
+        runtime.block_on(write_guest_file(ready, GUEST_SEMAPHORE_PASSWORD, &ready.semaphore_password))?;
+        let mut args = vec!["deliver", "--vmid", VMID, "--token-file", host_token_text.as_str(), "--"];
+        args.extend(register_semaphore_in_guest(ready));
+        self.command_step("register", "host", &args, 0, |_| {
+            format!(
+                "in VM {VMID}, through the guest agent: the guest's own pvetoken registered environment ProxmoxAPI in \
+                 project 1 and removed its token file; rotate on the host delivers again and runs this again"
+            )
+        })?;
+        if lab.semaphore().environment_ids(1, "ProxmoxAPI").len() != 1 {
+            anyhow::bail!("the guest's registration left no Semaphore environment ProxmoxAPI");
+        }
+        if lab.guest_file(VMID.parse()?, GUEST_PATH).is_some() {
+            anyhow::bail!("the guest kept its token file after registering");
+        }
 
         // 5. Verify as the token itself.
         let verify = ["verify", "--profile", PROFILE, "--token-file", host_token_text.as_str()];
@@ -648,15 +627,8 @@ impl Demo<'_> {
         let host_token_text = host_token.display().to_string();
         let packer_token = self.packer_token();
         let connection = connection(ready);
-        // 11. Rotate (the host remembers the Semaphore environment, so the rotation reaches it), then revoke.
-        let args = register_semaphore(ready, &host_token_text);
-        self.command_step("register", "host", &args, 0, |json| {
-            format!(
-                "environment {} {} from the host, remembered next to {host_token_text} for rotate",
-                json.pointer("/environment/name").and_then(Value::as_str).unwrap_or("?"),
-                text(json, "status"),
-            )
-        })?;
+        // 11. Rotate (the guest sink runs the guest's registration again, so the rotation reaches Semaphore), then
+        //     revoke.
         let bao = self.register_openbao(&host_token_text)?;
         let args = ["rotate", "--token-file", host_token_text.as_str()];
         self.command_step("rotate", "host", &args, 0, |json| {
@@ -872,9 +844,11 @@ impl Drop for DevBao {
     }
 }
 
-/// `pvetoken register semaphore` of the lab's Semaphore (project 1, its admin, the lab's pin) for `token_file`.
-fn register_semaphore<'a>(ready: &'a pvetoken_lab::ReadyInfo, token_file: &'a str) -> Vec<&'a str> {
+/// The guest's own `pvetoken register semaphore` of the lab's Semaphore (project 1, its admin with the password the
+/// guest keeps, the lab's pin) for the delivered token file, which it removes afterwards.
+fn register_semaphore_in_guest(ready: &pvetoken_lab::ReadyInfo) -> Vec<&str> {
     vec![
+        "pvetoken",
         "register",
         "semaphore",
         "--url",
@@ -883,10 +857,14 @@ fn register_semaphore<'a>(ready: &'a pvetoken_lab::ReadyInfo, token_file: &'a st
         "1",
         "--user",
         ready.semaphore_user.as_str(),
+        "--password-file",
+        GUEST_SEMAPHORE_PASSWORD,
         "--fingerprint",
         ready.fingerprint_sha256.as_str(),
         "--token-file",
-        token_file,
+        GUEST_PATH,
+        "--if-token-file",
+        "--remove-token-file",
     ]
 }
 
@@ -926,6 +904,14 @@ async fn admin(ready: &pvetoken_lab::ReadyInfo) -> anyhow::Result<PveClient> {
     let endpoint = pvetoken_client::endpoint::Endpoint::parse_pve(&ready.pve_url)?;
     let password = Secret::from(ready.root_password.clone());
     Ok(PveClient::login(http, endpoint, &ready.root_user, &password).await?)
+}
+
+/// As root@pam, writes a file into the management VM through the agent (what bootstrap.sh does when it installs
+/// Semaphore there).
+async fn write_guest_file(ready: &pvetoken_lab::ReadyInfo, path: &str, content: &str) -> anyhow::Result<()> {
+    let admin = admin(ready).await?;
+    admin.agent_file_write(&ready.node, VMID.parse()?, path, &Secret::from(content.to_owned()), true).await?;
+    Ok(())
 }
 
 /// As root@pam, clones the template into the management VM and starts it (what bootstrap.sh does with `qm`).
