@@ -559,7 +559,7 @@ pub fn run(args: LearnArgs, printer: &Printer) -> anyhow::Result<Exit> {
     if creates_vms {
         printer.info(
             "it creates VMs (clone or create): their ids change on every run, so privileges on single VMs are \
-             granted on /vms (VM.Clone on the clone sources stays narrow); a pool narrows it again (docs/learn.md)",
+             granted on /vms (VM.Clone on the clone sources stays narrow; docs/learn.md)",
         );
     }
     if printer.is_json() {
