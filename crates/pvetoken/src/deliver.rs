@@ -226,7 +226,6 @@ pub async fn deliver(
     let Prepared { mode, exec_ok, created_directories, mut warnings } =
         prepare_mode(client, target, request, &access, printer).await?;
     let bytes = write_and_verify(client, target, request, &content, printer).await?;
-    let then = if request.then.is_empty() { None } else { Some(run_then(client, target, request, printer).await?) };
     let mode = match mode {
         ModeOutcome::SetBeforeWrite { owner, .. } if exec_ok => {
             let observed = observe_mode(client, request).await;
@@ -244,6 +243,8 @@ pub async fn deliver(
     for warning in &warnings {
         printer.warn(warning);
     }
+    // Last: the command may remove the file (`--remove-token-file`) once it has used it.
+    let then = if request.then.is_empty() { None } else { Some(run_then(client, target, request, printer).await?) };
     Ok(DeliveryReport {
         vmid,
         node: node.to_owned(),
