@@ -154,7 +154,19 @@ pub fn run(args: ExecArgs, printer: &Printer) -> anyhow::Result<Exit> {
                 ))
                 .into());
         };
-        pvetoken_lifecycle::token_store::read(path)?.token_id.user_str().to_owned()
+        let minter = pvetoken_lifecycle::token_store::read(path)?;
+        // A job token must not outlive the credential that made it.
+        let ends = now() + args.ttl;
+        if minter.expire != 0 && u64::try_from(ends).is_ok_and(|ends| ends > minter.expire) {
+            return Err(CliError::usage(format!(
+                "--ttl {} s would outlive the minter's own token, which expires at {} (epoch seconds); no token was \
+                 created",
+                args.ttl, minter.expire
+            ))
+            .with_hint("a shorter --ttl, or renew the minter first (pvetoken rotate --token-file FILE)")
+            .into());
+        }
+        minter.token_id.user_str().to_owned()
     } else {
         args.user.clone()
     };

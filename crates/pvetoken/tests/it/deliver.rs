@@ -559,6 +559,24 @@ fn without_the_exec_privilege_a_missing_directory_names_the_privilege_to_grant()
 }
 
 #[test]
+fn a_guest_command_without_the_exec_privilege_is_refused_before_anything_is_written() {
+    // PVE 9 only: on 8, VM.Monitor allows file-write and exec alike.
+    let version: PveVersion = "9.2".parse().expect("9.2");
+    let lab = Lab::start(version, &privileges_without(version, ""));
+    let run = lab.deliver_as(DELIVERER, DELIVERER_PASSWORD, RUNNING, &["--allow-agent-mode", "--", "true"]);
+    run.expect_code(1, "a guest command without VM.GuestAgent.Unrestricted");
+    assert!(
+        run.stderr.contains("lacks VM.GuestAgent.Unrestricted on /vms/100")
+            && run.stderr.contains("running `true` in the guest")
+            && run.stderr.contains("nothing was written"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(lab.file_writes(), 0, "no file-write was even attempted");
+    assert_eq!(lab.guest_file(RUNNING), None);
+}
+
+#[test]
 fn a_guest_path_that_is_a_directory_is_refused_before_chmod_could_touch_it() {
     for version in versions() {
         let lab = Lab::start(version, "VM.Audit");

@@ -175,3 +175,33 @@ fn audit_labels_the_minter_and_its_job_tokens_instead_of_calling_the_minter_an_e
     assert_eq!(gc.code, 0, "{}", gc.both());
     assert_eq!(lab.server_tokens(MINTER), ["mint"], "{}", gc.both());
 }
+
+#[test]
+fn a_job_token_may_not_outlive_the_minter() {
+    let lab = Lab::start("9.2");
+    let ready = lab.lab().ready();
+    let ca = ready.ca_file.display().to_string();
+    let file = lab.dir().join("short-minter.env");
+    let run = lab.pvetoken(&[
+        "create",
+        "--minter",
+        "--profiles",
+        "readonly",
+        "--expire",
+        "1h",
+        "--token-file",
+        file.to_str().unwrap(),
+        "--url",
+        ready.pve_url.as_str(),
+        "--ca-file",
+        ca.as_str(),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.both());
+    let before = lab.server_tokens(MINTER);
+    let run = exec_as_minter(&lab, &file, &["--profile", "readonly", "--ttl", "2h"], &["true"]);
+    assert_eq!(run.code, 2, "{}", run.both());
+    assert!(run.stderr.contains("would outlive the minter's own token"), "{}", run.stderr);
+    assert_eq!(lab.server_tokens(MINTER), before, "no token was created");
+    let run = exec_as_minter(&lab, &file, &["--profile", "readonly", "--ttl", "30m"], &["true"]);
+    assert_eq!(run.code, 0, "within the minter's life: {}", run.both());
+}
