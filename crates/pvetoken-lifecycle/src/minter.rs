@@ -103,3 +103,97 @@ pub async fn grant_group(client: &PveClient, token: &TokenRef, target: &Target) 
     changes.push(format!("granted {GROUP_ROLE} on {path} to {}, {}", token.user, token.full()));
     Ok(changes)
 }
+
+/// How the comment of a job token of `pvetoken exec` starts.
+pub const EPHEMERAL: &str = "pvetoken exec ephemeral";
+
+/// The comment `exec` gives a job token: that it is ephemeral, the host and process of its job, its expiry.
+pub fn ephemeral_comment(host: &str, pid: u32, expire: i64) -> String {
+    format!("{EPHEMERAL}; host={host}; pid={pid}; expires={expire}")
+}
+
+/// This host's name, as job token comments record it.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_default()
+}
+
+/// What to do with a token whose comment may mark it as a job token of `pvetoken exec`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ephemeral {
+    /// Not a job token.
+    No,
+    /// A job token whose job may still run (another host's job is trusted until the token expires).
+    Live,
+    /// A job token that expired: delete it.
+    Expired,
+    /// A job token of this host whose process is gone: delete it.
+    JobGone,
+}
+
+impl Ephemeral {
+    /// Classifies a token by its comment and expiry; `host` is this host's name, `now` epoch seconds, and
+    /// `process_exists` says whether a process id runs on this host.
+    pub fn of(
+        comment: Option<&str>,
+        expire: i64,
+        host: &str,
+        now: i64,
+        process_exists: impl Fn(&str) -> bool,
+    ) -> Ephemeral {
+        let Some(comment) = comment.filter(|c| c.starts_with(EPHEMERAL)) else { return Ephemeral::No };
+        let field = |key: &str| comment.split("; ").find_map(|part| part.strip_prefix(key));
+        if expire > 0 && expire <= now {
+            Ephemeral::Expired
+        } else if !host.is_empty()
+            && field("host=") == Some(host)
+            && field("pid=").is_some_and(|pid| !process_exists(pid))
+        {
+            Ephemeral::JobGone
+        } else {
+            Ephemeral::Live
+        }
+    }
+
+    /// Classifies a token as seen from this host (its processes in `/proc`).
+    pub fn here(comment: Option<&str>, expire: i64, now: i64) -> Ephemeral {
+        Ephemeral::of(comment, expire, &hostname(), now, |pid| {
+            pid.chars().all(|c| c.is_ascii_digit()) && std::path::Path::new("/proc").join(pid).exists()
+        })
+    }
+
+    /// Whether `gc` and `apply --prune` delete it.
+    pub fn is_stale(self) -> bool {
+        matches!(self, Ephemeral::Expired | Ephemeral::JobGone)
+    }
+
+    /// Why it is deleted.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Ephemeral::Expired => "expired",
+            Ephemeral::JobGone => "its job is gone",
+            Ephemeral::Live => "its job may still run",
+            Ephemeral::No => "not a job token",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Ephemeral, ephemeral_comment};
+
+    #[test]
+    fn job_tokens_are_told_apart_by_comment_expiry_host_and_process() {
+        let comment = ephemeral_comment("ci-1", 4242, 2_000);
+        let running = |pid: &str| pid == "4242";
+        let gone = |_: &str| false;
+        assert_eq!(Ephemeral::of(Some("made by hand"), 1_000, "ci-1", 1_500, gone), Ephemeral::No);
+        assert_eq!(Ephemeral::of(None, 0, "ci-1", 1_500, gone), Ephemeral::No);
+        assert_eq!(Ephemeral::of(Some(&comment), 2_000, "ci-1", 1_500, running), Ephemeral::Live);
+        assert_eq!(Ephemeral::of(Some(&comment), 2_000, "ci-1", 1_500, gone), Ephemeral::JobGone);
+        // Another host's job cannot be looked at: trusted until its token expires.
+        assert_eq!(Ephemeral::of(Some(&comment), 2_000, "ci-2", 1_500, gone), Ephemeral::Live);
+        assert_eq!(Ephemeral::of(Some(&comment), 2_000, "ci-2", 2_000, gone), Ephemeral::Expired);
+        assert!(Ephemeral::Expired.is_stale() && Ephemeral::JobGone.is_stale());
+        assert!(!Ephemeral::Live.is_stale() && !Ephemeral::No.is_stale());
+    }
+}

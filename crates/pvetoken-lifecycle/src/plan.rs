@@ -4,7 +4,10 @@
 //! Drift made by hand shows here as it would be repaired: a privilege added to or removed from a managed role, an
 //! ACL entry of a managed token missing or not declared, a token deleted or expired on the server, a token file
 //! missing, readable by others or holding another token, a token due for rotation. Tokens of managed users that
-//! nothing declares are listed apart ([`Plan::unmanaged`]).
+//! nothing declares are listed apart ([`Plan::unmanaged`]), except the job tokens of `pvetoken exec`
+//! ([`Plan::job_tokens`]): a live one belongs to a running job and is never pruned; an expired one, or one whose job
+//! is gone, is pruned as `gc` would. A minter ([`Desired::minter`]) also keeps its group grant
+//! ([`crate::minter::GROUP_ROLE`] on its own group), which an ordinary token would see revoked as drift.
 //!
 //! Requests: `GET /version`, `GET /access/acl`, `GET /access/users` once per server; per token `GET` of the token
 //! and, once per role, `GET` of the role; `GET .../token` once per managed user for the undeclared ones.
@@ -37,6 +40,9 @@ pub struct Desired {
     pub token_file: PathBuf,
     /// Rotate when it expires within this many seconds (with the span as written, for the reason).
     pub rotate_within: Option<(i64, String)>,
+    /// A minter (`create --minter`): its user and token also hold [`crate::minter::GROUP_ROLE`] on the user's own
+    /// group.
+    pub minter: bool,
 }
 
 impl Desired {
@@ -286,6 +292,17 @@ impl TokenPlan {
     }
 }
 
+/// A job token of `pvetoken exec` found among a managed user's tokens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JobToken {
+    /// `user@realm!name`.
+    pub id: String,
+    /// `live` (kept), `expired` or `its job is gone` (both pruned).
+    pub state: &'static str,
+    /// Whether `apply --prune` deletes it.
+    pub stale: bool,
+}
+
 /// The plan of one server.
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
@@ -293,8 +310,10 @@ pub struct Plan {
     pub pve_version: String,
     /// Per declared token.
     pub tokens: Vec<TokenPlan>,
-    /// Tokens of managed users that nothing declares.
+    /// Tokens of managed users that nothing declares (job tokens of `pvetoken exec` apart).
     pub unmanaged: Vec<String>,
+    /// Job tokens of `pvetoken exec` of managed users (a minter's): live ones are kept, stale ones pruned.
+    pub job_tokens: Vec<JobToken>,
     /// Requests made.
     pub requests: u64,
 }
@@ -317,8 +336,13 @@ pub async fn plan(client: &PveClient, target: &Target, tokens: &[Desired], now: 
     let acl = client.acl().await.map_err(|e| remote(&e))?;
     let users: serde_json::Value = client.get("/access/users", &Vec::new()).await.map_err(|e| remote(&e))?;
     let user_exists = |user: &str| users.as_array().is_some_and(|l| l.iter().any(|u| u["userid"] == user));
-    let mut plan =
-        Plan { pve_version: version.version.clone(), tokens: Vec::new(), unmanaged: Vec::new(), requests: 0 };
+    let mut plan = Plan {
+        pve_version: version.version.clone(),
+        tokens: Vec::new(),
+        unmanaged: Vec::new(),
+        job_tokens: Vec::new(),
+        requests: 0,
+    };
     let mut managed_users = BTreeSet::new();
     let mut roles_seen = BTreeSet::new();
     let mut users_seen = BTreeSet::new();
@@ -396,6 +420,23 @@ pub async fn plan(client: &PveClient, target: &Target, tokens: &[Desired], now: 
             .filter(|e| e.roleid == resolved.role && (e.ugid == token.user || e.ugid == token.full()))
             .map(|e| (e.path.clone(), e.ugid.clone(), e.propagate))
             .collect();
+        let group_path = format!("/access/groups/{}", crate::minter::group_of(&token.user));
+        let is_group_grant = |e: &pvetoken_api::pve::AclEntry| {
+            desired.minter && e.roleid == crate::minter::GROUP_ROLE && e.path == group_path && !e.propagate
+        };
+        if desired.minter {
+            for subject in [token.user.clone(), token.full()] {
+                let held = acl.iter().any(|e| is_group_grant(e) && e.ugid == subject);
+                if !held && !((server_token.is_none() || expired) && subject == token.full()) {
+                    steps.push(Step::GrantAcl {
+                        path: group_path.clone(),
+                        role: crate::minter::GROUP_ROLE.to_owned(),
+                        subject,
+                        propagate: false,
+                    });
+                }
+            }
+        }
         for (path, subject, propagate) in expected.difference(&actual) {
             if (server_token.is_none() || expired) && subject == &token.full() {
                 continue; // granted with the new token
@@ -408,7 +449,7 @@ pub async fn plan(client: &PveClient, target: &Target, tokens: &[Desired], now: 
             });
         }
         if server_token.is_some() && !expired {
-            for entry in acl.iter().filter(|e| e.ugid == token.full()) {
+            for entry in acl.iter().filter(|e| e.ugid == token.full() && !is_group_grant(e)) {
                 let key = (entry.path.clone(), entry.ugid.clone(), entry.propagate);
                 if entry.roleid != resolved.role || !expected.contains(&key) {
                     steps.push(Step::RevokeAcl {
@@ -431,8 +472,16 @@ pub async fn plan(client: &PveClient, target: &Target, tokens: &[Desired], now: 
         for info in client.tokens(user).await.map_err(|e| remote(&e))? {
             let Some(name) = info.tokenid else { continue };
             let full = format!("{user}!{name}");
-            if !declared.contains(&full) {
-                plan.unmanaged.push(full);
+            if declared.contains(&full) {
+                continue;
+            }
+            match crate::minter::Ephemeral::here(info.comment.as_deref(), info.expire, now) {
+                crate::minter::Ephemeral::No => plan.unmanaged.push(full),
+                kind => plan.job_tokens.push(JobToken {
+                    id: full,
+                    state: if kind.is_stale() { kind.reason() } else { "live" },
+                    stale: kind.is_stale(),
+                }),
             }
         }
     }

@@ -66,6 +66,7 @@ async fn life_of_a_token(version: &str) {
         settings: settings.clone(),
         token_file: token_file.clone(),
         rotate_within: None,
+        minter: false,
     };
     let now = pvetoken_lifecycle::clock::now();
     let plan = pvetoken_lifecycle::plan::plan(&admin, &target, std::slice::from_ref(&desired), now).await.unwrap();

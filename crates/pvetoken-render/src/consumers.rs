@@ -159,6 +159,9 @@ const ANSIBLE_ENV: &[Key] = &[
     key("PROXMOX_TOKEN_SECRET", Holds::Secret),
     key("PROXMOX_VALIDATE_CERTS", Holds::ValidateCerts),
     optional("PROXMOX_CA_PATH", Holds::CaFile),
+    // community.proxmox before 2.0 (1.4 is what ansible 12 bundles) has no `ca_path`: proxmoxer verifies through
+    // requests, which reads its CA bundle from here.
+    optional("REQUESTS_CA_BUNDLE", Holds::CaFile),
 ];
 
 /// community.proxmox module parameters.

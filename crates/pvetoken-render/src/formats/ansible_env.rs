@@ -10,8 +10,10 @@
 //! export PROXMOX_TOKEN_SECRET='SECRET'
 //! export PROXMOX_VALIDATE_CERTS='true'
 //! ```
-//! plus `export PROXMOX_CA_PATH='...'` when the token file names a CA file. community.proxmox cannot pin a
-//! fingerprint: a pinned token without a CA file gets a comment saying so.
+//! plus `export PROXMOX_CA_PATH='...'` and `export REQUESTS_CA_BUNDLE='...'` when the token file names a CA file:
+//! community.proxmox reads `PROXMOX_CA_PATH` from 2.0 on; before (1.4 is what ansible 12 bundles) it verifies
+//! through proxmoxer and requests, which read `REQUESTS_CA_BUNDLE` (for every HTTPS request of that process).
+//! community.proxmox cannot pin a fingerprint: a pinned token without a CA file gets a comment saying so.
 
 use std::io::{self, Write};
 
@@ -50,6 +52,7 @@ impl Renderer for AnsibleEnv {
         ];
         if let Some(ca_path) = &ca_path {
             pairs.push(("PROXMOX_CA_PATH", ca_path));
+            pairs.push(("REQUESTS_CA_BUNDLE", ca_path));
         }
         write_exports(out, &comments, &pairs)
     }

@@ -153,7 +153,8 @@ fn ansible_env_output_splits_the_id_into_owner_and_name() {
             ("PROXMOX_TOKEN_ID", "privatebox"),
             ("PROXMOX_TOKEN_SECRET", HOSTILE),
             ("PROXMOX_VALIDATE_CERTS", "true"),
-            ("PROXMOX_CA_PATH", &token.ca_file.unwrap().to_string_lossy()),
+            ("PROXMOX_CA_PATH", &token.ca_file.as_ref().unwrap().to_string_lossy()),
+            ("REQUESTS_CA_BUNDLE", &token.ca_file.as_ref().unwrap().to_string_lossy()),
         ])
     );
 }

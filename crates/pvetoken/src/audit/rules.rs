@@ -506,7 +506,8 @@ fn pvetoken_role_findings(index: &Index<'_>, view: &TokenView<'_>, tline: &str, 
             },
         });
     }
-    let Some(comment) = view.token.comment.as_deref().filter(|c| c.starts_with("pvetoken exec ephemeral")) else {
+    let Some(comment) = view.token.comment.as_deref().filter(|c| c.starts_with(pvetoken_lifecycle::minter::EPHEMERAL))
+    else {
         return;
     };
     let expired = view.token.expire != 0 && view.token.expire < s.now;

@@ -98,7 +98,15 @@ fn root_pam() -> String {
 struct TokenDecl {
     cluster: String,
     id: String,
-    profile: String,
+    /// The consumer profile (absent for a minter).
+    #[serde(default)]
+    profile: Option<String>,
+    /// A minter (`create --minter`): holds the rights of `profiles` and may mint tokens of its own user.
+    #[serde(default)]
+    minter: bool,
+    /// With `minter = true`: the profiles its jobs may use.
+    #[serde(default)]
+    profiles: Vec<String>,
     token_file: PathBuf,
     expire: Option<String>,
     #[serde(default = "yes")]
@@ -123,6 +131,23 @@ fn yes() -> bool {
     true
 }
 
+impl TokenDecl {
+    /// The profile the token holds: its `profile`, or a minter's combined `profiles`.
+    fn profile(&self) -> Result<profiles::Profile, CliError> {
+        match (&self.profile, self.minter) {
+            (Some(name), false) => Ok(profiles::load(name)?),
+            (None, true) => {
+                let each = self.profiles.iter().map(|name| profiles::load(name)).collect::<Result<Vec<_>, _>>()?;
+                Ok(pvetoken_lifecycle::minter::profile(&each)?)
+            }
+            (Some(_), true) => Err(CliError::usage("a minter holds `profiles = [...]`, not one `profile`")
+                .with_hint("minter = true, profiles = [\"packer\", \"ansible\"]")),
+            (None, false) => Err(CliError::usage("no `profile`")
+                .with_hint("profile = \"packer\" (or minter = true, profiles = [...] for a minter)")),
+        }
+    }
+}
+
 /// The plan of one cluster.
 #[derive(Debug, Clone, Serialize)]
 struct ClusterPlan {
@@ -132,10 +157,34 @@ struct ClusterPlan {
     tokens: Vec<TokenPlan>,
     /// Tokens of managed users that the file does not declare.
     unmanaged: Vec<String>,
+    /// Job tokens of `pvetoken exec` of managed users (a minter's): live, or stale (pruned like `gc`).
+    job_tokens: Vec<pvetoken_lifecycle::plan::JobToken>,
     requests: u64,
 }
 
 impl ClusterPlan {
+    /// The plan of a cluster not read yet (or that could not be: `error`).
+    fn new(cluster: &str, error: Option<String>) -> ClusterPlan {
+        ClusterPlan {
+            cluster: cluster.to_owned(),
+            pve_version: None,
+            error,
+            tokens: Vec::new(),
+            unmanaged: Vec::new(),
+            job_tokens: Vec::new(),
+            requests: 0,
+        }
+    }
+
+    /// What `--prune` deletes: the undeclared tokens of managed users, and job tokens that outlived their job; a
+    /// running job's token is kept.
+    fn prunable(&self) -> impl Iterator<Item = &str> {
+        self.unmanaged
+            .iter()
+            .map(String::as_str)
+            .chain(self.job_tokens.iter().filter(|job| job.stale).map(|job| job.id.as_str()))
+    }
+
     fn changes(&self) -> usize {
         self.tokens.iter().map(|t| t.changes.len()).sum()
     }
@@ -165,7 +214,11 @@ fn load(path: &std::path::Path, printer: &Printer) -> Result<Declaration, CliErr
             return Err(CliError::usage(format!("{place}: cluster `{}` is not declared", token.cluster))
                 .with_hint(format!("add [clusters.{}] with its url and credentials", token.cluster)));
         }
-        profiles::load(&token.profile).map_err(|error| CliError::usage(format!("{place}: {error}")))?;
+        token.profile().map_err(|error| CliError::usage(format!("{place}: {error}")))?;
+        if token.minter && !token.privsep {
+            return Err(CliError::usage(format!("{place}: a minter's own token is privilege-separated"))
+                .with_hint("remove privsep = false"));
+        }
         if !seen.insert((token.cluster.clone(), token.id.clone())) {
             return Err(CliError::usage(format!(
                 "{place}: {} is declared twice for cluster {}",
@@ -280,12 +333,13 @@ fn desired(declared: &TokenDecl) -> Result<Desired, CliError> {
         Some(span) => Some((pvetoken_lifecycle::clock::parse_span(span).map_err(CliError::usage)?, span.clone())),
         None => None,
     };
+    let profile = declared.profile()?;
     Ok(Desired {
         declared: declared.id.clone(),
         token: current_token(declared)?,
-        profile: profiles::load(&declared.profile)?,
+        profile: profile.clone(),
         settings: Settings {
-            profile: declared.profile.clone(),
+            profile: declared.profile.clone().unwrap_or_else(|| profile.name.clone()),
             narrowing: Narrowing {
                 pool: declared.pool.clone(),
                 storages: declared.storage.clone(),
@@ -299,19 +353,13 @@ fn desired(declared: &TokenDecl) -> Result<Desired, CliError> {
         },
         token_file: declared.token_file.clone(),
         rotate_within,
+        minter: declared.minter,
     })
 }
 
 /// Reads one cluster and compares it with its declared tokens. Never changes anything.
 async fn plan_cluster(name: &str, cluster: &Cluster, tokens: &[&TokenDecl], printer: &Printer) -> ClusterPlan {
-    let mut plan = ClusterPlan {
-        cluster: name.to_owned(),
-        pve_version: None,
-        error: None,
-        tokens: Vec::new(),
-        unmanaged: Vec::new(),
-        requests: 0,
-    };
+    let mut plan = ClusterPlan::new(name, None);
     if let Err(error) = plan_into(&mut plan, cluster, tokens, printer).await {
         plan.error = Some(format!("{error:#}"));
     }
@@ -341,6 +389,7 @@ async fn plan_into(
         }
     }
     plan.unmanaged = planned.unmanaged;
+    plan.job_tokens = planned.job_tokens;
     plan.requests = planned.requests;
     Ok(())
 }
@@ -360,14 +409,7 @@ fn plan_all(declaration: &Declaration, parallel: usize, printer: &Printer) -> Ve
                         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
                         match runtime {
                             Ok(runtime) => runtime.block_on(plan_cluster(name, cluster, &tokens, printer)),
-                            Err(error) => ClusterPlan {
-                                cluster: (*name).clone(),
-                                pve_version: None,
-                                error: Some(error.to_string()),
-                                tokens: Vec::new(),
-                                unmanaged: Vec::new(),
-                                requests: 0,
-                            },
+                            Err(error) => ClusterPlan::new(name, Some(error.to_string())),
                         }
                     })
                 })
@@ -402,6 +444,10 @@ fn print_plans(plans: &[ClusterPlan], printer: &Printer) -> anyhow::Result<()> {
         }
         for unmanaged in &plan.unmanaged {
             printer.data(&format!("  ? {unmanaged}: not declared (a token of a managed user)"))?;
+        }
+        for job in &plan.job_tokens {
+            let fate = if job.stale { "--prune deletes it" } else { "kept" };
+            printer.data(&format!("  * {}: a job token of pvetoken exec, {} ({fate})", job.id, job.state))?;
         }
     }
     let count = |action: char| {
@@ -444,7 +490,7 @@ pub fn run_apply(args: ApplyArgs, printer: &Printer) -> anyhow::Result<Exit> {
     if !printer.is_json() {
         print_plans(&plans, printer)?;
     }
-    let pruned: usize = if args.prune { plans.iter().map(|p| p.unmanaged.len()).sum() } else { 0 };
+    let pruned: usize = if args.prune { plans.iter().map(|p| p.prunable().count()).sum() } else { 0 };
     let changes: usize = plans.iter().map(ClusterPlan::changes).sum::<usize>() + pruned;
     if changes == 0 {
         if printer.is_json() {
@@ -525,22 +571,23 @@ fn eprint_prompt() {
     eprint!("Apply these changes? Only 'yes' is accepted: ");
 }
 
-/// `--prune`: deletes the undeclared tokens of managed users (PVE deletes their ACL entries with them).
+/// `--prune`: deletes the undeclared tokens of managed users and the stale job tokens of minters (PVE deletes their
+/// ACL entries with them).
 fn prune_cluster(
     name: &str,
     cluster: &Cluster,
     plan: &ClusterPlan,
     printer: &Printer,
 ) -> Vec<(String, String, Result<(), String>)> {
-    if plan.unmanaged.is_empty() {
+    if plan.prunable().next().is_none() {
         return Vec::new();
     }
     let result = with_cluster(cluster, printer, async |Connected { client, target, .. }| {
         let mut deleted = Vec::new();
-        for full in &plan.unmanaged {
+        for full in plan.prunable() {
             let Some((user, token)) = full.rsplit_once('!') else { continue };
             client.delete_token(user, token).await.map_err(|e| crate::connection::remote_error(&e, &target))?;
-            deleted.push(full.clone());
+            deleted.push(full.to_owned());
         }
         Ok(deleted)
     });
@@ -624,6 +671,10 @@ async fn apply_token(
         client.change_acl(&change).await.map_err(|e| remote(&e))?;
     }
     let desired = desired(declared)?;
+    if declared.minter {
+        // Its group first: a missing minter user is created in it.
+        pvetoken_lifecycle::minter::ensure_group(client, &token.user, target).await?;
+    }
     let sinks = crate::sinks::RegisteredSinks { token_file: &declared.token_file, target, printer: quiet };
     let mut run =
         Lifecycle::new(&desired.settings, target, client, http.clone(), &declared.token_file, quiet, *timeout)
@@ -631,6 +682,10 @@ async fn apply_token(
     let converged = run.converge_file(&desired.profile, TokenRef::parse(&declared.id)?).await;
     *known = run.known();
     let converged = converged?;
+    if declared.minter {
+        let current = TokenRef::parse(&converged.token_id)?;
+        pvetoken_lifecycle::minter::grant_group(client, &current, target).await?;
+    }
     if !converged.missing.is_empty() {
         let missing: Vec<String> = converged.missing.iter().map(|m| format!("{} on {}", m.privilege, m.path)).collect();
         anyhow::bail!("{} lacks {} after apply", converged.token_id, missing.join(", "));

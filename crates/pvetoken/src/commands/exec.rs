@@ -19,6 +19,7 @@ use pvetoken_client::pve::{AclChange, NewToken, PveClient};
 use pvetoken_render::{Format, TokenFile};
 
 use pvetoken_lifecycle::clock::now;
+use pvetoken_lifecycle::minter;
 use pvetoken_lifecycle::target::target_url;
 use pvetoken_lifecycle::token::{TokenRef, validate_user};
 
@@ -30,8 +31,6 @@ use pvetoken_lifecycle::env_vars::{self, ScrubCredentials};
 use pvetoken_lifecycle::profiles::{self, PveVersion};
 
 /// The comment that marks a token as made by `exec` (and tells `gc` where its job ran).
-const EPHEMERAL: &str = "pvetoken exec ephemeral";
-
 /// Arguments of `pvetoken exec`.
 #[derive(Debug, Args)]
 pub struct ExecArgs {
@@ -102,10 +101,6 @@ fn find_program(program: &OsString) -> Option<PathBuf> {
     }
     std::env::var_os("PATH")
         .and_then(|dirs| std::env::split_paths(&dirs).map(|dir| dir.join(&path)).find(|candidate| candidate.is_file()))
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_default()
 }
 
 fn random_suffix() -> Result<String, CliError> {
@@ -182,6 +177,27 @@ pub fn run(args: ExecArgs, printer: &Printer) -> anyhow::Result<Exit> {
             .map(|(major, minor)| PveVersion { major, minor })
             .ok_or_else(|| CliError::remote(format!("cannot read the PVE version from `{}`", version.version)))?;
         let resolved = profile.resolve(pve, &args.narrowing.narrowing(), None);
+        if args.minter {
+            // The job's token holds the minter user's rights, which include the minter token's own: a profile the
+            // minter token does not hold is refused here, before a token exists.
+            let held = client.own_permissions(None).await.map_err(|e| remote(&e))?;
+            let missing = pvetoken_lifecycle::verify::compare(&held, &resolved);
+            if !missing.is_empty() {
+                printer.missing(&missing);
+                return Err(CliError::check_failed(format!(
+                    "the minter {owner} does not hold {} privilege(s) of profile {}; no token was created and \
+                     COMMAND was not run",
+                    missing.len(),
+                    resolved.profile
+                ))
+                .with_hint(format!(
+                    "set the minter up with that profile (pvetoken create --minter --profiles {},...) or use another \
+                     minter",
+                    resolved.profile
+                ))
+                .into());
+            }
+        }
         let name = format!("{}-x{}", profile.name, random_suffix()?);
         let token = TokenRef { user: owner, name };
         let expire = now() + args.ttl;
@@ -204,7 +220,7 @@ pub fn run(args: ExecArgs, printer: &Printer) -> anyhow::Result<Exit> {
                 Err(error) => return Err(remote(&error).into()),
             }
         }
-        let comment = format!("{EPHEMERAL}; host={}; pid={}; expires={expire}", hostname(), std::process::id());
+        let comment = minter::ephemeral_comment(&minter::hostname(), std::process::id(), expire);
         let new = NewToken { privsep: !args.minter, expire, comment: Some(comment) };
         let created = client.create_token(&token.user, &token.name, &new).await.map_err(|e| remote(&e))?;
         let secret: Secret = created.value;
@@ -255,32 +271,27 @@ async fn job(
         };
         client.change_acl(&change).await.map_err(|e| remote(&e))?;
     }
-    let map = if client.is_local() {
-        client.permissions_of(&token.full(), None).await
-    } else {
-        pvetoken_lifecycle::target::token_client(http, target, &token.full(), secret, args.connection.timeout())
-            .own_permissions(None)
-            .await
-    }
-    .map_err(|error| pvetoken_lifecycle::target::token_refused(&error, target))?;
-    let missing = pvetoken_lifecycle::verify::compare(&map, resolved);
-    if !missing.is_empty() {
-        printer.missing(&missing);
-        let error = CliError::check_failed(format!(
-            "the job's token lacks {} privilege(s) of profile {}; COMMAND was not run",
-            missing.len(),
-            resolved.profile
-        ));
-        return Err(if args.minter {
-            error.with_hint(format!(
-                "the minter {} does not hold profile {}: set it up with it (pvetoken create --minter --profiles \
-                 {},...) or use another minter",
-                token.user, resolved.profile, resolved.profile
-            ))
+    // A minter's job token is not privilege-separated: it holds the minter user's rights, checked before it was
+    // created. A privilege-separated one holds what its ACLs give it: checked now, before COMMAND runs.
+    if !args.minter {
+        let map = if client.is_local() {
+            client.permissions_of(&token.full(), None).await
         } else {
-            error
+            pvetoken_lifecycle::target::token_client(http, target, &token.full(), secret, args.connection.timeout())
+                .own_permissions(None)
+                .await
         }
-        .into());
+        .map_err(|error| pvetoken_lifecycle::target::token_refused(&error, target))?;
+        let missing = pvetoken_lifecycle::verify::compare(&map, resolved);
+        if !missing.is_empty() {
+            printer.missing(&missing);
+            return Err(CliError::check_failed(format!(
+                "the job's token lacks {} privilege(s) of profile {}; COMMAND was not run",
+                missing.len(),
+                resolved.profile
+            ))
+            .into());
+        }
     }
     let node = match args.narrowing.node.first() {
         Some(node) => node.clone(),
@@ -366,7 +377,6 @@ pub fn run_gc(args: GcArgs, printer: &Printer) -> anyhow::Result<Exit> {
     let target = args.connection.resolve_target(&TargetFallback::from_default_token_file(), printer)?;
     let admin = args.connection.resolve_admin()?;
     let timeout = args.connection.timeout();
-    let host = hostname();
     let runtime = tokio::runtime::Runtime::new()?;
     let deleted = runtime.block_on(async {
         let http = crate::connection::http_client(&target, timeout)?;
@@ -375,19 +385,11 @@ pub fn run_gc(args: GcArgs, printer: &Printer) -> anyhow::Result<Exit> {
         let mut deleted = Vec::new();
         for user in &args.user {
             for info in client.tokens(user).await.map_err(|e| remote(&e))? {
-                let comment = info.comment.clone().unwrap_or_default();
-                if !comment.starts_with(EPHEMERAL) {
-                    continue;
-                }
-                let field = |key: &str| comment.split("; ").find_map(|part| part.strip_prefix(key)).map(str::to_owned);
                 let Some(name) = info.tokenid.clone() else { continue };
-                let expired = info.expire > 0 && info.expire <= now();
-                let job_gone = field("host=").as_deref() == Some(host.as_str())
-                    && field("pid=").is_some_and(|pid| !std::path::Path::new("/proc").join(pid).exists());
-                if expired || job_gone {
+                let kind = minter::Ephemeral::here(info.comment.as_deref(), info.expire, now());
+                if kind.is_stale() {
                     client.delete_token(user, &name).await.map_err(|e| remote(&e))?;
-                    let why = if expired { "expired" } else { "its job is gone" };
-                    printer.info(&format!("deleted {user}!{name} ({why})"));
+                    printer.info(&format!("deleted {user}!{name} ({})", kind.reason()));
                     deleted.push(format!("{user}!{name}"));
                 }
             }

@@ -210,3 +210,80 @@ fn exec_killed_at_each_step_leaves_at_most_one_expiring_token_which_gc_removes()
         assert_eq!(token_acl_entries(&lab, "automation@pve!ansible-x"), 0, "{method} {path}: no ACL entry left");
     }
 }
+
+/// The CI-job use with a consumer we did not write: `exec --profile ansible -- ansible-playbook ...` clones the
+/// template with community.proxmox's `proxmox_kvm`, with nothing but the variables `exec` put in its environment
+/// (community.proxmox 1.4 verifies the lab's CA through `REQUESTS_CA_BUNDLE`); the job's token is gone afterwards.
+#[test]
+fn an_ansible_playbook_runs_under_exec_with_the_job_tokens_variables_only() {
+    let Some(playbook) = tool("ansible-playbook") else { return };
+    let lab = Lab::start("9.2");
+    let ready = lab.lab().ready();
+    let ca = ready.ca_file.display().to_string();
+    let root = lab.root();
+    let node = ready.node.clone();
+    let source = root.get(&format!("/nodes/{node}/qemu/9000/config"), &[]).unwrap();
+    let source_name = source["name"].as_str().unwrap().to_owned();
+    let book = lab.dir().join("exec-clone.yml");
+    std::fs::write(
+        &book,
+        r#"- hosts: localhost
+  connection: local
+  gather_facts: false
+  vars:
+    ansible_python_interpreter: "{{ ansible_playbook_python }}"
+  tasks:
+    - name: clone the template with the job's token
+      community.proxmox.proxmox_kvm:
+        node: "{{ node }}"
+        clone: "{{ source_name }}"
+        vmid: 9000
+        newid: 9123
+        name: exec-clone
+        full: true
+        timeout: 60
+      register: cloned
+    - ansible.builtin.assert:
+        that: cloned is changed
+"#,
+    )
+    .unwrap();
+    let ansible_home = lab.dir().join("ansible");
+    let (node_var, source_var) = (format!("node={node}"), format!("source_name={source_name}"));
+    let run = lab.pvetoken_env(
+        &[
+            "exec",
+            "--url",
+            ready.pve_url.as_str(),
+            "--ca-file",
+            ca.as_str(),
+            "--profile",
+            "ansible",
+            "--ttl",
+            "10m",
+            "--",
+            playbook.to_str().unwrap(),
+            "-i",
+            "localhost,",
+            book.to_str().unwrap(),
+            "-e",
+            node_var.as_str(),
+            "-e",
+            source_var.as_str(),
+        ],
+        &[
+            ("PVETOKEN_PASSWORD", ready.root_password.as_str()),
+            ("LANG", "C.UTF-8"),
+            ("LC_ALL", "C.UTF-8"),
+            ("ANSIBLE_HOME", ansible_home.to_str().unwrap()),
+            ("ANSIBLE_NOCOLOR", "1"),
+            ("ANSIBLE_LOCALHOST_WARNING", "0"),
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.both());
+    assert!(run.stdout.contains("failed=0"), "{}", run.stdout);
+    let config = root.get(&format!("/nodes/{node}/qemu/9123/config"), &[]).unwrap();
+    assert_eq!(config["name"], "exec-clone", "{config}");
+    assert!(lab.server_tokens("automation@pve").iter().all(|t| !t.starts_with("ansible-x")));
+    assert_eq!(token_acl_entries(&lab, "automation@pve!ansible-x"), 0);
+}

@@ -79,11 +79,21 @@ fn a_minters_token_mints_a_job_token_and_can_grant_nothing_beyond_its_profiles()
     assert!(!run.stdout.contains(&minter_secret) && !run.stderr.contains(&minter_secret));
     assert_eq!(lab.server_tokens(MINTER), ["mint"], "the job's token is gone, the minter's own stays");
 
-    // A profile the minter does not hold: refused before COMMAND runs, nothing left behind.
+    // A profile the minter does not hold: refused before any token is created, naming what it lacks.
+    let before = lab.requests().len();
     let run = exec_as_minter(&lab, &minter_file, &["--profile", "terraform"], &["true"]);
     assert_eq!(run.code, 1, "{}", run.both());
-    assert!(run.stderr.contains("COMMAND was not run") && run.stderr.contains("does not hold profile terraform"));
+    assert!(
+        run.stderr.contains("no token was created and COMMAND was not run")
+            && run.stderr.contains("does not hold")
+            && run.stderr.contains("profile terraform"),
+        "{}",
+        run.both()
+    );
     assert!(run.stderr.contains("VM.Config.Cloudinit") || run.stderr.contains("Datastore"), "{}", run.stderr);
+    let posts: Vec<String> =
+        lab.requests()[before..].iter().filter(|r| r.method == "POST").map(|r| r.path.clone()).collect();
+    assert!(posts.is_empty(), "no token may be created for a profile the minter lacks: {posts:?}");
     assert_eq!(lab.server_tokens(MINTER), ["mint"]);
 
     // Escalation, with the minter's own credential: every attempt refused with PVE's message.
@@ -204,4 +214,70 @@ fn a_job_token_may_not_outlive_the_minter() {
     assert_eq!(lab.server_tokens(MINTER), before, "no token was created");
     let run = exec_as_minter(&lab, &file, &["--profile", "readonly", "--ttl", "30m"], &["true"]);
     assert_eq!(run.code, 0, "within the minter's life: {}", run.both());
+}
+
+/// A minter declared in an apply file, as `create --minter` sets it up: apply converges it (its group grant kept,
+/// not revoked as drift), its token mints; `apply --prune` deletes the job tokens that outlived their job and keeps
+/// a running job's.
+#[test]
+fn a_minter_declared_in_apply_converges_and_prune_keeps_a_running_jobs_token() {
+    let lab = Lab::start("9.2");
+    let ready = lab.lab().ready();
+    let dir = lab.dir();
+    let password = dir.join("root.pass");
+    std::fs::write(&password, ready.root_password.as_bytes()).unwrap();
+    std::fs::set_permissions(&password, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let minter_file = dir.join("minter.env");
+    let declaration = dir.join("pvetoken.toml");
+    std::fs::write(
+        &declaration,
+        format!(
+            "[clusters.lab]\nurl = \"{}\"\nca_file = \"{}\"\nauth_user = \"root@pam\"\npassword_file = \"{}\"\n\n\
+             [[tokens]]\ncluster = \"lab\"\nid = \"{MINTER}!mint\"\nminter = true\nprofiles = [\"ansible\"]\n\
+             token_file = \"{}\"\n",
+            ready.pve_url,
+            ready.ca_file.display(),
+            password.display(),
+            minter_file.display()
+        ),
+    )
+    .unwrap();
+    let file = declaration.to_str().unwrap();
+    let apply = lab.pvetoken(&["apply", "--auto-approve", "-f", file]);
+    assert_eq!(apply.code, 0, "{}", apply.both());
+    let plan = lab.pvetoken(&["plan", "--detailed-exitcode", "-f", file]);
+    assert_eq!(plan.code, 0, "the group grant is the minter's, not drift: {}", plan.both());
+    let job = exec_as_minter(&lab, &minter_file, &["--profile", "ansible"], &["true"]);
+    assert_eq!(job.code, 0, "the declared minter mints: {}", job.both());
+
+    // Three job tokens as `exec` names them: one whose job runs (this process), one whose process is gone, one
+    // of another host that expired.
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim().to_owned();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let root = lab.root();
+    let later = (now + 600).to_string();
+    let earlier = (now - 60).to_string();
+    let comment = |host: &str, pid: &str, expire: &str| {
+        format!("pvetoken exec ephemeral; host={host}; pid={pid}; expires={expire}")
+    };
+    for (name, comment, expire) in [
+        ("ansible-xlive", comment(&host, &std::process::id().to_string(), &later), &later),
+        ("ansible-xgone", comment(&host, "4194305", &later), &later),
+        ("ansible-xold", comment("elsewhere", "1", &earlier), &earlier),
+    ] {
+        root.post(
+            &format!("/access/users/{MINTER}/token/{name}"),
+            &[("privsep", "0"), ("expire", expire), ("comment", &comment)],
+        )
+        .unwrap();
+    }
+    let plan = lab.pvetoken(&["plan", "-f", file]);
+    assert!(plan.stdout.contains("* pvetoken-minter@pve!ansible-xlive: a job token of pvetoken exec, live (kept)"));
+    assert!(plan.stdout.contains("ansible-xgone: a job token of pvetoken exec, its job is gone (--prune deletes it)"));
+    assert!(plan.stdout.contains("ansible-xold: a job token of pvetoken exec, expired (--prune deletes it)"));
+    let prune = lab.pvetoken(&["apply", "--auto-approve", "--prune", "-f", file]);
+    assert_eq!(prune.code, 0, "{}", prune.both());
+    let mut left = lab.server_tokens(MINTER);
+    left.sort();
+    assert_eq!(left, ["ansible-xlive", "mint"], "{}", prune.both());
 }
