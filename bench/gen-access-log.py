@@ -5,7 +5,7 @@ usage: bench/gen-access-log.py OUT_FILE [LINES] [--user-cfg FILE] [--tokens N] [
 
 Lines are in the format the lab writes (crates/pvetoken-lab/src/access_log.rs, pve-http-server's `log_request`):
     CLIENT - USERID [DD/MM/YYYY:HH:MM:SS +ZZZZ] "METHOD URI HTTP/1.1" STATUS LENGTH
-Calls come from the endpoint catalog the reader maps them with (crates/pvetoken/data/endpoints.json), with path
+Calls come from the endpoint catalog the reader maps them with (crates/pvetoken-acl/src/endpoints_data.rs), with path
 parameters filled (each token works on a few guests, nodes and storages, so the distinct calls stay far fewer than
 the lines, as in a real log), plus unknown endpoints, unauthenticated calls (`-`), 401/403/500 answers, query
 strings (`/cluster/resources?type=vm`) and a few malformed lines. Token ids come from --user-cfg (the tokens of
@@ -53,7 +53,9 @@ def main():
     parser.add_argument("--seed", type=int, default=21)
     args = parser.parse_args()
     rng = random.Random(args.seed)
-    endpoints = json.load(open(ROOT / "crates/pvetoken/data/endpoints.json"))["endpoints"]
+    data = open(ROOT / "crates/pvetoken-acl/src/endpoints_data.rs").read()
+    endpoints = [{"method": m.upper(), "path": p} for m, p in
+                 re.findall(r'method: Method::(\w+),\n\s+path: "([^"]+)"', data)]
     tokens = token_ids(args.user_cfg, args.tokens, rng)
     # Each token calls a handful of endpoints, mostly reads, on its own few guests.
     habits = {}

@@ -46,6 +46,7 @@
 pub mod auth;
 pub mod catalog;
 mod catalog_data;
+pub mod endpoints;
 pub mod eval;
 pub mod explain;
 mod hash;

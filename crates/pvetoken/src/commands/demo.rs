@@ -644,6 +644,7 @@ impl Demo<'_> {
         if let Some(bao) = &bao {
             self.check_openbao_holds(bao, &host_token)?;
         }
+        self.learn_from_log(lab)?;
         for file in [&packer_token, &host_token] {
             let token_id = pvetoken_lifecycle::token_store::read(file)
                 .map(|t| t.token_id.to_string())
@@ -669,6 +670,31 @@ impl Demo<'_> {
                 )
             })?;
         }
+        Ok(())
+    }
+
+    /// Least privilege from evidence: the profile the PrivateBox token's own calls in the lab's access log need,
+    /// against the built-in profile it was created with.
+    fn learn_from_log(&mut self, lab: &pvetoken_lab::RunningLab) -> anyhow::Result<()> {
+        let token_id = pvetoken_lifecycle::token_store::read(&self.host_token())?.token_id.to_string();
+        let log = lab.access_log().display().to_string();
+        let out = self.host.join("learned-privatebox.toml").display().to_string();
+        let args = ["learn", "--access-log", &log, "--token", &token_id, "--name", "privatebox-learned", "--out", &out];
+        use pvetoken_lifecycle::profiles;
+        let count = |profile: &profiles::Profile| profile.grants.iter().map(|g| g.privileges.len()).sum::<usize>();
+        let built_in = profiles::load(PROFILE).map(|p| count(&p)).unwrap_or_default();
+        self.command_step("learn", "host", &args, 0, |json| {
+            let learned = json
+                .get("profile")
+                .and_then(Value::as_str)
+                .and_then(|text| profiles::parse("the learned profile", text).ok())
+                .map_or(0, |p| count(&p));
+            format!(
+                "{} calls of {token_id} in the lab's access log need {learned} privilege(s) (profile {out}); the \
+                 built-in {PROFILE} profile grants {built_in}, for everything PrivateBox may do later",
+                json.get("calls").and_then(Value::as_u64).unwrap_or_default()
+            )
+        })?;
         Ok(())
     }
 

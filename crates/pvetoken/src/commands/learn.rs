@@ -1,6 +1,6 @@
 //! `pvetoken learn --access-log FILE...`: least privilege from evidence. Reads pveproxy access logs (plain or
-//! rotated `.gz`), keeps the calls of one token (or user), maps each to its endpoint in the catalog
-//! (`data/endpoints.json`, generated from the endpoint research by `scripts/gen-endpoints.py`) and writes a profile
+//! rotated `.gz`), keeps the calls of one token (or user), maps each to its endpoint in the typed endpoint catalog
+//! ([`pvetoken_acl::endpoints`], with the declarations of `--pve-version`) and writes a profile
 //! (`create --profile FILE` takes it) whose every privilege names the calls that needed it and how often.
 //!
 //! The mapping and its limits (docs/learn.md): a path parameter the URL shows (`{vmid}`, `{node}`, `{storage}`)
@@ -15,8 +15,7 @@ use std::io::BufRead as _;
 use std::path::PathBuf;
 
 use clap::Args;
-use serde::Deserialize;
-use serde_json::Value;
+use pvetoken_acl::endpoints::{self, Check, Method, When};
 
 use crate::exit::{CliError, Exit};
 use crate::printer::Printer;
@@ -54,30 +53,6 @@ pub struct LearnArgs {
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
 }
-
-#[derive(Debug, Deserialize)]
-struct Catalog {
-    endpoints: Vec<Endpoint>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Endpoint {
-    method: String,
-    path: String,
-    check: Value,
-    #[serde(default)]
-    handler_checks: Vec<HandlerCheck>,
-}
-
-#[derive(Debug, Deserialize)]
-struct HandlerCheck {
-    filter: Option<String>,
-    check: Value,
-}
-
-static CATALOG: std::sync::LazyLock<Catalog> = std::sync::LazyLock::new(|| {
-    serde_json::from_str(include_str!("../../data/endpoints.json")).unwrap_or(Catalog { endpoints: Vec::new() })
-});
 
 /// The fields of one access-log line, borrowed from it.
 struct Fields<'l> {
@@ -185,31 +160,6 @@ fn filter_applies(filter: Option<&str>, kind: Option<&str>) -> bool {
     filter == entries || !filter.ends_with(" entries") && !filter.contains("pool entries")
 }
 
-/// The catalog entry for a call and its parameters; the most specific template wins.
-fn match_endpoint<'a>(method: &str, segments: &[String]) -> Option<(&'a Endpoint, BTreeMap<String, String>)> {
-    let mut best: Option<(&Endpoint, BTreeMap<String, String>, usize)> = None;
-    for endpoint in CATALOG.endpoints.iter().filter(|e| e.method == method) {
-        let template: Vec<&str> = endpoint.path.split('/').filter(|s| !s.is_empty()).collect();
-        if template.len() != segments.len() {
-            continue;
-        }
-        let mut params = BTreeMap::new();
-        let fits = template.iter().zip(segments).all(|(t, s)| {
-            if let Some(name) = t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
-                params.insert(name.to_owned(), s.clone());
-                true
-            } else {
-                t == s
-            }
-        });
-        if fits && best.as_ref().is_none_or(|(_, p, _)| params.len() < p.len()) {
-            let n = params.len();
-            best = Some((endpoint, params, n));
-        }
-    }
-    best.map(|(e, p, _)| (e, p))
-}
-
 /// A needed (path, privilege, propagate) with the reason it is only partly known.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct Need {
@@ -240,32 +190,60 @@ fn fill(template: &str, params: &BTreeMap<String, String>) -> (String, bool) {
     (if out.is_empty() { "/".to_owned() } else { out }, false)
 }
 
-fn needs_of(check: &Value, params: &BTreeMap<String, String>, listing: bool, out: &mut Vec<Need>) {
-    if let Some(perm) = check.get("perm").and_then(Value::as_str) {
-        let privs: Vec<&str> =
-            check.get("privs").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
-        let any = check.get("any").and_then(Value::as_bool).unwrap_or(false);
-        let (path, widened) = fill(perm, params);
-        // `body`: what it needs depends on the request body, which the log never shows (all of it is granted).
-        let widened = widened || listing || check.get("body").and_then(Value::as_bool).unwrap_or(false);
-        let chosen: Vec<&str> = if any { privs.into_iter().take(1).collect() } else { privs };
-        for privilege in chosen {
-            out.push(Need { path: path.clone(), privilege: privilege.to_owned(), propagate: widened, widened });
+fn needs_of(check: &Check, params: &BTreeMap<String, String>, listing: bool, out: &mut Vec<Need>) {
+    match check {
+        Check::Perm(perm) => {
+            let (path, widened) = fill(perm.path, params);
+            // `body`: what it needs depends on the request body, which the log never shows (all of it is granted).
+            let widened = widened || listing || perm.body;
+            let chosen = if perm.any { &perm.privs[..perm.privs.len().min(1)] } else { perm.privs };
+            for privilege in chosen {
+                out.push(Need { path: path.clone(), privilege: (*privilege).to_owned(), propagate: widened, widened });
+            }
         }
-    } else if let Some(all) = check.get("and").and_then(Value::as_array) {
-        for part in all {
-            needs_of(part, params, listing, out);
+        Check::And(parts) => {
+            for part in *parts {
+                needs_of(part, params, listing, out);
+            }
         }
-    } else if let Some(alternatives) = check.get("or").and_then(Value::as_array) {
-        let fillable = alternatives.iter().find(|alt| {
-            alt.get("require_param").and_then(Value::as_str).is_none_or(|p| params.contains_key(p))
-                && alt.get("perm").and_then(Value::as_str).is_some_and(|perm| !fill(perm, params).1)
-        });
-        if let Some(alt) = fillable.or(alternatives.first()) {
-            needs_of(alt, params, listing, out);
+        Check::Or(alternatives) => {
+            let fillable = alternatives.iter().find(|alternative| match alternative {
+                Check::Perm(perm) => {
+                    perm.require_param.is_none_or(|p| params.contains_key(p)) && !fill(perm.path, params).1
+                }
+                _ => false,
+            });
+            if let Some(alternative) = fillable.or(alternatives.first()) {
+                needs_of(alternative, params, listing, out);
+            }
         }
-    } else if let Some(inner) = check.get("check") {
-        needs_of(inner, params, listing, out);
+        Check::AnyUser | Check::World | Check::Prose(_) => {}
+    }
+}
+
+/// Whether a handler check applies to a logged call: its condition read from what the log shows (the query of a
+/// `GET`, the caller); what only a body could show is taken as given (the conservative reading).
+fn condition_holds(
+    when: When,
+    call: (Method, &str),
+    params: &BTreeMap<String, String>,
+    subject: &str,
+    version: pvetoken_acl::PveVersion,
+) -> bool {
+    let (method, uri) = call;
+    match when {
+        When::Always | When::Other(_) => true,
+        When::Given(param) => method != Method::Get || params.contains_key(param) || query_param(uri, param).is_some(),
+        // pve-access-control 8.2 and later: the caller itself, or a token of the calling user (a token's owner is
+        // someone else); before 8.2 any `userid` given.
+        When::ParamNotCaller(param) => query_param(uri, param).is_some_and(|named| {
+            let own = named == subject
+                || !subject.contains('!') && named.split_once('!').is_some_and(|(owner, _)| owner == subject);
+            !own || version < pvetoken_acl::PveVersion { major: 8, minor: 2 }
+        }),
+        When::NotTaskOwner => {
+            params.get("upid").and_then(|upid| upid.split(':').nth(7)).is_none_or(|owner| owner != subject)
+        }
     }
 }
 
@@ -322,9 +300,18 @@ pub(crate) struct CallNeeds {
     pub(crate) needs: Vec<(String, String, bool, bool)>,
 }
 
-/// Maps the subject's successful or refused API calls to their needs (each distinct call once, with its count);
-/// unknown calls are counted apart.
+/// Maps the subject's successful or refused API calls to their needs on PVE 9 (each distinct call once, with its
+/// count); unknown calls are counted apart.
 pub(crate) fn map_calls(log: &CallLog, subject: &str) -> (Vec<CallNeeds>, BTreeMap<String, usize>) {
+    map_calls_on(log, subject, pvetoken_acl::PveVersion::NEWEST)
+}
+
+/// [`map_calls`] with the declarations of `version` (an endpoint that release does not have is unknown there).
+pub(crate) fn map_calls_on(
+    log: &CallLog,
+    subject: &str,
+    version: pvetoken_acl::PveVersion,
+) -> (Vec<CallNeeds>, BTreeMap<String, usize>) {
     let mut mapped = Vec::new();
     let mut unknown: BTreeMap<String, usize> = BTreeMap::new();
     for (method, uri, status, count) in log.calls_of(subject) {
@@ -332,39 +319,31 @@ pub(crate) fn map_calls(log: &CallLog, subject: &str) -> (Vec<CallNeeds>, BTreeM
         if !(200..300).contains(&status) && status != 403 {
             continue;
         }
-        let Some((endpoint, params)) = match_endpoint(method, &segments) else {
+        let found = Method::parse(method).and_then(|m| endpoints::lookup(m, &segments));
+        let Some((endpoint, declaration, params)) =
+            found.and_then(|(endpoint, params)| Some((endpoint, endpoint.declaration(version)?, params)))
+        else {
             *unknown.entry(format!("{method} /{}", segments.join("/"))).or_default() += count;
             continue;
         };
         let mut needs = Vec::new();
-        if is_own_task(endpoint, &params, subject) {
-            // pve-manager's Tasks.pm: the task's owner reads its status and log without Sys.Audit.
-            let call = format!("{} {}", endpoint.method, endpoint.path);
-            mapped.push(CallNeeds { call, status, count, needs: Vec::new() });
-            continue;
-        }
-        needs_of(&endpoint.check, &params, false, &mut needs);
+        needs_of(&declaration.check, &params, false, &mut needs);
         let kind = query_param(uri, "type");
-        for handler in &endpoint.handler_checks {
-            if filter_applies(handler.filter.as_deref(), kind.as_deref()) {
+        for handler in declaration.handler_checks {
+            if filter_applies(handler.filter, kind.as_deref())
+                && condition_holds(handler.when, (endpoint.method, uri), &params, subject, version)
+            {
                 needs_of(&handler.check, &params, handler.filter.is_some(), &mut needs);
             }
         }
         mapped.push(CallNeeds {
-            call: format!("{} {}", endpoint.method, endpoint.path),
+            call: endpoint.call(),
             status,
             count,
             needs: needs.into_iter().map(|n| (n.path, n.privilege, n.propagate, n.widened)).collect(),
         });
     }
     (mapped, unknown)
-}
-
-/// A call on a task (`/nodes/{node}/tasks/{upid}/…`) whose UPID names `subject` as its user (its 8th field,
-/// `UPID:node:pid:pstart:starttime:type:id:user:`).
-fn is_own_task(endpoint: &Endpoint, params: &BTreeMap<String, String>, subject: &str) -> bool {
-    endpoint.path.starts_with("/nodes/{node}/tasks/{upid}")
-        && params.get("upid").and_then(|upid| upid.split(':').nth(7)).is_some_and(|owner| owner == subject)
 }
 
 /// The number of logged calls `mapped` stands for.
@@ -488,7 +467,7 @@ pub fn run(args: LearnArgs, printer: &Printer) -> anyhow::Result<Exit> {
             .into());
         }
     };
-    let (mapped, unknown) = map_calls(&log, &subject);
+    let (mapped, unknown) = map_calls_on(&log, &subject, args.pve_version);
     let creates_vms = mapped.iter().any(|call| call.status != 403 && CREATES_VMS.contains(&call.call.as_str()));
     let release = pvetoken_acl::Catalog::for_version(args.pve_version);
     let mut not_in_release: BTreeSet<String> = BTreeSet::new();
@@ -645,11 +624,37 @@ mod tests {
         let parsed = fields(line).expect("parses");
         assert_eq!((parsed.userid, parsed.status), ("automation@pve!packer", 200));
         assert!(fields("garbage").is_none());
-        let (endpoint, params) = match_endpoint("GET", &api_segments(parsed.uri).expect("api")).expect("known");
+        let (endpoint, params) =
+            endpoints::lookup(Method::Get, &api_segments(parsed.uri).expect("api")).expect("known");
         assert_eq!(endpoint.path, "/nodes/{node}/qemu/{vmid}/config");
         assert_eq!(params.get("vmid").map(String::as_str), Some("100"));
         let encoded = api_segments("/api2/json/access/users/a%40pve/token?x=1").expect("api");
         assert_eq!(encoded, ["access", "users", "a@pve", "token"]);
+    }
+
+    #[test]
+    fn a_token_reading_its_own_permissions_needs_nothing_and_someone_elses_needs_sys_audit() {
+        let privileges = |uri: &str| -> Vec<(String, String)> {
+            let mut log = CallLog::default();
+            let line = format!("10.0.0.1 - a@pve!t [03/12/2026:06:00:01 +0100] \"GET {uri} HTTP/1.1\" 200 9");
+            assert!(log.add(&line));
+            let (calls, unknown) = map_calls(&log, "a@pve!t");
+            assert!(unknown.is_empty(), "{unknown:?}");
+            calls.iter().flat_map(|c| c.needs.iter().map(|n| (n.0.clone(), n.1.clone()))).collect()
+        };
+        assert!(privileges("/api2/json/access/permissions").is_empty());
+        assert!(privileges("/api2/json/access/permissions?path=/vms").is_empty());
+        assert!(privileges("/api2/json/access/permissions?userid=a%40pve%21t").is_empty(), "itself");
+        // A token's owner is another identity (pve-access-control's `permissions`: only the caller, or a token of
+        // the calling user, is free).
+        assert_eq!(
+            privileges("/api2/json/access/permissions?userid=a%40pve"),
+            [("/access".to_owned(), "Sys.Audit".to_owned())]
+        );
+        assert_eq!(
+            privileges("/api2/json/access/permissions?userid=b%40pve"),
+            [("/access".to_owned(), "Sys.Audit".to_owned())]
+        );
     }
 
     #[test]

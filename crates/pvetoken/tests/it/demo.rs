@@ -52,6 +52,7 @@ fn the_demo_walks_the_whole_flow_exits_0_and_prints_no_secret() {
         "rotate",
         "check-semaphore",
         "check-consumer",
+        "learn",
         "revoke",
     ] {
         assert!(steps.contains(&expected), "missing step {expected}: {steps:?}");
@@ -61,6 +62,11 @@ fn the_demo_walks_the_whole_flow_exits_0_and_prints_no_secret() {
         assert!(steps.contains(&"check-openbao"), "missing step check-openbao: {steps:?}");
     }
     assert!(report["steps"].as_array().expect("steps").iter().all(|s| s["seconds"].as_f64().is_some()));
+    // learn: the playbook's listing of guests needed VM.Audit, and nothing of the built-in profile's VM changes.
+    let learn = report["steps"].as_array().expect("steps").iter().find(|s| s["step"] == "learn").expect("learn");
+    let learned = learn["details"]["profile"].as_str().unwrap_or_default();
+    assert!(learned.contains("\"VM.Audit\""), "{learn}");
+    assert!(!learned.contains("VM.Allocate") && !learned.contains("VM.Config."), "{learn}");
     let all = [&text, &json]
         .iter()
         .map(|o| format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
