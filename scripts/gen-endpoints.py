@@ -25,12 +25,76 @@ CONFIG_KEYS_CHECK = {"perm": "/vms/{vmid}", "privs": ["VM.Config.Disk", "VM.Conf
                      "note": "check_vm_modify_config_perm (qemu-server): one privilege per changed key of the body"}
 BODY_DEPENDENT = {"qemu.config.post": [CONFIG_KEYS_CHECK], "qemu.config.put": [CONFIG_KEYS_CHECK]}
 
+# Listing filters the research does not record (pve-storage `API2/Storage/Config.pm` index: "Only list entries where
+# you have 'Datastore.Audit' or 'Datastore.AllocateSpace' permissions on '/storage/<storage>'").
+LIST_FILTERS = {"storage.config.index": [{"filter": "each storage", "check": {
+    "perm": "/storage/{storage}", "privs": ["Datastore.Audit", "Datastore.AllocateSpace"], "any": True}}]}
+
 QEMU = "proxmox/qemu-server src/PVE/API2/Qemu.pm"
 # Endpoints the research does not list, read from upstream (community.proxmox's proxmox_disk detaches and removes
 # disks with unlink).
+AC = "proxmox/pve-access-control src/PVE/API2/"
+MANAGER = "proxmox/pve-manager PVE/API2/"
+ALL = {"user": "all"}
+SELF = {"userid-param": "self"}
+GROUP_MODIFY = {"userid-group": ["User.Modify"]}
+TOKENS = {"or": [SELF, GROUP_MODIFY]}
+
+
+def ep(id, method, path, check, source, handler_checks=()):
+    return {"id": id, "method": method, "path": path, "check": check, "source": source,
+            "handler_checks": list(handler_checks)}
+
+
+# pve-access-control's user, token, role, group, ACL and realm endpoints (pvetoken's own calls) and the directory
+# indexes and calls consumers make that the research does not list, read from upstream (access-control at 5ccd07d,
+# pve-manager at 14a22df).
 EXTRA = [
-    {"id": "qemu.unlink", "method": "PUT", "path": "/nodes/{node}/qemu/{vmid}/unlink",
-     "check": {"perm": "/vms/{vmid}", "privs": ["VM.Config.Disk"], "any": False}, "source": QEMU},
+    ep("qemu.unlink", "PUT", "/nodes/{node}/qemu/{vmid}/unlink",
+       {"perm": "/vms/{vmid}", "privs": ["VM.Config.Disk"], "any": False}, QEMU),
+    ep("index", "GET", "/", ALL, MANAGER.replace("API2/", "API2.pm")),
+    ep("access.index", "GET", "/access", ALL, AC + "AccessControl.pm"),
+    ep("access.ticket.get", "GET", "/access/ticket", {"user": "world"}, AC + "AccessControl.pm"),
+    ep("access.ticket.create", "POST", "/access/ticket", {"user": "world"}, AC + "AccessControl.pm (allowtoken => 0)"),
+    ep("access.password", "PUT", "/access/password",
+       {"or": [SELF, {"and": [{"userid-param": "Realm.AllocateUser"}, GROUP_MODIFY]}]},
+       AC + "AccessControl.pm (allowtoken => 0)"),
+    ep("access.users.index", "GET", "/access/users", ALL, AC + "User.pm",
+       [{"filter": "each user but the caller", "check": {"perm": "/access/groups", "privs": ["User.Modify", "Sys.Audit"], "any": True}}]),
+    ep("access.users.create", "POST", "/access/users",
+       {"and": [{"userid-param": "Realm.AllocateUser"}, GROUP_MODIFY]}, AC + "User.pm (groups_param => 'create')"),
+    ep("access.users.read", "GET", "/access/users/{userid}", {"userid-group": ["User.Modify", "Sys.Audit"]}, AC + "User.pm"),
+    ep("access.users.update", "PUT", "/access/users/{userid}", GROUP_MODIFY, AC + "User.pm (groups_param => 'update')"),
+    ep("access.users.delete", "DELETE", "/access/users/{userid}",
+       {"and": [{"userid-param": "Realm.AllocateUser"}, GROUP_MODIFY]}, AC + "User.pm"),
+    ep("access.tokens.index", "GET", "/access/users/{userid}/token", TOKENS, AC + "User.pm"),
+    ep("access.tokens.read", "GET", "/access/users/{userid}/token/{tokenid}", TOKENS, AC + "User.pm"),
+    ep("access.tokens.create", "POST", "/access/users/{userid}/token/{tokenid}", TOKENS, AC + "User.pm"),
+    ep("access.tokens.update", "PUT", "/access/users/{userid}/token/{tokenid}", TOKENS, AC + "User.pm"),
+    ep("access.tokens.delete", "DELETE", "/access/users/{userid}/token/{tokenid}", TOKENS, AC + "User.pm"),
+    ep("access.roles.index", "GET", "/access/roles", ALL, AC + "Role.pm"),
+    ep("access.roles.create", "POST", "/access/roles", {"perm": "/access", "privs": ["Sys.Modify"]}, AC + "Role.pm"),
+    ep("access.roles.read", "GET", "/access/roles/{roleid}", ALL, AC + "Role.pm"),
+    ep("access.roles.update", "PUT", "/access/roles/{roleid}", {"perm": "/access", "privs": ["Sys.Modify"]}, AC + "Role.pm"),
+    ep("access.roles.delete", "DELETE", "/access/roles/{roleid}", {"perm": "/access", "privs": ["Sys.Modify"]}, AC + "Role.pm"),
+    ep("access.acl.read", "GET", "/access/acl", ALL, AC + "ACL.pm",
+       [{"filter": "each entry, unless Sys.Audit on /access", "check": {"perm-modify": "{path}"}}]),
+    ep("access.acl.update", "PUT", "/access/acl", {"perm-modify": "{path}"}, AC + "ACL.pm"),
+    ep("access.groups.index", "GET", "/access/groups", ALL, AC + "Group.pm",
+       [{"filter": "each group", "check": {"perm": "/access/groups/{groupid}", "privs": ["User.Modify", "Sys.Audit", "Group.Allocate"], "any": True}}]),
+    ep("access.groups.create", "POST", "/access/groups", {"perm": "/access/groups", "privs": ["Group.Allocate"]}, AC + "Group.pm"),
+    ep("access.groups.read", "GET", "/access/groups/{groupid}",
+       {"perm": "/access/groups", "privs": ["Sys.Audit", "Group.Allocate"], "any": True}, AC + "Group.pm"),
+    ep("access.groups.update", "PUT", "/access/groups/{groupid}", {"perm": "/access/groups", "privs": ["Group.Allocate"]}, AC + "Group.pm"),
+    ep("access.groups.delete", "DELETE", "/access/groups/{groupid}", {"perm": "/access/groups", "privs": ["Group.Allocate"]}, AC + "Group.pm"),
+    ep("access.domains.index", "GET", "/access/domains", {"user": "world"}, AC + "Domains.pm"),
+    ep("access.domains.read", "GET", "/access/domains/{realm}",
+       {"perm": "/access/realm", "privs": ["Realm.Allocate", "Sys.Audit"], "any": True}, AC + "Domains.pm"),
+    ep("nodes.node.index", "GET", "/nodes/{node}", ALL, MANAGER + "Nodes.pm"),
+    ep("nodes.apt.index", "GET", "/nodes/{node}/apt", ALL, MANAGER + "APT.pm"),
+    ep("nodes.apt.versions", "GET", "/nodes/{node}/apt/versions", {"perm": "/nodes/{node}", "privs": ["Sys.Audit"]}, MANAGER + "APT.pm"),
+    ep("lxc.list", "GET", "/nodes/{node}/lxc", ALL, "proxmox/pve-container src/PVE/API2/LXC.pm",
+       [{"filter": "each VM", "check": {"perm": "/vms/{vmid}", "privs": ["VM.Audit"], "any": False}}]),
 ]
 
 
@@ -74,6 +138,14 @@ def check(c):
         return "Check::And(&[" + ", ".join(check(x) for x in c) + "])"
     if "perm" in c:
         return perm(c)
+    if c.get("userid-param") == "self":
+        return "Check::UseridSelf"
+    if "userid-param" in c:
+        return f"Check::UseridRealm({strs([c['userid-param']])})"
+    if "userid-group" in c:
+        return f"Check::UseridGroup({strs(c['userid-group'])})"
+    if "perm-modify" in c:
+        return f"Check::PermModify({rust_str(c['perm-modify'])})"
     if "and" in c:
         return "Check::And(&[" + ", ".join(check(x) for x in c["and"]) + "])"
     if "or" in c:
@@ -107,6 +179,8 @@ def handler_checks(entry_id, checks):
         if c is None:
             continue
         out.append("HandlerCheck { when: %s, filter: %s, check: %s }" % (when(h.get("when")), opt_str(h.get("filter")), check(c)))
+    for h in LIST_FILTERS.get(entry_id, []) if not any(x.get("filter") for x in checks) else []:
+        out.append("HandlerCheck { when: When::Always, filter: %s, check: %s }" % (opt_str(h["filter"]), check(h["check"])))
     for c in BODY_DEPENDENT.get(entry_id, []):
         out.append("HandlerCheck { when: When::Always, filter: None, check: %s }" % check(c))
     return "&[" + ", ".join(out) + "]"

@@ -89,6 +89,16 @@ pub enum Check {
     And(&'static [Check]),
     /// One alternative must hold.
     Or(&'static [Check]),
+    /// `['userid-param', 'self']`: the `userid` parameter is the caller itself (a token never is).
+    UseridSelf,
+    /// `['userid-param', PRIV]`: the privilege on `/access/realm/<realm of userid>`.
+    UseridRealm(&'static [&'static str]),
+    /// `['userid-group', [PRIVS]]`: any of the privileges on `/access/groups/<group>` for a group `userid` is in,
+    /// or on `/access/groups`.
+    UseridGroup(&'static [&'static str]),
+    /// `['perm-modify', PATH]`: `Permissions.Modify` on the path (on `/vms/<id>`, `/storage/<id>`, `/pool/<id>`
+    /// also `VM.Allocate`, `Datastore.Allocate`, `Pool.Allocate` there, delegating only held privileges).
+    PermModify(&'static str),
     /// A check the research describes in words and the catalog does not model (a helper's rule, a mapping).
     Prose(&'static str),
 }
@@ -273,6 +283,22 @@ mod tests {
     }
 
     #[test]
+    fn no_two_endpoints_share_a_method_and_template() {
+        let mut seen = std::collections::BTreeSet::new();
+        for endpoint in all() {
+            assert!(seen.insert((endpoint.method, endpoint.path)), "{} {} twice", endpoint.method, endpoint.path);
+        }
+    }
+
+    #[test]
+    fn a_token_manages_tokens_only_through_user_modify_on_a_group_of_their_user() {
+        let create = lookup(Method::Post, &segments("/access/users/a@pve/token/t")).unwrap().0;
+        assert_eq!(create.current.check, Check::Or(&[Check::UseridSelf, Check::UseridGroup(&["User.Modify"])]));
+        let acl = lookup(Method::Put, &segments("/access/acl")).unwrap().0;
+        assert_eq!(acl.current.check, Check::PermModify("{path}"));
+    }
+
+    #[test]
     fn the_endpoints_consumers_reach_beyond_the_research_are_there() {
         for (method, path) in [
             (Method::Get, "/storage"),
@@ -281,6 +307,8 @@ mod tests {
             (Method::Put, "/nodes/pve/qemu/100/resize"),
             (Method::Put, "/nodes/pve/qemu/100/unlink"),
             (Method::Post, "/nodes/pve/qemu/100/move_disk"),
+            (Method::Get, "/nodes/pve/apt/versions"),
+            (Method::Get, "/access/users/a@pve"),
         ] {
             assert!(lookup(method, &segments(path)).is_some(), "{method} {path}");
         }

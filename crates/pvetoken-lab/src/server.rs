@@ -511,3 +511,71 @@ fn too_large() -> hyper::Response<Full<Bytes>> {
     let error = ApiError::new(501, "for data too large");
     response(501, &reason_phrase(&error.message), error_body(&error))
 }
+
+#[cfg(test)]
+mod tests {
+    use pvetoken_acl::endpoints::{self, Method};
+
+    use super::ROUTES;
+
+    /// A catalog template with its parameters as `*`, as the lab's patterns write them.
+    fn wild(template: &str) -> String {
+        template
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(|s| if s.starts_with('{') { "*" } else { s })
+            .collect::<Vec<_>>()
+            .join("/")
+    }
+
+    /// Whether a lab pattern covers a catalog template: equal segments, a lab `*` standing for a parameter or for
+    /// one of several literal endpoints (`status/*` for `status/start`, `status/stop`, ...).
+    fn covers(pattern: &str, template: &str) -> bool {
+        let template = wild(template);
+        let (lab, catalog): (Vec<&str>, Vec<&str>) = (
+            pattern.split('/').filter(|s| !s.is_empty()).collect(),
+            template.split('/').filter(|s| !s.is_empty()).collect(),
+        );
+        lab.len() == catalog.len() && lab.iter().zip(&catalog).all(|(l, c)| *l == "*" || l == c)
+    }
+
+    #[test]
+    fn every_lab_route_is_an_endpoint_of_the_catalog() {
+        let outside: Vec<String> = ROUTES
+            .iter()
+            .filter(|route| {
+                let method = Method::parse(route.method);
+                !endpoints::all().iter().any(|e| Some(e.method) == method && covers(route.pattern, e.path))
+            })
+            .map(|route| format!("{} /{}", route.method, route.pattern))
+            .collect();
+        assert!(outside.is_empty(), "lab routes the endpoint catalog does not describe: {outside:?}");
+    }
+
+    /// The endpoints consumers call that the lab answers: each one is a route. (The catalog also lists endpoints
+    /// no consumer of the lab calls yet, such as migrate or the HMP monitor.)
+    #[test]
+    fn the_lab_answers_the_calls_of_its_consumers() {
+        for id in [
+            "access.permissions",
+            "access.tokens.create",
+            "access.acl.update",
+            "qemu.clone",
+            "qemu.config.post",
+            "qemu.resize",
+            "qemu.unlink",
+            "qemu.move_disk",
+            "storage.config.index",
+            "storage.config.read",
+            "pools.index",
+            "nodes.apt.versions",
+        ] {
+            let endpoint = endpoints::by_id(id).unwrap_or_else(|| panic!("{id} is not in the catalog"));
+            assert!(
+                ROUTES.iter().any(|r| r.method == endpoint.method.as_str() && covers(r.pattern, endpoint.path)),
+                "the lab has no route for {id} ({})",
+                endpoint.call()
+            );
+        }
+    }
+}

@@ -211,13 +211,38 @@ fn needs_of(check: &Check, params: &BTreeMap<String, String>, listing: bool, out
                 Check::Perm(perm) => {
                     perm.require_param.is_none_or(|p| params.contains_key(p)) && !fill(perm.path, params).1
                 }
+                Check::UseridSelf => params.get("userid").is_some_and(|user| params.get(CALLER) == Some(user)),
                 _ => false,
             });
+            let fillable = fillable.or_else(|| alternatives.iter().find(|a| !matches!(a, Check::UseridSelf)));
             if let Some(alternative) = fillable.or(alternatives.first()) {
                 needs_of(alternative, params, listing, out);
             }
         }
-        Check::AnyUser | Check::World | Check::Prose(_) => {}
+        Check::UseridRealm(privs) => {
+            // The realm of the user the call names; a body's user (POST /access/users) is unknown: all realms.
+            let realm = params.get("userid").and_then(|user| user.rsplit_once('@')).map(|(_, realm)| realm);
+            let (path, widened) = match realm {
+                Some(realm) => (format!("/access/realm/{realm}"), listing),
+                None => ("/access/realm".to_owned(), true),
+            };
+            for privilege in *privs {
+                out.push(Need { path: path.clone(), privilege: (*privilege).to_owned(), propagate: widened, widened });
+            }
+        }
+        Check::UseridGroup(privs) => {
+            // The log does not say which groups the user is in: every group (`/access/groups`, propagating).
+            if let Some(privilege) = privs.first() {
+                let path = "/access/groups".to_owned();
+                out.push(Need { path, privilege: (*privilege).to_owned(), propagate: true, widened: true });
+            }
+        }
+        Check::PermModify(template) => {
+            let (path, widened) = fill(template, params);
+            let widened = widened || listing;
+            out.push(Need { path, privilege: "Permissions.Modify".to_owned(), propagate: widened, widened });
+        }
+        Check::AnyUser | Check::World | Check::UseridSelf | Check::Prose(_) => {}
     }
 }
 
@@ -246,6 +271,9 @@ fn condition_holds(
         }
     }
 }
+
+/// The pseudo-parameter holding the caller (for `userid-param self`); no PVE parameter has this name.
+const CALLER: &str = " caller";
 
 /// (ACL path, propagate) → privilege → call (`METHOD /template`) → how often.
 type Grants = BTreeMap<(String, bool), BTreeMap<String, BTreeMap<String, usize>>>;
@@ -327,6 +355,8 @@ pub(crate) fn map_calls_on(
             continue;
         };
         let mut needs = Vec::new();
+        let mut params = params;
+        params.insert(CALLER.to_owned(), subject.to_owned());
         needs_of(&declaration.check, &params, false, &mut needs);
         let kind = query_param(uri, "type");
         for handler in declaration.handler_checks {
@@ -655,6 +685,22 @@ mod tests {
             privileges("/api2/json/access/permissions?userid=b%40pve"),
             [("/access".to_owned(), "Sys.Audit".to_owned())]
         );
+    }
+
+    #[test]
+    fn a_token_minting_tokens_of_its_user_needs_user_modify_on_the_groups_and_the_user_itself_nothing() {
+        let needs = |subject: &str| -> Vec<(String, String)> {
+            let mut log = CallLog::default();
+            let line = format!(
+                "10.0.0.1 - {subject} [03/12/2026:06:00:01 +0100] \"POST /api2/json/access/users/m%40pve/token/job HTTP/1.1\" 200 9"
+            );
+            assert!(log.add(&line));
+            let (calls, unknown) = map_calls(&log, subject);
+            assert!(unknown.is_empty(), "{unknown:?}");
+            calls.iter().flat_map(|c| c.needs.iter().map(|n| (n.0.clone(), n.1.clone()))).collect()
+        };
+        assert_eq!(needs("m@pve!mint"), [("/access/groups".to_owned(), "User.Modify".to_owned())]);
+        assert!(needs("m@pve").is_empty(), "a user manages its own tokens");
     }
 
     #[test]
