@@ -62,9 +62,9 @@ EXTRA = [
     ep("access.users.index", "GET", "/access/users", ALL, AC + "User.pm",
        [{"filter": "each user but the caller", "check": {"perm": "/access/groups", "privs": ["User.Modify", "Sys.Audit"], "any": True}}]),
     ep("access.users.create", "POST", "/access/users",
-       {"and": [{"userid-param": "Realm.AllocateUser"}, GROUP_MODIFY]}, AC + "User.pm (groups_param => 'create')"),
+       {"and": [{"userid-param": "Realm.AllocateUser"}, dict(GROUP_MODIFY, groups_param="create")]}, AC + "User.pm"),
     ep("access.users.read", "GET", "/access/users/{userid}", {"userid-group": ["User.Modify", "Sys.Audit"]}, AC + "User.pm"),
-    ep("access.users.update", "PUT", "/access/users/{userid}", GROUP_MODIFY, AC + "User.pm (groups_param => 'update')"),
+    ep("access.users.update", "PUT", "/access/users/{userid}", dict(GROUP_MODIFY, groups_param="update"), AC + "User.pm"),
     ep("access.users.delete", "DELETE", "/access/users/{userid}",
        {"and": [{"userid-param": "Realm.AllocateUser"}, GROUP_MODIFY]}, AC + "User.pm"),
     ep("access.tokens.index", "GET", "/access/users/{userid}/token", TOKENS, AC + "User.pm"),
@@ -143,7 +143,7 @@ def check(c):
     if "userid-param" in c:
         return f"Check::UseridRealm({strs([c['userid-param']])})"
     if "userid-group" in c:
-        return f"Check::UseridGroup({strs(c['userid-group'])})"
+        return f"Check::UseridGroup {{ privs: {strs(c['userid-group'])}, groups_param: {opt_str(c.get('groups_param'))} }}"
     if "perm-modify" in c:
         return f"Check::PermModify({rust_str(c['perm-modify'])})"
     if "and" in c:

@@ -93,9 +93,15 @@ pub enum Check {
     UseridSelf,
     /// `['userid-param', PRIV]`: the privilege on `/access/realm/<realm of userid>`.
     UseridRealm(&'static [&'static str]),
-    /// `['userid-group', [PRIVS]]`: any of the privileges on `/access/groups/<group>` for a group `userid` is in,
-    /// or on `/access/groups`.
-    UseridGroup(&'static [&'static str]),
+    /// `['userid-group', [PRIVS], groups_param => MODE]`: any of the privileges on `/access/groups/<group>` for a
+    /// group `userid` is in, or on `/access/groups`; with `groups_param` (`create`, `update`) also on every group the
+    /// `groups` parameter names (`create`: the user need not exist yet).
+    UseridGroup {
+        /// The privileges (any one).
+        privs: &'static [&'static str],
+        /// `create` or `update`.
+        groups_param: Option<&'static str>,
+    },
     /// `['perm-modify', PATH]`: `Permissions.Modify` on the path (on `/vms/<id>`, `/storage/<id>`, `/pool/<id>`
     /// also `VM.Allocate`, `Datastore.Allocate`, `Pool.Allocate` there, delegating only held privileges).
     PermModify(&'static str),
@@ -293,7 +299,8 @@ mod tests {
     #[test]
     fn a_token_manages_tokens_only_through_user_modify_on_a_group_of_their_user() {
         let create = lookup(Method::Post, &segments("/access/users/a@pve/token/t")).unwrap().0;
-        assert_eq!(create.current.check, Check::Or(&[Check::UseridSelf, Check::UseridGroup(&["User.Modify"])]));
+        let group = Check::UseridGroup { privs: &["User.Modify"], groups_param: None };
+        assert_eq!(create.current.check, Check::Or(&[Check::UseridSelf, group]));
         let acl = lookup(Method::Put, &segments("/access/acl")).unwrap().0;
         assert_eq!(acl.current.check, Check::PermModify("{path}"));
     }

@@ -183,13 +183,18 @@ pub(crate) fn handle(
 // ---- permission-check language --------------------------------------------------------------------------------
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum GroupsMode {
+pub(crate) enum GroupsMode {
     Create,
     Update,
 }
 
+/// Whether `userid` names an existing user.
+pub(crate) fn user_exists(state: &State, userid: &str) -> bool {
+    userid.parse::<UserId>().ok().is_some_and(|u| state.cfg.user(&u).is_some())
+}
+
 /// `userid-group`: `Ok(false)` is a failure the caller turns into a bare 403 (or ignores in an `or`).
-fn userid_group(
+pub(crate) fn userid_group(
     perm: &Perm<'_>,
     state: &State,
     userid: &str,
@@ -260,7 +265,7 @@ fn self_or_user_modify(perm: &Perm<'_>, state: &State, userid: &str) -> Result<(
 }
 
 /// `perm-modify <path>`.
-fn perm_modify(perm: &Perm<'_>, path: &str, noerr: bool) -> Result<bool, ApiError> {
+pub(crate) fn perm_modify(perm: &Perm<'_>, path: &str, noerr: bool) -> Result<bool, ApiError> {
     let mut privs = vec!["Permissions.Modify"];
     let (check_path, extra) = if path.is_empty() {
         ("/access", None)

@@ -49,6 +49,7 @@ mod access_log;
 mod agent;
 mod auth;
 mod control;
+mod declared;
 mod guests;
 mod http;
 mod lab_control;

@@ -400,6 +400,12 @@ pub(crate) fn dispatch(
         Ok(p) => p,
         Err(e) => return Outcome::error(&e, authid),
     };
+    // PVE checks the declared permissions before the handler runs (and before it verifies the parameters).
+    if let Some(caller) = &caller
+        && let Err(error) = crate::declared::check(lab, caller, method, &segs, &params)
+    {
+        return Outcome::error(&error, authid);
+    }
     if route.name == "permissions"
         && let Some(caller) = &caller
     {

@@ -230,7 +230,7 @@ fn needs_of(check: &Check, params: &BTreeMap<String, String>, listing: bool, out
                 out.push(Need { path: path.clone(), privilege: (*privilege).to_owned(), propagate: widened, widened });
             }
         }
-        Check::UseridGroup(privs) => {
+        Check::UseridGroup { privs, .. } => {
             // The log does not say which groups the user is in: every group (`/access/groups`, propagating).
             if let Some(privilege) = privs.first() {
                 let path = "/access/groups".to_owned();
