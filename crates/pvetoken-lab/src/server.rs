@@ -197,6 +197,8 @@ const ROUTES: &[Route] = &[
     r("GET", "storage/*", "storage-read"),
     r("GET", "pools", "pools"),
     r("POST", "pools", "pool-create"),
+    r("PUT", "pools", "pool-update-v8"),
+    r("DELETE", "pools", "pool-delete-v8"),
     r("GET", "pools/*", "pool-get"),
     r("PUT", "pools/*", "pool-update"),
     r("DELETE", "pools/*", "pool-delete"),

@@ -393,6 +393,30 @@ fn run_playbook(lab: &LabProcess, playbook: &str, token: (&str, &str, &Secret), 
     ))
 }
 
+/// The info modules, pools (with a storage member and a nested pool) and NICs, as community.proxmox calls them; then
+/// the nested pool is removed the 8.1+ way (`DELETE /pools?poolid=`) while the deprecated per-path read cannot
+/// name it, on the lab as on PVE.
+#[test]
+fn ansible_info_pool_and_nic_modules_work_against_the_lab() {
+    let lab = LabProcess::start(&["--pve-version", "9.2"]);
+    let node = format!("node={}", lab.ready.node);
+    if community_proxmox_playbook(&lab, "ansible-info.yml", "info@pve", &[node]).is_none() {
+        return;
+    }
+    let root = lab.root_api();
+    let pool = root.get("/pools/team", &[]).expect("the pool");
+    let members = pool["members"].as_array().expect("members");
+    assert!(members.iter().any(|m| m["type"] == "storage" && m["storage"] == "local"), "{pool}");
+    assert!(members.iter().all(|m| m["vmid"] != 9000), "the VM left the pool again: {pool}");
+    let config = root.get(&format!("/nodes/{}/qemu/9000/config", lab.ready.node), &[]).expect("config");
+    assert!(config.get("net1").is_none(), "the NIC was removed: {config}");
+    let nested = root.raw("GET", "/pools/team/ci", &[]).expect("answered");
+    assert_eq!(nested.0, 501, "{nested:?}");
+    root.raw("DELETE", "/pools", &[("poolid", "team/ci")]).map(|(status, _)| assert_eq!(status, 200)).expect("deleted");
+    let listed = root.get("/pools", &[]).expect("pools");
+    assert!(listed.as_array().expect("list").iter().all(|p| p["poolid"] != "team/ci"), "{listed}");
+}
+
 #[test]
 fn ansible_proxmox_storage_info_lists_and_reads_storages() {
     let lab = LabProcess::start(&["--pve-version", "9.2"]);
