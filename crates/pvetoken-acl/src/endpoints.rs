@@ -299,8 +299,9 @@ mod tests {
     #[test]
     fn a_token_manages_tokens_only_through_user_modify_on_a_group_of_their_user() {
         let create = lookup(Method::Post, &segments("/access/users/a@pve/token/t")).unwrap().0;
-        let group = Check::UseridGroup { privs: &["User.Modify"], groups_param: None };
-        assert_eq!(create.current.check, Check::Or(&[Check::UseridSelf, group]));
+        const TOKENS: Check =
+            Check::Or(&[Check::UseridSelf, Check::UseridGroup { privs: &["User.Modify"], groups_param: None }]);
+        assert_eq!(create.current.check, TOKENS);
         let acl = lookup(Method::Put, &segments("/access/acl")).unwrap().0;
         assert_eq!(acl.current.check, Check::PermModify("{path}"));
     }
