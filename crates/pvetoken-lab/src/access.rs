@@ -142,12 +142,7 @@ pub(crate) fn handle(
             "release": release_of(&lab.manager_version()),
             "repoid": "5a1ab0de7e57ed42",
         })),
-        "access-index" => Ok(Value::Array(
-            ["users", "groups", "roles", "acl", "domains", "ticket", "password", "permissions"]
-                .iter()
-                .map(|d| json!({ "subdir": d }))
-                .collect(),
-        )),
+        "access-index" => Ok(crate::server::directory_index("access", "subdir")),
         "permissions" => {
             let state = lab.read();
             permissions_uncached(lab, &state, caller, params)

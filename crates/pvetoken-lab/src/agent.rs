@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::http::{ApiError, Params};
-use crate::server::{Caller, Lab, Perm};
+use crate::server::Lab;
 use crate::state::Vm;
 
 /// Mode of a file qemu-guest-agent creates (`DEFAULT_NEW_FILE_MODE`, independent of the umask).
@@ -263,21 +263,6 @@ fn open_error(file: &str, mode: &str, errno: Errno) -> ApiError {
     ApiError::internal(format!("Agent error: failed to open file '{file}' (mode: '{mode}'): {errno}"))
 }
 
-fn vm_path(vmid: u64) -> String {
-    format!("/vms/{vmid}")
-}
-
-/// The privileges an agent call needs: (privileges, any-of).
-fn privileges(nine: bool, name: &str) -> (&'static [&'static str], bool) {
-    match (nine, name) {
-        (false, _) => (&["VM.Monitor"], false),
-        (true, "agent-file-write") => (&["VM.GuestAgent.FileWrite", "VM.GuestAgent.Unrestricted"], true),
-        (true, "agent-file-read") => (&["VM.GuestAgent.FileRead", "VM.GuestAgent.Unrestricted"], true),
-        (true, "agent-exec" | "agent-exec-status") => (&["VM.GuestAgent.Unrestricted"], false),
-        (true, _) => (&["VM.GuestAgent.Audit", "VM.GuestAgent.Unrestricted"], true),
-    }
-}
-
 /// PVE's `assert_agent_available`.
 /// `No QEMU guest agent configured` only when the config has no `agent` key at all; with `agent: 0` QEMU has no
 /// agent channel, so the `guest-ping` fails like that of a silent agent.
@@ -299,19 +284,18 @@ fn no_config(lab: &Lab, vmid: u64) -> ApiError {
 }
 
 /// Handles `agent-*` routes of VM `vmid`.
-pub(crate) fn handle(lab: &Lab, name: &str, caller: &Caller, p: &Params, vmid: u64) -> Result<Value, ApiError> {
-    let (privs, any) = privileges(lab.version.major >= 9, name);
+pub(crate) fn handle(lab: &Lab, name: &str, p: &Params, vmid: u64) -> Result<Value, ApiError> {
+    // The privileges (VM.Monitor before 9, VM.GuestAgent.* from 9 on) are the endpoint catalog's, checked before.
     match name {
-        "agent-file-write" => file_write(lab, caller, p, vmid, privs, any),
-        "agent-exec" => exec(lab, caller, p, vmid, privs),
-        "agent-exec-status" => exec_status(lab, caller, p, vmid, privs),
-        _ => read_only(lab, name, caller, p, vmid, privs, any),
+        "agent-file-write" => file_write(lab, p, vmid),
+        "agent-exec" => exec(lab, p, vmid),
+        "agent-exec-status" => exec_status(lab, p, vmid),
+        _ => read_only(lab, name, p, vmid),
     }
 }
 
-fn file_write(lab: &Lab, caller: &Caller, p: &Params, vmid: u64, privs: &[&str], any: bool) -> Result<Value, ApiError> {
+fn file_write(lab: &Lab, p: &Params, vmid: u64) -> Result<Value, ApiError> {
     let mut state = lab.write();
-    Perm::new(lab, &state, caller).check(&vm_path(vmid), privs, any)?;
     let file = p.required("file")?.to_owned();
     let content = p.required("content")?;
     if content.chars().count() > 61_440 {
@@ -348,17 +332,8 @@ fn file_write(lab: &Lab, caller: &Caller, p: &Params, vmid: u64, privs: &[&str],
     Ok(Value::Null)
 }
 
-fn read_only(
-    lab: &Lab,
-    name: &str,
-    caller: &Caller,
-    p: &Params,
-    vmid: u64,
-    privs: &[&str],
-    any: bool,
-) -> Result<Value, ApiError> {
+fn read_only(lab: &Lab, name: &str, p: &Params, vmid: u64) -> Result<Value, ApiError> {
     let state = lab.read();
-    Perm::new(lab, &state, caller).check(&vm_path(vmid), privs, any)?;
     let file = if name == "agent-file-read" { Some(p.required("file")?) } else { None };
     let vm = state.guests.vms.get(&vmid).ok_or_else(|| no_config(lab, vmid))?;
     agent_ready(vm)?;
@@ -414,9 +389,8 @@ fn corrupt(bytes: &mut Vec<u8>) {
     }
 }
 
-fn exec(lab: &Lab, caller: &Caller, p: &Params, vmid: u64, privs: &[&str]) -> Result<Value, ApiError> {
+fn exec(lab: &Lab, p: &Params, vmid: u64) -> Result<Value, ApiError> {
     let mut state = lab.write();
-    Perm::new(lab, &state, caller).check(&vm_path(vmid), privs, false)?;
     let command: Vec<String> = p.required("command")?.split('\0').map(str::to_owned).collect();
     let input = p.get("input-data").map(str::to_owned);
     if input.as_ref().is_some_and(|i| i.chars().count() > MAX_INPUT_DATA) {
@@ -456,9 +430,8 @@ fn exec(lab: &Lab, caller: &Caller, p: &Params, vmid: u64, privs: &[&str]) -> Re
     Ok(json!({ "pid": pid }))
 }
 
-fn exec_status(lab: &Lab, caller: &Caller, p: &Params, vmid: u64, privs: &[&str]) -> Result<Value, ApiError> {
+fn exec_status(lab: &Lab, p: &Params, vmid: u64) -> Result<Value, ApiError> {
     let mut state = lab.write();
-    Perm::new(lab, &state, caller).check(&vm_path(vmid), privs, false)?;
     let pid = p.uint("pid")?.ok_or_else(|| ApiError::param("pid", "property is missing and it is not optional"))?;
     let vm = state.guests.vms.get_mut(&vmid).ok_or_else(|| no_config(lab, vmid))?;
     agent_ready(vm)?;

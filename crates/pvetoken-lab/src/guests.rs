@@ -25,24 +25,24 @@ pub(crate) fn handle(
     Some(match name {
         "resources" => resources(lab, caller, p),
         "nextid" => nextid(lab, p),
-        "cluster-status" => cluster_status(lab, caller),
+        "cluster-status" => cluster_status(lab),
         "cluster-tasks" => cluster_tasks(lab, caller),
-        "ha-resource" => ha_resource(lab, caller, cap(0)),
+        "ha-resource" => ha_resource(cap(0)),
         "pools" => pools(lab, caller, p),
-        "pool-create" => pool_create(lab, caller, p),
-        "pool-get" => pool_get(lab, caller, cap(0)),
+        "pool-create" => pool_create(lab, p),
+        "pool-get" => pool_get(lab, cap(0)),
         "pool-update" => pool_update(lab, caller, p, cap(0)),
-        "pool-delete" => pool_delete(lab, caller, cap(0)),
+        "pool-delete" => pool_delete(lab, cap(0)),
         // 8.1+: the pool in a parameter, so that nested ids (`team/ci`), which no path segment can hold, work.
         "pool-update-v8" | "pool-delete-v8" if lab.version < pvetoken_acl::PveVersion { major: 8, minor: 1 } => {
             let method = if name == "pool-update-v8" { "PUT" } else { "DELETE" };
             Err(ApiError::not_implemented(method, "/api2/json/pools"))
         }
         "pool-update-v8" => p.required("poolid").and_then(|id| pool_update(lab, caller, p, id)),
-        "pool-delete-v8" => p.required("poolid").and_then(|id| pool_delete(lab, caller, id)),
+        "pool-delete-v8" => p.required("poolid").and_then(|id| pool_delete(lab, id)),
         "nodes" => nodes(lab, caller),
         "storage-index" => storage_index(lab, caller, p),
-        "storage-read" => storage_read(lab, caller, cap(0)),
+        "storage-read" => storage_read(lab, cap(0)),
         _ => {
             let node = cap(0);
             if node != lab.node {
@@ -51,21 +51,11 @@ pub(crate) fn handle(
                 ))));
             }
             match name {
-                "node-index" => Ok(json!(
-                    ["apt", "qemu", "lxc", "storage", "tasks", "network", "status"]
-                        .iter()
-                        .map(|n| json!({ "name": n }))
-                        .collect::<Vec<_>>()
-                )),
-                "node-status" => node_status(lab, caller),
+                "node-index" => Ok(crate::server::directory_index("nodes/*", "name")),
+                "node-status" => node_status(lab),
                 "node-network" => node_network(lab, caller),
-                "apt-index" => Ok(json!(
-                    ["changelog", "repositories", "update", "versions"]
-                        .iter()
-                        .map(|n| json!({ "id": n }))
-                        .collect::<Vec<_>>()
-                )),
-                "apt-versions" => apt_versions(lab, caller),
+                "apt-index" => Ok(crate::server::directory_index("nodes/*/apt", "id")),
+                "apt-versions" => apt_versions(lab),
                 "lxc" => Ok(json!([])),
                 "qemu" => qemu_list(lab, caller),
                 "qemu-create" => qemu_create(lab, caller, p),
@@ -73,7 +63,7 @@ pub(crate) fn handle(
                 "task-status" => task_status(lab, caller, cap(1)),
                 "task-log" => task_log(lab, caller, cap(1)),
                 "storage" => storage_list(lab, caller, p),
-                "storage-status" => storage_status(lab, caller, cap(1)),
+                "storage-status" => storage_status(lab, cap(1)),
                 "storage-content" => storage_content(lab, caller, p, cap(1)),
                 "volume-get" => volume_get(lab, caller, cap(1), cap(2)),
                 _ => {
@@ -91,46 +81,25 @@ pub(crate) fn handle(
 fn vm_endpoint(lab: &Lab, name: &str, caller: &Caller, p: &Params, vmid: u64, action: &str) -> Result<Value, ApiError> {
     match name {
         "vm-index" => {
-            let state = lab.read();
-            Perm::new(lab, &state, caller).check(&vm_path(vmid), &["VM.Audit"], false)?;
-            vm(&state, vmid)?;
-            Ok(json!(
-                ["config", "status", "agent", "clone", "template", "snapshot", "pending"]
-                    .iter()
-                    .map(|s| json!({ "subdir": s }))
-                    .collect::<Vec<_>>()
-            ))
+            // `user => 'all'` (qemu-server's vmdiridx): the index of an existing VM, for anyone.
+            vm(&lab.read(), vmid)?;
+            Ok(crate::server::directory_index("nodes/*/qemu/*", "subdir"))
         }
         "vm-delete" => vm_delete(lab, caller, vmid),
-        "config-get" => config_get(lab, caller, vmid),
+        "config-get" => config_get(lab, vmid),
         "config-post" => config_set(lab, caller, p, vmid, true),
         "config-put" => config_set(lab, caller, p, vmid, false),
-        "pending" => pending(lab, caller, vmid),
-        "status-current" => status_current(lab, caller, vmid),
+        "pending" => pending(lab, vmid),
+        "status-current" => status_current(lab, vmid),
         "status-action" => status_action(lab, caller, vmid, action),
         "clone" => clone(lab, caller, p, vmid),
         "template" => template(lab, caller, vmid),
         "resize" => resize(lab, caller, p, vmid),
-        "unlink" => unlink(lab, caller, p, vmid),
+        "unlink" => unlink(lab, p, vmid),
         "move-disk" => move_disk(lab, caller, p, vmid),
-        "snapshots" => snapshots(lab, caller, vmid),
-        "agent-index" => Ok(json!(
-            [
-                "ping",
-                "network-get-interfaces",
-                "get-osinfo",
-                "get-host-name",
-                "info",
-                "file-read",
-                "file-write",
-                "exec",
-                "exec-status",
-            ]
-            .iter()
-            .map(|c| json!({ "name": c }))
-            .collect::<Vec<_>>()
-        )),
-        _ => crate::agent::handle(lab, name, caller, p, vmid),
+        "snapshots" => snapshots(lab, vmid),
+        "agent-index" => Ok(crate::server::directory_index("nodes/*/qemu/*/agent", "name")),
+        _ => crate::agent::handle(lab, name, p, vmid),
     }
 }
 
@@ -536,9 +505,8 @@ fn nextid(lab: &Lab, p: &Params) -> Result<Value, ApiError> {
     Ok(json!(free.to_string()))
 }
 
-fn cluster_status(lab: &Lab, caller: &Caller) -> Result<Value, ApiError> {
+fn cluster_status(lab: &Lab) -> Result<Value, ApiError> {
     let state = lab.read();
-    Perm::new(lab, &state, caller).check("/", &["Sys.Audit"], false)?;
     Ok(json!([{
         "type": "node", "name": state.guests.node, "id": format!("node/{}", state.guests.node), "nodeid": 0,
         "ip": "127.0.0.1", "local": 1, "online": 1, "level": "",
@@ -564,9 +532,7 @@ fn cluster_tasks(lab: &Lab, caller: &Caller) -> Result<Value, ApiError> {
     ))
 }
 
-fn ha_resource(lab: &Lab, caller: &Caller, sid: &str) -> Result<Value, ApiError> {
-    let state = lab.read();
-    Perm::new(lab, &state, caller).check("/", &["Sys.Audit"], false)?;
+fn ha_resource(sid: &str) -> Result<Value, ApiError> {
     let sid = if sid.contains(':') { sid.to_owned() } else { format!("vm:{sid}") };
     Err(ApiError::internal(format!("no such resource '{sid}'")))
 }
@@ -630,9 +596,8 @@ fn pools(lab: &Lab, caller: &Caller, p: &Params) -> Result<Value, ApiError> {
     Ok(Value::Array(out))
 }
 
-fn pool_get(lab: &Lab, caller: &Caller, raw: &str) -> Result<Value, ApiError> {
+fn pool_get(lab: &Lab, raw: &str) -> Result<Value, ApiError> {
     let state = lab.read();
-    Perm::new(lab, &state, caller).check(&format!("/pool/{raw}"), &["Pool.Audit"], false)?;
     let id = pool_id(raw)?;
     let pool = state.cfg.pools().get(&id).ok_or_else(|| ApiError::internal(format!("pool '{raw}' does not exist")))?;
     let mut out = Map::new();
@@ -643,10 +608,9 @@ fn pool_get(lab: &Lab, caller: &Caller, raw: &str) -> Result<Value, ApiError> {
     Ok(Value::Object(out))
 }
 
-fn pool_create(lab: &Lab, caller: &Caller, p: &Params) -> Result<Value, ApiError> {
+fn pool_create(lab: &Lab, p: &Params) -> Result<Value, ApiError> {
     let mut state = lab.write();
     let raw = p.required("poolid")?.to_owned();
-    Perm::new(lab, &state, caller).check(&format!("/pool/{raw}"), &["Pool.Allocate"], false)?;
     let id = pool_id(&raw)?;
     state.cfg.add_pool(id, p.get("comment").map(str::to_owned), &lab.catalog).map_err(|e| match e.param() {
         Some(param) => ApiError::param(param, e.to_string()),
@@ -667,7 +631,6 @@ fn pool_update(lab: &Lab, caller: &Caller, p: &Params, raw: &str) -> Result<Valu
         split_list(p.get("storage").unwrap_or_default()).into_iter().map(str::to_owned).collect();
     {
         let perm = Perm::new(lab, &state, caller);
-        perm.check(&format!("/pool/{raw}"), &["Pool.Allocate"], false)?;
         for vmid in &vms {
             perm.check(&vm_path(*vmid), &["VM.Allocate"], false)?;
         }
@@ -687,9 +650,8 @@ fn pool_update(lab: &Lab, caller: &Caller, p: &Params, raw: &str) -> Result<Valu
     Ok(Value::Null)
 }
 
-fn pool_delete(lab: &Lab, caller: &Caller, raw: &str) -> Result<Value, ApiError> {
+fn pool_delete(lab: &Lab, raw: &str) -> Result<Value, ApiError> {
     let mut state = lab.write();
-    Perm::new(lab, &state, caller).check(&format!("/pool/{raw}"), &["Pool.Allocate"], false)?;
     let id = pool_id(raw)?;
     let pool = state.cfg.pools().get(&id).ok_or_else(|| ApiError::internal(format!("pool '{raw}' does not exist")))?;
     if !pool.vms.is_empty() || !pool.storage.is_empty() {
@@ -722,9 +684,7 @@ fn nodes(lab: &Lab, caller: &Caller) -> Result<Value, ApiError> {
     Ok(json!([item]))
 }
 
-fn node_status(lab: &Lab, caller: &Caller) -> Result<Value, ApiError> {
-    let state = lab.read();
-    Perm::new(lab, &state, caller).check(&format!("/nodes/{}", state.guests.node), &["Sys.Audit"], false)?;
+fn node_status(lab: &Lab) -> Result<Value, ApiError> {
     Ok(json!({
         "cpu": 0.02, "uptime": 86_400, "pveversion": format!("pve-manager/{}/lab", lab.manager_version()),
         "kversion": "Linux 6.8.12-lab #1 SMP PREEMPT_DYNAMIC (pvetoken lab simulator)",
@@ -734,9 +694,7 @@ fn node_status(lab: &Lab, caller: &Caller) -> Result<Value, ApiError> {
 }
 
 /// `GET /nodes/{node}/apt/versions`: `Sys.Audit` on `/nodes/{node}` (pve-manager `PVE/API2/APT.pm`).
-fn apt_versions(lab: &Lab, caller: &Caller) -> Result<Value, ApiError> {
-    let state = lab.read();
-    Perm::new(lab, &state, caller).check(&format!("/nodes/{}", state.guests.node), &["Sys.Audit"], false)?;
+fn apt_versions(lab: &Lab) -> Result<Value, ApiError> {
     Ok(lab.installed.apt_versions())
 }
 
@@ -845,7 +803,6 @@ fn qemu_create(lab: &Lab, caller: &Caller, p: &Params) -> Result<Value, ApiError
 
 fn vm_delete(lab: &Lab, caller: &Caller, vmid: u64) -> Result<Value, ApiError> {
     let mut state = lab.write();
-    Perm::new(lab, &state, caller).check(&vm_path(vmid), &["VM.Allocate"], false)?;
     let running = vm(&state, vmid)?.status == "running";
     if running {
         return Err(ApiError::internal(format!("VM {vmid} is running - destroy failed")));
@@ -861,15 +818,13 @@ fn vm_delete(lab: &Lab, caller: &Caller, vmid: u64) -> Result<Value, ApiError> {
     Ok(json!(upid))
 }
 
-fn config_get(lab: &Lab, caller: &Caller, vmid: u64) -> Result<Value, ApiError> {
+fn config_get(lab: &Lab, vmid: u64) -> Result<Value, ApiError> {
     let state = lab.read();
-    Perm::new(lab, &state, caller).check(&vm_path(vmid), &["VM.Audit"], false)?;
     Ok(config_json(vm(&state, vmid)?))
 }
 
-fn pending(lab: &Lab, caller: &Caller, vmid: u64) -> Result<Value, ApiError> {
+fn pending(lab: &Lab, vmid: u64) -> Result<Value, ApiError> {
     let state = lab.read();
-    Perm::new(lab, &state, caller).check(&vm_path(vmid), &["VM.Audit"], false)?;
     let vm = vm(&state, vmid)?;
     Ok(Value::Array(vm.config.iter().map(|(k, v)| json!({"key": k, "value": config_value(k, v)})).collect()))
 }
@@ -933,9 +888,8 @@ fn config_set(lab: &Lab, caller: &Caller, p: &Params, vmid: u64, is_post: bool) 
     Ok(result)
 }
 
-fn status_current(lab: &Lab, caller: &Caller, vmid: u64) -> Result<Value, ApiError> {
+fn status_current(lab: &Lab, vmid: u64) -> Result<Value, ApiError> {
     let state = lab.read();
-    Perm::new(lab, &state, caller).check(&vm_path(vmid), &["VM.Audit"], false)?;
     let vm = vm(&state, vmid)?;
     let mut out = vm_stats(vm);
     out.insert("qmpstatus".into(), json!(vm.status));
@@ -963,7 +917,6 @@ fn status_action(lab: &Lab, caller: &Caller, vmid: u64, action: &str) -> Result<
         }
     };
     let mut state = lab.write();
-    Perm::new(lab, &state, caller).check(&vm_path(vmid), &["VM.PowerMgmt"], false)?;
     let (template, running) = {
         let vm = vm(&state, vmid)?;
         (vm.is_template(), vm.status == "running")
@@ -1087,7 +1040,6 @@ fn clone(lab: &Lab, caller: &Caller, p: &Params, vmid: u64) -> Result<Value, Api
 
 fn template(lab: &Lab, caller: &Caller, vmid: u64) -> Result<Value, ApiError> {
     let mut state = lab.write();
-    Perm::new(lab, &state, caller).check(&vm_path(vmid), &["VM.Allocate"], false)?;
     let (template, running) = {
         let vm = vm(&state, vmid)?;
         (vm.is_template(), vm.status == "running")
@@ -1199,11 +1151,10 @@ fn next_unused(config: &BTreeMap<String, String>) -> String {
 
 /// `PUT /nodes/{node}/qemu/{vmid}/unlink`: VM.Config.Disk; each disk of `idlist` leaves the config: with `force`
 /// its volume is deleted, else it stays as `unusedN`.
-fn unlink(lab: &Lab, caller: &Caller, p: &Params, vmid: u64) -> Result<Value, ApiError> {
+fn unlink(lab: &Lab, p: &Params, vmid: u64) -> Result<Value, ApiError> {
     let mut state = lab.write();
     let idlist = p.required("idlist")?.to_owned();
     let force = p.bool("force")?.unwrap_or(false);
-    Perm::new(lab, &state, caller).check(&vm_path(vmid), &["VM.Config.Disk"], false)?;
     vm(&state, vmid)?;
     let mut deleted = Vec::new();
     if let Some(vm) = state.guests.vms.get_mut(&vmid) {
@@ -1298,9 +1249,8 @@ fn move_disk(lab: &Lab, caller: &Caller, p: &Params, vmid: u64) -> Result<Value,
     Ok(json!(upid))
 }
 
-fn snapshots(lab: &Lab, caller: &Caller, vmid: u64) -> Result<Value, ApiError> {
+fn snapshots(lab: &Lab, vmid: u64) -> Result<Value, ApiError> {
     let state = lab.read();
-    Perm::new(lab, &state, caller).check(&vm_path(vmid), &["VM.Audit"], false)?;
     let vm = vm(&state, vmid)?;
     Ok(
         json!([{"name": "current", "description": "You are here!", "running": u8::from(vm.status == "running"), "digest": digest(&vm.config)}]),
@@ -1417,9 +1367,8 @@ fn storage_index(lab: &Lab, caller: &Caller, p: &Params) -> Result<Value, ApiErr
 }
 
 /// `GET /storage/{storage}` (`read`): Datastore.Allocate on `/storage/{storage}`.
-fn storage_read(lab: &Lab, caller: &Caller, sid: &str) -> Result<Value, ApiError> {
+fn storage_read(lab: &Lab, sid: &str) -> Result<Value, ApiError> {
     let state = lab.read();
-    Perm::new(lab, &state, caller).check(&format!("/storage/{sid}"), &["Datastore.Allocate"], false)?;
     find_storage(&state, sid).map(storage_config_json)
 }
 
@@ -1449,13 +1398,8 @@ fn find_storage<'s>(state: &'s State, sid: &str) -> Result<&'s crate::state::Sto
         .ok_or_else(|| ApiError::internal(format!("storage '{sid}' does not exist")))
 }
 
-fn storage_status(lab: &Lab, caller: &Caller, sid: &str) -> Result<Value, ApiError> {
+fn storage_status(lab: &Lab, sid: &str) -> Result<Value, ApiError> {
     let state = lab.read();
-    Perm::new(lab, &state, caller).check(
-        &format!("/storage/{sid}"),
-        &["Datastore.Audit", "Datastore.AllocateSpace"],
-        true,
-    )?;
     let s = find_storage(&state, sid)?;
     let mut out = storage_json(&state, s);
     out.remove("storage");

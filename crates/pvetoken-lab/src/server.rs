@@ -244,6 +244,24 @@ const ROUTES: &[Route] = &[
     r("GET", "nodes/*/storage/*/content/*", "volume-get"),
 ];
 
+/// A directory index as PVE answers it: one object per subdirectory, named by `key` (`subdir`, `name` or `id`, as
+/// the endpoint names it), derived from the route table: the next segment of every route below `pattern` (`*` = any
+/// one segment), in table order.
+pub(crate) fn directory_index(pattern: &str, key: &str) -> Value {
+    let prefix: Vec<&str> = pattern.split('/').filter(|s| !s.is_empty()).collect();
+    let mut names: Vec<&'static str> = Vec::new();
+    for route in PATTERNS.iter() {
+        if route.len() > prefix.len()
+            && route.iter().zip(&prefix).all(|(r, p)| r == p || *p == "*" || *r == "*")
+            && route[prefix.len()] != "*"
+            && !names.contains(&route[prefix.len()])
+        {
+            names.push(route[prefix.len()]);
+        }
+    }
+    Value::Array(names.into_iter().map(|name| serde_json::json!({ key: name })).collect())
+}
+
 /// The segments of every route's pattern, split once.
 static PATTERNS: std::sync::LazyLock<Vec<Vec<&'static str>>> = std::sync::LazyLock::new(|| {
     ROUTES
@@ -434,8 +452,7 @@ pub(crate) fn dispatch(
 
 fn handle(lab: &Lab, name: &str, caller: &Caller, params: Params, caps: &[String]) -> Result<Value, ApiError> {
     if name == "index" {
-        let dirs = ["version", "cluster", "nodes", "storage", "access", "pools"];
-        return Ok(Value::Array(dirs.iter().map(|d| serde_json::json!({ "subdir": d })).collect()));
+        return Ok(directory_index("", "subdir"));
     }
     if let Some(result) = access::handle(lab, name, caller, &params, caps) {
         return result;

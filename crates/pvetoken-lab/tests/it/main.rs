@@ -1,6 +1,7 @@
 //! Integration tests, one module per area.
 mod access;
 mod agent;
+mod declared;
 mod guests;
 mod lab_control;
 mod releases;

@@ -34,7 +34,7 @@ fn pvetoken(lab: &LabProcess, args: &[&str]) -> crate::support::RunOutput {
 }
 
 /// The privileges of a learned profile (the `name = "..."` entries of its grants).
-fn privileges(profile: &str) -> Vec<String> {
+pub(crate) fn privileges(profile: &str) -> Vec<String> {
     let value: toml::Value = toml::from_str(profile).unwrap();
     let mut all: Vec<String> = value["grant"]
         .as_array()
