@@ -50,6 +50,7 @@ mod agent;
 mod auth;
 mod control;
 mod declared;
+mod guest;
 mod guests;
 mod http;
 mod lab_control;

@@ -42,7 +42,7 @@ pub(crate) struct Vm {
     pub(crate) started_at: u64,
     /// Files in the guest (written through the agent or made by guest commands): path → content, mode, owner.
     #[serde(default)]
-    pub(crate) files: BTreeMap<String, crate::agent::GuestFile>,
+    pub(crate) files: BTreeMap<String, crate::guest::GuestFile>,
     /// The guest agent does not answer (PVE: `QEMU guest agent is not running`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub(crate) agent_silent: bool,
@@ -51,7 +51,7 @@ pub(crate) struct Vm {
     pub(crate) exec_disabled: bool,
     /// Finished guest commands not yet reported by `exec-status`: pid → result.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub(crate) exec: BTreeMap<u64, crate::agent::ExecResult>,
+    pub(crate) exec: BTreeMap<u64, crate::guest::ExecResult>,
     /// The last pid handed out by `exec`.
     #[serde(default)]
     pub(crate) next_exec_pid: u64,
