@@ -38,23 +38,34 @@ fn flags(perms: &Permissions) -> Value {
 }
 
 /// Endpoints without authentication (also answered for authenticated callers).
-pub(crate) fn world(lab: &Lab, name: &str, params: &Params, _headers: &hyper::HeaderMap) -> Result<Value, ApiError> {
-    match name {
-        "ticket-get" => Ok(Value::Null),
-        "ticket" => login(lab, params),
-        "domains" => Ok(json!([
-            {"realm": "pam", "type": "pam", "comment": "Linux PAM standard authentication"},
-            {"realm": "pve", "type": "pve", "comment": "Proxmox VE authentication server"},
-        ])),
-        _ => Err(ApiError::new(401, "No ticket")),
-    }
+/// `GET /access/domains` (`user => 'world'`).
+pub(crate) fn domains() -> Value {
+    json!([
+        {"realm": "pam", "type": "pam", "comment": "Linux PAM standard authentication"},
+        {"realm": "pve", "type": "pve", "comment": "Proxmox VE authentication server"},
+    ])
+}
+
+/// `GET /version`.
+pub(crate) fn version(lab: &Lab) -> Value {
+    json!({
+        "version": lab.manager_version(),
+        "release": release_of(&lab.manager_version()),
+        "repoid": "5a1ab0de7e57ed42",
+    })
+}
+
+/// `GET /access/permissions`, uncached (the request path answers from [`permissions_body`]'s cache).
+pub(crate) fn permissions(lab: &Lab, caller: &Caller, params: &Params) -> Result<Value, ApiError> {
+    let state = lab.read();
+    permissions_uncached(lab, &state, caller, params)
 }
 
 fn login_failed() -> ApiError {
     ApiError::new(401, "authentication failure")
 }
 
-fn login(lab: &Lab, params: &Params) -> Result<Value, ApiError> {
+pub(crate) fn login(lab: &Lab, params: &Params) -> Result<Value, ApiError> {
     let username = params.required("username")?;
     let password = params.required("password")?;
     if username.len() > 64 {
@@ -127,54 +138,6 @@ fn capabilities(perm: &Perm<'_>) -> Value {
 }
 
 /// Dispatches the authenticated `/version` and `/access` endpoints; `None` when `name` is not one of them.
-pub(crate) fn handle(
-    lab: &Lab,
-    name: &str,
-    caller: &Caller,
-    params: &Params,
-    caps: &[String],
-) -> Option<Result<Value, ApiError>> {
-    let cap = |i: usize| caps.get(i).map(String::as_str).unwrap_or_default();
-    Some(match name {
-        "ticket" | "ticket-get" | "domains" => world(lab, name, params, &hyper::HeaderMap::new()),
-        "version" => Ok(json!({
-            "version": lab.manager_version(),
-            "release": release_of(&lab.manager_version()),
-            "repoid": "5a1ab0de7e57ed42",
-        })),
-        "access-index" => Ok(crate::server::directory_index("access", "subdir")),
-        "permissions" => {
-            let state = lab.read();
-            permissions_uncached(lab, &state, caller, params)
-        }
-        "users" => users(lab, caller, params),
-        "user-create" => user_create(lab, params),
-        "user-get" => user_get(lab, cap(0)),
-        "user-update" => user_update(lab, params, cap(0)),
-        "user-delete" => user_delete(lab, cap(0)),
-        "tokens" => tokens(lab, cap(0)),
-        "token-get" => token_get(lab, cap(0), cap(1)),
-        "token-create" => token_create(lab, params, cap(0), cap(1)),
-        "token-update" => token_update(lab, params, cap(0), cap(1)),
-        "token-delete" => token_delete(lab, cap(0), cap(1)),
-        "roles" => roles(lab),
-        "role-create" => role_create(lab, params),
-        "role-get" => role_get(lab, cap(0)),
-        "role-update" => role_update(lab, params, cap(0)),
-        "role-delete" => role_delete(lab, cap(0)),
-        "acl" => acl(lab, caller),
-        "acl-update" => acl_update(lab, caller, params),
-        "groups" => groups(lab, caller),
-        "group-create" => group_create(lab, params),
-        "group-get" => group_get(lab, cap(0)),
-        "group-update" => group_update(lab, params, cap(0)),
-        "group-delete" => group_delete(lab, cap(0)),
-        "domain-get" => domain_get(cap(0)),
-        "password" => password(lab, caller, params),
-        _ => return None,
-    })
-}
-
 // ---- permission-check language --------------------------------------------------------------------------------
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -365,7 +328,7 @@ fn member_groups(state: &State, user: &UserId) -> Vec<String> {
     state.cfg.groups().iter().filter(|(_, g)| g.members.contains(user)).map(|(id, _)| id.to_string()).collect()
 }
 
-fn users(lab: &Lab, caller: &Caller, params: &Params) -> Result<Value, ApiError> {
+pub(crate) fn users(lab: &Lab, caller: &Caller, params: &Params) -> Result<Value, ApiError> {
     let enabled = params.bool("enabled")?;
     let full = params.bool("full")?.unwrap_or(false);
     let state = lab.read();
@@ -444,7 +407,7 @@ fn check_password(lab: &Lab, params: &Params) -> Result<Option<String>, ApiError
     Ok(Some(pw.to_owned()))
 }
 
-fn user_create(lab: &Lab, params: &Params) -> Result<Value, ApiError> {
+pub(crate) fn user_create(lab: &Lab, params: &Params) -> Result<Value, ApiError> {
     let mut state = lab.write();
     let raw = params.required("userid")?.to_owned();
     let id = parse_userid("userid", &raw)?;
@@ -469,7 +432,7 @@ fn user_create(lab: &Lab, params: &Params) -> Result<Value, ApiError> {
     Ok(Value::Null)
 }
 
-fn user_get(lab: &Lab, raw: &str) -> Result<Value, ApiError> {
+pub(crate) fn user_get(lab: &Lab, raw: &str) -> Result<Value, ApiError> {
     let state = lab.read();
     let id = parse_userid("userid", raw)?;
     let user = state.cfg.user(&id).ok_or_else(|| ApiError::internal(format!("no such user ('{raw}')")))?;
@@ -483,7 +446,7 @@ fn user_get(lab: &Lab, raw: &str) -> Result<Value, ApiError> {
     Ok(Value::Object(out))
 }
 
-fn user_update(lab: &Lab, params: &Params, raw: &str) -> Result<Value, ApiError> {
+pub(crate) fn user_update(lab: &Lab, params: &Params, raw: &str) -> Result<Value, ApiError> {
     let mut state = lab.write();
     let id = parse_userid("userid", raw)?;
     let append = params.bool("append")?.unwrap_or(false);
@@ -509,7 +472,7 @@ fn user_update(lab: &Lab, params: &Params, raw: &str) -> Result<Value, ApiError>
     Ok(Value::Null)
 }
 
-fn user_delete(lab: &Lab, raw: &str) -> Result<Value, ApiError> {
+pub(crate) fn user_delete(lab: &Lab, raw: &str) -> Result<Value, ApiError> {
     let mut state = lab.write();
     let id = parse_userid("userid", raw)?;
     match state.cfg.delete_user(&id) {
@@ -525,7 +488,7 @@ fn token_name(raw: &str) -> Result<TokenName, ApiError> {
     raw.parse::<TokenName>().map_err(|_| ApiError::param("tokenid", "value does not match the regex pattern"))
 }
 
-fn tokens(lab: &Lab, raw: &str) -> Result<Value, ApiError> {
+pub(crate) fn tokens(lab: &Lab, raw: &str) -> Result<Value, ApiError> {
     let state = lab.read();
     let id = parse_userid("userid", raw)?;
     let user = state.cfg.user(&id).ok_or_else(|| ApiError::internal(format!("no such user ('{raw}')")))?;
@@ -541,7 +504,7 @@ fn tokens(lab: &Lab, raw: &str) -> Result<Value, ApiError> {
     ))
 }
 
-fn token_get(lab: &Lab, raw_user: &str, raw_token: &str) -> Result<Value, ApiError> {
+pub(crate) fn token_get(lab: &Lab, raw_user: &str, raw_token: &str) -> Result<Value, ApiError> {
     let state = lab.read();
     let id = parse_userid("userid", raw_user)?;
     let name = token_name(raw_token)?;
@@ -553,7 +516,7 @@ fn token_get(lab: &Lab, raw_user: &str, raw_token: &str) -> Result<Value, ApiErr
     Ok(Value::Object(token_info(token)))
 }
 
-fn token_create(lab: &Lab, params: &Params, raw_user: &str, raw_token: &str) -> Result<Value, ApiError> {
+pub(crate) fn token_create(lab: &Lab, params: &Params, raw_user: &str, raw_token: &str) -> Result<Value, ApiError> {
     let mut state = lab.write();
     let user = parse_userid("userid", raw_user)?;
     let name = token_name(raw_token)?;
@@ -580,7 +543,7 @@ fn token_create(lab: &Lab, params: &Params, raw_user: &str, raw_token: &str) -> 
     Ok(json!({ "full-tokenid": id.as_str(), "info": info, "value": secret }))
 }
 
-fn token_update(lab: &Lab, params: &Params, raw_user: &str, raw_token: &str) -> Result<Value, ApiError> {
+pub(crate) fn token_update(lab: &Lab, params: &Params, raw_user: &str, raw_token: &str) -> Result<Value, ApiError> {
     let mut state = lab.write();
     let user = parse_userid("userid", raw_user)?;
     let name = token_name(raw_token)?;
@@ -636,7 +599,7 @@ fn token_update(lab: &Lab, params: &Params, raw_user: &str, raw_token: &str) -> 
     Ok(Value::Object(out))
 }
 
-fn token_delete(lab: &Lab, raw_user: &str, raw_token: &str) -> Result<Value, ApiError> {
+pub(crate) fn token_delete(lab: &Lab, raw_user: &str, raw_token: &str) -> Result<Value, ApiError> {
     let mut state = lab.write();
     let user = parse_userid("userid", raw_user)?;
     let name = token_name(raw_token)?;
@@ -647,7 +610,7 @@ fn token_delete(lab: &Lab, raw_user: &str, raw_token: &str) -> Result<Value, Api
     Ok(Value::Null)
 }
 
-fn roles(lab: &Lab) -> Result<Value, ApiError> {
+pub(crate) fn roles(lab: &Lab) -> Result<Value, ApiError> {
     let state = lab.read();
     let all = state.cfg.all_roles(&lab.catalog);
     Ok(Value::Array(
@@ -680,7 +643,7 @@ fn privs_param(lab: &Lab, params: &Params) -> Result<Option<pvetoken_acl::PrivSe
     }
 }
 
-fn role_create(lab: &Lab, params: &Params) -> Result<Value, ApiError> {
+pub(crate) fn role_create(lab: &Lab, params: &Params) -> Result<Value, ApiError> {
     let mut state = lab.write();
     let id = role_id(params.required("roleid")?)?;
     let privs = privs_param(lab, params)?.unwrap_or_default();
@@ -692,7 +655,7 @@ fn role_create(lab: &Lab, params: &Params) -> Result<Value, ApiError> {
     Ok(Value::Null)
 }
 
-fn role_get(lab: &Lab, raw: &str) -> Result<Value, ApiError> {
+pub(crate) fn role_get(lab: &Lab, raw: &str) -> Result<Value, ApiError> {
     let state = lab.read();
     let privs = state
         .cfg
@@ -701,7 +664,7 @@ fn role_get(lab: &Lab, raw: &str) -> Result<Value, ApiError> {
     Ok(Value::Object(privs.iter().map(|p| (p.as_str().to_owned(), json!(1))).collect()))
 }
 
-fn role_update(lab: &Lab, params: &Params, raw: &str) -> Result<Value, ApiError> {
+pub(crate) fn role_update(lab: &Lab, params: &Params, raw: &str) -> Result<Value, ApiError> {
     let mut state = lab.write();
     let id = role_id(raw)?;
     let privs = privs_param(lab, params)?;
@@ -719,7 +682,7 @@ fn role_update(lab: &Lab, params: &Params, raw: &str) -> Result<Value, ApiError>
     Ok(Value::Null)
 }
 
-fn role_delete(lab: &Lab, raw: &str) -> Result<Value, ApiError> {
+pub(crate) fn role_delete(lab: &Lab, raw: &str) -> Result<Value, ApiError> {
     let mut state = lab.write();
     let id = role_id(raw)?;
     state.cfg.delete_role(&id, &lab.catalog).map_err(|e| match e {
@@ -730,7 +693,7 @@ fn role_delete(lab: &Lab, raw: &str) -> Result<Value, ApiError> {
     Ok(Value::Null)
 }
 
-fn acl(lab: &Lab, caller: &Caller) -> Result<Value, ApiError> {
+pub(crate) fn acl(lab: &Lab, caller: &Caller) -> Result<Value, ApiError> {
     let state = lab.read();
     let perm = Perm::new(lab, &state, caller);
     let audit = perm.has("/access", &["Sys.Audit"], false);
@@ -768,7 +731,7 @@ fn list_of<T: std::str::FromStr>(params: &Params, key: &str, what: &str) -> Resu
         .collect()
 }
 
-fn acl_update(lab: &Lab, caller: &Caller, params: &Params) -> Result<Value, ApiError> {
+pub(crate) fn acl_update(lab: &Lab, caller: &Caller, params: &Params) -> Result<Value, ApiError> {
     let mut state = lab.write();
     let raw_path = params.required("path")?.to_owned();
     let caller_perms: Option<Permissions>;
@@ -827,7 +790,7 @@ fn acl_update(lab: &Lab, caller: &Caller, params: &Params) -> Result<Value, ApiE
     Ok(Value::Null)
 }
 
-fn groups(lab: &Lab, caller: &Caller) -> Result<Value, ApiError> {
+pub(crate) fn groups(lab: &Lab, caller: &Caller) -> Result<Value, ApiError> {
     let state = lab.read();
     let perm = Perm::new(lab, &state, caller);
     let privs = ["User.Modify", "Sys.Audit", "Group.Allocate"];
@@ -857,7 +820,7 @@ fn group_id(raw: &str) -> Result<GroupId, ApiError> {
     })
 }
 
-fn group_create(lab: &Lab, params: &Params) -> Result<Value, ApiError> {
+pub(crate) fn group_create(lab: &Lab, params: &Params) -> Result<Value, ApiError> {
     let mut state = lab.write();
     let id = group_id(params.required("groupid")?)?;
     let comment = text_param(params, "comment", 2048)?;
@@ -866,7 +829,7 @@ fn group_create(lab: &Lab, params: &Params) -> Result<Value, ApiError> {
     Ok(Value::Null)
 }
 
-fn group_get(lab: &Lab, raw: &str) -> Result<Value, ApiError> {
+pub(crate) fn group_get(lab: &Lab, raw: &str) -> Result<Value, ApiError> {
     let state = lab.read();
     let id = group_id(raw)?;
     let group =
@@ -879,7 +842,7 @@ fn group_get(lab: &Lab, raw: &str) -> Result<Value, ApiError> {
     Ok(Value::Object(out))
 }
 
-fn group_update(lab: &Lab, params: &Params, raw: &str) -> Result<Value, ApiError> {
+pub(crate) fn group_update(lab: &Lab, params: &Params, raw: &str) -> Result<Value, ApiError> {
     let mut state = lab.write();
     let id = group_id(raw)?;
     let comment = text_param(params, "comment", 2048)?;
@@ -888,7 +851,7 @@ fn group_update(lab: &Lab, params: &Params, raw: &str) -> Result<Value, ApiError
     Ok(Value::Null)
 }
 
-fn group_delete(lab: &Lab, raw: &str) -> Result<Value, ApiError> {
+pub(crate) fn group_delete(lab: &Lab, raw: &str) -> Result<Value, ApiError> {
     let mut state = lab.write();
     let id = group_id(raw)?;
     state.cfg.delete_group(&id).map_err(|e| ApiError::internal(format!("delete group failed: {e}")))?;
@@ -896,7 +859,7 @@ fn group_delete(lab: &Lab, raw: &str) -> Result<Value, ApiError> {
     Ok(Value::Null)
 }
 
-fn domain_get(raw: &str) -> Result<Value, ApiError> {
+pub(crate) fn domain_get(raw: &str) -> Result<Value, ApiError> {
     match raw {
         "pam" => Ok(json!({"type": "pam", "comment": "Linux PAM standard authentication"})),
         "pve" => Ok(json!({"type": "pve", "comment": "Proxmox VE authentication server"})),
@@ -907,7 +870,7 @@ fn domain_get(raw: &str) -> Result<Value, ApiError> {
 /// `PUT /access/password` (`change_password` in PVE/API2/AccessControl.pm): anyone may change their own password,
 /// others need `Realm.AllocateUser` and `User.Modify`; root@pam's only root may change, and no one but root the
 /// password of another `pam` user.
-fn password(lab: &Lab, caller: &Caller, params: &Params) -> Result<Value, ApiError> {
+pub(crate) fn password(lab: &Lab, caller: &Caller, params: &Params) -> Result<Value, ApiError> {
     let mut state = lab.write();
     let raw = params.required("userid")?.to_owned();
     let id = parse_userid("userid", &raw)?;

@@ -48,18 +48,24 @@ fn no_config(lab: &Lab, vmid: u64) -> ApiError {
     ApiError::internal(format!("Configuration file 'nodes/{}/qemu-server/{vmid}.conf' does not exist", lab.node))
 }
 
-/// Handles `agent-*` routes of VM `vmid`.
-pub(crate) fn handle(lab: &Lab, name: &str, p: &Params, vmid: u64) -> Result<Value, ApiError> {
-    // The privileges (VM.Monitor before 9, VM.GuestAgent.* from 9 on) are the endpoint catalog's, checked before.
-    match name {
-        "agent-file-write" => file_write(lab, p, vmid),
-        "agent-exec" => exec(lab, p, vmid),
-        "agent-exec-status" => exec_status(lab, p, vmid),
-        _ => read_only(lab, name, p, vmid),
-    }
+/// The agent's informational commands and `file-read`: what a route asks of [`query`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Query {
+    /// `POST .../agent/ping`
+    Ping,
+    /// `GET .../agent/network-get-interfaces`
+    Interfaces,
+    /// `GET .../agent/get-osinfo`
+    OsInfo,
+    /// `GET .../agent/get-host-name`
+    HostName,
+    /// `GET .../agent/info`
+    Info,
+    /// `GET .../agent/file-read?file=`
+    FileRead,
 }
 
-fn file_write(lab: &Lab, p: &Params, vmid: u64) -> Result<Value, ApiError> {
+pub(crate) fn file_write(lab: &Lab, p: &Params, vmid: u64) -> Result<Value, ApiError> {
     let mut state = lab.write();
     let file = p.required("file")?.to_owned();
     let content = p.required("content")?;
@@ -97,14 +103,15 @@ fn file_write(lab: &Lab, p: &Params, vmid: u64) -> Result<Value, ApiError> {
     Ok(Value::Null)
 }
 
-fn read_only(lab: &Lab, name: &str, p: &Params, vmid: u64) -> Result<Value, ApiError> {
+/// Answers an informational command or `file-read` once the agent is available.
+pub(crate) fn query(lab: &Lab, p: &Params, vmid: u64, what: Query) -> Result<Value, ApiError> {
     let state = lab.read();
-    let file = if name == "agent-file-read" { Some(p.required("file")?) } else { None };
+    let file = if what == Query::FileRead { Some(p.required("file")?) } else { None };
     let vm = state.guests.vms.get(&vmid).ok_or_else(|| no_config(lab, vmid))?;
     agent_ready(vm)?;
-    match name {
-        "agent-ping" => Ok(json!({ "result": {} })),
-        "agent-net" => {
+    match what {
+        Query::Ping => Ok(json!({ "result": {} })),
+        Query::Interfaces => {
             let mac = vm
                 .config
                 .get("net0")
@@ -118,13 +125,13 @@ fn read_only(lab: &Lab, name: &str, p: &Params, vmid: u64) -> Result<Value, ApiE
                     {"ip-address": crate::guests::guest_ip(vmid), "ip-address-type": "ipv4", "prefix": 24}]},
             ]}))
         }
-        "agent-osinfo" => Ok(json!({ "result": {
+        Query::OsInfo => Ok(json!({ "result": {
             "id": "debian", "name": "Debian GNU/Linux", "version-id": "12", "version": "12 (bookworm)",
             "pretty-name": "Debian GNU/Linux 12 (bookworm)", "kernel-release": "6.1.0-lab-amd64", "machine": "x86_64",
         }})),
-        "agent-hostname" => Ok(json!({ "result": { "host-name": vm.name() } })),
-        "agent-info" => Ok(json!({ "result": { "version": "7.2.0", "supported_commands": [] } })),
-        "agent-file-read" => {
+        Query::HostName => Ok(json!({ "result": { "host-name": vm.name() } })),
+        Query::Info => Ok(json!({ "result": { "version": "7.2.0", "supported_commands": [] } })),
+        Query::FileRead => {
             let file = file.unwrap_or_default();
             // guest-file-open with mode `r`: a directory opens, and the first guest-file-read fails.
             let stored = match lookup(&vm.files, file) {
@@ -141,7 +148,6 @@ fn read_only(lab: &Lab, name: &str, p: &Params, vmid: u64) -> Result<Value, ApiE
             }
             Ok(json!({ "content": String::from_utf8_lossy(&bytes), "bytes-read": bytes.len() }))
         }
-        _ => Err(ApiError::internal(format!("unknown agent command {name}"))),
     }
 }
 
@@ -154,7 +160,7 @@ fn corrupt(bytes: &mut Vec<u8>) {
     }
 }
 
-fn exec(lab: &Lab, p: &Params, vmid: u64) -> Result<Value, ApiError> {
+pub(crate) fn exec(lab: &Lab, p: &Params, vmid: u64) -> Result<Value, ApiError> {
     let mut state = lab.write();
     let command: Vec<String> = p.required("command")?.split('\0').map(str::to_owned).collect();
     let input = p.get("input-data").map(str::to_owned);
@@ -195,7 +201,7 @@ fn exec(lab: &Lab, p: &Params, vmid: u64) -> Result<Value, ApiError> {
     Ok(json!({ "pid": pid }))
 }
 
-fn exec_status(lab: &Lab, p: &Params, vmid: u64) -> Result<Value, ApiError> {
+pub(crate) fn exec_status(lab: &Lab, p: &Params, vmid: u64) -> Result<Value, ApiError> {
     let mut state = lab.write();
     let pid = p.uint("pid")?.ok_or_else(|| ApiError::param("pid", "property is missing and it is not optional"))?;
     let vm = state.guests.vms.get_mut(&vmid).ok_or_else(|| no_config(lab, vmid))?;

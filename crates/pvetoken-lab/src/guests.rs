@@ -13,94 +13,27 @@ use crate::server::{Caller, Lab, Perm};
 use crate::state::{State, Task, Vm, Volume, config_value, content_of, disk_volid, now};
 
 /// Dispatches the guest-side endpoints; `None` when `name` is not one of them.
-pub(crate) fn handle(
-    lab: &Lab,
-    name: &str,
-    caller: &Caller,
-    params: Params,
-    caps: &[String],
-) -> Option<Result<Value, ApiError>> {
-    let cap = |i: usize| caps.get(i).map(String::as_str).unwrap_or_default();
-    let p = &params;
-    Some(match name {
-        "resources" => resources(lab, caller, p),
-        "nextid" => nextid(lab, p),
-        "cluster-status" => cluster_status(lab),
-        "cluster-tasks" => cluster_tasks(lab, caller),
-        "ha-resource" => ha_resource(cap(0)),
-        "pools" => pools(lab, caller, p),
-        "pool-create" => pool_create(lab, p),
-        "pool-get" => pool_get(lab, cap(0)),
-        "pool-update" => pool_update(lab, caller, p, cap(0)),
-        "pool-delete" => pool_delete(lab, cap(0)),
-        // 8.1+: the pool in a parameter, so that nested ids (`team/ci`), which no path segment can hold, work.
-        "pool-update-v8" | "pool-delete-v8" if lab.version < pvetoken_acl::PveVersion { major: 8, minor: 1 } => {
-            let method = if name == "pool-update-v8" { "PUT" } else { "DELETE" };
-            Err(ApiError::not_implemented(method, "/api2/json/pools"))
-        }
-        "pool-update-v8" => p.required("poolid").and_then(|id| pool_update(lab, caller, p, id)),
-        "pool-delete-v8" => p.required("poolid").and_then(|id| pool_delete(lab, id)),
-        "nodes" => nodes(lab, caller),
-        "storage-index" => storage_index(lab, caller, p),
-        "storage-read" => storage_read(lab, cap(0)),
-        _ => {
-            let node = cap(0);
-            if node != lab.node {
-                return Some(Err(ApiError::internal(format!(
-                    "hostname lookup '{node}' failed - failed to get address info for: {node}: Name or service not known"
-                ))));
-            }
-            match name {
-                "node-index" => Ok(crate::server::directory_index("nodes/*", "name")),
-                "node-status" => node_status(lab),
-                "node-network" => node_network(lab, caller),
-                "apt-index" => Ok(crate::server::directory_index("nodes/*/apt", "id")),
-                "apt-versions" => apt_versions(lab),
-                "lxc" => Ok(json!([])),
-                "qemu" => qemu_list(lab, caller),
-                "qemu-create" => qemu_create(lab, caller, p),
-                "tasks" => tasks(lab, caller),
-                "task-status" => task_status(lab, caller, cap(1)),
-                "task-log" => task_log(lab, caller, cap(1)),
-                "storage" => storage_list(lab, caller, p),
-                "storage-status" => storage_status(lab, cap(1)),
-                "storage-content" => storage_content(lab, caller, p, cap(1)),
-                "volume-get" => volume_get(lab, caller, cap(1), cap(2)),
-                _ => {
-                    let vmid = match parse_vmid("vmid", cap(1)) {
-                        Ok(v) => v,
-                        Err(e) => return Some(Err(e)),
-                    };
-                    vm_endpoint(lab, name, caller, p, vmid, cap(2))
-                }
-            }
-        }
-    })
+/// `GET /nodes/{node}/qemu/{vmid}` (qemu-server's vmdiridx, `user => 'all'`): the index of an existing VM.
+pub(crate) fn vm_index(lab: &Lab, vmid: u64) -> Result<Value, ApiError> {
+    vm(&lab.read(), vmid)?;
+    Ok(crate::server::directory_index("nodes/*/qemu/*", "subdir"))
 }
 
-fn vm_endpoint(lab: &Lab, name: &str, caller: &Caller, p: &Params, vmid: u64, action: &str) -> Result<Value, ApiError> {
-    match name {
-        "vm-index" => {
-            // `user => 'all'` (qemu-server's vmdiridx): the index of an existing VM, for anyone.
-            vm(&lab.read(), vmid)?;
-            Ok(crate::server::directory_index("nodes/*/qemu/*", "subdir"))
-        }
-        "vm-delete" => vm_delete(lab, caller, vmid),
-        "config-get" => config_get(lab, vmid),
-        "config-post" => config_set(lab, caller, p, vmid, true),
-        "config-put" => config_set(lab, caller, p, vmid, false),
-        "pending" => pending(lab, vmid),
-        "status-current" => status_current(lab, vmid),
-        "status-action" => status_action(lab, caller, vmid, action),
-        "clone" => clone(lab, caller, p, vmid),
-        "template" => template(lab, caller, vmid),
-        "resize" => resize(lab, caller, p, vmid),
-        "unlink" => unlink(lab, p, vmid),
-        "move-disk" => move_disk(lab, caller, p, vmid),
-        "snapshots" => snapshots(lab, vmid),
-        "agent-index" => Ok(crate::server::directory_index("nodes/*/qemu/*/agent", "name")),
-        _ => crate::agent::handle(lab, name, p, vmid),
+/// `PUT /pools?poolid=` (8.1+): the pool in a parameter, so that nested ids (`team/ci`), which no path segment can
+/// hold, work; not there before 8.1.
+pub(crate) fn pool_update_v8(lab: &Lab, caller: &Caller, p: &Params) -> Result<Value, ApiError> {
+    if lab.version < (pvetoken_acl::PveVersion { major: 8, minor: 1 }) {
+        return Err(ApiError::not_implemented("PUT", "/api2/json/pools"));
     }
+    pool_update(lab, caller, p, p.required("poolid")?)
+}
+
+/// `DELETE /pools?poolid=` (8.1+).
+pub(crate) fn pool_delete_v8(lab: &Lab, p: &Params) -> Result<Value, ApiError> {
+    if lab.version < (pvetoken_acl::PveVersion { major: 8, minor: 1 }) {
+        return Err(ApiError::not_implemented("DELETE", "/api2/json/pools"));
+    }
+    pool_delete(lab, p.required("poolid")?)
 }
 
 // ---- helpers ----------------------------------------------------------------------------------------------------
@@ -109,7 +42,7 @@ fn vm_path(vmid: u64) -> String {
     format!("/vms/{vmid}")
 }
 
-fn parse_vmid(key: &str, raw: &str) -> Result<u64, ApiError> {
+pub(crate) fn parse_vmid(key: &str, raw: &str) -> Result<u64, ApiError> {
     let n: u64 =
         raw.trim().parse().map_err(|_| ApiError::param(key, format!("type check ('integer') failed - got '{raw}'")))?;
     if n < 100 {
@@ -411,7 +344,7 @@ fn vm_stats(vm: &Vm) -> Map<String, Value> {
 
 // ---- cluster, nodes, pools --------------------------------------------------------------------------------------
 
-fn resources(lab: &Lab, caller: &Caller, p: &Params) -> Result<Value, ApiError> {
+pub(crate) fn resources(lab: &Lab, caller: &Caller, p: &Params) -> Result<Value, ApiError> {
     let kind = p.get("type");
     if let Some(k) = kind
         && !["vm", "storage", "node", "sdn", "pool"].contains(&k)
@@ -492,7 +425,7 @@ fn used_bytes(state: &State, storage: &str) -> u64 {
     state.guests.volumes.iter().filter(|v| v.volid.split(':').next() == Some(storage)).map(|v| v.size).sum()
 }
 
-fn nextid(lab: &Lab, p: &Params) -> Result<Value, ApiError> {
+pub(crate) fn nextid(lab: &Lab, p: &Params) -> Result<Value, ApiError> {
     let state = lab.read();
     if let Some(raw) = p.get("vmid") {
         let vmid = parse_vmid("vmid", raw)?;
@@ -505,7 +438,7 @@ fn nextid(lab: &Lab, p: &Params) -> Result<Value, ApiError> {
     Ok(json!(free.to_string()))
 }
 
-fn cluster_status(lab: &Lab) -> Result<Value, ApiError> {
+pub(crate) fn cluster_status(lab: &Lab) -> Result<Value, ApiError> {
     let state = lab.read();
     Ok(json!([{
         "type": "node", "name": state.guests.node, "id": format!("node/{}", state.guests.node), "nodeid": 0,
@@ -524,7 +457,7 @@ fn task_owner(user: &str) -> &str {
     user.rsplit_once('!').map_or(user, |(u, _)| u)
 }
 
-fn cluster_tasks(lab: &Lab, caller: &Caller) -> Result<Value, ApiError> {
+pub(crate) fn cluster_tasks(lab: &Lab, caller: &Caller) -> Result<Value, ApiError> {
     let state = lab.read();
     let all = Perm::new(lab, &state, caller).has("/", &["Sys.Audit"], false);
     Ok(Value::Array(
@@ -532,7 +465,7 @@ fn cluster_tasks(lab: &Lab, caller: &Caller) -> Result<Value, ApiError> {
     ))
 }
 
-fn ha_resource(sid: &str) -> Result<Value, ApiError> {
+pub(crate) fn ha_resource(sid: &str) -> Result<Value, ApiError> {
     let sid = if sid.contains(':') { sid.to_owned() } else { format!("vm:{sid}") };
     Err(ApiError::internal(format!("no such resource '{sid}'")))
 }
@@ -565,7 +498,7 @@ fn pool_id(raw: &str) -> Result<PoolId, ApiError> {
     })
 }
 
-fn pools(lab: &Lab, caller: &Caller, p: &Params) -> Result<Value, ApiError> {
+pub(crate) fn pools(lab: &Lab, caller: &Caller, p: &Params) -> Result<Value, ApiError> {
     let state = lab.read();
     let perm = Perm::new(lab, &state, caller);
     let filter = p.get("poolid");
@@ -596,7 +529,7 @@ fn pools(lab: &Lab, caller: &Caller, p: &Params) -> Result<Value, ApiError> {
     Ok(Value::Array(out))
 }
 
-fn pool_get(lab: &Lab, raw: &str) -> Result<Value, ApiError> {
+pub(crate) fn pool_get(lab: &Lab, raw: &str) -> Result<Value, ApiError> {
     let state = lab.read();
     let id = pool_id(raw)?;
     let pool = state.cfg.pools().get(&id).ok_or_else(|| ApiError::internal(format!("pool '{raw}' does not exist")))?;
@@ -608,7 +541,7 @@ fn pool_get(lab: &Lab, raw: &str) -> Result<Value, ApiError> {
     Ok(Value::Object(out))
 }
 
-fn pool_create(lab: &Lab, p: &Params) -> Result<Value, ApiError> {
+pub(crate) fn pool_create(lab: &Lab, p: &Params) -> Result<Value, ApiError> {
     let mut state = lab.write();
     let raw = p.required("poolid")?.to_owned();
     let id = pool_id(&raw)?;
@@ -620,7 +553,7 @@ fn pool_create(lab: &Lab, p: &Params) -> Result<Value, ApiError> {
     Ok(Value::Null)
 }
 
-fn pool_update(lab: &Lab, caller: &Caller, p: &Params, raw: &str) -> Result<Value, ApiError> {
+pub(crate) fn pool_update(lab: &Lab, caller: &Caller, p: &Params, raw: &str) -> Result<Value, ApiError> {
     let mut state = lab.write();
     let id = pool_id(raw)?;
     let vms: Vec<u64> = split_list(p.get("vms").unwrap_or_default())
@@ -650,7 +583,7 @@ fn pool_update(lab: &Lab, caller: &Caller, p: &Params, raw: &str) -> Result<Valu
     Ok(Value::Null)
 }
 
-fn pool_delete(lab: &Lab, raw: &str) -> Result<Value, ApiError> {
+pub(crate) fn pool_delete(lab: &Lab, raw: &str) -> Result<Value, ApiError> {
     let mut state = lab.write();
     let id = pool_id(raw)?;
     let pool = state.cfg.pools().get(&id).ok_or_else(|| ApiError::internal(format!("pool '{raw}' does not exist")))?;
@@ -662,7 +595,7 @@ fn pool_delete(lab: &Lab, raw: &str) -> Result<Value, ApiError> {
     Ok(Value::Null)
 }
 
-fn nodes(lab: &Lab, caller: &Caller) -> Result<Value, ApiError> {
+pub(crate) fn nodes(lab: &Lab, caller: &Caller) -> Result<Value, ApiError> {
     let state = lab.read();
     let perm = Perm::new(lab, &state, caller);
     let node = &state.guests.node;
@@ -684,7 +617,7 @@ fn nodes(lab: &Lab, caller: &Caller) -> Result<Value, ApiError> {
     Ok(json!([item]))
 }
 
-fn node_status(lab: &Lab) -> Result<Value, ApiError> {
+pub(crate) fn node_status(lab: &Lab) -> Result<Value, ApiError> {
     Ok(json!({
         "cpu": 0.02, "uptime": 86_400, "pveversion": format!("pve-manager/{}/lab", lab.manager_version()),
         "kversion": "Linux 6.8.12-lab #1 SMP PREEMPT_DYNAMIC (pvetoken lab simulator)",
@@ -694,11 +627,11 @@ fn node_status(lab: &Lab) -> Result<Value, ApiError> {
 }
 
 /// `GET /nodes/{node}/apt/versions`: `Sys.Audit` on `/nodes/{node}` (pve-manager `PVE/API2/APT.pm`).
-fn apt_versions(lab: &Lab) -> Result<Value, ApiError> {
+pub(crate) fn apt_versions(lab: &Lab) -> Result<Value, ApiError> {
     Ok(lab.installed.apt_versions())
 }
 
-fn node_network(lab: &Lab, caller: &Caller) -> Result<Value, ApiError> {
+pub(crate) fn node_network(lab: &Lab, caller: &Caller) -> Result<Value, ApiError> {
     let state = lab.read();
     let perm = Perm::new(lab, &state, caller);
     Ok(Value::Array(
@@ -714,7 +647,7 @@ fn node_network(lab: &Lab, caller: &Caller) -> Result<Value, ApiError> {
 
 // ---- qemu ---------------------------------------------------------------------------------------------------------
 
-fn qemu_list(lab: &Lab, caller: &Caller) -> Result<Value, ApiError> {
+pub(crate) fn qemu_list(lab: &Lab, caller: &Caller) -> Result<Value, ApiError> {
     let state = lab.read();
     let perm = Perm::new(lab, &state, caller);
     Ok(Value::Array(
@@ -732,7 +665,7 @@ fn config_params(p: &Params) -> Vec<(String, String)> {
     p.iter().filter(|(k, _)| !NOT_CONFIG.contains(k)).map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
 }
 
-fn qemu_create(lab: &Lab, caller: &Caller, p: &Params) -> Result<Value, ApiError> {
+pub(crate) fn qemu_create(lab: &Lab, caller: &Caller, p: &Params) -> Result<Value, ApiError> {
     let mut state = lab.write();
     let vmid = parse_vmid("vmid", p.required("vmid")?)?;
     let pool = p.get("pool").map(str::to_owned);
@@ -801,7 +734,7 @@ fn qemu_create(lab: &Lab, caller: &Caller, p: &Params) -> Result<Value, ApiError
     Ok(json!(upid))
 }
 
-fn vm_delete(lab: &Lab, caller: &Caller, vmid: u64) -> Result<Value, ApiError> {
+pub(crate) fn vm_delete(lab: &Lab, caller: &Caller, vmid: u64) -> Result<Value, ApiError> {
     let mut state = lab.write();
     let running = vm(&state, vmid)?.status == "running";
     if running {
@@ -818,18 +751,18 @@ fn vm_delete(lab: &Lab, caller: &Caller, vmid: u64) -> Result<Value, ApiError> {
     Ok(json!(upid))
 }
 
-fn config_get(lab: &Lab, vmid: u64) -> Result<Value, ApiError> {
+pub(crate) fn config_get(lab: &Lab, vmid: u64) -> Result<Value, ApiError> {
     let state = lab.read();
     Ok(config_json(vm(&state, vmid)?))
 }
 
-fn pending(lab: &Lab, vmid: u64) -> Result<Value, ApiError> {
+pub(crate) fn pending(lab: &Lab, vmid: u64) -> Result<Value, ApiError> {
     let state = lab.read();
     let vm = vm(&state, vmid)?;
     Ok(Value::Array(vm.config.iter().map(|(k, v)| json!({"key": k, "value": config_value(k, v)})).collect()))
 }
 
-fn config_set(lab: &Lab, caller: &Caller, p: &Params, vmid: u64, is_post: bool) -> Result<Value, ApiError> {
+pub(crate) fn config_set(lab: &Lab, caller: &Caller, p: &Params, vmid: u64, is_post: bool) -> Result<Value, ApiError> {
     let mut state = lab.write();
     let keys = config_params(p);
     let deletes: Vec<String> = split_list(p.get("delete").unwrap_or_default())
@@ -888,7 +821,7 @@ fn config_set(lab: &Lab, caller: &Caller, p: &Params, vmid: u64, is_post: bool) 
     Ok(result)
 }
 
-fn status_current(lab: &Lab, vmid: u64) -> Result<Value, ApiError> {
+pub(crate) fn status_current(lab: &Lab, vmid: u64) -> Result<Value, ApiError> {
     let state = lab.read();
     let vm = vm(&state, vmid)?;
     let mut out = vm_stats(vm);
@@ -900,7 +833,7 @@ fn status_current(lab: &Lab, vmid: u64) -> Result<Value, ApiError> {
     Ok(Value::Object(out))
 }
 
-fn status_action(lab: &Lab, caller: &Caller, vmid: u64, action: &str) -> Result<Value, ApiError> {
+pub(crate) fn status_action(lab: &Lab, caller: &Caller, vmid: u64, action: &str) -> Result<Value, ApiError> {
     let kind = match action {
         "start" => "qmstart",
         "stop" => "qmstop",
@@ -942,7 +875,7 @@ fn status_action(lab: &Lab, caller: &Caller, vmid: u64, action: &str) -> Result<
     Ok(json!(upid))
 }
 
-fn clone(lab: &Lab, caller: &Caller, p: &Params, vmid: u64) -> Result<Value, ApiError> {
+pub(crate) fn clone(lab: &Lab, caller: &Caller, p: &Params, vmid: u64) -> Result<Value, ApiError> {
     let mut state = lab.write();
     let newid = parse_vmid("newid", p.required("newid")?)?;
     let pool = p.get("pool").map(str::to_owned);
@@ -1038,7 +971,7 @@ fn clone(lab: &Lab, caller: &Caller, p: &Params, vmid: u64) -> Result<Value, Api
     Ok(json!(upid))
 }
 
-fn template(lab: &Lab, caller: &Caller, vmid: u64) -> Result<Value, ApiError> {
+pub(crate) fn template(lab: &Lab, caller: &Caller, vmid: u64) -> Result<Value, ApiError> {
     let mut state = lab.write();
     let (template, running) = {
         let vm = vm(&state, vmid)?;
@@ -1107,7 +1040,7 @@ fn with_size(value: &str, bytes: u64) -> String {
 
 /// `PUT /nodes/{node}/qemu/{vmid}/resize`: VM.Config.Disk on the VM, Datastore.AllocateSpace on the disk's storage;
 /// `size` absolute or `+N`; never smaller. PVE 8+ answers with a task (the module waits for it), 7 with null.
-fn resize(lab: &Lab, caller: &Caller, p: &Params, vmid: u64) -> Result<Value, ApiError> {
+pub(crate) fn resize(lab: &Lab, caller: &Caller, p: &Params, vmid: u64) -> Result<Value, ApiError> {
     let mut state = lab.write();
     let disk = p.required("disk")?.to_owned();
     let size = p.required("size")?.to_owned();
@@ -1151,7 +1084,7 @@ fn next_unused(config: &BTreeMap<String, String>) -> String {
 
 /// `PUT /nodes/{node}/qemu/{vmid}/unlink`: VM.Config.Disk; each disk of `idlist` leaves the config: with `force`
 /// its volume is deleted, else it stays as `unusedN`.
-fn unlink(lab: &Lab, p: &Params, vmid: u64) -> Result<Value, ApiError> {
+pub(crate) fn unlink(lab: &Lab, p: &Params, vmid: u64) -> Result<Value, ApiError> {
     let mut state = lab.write();
     let idlist = p.required("idlist")?.to_owned();
     let force = p.bool("force")?.unwrap_or(false);
@@ -1177,7 +1110,7 @@ fn unlink(lab: &Lab, p: &Params, vmid: u64) -> Result<Value, ApiError> {
 /// `POST /nodes/{node}/qemu/{vmid}/move_disk`: VM.Config.Disk on the VM (and on `target-vmid`), Datastore.AllocateSpace
 /// on the target storage. To a storage: a new volume there (the old one deleted with `delete`, else `unusedN`); to
 /// another VM: the volume renamed to it under `target-disk`. Answers with a task.
-fn move_disk(lab: &Lab, caller: &Caller, p: &Params, vmid: u64) -> Result<Value, ApiError> {
+pub(crate) fn move_disk(lab: &Lab, caller: &Caller, p: &Params, vmid: u64) -> Result<Value, ApiError> {
     let mut state = lab.write();
     let disk = p.required("disk")?.to_owned();
     let storage = p.get("storage").map(str::to_owned);
@@ -1249,7 +1182,7 @@ fn move_disk(lab: &Lab, caller: &Caller, p: &Params, vmid: u64) -> Result<Value,
     Ok(json!(upid))
 }
 
-fn snapshots(lab: &Lab, vmid: u64) -> Result<Value, ApiError> {
+pub(crate) fn snapshots(lab: &Lab, vmid: u64) -> Result<Value, ApiError> {
     let state = lab.read();
     let vm = vm(&state, vmid)?;
     Ok(
@@ -1261,7 +1194,7 @@ fn snapshots(lab: &Lab, vmid: u64) -> Result<Value, ApiError> {
 
 // ---- tasks, storage ---------------------------------------------------------------------------------------------------
 
-fn tasks(lab: &Lab, caller: &Caller) -> Result<Value, ApiError> {
+pub(crate) fn tasks(lab: &Lab, caller: &Caller) -> Result<Value, ApiError> {
     let state = lab.read();
     let all = Perm::new(lab, &state, caller).has(&format!("/nodes/{}", state.guests.node), &["Sys.Audit"], false);
     Ok(Value::Array(
@@ -1288,7 +1221,7 @@ fn find_task<'s>(lab: &Lab, state: &'s State, caller: &Caller, upid: &str) -> Re
     task.ok_or_else(|| ApiError::internal(format!("no such task '{upid}'")))
 }
 
-fn task_status(lab: &Lab, caller: &Caller, upid: &str) -> Result<Value, ApiError> {
+pub(crate) fn task_status(lab: &Lab, caller: &Caller, upid: &str) -> Result<Value, ApiError> {
     let state = lab.read();
     let t = find_task(lab, &state, caller, upid)?;
     Ok(json!({
@@ -1297,7 +1230,7 @@ fn task_status(lab: &Lab, caller: &Caller, upid: &str) -> Result<Value, ApiError
     }))
 }
 
-fn task_log(lab: &Lab, caller: &Caller, upid: &str) -> Result<Value, ApiError> {
+pub(crate) fn task_log(lab: &Lab, caller: &Caller, upid: &str) -> Result<Value, ApiError> {
     let state = lab.read();
     let t = find_task(lab, &state, caller, upid)?;
     let last = if t.exitstatus == "OK" { "TASK OK".to_owned() } else { format!("TASK ERROR: {}", t.exitstatus) };
@@ -1350,7 +1283,7 @@ fn storage_config_json(s: &crate::state::Storage) -> Value {
 
 /// `GET /storage` (pve-storage `PVE/API2/Storage/Config.pm` `index`): every user; lists the storages with
 /// Datastore.Audit or Datastore.AllocateSpace on `/storage/<id>`; `type` filters.
-fn storage_index(lab: &Lab, caller: &Caller, p: &Params) -> Result<Value, ApiError> {
+pub(crate) fn storage_index(lab: &Lab, caller: &Caller, p: &Params) -> Result<Value, ApiError> {
     let state = lab.read();
     let perm = Perm::new(lab, &state, caller);
     let kind = p.get("type");
@@ -1367,12 +1300,12 @@ fn storage_index(lab: &Lab, caller: &Caller, p: &Params) -> Result<Value, ApiErr
 }
 
 /// `GET /storage/{storage}` (`read`): Datastore.Allocate on `/storage/{storage}`.
-fn storage_read(lab: &Lab, sid: &str) -> Result<Value, ApiError> {
+pub(crate) fn storage_read(lab: &Lab, sid: &str) -> Result<Value, ApiError> {
     let state = lab.read();
     find_storage(&state, sid).map(storage_config_json)
 }
 
-fn storage_list(lab: &Lab, caller: &Caller, p: &Params) -> Result<Value, ApiError> {
+pub(crate) fn storage_list(lab: &Lab, caller: &Caller, p: &Params) -> Result<Value, ApiError> {
     let state = lab.read();
     let perm = Perm::new(lab, &state, caller);
     let content = p.get("content");
@@ -1398,7 +1331,7 @@ fn find_storage<'s>(state: &'s State, sid: &str) -> Result<&'s crate::state::Sto
         .ok_or_else(|| ApiError::internal(format!("storage '{sid}' does not exist")))
 }
 
-fn storage_status(lab: &Lab, sid: &str) -> Result<Value, ApiError> {
+pub(crate) fn storage_status(lab: &Lab, sid: &str) -> Result<Value, ApiError> {
     let state = lab.read();
     let s = find_storage(&state, sid)?;
     let mut out = storage_json(&state, s);
@@ -1406,7 +1339,7 @@ fn storage_status(lab: &Lab, sid: &str) -> Result<Value, ApiError> {
     Ok(Value::Object(out))
 }
 
-fn storage_content(lab: &Lab, caller: &Caller, p: &Params, sid: &str) -> Result<Value, ApiError> {
+pub(crate) fn storage_content(lab: &Lab, caller: &Caller, p: &Params, sid: &str) -> Result<Value, ApiError> {
     let state = lab.read();
     let perm = Perm::new(lab, &state, caller);
     perm.check(&format!("/storage/{sid}"), &["Datastore.Audit", "Datastore.AllocateSpace"], true)?;
@@ -1442,7 +1375,7 @@ fn storage_content(lab: &Lab, caller: &Caller, p: &Params, sid: &str) -> Result<
     ))
 }
 
-fn volume_get(lab: &Lab, caller: &Caller, sid: &str, volume: &str) -> Result<Value, ApiError> {
+pub(crate) fn volume_get(lab: &Lab, caller: &Caller, sid: &str, volume: &str) -> Result<Value, ApiError> {
     let state = lab.read();
     let perm = Perm::new(lab, &state, caller);
     let volid = if volume.contains(':') { volume.to_owned() } else { format!("{sid}:{volume}") };

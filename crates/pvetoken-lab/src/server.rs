@@ -10,13 +10,14 @@ use http_body_util::{BodyExt as _, Full};
 use pvetoken_acl::{Catalog, Evaluator, PveVersion, Subject};
 use serde_json::Value;
 
+use crate::agent::Query;
 use crate::auth::{self, Presented};
 use crate::control::Control;
 use crate::http::{ApiError, Params, data_body, error_body, reason_phrase, response};
 use crate::rng::LabRng;
 use crate::scenario::Scenario;
 use crate::state::{State, now};
-use crate::{access, guests};
+use crate::{access, agent, guests};
 
 /// Largest accepted request body: pve-http-server's `$limit_max_post` (64 KiB); larger posts are answered
 /// 501 "for data too large" (proxmox/pve-http-server `src/PVE/APIServer/AnyEvent.pm`).
@@ -142,106 +143,212 @@ impl<'a> Perm<'a> {
     }
 }
 
-/// One route: method, pattern (segments after `/api2/json`; `*` = one segment), name, world-readable, tokens
-/// allowed.
+/// What a handler gets: the lab, the caller (none on a `world` route without credentials), the parameters and the
+/// path segments the pattern's `*` matched.
+pub(crate) struct Call<'a> {
+    pub(crate) lab: &'a Lab,
+    caller: Option<&'a Caller>,
+    pub(crate) params: &'a Params,
+    caps: Vec<String>,
+}
+
+impl Call<'_> {
+    /// The authenticated caller.
+    pub(crate) fn caller(&self) -> Result<&Caller, ApiError> {
+        self.caller.ok_or_else(|| ApiError::new(401, "No ticket"))
+    }
+
+    /// The `i`-th `*` segment (empty when the pattern has fewer).
+    pub(crate) fn cap(&self, i: usize) -> &str {
+        self.caps.get(i).map(String::as_str).unwrap_or_default()
+    }
+
+    /// `nodes/{node}/...`: the node must be this one (else PVE's proxy fails to resolve it).
+    pub(crate) fn node(&self) -> Result<(), ApiError> {
+        let node = self.cap(0);
+        if node == self.lab.node {
+            return Ok(());
+        }
+        Err(ApiError::internal(format!(
+            "hostname lookup '{node}' failed - failed to get address info for: {node}: Name or service not known"
+        )))
+    }
+
+    /// `nodes/{node}/qemu/{vmid}/...`: the node checked, the VM id parsed.
+    pub(crate) fn vmid(&self) -> Result<u64, ApiError> {
+        self.node()?;
+        crate::guests::parse_vmid("vmid", self.cap(1))
+    }
+}
+
+/// A route's handler.
+type Handler = fn(&Call<'_>) -> Result<Value, ApiError>;
+
+/// One route: method, pattern (segments after `/api2/json`; `*` = one segment), its handler, world-readable, tokens
+/// allowed. Its permission declaration is the endpoint catalog's (`declared.rs`), found by method and path.
 struct Route {
     method: &'static str,
     pattern: &'static str,
-    name: &'static str,
+    handler: Handler,
     world: bool,
     allow_token: bool,
 }
 
-const fn r(method: &'static str, pattern: &'static str, name: &'static str) -> Route {
-    Route { method, pattern, name, world: false, allow_token: true }
+const fn r(method: &'static str, pattern: &'static str, handler: Handler) -> Route {
+    Route { method, pattern, handler, world: false, allow_token: true }
 }
 
 const ROUTES: &[Route] = &[
-    r("GET", "", "index"),
-    r("GET", "version", "version"),
-    r("GET", "access", "access-index"),
-    Route { method: "GET", pattern: "access/ticket", name: "ticket-get", world: true, allow_token: true },
-    Route { method: "POST", pattern: "access/ticket", name: "ticket", world: true, allow_token: false },
-    Route { method: "PUT", pattern: "access/password", name: "password", world: false, allow_token: false },
-    r("GET", "access/permissions", "permissions"),
-    r("GET", "access/users", "users"),
-    r("POST", "access/users", "user-create"),
-    r("GET", "access/users/*", "user-get"),
-    r("PUT", "access/users/*", "user-update"),
-    r("DELETE", "access/users/*", "user-delete"),
-    r("GET", "access/users/*/token", "tokens"),
-    r("GET", "access/users/*/token/*", "token-get"),
-    r("POST", "access/users/*/token/*", "token-create"),
-    r("PUT", "access/users/*/token/*", "token-update"),
-    r("DELETE", "access/users/*/token/*", "token-delete"),
-    r("GET", "access/roles", "roles"),
-    r("POST", "access/roles", "role-create"),
-    r("GET", "access/roles/*", "role-get"),
-    r("PUT", "access/roles/*", "role-update"),
-    r("DELETE", "access/roles/*", "role-delete"),
-    r("GET", "access/acl", "acl"),
-    r("PUT", "access/acl", "acl-update"),
-    r("GET", "access/groups", "groups"),
-    r("POST", "access/groups", "group-create"),
-    r("GET", "access/groups/*", "group-get"),
-    r("PUT", "access/groups/*", "group-update"),
-    r("DELETE", "access/groups/*", "group-delete"),
-    Route { method: "GET", pattern: "access/domains", name: "domains", world: true, allow_token: true },
-    r("GET", "access/domains/*", "domain-get"),
-    r("GET", "cluster/resources", "resources"),
-    r("GET", "cluster/nextid", "nextid"),
-    r("GET", "cluster/status", "cluster-status"),
-    r("GET", "cluster/tasks", "cluster-tasks"),
-    r("GET", "cluster/ha/resources/*", "ha-resource"),
-    r("GET", "storage", "storage-index"),
-    r("GET", "storage/*", "storage-read"),
-    r("GET", "pools", "pools"),
-    r("POST", "pools", "pool-create"),
-    r("PUT", "pools", "pool-update-v8"),
-    r("DELETE", "pools", "pool-delete-v8"),
-    r("GET", "pools/*", "pool-get"),
-    r("PUT", "pools/*", "pool-update"),
-    r("DELETE", "pools/*", "pool-delete"),
-    r("GET", "nodes", "nodes"),
-    r("GET", "nodes/*", "node-index"),
-    r("GET", "nodes/*/status", "node-status"),
-    r("GET", "nodes/*/network", "node-network"),
-    r("GET", "nodes/*/apt", "apt-index"),
-    r("GET", "nodes/*/apt/versions", "apt-versions"),
-    r("GET", "nodes/*/lxc", "lxc"),
-    r("GET", "nodes/*/qemu", "qemu"),
-    r("POST", "nodes/*/qemu", "qemu-create"),
-    r("GET", "nodes/*/qemu/*", "vm-index"),
-    r("DELETE", "nodes/*/qemu/*", "vm-delete"),
-    r("GET", "nodes/*/qemu/*/config", "config-get"),
-    r("POST", "nodes/*/qemu/*/config", "config-post"),
-    r("PUT", "nodes/*/qemu/*/config", "config-put"),
-    r("GET", "nodes/*/qemu/*/pending", "pending"),
-    r("GET", "nodes/*/qemu/*/status/current", "status-current"),
-    r("POST", "nodes/*/qemu/*/status/*", "status-action"),
-    r("POST", "nodes/*/qemu/*/clone", "clone"),
-    r("POST", "nodes/*/qemu/*/template", "template"),
-    r("PUT", "nodes/*/qemu/*/resize", "resize"),
-    r("PUT", "nodes/*/qemu/*/unlink", "unlink"),
-    r("POST", "nodes/*/qemu/*/move_disk", "move-disk"),
-    r("GET", "nodes/*/qemu/*/snapshot", "snapshots"),
-    r("GET", "nodes/*/qemu/*/agent", "agent-index"),
-    r("POST", "nodes/*/qemu/*/agent/ping", "agent-ping"),
-    r("GET", "nodes/*/qemu/*/agent/network-get-interfaces", "agent-net"),
-    r("GET", "nodes/*/qemu/*/agent/get-osinfo", "agent-osinfo"),
-    r("GET", "nodes/*/qemu/*/agent/get-host-name", "agent-hostname"),
-    r("GET", "nodes/*/qemu/*/agent/info", "agent-info"),
-    r("POST", "nodes/*/qemu/*/agent/file-write", "agent-file-write"),
-    r("GET", "nodes/*/qemu/*/agent/file-read", "agent-file-read"),
-    r("POST", "nodes/*/qemu/*/agent/exec", "agent-exec"),
-    r("GET", "nodes/*/qemu/*/agent/exec-status", "agent-exec-status"),
-    r("GET", "nodes/*/tasks", "tasks"),
-    r("GET", "nodes/*/tasks/*/status", "task-status"),
-    r("GET", "nodes/*/tasks/*/log", "task-log"),
-    r("GET", "nodes/*/storage", "storage"),
-    r("GET", "nodes/*/storage/*/status", "storage-status"),
-    r("GET", "nodes/*/storage/*/content", "storage-content"),
-    r("GET", "nodes/*/storage/*/content/*", "volume-get"),
+    r("GET", "", |_| Ok(directory_index("", "subdir"))),
+    r("GET", "version", |c| Ok(access::version(c.lab))),
+    r("GET", "access", |_| Ok(directory_index("access", "subdir"))),
+    Route { method: "GET", pattern: "access/ticket", handler: |_| Ok(Value::Null), world: true, allow_token: true },
+    Route {
+        method: "POST",
+        pattern: "access/ticket",
+        handler: |c| access::login(c.lab, c.params),
+        world: true,
+        allow_token: false,
+    },
+    Route {
+        method: "PUT",
+        pattern: "access/password",
+        handler: |c| access::password(c.lab, c.caller()?, c.params),
+        world: false,
+        allow_token: false,
+    },
+    r("GET", "access/permissions", |c| access::permissions(c.lab, c.caller()?, c.params)),
+    r("GET", "access/users", |c| access::users(c.lab, c.caller()?, c.params)),
+    r("POST", "access/users", |c| access::user_create(c.lab, c.params)),
+    r("GET", "access/users/*", |c| access::user_get(c.lab, c.cap(0))),
+    r("PUT", "access/users/*", |c| access::user_update(c.lab, c.params, c.cap(0))),
+    r("DELETE", "access/users/*", |c| access::user_delete(c.lab, c.cap(0))),
+    r("GET", "access/users/*/token", |c| access::tokens(c.lab, c.cap(0))),
+    r("GET", "access/users/*/token/*", |c| access::token_get(c.lab, c.cap(0), c.cap(1))),
+    r("POST", "access/users/*/token/*", |c| access::token_create(c.lab, c.params, c.cap(0), c.cap(1))),
+    r("PUT", "access/users/*/token/*", |c| access::token_update(c.lab, c.params, c.cap(0), c.cap(1))),
+    r("DELETE", "access/users/*/token/*", |c| access::token_delete(c.lab, c.cap(0), c.cap(1))),
+    r("GET", "access/roles", |c| access::roles(c.lab)),
+    r("POST", "access/roles", |c| access::role_create(c.lab, c.params)),
+    r("GET", "access/roles/*", |c| access::role_get(c.lab, c.cap(0))),
+    r("PUT", "access/roles/*", |c| access::role_update(c.lab, c.params, c.cap(0))),
+    r("DELETE", "access/roles/*", |c| access::role_delete(c.lab, c.cap(0))),
+    r("GET", "access/acl", |c| access::acl(c.lab, c.caller()?)),
+    r("PUT", "access/acl", |c| access::acl_update(c.lab, c.caller()?, c.params)),
+    r("GET", "access/groups", |c| access::groups(c.lab, c.caller()?)),
+    r("POST", "access/groups", |c| access::group_create(c.lab, c.params)),
+    r("GET", "access/groups/*", |c| access::group_get(c.lab, c.cap(0))),
+    r("PUT", "access/groups/*", |c| access::group_update(c.lab, c.params, c.cap(0))),
+    r("DELETE", "access/groups/*", |c| access::group_delete(c.lab, c.cap(0))),
+    Route {
+        method: "GET",
+        pattern: "access/domains",
+        handler: |_| Ok(access::domains()),
+        world: true,
+        allow_token: true,
+    },
+    r("GET", "access/domains/*", |c| access::domain_get(c.cap(0))),
+    r("GET", "cluster/resources", |c| guests::resources(c.lab, c.caller()?, c.params)),
+    r("GET", "cluster/nextid", |c| guests::nextid(c.lab, c.params)),
+    r("GET", "cluster/status", |c| guests::cluster_status(c.lab)),
+    r("GET", "cluster/tasks", |c| guests::cluster_tasks(c.lab, c.caller()?)),
+    r("GET", "cluster/ha/resources/*", |c| guests::ha_resource(c.cap(0))),
+    r("GET", "storage", |c| guests::storage_index(c.lab, c.caller()?, c.params)),
+    r("GET", "storage/*", |c| guests::storage_read(c.lab, c.cap(0))),
+    r("GET", "pools", |c| guests::pools(c.lab, c.caller()?, c.params)),
+    r("POST", "pools", |c| guests::pool_create(c.lab, c.params)),
+    r("PUT", "pools", |c| guests::pool_update_v8(c.lab, c.caller()?, c.params)),
+    r("DELETE", "pools", |c| guests::pool_delete_v8(c.lab, c.params)),
+    r("GET", "pools/*", |c| guests::pool_get(c.lab, c.cap(0))),
+    r("PUT", "pools/*", |c| guests::pool_update(c.lab, c.caller()?, c.params, c.cap(0))),
+    r("DELETE", "pools/*", |c| guests::pool_delete(c.lab, c.cap(0))),
+    r("GET", "nodes", |c| guests::nodes(c.lab, c.caller()?)),
+    r("GET", "nodes/*", |c| {
+        c.node()?;
+        Ok(directory_index("nodes/*", "name"))
+    }),
+    r("GET", "nodes/*/status", |c| {
+        c.node()?;
+        guests::node_status(c.lab)
+    }),
+    r("GET", "nodes/*/network", |c| {
+        c.node()?;
+        guests::node_network(c.lab, c.caller()?)
+    }),
+    r("GET", "nodes/*/apt", |c| {
+        c.node()?;
+        Ok(directory_index("nodes/*/apt", "id"))
+    }),
+    r("GET", "nodes/*/apt/versions", |c| {
+        c.node()?;
+        guests::apt_versions(c.lab)
+    }),
+    r("GET", "nodes/*/lxc", |c| {
+        c.node()?;
+        Ok(serde_json::json!([]))
+    }),
+    r("GET", "nodes/*/qemu", |c| {
+        c.node()?;
+        guests::qemu_list(c.lab, c.caller()?)
+    }),
+    r("POST", "nodes/*/qemu", |c| {
+        c.node()?;
+        guests::qemu_create(c.lab, c.caller()?, c.params)
+    }),
+    r("GET", "nodes/*/qemu/*", |c| guests::vm_index(c.lab, c.vmid()?)),
+    r("DELETE", "nodes/*/qemu/*", |c| guests::vm_delete(c.lab, c.caller()?, c.vmid()?)),
+    r("GET", "nodes/*/qemu/*/config", |c| guests::config_get(c.lab, c.vmid()?)),
+    r("POST", "nodes/*/qemu/*/config", |c| guests::config_set(c.lab, c.caller()?, c.params, c.vmid()?, true)),
+    r("PUT", "nodes/*/qemu/*/config", |c| guests::config_set(c.lab, c.caller()?, c.params, c.vmid()?, false)),
+    r("GET", "nodes/*/qemu/*/pending", |c| guests::pending(c.lab, c.vmid()?)),
+    r("GET", "nodes/*/qemu/*/status/current", |c| guests::status_current(c.lab, c.vmid()?)),
+    r("POST", "nodes/*/qemu/*/status/*", |c| guests::status_action(c.lab, c.caller()?, c.vmid()?, c.cap(2))),
+    r("POST", "nodes/*/qemu/*/clone", |c| guests::clone(c.lab, c.caller()?, c.params, c.vmid()?)),
+    r("POST", "nodes/*/qemu/*/template", |c| guests::template(c.lab, c.caller()?, c.vmid()?)),
+    r("PUT", "nodes/*/qemu/*/resize", |c| guests::resize(c.lab, c.caller()?, c.params, c.vmid()?)),
+    r("PUT", "nodes/*/qemu/*/unlink", |c| guests::unlink(c.lab, c.params, c.vmid()?)),
+    r("POST", "nodes/*/qemu/*/move_disk", |c| guests::move_disk(c.lab, c.caller()?, c.params, c.vmid()?)),
+    r("GET", "nodes/*/qemu/*/snapshot", |c| guests::snapshots(c.lab, c.vmid()?)),
+    r("GET", "nodes/*/qemu/*/agent", |c| c.vmid().map(|_| directory_index("nodes/*/qemu/*/agent", "name"))),
+    r("POST", "nodes/*/qemu/*/agent/ping", |c| agent::query(c.lab, c.params, c.vmid()?, Query::Ping)),
+    r("GET", "nodes/*/qemu/*/agent/network-get-interfaces", |c| {
+        agent::query(c.lab, c.params, c.vmid()?, Query::Interfaces)
+    }),
+    r("GET", "nodes/*/qemu/*/agent/get-osinfo", |c| agent::query(c.lab, c.params, c.vmid()?, Query::OsInfo)),
+    r("GET", "nodes/*/qemu/*/agent/get-host-name", |c| agent::query(c.lab, c.params, c.vmid()?, Query::HostName)),
+    r("GET", "nodes/*/qemu/*/agent/info", |c| agent::query(c.lab, c.params, c.vmid()?, Query::Info)),
+    r("POST", "nodes/*/qemu/*/agent/file-write", |c| agent::file_write(c.lab, c.params, c.vmid()?)),
+    r("GET", "nodes/*/qemu/*/agent/file-read", |c| agent::query(c.lab, c.params, c.vmid()?, Query::FileRead)),
+    r("POST", "nodes/*/qemu/*/agent/exec", |c| agent::exec(c.lab, c.params, c.vmid()?)),
+    r("GET", "nodes/*/qemu/*/agent/exec-status", |c| agent::exec_status(c.lab, c.params, c.vmid()?)),
+    r("GET", "nodes/*/tasks", |c| {
+        c.node()?;
+        guests::tasks(c.lab, c.caller()?)
+    }),
+    r("GET", "nodes/*/tasks/*/status", |c| {
+        c.node()?;
+        guests::task_status(c.lab, c.caller()?, c.cap(1))
+    }),
+    r("GET", "nodes/*/tasks/*/log", |c| {
+        c.node()?;
+        guests::task_log(c.lab, c.caller()?, c.cap(1))
+    }),
+    r("GET", "nodes/*/storage", |c| {
+        c.node()?;
+        guests::storage_list(c.lab, c.caller()?, c.params)
+    }),
+    r("GET", "nodes/*/storage/*/status", |c| {
+        c.node()?;
+        guests::storage_status(c.lab, c.cap(1))
+    }),
+    r("GET", "nodes/*/storage/*/content", |c| {
+        c.node()?;
+        guests::storage_content(c.lab, c.caller()?, c.params, c.cap(1))
+    }),
+    r("GET", "nodes/*/storage/*/content/*", |c| {
+        c.node()?;
+        guests::volume_get(c.lab, c.caller()?, c.cap(1), c.cap(2))
+    }),
 ];
 
 /// A directory index as PVE answers it: one object per subdirectory, named by `key` (`subdir`, `name` or `id`, as
@@ -426,19 +533,17 @@ pub(crate) fn dispatch(
     {
         return Outcome::error(&error, authid);
     }
-    if route.name == "permissions"
+    if route.pattern == "access/permissions"
         && let Some(caller) = &caller
     {
+        // Answered from the per-generation cache of serialized bodies.
         return match access::permissions_body(lab, caller, &params) {
             Ok(body) => Outcome::ok_body(body, authid),
             Err(e) => Outcome::error(&e, authid),
         };
     }
-    let caps = captures(route, &segs);
-    let result = match caller {
-        None => access::world(lab, route.name, &params, headers),
-        Some(caller) => handle(lab, route.name, &caller, params, &caps),
-    };
+    let call = Call { lab, caller: caller.as_ref(), params: &params, caps: captures(route, &segs) };
+    let result = (route.handler)(&call);
     match result {
         Ok(data) => Outcome::ok(&data, authid),
         Err(e) => {
@@ -448,19 +553,6 @@ pub(crate) fn dispatch(
             outcome
         }
     }
-}
-
-fn handle(lab: &Lab, name: &str, caller: &Caller, params: Params, caps: &[String]) -> Result<Value, ApiError> {
-    if name == "index" {
-        return Ok(directory_index("", "subdir"));
-    }
-    if let Some(result) = access::handle(lab, name, caller, &params, caps) {
-        return result;
-    }
-    if let Some(result) = guests::handle(lab, name, caller, params, caps) {
-        return result;
-    }
-    Err(ApiError::internal(format!("internal error: no handler for {name}")))
 }
 
 /// Serves one request on the PVE listener: faults, body limit, dispatch, auth delay, request log. An `Err` makes
