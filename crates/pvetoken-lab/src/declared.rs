@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use pvetoken_acl::endpoints::{self, Check, Method};
 
-use crate::access;
 use crate::http::{ApiError, Params};
+use crate::pve::access;
 use crate::server::{Caller, Lab, Perm};
 
 /// The request's parameters as PVE's `$param`: the path's, then the query's and body's.

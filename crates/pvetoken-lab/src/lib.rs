@@ -44,16 +44,14 @@
 //!   `docs/lab-scenario.md`; [`Scenario::default`] is one node `pve`, storages `local` and `local-lvm`, bridge
 //!   `vmbr0` and the template VM 9000 with the guest agent enabled.
 
-mod access;
 mod access_log;
-mod agent;
 mod auth;
 mod control;
 mod declared;
 mod guest;
-mod guests;
 mod http;
 mod lab_control;
+mod pve;
 mod release;
 mod rng;
 mod scenario;

@@ -10,14 +10,15 @@ use http_body_util::{BodyExt as _, Full};
 use pvetoken_acl::{Catalog, Evaluator, PveVersion, Subject};
 use serde_json::Value;
 
-use crate::agent::Query;
 use crate::auth::{self, Presented};
 use crate::control::Control;
 use crate::http::{ApiError, Params, data_body, error_body, reason_phrase, response};
+use crate::pve::nodes::agent::Query;
+use crate::pve::nodes::{self, agent, qemu, tasks};
+use crate::pve::{access, cluster, pools, storage};
 use crate::rng::LabRng;
 use crate::scenario::Scenario;
 use crate::state::{State, now};
-use crate::{access, agent, guests};
 
 /// Largest accepted request body: pve-http-server's `$limit_max_post` (64 KiB); larger posts are answered
 /// 501 "for data too large" (proxmox/pve-http-server `src/PVE/APIServer/AnyEvent.pm`).
@@ -177,7 +178,7 @@ impl Call<'_> {
     /// `nodes/{node}/qemu/{vmid}/...`: the node checked, the VM id parsed.
     pub(crate) fn vmid(&self) -> Result<u64, ApiError> {
         self.node()?;
-        crate::guests::parse_vmid("vmid", self.cap(1))
+        qemu::parse_vmid("vmid", self.cap(1))
     }
 }
 
@@ -248,32 +249,32 @@ const ROUTES: &[Route] = &[
         allow_token: true,
     },
     r("GET", "access/domains/*", |c| access::domain_get(c.cap(0))),
-    r("GET", "cluster/resources", |c| guests::resources(c.lab, c.caller()?, c.params)),
-    r("GET", "cluster/nextid", |c| guests::nextid(c.lab, c.params)),
-    r("GET", "cluster/status", |c| guests::cluster_status(c.lab)),
-    r("GET", "cluster/tasks", |c| guests::cluster_tasks(c.lab, c.caller()?)),
-    r("GET", "cluster/ha/resources/*", |c| guests::ha_resource(c.cap(0))),
-    r("GET", "storage", |c| guests::storage_index(c.lab, c.caller()?, c.params)),
-    r("GET", "storage/*", |c| guests::storage_read(c.lab, c.cap(0))),
-    r("GET", "pools", |c| guests::pools(c.lab, c.caller()?, c.params)),
-    r("POST", "pools", |c| guests::pool_create(c.lab, c.params)),
-    r("PUT", "pools", |c| guests::pool_update_v8(c.lab, c.caller()?, c.params)),
-    r("DELETE", "pools", |c| guests::pool_delete_v8(c.lab, c.params)),
-    r("GET", "pools/*", |c| guests::pool_get(c.lab, c.cap(0))),
-    r("PUT", "pools/*", |c| guests::pool_update(c.lab, c.caller()?, c.params, c.cap(0))),
-    r("DELETE", "pools/*", |c| guests::pool_delete(c.lab, c.cap(0))),
-    r("GET", "nodes", |c| guests::nodes(c.lab, c.caller()?)),
+    r("GET", "cluster/resources", |c| cluster::resources(c.lab, c.caller()?, c.params)),
+    r("GET", "cluster/nextid", |c| cluster::nextid(c.lab, c.params)),
+    r("GET", "cluster/status", |c| cluster::cluster_status(c.lab)),
+    r("GET", "cluster/tasks", |c| cluster::cluster_tasks(c.lab, c.caller()?)),
+    r("GET", "cluster/ha/resources/*", |c| cluster::ha_resource(c.cap(0))),
+    r("GET", "storage", |c| storage::storage_index(c.lab, c.caller()?, c.params)),
+    r("GET", "storage/*", |c| storage::storage_read(c.lab, c.cap(0))),
+    r("GET", "pools", |c| pools::pools(c.lab, c.caller()?, c.params)),
+    r("POST", "pools", |c| pools::pool_create(c.lab, c.params)),
+    r("PUT", "pools", |c| pools::pool_update_v8(c.lab, c.caller()?, c.params)),
+    r("DELETE", "pools", |c| pools::pool_delete_v8(c.lab, c.params)),
+    r("GET", "pools/*", |c| pools::pool_get(c.lab, c.cap(0))),
+    r("PUT", "pools/*", |c| pools::pool_update(c.lab, c.caller()?, c.params, c.cap(0))),
+    r("DELETE", "pools/*", |c| pools::pool_delete(c.lab, c.cap(0))),
+    r("GET", "nodes", |c| nodes::nodes(c.lab, c.caller()?)),
     r("GET", "nodes/*", |c| {
         c.node()?;
         Ok(directory_index("nodes/*", "name"))
     }),
     r("GET", "nodes/*/status", |c| {
         c.node()?;
-        guests::node_status(c.lab)
+        nodes::node_status(c.lab)
     }),
     r("GET", "nodes/*/network", |c| {
         c.node()?;
-        guests::node_network(c.lab, c.caller()?)
+        nodes::node_network(c.lab, c.caller()?)
     }),
     r("GET", "nodes/*/apt", |c| {
         c.node()?;
@@ -281,7 +282,7 @@ const ROUTES: &[Route] = &[
     }),
     r("GET", "nodes/*/apt/versions", |c| {
         c.node()?;
-        guests::apt_versions(c.lab)
+        nodes::apt_versions(c.lab)
     }),
     r("GET", "nodes/*/lxc", |c| {
         c.node()?;
@@ -289,26 +290,26 @@ const ROUTES: &[Route] = &[
     }),
     r("GET", "nodes/*/qemu", |c| {
         c.node()?;
-        guests::qemu_list(c.lab, c.caller()?)
+        qemu::qemu_list(c.lab, c.caller()?)
     }),
     r("POST", "nodes/*/qemu", |c| {
         c.node()?;
-        guests::qemu_create(c.lab, c.caller()?, c.params)
+        qemu::qemu_create(c.lab, c.caller()?, c.params)
     }),
-    r("GET", "nodes/*/qemu/*", |c| guests::vm_index(c.lab, c.vmid()?)),
-    r("DELETE", "nodes/*/qemu/*", |c| guests::vm_delete(c.lab, c.caller()?, c.vmid()?)),
-    r("GET", "nodes/*/qemu/*/config", |c| guests::config_get(c.lab, c.vmid()?)),
-    r("POST", "nodes/*/qemu/*/config", |c| guests::config_set(c.lab, c.caller()?, c.params, c.vmid()?, true)),
-    r("PUT", "nodes/*/qemu/*/config", |c| guests::config_set(c.lab, c.caller()?, c.params, c.vmid()?, false)),
-    r("GET", "nodes/*/qemu/*/pending", |c| guests::pending(c.lab, c.vmid()?)),
-    r("GET", "nodes/*/qemu/*/status/current", |c| guests::status_current(c.lab, c.vmid()?)),
-    r("POST", "nodes/*/qemu/*/status/*", |c| guests::status_action(c.lab, c.caller()?, c.vmid()?, c.cap(2))),
-    r("POST", "nodes/*/qemu/*/clone", |c| guests::clone(c.lab, c.caller()?, c.params, c.vmid()?)),
-    r("POST", "nodes/*/qemu/*/template", |c| guests::template(c.lab, c.caller()?, c.vmid()?)),
-    r("PUT", "nodes/*/qemu/*/resize", |c| guests::resize(c.lab, c.caller()?, c.params, c.vmid()?)),
-    r("PUT", "nodes/*/qemu/*/unlink", |c| guests::unlink(c.lab, c.params, c.vmid()?)),
-    r("POST", "nodes/*/qemu/*/move_disk", |c| guests::move_disk(c.lab, c.caller()?, c.params, c.vmid()?)),
-    r("GET", "nodes/*/qemu/*/snapshot", |c| guests::snapshots(c.lab, c.vmid()?)),
+    r("GET", "nodes/*/qemu/*", |c| qemu::vm_index(c.lab, c.vmid()?)),
+    r("DELETE", "nodes/*/qemu/*", |c| qemu::vm_delete(c.lab, c.caller()?, c.vmid()?)),
+    r("GET", "nodes/*/qemu/*/config", |c| qemu::config_get(c.lab, c.vmid()?)),
+    r("POST", "nodes/*/qemu/*/config", |c| qemu::config_set(c.lab, c.caller()?, c.params, c.vmid()?, true)),
+    r("PUT", "nodes/*/qemu/*/config", |c| qemu::config_set(c.lab, c.caller()?, c.params, c.vmid()?, false)),
+    r("GET", "nodes/*/qemu/*/pending", |c| qemu::pending(c.lab, c.vmid()?)),
+    r("GET", "nodes/*/qemu/*/status/current", |c| qemu::status_current(c.lab, c.vmid()?)),
+    r("POST", "nodes/*/qemu/*/status/*", |c| qemu::status_action(c.lab, c.caller()?, c.vmid()?, c.cap(2))),
+    r("POST", "nodes/*/qemu/*/clone", |c| qemu::clone(c.lab, c.caller()?, c.params, c.vmid()?)),
+    r("POST", "nodes/*/qemu/*/template", |c| qemu::template(c.lab, c.caller()?, c.vmid()?)),
+    r("PUT", "nodes/*/qemu/*/resize", |c| qemu::resize(c.lab, c.caller()?, c.params, c.vmid()?)),
+    r("PUT", "nodes/*/qemu/*/unlink", |c| qemu::unlink(c.lab, c.params, c.vmid()?)),
+    r("POST", "nodes/*/qemu/*/move_disk", |c| qemu::move_disk(c.lab, c.caller()?, c.params, c.vmid()?)),
+    r("GET", "nodes/*/qemu/*/snapshot", |c| qemu::snapshots(c.lab, c.vmid()?)),
     r("GET", "nodes/*/qemu/*/agent", |c| c.vmid().map(|_| directory_index("nodes/*/qemu/*/agent", "name"))),
     r("POST", "nodes/*/qemu/*/agent/ping", |c| agent::query(c.lab, c.params, c.vmid()?, Query::Ping)),
     r("GET", "nodes/*/qemu/*/agent/network-get-interfaces", |c| {
@@ -323,31 +324,31 @@ const ROUTES: &[Route] = &[
     r("GET", "nodes/*/qemu/*/agent/exec-status", |c| agent::exec_status(c.lab, c.params, c.vmid()?)),
     r("GET", "nodes/*/tasks", |c| {
         c.node()?;
-        guests::tasks(c.lab, c.caller()?)
+        tasks::tasks(c.lab, c.caller()?)
     }),
     r("GET", "nodes/*/tasks/*/status", |c| {
         c.node()?;
-        guests::task_status(c.lab, c.caller()?, c.cap(1))
+        tasks::task_status(c.lab, c.caller()?, c.cap(1))
     }),
     r("GET", "nodes/*/tasks/*/log", |c| {
         c.node()?;
-        guests::task_log(c.lab, c.caller()?, c.cap(1))
+        tasks::task_log(c.lab, c.caller()?, c.cap(1))
     }),
     r("GET", "nodes/*/storage", |c| {
         c.node()?;
-        guests::storage_list(c.lab, c.caller()?, c.params)
+        storage::storage_list(c.lab, c.caller()?, c.params)
     }),
     r("GET", "nodes/*/storage/*/status", |c| {
         c.node()?;
-        guests::storage_status(c.lab, c.cap(1))
+        storage::storage_status(c.lab, c.cap(1))
     }),
     r("GET", "nodes/*/storage/*/content", |c| {
         c.node()?;
-        guests::storage_content(c.lab, c.caller()?, c.params, c.cap(1))
+        storage::storage_content(c.lab, c.caller()?, c.params, c.cap(1))
     }),
     r("GET", "nodes/*/storage/*/content/*", |c| {
         c.node()?;
-        guests::volume_get(c.lab, c.caller()?, c.cap(1), c.cap(2))
+        storage::volume_get(c.lab, c.caller()?, c.cap(1), c.cap(2))
     }),
 ];
 

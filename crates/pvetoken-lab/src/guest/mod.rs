@@ -1,6 +1,6 @@
 //! The guest model of the lab: the files of each VM (content, permission bits, owner, group), the users and groups
 //! a Debian guest has, the directories it starts with, and path resolution with the errno a real guest gives. The QEMU
-//! guest agent's API (`crate::agent`) reads and writes it; `coreutils` is what the agent's `exec` runs on it, and
+//! guest agent's API (`crate::pve::nodes::agent`) reads and writes it; `coreutils` is what the agent's `exec` runs on it, and
 //! `exec` runs the real `pvetoken` in a guest (`LabConfig::guest_pvetoken`) on private copies of its files.
 
 use std::collections::BTreeMap;

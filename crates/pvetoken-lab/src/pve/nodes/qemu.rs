@@ -1,5 +1,5 @@
-//! Guests, tasks, storage, pools, cluster and node endpoints, with PVE's permission checks per release
-//! (endpoint-privileges.md). Guests are records: every task finishes at once with a well-formed UPID.
+//! `/nodes/{node}/qemu`: VMs as records (create, clone, config with qemu-server's per-key checks, disks: resize,
+//! unlink, move, status, template, snapshots) (qemu-server `PVE/API2/Qemu.pm`).
 
 use std::collections::BTreeMap;
 
@@ -7,38 +7,20 @@ use pvetoken_acl::PoolId;
 use serde_json::{Map, Value, json};
 use sha2::Digest as _;
 
-use crate::access::split_list;
 use crate::http::{ApiError, Params};
+use crate::pve::access::split_list;
+use crate::pve::nodes::tasks::task;
+use crate::pve::storage::find_storage;
 use crate::server::{Caller, Lab, Perm};
-use crate::state::{State, Task, Vm, Volume, config_value, content_of, disk_volid, now};
+use crate::state::{State, Vm, Volume, config_value, content_of, disk_volid, now};
 
-/// Dispatches the guest-side endpoints; `None` when `name` is not one of them.
 /// `GET /nodes/{node}/qemu/{vmid}` (qemu-server's vmdiridx, `user => 'all'`): the index of an existing VM.
 pub(crate) fn vm_index(lab: &Lab, vmid: u64) -> Result<Value, ApiError> {
     vm(&lab.read(), vmid)?;
     Ok(crate::server::directory_index("nodes/*/qemu/*", "subdir"))
 }
 
-/// `PUT /pools?poolid=` (8.1+): the pool in a parameter, so that nested ids (`team/ci`), which no path segment can
-/// hold, work; not there before 8.1.
-pub(crate) fn pool_update_v8(lab: &Lab, caller: &Caller, p: &Params) -> Result<Value, ApiError> {
-    if lab.version < (pvetoken_acl::PveVersion { major: 8, minor: 1 }) {
-        return Err(ApiError::not_implemented("PUT", "/api2/json/pools"));
-    }
-    pool_update(lab, caller, p, p.required("poolid")?)
-}
-
-/// `DELETE /pools?poolid=` (8.1+).
-pub(crate) fn pool_delete_v8(lab: &Lab, p: &Params) -> Result<Value, ApiError> {
-    if lab.version < (pvetoken_acl::PveVersion { major: 8, minor: 1 }) {
-        return Err(ApiError::not_implemented("DELETE", "/api2/json/pools"));
-    }
-    pool_delete(lab, p.required("poolid")?)
-}
-
-// ---- helpers ----------------------------------------------------------------------------------------------------
-
-fn vm_path(vmid: u64) -> String {
+pub(crate) fn vm_path(vmid: u64) -> String {
     format!("/vms/{vmid}")
 }
 
@@ -54,46 +36,15 @@ pub(crate) fn parse_vmid(key: &str, raw: &str) -> Result<u64, ApiError> {
     Ok(n)
 }
 
-fn vm(state: &State, vmid: u64) -> Result<&Vm, ApiError> {
+pub(crate) fn vm(state: &State, vmid: u64) -> Result<&Vm, ApiError> {
     state.guests.vms.get(&vmid).ok_or_else(|| no_config(state, vmid))
 }
 
-fn no_config(state: &State, vmid: u64) -> ApiError {
+pub(crate) fn no_config(state: &State, vmid: u64) -> ApiError {
     ApiError::internal(format!(
         "Configuration file 'nodes/{}/qemu-server/{vmid}.conf' does not exist",
         state.guests.node
     ))
-}
-
-/// Creates a finished task and returns its UPID.
-fn task(state: &mut State, kind: &str, id: &str, user: &str, exitstatus: &str) -> String {
-    let guests = &mut state.guests;
-    guests.next_pid += 1;
-    let pid = guests.next_pid;
-    let start = now();
-    let pstart = 1_000_000 + pid * 7;
-    let upid = format!("UPID:{}:{pid:08X}:{pstart:08X}:{start:08X}:{kind}:{id}:{user}:", guests.node);
-    guests.tasks.insert(
-        upid.clone(),
-        Task {
-            upid: upid.clone(),
-            node: guests.node.clone(),
-            pid,
-            pstart,
-            starttime: start,
-            endtime: start,
-            kind: kind.to_owned(),
-            id: id.to_owned(),
-            user: user.to_owned(),
-            exitstatus: exitstatus.to_owned(),
-        },
-    );
-    if guests.tasks.len() > 10_000
-        && let Some(oldest) = guests.tasks.iter().min_by_key(|(_, t)| (t.starttime, t.pid)).map(|(k, _)| k.clone())
-    {
-        guests.tasks.remove(&oldest);
-    }
-    upid
 }
 
 pub(crate) fn mac_for(vmid: u64, index: u32) -> String {
@@ -106,19 +57,19 @@ pub(crate) fn guest_ip(vmid: u64) -> String {
     format!("10.0.{}.{}", (vmid / 256) % 256, vmid % 256)
 }
 
-fn is_drive_key(key: &str) -> bool {
+pub(crate) fn is_drive_key(key: &str) -> bool {
     let base = key.trim_end_matches(|c: char| c.is_ascii_digit());
     (["ide", "sata", "scsi", "virtio", "unused"].contains(&base) && base.len() < key.len())
         || key == "efidisk0"
         || key == "tpmstate0"
 }
 
-fn numbered(key: &str, prefix: &str) -> bool {
+pub(crate) fn numbered(key: &str, prefix: &str) -> bool {
     key.strip_prefix(prefix).is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
 }
 
 /// Parameters that are not config keys.
-const NOT_CONFIG: &[&str] = &[
+pub(crate) const NOT_CONFIG: &[&str] = &[
     "node",
     "vmid",
     "digest",
@@ -136,7 +87,13 @@ const NOT_CONFIG: &[&str] = &[
 ];
 
 /// The per-key permission check of PUT/POST config and create (`check_vm_modify_config_perm` and drive checks).
-fn check_config_key(lab: &Lab, perm: &Perm<'_>, vmid: u64, key: &str, value: Option<&str>) -> Result<(), ApiError> {
+pub(crate) fn check_config_key(
+    lab: &Lab,
+    perm: &Perm<'_>,
+    vmid: u64,
+    key: &str,
+    value: Option<&str>,
+) -> Result<(), ApiError> {
     if perm.caller.is_root() {
         return Ok(());
     }
@@ -188,7 +145,7 @@ fn check_config_key(lab: &Lab, perm: &Perm<'_>, vmid: u64, key: &str, value: Opt
 
 /// A drive value: CD-ROM (`media=cdrom`, ISO, cloud-init) needs `VM.Config.CDROM` (cloud-init also
 /// `VM.Config.Cloudinit`), a disk `VM.Config.Disk`, a new disk `Datastore.AllocateSpace` on its storage.
-fn check_drive(perm: &Perm<'_>, vmid: u64, value: Option<&str>) -> Result<(), ApiError> {
+pub(crate) fn check_drive(perm: &Perm<'_>, vmid: u64, value: Option<&str>) -> Result<(), ApiError> {
     let path = vm_path(vmid);
     let v = value.unwrap_or_default();
     let volume = v.split(',').next().unwrap_or_default();
@@ -215,7 +172,7 @@ fn check_drive(perm: &Perm<'_>, vmid: u64, value: Option<&str>) -> Result<(), Ap
 }
 
 /// PVE 8+: `SDN.Use` on `/sdn/zones/localnetwork/<bridge>[/<tag>]` for a NIC (not for root@pam).
-fn check_bridge(perm: &Perm<'_>, net: &str) -> Result<(), ApiError> {
+pub(crate) fn check_bridge(perm: &Perm<'_>, net: &str) -> Result<(), ApiError> {
     if perm.caller.is_root() {
         return Ok(());
     }
@@ -237,7 +194,7 @@ fn check_bridge(perm: &Perm<'_>, net: &str) -> Result<(), ApiError> {
 }
 
 /// Turns request values into stored config values: NICs get a MAC, new disks (`sid:size`) become volumes.
-fn materialize(state: &mut State, vmid: u64, key: &str, value: &str) -> String {
+pub(crate) fn materialize(state: &mut State, vmid: u64, key: &str, value: &str) -> String {
     if numbered(key, "net") {
         let mut parts: Vec<String> = value.split(',').map(str::to_owned).collect();
         if let Some(first) = parts.first_mut()
@@ -284,7 +241,7 @@ fn materialize(state: &mut State, vmid: u64, key: &str, value: &str) -> String {
     value.to_owned()
 }
 
-fn add_volume(state: &mut State, volid: &str, size: u64, vmid: Option<u64>) {
+pub(crate) fn add_volume(state: &mut State, volid: &str, size: u64, vmid: Option<u64>) {
     if !state.guests.volumes.iter().any(|v| v.volid == volid) {
         state.guests.volumes.push(Volume {
             volid: volid.to_owned(),
@@ -296,7 +253,7 @@ fn add_volume(state: &mut State, volid: &str, size: u64, vmid: Option<u64>) {
     }
 }
 
-fn digest(config: &BTreeMap<String, String>) -> String {
+pub(crate) fn digest(config: &BTreeMap<String, String>) -> String {
     let mut h = sha2::Sha256::new();
     for (k, v) in config {
         h.update(k.as_bytes());
@@ -307,7 +264,7 @@ fn digest(config: &BTreeMap<String, String>) -> String {
     hex::encode(&h.finalize()[..20])
 }
 
-fn config_json(vm: &Vm) -> Value {
+pub(crate) fn config_json(vm: &Vm) -> Value {
     let mut out: Map<String, Value> = vm
         .config
         .iter()
@@ -317,7 +274,7 @@ fn config_json(vm: &Vm) -> Value {
     Value::Object(out)
 }
 
-fn vm_stats(vm: &Vm) -> Map<String, Value> {
+pub(crate) fn vm_stats(vm: &Vm) -> Map<String, Value> {
     let running = vm.status == "running";
     let mut out = Map::new();
     out.insert("vmid".into(), json!(vm.vmid));
@@ -342,311 +299,6 @@ fn vm_stats(vm: &Vm) -> Map<String, Value> {
     out
 }
 
-// ---- cluster, nodes, pools --------------------------------------------------------------------------------------
-
-pub(crate) fn resources(lab: &Lab, caller: &Caller, p: &Params) -> Result<Value, ApiError> {
-    let kind = p.get("type");
-    if let Some(k) = kind
-        && !["vm", "storage", "node", "sdn", "pool"].contains(&k)
-    {
-        return Err(ApiError::param(
-            "type",
-            format!("value '{k}' does not have a value in the enumeration 'vm, storage, node, sdn, pool'"),
-        ));
-    }
-    let want = |k: &str| kind.is_none_or(|w| w == k);
-    let state = lab.read();
-    let perm = Perm::new(lab, &state, caller);
-    let node = &state.guests.node;
-    let mut out = Vec::new();
-    if want("node") {
-        let mut n = Map::new();
-        n.insert("id".into(), json!(format!("node/{node}")));
-        n.insert("type".into(), json!("node"));
-        n.insert("node".into(), json!(node));
-        n.insert("status".into(), json!("online"));
-        n.insert("level".into(), json!(""));
-        if perm.has(&format!("/nodes/{node}"), &["Sys.Audit"], false) {
-            n.insert("maxcpu".into(), json!(8));
-            n.insert("maxmem".into(), json!(32u64 << 30));
-            n.insert("mem".into(), json!(4u64 << 30));
-            n.insert("cpu".into(), json!(0.02));
-            n.insert("uptime".into(), json!(86_400));
-            n.insert("maxdisk".into(), json!(100u64 << 30));
-            n.insert("disk".into(), json!(10u64 << 30));
-        }
-        out.push(Value::Object(n));
-    }
-    if want("vm") {
-        for vm in state.guests.vms.values() {
-            if !perm.has(&vm_path(vm.vmid), &["VM.Audit"], false) {
-                continue;
-            }
-            let mut item = vm_stats(vm);
-            item.insert("id".into(), json!(format!("qemu/{}", vm.vmid)));
-            item.insert("type".into(), json!("qemu"));
-            item.insert("node".into(), json!(vm.node));
-            item.insert("maxcpu".into(), json!(vm.cpus()));
-            item.insert("template".into(), json!(u8::from(vm.is_template())));
-            if let Some(pool) = state.cfg.pool_of_vm(vm.vmid)
-                && perm.has(&format!("/pool/{pool}"), &["Pool.Audit"], false)
-            {
-                item.insert("pool".into(), json!(pool.as_str()));
-            }
-            out.push(Value::Object(item));
-        }
-    }
-    if want("storage") {
-        for s in &state.guests.storage {
-            if !perm.has(&format!("/storage/{}", s.id), &["Datastore.Audit"], false) {
-                continue;
-            }
-            out.push(json!({
-                "id": format!("storage/{node}/{}", s.id), "type": "storage", "storage": s.id, "node": node,
-                "status": "available", "content": s.content.join(","), "plugintype": s.kind, "shared": 0,
-                "maxdisk": s.total, "disk": used_bytes(&state, &s.id),
-            }));
-        }
-    }
-    if want("pool") {
-        for id in state.cfg.pools().keys() {
-            if perm.has(&format!("/pool/{id}"), &["Pool.Audit"], false) {
-                out.push(json!({ "id": format!("/pool/{id}"), "type": "pool", "pool": id.as_str() }));
-            }
-        }
-    }
-    if want("sdn") && perm.has("/sdn/zones/localnetwork", &["SDN.Audit"], false) {
-        out.push(json!({ "id": format!("sdn/{node}/localnetwork"), "type": "sdn", "sdn": "localnetwork", "node": node, "status": "ok" }));
-    }
-    Ok(Value::Array(out))
-}
-
-fn used_bytes(state: &State, storage: &str) -> u64 {
-    state.guests.volumes.iter().filter(|v| v.volid.split(':').next() == Some(storage)).map(|v| v.size).sum()
-}
-
-pub(crate) fn nextid(lab: &Lab, p: &Params) -> Result<Value, ApiError> {
-    let state = lab.read();
-    if let Some(raw) = p.get("vmid") {
-        let vmid = parse_vmid("vmid", raw)?;
-        if state.guests.vms.contains_key(&vmid) {
-            return Err(ApiError::param("vmid", format!("VM {vmid} already exists")));
-        }
-        return Ok(json!(vmid.to_string()));
-    }
-    let free = (100u64..).find(|id| !state.guests.vms.contains_key(id)).unwrap_or(100);
-    Ok(json!(free.to_string()))
-}
-
-pub(crate) fn cluster_status(lab: &Lab) -> Result<Value, ApiError> {
-    let state = lab.read();
-    Ok(json!([{
-        "type": "node", "name": state.guests.node, "id": format!("node/{}", state.guests.node), "nodeid": 0,
-        "ip": "127.0.0.1", "local": 1, "online": 1, "level": "",
-    }]))
-}
-
-fn task_json(t: &Task) -> Value {
-    json!({
-        "upid": t.upid, "node": t.node, "pid": t.pid, "pstart": t.pstart, "starttime": t.starttime,
-        "endtime": t.endtime, "type": t.kind, "id": t.id, "user": t.user, "status": t.exitstatus,
-    })
-}
-
-fn task_owner(user: &str) -> &str {
-    user.rsplit_once('!').map_or(user, |(u, _)| u)
-}
-
-pub(crate) fn cluster_tasks(lab: &Lab, caller: &Caller) -> Result<Value, ApiError> {
-    let state = lab.read();
-    let all = Perm::new(lab, &state, caller).has("/", &["Sys.Audit"], false);
-    Ok(Value::Array(
-        state.guests.tasks.values().filter(|t| all || task_owner(&t.user) == caller.authid).map(task_json).collect(),
-    ))
-}
-
-pub(crate) fn ha_resource(sid: &str) -> Result<Value, ApiError> {
-    let sid = if sid.contains(':') { sid.to_owned() } else { format!("vm:{sid}") };
-    Err(ApiError::internal(format!("no such resource '{sid}'")))
-}
-
-fn pool_members(state: &State, pool: &pvetoken_acl::Pool) -> Vec<Value> {
-    let node = &state.guests.node;
-    let mut members: Vec<Value> = pool
-        .vms
-        .iter()
-        .filter_map(|id| state.guests.vms.get(id))
-        .map(|vm| {
-            let mut item = vm_stats(vm);
-            item.insert("id".into(), json!(format!("qemu/{}", vm.vmid)));
-            item.insert("type".into(), json!("qemu"));
-            item.insert("node".into(), json!(node));
-            Value::Object(item)
-        })
-        .collect();
-    members.extend(
-        pool.storage
-            .iter()
-            .map(|s| json!({ "id": format!("storage/{node}/{s}"), "type": "storage", "storage": s, "node": node })),
-    );
-    members
-}
-
-fn pool_id(raw: &str) -> Result<PoolId, ApiError> {
-    raw.parse::<PoolId>().map_err(|_| {
-        ApiError::param("poolid", format!("invalid format - pool name '{raw}' contains invalid characters\n"))
-    })
-}
-
-pub(crate) fn pools(lab: &Lab, caller: &Caller, p: &Params) -> Result<Value, ApiError> {
-    let state = lab.read();
-    let perm = Perm::new(lab, &state, caller);
-    let filter = p.get("poolid");
-    if filter.is_some() && lab.version.major < 8 {
-        return Err(ApiError::param(
-            "poolid",
-            "property is not defined in schema and the schema does not allow additional properties",
-        ));
-    }
-    let mut out = Vec::new();
-    for (id, pool) in state.cfg.pools() {
-        if filter.is_some_and(|f| f != id.as_str()) {
-            continue;
-        }
-        if filter.is_none() && !perm.has(&format!("/pool/{id}"), &["Pool.Audit"], false) {
-            continue;
-        }
-        let mut item = Map::new();
-        item.insert("poolid".into(), json!(id.as_str()));
-        if let Some(c) = &pool.comment {
-            item.insert("comment".into(), json!(c));
-        }
-        if filter.is_some() {
-            item.insert("members".into(), Value::Array(pool_members(&state, pool)));
-        }
-        out.push(Value::Object(item));
-    }
-    Ok(Value::Array(out))
-}
-
-pub(crate) fn pool_get(lab: &Lab, raw: &str) -> Result<Value, ApiError> {
-    let state = lab.read();
-    let id = pool_id(raw)?;
-    let pool = state.cfg.pools().get(&id).ok_or_else(|| ApiError::internal(format!("pool '{raw}' does not exist")))?;
-    let mut out = Map::new();
-    out.insert("members".into(), Value::Array(pool_members(&state, pool)));
-    if let Some(c) = &pool.comment {
-        out.insert("comment".into(), json!(c));
-    }
-    Ok(Value::Object(out))
-}
-
-pub(crate) fn pool_create(lab: &Lab, p: &Params) -> Result<Value, ApiError> {
-    let mut state = lab.write();
-    let raw = p.required("poolid")?.to_owned();
-    let id = pool_id(&raw)?;
-    state.cfg.add_pool(id, p.get("comment").map(str::to_owned), &lab.catalog).map_err(|e| match e.param() {
-        Some(param) => ApiError::param(param, e.to_string()),
-        None => ApiError::internal(e.to_string()),
-    })?;
-    lab.save_access(&state)?;
-    Ok(Value::Null)
-}
-
-pub(crate) fn pool_update(lab: &Lab, caller: &Caller, p: &Params, raw: &str) -> Result<Value, ApiError> {
-    let mut state = lab.write();
-    let id = pool_id(raw)?;
-    let vms: Vec<u64> = split_list(p.get("vms").unwrap_or_default())
-        .into_iter()
-        .map(|v| parse_vmid("vms", v))
-        .collect::<Result<_, _>>()?;
-    let storage: Vec<String> =
-        split_list(p.get("storage").unwrap_or_default()).into_iter().map(str::to_owned).collect();
-    {
-        let perm = Perm::new(lab, &state, caller);
-        for vmid in &vms {
-            perm.check(&vm_path(*vmid), &["VM.Allocate"], false)?;
-        }
-        for s in &storage {
-            perm.check(&format!("/storage/{s}"), &["Datastore.Allocate"], false)?;
-        }
-    }
-    if p.bool("delete")?.unwrap_or(false) {
-        state.cfg.remove_pool_members(&id, &vms, &storage).map_err(|e| ApiError::internal(e.to_string()))?;
-    } else {
-        if let Some(missing) = vms.iter().find(|v| !state.guests.vms.contains_key(v)) {
-            return Err(ApiError::internal(format!("no such VMID '{missing}'")));
-        }
-        state.cfg.add_pool_members(&id, &vms, &storage).map_err(|e| ApiError::internal(e.to_string()))?;
-    }
-    lab.save_access(&state)?;
-    Ok(Value::Null)
-}
-
-pub(crate) fn pool_delete(lab: &Lab, raw: &str) -> Result<Value, ApiError> {
-    let mut state = lab.write();
-    let id = pool_id(raw)?;
-    let pool = state.cfg.pools().get(&id).ok_or_else(|| ApiError::internal(format!("pool '{raw}' does not exist")))?;
-    if !pool.vms.is_empty() || !pool.storage.is_empty() {
-        return Err(ApiError::internal(format!("delete pool failed: pool '{raw}' is not empty")));
-    }
-    state.cfg.delete_pool(&id).map_err(|e| ApiError::internal(e.to_string()))?;
-    lab.save_access(&state)?;
-    Ok(Value::Null)
-}
-
-pub(crate) fn nodes(lab: &Lab, caller: &Caller) -> Result<Value, ApiError> {
-    let state = lab.read();
-    let perm = Perm::new(lab, &state, caller);
-    let node = &state.guests.node;
-    let mut item = Map::new();
-    item.insert("node".into(), json!(node));
-    item.insert("status".into(), json!("online"));
-    item.insert("type".into(), json!("node"));
-    item.insert("id".into(), json!(format!("node/{node}")));
-    item.insert("level".into(), json!(""));
-    if perm.has(&format!("/nodes/{node}"), &["Sys.Audit"], false) {
-        item.insert("maxcpu".into(), json!(8));
-        item.insert("maxmem".into(), json!(32u64 << 30));
-        item.insert("mem".into(), json!(4u64 << 30));
-        item.insert("cpu".into(), json!(0.02));
-        item.insert("uptime".into(), json!(86_400));
-        item.insert("maxdisk".into(), json!(100u64 << 30));
-        item.insert("disk".into(), json!(10u64 << 30));
-    }
-    Ok(json!([item]))
-}
-
-pub(crate) fn node_status(lab: &Lab) -> Result<Value, ApiError> {
-    Ok(json!({
-        "cpu": 0.02, "uptime": 86_400, "pveversion": format!("pve-manager/{}/lab", lab.manager_version()),
-        "kversion": "Linux 6.8.12-lab #1 SMP PREEMPT_DYNAMIC (pvetoken lab simulator)",
-        "memory": {"total": 32u64 << 30, "used": 4u64 << 30, "free": 28u64 << 30},
-        "cpuinfo": {"cpus": 8, "sockets": 1, "cores": 8, "model": "pvetoken lab virtual CPU"},
-    }))
-}
-
-/// `GET /nodes/{node}/apt/versions`: `Sys.Audit` on `/nodes/{node}` (pve-manager `PVE/API2/APT.pm`).
-pub(crate) fn apt_versions(lab: &Lab) -> Result<Value, ApiError> {
-    Ok(lab.installed.apt_versions())
-}
-
-pub(crate) fn node_network(lab: &Lab, caller: &Caller) -> Result<Value, ApiError> {
-    let state = lab.read();
-    let perm = Perm::new(lab, &state, caller);
-    Ok(Value::Array(
-        state
-            .guests
-            .bridges
-            .iter()
-            .filter(|b| lab.version.major < 8 || perm.has(&format!("/sdn/zones/localnetwork/{b}"), &["SDN.Audit", "SDN.Use"], true))
-            .map(|b| json!({"iface": b, "type": "bridge", "active": 1, "autostart": 1, "bridge_ports": "eno1", "method": "manual", "families": ["inet"]}))
-            .collect(),
-    ))
-}
-
-// ---- qemu ---------------------------------------------------------------------------------------------------------
-
 pub(crate) fn qemu_list(lab: &Lab, caller: &Caller) -> Result<Value, ApiError> {
     let state = lab.read();
     let perm = Perm::new(lab, &state, caller);
@@ -661,7 +313,7 @@ pub(crate) fn qemu_list(lab: &Lab, caller: &Caller) -> Result<Value, ApiError> {
     ))
 }
 
-fn config_params(p: &Params) -> Vec<(String, String)> {
+pub(crate) fn config_params(p: &Params) -> Vec<(String, String)> {
     p.iter().filter(|(k, _)| !NOT_CONFIG.contains(k)).map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
 }
 
@@ -991,10 +643,8 @@ pub(crate) fn template(lab: &Lab, caller: &Caller, vmid: u64) -> Result<Value, A
     Ok(Value::Null)
 }
 
-// ---- disks: resize, unlink, move (qemu-server `PVE/API2/Qemu.pm`) -------------------------------------------------
-
 /// A disk's volume and its `size=` (bytes) from a drive value; `None` for a CD-ROM or a drive without a volume.
-fn disk_of(value: &str) -> Option<(String, u64)> {
+pub(crate) fn disk_of(value: &str) -> Option<(String, u64)> {
     if value.contains("media=cdrom") {
         return None;
     }
@@ -1004,7 +654,7 @@ fn disk_of(value: &str) -> Option<(String, u64)> {
 }
 
 /// `10G`, `512M`, `1.5T`, `4096` (bytes) → bytes.
-fn parse_size(text: &str) -> Option<u64> {
+pub(crate) fn parse_size(text: &str) -> Option<u64> {
     let (number, unit) = match text.char_indices().last() {
         Some((i, c)) if c.is_ascii_alphabetic() => (&text[..i], c.to_ascii_uppercase()),
         _ => (text, 'B'),
@@ -1022,7 +672,7 @@ fn parse_size(text: &str) -> Option<u64> {
 }
 
 /// PVE's `format_size`: the largest unit that divides the size exactly (`10G`, `10752M`, `4096`).
-fn format_size(bytes: u64) -> String {
+pub(crate) fn format_size(bytes: u64) -> String {
     for (unit, factor) in [('T', 1u64 << 40), ('G', 1 << 30), ('M', 1 << 20), ('K', 1 << 10)] {
         if bytes >= factor && bytes.is_multiple_of(factor) {
             return format!("{}{unit}", bytes / factor);
@@ -1032,7 +682,7 @@ fn format_size(bytes: u64) -> String {
 }
 
 /// The drive value with `size=` replaced (or added).
-fn with_size(value: &str, bytes: u64) -> String {
+pub(crate) fn with_size(value: &str, bytes: u64) -> String {
     let mut parts: Vec<String> = value.split(',').filter(|p| !p.starts_with("size=")).map(str::to_owned).collect();
     parts.push(format!("size={}", format_size(bytes)));
     parts.join(",")
@@ -1078,7 +728,7 @@ pub(crate) fn resize(lab: &Lab, caller: &Caller, p: &Params, vmid: u64) -> Resul
 }
 
 /// The next free `unusedN` key of a config.
-fn next_unused(config: &BTreeMap<String, String>) -> String {
+pub(crate) fn next_unused(config: &BTreeMap<String, String>) -> String {
     (0..).map(|n| format!("unused{n}")).find(|key| !config.contains_key(key)).unwrap_or_default()
 }
 
@@ -1187,216 +837,5 @@ pub(crate) fn snapshots(lab: &Lab, vmid: u64) -> Result<Value, ApiError> {
     let vm = vm(&state, vmid)?;
     Ok(
         json!([{"name": "current", "description": "You are here!", "running": u8::from(vm.status == "running"), "digest": digest(&vm.config)}]),
-    )
-}
-
-// ---- guest agent ----------------------------------------------------------------------------------------------------
-
-// ---- tasks, storage ---------------------------------------------------------------------------------------------------
-
-pub(crate) fn tasks(lab: &Lab, caller: &Caller) -> Result<Value, ApiError> {
-    let state = lab.read();
-    let all = Perm::new(lab, &state, caller).has(&format!("/nodes/{}", state.guests.node), &["Sys.Audit"], false);
-    Ok(Value::Array(
-        state
-            .guests
-            .tasks
-            .values()
-            .filter(|t| all || t.user == caller.authid || task_owner(&t.user) == caller.authid)
-            .map(task_json)
-            .collect(),
-    ))
-}
-
-fn find_task<'s>(lab: &Lab, state: &'s State, caller: &Caller, upid: &str) -> Result<&'s Task, ApiError> {
-    if !upid.starts_with("UPID:") || upid.split(':').count() < 9 {
-        return Err(ApiError::param("upid", format!("unable to parse worker upid '{upid}'")));
-    }
-    let task = state.guests.tasks.get(upid);
-    let user = upid.split(':').nth(7).unwrap_or_default();
-    let owner = caller.authid == user || caller.authid == task_owner(user);
-    if !owner {
-        Perm::new(lab, state, caller).check(&format!("/nodes/{}", state.guests.node), &["Sys.Audit"], false)?;
-    }
-    task.ok_or_else(|| ApiError::internal(format!("no such task '{upid}'")))
-}
-
-pub(crate) fn task_status(lab: &Lab, caller: &Caller, upid: &str) -> Result<Value, ApiError> {
-    let state = lab.read();
-    let t = find_task(lab, &state, caller, upid)?;
-    Ok(json!({
-        "upid": t.upid, "node": t.node, "pid": t.pid, "pstart": t.pstart, "starttime": t.starttime, "type": t.kind,
-        "id": t.id, "user": t.user, "status": "stopped", "exitstatus": t.exitstatus,
-    }))
-}
-
-pub(crate) fn task_log(lab: &Lab, caller: &Caller, upid: &str) -> Result<Value, ApiError> {
-    let state = lab.read();
-    let t = find_task(lab, &state, caller, upid)?;
-    let last = if t.exitstatus == "OK" { "TASK OK".to_owned() } else { format!("TASK ERROR: {}", t.exitstatus) };
-    Ok(json!([{"n": 1, "t": format!("{} {} (pvetoken lab simulator)", t.kind, t.id)}, {"n": 2, "t": last}]))
-}
-
-fn storage_json(state: &State, s: &crate::state::Storage) -> Map<String, Value> {
-    let used = used_bytes(state, &s.id);
-    let mut out = Map::new();
-    out.insert("storage".into(), json!(s.id));
-    out.insert("type".into(), json!(s.kind));
-    out.insert("content".into(), json!(s.content.join(",")));
-    out.insert("active".into(), json!(1));
-    out.insert("enabled".into(), json!(1));
-    out.insert("shared".into(), json!(0));
-    out.insert("total".into(), json!(s.total));
-    out.insert("used".into(), json!(used));
-    out.insert("avail".into(), json!(s.total.saturating_sub(used)));
-    out.insert("used_fraction".into(), json!(used as f64 / s.total.max(1) as f64));
-    out
-}
-
-/// Storage listings show a storage with Datastore.Audit or Datastore.AllocateSpace on `/storage/<id>`.
-fn storage_visible(perm: &Perm<'_>, storage: &crate::state::Storage) -> bool {
-    perm.has(&format!("/storage/{}", storage.id), &["Datastore.Audit", "Datastore.AllocateSpace"], true)
-}
-
-/// A storage's configuration as pve-storage's `$api_storage_config` returns it (`storage.cfg` keys, the storage id,
-/// the config digest, `content` as a sorted list).
-fn storage_config_json(s: &crate::state::Storage) -> Value {
-    let mut content = s.content.clone();
-    content.sort();
-    let mut out = Map::new();
-    out.insert("storage".into(), json!(s.id));
-    out.insert("type".into(), json!(s.kind));
-    out.insert("content".into(), json!(content.join(",")));
-    out.insert("digest".into(), json!("5a1ab0de7e57ed42c0ffee0000000000000000aa"));
-    match s.kind.as_str() {
-        "dir" => {
-            out.insert("path".into(), json!("/var/lib/vz"));
-        }
-        "lvmthin" => {
-            out.insert("thinpool".into(), json!("data"));
-            out.insert("vgname".into(), json!("pve"));
-        }
-        _ => {}
-    }
-    Value::Object(out)
-}
-
-/// `GET /storage` (pve-storage `PVE/API2/Storage/Config.pm` `index`): every user; lists the storages with
-/// Datastore.Audit or Datastore.AllocateSpace on `/storage/<id>`; `type` filters.
-pub(crate) fn storage_index(lab: &Lab, caller: &Caller, p: &Params) -> Result<Value, ApiError> {
-    let state = lab.read();
-    let perm = Perm::new(lab, &state, caller);
-    let kind = p.get("type");
-    Ok(Value::Array(
-        state
-            .guests
-            .storage
-            .iter()
-            .filter(|s| storage_visible(&perm, s))
-            .filter(|s| kind.is_none_or(|k| k == s.kind))
-            .map(storage_config_json)
-            .collect(),
-    ))
-}
-
-/// `GET /storage/{storage}` (`read`): Datastore.Allocate on `/storage/{storage}`.
-pub(crate) fn storage_read(lab: &Lab, sid: &str) -> Result<Value, ApiError> {
-    let state = lab.read();
-    find_storage(&state, sid).map(storage_config_json)
-}
-
-pub(crate) fn storage_list(lab: &Lab, caller: &Caller, p: &Params) -> Result<Value, ApiError> {
-    let state = lab.read();
-    let perm = Perm::new(lab, &state, caller);
-    let content = p.get("content");
-    Ok(Value::Array(
-        state
-            .guests
-            .storage
-            .iter()
-            .filter(|s| storage_visible(&perm, s))
-            .filter(|s| content.is_none_or(|c| s.content.iter().any(|x| x == c)))
-            .filter(|s| p.get("storage").is_none_or(|want| want == s.id))
-            .map(|s| Value::Object(storage_json(&state, s)))
-            .collect(),
-    ))
-}
-
-fn find_storage<'s>(state: &'s State, sid: &str) -> Result<&'s crate::state::Storage, ApiError> {
-    state
-        .guests
-        .storage
-        .iter()
-        .find(|s| s.id == sid)
-        .ok_or_else(|| ApiError::internal(format!("storage '{sid}' does not exist")))
-}
-
-pub(crate) fn storage_status(lab: &Lab, sid: &str) -> Result<Value, ApiError> {
-    let state = lab.read();
-    let s = find_storage(&state, sid)?;
-    let mut out = storage_json(&state, s);
-    out.remove("storage");
-    Ok(Value::Object(out))
-}
-
-pub(crate) fn storage_content(lab: &Lab, caller: &Caller, p: &Params, sid: &str) -> Result<Value, ApiError> {
-    let state = lab.read();
-    let perm = Perm::new(lab, &state, caller);
-    perm.check(&format!("/storage/{sid}"), &["Datastore.Audit", "Datastore.AllocateSpace"], true)?;
-    find_storage(&state, sid)?;
-    let content = p.get("content");
-    let want_vmid = p.uint("vmid")?;
-    let allocate = perm.has(&format!("/storage/{sid}"), &["Datastore.Allocate"], false);
-    Ok(Value::Array(
-        state
-            .guests
-            .volumes
-            .iter()
-            .filter(|v| v.volid.split(':').next() == Some(sid))
-            .filter(|v| content.is_none_or(|c| c == v.content))
-            .filter(|v| want_vmid.is_none_or(|id| v.vmid == Some(id)))
-            .filter(|v| allocate || v.vmid.is_none_or(|id| perm.has(&vm_path(id), &["VM.Audit"], false)))
-            .map(|v| {
-                let format = if v.content == "iso" {
-                    "iso"
-                } else if v.content == "images" {
-                    "raw"
-                } else {
-                    "tgz"
-                };
-                let mut item =
-                    json!({"volid": v.volid, "size": v.size, "content": v.content, "ctime": v.ctime, "format": format});
-                if let (Some(id), Some(map)) = (v.vmid, item.as_object_mut()) {
-                    map.insert("vmid".into(), json!(id));
-                }
-                item
-            })
-            .collect(),
-    ))
-}
-
-pub(crate) fn volume_get(lab: &Lab, caller: &Caller, sid: &str, volume: &str) -> Result<Value, ApiError> {
-    let state = lab.read();
-    let perm = Perm::new(lab, &state, caller);
-    let volid = if volume.contains(':') { volume.to_owned() } else { format!("{sid}:{volume}") };
-    let v = state
-        .guests
-        .volumes
-        .iter()
-        .find(|v| v.volid == volid)
-        .ok_or_else(|| ApiError::internal(format!("can't find volume '{volid}'")))?;
-    let allowed = perm.has(&format!("/storage/{sid}"), &["Datastore.Allocate"], false)
-        || match v.vmid {
-            Some(id) => {
-                perm.has(&format!("/storage/{sid}"), &["Datastore.Audit"], false)
-                    && perm.has(&vm_path(id), &["VM.Audit"], false)
-            }
-            None => perm.has(&format!("/storage/{sid}"), &["Datastore.Audit", "Datastore.AllocateSpace"], true),
-        };
-    if !allowed {
-        return Err(ApiError::forbidden(""));
-    }
-    Ok(
-        json!({"path": format!("/dev/lab/{}", volid.replace(':', "/")), "size": v.size, "used": v.size, "format": if v.content == "iso" { "iso" } else { "raw" }}),
     )
 }

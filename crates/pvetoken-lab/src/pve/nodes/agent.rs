@@ -116,13 +116,13 @@ pub(crate) fn query(lab: &Lab, p: &Params, vmid: u64, what: Query) -> Result<Val
                 .config
                 .get("net0")
                 .and_then(|n| n.split(',').next()?.split_once('=').map(|(_, m)| m.to_ascii_lowercase()))
-                .unwrap_or_else(|| crate::guests::mac_for(vmid, 0).to_ascii_lowercase());
+                .unwrap_or_else(|| crate::pve::nodes::qemu::mac_for(vmid, 0).to_ascii_lowercase());
             Ok(json!({ "result": [
                 {"name": "lo", "hardware-address": "00:00:00:00:00:00", "ip-addresses": [
                     {"ip-address": "127.0.0.1", "ip-address-type": "ipv4", "prefix": 8},
                     {"ip-address": "::1", "ip-address-type": "ipv6", "prefix": 128}]},
                 {"name": "eth0", "hardware-address": mac, "ip-addresses": [
-                    {"ip-address": crate::guests::guest_ip(vmid), "ip-address-type": "ipv4", "prefix": 24}]},
+                    {"ip-address": crate::pve::nodes::qemu::guest_ip(vmid), "ip-address-type": "ipv4", "prefix": 24}]},
             ]}))
         }
         Query::OsInfo => Ok(json!({ "result": {

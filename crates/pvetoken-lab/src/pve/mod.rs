@@ -1,0 +1,9 @@
+//! The PVE simulator's API, one module per part of PVE's API tree: `access` (`/access`), `cluster`, `pools`,
+//! `storage` and `nodes` (with `nodes::qemu`, `nodes::agent`, `nodes::tasks`). The route table that maps paths to
+//! these handlers is `crate::server`'s.
+
+pub(crate) mod access;
+pub(crate) mod cluster;
+pub(crate) mod nodes;
+pub(crate) mod pools;
+pub(crate) mod storage;
