@@ -393,11 +393,12 @@ fn run_playbook(lab: &LabProcess, playbook: &str, token: (&str, &str, &Secret), 
     ))
 }
 
-/// The info modules, pools (with a storage member and a nested pool) and NICs, as community.proxmox calls them; then
+/// The info modules, pools (with a storage member and a nested pool), NICs and a clone's life (started, current,
+/// stopped, absent), as community.proxmox calls them; then
 /// the nested pool is removed the 8.1+ way (`DELETE /pools?poolid=`) while the deprecated per-path read cannot
 /// name it, on the lab as on PVE.
 #[test]
-fn ansible_info_pool_and_nic_modules_work_against_the_lab() {
+fn ansible_info_pool_nic_and_kvm_modules_work_against_the_lab() {
     let lab = LabProcess::start(&["--pve-version", "9.2"]);
     let node = format!("node={}", lab.ready.node);
     if community_proxmox_playbook(&lab, "ansible-info.yml", "info@pve", &[node]).is_none() {
@@ -410,6 +411,8 @@ fn ansible_info_pool_and_nic_modules_work_against_the_lab() {
     assert!(members.iter().all(|m| m["vmid"] != 9000), "the VM left the pool again: {pool}");
     let config = root.get(&format!("/nodes/{}/qemu/9000/config", lab.ready.node), &[]).expect("config");
     assert!(config.get("net1").is_none(), "the NIC was removed: {config}");
+    let removed = root.raw("GET", &format!("/nodes/{}/qemu/9200/config", lab.ready.node), &[]).expect("answered");
+    assert_eq!(removed.0, 500, "proxmox_kvm state=absent removed the clone: {removed:?}");
     let nested = root.raw("GET", "/pools/team/ci", &[]).expect("answered");
     assert_eq!(nested.0, 501, "{nested:?}");
     root.raw("DELETE", "/pools", &[("poolid", "team/ci")]).map(|(status, _)| assert_eq!(status, 200)).expect("deleted");
