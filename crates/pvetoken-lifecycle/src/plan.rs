@@ -84,6 +84,13 @@ pub enum Step {
         /// `user@realm`.
         user: String,
     },
+    /// A minter's user is not in its own group (the group grant reaches it only through that membership).
+    JoinGroup {
+        /// `user@realm`.
+        user: String,
+        /// The minter's group.
+        group: String,
+    },
     /// The token does not exist: create it and save its secret.
     CreateToken {
         /// Full token id.
@@ -161,6 +168,7 @@ impl Step {
         match self {
             Step::CreateRole { .. }
             | Step::CreateUser { .. }
+            | Step::JoinGroup { .. }
             | Step::CreateToken { .. }
             | Step::WriteTokenFile { .. }
             | Step::RegisterSink { .. }
@@ -179,7 +187,7 @@ impl Step {
     pub fn resource(&self) -> String {
         match self {
             Step::CreateRole { role, .. } | Step::SetRole { role, .. } => format!("role {role}"),
-            Step::CreateUser { user } => format!("user {user}"),
+            Step::CreateUser { user } | Step::JoinGroup { user, .. } => format!("user {user}"),
             Step::CreateToken { .. } | Step::ReplaceExpiredToken { .. } | Step::Rotate { .. } => "token".to_owned(),
             Step::WriteTokenFile { .. } | Step::FixTokenFileMode { .. } | Step::TokenFileHoldsAnother { .. } => {
                 "token file".to_owned()
@@ -199,6 +207,7 @@ impl Step {
                 added.chain(removed).collect::<Vec<_>>().join(" ")
             }
             Step::CreateUser { .. } => "created without a password".to_owned(),
+            Step::JoinGroup { group, .. } => format!("joins group {group} (the minter's own)"),
             Step::CreateToken { token, privsep } => format!("{token} (privsep {})", u8::from(*privsep)),
             Step::ReplaceExpiredToken { token } => format!("{token} expired on the server: replaced"),
             Step::Rotate { token, within } => format!("{token} expires within {within}: rotate"),
@@ -220,6 +229,7 @@ impl Step {
             Step::CreateRole { .. } => "POST /access/roles",
             Step::SetRole { .. } => "PUT /access/roles/{roleid}",
             Step::CreateUser { .. } => "POST /access/users",
+            Step::JoinGroup { .. } => "PUT /access/users/{userid} groups=GROUP append=1",
             Step::CreateToken { .. } => "POST /access/users/{userid}/token/{tokenid}",
             Step::ReplaceExpiredToken { .. } => "DELETE then POST /access/users/{userid}/token/{tokenid}",
             Step::Rotate { .. } => "PUT /access/users/{userid}/token/{tokenid} regenerate=1 (or a new token)",
@@ -334,7 +344,15 @@ pub async fn plan(client: &PveClient, target: &Target, tokens: &[Desired], now: 
         .map(|(major, minor)| PveVersion { major, minor })
         .ok_or_else(|| Error::remote(format!("cannot read the PVE version from `{}`", version.version)))?;
     let acl = client.acl().await.map_err(|e| remote(&e))?;
-    let users: serde_json::Value = client.get("/access/users", &Vec::new()).await.map_err(|e| remote(&e))?;
+    // With `full`, each user's groups (a minter must be in its own).
+    let query = vec![("full".to_owned(), "1".to_owned())];
+    let users: serde_json::Value = client.get("/access/users", &query).await.map_err(|e| remote(&e))?;
+    let in_group = |user: &str, group: &str| {
+        users.as_array().is_some_and(|list| {
+            list.iter()
+                .any(|u| u["userid"] == user && u["groups"].as_str().is_some_and(|g| g.split(',').any(|g| g == group)))
+        })
+    };
     let user_exists = |user: &str| users.as_array().is_some_and(|l| l.iter().any(|u| u["userid"] == user));
     let mut plan = Plan {
         pve_version: version.version.clone(),
@@ -425,6 +443,10 @@ pub async fn plan(client: &PveClient, target: &Target, tokens: &[Desired], now: 
             desired.minter && e.roleid == crate::minter::GROUP_ROLE && e.path == group_path && !e.propagate
         };
         if desired.minter {
+            let group = crate::minter::group_of(&token.user);
+            if user_exists(&token.user) && !in_group(&token.user, &group) {
+                steps.push(Step::JoinGroup { user: token.user.clone(), group });
+            }
             for subject in [token.user.clone(), token.full()] {
                 let held = acl.iter().any(|e| is_group_grant(e) && e.ugid == subject);
                 if !held && !((server_token.is_none() || expired) && subject == token.full()) {

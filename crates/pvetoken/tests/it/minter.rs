@@ -250,11 +250,22 @@ fn a_minter_declared_in_apply_converges_and_prune_keeps_a_running_jobs_token() {
     let job = exec_as_minter(&lab, &minter_file, &["--profile", "ansible"], &["true"]);
     assert_eq!(job.code, 0, "the declared minter mints: {}", job.both());
 
+    // Taken out of its own group by hand, it could not mint: the plan says so and apply puts it back.
+    let root = lab.root();
+    root.post("/access/groups", &[("groupid", "other")]).unwrap();
+    root.put(&format!("/access/users/{MINTER}"), &[("groups", "other")]).unwrap();
+    let plan = lab.pvetoken(&["plan", "--detailed-exitcode", "-f", file]);
+    assert_eq!(plan.code, 2, "{}", plan.both());
+    assert!(plan.stdout.contains(&format!("+ user {MINTER}: joins group pvetoken-minter-pve")), "{}", plan.stdout);
+    let apply = lab.pvetoken(&["apply", "--auto-approve", "-f", file]);
+    assert_eq!(apply.code, 0, "{}", apply.both());
+    let plan = lab.pvetoken(&["plan", "--detailed-exitcode", "-f", file]);
+    assert_eq!(plan.code, 0, "{}", plan.both());
+
     // Three job tokens as `exec` names them: one whose job runs (this process), one whose process is gone, one
     // of another host that expired.
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim().to_owned();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-    let root = lab.root();
     let later = (now + 600).to_string();
     let earlier = (now - 60).to_string();
     let comment = |host: &str, pid: &str, expire: &str| {
