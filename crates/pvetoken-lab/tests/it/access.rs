@@ -1,5 +1,5 @@
 //! The `/access/*` API as a client sees it, against PVE's documented behaviour (libpve-access-control's
-//! `PVE/API2/{User,Group,Role,ACL,AccessControl}.pm`, summarised in `shared/research/pve-access.md` §2 and §5):
+//! `PVE/API2/{User,Group,Role,ACL,AccessControl}.pm` and `PVE/RPCEnvironment.pm`):
 //! API tokens (create, update, regenerate, delete, expiry, privilege separation), ACLs (propagate, precedence,
 //! delete, delegation, listing), roles, users, groups and `GET /access/permissions`. The lab runs the newest
 //! release (libpve-access-control 9.1.1) unless a test says otherwise.
@@ -383,7 +383,7 @@ async fn a_non_propagating_acl_applies_only_at_its_path_and_does_not_block_inher
     must_grant(&root, "/vms", "users", "alice@pve", "PVEVMUser", false).await;
     let alice = Api::login(&lab, "alice@pve", PASSWORD).await;
 
-    // The verified example of pve-access.md §5.3: the flag is the propagate bit of the granting role.
+    // The flag is the propagate bit of the granting role (pve-access-control `PVE/RPCEnvironment.pm`, `permissions`).
     let on_vms = privileges(&alice, "/vms").await;
     assert_eq!(names(&on_vms), role_privileges(&root, "PVEVMUser").await);
     assert!(on_vms.values().all(|flag| *flag == 0), "{on_vms:?}");
