@@ -182,6 +182,94 @@ impl Endpoint {
     }
 }
 
+/// What qemu-server's config update (`check_vm_modify_config_perm`, the drive and NIC checks) needs for one changed
+/// key, on `version`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigKey {
+    /// These privileges on `/vms/{vmid}` (any one with `any`).
+    Privileges {
+        /// The privileges.
+        privs: &'static [&'static str],
+        /// Any one suffices.
+        any: bool,
+    },
+    /// A drive (`scsi0`, `ide2`, `efidisk0`, ...): `VM.Config.Disk` for a disk, `VM.Config.CDROM` for a CD-ROM or ISO
+    /// (both with `VM.Config.Cloudinit` for a cloud-init drive), `Datastore.AllocateSpace` on the storage of a new
+    /// disk: the value decides.
+    Drive,
+    /// A NIC (`net0`): `VM.Config.Network`, and from 8.0 `SDN.Use` on its bridge (the value names it).
+    Nic,
+    /// A serial port: `VM.Config.HWType` for `socket`, root only for a host device (the value decides).
+    Serial,
+    /// Only root may set it.
+    RootOnly,
+}
+
+/// Request parameters of a config update that are not config keys.
+pub const NOT_CONFIG_KEYS: &[&str] = &[
+    "node",
+    "vmid",
+    "digest",
+    "delete",
+    "revert",
+    "skiplock",
+    "background_delay",
+    "force",
+    "pool",
+    "storage",
+    "start",
+    "unique",
+    "archive",
+    "live-restore",
+];
+
+/// `key` with a number after `prefix` (`net0`, `ipconfig1`).
+fn numbered(key: &str, prefix: &str) -> bool {
+    key.strip_prefix(prefix).is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+}
+
+/// A drive key: `ide`, `sata`, `scsi`, `virtio`, `unused` with a number, `efidisk0`, `tpmstate0`.
+pub fn is_drive_key(key: &str) -> bool {
+    let base = key.trim_end_matches(|c: char| c.is_ascii_digit());
+    (["ide", "sata", "scsi", "virtio", "unused"].contains(&base) && base.len() < key.len())
+        || key == "efidisk0"
+        || key == "tpmstate0"
+}
+
+/// What changing config key `key` needs on `version` (qemu-server `PVE/API2/Qemu.pm`, `check_vm_modify_config_perm`:
+/// the privilege class of each key; `startup` needs `Sys.Modify` on `/` besides).
+pub fn config_key(key: &str, version: PveVersion) -> ConfigKey {
+    let nine = version.major >= 9;
+    let privs: &'static [&'static str] = match key {
+        "cores" | "cpu" | "cpulimit" | "cpuunits" | "numa" | "smp" | "sockets" | "vcpus" | "runningcpu" => {
+            &["VM.Config.CPU"]
+        }
+        k if numbered(k, "numa") => &["VM.Config.CPU"],
+        "memory" | "balloon" | "shares" => &["VM.Config.Memory"],
+        "allow-ksm" if nine => &["VM.Config.Memory"],
+        "acpi" | "audio0" | "hotplug" | "kvm" | "machine" | "scsihw" | "smbios1" | "tablet" | "vga" | "watchdog"
+        | "rng0" | "runningmachine" => &["VM.Config.HWType"],
+        "agent" | "autostart" | "bios" | "description" | "keyboard" | "localtime" | "migrate_downtime"
+        | "migrate_speed" | "name" | "onboot" | "ostype" | "protection" | "reboot" | "startdate" | "startup"
+        | "tdf" | "template" | "tags" | "vmgenid" | "meta" => &["VM.Config.Options"],
+        "freeze" => &["VM.PowerMgmt"],
+        "boot" | "bootdisk" | "vmstatestorage" => &["VM.Config.Disk"],
+        k if numbered(k, "net") => return ConfigKey::Nic,
+        "running-nets-host-mtu" if nine => &["VM.Config.Network"],
+        "cicustom" | "cipassword" | "citype" | "ciuser" | "nameserver" | "searchdomain" | "sshkeys" | "ciupgrade" => {
+            return ConfigKey::Privileges { privs: &["VM.Config.Cloudinit", "VM.Config.Network"], any: true };
+        }
+        k if numbered(k, "ipconfig") => {
+            return ConfigKey::Privileges { privs: &["VM.Config.Cloudinit", "VM.Config.Network"], any: true };
+        }
+        "vmstate" => return ConfigKey::Privileges { privs: &["VM.Config.Disk", "VM.PowerMgmt"], any: false },
+        k if is_drive_key(k) => return ConfigKey::Drive,
+        k if numbered(k, "serial") => return ConfigKey::Serial,
+        _ => return ConfigKey::RootOnly,
+    };
+    ConfigKey::Privileges { privs, any: false }
+}
+
 /// Every endpoint of the catalog.
 pub fn all() -> &'static [Endpoint] {
     &data::ENDPOINTS
@@ -286,6 +374,23 @@ mod tests {
         assert_eq!(permissions.current.handler_checks[0].when, When::ParamNotCaller("userid"));
         let owner = by_id("tasks.status").unwrap();
         assert!(owner.current.handler_checks.iter().any(|h| h.when == When::NotTaskOwner));
+    }
+
+    #[test]
+    fn config_keys_map_to_their_privilege_class() {
+        use super::{ConfigKey, config_key};
+        let privs = |key: &str| match config_key(key, PveVersion::V9_2) {
+            ConfigKey::Privileges { privs, .. } => privs.to_vec(),
+            other => panic!("{key}: {other:?}"),
+        };
+        assert_eq!(privs("cores"), ["VM.Config.CPU"]);
+        assert_eq!(privs("memory"), ["VM.Config.Memory"]);
+        assert_eq!(privs("name"), ["VM.Config.Options"]);
+        assert_eq!(privs("ipconfig0"), ["VM.Config.Cloudinit", "VM.Config.Network"]);
+        assert_eq!(config_key("scsi1", PveVersion::V9_2), ConfigKey::Drive);
+        assert_eq!(config_key("net3", PveVersion::V9_2), ConfigKey::Nic);
+        assert_eq!(config_key("allow-ksm", PveVersion::V8_4), ConfigKey::RootOnly, "9.x only");
+        assert_eq!(config_key("hostpci0", PveVersion::V9_2), ConfigKey::RootOnly);
     }
 
     #[test]

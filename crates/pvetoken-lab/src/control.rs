@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// One request as the lab logged it. Never holds secrets: no header values, no bodies, only the names of query
-/// parameters.
+/// One request as the lab logged it. Never holds secrets: no header values, no bodies, only the names of query and
+/// body parameters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestRecord {
     /// Sequence number (1, 2, ...), also across resets.
@@ -17,6 +17,10 @@ pub struct RequestRecord {
     pub path: String,
     /// Names of the query parameters (values are never logged).
     pub query_keys: Vec<String>,
+    /// Names of the body's parameters, form or JSON (values are never logged): which config keys a `PUT .../config`
+    /// changed, for `learn --lab`.
+    #[serde(default)]
+    pub body_keys: Vec<String>,
     /// HTTP status answered (0 when the connection was dropped on purpose).
     pub status: u16,
     /// The authenticated id (`user@realm` or `user@realm!token`), if authentication succeeded.
@@ -73,6 +77,7 @@ struct Entry {
     method: hyper::Method,
     path: String,
     query: Option<String>,
+    body_keys: Vec<String>,
     status: u16,
     authid: Option<String>,
 }
@@ -89,6 +94,7 @@ impl Entry {
             method: self.method.as_str().to_owned(),
             path: self.path.clone(),
             query_keys,
+            body_keys: self.body_keys.clone(),
             status: self.status,
             authid: self.authid.clone(),
         }
@@ -175,7 +181,20 @@ impl Control {
         status: u16,
         authid: Option<String>,
     ) {
-        let entry = Entry { seq: 0, method, path, query, status, authid };
+        self.record_with_body(method, path, query, Vec::new(), status, authid);
+    }
+
+    /// [`Control::record`] with the names of the body's parameters.
+    pub(crate) fn record_with_body(
+        &self,
+        method: hyper::Method,
+        path: String,
+        query: Option<String>,
+        body_keys: Vec<String>,
+        status: u16,
+        authid: Option<String>,
+    ) {
+        let entry = Entry { seq: 0, method, path, query, body_keys, status, authid };
         self.log.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(entry);
     }
 

@@ -607,6 +607,14 @@ pub(crate) async fn serve_request(
         }
     };
     let outcome = dispatch(&lab, method.as_str(), &path, query.as_deref(), &parts.headers, &bytes);
+    let content_type = parts.headers.get(hyper::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let body_keys = if bytes.is_empty() {
+        Vec::new()
+    } else {
+        Params::parse(None, &bytes, content_type)
+            .map(|p| p.iter().map(|(k, _)| k.to_owned()).collect())
+            .unwrap_or_default()
+    };
     if outcome.auth_failure && !lab.auth_failure_delay.is_zero() {
         tokio::time::sleep(lab.auth_failure_delay).await;
     }
@@ -621,7 +629,7 @@ pub(crate) async fn serve_request(
         length,
     );
     let answer = response(outcome.status, &outcome.reason, outcome.body);
-    lab.control.record(method, path, query, outcome.status, outcome.authid);
+    lab.control.record_with_body(method, path, query, body_keys, outcome.status, outcome.authid);
     Ok(answer)
 }
 

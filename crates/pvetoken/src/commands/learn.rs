@@ -89,6 +89,9 @@ pub(crate) struct CallLog {
     by_identity: std::collections::HashMap<String, std::collections::HashMap<String, usize>>,
     /// Reused for the key of each line.
     key: String,
+    /// (identity, `METHOD path`) → the names of the body parameters its calls sent: what the lab's request log knows
+    /// and an access log never shows (`learn --lab` only).
+    body_keys: std::collections::HashMap<(String, String), BTreeSet<String>>,
 }
 
 impl CallLog {
@@ -272,6 +275,75 @@ fn condition_holds(
     }
 }
 
+/// Whether what a check needs depends on the request body.
+fn depends_on_body(check: &Check) -> bool {
+    match check {
+        Check::Perm(perm) => perm.body,
+        Check::And(parts) | Check::Or(parts) => parts.iter().any(depends_on_body),
+        _ => false,
+    }
+}
+
+/// What the changed config keys of one update need (`pvetoken_acl::endpoints::config_key`). A drive's value (disk or
+/// CD-ROM, which storage) and a NIC's bridge are not recorded: a drive gets `VM.Config.Disk` and `VM.Config.CDROM`
+/// and `Datastore.AllocateSpace` on `/storage`, a NIC `SDN.Use` on the local zone (the conservative readings); keys
+/// removed with `delete=` are in its value, so a `delete` gets every `VM.Config.*`.
+fn config_key_needs(
+    keys: &BTreeSet<String>,
+    params: &BTreeMap<String, String>,
+    version: pvetoken_acl::PveVersion,
+    out: &mut Vec<Need>,
+) {
+    use pvetoken_acl::endpoints::{ConfigKey, NOT_CONFIG_KEYS, config_key};
+    let (vm, _) = fill("/vms/{vmid}", params);
+    let mut on = |path: &str, privilege: &str, widened: bool| {
+        out.push(Need { path: path.to_owned(), privilege: privilege.to_owned(), propagate: widened, widened });
+    };
+    for key in keys {
+        if key == "delete" {
+            for privilege in [
+                "VM.Config.Disk",
+                "VM.Config.CDROM",
+                "VM.Config.CPU",
+                "VM.Config.Memory",
+                "VM.Config.Network",
+                "VM.Config.HWType",
+                "VM.Config.Options",
+                "VM.Config.Cloudinit",
+            ] {
+                on(&vm, privilege, false);
+            }
+            continue;
+        }
+        if NOT_CONFIG_KEYS.contains(&key.as_str()) {
+            continue;
+        }
+        match config_key(key, version) {
+            ConfigKey::Privileges { privs, any } => {
+                for privilege in if any { &privs[..privs.len().min(1)] } else { privs } {
+                    on(&vm, privilege, false);
+                }
+                if key == "startup" {
+                    on("/", "Sys.Modify", false);
+                }
+            }
+            ConfigKey::Drive => {
+                on(&vm, "VM.Config.Disk", false);
+                on(&vm, "VM.Config.CDROM", false);
+                on("/storage", "Datastore.AllocateSpace", true);
+            }
+            ConfigKey::Nic => {
+                on(&vm, "VM.Config.Network", false);
+                if version.major >= 8 {
+                    on("/sdn/zones/localnetwork", "SDN.Use", true);
+                }
+            }
+            ConfigKey::Serial => on(&vm, "VM.Config.HWType", false),
+            ConfigKey::RootOnly => {}
+        }
+    }
+}
+
 /// The pseudo-parameter holding the caller (for `userid-param self`); no PVE parameter has this name.
 const CALLER: &str = " caller";
 
@@ -359,12 +431,21 @@ pub(crate) fn map_calls_on(
         params.insert(CALLER.to_owned(), subject.to_owned());
         needs_of(&declaration.check, &params, false, &mut needs);
         let kind = query_param(uri, "type");
+        let path = uri.split('?').next().unwrap_or(uri);
+        let body = log.body_keys.get(&(subject.to_owned(), format!("{method} {path}")));
+        // A config update whose changed keys the lab recorded: each key's privileges instead of every one it may need.
+        let keyed = body.filter(|_| matches!(endpoint.id, "qemu.config.post" | "qemu.config.put"));
         for handler in declaration.handler_checks {
+            let body_dependent = depends_on_body(&handler.check);
             if filter_applies(handler.filter, kind.as_deref())
                 && condition_holds(handler.when, (endpoint.method, uri), &params, subject, version)
+                && !(body_dependent && keyed.is_some())
             {
                 needs_of(&handler.check, &params, handler.filter.is_some(), &mut needs);
             }
+        }
+        if let Some(keys) = keyed {
+            config_key_needs(keys, &params, version, &mut needs);
         }
         mapped.push(CallNeeds {
             call: endpoint.call(),
@@ -466,11 +547,20 @@ fn record_in_lab(args: &LearnArgs, printer: &Printer) -> anyhow::Result<(CallLog
         printer.warn(&format!("the command ended with {status}; learning from the calls it made"));
     }
     let text = std::fs::read_to_string(lab.access_log()).unwrap_or_default();
+    let requests = lab.request_log();
     drop(lab);
     drop(runtime);
     let mut log = CallLog::default();
     for line in text.lines() {
         log.add(line);
+    }
+    // The body's parameter names, which the access log never shows: a config update's changed keys.
+    for request in requests.into_iter().filter(|r| !r.body_keys.is_empty()) {
+        let Some(authid) = request.authid else { continue };
+        log.body_keys
+            .entry((authid, format!("{} {}", request.method, request.path)))
+            .or_default()
+            .extend(request.body_keys);
     }
     Ok((log, dir))
 }

@@ -7,6 +7,8 @@ use pvetoken_acl::PoolId;
 use serde_json::{Map, Value, json};
 use sha2::Digest as _;
 
+use pvetoken_acl::endpoints::{self, ConfigKey, NOT_CONFIG_KEYS, is_drive_key};
+
 use crate::http::{ApiError, Params};
 use crate::pve::access::split_list;
 use crate::pve::nodes::tasks::task;
@@ -57,34 +59,9 @@ pub(crate) fn guest_ip(vmid: u64) -> String {
     format!("10.0.{}.{}", (vmid / 256) % 256, vmid % 256)
 }
 
-pub(crate) fn is_drive_key(key: &str) -> bool {
-    let base = key.trim_end_matches(|c: char| c.is_ascii_digit());
-    (["ide", "sata", "scsi", "virtio", "unused"].contains(&base) && base.len() < key.len())
-        || key == "efidisk0"
-        || key == "tpmstate0"
-}
-
 pub(crate) fn numbered(key: &str, prefix: &str) -> bool {
     key.strip_prefix(prefix).is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
 }
-
-/// Parameters that are not config keys.
-pub(crate) const NOT_CONFIG: &[&str] = &[
-    "node",
-    "vmid",
-    "digest",
-    "delete",
-    "revert",
-    "skiplock",
-    "background_delay",
-    "force",
-    "pool",
-    "storage",
-    "start",
-    "unique",
-    "archive",
-    "live-restore",
-];
 
 /// The per-key permission check of PUT/POST config and create (`check_vm_modify_config_perm` and drive checks).
 pub(crate) fn check_config_key(
@@ -98,37 +75,20 @@ pub(crate) fn check_config_key(
         return Ok(());
     }
     let path = vm_path(vmid);
-    let nine = lab.version.major >= 9;
-    let class: &[&str] = match key {
-        "cores" | "cpu" | "cpulimit" | "cpuunits" | "numa" | "smp" | "sockets" | "vcpus" | "runningcpu" => {
-            &["VM.Config.CPU"]
-        }
-        k if numbered(k, "numa") => &["VM.Config.CPU"],
-        "memory" | "balloon" | "shares" => &["VM.Config.Memory"],
-        "allow-ksm" if nine => &["VM.Config.Memory"],
-        "acpi" | "audio0" | "hotplug" | "kvm" | "machine" | "scsihw" | "smbios1" | "tablet" | "vga" | "watchdog"
-        | "rng0" | "runningmachine" => &["VM.Config.HWType"],
-        "agent" | "autostart" | "bios" | "description" | "keyboard" | "localtime" | "migrate_downtime"
-        | "migrate_speed" | "name" | "onboot" | "ostype" | "protection" | "reboot" | "startdate" | "startup"
-        | "tdf" | "template" | "tags" => &["VM.Config.Options"],
-        "freeze" => &["VM.PowerMgmt"],
-        "boot" | "bootdisk" | "vmstatestorage" => &["VM.Config.Disk"],
-        k if numbered(k, "net") => &["VM.Config.Network"],
-        "running-nets-host-mtu" if nine => &["VM.Config.Network"],
-        "cicustom" | "cipassword" | "citype" | "ciuser" | "nameserver" | "searchdomain" | "sshkeys" | "ciupgrade" => {
-            return perm.check(&path, &["VM.Config.Cloudinit", "VM.Config.Network"], true);
-        }
-        k if numbered(k, "ipconfig") => return perm.check(&path, &["VM.Config.Cloudinit", "VM.Config.Network"], true),
-        "vmstate" => return perm.check(&path, &["VM.Config.Disk", "VM.PowerMgmt"], false),
-        k if is_drive_key(k) => return check_drive(perm, vmid, value),
-        k if numbered(k, "serial") => {
+    // The privilege class of each key is the endpoint catalog's (`pvetoken_acl::endpoints::config_key`).
+    let class: &[&str] = match endpoints::config_key(key, lab.version) {
+        ConfigKey::Privileges { privs, any: true } => return perm.check(&path, privs, true),
+        ConfigKey::Privileges { privs, any: false } if key == "vmstate" => return perm.check(&path, privs, false),
+        ConfigKey::Privileges { privs, any: false } => privs,
+        ConfigKey::Drive => return check_drive(perm, vmid, value),
+        ConfigKey::Nic => &["VM.Config.Network"],
+        ConfigKey::Serial => {
             if value.is_some_and(|v| v != "socket") {
-                return Err(ApiError::internal(format!("only root can set '{k}' config")));
+                return Err(ApiError::internal(format!("only root can set '{key}' config")));
             }
             &["VM.Config.HWType"]
         }
-        "vmgenid" | "meta" => &["VM.Config.Options"],
-        other => return Err(ApiError::internal(format!("only root can set '{other}' config"))),
+        ConfigKey::RootOnly => return Err(ApiError::internal(format!("only root can set '{key}' config"))),
     };
     perm.check(&path, class, false)?;
     if key == "startup" {
@@ -314,7 +274,7 @@ pub(crate) fn qemu_list(lab: &Lab, caller: &Caller) -> Result<Value, ApiError> {
 }
 
 pub(crate) fn config_params(p: &Params) -> Vec<(String, String)> {
-    p.iter().filter(|(k, _)| !NOT_CONFIG.contains(k)).map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
+    p.iter().filter(|(k, _)| !NOT_CONFIG_KEYS.contains(k)).map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
 }
 
 pub(crate) fn qemu_create(lab: &Lab, caller: &Caller, p: &Params) -> Result<Value, ApiError> {
