@@ -30,7 +30,6 @@ use crate::printer::Printer;
 use pvetoken_lifecycle::env_vars::{self, ScrubCredentials};
 use pvetoken_lifecycle::profiles::{self, PveVersion};
 
-/// The comment that marks a token as made by `exec` (and tells `gc` where its job ran).
 /// Arguments of `pvetoken exec`.
 #[derive(Debug, Args)]
 pub struct ExecArgs {
