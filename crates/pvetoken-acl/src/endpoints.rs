@@ -205,6 +205,19 @@ pub enum ConfigKey {
     RootOnly,
 }
 
+/// Every privilege class of a VM's configuration: what a config update's declaration accepts any one of, and what
+/// keys removed with `delete=` (their names are in its value) may need.
+pub const VM_CONFIG_PRIVILEGES: [&str; 8] = [
+    "VM.Config.Disk",
+    "VM.Config.CDROM",
+    "VM.Config.CPU",
+    "VM.Config.Memory",
+    "VM.Config.Network",
+    "VM.Config.HWType",
+    "VM.Config.Options",
+    "VM.Config.Cloudinit",
+];
+
 /// Request parameters of a config update that are not config keys.
 pub const NOT_CONFIG_KEYS: &[&str] = &[
     "node",
@@ -375,6 +388,14 @@ mod tests {
         assert_eq!(permissions.current.handler_checks[0].when, When::ParamNotCaller("userid"));
         let owner = by_id("tasks.status").unwrap();
         assert!(owner.current.handler_checks.iter().any(|h| h.when == When::NotTaskOwner));
+    }
+
+    #[test]
+    fn a_config_update_declares_any_vm_config_privilege() {
+        let update = by_id("qemu.config.put").unwrap();
+        let Check::Perm(declared) = update.current.check else { panic!("{:?}", update.current.check) };
+        assert!(declared.any);
+        assert_eq!(declared.privs, super::VM_CONFIG_PRIVILEGES);
     }
 
     #[test]

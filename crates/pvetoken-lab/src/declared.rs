@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use pvetoken_acl::AclPath;
 use pvetoken_acl::endpoints::{self, Check, Method};
 
 use crate::http::{ApiError, Params};
@@ -90,7 +91,9 @@ fn run(
             if declared.require_param.is_some_and(|name| request.get(name).is_none()) {
                 return if noerr { Ok(false) } else { Err(ApiError::forbidden("")) };
             }
-            let path = normalize(&request.fill(declared.path));
+            // An unnormalizable path matches no ACL entry: the check fails, as PVE's on an undef path.
+            let filled = request.fill(declared.path);
+            let path = AclPath::normalize(&filled).map_or(filled, |p| p.as_str().to_owned());
             if noerr {
                 Ok(perm.has(&path, declared.privs, declared.any))
             } else {
@@ -127,19 +130,10 @@ fn run(
             if allowed || noerr { Ok(allowed) } else { Err(ApiError::forbidden("")) }
         }
         Check::PermModify(template) => {
-            let filled = request.fill(template);
-            if filled.is_empty() {
-                // `normalize_path` of nothing is undef, and the check returns 0 without raising: the handler's
-                // parameter check answers instead.
-                return Ok(!noerr);
-            }
-            access::perm_modify(perm, &normalize(&filled), noerr)
+            // `normalize_path` of nothing (or of a path it refuses) is undef, and the check returns 0 without raising:
+            // the handler's parameter check answers instead.
+            let Some(path) = AclPath::normalize(&request.fill(template)) else { return Ok(!noerr) };
+            access::perm_modify(perm, path.as_str(), noerr)
         }
     }
-}
-
-/// `PVE::AccessControl::normalize_path`: one leading `/`, no doubled or trailing `/`.
-fn normalize(path: &str) -> String {
-    let parts: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    format!("/{}", parts.join("/"))
 }

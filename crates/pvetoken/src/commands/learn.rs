@@ -294,23 +294,14 @@ fn config_key_needs(
     version: pvetoken_acl::PveVersion,
     out: &mut Vec<Need>,
 ) {
-    use pvetoken_acl::endpoints::{ConfigKey, NOT_CONFIG_KEYS, config_key};
+    use pvetoken_acl::endpoints::{ConfigKey, NOT_CONFIG_KEYS, VM_CONFIG_PRIVILEGES, config_key};
     let (vm, _) = fill("/vms/{vmid}", params);
     let mut on = |path: &str, privilege: &str, widened: bool| {
         out.push(Need { path: path.to_owned(), privilege: privilege.to_owned(), propagate: widened, widened });
     };
     for key in keys {
         if key == "delete" {
-            for privilege in [
-                "VM.Config.Disk",
-                "VM.Config.CDROM",
-                "VM.Config.CPU",
-                "VM.Config.Memory",
-                "VM.Config.Network",
-                "VM.Config.HWType",
-                "VM.Config.Options",
-                "VM.Config.Cloudinit",
-            ] {
+            for privilege in VM_CONFIG_PRIVILEGES {
                 on(&vm, privilege, false);
             }
             continue;
