@@ -132,6 +132,10 @@ pub struct SemaphoreSink {
     pub user: Option<String>,
     /// File holding a Semaphore API token, when that was used.
     pub api_token_file: Option<PathBuf>,
+    /// File holding the login's password, when `--password-file` was used (its path, never its content): an
+    /// unattended rotate reads it again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
     /// CA bundle used to verify Semaphore, if any.
     pub ca_file: Option<PathBuf>,
     /// Pinned certificate fingerprint, if any.
@@ -320,6 +324,7 @@ mod tests {
             layout: "seed".into(),
             user: Some("admin".into()),
             api_token_file: None,
+            password_file: None,
             ca_file: None,
             fingerprint: None,
             allow_http: false,

@@ -78,7 +78,8 @@ struct SemaphoreArgs {
     /// Semaphore API token file (first line), preferred over a password; SEMAPHORE_API_TOKEN also works.
     #[arg(long, value_name = "FILE")]
     api_token_file: Option<PathBuf>,
-    /// Read the Semaphore password from the first line of this file.
+    /// Read the Semaphore password from the first line of this file (its path is recorded for rotate, which reads
+    /// it again unattended; the password itself is never stored).
     #[arg(long, value_name = "FILE", conflicts_with = "api_token_file")]
     password_file: Option<PathBuf>,
     /// Trust the CA certificate(s) in this PEM file for Semaphore's HTTPS.
@@ -195,7 +196,7 @@ fn run_semaphore(args: &SemaphoreArgs, printer: &Printer, log: &Log) -> anyhow::
 /// request is made: a login is only tried when the sink is updated).
 pub fn semaphore_credentials_ready(sink: &crate::sinks::SemaphoreSink) -> anyhow::Result<()> {
     let user = sink.user.clone().unwrap_or_else(|| "admin".to_owned());
-    resolve_auth(sink.api_token_file.as_deref(), None, &user, std::io::stdin().is_terminal())?;
+    resolve_auth(sink.api_token_file.as_deref(), sink.password_file.as_deref(), &user, std::io::stdin().is_terminal())?;
     Ok(())
 }
 
@@ -227,7 +228,12 @@ pub async fn refresh_semaphore_sink(
     };
     crate::connection::check_plain_http(std::slice::from_ref(&settings.url), sink.allow_http, printer)?;
     let user = sink.user.clone().unwrap_or_else(|| "admin".to_owned());
-    let auth = resolve_auth(sink.api_token_file.as_deref(), None, &user, std::io::stdin().is_terminal())?;
+    let auth = resolve_auth(
+        sink.api_token_file.as_deref(),
+        sink.password_file.as_deref(),
+        &user,
+        std::io::stdin().is_terminal(),
+    )?;
     let report = register(&settings, auth).await?;
     printer.info(&report.sentence(&settings));
     Ok(())
@@ -290,6 +296,9 @@ impl Settings {
             layout: self.layout.name().to_owned(),
             user: (!uses_token).then(|| args.user.clone()),
             api_token_file: args.api_token_file.clone(),
+            password_file: (!uses_token)
+                .then(|| args.password_file.clone().and_then(|p| std::path::absolute(p).ok()))
+                .flatten(),
             ca_file: self.tls.ca_file.clone(),
             fingerprint: self.tls.fingerprint.map(|fingerprint| fingerprint.to_string()),
             allow_http: args.allow_http,

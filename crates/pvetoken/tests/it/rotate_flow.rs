@@ -567,3 +567,47 @@ fn semaphore_registered_through_the_guest_gets_the_rotated_secret() {
         assert_eq!(semaphore_secret(&lab).as_deref(), Some(latest.as_str()), "{version}: converged");
     }
 }
+
+/// Registered once with `--password-file`, then rotated by a timer with no terminal and no Semaphore variables: the
+/// recorded sink names the password file (its path, never its content), so the unattended rotate reaches Semaphore.
+#[test]
+fn a_semaphore_registered_with_a_password_file_is_updated_by_an_unattended_rotate() {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let lab = Lab::start("8.4");
+    assert_eq!(lab.create("privatebox", &[]).code, 0);
+    let ready = lab.lab().ready();
+    let password_file = lab.dir().join("semaphore.pass");
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&password_file).unwrap();
+    std::io::Write::write_all(&mut file, ready.semaphore_password.as_bytes()).unwrap();
+    let token_file = lab.token_file().display().to_string();
+    let pass = password_file.display().to_string();
+    let run = lab.pvetoken_env(
+        &[
+            "register",
+            "semaphore",
+            "--url",
+            &ready.semaphore_url,
+            "--project",
+            "1",
+            "--user",
+            &ready.semaphore_user,
+            "--password-file",
+            &pass,
+            "--fingerprint",
+            &ready.fingerprint_sha256,
+            "--token-file",
+            &token_file,
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 0, "register: {}", run.both());
+    let record = std::fs::read_to_string(format!("{token_file}.sinks.json")).unwrap();
+    assert!(record.contains(&pass) && !record.contains(&ready.semaphore_password), "{record}");
+
+    let run = lab
+        .pvetoken_env(&["rotate", "--token-file", &token_file], &[("PVETOKEN_PASSWORD", ready.root_password.as_str())]);
+    assert_eq!(run.code, 0, "{}", run.both());
+    let (new_id, new_secret) = lab.saved().unwrap();
+    assert_eq!(semaphore_secret(&lab).as_deref(), Some(new_secret.as_str()), "{}", run.both());
+    assert_eq!(semaphore_token_name(&lab).as_deref(), Some(new_id.as_str()));
+}
