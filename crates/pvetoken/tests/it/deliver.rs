@@ -386,6 +386,72 @@ fn forbidden_answer_during_the_write_is_explained_and_not_reported_as_success() 
     }
 }
 
+/// What the guest holds at the instant of the write: the file-write is failed by the lab, so the guest file is left
+/// as deliver prepared it. It is already 0600 root:root and empty, and every guest command ran before the write.
+#[test]
+fn the_file_is_already_0600_and_empty_when_the_secret_would_arrive() {
+    for version in versions() {
+        let lab = Lab::start(version, "VM.Audit");
+        lab.lab.inject_fault(FaultSpec {
+            method: Some("POST".to_owned()),
+            path: "/nodes/*/qemu/100/agent/file-write".to_owned(),
+            count: 1,
+            status: Some(500),
+            message: Some("Agent error: interrupted".to_owned()),
+            latency_ms: 0,
+            drop_connection: false,
+        });
+        let run = lab.deliver(RUNNING, &[]);
+        run.expect_code(3, &format!("{version}: the agent failed the write (a remote failure)"));
+        assert!(run.stderr.contains("Agent error: interrupted"), "{}", run.stderr);
+        let info = lab.lab.guest_file_info(RUNNING, GUEST_PATH).expect("deliver created the file before the write");
+        assert_eq!((info.mode, info.owner.as_str(), info.group.as_str()), (0o600, "root", "root"), "{version}");
+        assert!(info.content.is_empty(), "{version}: nothing but the failed write could have filled it");
+        let calls: Vec<String> = lab
+            .lab
+            .request_log()
+            .iter()
+            .filter(|record| record.path.contains("/agent/"))
+            .map(|record| record.path.rsplit('/').next().unwrap_or_default().to_owned())
+            .collect();
+        let write = calls.iter().position(|call| call == "file-write").expect("the write was attempted");
+        assert!(calls[..write].iter().filter(|call| *call == "exec").count() >= 4, "{version}: {calls:?}");
+        assert!(!calls[write..].iter().any(|call| call == "exec"), "{version}: no guest command after the write");
+    }
+}
+
+/// A guest command that fails (here `chown` to an owner the guest does not have) stops the delivery with the
+/// guest's own error before the secret is written.
+#[test]
+fn a_failing_guest_command_stops_the_delivery_with_its_error_before_the_write() {
+    for version in versions() {
+        let lab = Lab::start(version, "VM.Audit");
+        let run = lab.deliver(RUNNING, &["--owner", "app:app"]);
+        run.expect_code(1, &format!("{version}: chown to a missing user"));
+        assert!(run.stderr.contains("`chown -- app:app /root/.proxmox-api-token` failed"), "{}", run.stderr);
+        assert!(run.stderr.contains("invalid user: 'app:app'"), "the guest's stderr is relayed: {}", run.stderr);
+        assert!(run.stderr.contains("nothing was written"), "{}", run.stderr);
+        assert_eq!(lab.file_writes(), 0, "{version}: no file-write");
+        let info = lab.lab.guest_file_info(RUNNING, GUEST_PATH).expect("touch ran");
+        assert!(info.content.is_empty() && info.mode == 0o600, "{version}: chmod ran, the secret never arrived");
+    }
+}
+
+/// An agent that blocks guest-exec (`qemu-ga --block-rpcs guest-exec`) although the caller may use it: deliver
+/// falls back to file-write alone, which would create a new file 0666, and refuses.
+#[test]
+fn an_agent_blocking_exec_falls_back_and_refuses_a_new_world_readable_file() {
+    for version in versions() {
+        let lab = Lab::start(version, "VM.Audit");
+        lab.lab.set_agent_exec_disabled(RUNNING, true).expect("switch the agent");
+        let run = lab.deliver(RUNNING, &[]);
+        run.expect_code(1, &format!("{version}: exec blocked, new file"));
+        assert!(run.stderr.contains("0666") && run.stderr.contains("disabled"), "{}", run.stderr);
+        assert_eq!(lab.file_writes(), 0, "{version}: nothing written");
+        assert_eq!(lab.guest_file(RUNNING), None);
+    }
+}
+
 #[test]
 fn file_changed_between_write_and_read_back_is_a_mismatch_exit_3_without_printing_either_content() {
     for version in versions() {
