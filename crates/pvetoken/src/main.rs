@@ -10,6 +10,7 @@ mod commands;
 mod connection;
 mod deliver;
 mod doctor;
+mod evidence;
 mod exit;
 mod printer;
 mod sinks;

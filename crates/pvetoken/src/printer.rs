@@ -40,12 +40,6 @@ impl Printer {
         }
     }
 
-    /// A printer for unit tests: text output, no colour.
-    #[cfg(test)]
-    pub fn plain(output: OutputFormat, quiet: bool) -> Self {
-        Self { output, quiet, verbose: 0, color: false }
-    }
-
     /// The output format the user asked for.
     pub fn output(&self) -> OutputFormat {
         self.output

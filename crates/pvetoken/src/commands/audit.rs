@@ -113,7 +113,7 @@ pub fn run(args: AuditArgs, printer: &Printer) -> anyhow::Result<Exit> {
 /// `--access-log`: per token, the privileges it holds that no logged call needed, and the 403s it got.
 fn unused_privileges(report: &mut Report, logs: &[PathBuf], printer: &Printer) -> Result<(), CliError> {
     use crate::audit::model::{Finding, Fix};
-    let log = super::learn::read_logs(logs, printer)?;
+    let log = crate::evidence::read_logs(logs, printer)?;
     let files: Vec<String> = logs.iter().map(|p| p.display().to_string()).collect();
     let mut added = Vec::new();
     for token in &mut report.tokens {
@@ -122,7 +122,7 @@ fn unused_privileges(report: &mut Report, logs: &[PathBuf], printer: &Printer) -
         if held.is_empty() {
             continue;
         }
-        let (calls, _) = super::learn::map_calls(&log, &token.id);
+        let (calls, _) = crate::evidence::map_calls(&log, &token.id);
         let used: std::collections::BTreeSet<&str> =
             calls.iter().flat_map(|c| c.needs.iter().map(|n| n.1.as_str())).collect();
         let unused: Vec<&str> = held.iter().copied().filter(|p| !used.contains(p)).collect();
@@ -133,7 +133,7 @@ fn unused_privileges(report: &mut Report, logs: &[PathBuf], printer: &Printer) -
         let title = if calls.is_empty() {
             format!("no call in the logs: all {} privileges unused", held.len())
         } else {
-            let logged = super::learn::call_count(&calls);
+            let logged = crate::evidence::call_count(&calls);
             format!("{} of {} privileges never needed by its {logged} logged calls", unused.len(), held.len())
         };
         let profile = format!("{}.toml", token.id.replace(['@', '!'], "-"));

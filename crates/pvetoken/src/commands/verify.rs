@@ -148,8 +148,8 @@ pub fn run(args: VerifyArgs, printer: &Printer) -> anyhow::Result<Exit> {
 
 /// `verify --against-log`: the token's effective privileges on each path its logged calls needed.
 fn against_log(args: &VerifyArgs, saved: &pvetoken_render::TokenFile, printer: &Printer) -> anyhow::Result<Exit> {
-    let log = super::learn::read_logs(&args.against_log, printer)?;
-    let (calls, unknown) = super::learn::map_calls(&log, saved.token_id.as_str());
+    let log = crate::evidence::read_logs(&args.against_log, printer)?;
+    let (calls, unknown) = crate::evidence::map_calls(&log, saved.token_id.as_str());
     if calls.is_empty() {
         return Err(CliError::usage(format!("the logs hold no call of {}", saved.token_id.as_str()))
             .with_hint("pass the pveproxy access logs of the host the token was used on")
@@ -193,13 +193,13 @@ fn against_log(args: &VerifyArgs, saved: &pvetoken_render::TokenFile, printer: &
             })
             .collect();
         printer.json(&serde_json::json!({
-            "token_id": saved.token_id.as_str(), "calls": super::learn::call_count(&calls), "missing": items, "unknown": unknown,
+            "token_id": saved.token_id.as_str(), "calls": crate::evidence::call_count(&calls), "missing": items, "unknown": unknown,
         }))?;
     } else if missing.is_empty() {
         printer.success(&format!(
             "{} holds what every one of its {} logged calls needed",
             saved.token_id.as_str(),
-            super::learn::call_count(&calls)
+            crate::evidence::call_count(&calls)
         ));
     } else {
         for ((call, path, privilege), n) in &missing {
