@@ -319,6 +319,38 @@ pub async fn connect_admin(
     }
 }
 
+/// An administrator logged in to one target: the client, the target (for error messages) and the connection pool
+/// (reused to act as a token).
+pub struct AdminSession {
+    /// The logged-in client.
+    pub client: pvetoken_client::pve::PveClient,
+    /// Where its requests go.
+    pub target: Target,
+    /// The connection pool (none for `--local`).
+    pub http: Option<reqwest::Client>,
+    /// The request timeout.
+    pub timeout: std::time::Duration,
+}
+
+impl AdminSession {
+    /// [`remote_error`] for this session's target.
+    pub fn remote(&self, error: &pvetoken_client::ClientError) -> CliError {
+        remote_error(error, &self.target)
+    }
+}
+
+impl ConnectionArgs {
+    /// Logs in as the administrator at `target` (see [`ConnectionArgs::resolve_target`]): the credentials from
+    /// [`ConnectionArgs::resolve_admin`], one HTTP client, [`connect_admin`].
+    pub async fn admin_session(&self, target: Target) -> Result<AdminSession, CliError> {
+        let admin = self.resolve_admin()?;
+        let timeout = self.timeout();
+        let http = http_client(&target, timeout)?;
+        let client = connect_admin(&target, http.as_ref(), &admin, timeout).await?;
+        Ok(AdminSession { client, target, http, timeout })
+    }
+}
+
 /// [`pvetoken_lifecycle::target::remote_error`] as the CLI's error (its exit code: 2 for bad input, else 3).
 pub fn remote_error(error: &pvetoken_client::ClientError, target: &Target) -> CliError {
     pvetoken_lifecycle::target::remote_error(error, target).into()

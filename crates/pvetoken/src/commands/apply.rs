@@ -15,13 +15,13 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
 use clap::Args;
-use pvetoken_client::pve::{AclChange, PveClient};
+use pvetoken_client::pve::AclChange;
 use serde::{Deserialize, Serialize};
 
 use pvetoken_lifecycle::clock::now;
 use pvetoken_lifecycle::token::TokenRef;
 
-use crate::connection::{ConnectionArgs, Target};
+use crate::connection::ConnectionArgs;
 use crate::exit::{CliError, Exit};
 use crate::printer::Printer;
 use pvetoken_lifecycle::engine::{Known, Lifecycle, Settings};
@@ -290,20 +290,11 @@ fn connection(cluster: &Cluster) -> ConnectionArgs {
 async fn connect(cluster: &Cluster, printer: &Printer) -> anyhow::Result<Connected> {
     let args = connection(cluster);
     let target = args.resolve_target(&Default::default(), &printer.quiet_text())?;
-    let admin = args.resolve_admin()?;
-    let http = crate::connection::http_client(&target, args.timeout())?;
-    let client = crate::connection::connect_admin(&target, http.as_ref(), &admin, args.timeout()).await?;
-    Ok(Connected { client, target, http, timeout: args.timeout() })
+    Ok(args.admin_session(target).await?)
 }
 
 /// An administrator connection to one cluster.
-struct Connected {
-    client: PveClient,
-    target: Target,
-    /// The connection pool, reused to act as a token.
-    http: Option<reqwest::Client>,
-    timeout: std::time::Duration,
-}
+type Connected = crate::connection::AdminSession;
 
 /// Runs `work` with an administrator connection to `cluster` on a runtime of its own (apply's threads).
 fn with_cluster<T>(

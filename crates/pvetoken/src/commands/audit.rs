@@ -9,7 +9,7 @@ use pvetoken_acl::{Catalog, PveVersion};
 use crate::audit::model::{Report, Severity, SourceInfo};
 use crate::audit::{self, Options};
 use crate::cli::OutputFormat;
-use crate::connection::{ConnectionArgs, TargetFallback, remote_error};
+use crate::connection::{ConnectionArgs, TargetFallback};
 use crate::exit::{CliError, Exit};
 use crate::printer::Printer;
 
@@ -190,13 +190,11 @@ fn live(args: &AuditArgs, forced: Option<PveVersion>, options: &Options, printer
             error
         }
     })?;
-    let admin = args.connection.resolve_admin()?;
-    let timeout = args.connection.timeout();
     let runtime = tokio::runtime::Runtime::new()?;
-    let state = runtime.block_on(async {
-        let http = crate::connection::http_client(&target, timeout)?;
-        let client = crate::connection::connect_admin(&target, http.as_ref(), &admin, timeout).await?;
-        audit::live::fetch(&client).await.map_err(|error| anyhow::Error::from(remote_error(&error, &target)))
+    let (state, target) = runtime.block_on(async {
+        let session = args.connection.admin_session(target).await?;
+        let state = audit::live::fetch(&session.client).await.map_err(|error| session.remote(&error))?;
+        Ok::<_, CliError>((state, session.target))
     })?;
     for note in &state.notes {
         printer.warn(note);

@@ -374,13 +374,10 @@ async fn wait_forwarding(child: &mut tokio::process::Child) -> anyhow::Result<st
 /// gone) ended without deleting them.
 pub fn run_gc(args: GcArgs, printer: &Printer) -> anyhow::Result<Exit> {
     let target = args.connection.resolve_target(&TargetFallback::from_default_token_file(), printer)?;
-    let admin = args.connection.resolve_admin()?;
-    let timeout = args.connection.timeout();
     let runtime = tokio::runtime::Runtime::new()?;
     let deleted = runtime.block_on(async {
-        let http = crate::connection::http_client(&target, timeout)?;
-        let client = crate::connection::connect_admin(&target, http.as_ref(), &admin, timeout).await?;
-        let remote = |error: &pvetoken_client::ClientError| crate::connection::remote_error(error, &target);
+        let session = args.connection.admin_session(target).await?;
+        let (client, remote) = (&session.client, |error: &pvetoken_client::ClientError| session.remote(error));
         let mut deleted = Vec::new();
         for user in &args.user {
             for info in client.tokens(user).await.map_err(|e| remote(&e))? {

@@ -35,12 +35,9 @@ pub fn run(args: ListArgs, printer: &Printer) -> anyhow::Result<Exit> {
         pvetoken_lifecycle::token::validate_user(&args.user)?;
     }
     let target = args.connection.resolve_target(&TargetFallback::from_default_token_file(), printer)?;
-    let admin = args.connection.resolve_admin()?;
-    let timeout = args.connection.timeout();
     let runtime = tokio::runtime::Runtime::new()?;
     let rows = runtime.block_on(async {
-        let http = crate::connection::http_client(&target, timeout)?;
-        let client = crate::connection::connect_admin(&target, http.as_ref(), &admin, timeout).await?;
+        let crate::connection::AdminSession { client, target, .. } = args.connection.admin_session(target).await?;
         let now = pvetoken_lifecycle::clock::now();
         let mut rows = Vec::new();
         if args.all {

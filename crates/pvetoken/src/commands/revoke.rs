@@ -40,13 +40,10 @@ pub fn run(args: RevokeArgs, printer: &Printer) -> anyhow::Result<Exit> {
         None => token_store::default_token_path().ok(),
     };
     let target = args.connection.resolve_target(&TargetFallback::from_default_token_file(), printer)?;
-    let admin = args.connection.resolve_admin()?;
-    let timeout = args.connection.timeout();
     let runtime = tokio::runtime::Runtime::new()?;
     let removed_acls = runtime.block_on(async {
-        let http = crate::connection::http_client(&target, timeout)?;
-        let client = crate::connection::connect_admin(&target, http.as_ref(), &admin, timeout).await?;
-        Ok::<_, anyhow::Error>(pvetoken_lifecycle::revoke::revoke(&client, &target, &token).await?)
+        let session = args.connection.admin_session(target.clone()).await?;
+        Ok::<_, anyhow::Error>(pvetoken_lifecycle::revoke::revoke(&session.client, &target, &token).await?)
     })?;
     let local = match token_file.as_deref() {
         Some(path) if !args.keep_token_file => forget_local_copy(path, &token.full(), &target, printer)?,
