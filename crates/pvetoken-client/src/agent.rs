@@ -102,19 +102,7 @@ impl ExecStatus {
 }
 
 fn vm_path(node: &str, vmid: u64, tail: &str) -> String {
-    format!("/nodes/{}/qemu/{vmid}/{tail}", encode_segment(node))
-}
-
-fn encode_segment(segment: &str) -> String {
-    let mut out = String::with_capacity(segment.len());
-    for byte in segment.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
+    format!("/nodes/{}/qemu/{vmid}/{tail}", crate::pve::enc(node))
 }
 
 impl PveClient {

@@ -88,6 +88,35 @@ pub struct AclChange {
     pub delete: bool,
 }
 
+impl AclChange {
+    /// `role` on `path`, propagating or not, for no one yet: [`AclChange::user`] and [`AclChange::token`] add
+    /// subjects, [`AclChange::removing`] turns the grant into a removal.
+    pub fn role(path: impl Into<String>, role: impl Into<String>, propagate: bool) -> AclChange {
+        AclChange { path: path.into(), roles: vec![role.into()], propagate, ..AclChange::default() }
+    }
+
+    /// For the user `userid` too.
+    #[must_use]
+    pub fn user(mut self, userid: impl Into<String>) -> AclChange {
+        self.users.push(userid.into());
+        self
+    }
+
+    /// For the token `tokenid` (full id) too.
+    #[must_use]
+    pub fn token(mut self, tokenid: impl Into<String>) -> AclChange {
+        self.tokens.push(tokenid.into());
+        self
+    }
+
+    /// Removes the entries instead of adding them.
+    #[must_use]
+    pub fn removing(mut self) -> AclChange {
+        self.delete = true;
+        self
+    }
+}
+
 impl PveClient {
     /// Logs in with a password (`POST /access/ticket`) over `client` and keeps the ticket and CSRF token.
     pub async fn login(
@@ -523,17 +552,13 @@ fn params(pairs: &[(&str, &str)]) -> Params {
     pairs.iter().map(|(key, value)| ((*key).to_owned(), (*value).to_owned())).collect()
 }
 
+/// What a path segment keeps as it is: RFC 3986's unreserved characters, and `@` and `!` of user and token ids.
+const SEGMENT: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~').remove(b'@').remove(b'!');
+
 /// Percent-encodes one path segment (user ids contain `@`, which is fine, but may contain other characters).
-fn enc(segment: &str) -> String {
-    let mut out = String::with_capacity(segment.len());
-    for byte in segment.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~@!".contains(&byte) {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
+pub(crate) fn enc(segment: &str) -> String {
+    percent_encoding::utf8_percent_encode(segment, SEGMENT).to_string()
 }
 
 #[cfg(test)]

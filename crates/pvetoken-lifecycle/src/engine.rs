@@ -502,15 +502,10 @@ impl Lifecycle<'_> {
     /// One `PUT /access/acl` per path, naming the user and (privsep) the token: PVE intersects both sides.
     async fn grant(&mut self, resolved: &Resolved, token: &TokenRef, paths: Vec<&str>) -> Result<(), Error> {
         for path in resolved.paths.iter().filter(|path| paths.contains(&path.path.as_str())) {
-            let tokens = if !self.settings.privsep { Vec::new() } else { vec![token.full()] };
-            let change = AclChange {
-                path: path.path.clone(),
-                roles: vec![resolved.role.clone()],
-                users: vec![token.user.clone()],
-                tokens: tokens.clone(),
-                propagate: path.propagate,
-                delete: false,
-            };
+            let mut change = AclChange::role(&path.path, &resolved.role, path.propagate).user(&token.user);
+            if self.settings.privsep {
+                change = change.token(token.full());
+            }
             self.client.change_acl(&change).await.map_err(|error| {
                 let mut cli = self.remote(&error);
                 cli.hint = Some(format!(
@@ -519,7 +514,7 @@ impl Lifecycle<'_> {
                 ));
                 cli
             })?;
-            let subjects = [vec![token.user.clone()], tokens].concat().join(", ");
+            let subjects = change.users.iter().chain(&change.tokens).cloned().collect::<Vec<_>>().join(", ");
             self.changes.push(format!("granted {} on {} to {subjects}", resolved.role, path.path));
         }
         Ok(())

@@ -91,14 +91,7 @@ pub async fn grant_group(client: &PveClient, token: &TokenRef, target: &Target) 
         Some(_) => {}
     }
     let path = format!("/access/groups/{}", group_of(&token.user));
-    let change = AclChange {
-        path: path.clone(),
-        roles: vec![GROUP_ROLE.to_owned()],
-        users: vec![token.user.clone()],
-        tokens: vec![token.full()],
-        propagate: false,
-        delete: false,
-    };
+    let change = AclChange::role(&path, GROUP_ROLE, false).user(&token.user).token(token.full());
     client.change_acl(&change).await.map_err(|error| remote(&error))?;
     changes.push(format!("granted {GROUP_ROLE} on {path} to {}, {}", token.user, token.full()));
     Ok(changes)

@@ -18,14 +18,7 @@ pub async fn revoke(client: &PveClient, target: &Target, token: &TokenRef) -> Re
     let mut removed = Vec::new();
     for entry in acl.iter().filter(|entry| entry.kind == "token" && entry.ugid == token.full()) {
         client
-            .change_acl(&AclChange {
-                path: entry.path.clone(),
-                roles: vec![entry.roleid.clone()],
-                users: vec![],
-                tokens: vec![token.full()],
-                propagate: entry.propagate,
-                delete: true,
-            })
+            .change_acl(&AclChange::role(&entry.path, &entry.roleid, entry.propagate).token(token.full()).removing())
             .await
             .map_err(remote)?;
         removed.push(format!("{} {}", entry.path, entry.roleid));

@@ -239,14 +239,7 @@ impl Rotation<'_> {
         let mut copied = 0;
         for (path, roleid, propagate) in held(old.full()).filter(|entry| !have.contains(entry)) {
             self.client
-                .change_acl(&AclChange {
-                    path,
-                    roles: vec![roleid],
-                    users: vec![],
-                    tokens: vec![new.full()],
-                    propagate,
-                    delete: false,
-                })
+                .change_acl(&AclChange::role(path, roleid, propagate).token(new.full()))
                 .await
                 .map_err(|error| self.remote(&error))?;
             copied += 1;
@@ -393,14 +386,7 @@ impl Rotation<'_> {
         let acl = self.client.acl().await.map_err(|error| self.remote(&error))?;
         for entry in acl.iter().filter(|entry| entry.kind == "token" && entry.ugid == old.full()) {
             self.client
-                .change_acl(&AclChange {
-                    path: entry.path.clone(),
-                    roles: vec![entry.roleid.clone()],
-                    users: vec![],
-                    tokens: vec![new.full()],
-                    propagate: entry.propagate,
-                    delete: false,
-                })
+                .change_acl(&AclChange::role(&entry.path, &entry.roleid, entry.propagate).token(new.full()))
                 .await
                 .map_err(|error| self.remote(&error))?;
         }

@@ -651,14 +651,7 @@ async fn apply_token(
         }
     }
     for (path, role, propagate) in &token_plan.undeclared_acls() {
-        let change = AclChange {
-            path: path.clone(),
-            roles: vec![role.clone()],
-            users: Vec::new(),
-            tokens: vec![token.full()],
-            propagate: *propagate,
-            delete: true,
-        };
+        let change = AclChange::role(path, role, *propagate).token(token.full()).removing();
         client.change_acl(&change).await.map_err(|e| remote(&e))?;
     }
     let desired = desired(declared)?;

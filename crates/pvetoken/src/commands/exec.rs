@@ -260,14 +260,7 @@ async fn job(
     let remote = |error: &pvetoken_client::ClientError| crate::connection::remote_error(error, target);
     // A minter's token is not privilege-separated: it holds the minter's rights, and no ACL is written.
     for path in resolved.paths.iter().filter(|_| !args.minter) {
-        let change = AclChange {
-            path: path.path.clone(),
-            roles: vec![resolved.role.clone()],
-            users: vec![token.user.clone()],
-            tokens: vec![token.full()],
-            propagate: path.propagate,
-            delete: false,
-        };
+        let change = AclChange::role(&path.path, &resolved.role, path.propagate).user(&token.user).token(token.full());
         client.change_acl(&change).await.map_err(|e| remote(&e))?;
     }
     // A minter's job token is not privilege-separated: it holds the minter user's rights, checked before it was

@@ -87,15 +87,9 @@ fn record_in_lab(args: &LearnArgs, printer: &Printer) -> anyhow::Result<(CallLog
                 &pvetoken_client::pve::NewToken { privsep: true, expire: 0, comment: None },
             )
             .await?;
-        root.change_acl(&pvetoken_client::pve::AclChange {
-            path: "/".to_owned(),
-            roles: vec!["Administrator".to_owned()],
-            users: vec!["learner@pve".to_owned()],
-            tokens: vec![RECORDER.to_owned()],
-            propagate: true,
-            delete: false,
-        })
-        .await?;
+        let grant =
+            pvetoken_client::pve::AclChange::role("/", "Administrator", true).user("learner@pve").token(RECORDER);
+        root.change_acl(&grant).await?;
         Ok::<_, anyhow::Error>(created.value)
     })?;
     let id: pvetoken_acl::TokenId = RECORDER.parse().map_err(|_| CliError::usage("invalid recorder id"))?;
