@@ -7,8 +7,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+use tokio_rustls::server::TlsStream;
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -27,6 +29,49 @@ fn builder() -> hyper::server::conn::http1::Builder {
     b
 }
 
+/// Accepts connections until shutdown; each is served by `serve(connection, shutdown)` on a task of its own.
+async fn accept<F, Fut>(listener: TcpListener, rx: watch::Receiver<bool>, serve: F)
+where
+    F: Fn(TcpStream, watch::Receiver<bool>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            () = wait_shutdown(rx.clone()) => return,
+        };
+        let Ok((tcp, _peer)) = accepted else { continue };
+        let _ = tcp.set_nodelay(true);
+        tokio::spawn(serve(tcp, rx.clone()));
+    }
+}
+
+/// The TLS handshake, given [`HANDSHAKE_TIMEOUT`]; `None` when it failed or took too long.
+async fn handshake(acceptor: &tokio_rustls::TlsAcceptor, tcp: TcpStream) -> Option<TlsStream<TcpStream>> {
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await.ok()?.ok()
+}
+
+/// Serves one connection with `service` (HTTP/1.1, header timeout, keep-alive) until it ends or the lab shuts down
+/// (then gracefully, for two seconds at most).
+async fn serve<I, S, B>(io: I, service: S, rx: watch::Receiver<bool>)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let conn = builder().serve_connection(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        () = wait_shutdown(rx) => {
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(Duration::from_secs(2), conn).await;
+        }
+    }
+}
+
 /// Serves the PVE simulator.
 pub(crate) async fn accept_loop<F, Fut>(
     listener: TcpListener,
@@ -37,30 +82,15 @@ pub(crate) async fn accept_loop<F, Fut>(
     F: Fn(hyper::Request<hyper::body::Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Result<hyper::Response<Full<Bytes>>, std::io::Error>> + Send + 'static,
 {
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            () = wait_shutdown(rx.clone()) => return,
-        };
-        let Ok((tcp, _peer)) = accepted else { continue };
-        let _ = tcp.set_nodelay(true);
-        let acceptor = acceptor.clone();
-        let handler = handler.clone();
-        let rx = rx.clone();
-        tokio::spawn(async move {
-            let Ok(Ok(tls)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await else { return };
-            let service = hyper::service::service_fn(handler);
-            let conn = builder().serve_connection(TokioIo::new(tls), service);
-            tokio::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                () = wait_shutdown(rx) => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = tokio::time::timeout(Duration::from_secs(2), conn).await;
-                }
+    accept(listener, rx, move |tcp, rx| {
+        let (acceptor, handler) = (acceptor.clone(), handler.clone());
+        async move {
+            if let Some(tls) = handshake(&acceptor, tcp).await {
+                serve(tls, hyper::service::service_fn(handler), rx).await;
             }
-        });
-    }
+        }
+    })
+    .await;
 }
 
 /// Serves the Semaphore simulator's axum router.
@@ -71,42 +101,18 @@ pub(crate) async fn accept_loop_tower(
     rx: watch::Receiver<bool>,
     router: axum::Router,
 ) {
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            () = wait_shutdown(rx.clone()) => return,
-        };
-        let Ok((tcp, _peer)) = accepted else { continue };
-        let _ = tcp.set_nodelay(true);
-        let acceptor = acceptor.clone();
-        let router = router.clone();
-        let rx = rx.clone();
-        tokio::spawn(async move {
+    accept(listener, rx, move |tcp, rx| {
+        let (acceptor, service) = (acceptor.clone(), TowerToHyperService::new(router.clone()));
+        async move {
             match acceptor {
                 Some(acceptor) => {
-                    let Ok(Ok(tls)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await else {
-                        return;
-                    };
-                    serve_tower(tls, router, rx).await;
+                    if let Some(tls) = handshake(&acceptor, tcp).await {
+                        serve(tls, service, rx).await;
+                    }
                 }
-                None => serve_tower(tcp, router, rx).await,
+                None => serve(tcp, service, rx).await,
             }
-        });
-    }
-}
-
-async fn serve_tower<I>(io: I, router: axum::Router, rx: watch::Receiver<bool>)
-where
-    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let service = hyper_util::service::TowerToHyperService::new(router);
-    let conn = builder().serve_connection(TokioIo::new(io), service);
-    tokio::pin!(conn);
-    tokio::select! {
-        _ = conn.as_mut() => {}
-        () = wait_shutdown(rx) => {
-            conn.as_mut().graceful_shutdown();
-            let _ = tokio::time::timeout(Duration::from_secs(2), conn).await;
         }
-    }
+    })
+    .await;
 }

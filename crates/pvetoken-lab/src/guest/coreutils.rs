@@ -223,48 +223,63 @@ fn parse_octal_mode(text: &str) -> Option<u32> {
     (text.len() <= 4 && !text.is_empty()).then(|| u32::from_str_radix(text, 8).ok()).flatten()
 }
 
-fn chmod(files: &mut BTreeMap<String, GuestFile>, args: &[String]) -> ExecResult {
+/// The operands of `chmod MODE PATH...` and `chown SPEC PATH...`: the first and the paths, or coreutils' usage
+/// error (no option is known).
+fn setting_and_paths<'a>(command: &str, args: &'a [String]) -> Result<(&'a str, Vec<&'a str>), ExecResult> {
     let (options, operands) = split_options(args);
     if let Some(option) = options.first() {
-        return fail(format!("chmod: invalid option -- '{}'\n", option.trim_start_matches('-')));
+        return Err(fail(format!("{command}: invalid option -- '{}'\n", option.trim_start_matches('-'))));
     }
-    let Some((mode_text, paths)) = operands.split_first() else {
-        return fail("chmod: missing operand\nTry 'chmod --help' for more information.\n");
+    let try_help = format!("Try '{command} --help' for more information.\n");
+    let Some((setting, paths)) = operands.split_first() else {
+        return Err(fail(format!("{command}: missing operand\n{try_help}")));
     };
     if paths.is_empty() {
-        return fail(format!("chmod: missing operand after '{mode_text}'\nTry 'chmod --help' for more information.\n"));
+        return Err(fail(format!("{command}: missing operand after '{setting}'\n{try_help}")));
     }
-    let Some(mode) = parse_octal_mode(mode_text) else {
-        return fail(format!("chmod: invalid mode: '{mode_text}'\nTry 'chmod --help' for more information.\n"));
-    };
+    Ok((setting, paths.to_vec()))
+}
+
+/// Applies `change` to each path that resolves; the others fail with `command: cannot access` and exit 1.
+fn change_each(
+    files: &mut BTreeMap<String, GuestFile>,
+    command: &str,
+    paths: &[&str],
+    change: impl Fn(&mut GuestFile),
+) -> ExecResult {
     let mut result = ok("");
     for path in paths {
         match accessible(files, path) {
             Ok(key) => {
                 if let Some(entry) = entry_mut(files, &key) {
-                    entry.mode = mode;
+                    change(entry);
                 }
             }
-            Err(errno) => failed(&mut result, cannot_access("chmod", path, errno)),
+            Err(errno) => failed(&mut result, cannot_access(command, path, errno)),
         }
     }
     result
 }
 
-fn chown(files: &mut BTreeMap<String, GuestFile>, args: &[String]) -> ExecResult {
-    let (options, operands) = split_options(args);
-    if let Some(option) = options.first() {
-        return fail(format!("chown: invalid option -- '{}'\n", option.trim_start_matches('-')));
-    }
-    let Some((spec, paths)) = operands.split_first() else {
-        return fail("chown: missing operand\nTry 'chown --help' for more information.\n");
+fn chmod(files: &mut BTreeMap<String, GuestFile>, args: &[String]) -> ExecResult {
+    let (mode_text, paths) = match setting_and_paths("chmod", args) {
+        Ok(operands) => operands,
+        Err(usage) => return usage,
     };
-    if paths.is_empty() {
-        return fail(format!("chown: missing operand after '{spec}'\nTry 'chown --help' for more information.\n"));
-    }
+    let Some(mode) = parse_octal_mode(mode_text) else {
+        return fail(format!("chmod: invalid mode: '{mode_text}'\nTry 'chmod --help' for more information.\n"));
+    };
+    change_each(files, "chmod", &paths, |entry| entry.mode = mode)
+}
+
+fn chown(files: &mut BTreeMap<String, GuestFile>, args: &[String]) -> ExecResult {
+    let (spec, paths) = match setting_and_paths("chown", args) {
+        Ok(operands) => operands,
+        Err(usage) => return usage,
+    };
     let (user, group) = match spec.split_once(':') {
         Some((user, group)) => (user, Some(group)),
-        None => (*spec, None),
+        None => (spec, None),
     };
     let owner = if user.is_empty() {
         None
@@ -283,23 +298,14 @@ fn chown(files: &mut BTreeMap<String, GuestFile>, args: &[String]) -> ExecResult
             None => return fail(format!("chown: invalid group: '{spec}'\n")),
         },
     };
-    let mut result = ok("");
-    for path in paths {
-        match accessible(files, path) {
-            Ok(key) => {
-                if let Some(entry) = entry_mut(files, &key) {
-                    if let Some((name, _)) = owner {
-                        name.clone_into(&mut entry.owner);
-                    }
-                    if let Some(group) = group {
-                        group.clone_into(&mut entry.group);
-                    }
-                }
-            }
-            Err(errno) => failed(&mut result, cannot_access("chown", path, errno)),
+    change_each(files, "chown", &paths, |entry| {
+        if let Some((name, _)) = owner {
+            name.clone_into(&mut entry.owner);
         }
-    }
-    result
+        if let Some(group) = group {
+            group.clone_into(&mut entry.group);
+        }
+    })
 }
 
 fn symbolic_mode(file: &GuestFile) -> String {

@@ -1,6 +1,6 @@
 //! `/cluster`: resources, the next free VM id, status, tasks, HA resources (pve-manager `PVE/API2/Cluster.pm`).
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::http::{ApiError, Params};
 use crate::pve::nodes::qemu::parse_vmid;
@@ -27,22 +27,7 @@ pub(crate) fn resources(lab: &Lab, caller: &Caller, p: &Params) -> Result<Value,
     let node = &state.guests.node;
     let mut out = Vec::new();
     if want("node") {
-        let mut n = Map::new();
-        n.insert("id".into(), json!(format!("node/{node}")));
-        n.insert("type".into(), json!("node"));
-        n.insert("node".into(), json!(node));
-        n.insert("status".into(), json!("online"));
-        n.insert("level".into(), json!(""));
-        if perm.has(&format!("/nodes/{node}"), &["Sys.Audit"], false) {
-            n.insert("maxcpu".into(), json!(8));
-            n.insert("maxmem".into(), json!(32u64 << 30));
-            n.insert("mem".into(), json!(4u64 << 30));
-            n.insert("cpu".into(), json!(0.02));
-            n.insert("uptime".into(), json!(86_400));
-            n.insert("maxdisk".into(), json!(100u64 << 30));
-            n.insert("disk".into(), json!(10u64 << 30));
-        }
-        out.push(Value::Object(n));
+        out.push(crate::pve::nodes::node_item(node, &perm));
     }
     if want("vm") {
         for vm in state.guests.vms.values() {

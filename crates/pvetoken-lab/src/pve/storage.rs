@@ -59,16 +59,13 @@ pub(crate) fn storage_index(lab: &Lab, caller: &Caller, p: &Params) -> Result<Va
     let state = lab.read();
     let perm = Perm::new(lab, &state, caller);
     let kind = p.get("type");
-    Ok(Value::Array(
-        state
-            .guests
-            .storage
-            .iter()
-            .filter(|s| storage_visible(&perm, s))
-            .filter(|s| kind.is_none_or(|k| k == s.kind))
-            .map(storage_config_json)
-            .collect(),
-    ))
+    let listed = visible_storages(&state, &perm).filter(|s| kind.is_none_or(|k| k == s.kind));
+    Ok(Value::Array(listed.map(storage_config_json).collect()))
+}
+
+/// The storages the caller sees in a listing (Datastore.Audit or Datastore.AllocateSpace on `/storage/<id>`).
+fn visible_storages<'s>(state: &'s State, perm: &Perm<'_>) -> impl Iterator<Item = &'s crate::state::Storage> {
+    state.guests.storage.iter().filter(|s| storage_visible(perm, s))
 }
 
 /// `GET /storage/{storage}` (`read`): Datastore.Allocate on `/storage/{storage}`.
@@ -81,17 +78,10 @@ pub(crate) fn storage_list(lab: &Lab, caller: &Caller, p: &Params) -> Result<Val
     let state = lab.read();
     let perm = Perm::new(lab, &state, caller);
     let content = p.get("content");
-    Ok(Value::Array(
-        state
-            .guests
-            .storage
-            .iter()
-            .filter(|s| storage_visible(&perm, s))
-            .filter(|s| content.is_none_or(|c| s.content.iter().any(|x| x == c)))
-            .filter(|s| p.get("storage").is_none_or(|want| want == s.id))
-            .map(|s| Value::Object(storage_json(&state, s)))
-            .collect(),
-    ))
+    let listed = visible_storages(&state, &perm)
+        .filter(|s| content.is_none_or(|c| s.content.iter().any(|x| x == c)))
+        .filter(|s| p.get("storage").is_none_or(|want| want == s.id));
+    Ok(Value::Array(listed.map(|s| Value::Object(storage_json(&state, s))).collect()))
 }
 
 pub(crate) fn find_storage<'s>(state: &'s State, sid: &str) -> Result<&'s crate::state::Storage, ApiError> {

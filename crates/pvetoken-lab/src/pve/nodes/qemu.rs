@@ -337,12 +337,23 @@ pub(crate) fn qemu_create(lab: &Lab, caller: &Caller, p: &Params) -> Result<Valu
             ..Vm::default()
         },
     );
+    join_pool(lab, &mut state, pool.as_deref(), vmid)?;
+    finish_task(lab, &mut state, "qmcreate", vmid, caller)
+}
+
+/// A new VM joins the pool its creator named (`pool=`), when that pool exists.
+fn join_pool(lab: &Lab, state: &mut State, pool: Option<&str>, vmid: u64) -> Result<(), ApiError> {
     if let Some(pool) = pool.and_then(|p| p.parse::<PoolId>().ok()) {
         let _ = state.cfg.add_pool_members(&pool, &[vmid], &[]);
-        lab.save_access(&state)?;
+        lab.save_access(state)?;
     }
-    let upid = task(&mut state, "qmcreate", &vmid.to_string(), &caller.authid, "OK");
-    lab.save_guests(&state)?;
+    Ok(())
+}
+
+/// The finished task of a guest change (its UPID answers the call), saved with the guests.
+fn finish_task(lab: &Lab, state: &mut State, kind: &str, vmid: u64, caller: &Caller) -> Result<Value, ApiError> {
+    let upid = task(state, kind, &vmid.to_string(), &caller.authid, "OK");
+    lab.save_guests(state)?;
     Ok(json!(upid))
 }
 
@@ -358,9 +369,7 @@ pub(crate) fn vm_delete(lab: &Lab, caller: &Caller, vmid: u64) -> Result<Value, 
         let _ = state.cfg.remove_pool_members(&pool, &[vmid], &[]);
         lab.save_access(&state)?;
     }
-    let upid = task(&mut state, "qmdestroy", &vmid.to_string(), &caller.authid, "OK");
-    lab.save_guests(&state)?;
-    Ok(json!(upid))
+    finish_task(lab, &mut state, "qmdestroy", vmid, caller)
 }
 
 pub(crate) fn config_get(lab: &Lab, vmid: u64) -> Result<Value, ApiError> {
@@ -556,13 +565,8 @@ pub(crate) fn clone(lab: &Lab, caller: &Caller, p: &Params, vmid: u64) -> Result
         .guests
         .vms
         .insert(newid, Vm { vmid: newid, node, status: "stopped".into(), config, started_at: 0, ..Vm::default() });
-    if let Some(pool) = pool.and_then(|p| p.parse::<PoolId>().ok()) {
-        let _ = state.cfg.add_pool_members(&pool, &[newid], &[]);
-        lab.save_access(&state)?;
-    }
-    let upid = task(&mut state, "qmclone", &vmid.to_string(), &caller.authid, "OK");
-    lab.save_guests(&state)?;
-    Ok(json!(upid))
+    join_pool(lab, &mut state, pool.as_deref(), newid)?;
+    finish_task(lab, &mut state, "qmclone", vmid, caller)
 }
 
 pub(crate) fn template(lab: &Lab, caller: &Caller, vmid: u64) -> Result<Value, ApiError> {
@@ -767,9 +771,7 @@ pub(crate) fn move_disk(lab: &Lab, caller: &Caller, p: &Params, vmid: u64) -> Re
     if !keep_old {
         state.guests.volumes.retain(|volume| volume.volid != volid);
     }
-    let upid = task(&mut state, "qmmove", &vmid.to_string(), &caller.authid, "OK");
-    lab.save_guests(&state)?;
-    Ok(json!(upid))
+    finish_task(lab, &mut state, "qmmove", vmid, caller)
 }
 
 pub(crate) fn snapshots(lab: &Lab, vmid: u64) -> Result<Value, ApiError> {
