@@ -622,17 +622,7 @@ impl Lifecycle<'_> {
             let regenerated =
                 self.client.regenerate_token(&token.user, &token.name).await.map_err(|error| self.remote(&error))?;
             let file = self.token_file_for(&token.full(), regenerated.value.clone())?;
-            prepared.commit_or_keep(&file).map_err(|error| {
-                let hint = error.hint.clone().unwrap_or_else(|| {
-                    "fix the directory and rerun with --rotate-if-exists (the new secret is lost)".to_owned()
-                });
-                Error::usage(format!(
-                    "the secret of {} was regenerated but cannot be saved: {}",
-                    token.full(),
-                    error.message
-                ))
-                .with_hint(hint)
-            })?;
+            prepared.commit_regenerated(&file, "rerun with --rotate-if-exists (the new secret is lost)")?;
             self.changes.push(format!("regenerated the secret of {}", token.full()));
             return Ok(regenerated.value);
         }

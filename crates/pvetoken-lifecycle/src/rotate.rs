@@ -156,7 +156,7 @@ impl<'a> Rotation<'a> {
             ))
         })?;
         let new_token = match detection.method {
-            RotationMethod::Regenerate => self.regenerate(&token, saved, prepared, token_file).await?,
+            RotationMethod::Regenerate => self.regenerate(&token, saved, prepared).await?,
             RotationMethod::NewToken => self.replace(&token, saved, prepared, token_file).await?,
         };
         if let Err(failed) = sinks.update(self.client).await {
@@ -273,7 +273,6 @@ impl Rotation<'_> {
         token: &TokenRef,
         saved: &TokenFile,
         prepared: PreparedTokenFile,
-        token_file: &std::path::Path,
     ) -> Result<TokenRef, Error> {
         let regenerated = self.client.regenerate_token(&token.user, &token.name).await.map_err(|error| {
             let mut cli = self.remote(&error);
@@ -288,18 +287,7 @@ impl Rotation<'_> {
         })?;
         let mut file = saved.clone();
         file.secret = regenerated.value.clone();
-        prepared.commit_or_keep(&file).map_err(|error| {
-            let hint = error.hint.clone().unwrap_or_else(|| {
-                "fix the directory and rerun pvetoken rotate (the old secret no longer works)".to_owned()
-            });
-            Error::usage(format!(
-                "the secret of {} was regenerated but cannot be saved to {}: {}",
-                token.full(),
-                token_file.display(),
-                error.message
-            ))
-            .with_hint(hint)
-        })?;
+        prepared.commit_regenerated(&file, "rerun pvetoken rotate (the old secret no longer works)")?;
         self.permissions(&token.full(), &regenerated.value)
             .await
             .map_err(|error| token_refused(&error, self.target))?;

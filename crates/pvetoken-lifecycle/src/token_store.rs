@@ -153,23 +153,31 @@ impl PreparedTokenFile {
         result
     }
 
-    /// Like [`Self::commit`], but when the file cannot be put in place the complete token file stays at a 0600
-    /// path beside it, named in the error: for a secret that already replaced the old one on the server
-    /// (regenerate), this is the only copy.
-    pub fn commit_or_keep(mut self, token: &TokenFile) -> Result<(), Error> {
+    /// [`Self::commit`] for a secret that already replaced the old one on the server (regenerate): when the file
+    /// cannot be put in place, the complete token file stays at a 0600 path beside it, named in the error (the only
+    /// copy of the secret); otherwise the hint is to fix the directory and `rerun`.
+    pub fn commit_regenerated(mut self, token: &TokenFile, rerun: &str) -> Result<(), Error> {
         let file = self.file.take().ok_or_else(|| Error::usage("token file already committed"))?;
         let written = finish_atomic(file, &self.temp_path, &self.destination, token.render().as_bytes());
-        written.map_err(|mut error| {
-            if self.temp_path.exists() {
-                error.message = format!(
-                    "{}; the new token file (with the only copy of the new secret) is at {}",
-                    error.message,
-                    self.temp_path.display()
-                );
-                error.hint =
-                    Some(format!("move it into place: mv {} {}", self.temp_path.display(), self.destination.display()));
-            }
-            error
+        written.map_err(|error| {
+            let (cause, hint) = if self.temp_path.exists() {
+                (
+                    format!(
+                        "{}; the new token file (with the only copy of the new secret) is at {}",
+                        error.message,
+                        self.temp_path.display()
+                    ),
+                    format!("move it into place: mv {} {}", self.temp_path.display(), self.destination.display()),
+                )
+            } else {
+                (error.message, error.hint.unwrap_or_else(|| format!("fix the directory and {rerun}")))
+            };
+            Error::usage(format!(
+                "the secret of {} was regenerated but cannot be saved to {}: {cause}",
+                token.token_id,
+                self.destination.display()
+            ))
+            .with_hint(hint)
         })
     }
 }
@@ -440,13 +448,14 @@ mod tests {
         let prepared = PreparedTokenFile::prepare(&path).expect("prepare");
         std::fs::create_dir(&path).expect("mkdir");
         std::fs::write(path.join("x"), "x").expect("fill");
-        let error = prepared.commit_or_keep(&token()).expect_err("rename fails");
+        let error = prepared.commit_regenerated(&token(), "rerun").expect_err("rename fails");
         let kept = std::fs::read_dir(dir.path())
             .expect("list")
             .map(|e| e.expect("entry").path())
             .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(".token.env.tmp-")))
             .expect("kept");
         assert!(error.message.contains(&kept.display().to_string()), "{}", error.message);
+        assert!(error.message.starts_with("the secret of automation@pve!"), "{}", error.message);
         assert!(error.hint.unwrap_or_default().starts_with("move it into place: mv "));
         assert_eq!(std::fs::metadata(&kept).expect("kept").permissions().mode() & 0o777, 0o600);
     }

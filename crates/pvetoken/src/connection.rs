@@ -351,6 +351,23 @@ impl ConnectionArgs {
     }
 }
 
+/// The TLS settings of a service other than PVE (Semaphore, OpenBao): its CA file, its pinned certificate
+/// fingerprint as given by `what` (a flag, or a sink record), or neither.
+pub fn service_tls(
+    what: &str,
+    ca_file: Option<&std::path::Path>,
+    fingerprint: Option<&str>,
+    insecure: bool,
+) -> Result<TlsSettings, CliError> {
+    let fingerprint = fingerprint.map(str::parse::<Fingerprint>).transpose().map_err(|error| {
+        CliError::usage(format!("{what}: {error}")).with_hint(
+            "the SHA-256 fingerprint of the service's certificate: openssl s_client -connect HOST:PORT \
+                 </dev/null | openssl x509 -noout -fingerprint -sha256",
+        )
+    })?;
+    Ok(TlsSettings { ca_file: ca_file.map(std::path::Path::to_path_buf), fingerprint, insecure })
+}
+
 /// [`pvetoken_lifecycle::target::remote_error`] as the CLI's error (its exit code: 2 for bad input, else 3).
 pub fn remote_error(error: &pvetoken_client::ClientError, target: &Target) -> CliError {
     pvetoken_lifecycle::target::remote_error(error, target).into()

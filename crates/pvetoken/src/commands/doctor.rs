@@ -8,7 +8,6 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use clap::Args;
-use pvetoken_client::TlsSettings;
 use pvetoken_client::pve::PveClient;
 use pvetoken_client::semaphore::SemaphoreAuth;
 use pvetoken_render::TokenFile;
@@ -251,13 +250,12 @@ async fn connect_admin(
 }
 
 async fn check_semaphore(args: &DoctorArgs, url: &str) -> anyhow::Result<(Vec<Finding>, String)> {
-    let fingerprint = match &args.semaphore_fingerprint {
-        Some(text) => Some(text.parse().map_err(|error: pvetoken_client::tls::FingerprintError| {
-            CliError::usage(format!("--semaphore-fingerprint: {error}"))
-        })?),
-        None => None,
-    };
-    let tls = TlsSettings { ca_file: args.semaphore_ca_file.clone(), fingerprint, insecure: args.semaphore_insecure };
+    let tls = crate::connection::service_tls(
+        "--semaphore-fingerprint",
+        args.semaphore_ca_file.as_deref(),
+        args.semaphore_fingerprint.as_deref(),
+        args.semaphore_insecure,
+    )?;
     let secret_env = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
     let auth = if let Some(token) = secret_env(env_vars::SEMAPHORE_API_TOKEN) {
         SemaphoreAuth::ApiToken(token.into())

@@ -23,7 +23,7 @@ use pvetoken_api::semaphore::{
 };
 use pvetoken_api::{ExposeSecret, Secret};
 use pvetoken_client::semaphore::{Created, ProjectRef, SemaphoreAuth, SemaphoreClient, SemaphoreError};
-use pvetoken_client::{ClientError, Fingerprint, TlsSettings};
+use pvetoken_client::{ClientError, TlsSettings};
 use pvetoken_render::TokenFile;
 use pvetoken_render::consumers::SemaphoreLayout;
 use sha2::{Digest, Sha256};
@@ -212,19 +212,19 @@ pub async fn refresh_semaphore_sink(
 ) -> anyhow::Result<()> {
     let layout = SemaphoreLayout::parse(&sink.layout)
         .ok_or_else(|| CliError::usage(format!("remembered Semaphore sink has an unknown layout `{}`", sink.layout)))?;
-    let fingerprint = sink
-        .fingerprint
-        .as_deref()
-        .map(str::parse::<Fingerprint>)
-        .transpose()
-        .map_err(|error| CliError::usage(error.to_string()))?;
+    let tls = crate::connection::service_tls(
+        "the recorded Semaphore fingerprint",
+        sink.ca_file.as_deref(),
+        sink.fingerprint.as_deref(),
+        false,
+    )?;
     let settings = Settings {
         url: sink.url.clone(),
         project: sink.project.parse().unwrap_or(ProjectRef::Name(sink.project.clone())),
         environment: sink.environment.clone(),
         layout,
         token_file: token_file.to_path_buf(),
-        tls: TlsSettings { ca_file: sink.ca_file.clone(), fingerprint, insecure: false },
+        tls,
     };
     crate::connection::check_plain_http(std::slice::from_ref(&settings.url), sink.allow_http, printer)?;
     let user = sink.user.clone().unwrap_or_else(|| "admin".to_owned());
@@ -256,12 +256,12 @@ struct Settings {
 
 impl Settings {
     fn from_args(args: &SemaphoreArgs, token_file: PathBuf) -> Result<Self, CliError> {
-        let fingerprint = args
-            .fingerprint
-            .as_deref()
-            .map(str::parse::<Fingerprint>)
-            .transpose()
-            .map_err(|error| CliError::usage(error.to_string()))?;
+        let tls = crate::connection::service_tls(
+            "--fingerprint",
+            args.ca_file.as_deref(),
+            args.fingerprint.as_deref(),
+            args.insecure,
+        )?;
         if args.environment.trim().is_empty() {
             return Err(CliError::usage("--environment must not be empty"));
         }
@@ -283,7 +283,7 @@ impl Settings {
             environment: args.environment.clone(),
             layout: args.layout,
             token_file,
-            tls: TlsSettings { ca_file: args.ca_file.clone(), fingerprint, insecure: args.insecure },
+            tls,
         })
     }
 

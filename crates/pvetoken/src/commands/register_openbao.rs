@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use pvetoken_api::{ExposeSecret, Secret};
 use pvetoken_client::openbao::{BaoAuth, BaoClient, BaoError};
-use pvetoken_client::{Fingerprint, TlsSettings};
 use pvetoken_render::TokenFile;
 use serde_json::{Map, Value};
 
@@ -124,9 +123,7 @@ fn sink_from_args(args: &OpenbaoArgs) -> Result<OpenbaoSink, CliError> {
                 .with_hint("use letters, digits and - _ . / @ +, e.g. proxmox/packer"));
         }
     }
-    if let Some(fingerprint) = &args.fingerprint {
-        fingerprint.parse::<Fingerprint>().map_err(|error| CliError::usage(error.to_string()))?;
-    }
+    crate::connection::service_tls("--fingerprint", None, args.fingerprint.as_deref(), false)?;
     let auth = match (&args.bao_token_file, &args.role_id_file, &args.secret_id_file) {
         (Some(file), _, _) => OpenbaoAuthRecord::TokenFile { file: absolute(file) },
         (None, Some(role), Some(secret)) => OpenbaoAuthRecord::AppRole {
@@ -282,13 +279,12 @@ async fn read_settled(
 }
 
 async fn connect(sink: &OpenbaoSink) -> Result<BaoClient, CliError> {
-    let fingerprint = sink
-        .fingerprint
-        .as_deref()
-        .map(str::parse::<Fingerprint>)
-        .transpose()
-        .map_err(|error| CliError::usage(error.to_string()))?;
-    let tls = TlsSettings { ca_file: sink.ca_file.clone(), fingerprint, insecure: false };
+    let tls = crate::connection::service_tls(
+        "the recorded OpenBao fingerprint",
+        sink.ca_file.as_deref(),
+        sink.fingerprint.as_deref(),
+        false,
+    )?;
     let http = pvetoken_client::http_client(&tls).map_err(|error| CliError::usage(error.to_string()))?;
     let auth = resolve_auth(&sink.auth)?;
     BaoClient::connect(http, sink.addresses.clone(), auth).await.map_err(|error| bao_error(&error, sink))
