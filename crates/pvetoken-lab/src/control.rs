@@ -58,6 +58,51 @@ fn one() -> u32 {
     1
 }
 
+impl FaultSpec {
+    /// The next request of `method` to `path` (a pattern as in [`FaultSpec::path`]), handled as usual: the
+    /// methods below say how it fails.
+    pub fn on(method: &str, path: &str) -> FaultSpec {
+        FaultSpec {
+            method: Some(method.to_owned()),
+            path: path.to_owned(),
+            count: 1,
+            status: None,
+            message: None,
+            latency_ms: 0,
+            drop_connection: false,
+        }
+    }
+
+    /// The next `count` matching requests instead of one.
+    #[must_use]
+    pub fn times(mut self, count: u32) -> FaultSpec {
+        self.count = count;
+        self
+    }
+
+    /// Answered with `status` and `message` instead of being handled.
+    #[must_use]
+    pub fn answer(mut self, status: u16, message: &str) -> FaultSpec {
+        self.status = Some(status);
+        self.message = Some(message.to_owned());
+        self
+    }
+
+    /// Delayed by `ms` milliseconds.
+    #[must_use]
+    pub fn delay_ms(mut self, ms: u64) -> FaultSpec {
+        self.latency_ms = ms;
+        self
+    }
+
+    /// The connection is closed without an answer.
+    #[must_use]
+    pub fn dropping(mut self) -> FaultSpec {
+        self.drop_connection = true;
+        self
+    }
+}
+
 /// What to do with a request a fault matched.
 #[derive(Debug, Clone)]
 pub(crate) struct FaultAction {

@@ -31,15 +31,9 @@ async fn the_request_log_names_callers_but_never_holds_secrets() {
 async fn faults_fail_the_next_matching_requests_then_stop() {
     let lab = start(LabConfig::default()).await;
     let root = Api::root(&lab).await;
-    lab.inject_fault(FaultSpec {
-        method: Some("POST".into()),
-        path: "/nodes/*/qemu/*/clone".into(),
-        count: 2,
-        status: Some(500),
-        message: Some("clone failed: storage is gone".into()),
-        latency_ms: 0,
-        drop_connection: false,
-    });
+    lab.inject_fault(
+        FaultSpec::on("POST", "/nodes/*/qemu/*/clone").times(2).answer(500, "clone failed: storage is gone"),
+    );
     for _ in 0..2 {
         let a = root.api("POST", "/nodes/pve/qemu/9000/clone", &[("newid", "500")]).await;
         assert_eq!((a.status, a.body["message"].as_str()), (500, Some("clone failed: storage is gone\n")));

@@ -270,15 +270,7 @@ fn apply_killed_at_each_step_leaves_no_token_without_its_secret_and_the_rerun_co
         let decl_arg = decl.display().to_string();
         let point = format!("{method} {path}");
 
-        lab.fault(pvetoken_lab::FaultSpec {
-            method: Some(method.to_owned()),
-            path: path.to_owned(),
-            count: 1,
-            status: None,
-            message: None,
-            latency_ms: 30_000,
-            drop_connection: false,
-        });
+        lab.fault(pvetoken_lab::FaultSpec::on(method, path).delay_ms(30_000));
         let mut child = Command::new(env!("CARGO_BIN_EXE_pvetoken"))
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())

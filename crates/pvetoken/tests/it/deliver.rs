@@ -322,15 +322,9 @@ fn stopped_vm_and_vm_without_agent_are_explained_and_nothing_is_written() {
 fn agent_that_does_not_answer_is_explained_with_the_guest_side_fix() {
     for version in versions() {
         let lab = Lab::start(version, "VM.Audit");
-        lab.lab.inject_fault(FaultSpec {
-            method: Some("POST".to_owned()),
-            path: "/nodes/*/qemu/100/agent/ping".to_owned(),
-            count: 1,
-            status: Some(500),
-            message: Some("QEMU guest agent is not running".to_owned()),
-            latency_ms: 0,
-            drop_connection: false,
-        });
+        lab.lab.inject_fault(
+            FaultSpec::on("POST", "/nodes/*/qemu/100/agent/ping").answer(500, "QEMU guest agent is not running"),
+        );
         let run = lab.deliver(RUNNING, &["--allow-agent-mode"]);
         run.expect_code(1, &format!("{version}: agent not answering"));
         assert!(run.stderr.contains("does not answer") && run.stderr.contains("qemu-guest-agent"), "{}", run.stderr);
@@ -368,15 +362,10 @@ fn deliverer_with_exactly_the_documented_privileges_succeeds() {
 fn forbidden_answer_during_the_write_is_explained_and_not_reported_as_success() {
     for version in versions() {
         let lab = Lab::start(version, "VM.Audit");
-        lab.lab.inject_fault(FaultSpec {
-            method: Some("POST".to_owned()),
-            path: "/nodes/*/qemu/100/agent/file-write".to_owned(),
-            count: 1,
-            status: Some(403),
-            message: Some("Permission check failed (/vms/100, VM.GuestAgent.FileWrite)".to_owned()),
-            latency_ms: 0,
-            drop_connection: false,
-        });
+        lab.lab.inject_fault(
+            FaultSpec::on("POST", "/nodes/*/qemu/100/agent/file-write")
+                .answer(403, "Permission check failed (/vms/100, VM.GuestAgent.FileWrite)"),
+        );
         let run = lab.deliver(RUNNING, &["--allow-agent-mode"]);
         run.expect_code(1, &format!("{version}: 403 on file-write"));
         assert!(run.stderr.contains("Permission check failed") && run.stderr.contains("privileges"), "{}", run.stderr);
@@ -392,15 +381,9 @@ fn forbidden_answer_during_the_write_is_explained_and_not_reported_as_success() 
 fn the_file_is_already_0600_and_empty_when_the_secret_would_arrive() {
     for version in versions() {
         let lab = Lab::start(version, "VM.Audit");
-        lab.lab.inject_fault(FaultSpec {
-            method: Some("POST".to_owned()),
-            path: "/nodes/*/qemu/100/agent/file-write".to_owned(),
-            count: 1,
-            status: Some(500),
-            message: Some("Agent error: interrupted".to_owned()),
-            latency_ms: 0,
-            drop_connection: false,
-        });
+        lab.lab.inject_fault(
+            FaultSpec::on("POST", "/nodes/*/qemu/100/agent/file-write").answer(500, "Agent error: interrupted"),
+        );
         let run = lab.deliver(RUNNING, &[]);
         run.expect_code(3, &format!("{version}: the agent failed the write (a remote failure)"));
         assert!(run.stderr.contains("Agent error: interrupted"), "{}", run.stderr);

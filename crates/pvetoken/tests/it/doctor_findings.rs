@@ -69,15 +69,7 @@ fn what(finding: &Value) -> &str {
 
 /// The next `count` `GET path` requests answered with `status` and `message` (`None`: handled normally, uses one).
 fn get_fault(path: &str, count: u32, status: Option<u16>, message: &str) -> FaultSpec {
-    FaultSpec {
-        method: Some("GET".to_owned()),
-        path: path.to_owned(),
-        count,
-        status,
-        message: Some(message.to_owned()),
-        latency_ms: 0,
-        drop_connection: false,
-    }
+    FaultSpec { status, message: Some(message.to_owned()), ..FaultSpec::on("GET", path).times(count) }
 }
 
 /// `id` (found by `check`) blocked the chain: exit 1, `blocked_by`, the group failed, and every later group skipped

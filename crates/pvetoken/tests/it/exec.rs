@@ -167,15 +167,7 @@ fn exec_killed_at_each_step_leaves_at_most_one_expiring_token_which_gc_removes()
         let ready = lab.lab().ready();
         let ca = ready.ca_file.display().to_string();
         if !method.is_empty() {
-            lab.fault(pvetoken_lab::FaultSpec {
-                method: Some(method.to_owned()),
-                path: path.to_owned(),
-                count: 1,
-                status: None,
-                message: None,
-                latency_ms: 30_000,
-                drop_connection: false,
-            });
+            lab.fault(pvetoken_lab::FaultSpec::on(method, path).delay_ms(30_000));
         }
         let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
         let mut child = Command::new(env!("CARGO_BIN_EXE_pvetoken"))

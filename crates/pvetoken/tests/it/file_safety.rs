@@ -182,15 +182,7 @@ fn two_creates_of_the_same_token_at_once_leave_one_token_whose_secret_is_saved()
     for version in ["8.4", "9.1"] {
         let lab = Lab::start(version);
         // Slow token creation so that the two runs overlap where the lost-secret race was.
-        lab.fault(pvetoken_lab::FaultSpec {
-            method: Some("POST".to_owned()),
-            path: "/access/users/*/token/*".to_owned(),
-            count: 1,
-            status: None,
-            message: None,
-            latency_ms: 700,
-            drop_connection: false,
-        });
+        lab.fault(pvetoken_lab::FaultSpec::on("POST", "/access/users/*/token/*").delay_ms(700));
         let (a, b) = std::thread::scope(|scope| {
             let a = scope.spawn(|| lab.create("packer", &[]));
             let b = scope.spawn(|| lab.create("packer", &[]));

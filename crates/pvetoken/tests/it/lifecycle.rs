@@ -561,14 +561,11 @@ enum Failure {
 }
 
 fn fault(method: &str, path: &str, failure: Failure) -> FaultSpec {
-    FaultSpec {
-        method: Some(method.to_owned()),
-        path: path.to_owned(),
-        count: 1,
-        status: matches!(failure, Failure::Status500).then_some(500),
-        message: None,
-        latency_ms: if matches!(failure, Failure::BeyondTimeout) { 1_600 } else { 0 },
-        drop_connection: matches!(failure, Failure::Dropped),
+    let fault = FaultSpec::on(method, path);
+    match failure {
+        Failure::Status500 => FaultSpec { status: Some(500), ..fault },
+        Failure::BeyondTimeout => fault.delay_ms(1_600),
+        Failure::Dropped => fault.dropping(),
     }
 }
 

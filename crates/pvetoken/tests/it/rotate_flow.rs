@@ -152,15 +152,7 @@ fn a_rotation_killed_while_copying_acls_is_finished_by_the_rerun_with_every_priv
     assert!(expected >= 2, "privatebox grants several paths: {paths_before}");
     // The first ACL put of the copy hangs: kill rotate there, with the new token holding no entry yet.
     lab.clear_log();
-    lab.fault(FaultSpec {
-        method: Some("PUT".to_owned()),
-        path: "/access/acl".to_owned(),
-        count: 1,
-        status: None,
-        message: None,
-        latency_ms: 30_000,
-        drop_connection: false,
-    });
+    lab.fault(FaultSpec::on("PUT", "/access/acl").delay_ms(30_000));
     let file = lab.token_file().display().to_string();
     let mut child = Command::new(env!("CARGO_BIN_EXE_pvetoken"))
         .env_clear()
@@ -322,9 +314,9 @@ fn lab_with_delivered_token(version: &str) -> Lab {
 #[test]
 fn a_guest_write_failing_during_rotate_is_reported_with_what_the_guest_still_holds_and_the_rerun_converges() {
     let faults: [(&str, FaultSpec); 3] = [
-        ("500", FaultSpec { status: Some(500), message: Some("agent write failed".into()), ..write_fault() }),
-        ("dropped connection", FaultSpec { drop_connection: true, ..write_fault() }),
-        ("timeout", FaultSpec { latency_ms: 20_000, ..write_fault() }),
+        ("500", write_fault().answer(500, "agent write failed")),
+        ("dropped connection", write_fault().dropping()),
+        ("timeout", write_fault().delay_ms(20_000)),
     ];
     let path = "/root/.proxmox-api-token";
     for version in ["8.4", "9.2"] {
@@ -366,15 +358,7 @@ fn a_guest_write_failing_during_rotate_is_reported_with_what_the_guest_still_hol
 }
 
 fn write_fault() -> FaultSpec {
-    FaultSpec {
-        method: Some("POST".into()),
-        path: "/nodes/*/qemu/100/agent/file-write".into(),
-        count: 1,
-        status: None,
-        message: None,
-        latency_ms: 0,
-        drop_connection: false,
-    }
+    FaultSpec::on("POST", "/nodes/*/qemu/100/agent/file-write")
 }
 
 /// The Semaphore environment's update failing during rotate (500, a slow 503), after the preflight passed:
@@ -384,13 +368,9 @@ fn write_fault() -> FaultSpec {
 fn a_semaphore_update_failing_during_rotate_is_reported_and_the_rerun_converges() {
     // Every attempt fails (the client repeats a PUT that timed out: one slow answer alone is survived).
     let fault = |status: Option<u16>, latency_ms: u64| FaultSpec {
-        method: Some("PUT".into()),
-        path: "/api/project/*/environment/*".into(),
-        count: 10,
         status,
         message: status.map(|_| "database is locked".into()),
-        latency_ms,
-        drop_connection: false,
+        ..FaultSpec::on("PUT", "/api/project/*/environment/*").times(10).delay_ms(latency_ms)
     };
     for version in ["8.4", "9.2"] {
         // A slow answer is waited for (the Semaphore client's own 30 s request timeout, not --timeout): the write
