@@ -680,6 +680,27 @@ fn user_findings(index: &Index<'_>, s: Settings, out: &mut Vec<Finding>) {
     }
 }
 
+/// ACL entries that name a subject that does not exist; `heir` says who would get them.
+fn dangling(id: &'static str, subject: String, title: String, heir: &str, entries: &[&AclEntry]) -> Finding {
+    Finding {
+        id,
+        severity: Severity::Medium,
+        subject,
+        title,
+        detail: format!(
+            "Proxmox keeps these {} entr{}: {heir}.",
+            entries.len(),
+            if entries.len() == 1 { "y" } else { "ies" }
+        ),
+        evidence: capped(entries.iter().map(|e| acl_line(e)).collect()),
+        fix: Fix {
+            summary: "delete the dangling entries".to_owned(),
+            pveum: entries.iter().map(|e| acl_delete(e.path.as_str(), &e.subject, e.roleid.as_str())).collect(),
+            pvetoken: vec!["pvetoken audit --fail-on medium   # confirm they are gone".to_owned()],
+        },
+    }
+}
+
 fn missing_subject_findings(index: &Index<'_>, raw: &RawScan, out: &mut Vec<Finding>) {
     let mut users: BTreeMap<UserId, Vec<&AclEntry>> = BTreeMap::new();
     let mut groups: BTreeMap<String, Vec<&AclEntry>> = BTreeMap::new();
@@ -693,43 +714,14 @@ fn missing_subject_findings(index: &Index<'_>, raw: &RawScan, out: &mut Vec<Find
         }
     }
     for (user, entries) in users {
-        out.push(Finding {
-            id: ids::ACL_MISSING_USER,
-            severity: Severity::Medium,
-            subject: user.to_string(),
-            title: format!("ACL entries name user {user}, which does not exist"),
-            detail: format!(
-                "Proxmox keeps these {} entr{}: whoever is created later as {user} (by hand or a realm sync) gets \
-                 these rights at once.",
-                entries.len(),
-                if entries.len() == 1 { "y" } else { "ies" }
-            ),
-            evidence: capped(entries.iter().map(|e| acl_line(e)).collect()),
-            fix: Fix {
-                summary: "delete the dangling entries".to_owned(),
-                pveum: entries.iter().map(|e| acl_delete(e.path.as_str(), &e.subject, e.roleid.as_str())).collect(),
-                pvetoken: vec!["pvetoken audit --fail-on medium   # confirm they are gone".to_owned()],
-            },
-        });
+        let title = format!("ACL entries name user {user}, which does not exist");
+        let heir = format!("whoever is created later as {user} (by hand or a realm sync) gets these rights at once");
+        out.push(dangling(ids::ACL_MISSING_USER, user.to_string(), title, &heir, &entries));
     }
     for (group, entries) in groups {
-        out.push(Finding {
-            id: ids::ACL_MISSING_GROUP,
-            severity: Severity::Medium,
-            subject: format!("@{group}"),
-            title: format!("ACL entries name group {group}, which does not exist"),
-            detail: format!(
-                "Proxmox keeps these {} entr{}: a group created later as {group} hands them to all its members.",
-                entries.len(),
-                if entries.len() == 1 { "y" } else { "ies" }
-            ),
-            evidence: capped(entries.iter().map(|e| acl_line(e)).collect()),
-            fix: Fix {
-                summary: "delete the dangling entries".to_owned(),
-                pveum: entries.iter().map(|e| acl_delete(e.path.as_str(), &e.subject, e.roleid.as_str())).collect(),
-                pvetoken: vec!["pvetoken audit --fail-on medium   # confirm they are gone".to_owned()],
-            },
-        });
+        let title = format!("ACL entries name group {group}, which does not exist");
+        let heir = format!("a group created later as {group} hands them to all its members");
+        out.push(dangling(ids::ACL_MISSING_GROUP, format!("@{group}"), title, &heir, &entries));
     }
     let mut tokens: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for missing in &raw.missing_tokens {

@@ -3,7 +3,7 @@
 //! refused before any request.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
-use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::PathBuf;
 
 use crate::lifecycle::{Lab, Run};
@@ -22,9 +22,7 @@ impl Fleet {
         for (name, lab) in &labs {
             let ready = lab.lab().ready();
             let password = dir.join(format!("{name}.pass"));
-            let mut file =
-                std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&password).unwrap();
-            std::io::Write::write_all(&mut file, ready.root_password.as_bytes()).unwrap();
+            super::support::write_private(&password, &ready.root_password);
             toml.push_str(&format!(
                 "[clusters.{name}]\nurl = \"{}\"\nca_file = \"{}\"\nauth_user = \"root@pam\"\npassword_file = \"{}\"\n\n",
                 ready.pve_url,
@@ -171,8 +169,7 @@ fn a_token_due_for_rotation_is_rotated_once_and_its_lifetime_starts_again() {
         let ready = lab.lab().ready();
         let dir = lab.dir();
         let password = dir.join("root.pass");
-        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&password).unwrap();
-        std::io::Write::write_all(&mut file, ready.root_password.as_bytes()).unwrap();
+        super::support::write_private(&password, &ready.root_password);
         let token_file = dir.join("packer.env");
         let decl = dir.join("pvetoken.toml");
         let write = |expire: &str| {
@@ -250,8 +247,7 @@ fn apply_killed_at_each_step_leaves_no_token_without_its_secret_and_the_rerun_co
         let dir = lab.dir().join("declared");
         std::fs::create_dir_all(&dir).unwrap();
         let password = lab.dir().join("root.pass");
-        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&password).unwrap();
-        std::io::Write::write_all(&mut file, ready.root_password.as_bytes()).unwrap();
+        super::support::write_private(&password, &ready.root_password);
         let mut toml = format!(
             "[clusters.lab]\nurl = \"{}\"\nca_file = \"{}\"\npassword_file = \"{}\"\n",
             ready.pve_url,

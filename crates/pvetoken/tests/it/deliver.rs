@@ -3,10 +3,8 @@
 //! never shows in stdout, stderr or the lab's request log.
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use pvetoken_acl::PveVersion;
 use pvetoken_api::Secret;
@@ -80,13 +78,7 @@ impl Lab {
             Secret::from(SECRET.to_owned()),
         )
         .expect("token file");
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(self.token_file())
-            .expect("create token file");
-        std::io::Write::write_all(&mut file, token.render().as_bytes()).expect("write token file");
+        super::support::write_private(&self.token_file(), token.render());
     }
 
     fn token_bytes(&self) -> Vec<u8> {
@@ -139,7 +131,7 @@ impl Lab {
         assert!(!log.contains(SECRET), "the secret is in the lab's request log");
         // The same log over HTTP (/_lab/requests), as an outside observer sees it.
         let ready = self.lab.ready();
-        let response = lab_http(&ready.ca_file)
+        let response = super::support::blocking_https(&ready.ca_file)
             .get(format!("{}/_lab/requests", ready.pve_url))
             .basic_auth(&ready.root_user, Some(&ready.root_password))
             .send()
@@ -166,18 +158,6 @@ impl Lab {
         };
         super::support::Api::login(&support_ready, &ready.root_user, &Secret::from(ready.root_password.clone()))
     }
-}
-
-/// A blocking HTTPS client that trusts the lab's CA only.
-fn lab_http(ca_file: &std::path::Path) -> reqwest::blocking::Client {
-    let settings =
-        pvetoken_client::TlsSettings { ca_file: Some(ca_file.to_owned()), ..pvetoken_client::TlsSettings::default() };
-    let config = pvetoken_client::tls::rustls_config(&settings).expect("TLS configuration for the lab CA");
-    reqwest::blocking::Client::builder()
-        .tls_backend_preconfigured(config)
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("HTTPS client")
 }
 
 struct Run {

@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use pvetoken_api::{ExposeSecret, Secret};
-use pvetoken_client::semaphore::{SemaphoreAuth, SemaphoreClient};
 use pvetoken_lab::semaphore::{ScenarioInventory, ScenarioRepository, ScenarioTemplate};
 use pvetoken_lab::{LabConfig, RunningLab};
 use pvetoken_render::TokenFile;
@@ -127,16 +126,7 @@ impl Lab {
     pub(crate) fn remove_from_role(&self, role: &str, privilege: &str) {
         let ready = self.lab.ready();
         self._runtime.block_on(async {
-            let tls = pvetoken_client::TlsSettings {
-                ca_file: None,
-                fingerprint: Some(ready.fingerprint_sha256.parse().expect("fingerprint")),
-                insecure: false,
-            };
-            let http = pvetoken_client::tls::http_client(&tls).expect("client");
-            let endpoint = pvetoken_client::endpoint::Endpoint::parse_pve(&ready.pve_url).expect("url");
-            let password = Secret::from(ready.root_password.clone());
-            let admin =
-                pvetoken_client::pve::PveClient::login(http, endpoint, "root@pam", &password).await.expect("root");
+            let admin = super::support::lab_root(ready).await;
             let privs: Vec<String> =
                 admin.role(role).await.expect("role").expect("exists").into_iter().filter(|p| p != privilege).collect();
             admin.set_role(role, &privs).await.expect("set role");
@@ -149,12 +139,8 @@ pub(crate) fn read_token(path: &Path) -> TokenFile {
 }
 
 fn write_token(path: &Path, token: &TokenFile) {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
     let _ = std::fs::remove_file(path);
-    let mut file =
-        std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).expect("create token file");
-    file.write_all(token.render().as_bytes()).expect("write");
+    super::support::write_private(path, token.render());
 }
 
 fn assert_no_secret(run: &Run, secret: &Secret) {
@@ -402,18 +388,8 @@ impl Lab {
     fn attach_environment(&self, name: &str, environment: &str) {
         let ready = self.lab.ready();
         self._runtime.block_on(async {
-            let tls = pvetoken_client::TlsSettings {
-                ca_file: None,
-                fingerprint: Some(ready.fingerprint_sha256.parse().expect("fingerprint")),
-                insecure: false,
-            };
-            let http = pvetoken_client::tls::http_client(&tls).expect("client");
-            let auth = SemaphoreAuth::Password {
-                user: ready.semaphore_user.clone(),
-                password: Secret::from(ready.semaphore_password.clone()),
-            };
-            let (client, _) =
-                SemaphoreClient::connect(http.clone(), &ready.semaphore_url, auth).await.expect("Semaphore login");
+            let http = super::support::lab_http(ready);
+            let client = super::support::lab_semaphore_admin(ready).await;
             let env = client.environments_named(1, environment).await.expect("environments");
             let mut template = client
                 .templates(1)

@@ -12,15 +12,14 @@
 //! an answer by an error) and `semaphore-request-failed` (the Semaphore simulator lets every member list
 //! environments and templates; its injectable faults only break creation).
 
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
 use pvetoken_api::semaphore::{EnvironmentRequest, EnvironmentSecretRequest, SecretOperation, SecretType};
 use pvetoken_api::{ExposeSecret, Secret};
 use pvetoken_client::pve::{NewToken, PveClient};
-use pvetoken_client::semaphore::{SemaphoreAuth, SemaphoreClient};
+use pvetoken_client::semaphore::SemaphoreClient;
 use pvetoken_lab::{FaultSpec, LabConfig};
 use pvetoken_render::TokenFile;
 use serde_json::Value;
@@ -110,11 +109,10 @@ fn secrets<'a>(lab: &'a Lab, token: &'a Secret) -> [&'a str; 3] {
 }
 
 /// Writes `bytes` to a new file, mode 0600 from its first byte.
+/// [`super::support::write_private`] over whatever is at `path`.
 fn write_private(path: &Path, bytes: &[u8]) {
     let _ = std::fs::remove_file(path);
-    let mut file =
-        std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).expect("create token file");
-    file.write_all(bytes).expect("write token file");
+    super::support::write_private(path, bytes);
 }
 
 fn write_token(path: &Path, token: &TokenFile) {
@@ -146,38 +144,14 @@ fn closed_port() -> u16 {
 fn as_root<T, F: std::future::Future<Output = T>>(lab: &Lab, work: impl FnOnce(PveClient) -> F) -> T {
     let ready = lab.lab.ready();
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    runtime.block_on(async {
-        let tls = pvetoken_client::TlsSettings {
-            ca_file: None,
-            fingerprint: Some(ready.fingerprint_sha256.parse().expect("fingerprint")),
-            insecure: false,
-        };
-        let http = pvetoken_client::tls::http_client(&tls).expect("client");
-        let endpoint = pvetoken_client::endpoint::Endpoint::parse_pve(&ready.pve_url).expect("url");
-        let password = Secret::from(ready.root_password.clone());
-        let admin = PveClient::login(http, endpoint, "root@pam", &password).await.expect("root logs in");
-        work(admin).await
-    })
+    runtime.block_on(async { work(super::support::lab_root(ready).await).await })
 }
 
 /// Runs `work` with an admin session on the lab's Semaphore, in a runtime of its own.
 fn as_semaphore_admin<T, F: std::future::Future<Output = T>>(lab: &Lab, work: impl FnOnce(SemaphoreClient) -> F) -> T {
     let ready = lab.lab.ready();
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    runtime.block_on(async {
-        let tls = pvetoken_client::TlsSettings {
-            ca_file: None,
-            fingerprint: Some(ready.fingerprint_sha256.parse().expect("fingerprint")),
-            insecure: false,
-        };
-        let http = pvetoken_client::tls::http_client(&tls).expect("client");
-        let auth = SemaphoreAuth::Password {
-            user: ready.semaphore_user.clone(),
-            password: Secret::from(ready.semaphore_password.clone()),
-        };
-        let (client, _) = SemaphoreClient::connect(http, &ready.semaphore_url, auth).await.expect("Semaphore login");
-        work(client).await
-    })
+    runtime.block_on(async { work(super::support::lab_semaphore_admin(ready).await).await })
 }
 
 // ---------------------------------------------------------------------------------------------------------------

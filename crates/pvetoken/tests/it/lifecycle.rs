@@ -726,8 +726,6 @@ fn rotate_converges_after_an_answer_slower_than_timeout_at_every_step() {
 
 /// Writes the stand-in pvesh's configuration (0600) and returns the environment that points pvetoken at it.
 fn pvesh_env(lab: &Lab) -> (Vec<(String, String)>, PathBuf) {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
     let ready = lab.lab().ready();
     let config = lab.dir().join("pvesh.json");
     let argv_log = lab.dir().join("pvesh-argv.jsonl");
@@ -735,13 +733,7 @@ fn pvesh_env(lab: &Lab) -> (Vec<(String, String)>, PathBuf) {
         "url": ready.pve_url, "ca_file": ready.ca_file, "user": ready.root_user,
         "password": ready.root_password, "argv_log": argv_log,
     });
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&config)
-        .and_then(|mut file| file.write_all(text.to_string().as_bytes()))
-        .expect("write the stand-in pvesh config");
+    crate::support::write_private(&config, text.to_string());
     let pvesh = crate::support::repo_root().join("tests/support/pvesh");
     let env = vec![
         ("PVETOKEN_PVESH".to_owned(), pvesh.display().to_string()),

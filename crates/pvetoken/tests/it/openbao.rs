@@ -4,8 +4,7 @@
 #![allow(clippy::unwrap_used, reason = "tests")]
 
 use std::net::TcpListener;
-use std::os::unix::fs::OpenOptionsExt as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -113,10 +112,7 @@ impl Bao {
     }
 }
 
-pub(crate) fn write_private(path: &Path, text: &str) {
-    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).unwrap();
-    std::io::Write::write_all(&mut file, text.as_bytes()).unwrap();
-}
+pub(crate) use super::support::write_private;
 
 fn register(lab: &Lab, args: &[&str], env: &[(&str, &str)]) -> Run {
     let file = lab.token_file().display().to_string();
@@ -258,8 +254,8 @@ fn tls_failover_and_approle_credentials_are_remembered_for_rotate() {
     assert_eq!(lab.create("packer", &[]).code, 0);
     let role_file = lab.dir().join("role-id");
     let secret_file = lab.dir().join("secret-id");
-    write_private(&role_file, &String::from_utf8_lossy(&role_id.stdout));
-    write_private(&secret_file, &String::from_utf8_lossy(&secret_id.stdout));
+    write_private(&role_file, &role_id.stdout);
+    write_private(&secret_file, &secret_id.stdout);
 
     // The first address is a closed port (a node that is down): the next one takes the write.
     let closed =

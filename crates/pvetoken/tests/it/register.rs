@@ -1,7 +1,6 @@
 //! `pvetoken register semaphore` against the Semaphore simulator: idempotent, verified, unattended, and never
 //! printing a secret.
 
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -64,13 +63,7 @@ impl Workspace {
              PROXMOX_URL='https://192.168.1.10:8006'\n"
         );
         let _ = std::fs::remove_file(self.token_file());
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(self.token_file())
-            .expect("create token file");
-        std::io::Write::write_all(&mut file, text.as_bytes()).expect("write token file");
+        super::support::write_private(&self.token_file(), text);
     }
 }
 

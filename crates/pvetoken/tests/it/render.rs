@@ -1,7 +1,7 @@
 //! `pvetoken render` as a user runs it: output to a pipe or a 0600 file, refusals that write nothing, and SOPS
 //! files that the real `sops` decrypts with an `age` identity.
 
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -16,14 +16,7 @@ fn write_token_file(dir: &Path, extra: &str) -> PathBuf {
         "PROXMOX_HOST='pve.lan'\nPROXMOX_PORT='8006'\nPROXMOX_URL='https://pve.lan:8006'\nPROXMOX_NODE='pve'\n\
          PROXMOX_TOKEN_ID='automation@pve!privatebox'\nPROXMOX_TOKEN_SECRET='{SECRET}'\nPROXMOX_TOKEN_EXPIRE='0'\n{extra}"
     );
-    use std::io::Write;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .and_then(|mut file| file.write_all(text.as_bytes()))
-        .expect("write token file");
+    super::support::write_private(&path, text);
     path
 }
 
@@ -240,13 +233,7 @@ fn a_secret_bpg_cannot_take_is_refused_without_echoing_it() {
     let path = dir.path().join("token.env");
     let text = "PROXMOX_URL='https://pve.lan:8006'\nPROXMOX_NODE='pve'\nPROXMOX_TOKEN_ID='automation@pve!privatebox'\n\
                 PROXMOX_TOKEN_SECRET='not+a+uuid/secret'\n";
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()))
-        .expect("write");
+    super::support::write_private(&path, text);
     let output = pvetoken(
         dir.path(),
         &["render", "--format", "terraform-bpg", "--token-file", path.to_str().expect("utf-8")],

@@ -42,21 +42,11 @@ fn setup() -> Setup {
     .expect("the lab URL is https://HOST:PORT");
     token.ca_file = Some(lab.ready.ca_file.clone());
     let token_file = lab.dir().join("token.env");
-    write_private(&token_file, &token.render());
+    write_private(&token_file, token.render());
     Setup { lab, token_file, full_id, secret }
 }
 
-fn write_private(path: &Path, text: &str) {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .and_then(|mut file| file.write_all(text.as_bytes()))
-        .expect("write a 0600 file");
-}
+use super::support::write_private;
 
 /// `pvetoken render --format FORMAT --token-file T --out LAB/FORMAT.out`.
 fn render(setup: &Setup, format: &str) -> PathBuf {
@@ -190,7 +180,7 @@ fn curl_authenticates_with_the_header_output() {
     // The header goes through a 0600 file (`-H @FILE`), never through curl's argv.
     let header_file = setup.lab.dir().join("curl-headers");
     let value = std::fs::read_to_string(&header).expect("read");
-    write_private(&header_file, &format!("Authorization: {value}"));
+    write_private(&header_file, format!("Authorization: {value}"));
     let output = run_bounded(
         client_command(&curl, &setup.lab)
             .args(["-fsS", "--cacert"])

@@ -552,13 +552,11 @@ fn semaphore_registered_through_the_guest_gets_the_rotated_secret() {
 /// recorded sink names the password file (its path, never its content), so the unattended rotate reaches Semaphore.
 #[test]
 fn a_semaphore_registered_with_a_password_file_is_updated_by_an_unattended_rotate() {
-    use std::os::unix::fs::OpenOptionsExt as _;
     let lab = Lab::start("8.4");
     assert_eq!(lab.create("privatebox", &[]).code, 0);
     let ready = lab.lab().ready();
     let password_file = lab.dir().join("semaphore.pass");
-    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&password_file).unwrap();
-    std::io::Write::write_all(&mut file, ready.semaphore_password.as_bytes()).unwrap();
+    super::support::write_private(&password_file, &ready.semaphore_password);
     let token_file = lab.token_file().display().to_string();
     let pass = password_file.display().to_string();
     let run = lab.pvetoken_env(

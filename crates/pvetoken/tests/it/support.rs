@@ -136,15 +136,7 @@ impl LabProcess {
         for (relative, content) in files {
             let path = dir.path().join("state").join(relative);
             std::fs::create_dir_all(path.parent().expect("a file in the state dir")).expect("create state dirs");
-            use std::io::Write;
-            use std::os::unix::fs::OpenOptionsExt;
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path)
-                .and_then(|mut file| file.write_all(content.as_bytes()))
-                .expect("seed the state dir (0600)");
+            write_private(&path, content);
         }
         let ready_file = dir.path().join("ready.json");
         let log = dir.path().join("lab.log");
@@ -225,6 +217,48 @@ enum Auth {
     Token { header: Secret },
 }
 
+/// pvetoken's own HTTP client for the in-process lab: the lab's certificate pinned.
+pub fn lab_http(ready: &pvetoken_lab::ReadyInfo) -> reqwest::Client {
+    let tls = pvetoken_client::TlsSettings {
+        ca_file: None,
+        fingerprint: Some(ready.fingerprint_sha256.parse().expect("the lab's fingerprint")),
+        insecure: false,
+    };
+    pvetoken_client::tls::http_client(&tls).expect("HTTP client")
+}
+
+/// pvetoken's own PVE client, logged in as the in-process lab's root@pam.
+pub async fn lab_root(ready: &pvetoken_lab::ReadyInfo) -> pvetoken_client::pve::PveClient {
+    let endpoint = pvetoken_client::endpoint::Endpoint::parse_pve(&ready.pve_url).expect("the lab's URL");
+    let password = Secret::from(ready.root_password.clone());
+    pvetoken_client::pve::PveClient::login(lab_http(ready), endpoint, "root@pam", &password)
+        .await
+        .expect("root logs in")
+}
+
+/// pvetoken's own Semaphore client, logged in as the in-process lab Semaphore's admin.
+pub async fn lab_semaphore_admin(ready: &pvetoken_lab::ReadyInfo) -> pvetoken_client::semaphore::SemaphoreClient {
+    let auth = pvetoken_client::semaphore::SemaphoreAuth::Password {
+        user: ready.semaphore_user.clone(),
+        password: Secret::from(ready.semaphore_password.clone()),
+    };
+    let connected = pvetoken_client::semaphore::SemaphoreClient::connect(lab_http(ready), &ready.semaphore_url, auth);
+    connected.await.expect("Semaphore login").0
+}
+
+/// Writes `text` to a new file `path`, 0600 from its creation, as pvetoken writes secrets (the file must not exist).
+pub fn write_private(path: &Path, text: impl AsRef<[u8]>) {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut file| file.write_all(text.as_ref()))
+        .unwrap_or_else(|error| panic!("write {} (0600): {error}", path.display()));
+}
+
 /// A minimal PVE API client for test setup and for checking the lab's state; trusts only the lab's CA.
 pub struct Api {
     http: reqwest::blocking::Client,
@@ -234,7 +268,7 @@ pub struct Api {
 
 /// A blocking HTTPS client trusting exactly the lab's CA file (through pvetoken-client's TLS settings, which also
 /// accept a self-signed server certificate given as its own CA, as Go, Python and node do).
-fn http_client(ca_file: &Path) -> reqwest::blocking::Client {
+pub fn blocking_https(ca_file: &Path) -> reqwest::blocking::Client {
     let settings =
         pvetoken_client::TlsSettings { ca_file: Some(ca_file.to_owned()), ..pvetoken_client::TlsSettings::default() };
     let config = pvetoken_client::tls::rustls_config(&settings).expect("TLS configuration for the lab CA");
@@ -248,7 +282,7 @@ fn http_client(ca_file: &Path) -> reqwest::blocking::Client {
 impl Api {
     /// Logs in with `POST /access/ticket`.
     pub fn login(ready: &Ready, user: &str, password: &Secret) -> Api {
-        let http = http_client(&ready.ca_file);
+        let http = blocking_https(&ready.ca_file);
         let base = format!("{}/api2/json", ready.pve_url);
         let response = http
             .post(format!("{base}/access/ticket"))
@@ -271,7 +305,7 @@ impl Api {
     /// Sends `value` as the `Authorization` header of every request, as it is (for malformed-header tests).
     pub fn with_authorization(ready: &Ready, value: &str) -> Api {
         Api {
-            http: http_client(&ready.ca_file),
+            http: blocking_https(&ready.ca_file),
             base: format!("{}/api2/json", ready.pve_url),
             auth: Auth::Token { header: Secret::from(value.to_owned()) },
         }
@@ -280,7 +314,7 @@ impl Api {
     /// Authenticates with an API token (`user@realm!name` and its secret).
     pub fn with_token(ready: &Ready, full_id: &str, secret: &Secret) -> Api {
         Api {
-            http: http_client(&ready.ca_file),
+            http: blocking_https(&ready.ca_file),
             base: format!("{}/api2/json", ready.pve_url),
             auth: Auth::Token { header: Secret::from(format!("PVEAPIToken={full_id}={}", secret.expose_secret())) },
         }
