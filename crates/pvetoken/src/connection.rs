@@ -355,17 +355,17 @@ impl ConnectionArgs {
 /// fingerprint as given by `what` (a flag, or a sink record), or neither.
 pub fn service_tls(
     what: &str,
-    ca_file: Option<&std::path::Path>,
-    fingerprint: Option<&str>,
+    ca_file: &Option<PathBuf>,
+    fingerprint: &Option<String>,
     insecure: bool,
 ) -> Result<TlsSettings, CliError> {
-    let fingerprint = fingerprint.map(str::parse::<Fingerprint>).transpose().map_err(|error| {
+    let fingerprint = fingerprint.as_deref().map(str::parse::<Fingerprint>).transpose().map_err(|error| {
         CliError::usage(format!("{what}: {error}")).with_hint(
             "the SHA-256 fingerprint of the service's certificate: openssl s_client -connect HOST:PORT \
                  </dev/null | openssl x509 -noout -fingerprint -sha256",
         )
     })?;
-    Ok(TlsSettings { ca_file: ca_file.map(std::path::Path::to_path_buf), fingerprint, insecure })
+    Ok(TlsSettings { ca_file: ca_file.clone(), fingerprint, insecure })
 }
 
 /// [`pvetoken_lifecycle::target::remote_error`] as the CLI's error (its exit code: 2 for bad input, else 3).

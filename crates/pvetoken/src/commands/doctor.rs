@@ -16,7 +16,7 @@ use pvetoken_render::consumers::SemaphoreLayout;
 use pvetoken_lifecycle::token::TokenRef;
 
 use crate::cli::NarrowingArgs;
-use crate::connection::{ConnectionArgs, Target, TargetFallback};
+use crate::connection::{ConnectionArgs, Target, TargetFallback, service_tls};
 use crate::doctor::explain::{self, Explanation};
 use crate::doctor::{self, Check, Finding, Report, Severity, Status, Stopped};
 use crate::exit::{CliError, Exit};
@@ -250,10 +250,10 @@ async fn connect_admin(
 }
 
 async fn check_semaphore(args: &DoctorArgs, url: &str) -> anyhow::Result<(Vec<Finding>, String)> {
-    let tls = crate::connection::service_tls(
+    let tls = service_tls(
         "--semaphore-fingerprint",
-        args.semaphore_ca_file.as_deref(),
-        args.semaphore_fingerprint.as_deref(),
+        &args.semaphore_ca_file,
+        &args.semaphore_fingerprint,
         args.semaphore_insecure,
     )?;
     let secret_env = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());

@@ -28,6 +28,7 @@ use pvetoken_render::TokenFile;
 use pvetoken_render::consumers::SemaphoreLayout;
 use sha2::{Digest, Sha256};
 
+use crate::connection::service_tls;
 use crate::exit::{CliError, Exit};
 use crate::printer::Printer;
 use crate::sinks::{SemaphoreSink, SinkRecord};
@@ -212,12 +213,7 @@ pub async fn refresh_semaphore_sink(
 ) -> anyhow::Result<()> {
     let layout = SemaphoreLayout::parse(&sink.layout)
         .ok_or_else(|| CliError::usage(format!("remembered Semaphore sink has an unknown layout `{}`", sink.layout)))?;
-    let tls = crate::connection::service_tls(
-        "the recorded Semaphore fingerprint",
-        sink.ca_file.as_deref(),
-        sink.fingerprint.as_deref(),
-        false,
-    )?;
+    let tls = service_tls("the recorded pin", &sink.ca_file, &sink.fingerprint, false)?;
     let settings = Settings {
         url: sink.url.clone(),
         project: sink.project.parse().unwrap_or(ProjectRef::Name(sink.project.clone())),
@@ -256,12 +252,7 @@ struct Settings {
 
 impl Settings {
     fn from_args(args: &SemaphoreArgs, token_file: PathBuf) -> Result<Self, CliError> {
-        let tls = crate::connection::service_tls(
-            "--fingerprint",
-            args.ca_file.as_deref(),
-            args.fingerprint.as_deref(),
-            args.insecure,
-        )?;
+        let tls = service_tls("--fingerprint", &args.ca_file, &args.fingerprint, args.insecure)?;
         if args.environment.trim().is_empty() {
             return Err(CliError::usage("--environment must not be empty"));
         }

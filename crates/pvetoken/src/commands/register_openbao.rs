@@ -15,6 +15,7 @@ use pvetoken_client::openbao::{BaoAuth, BaoClient, BaoError};
 use pvetoken_render::TokenFile;
 use serde_json::{Map, Value};
 
+use crate::connection::service_tls;
 use crate::exit::{CliError, Exit};
 use crate::printer::Printer;
 use crate::sinks::{OpenbaoAuthRecord, OpenbaoSink, SinkRecord};
@@ -123,7 +124,7 @@ fn sink_from_args(args: &OpenbaoArgs) -> Result<OpenbaoSink, CliError> {
                 .with_hint("use letters, digits and - _ . / @ +, e.g. proxmox/packer"));
         }
     }
-    crate::connection::service_tls("--fingerprint", None, args.fingerprint.as_deref(), false)?;
+    service_tls("--fingerprint", &None, &args.fingerprint, false)?;
     let auth = match (&args.bao_token_file, &args.role_id_file, &args.secret_id_file) {
         (Some(file), _, _) => OpenbaoAuthRecord::TokenFile { file: absolute(file) },
         (None, Some(role), Some(secret)) => OpenbaoAuthRecord::AppRole {
@@ -279,12 +280,7 @@ async fn read_settled(
 }
 
 async fn connect(sink: &OpenbaoSink) -> Result<BaoClient, CliError> {
-    let tls = crate::connection::service_tls(
-        "the recorded OpenBao fingerprint",
-        sink.ca_file.as_deref(),
-        sink.fingerprint.as_deref(),
-        false,
-    )?;
+    let tls = service_tls("the recorded pin", &sink.ca_file, &sink.fingerprint, false)?;
     let http = pvetoken_client::http_client(&tls).map_err(|error| CliError::usage(error.to_string()))?;
     let auth = resolve_auth(&sink.auth)?;
     BaoClient::connect(http, sink.addresses.clone(), auth).await.map_err(|error| bao_error(&error, sink))
