@@ -117,7 +117,7 @@ const LOG_CAPACITY: usize = 1 << 16;
 /// One logged request as stored: the strings the request path already allocated are moved in, the query keys are
 /// extracted only when the log is read.
 #[derive(Debug)]
-struct Entry {
+pub(crate) struct Entry {
     seq: u64,
     method: hyper::Method,
     path: String,
@@ -128,6 +128,25 @@ struct Entry {
 }
 
 impl Entry {
+    /// A request answered with `status` (0: the connection was dropped); the strings are moved in.
+    pub(crate) fn new(method: hyper::Method, path: String, query: Option<String>, status: u16) -> Entry {
+        Entry { seq: 0, method, path, query, body_keys: Vec::new(), status, authid: None }
+    }
+
+    /// Made by `authid`, when it authenticated.
+    #[must_use]
+    pub(crate) fn by(mut self, authid: Option<String>) -> Entry {
+        self.authid = authid;
+        self
+    }
+
+    /// With the names of the body's parameters.
+    #[must_use]
+    pub(crate) fn with_body(mut self, keys: Vec<String>) -> Entry {
+        self.body_keys = keys;
+        self
+    }
+
     fn record(&self) -> RequestRecord {
         let query_keys = self
             .query
@@ -217,29 +236,8 @@ fn decoded(path: &str) -> String {
 }
 
 impl Control {
-    /// Logs one request; `path`, `query` and `authid` are moved in (never secrets: no header, no body).
-    pub(crate) fn record(
-        &self,
-        method: hyper::Method,
-        path: String,
-        query: Option<String>,
-        status: u16,
-        authid: Option<String>,
-    ) {
-        self.record_with_body(method, path, query, Vec::new(), status, authid);
-    }
-
-    /// [`Control::record`] with the names of the body's parameters.
-    pub(crate) fn record_with_body(
-        &self,
-        method: hyper::Method,
-        path: String,
-        query: Option<String>,
-        body_keys: Vec<String>,
-        status: u16,
-        authid: Option<String>,
-    ) {
-        let entry = Entry { seq: 0, method, path, query, body_keys, status, authid };
+    /// Logs one request (never a secret: no header, no body value).
+    pub(crate) fn record(&self, entry: Entry) {
         self.log.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(entry);
     }
 
@@ -333,13 +331,13 @@ impl Control {
 
 #[cfg(test)]
 mod tests {
-    use super::{Control, LOG_CAPACITY, glob};
+    use super::{Control, Entry, LOG_CAPACITY, glob};
 
     #[test]
     fn the_request_log_keeps_the_newest_entries_in_order_when_the_ring_wraps() {
         let control = Control::default();
         for i in 0..LOG_CAPACITY + 3 {
-            control.record(hyper::Method::GET, format!("/p{i}"), Some("a=1&b=2".to_owned()), 200, None);
+            control.record(Entry::new(hyper::Method::GET, format!("/p{i}"), Some("a=1&b=2".to_owned()), 200));
         }
         let log = control.requests();
         assert_eq!(log.len(), LOG_CAPACITY);
@@ -348,7 +346,7 @@ mod tests {
         assert_eq!((last.seq, last.path.clone()), (LOG_CAPACITY as u64 + 3, format!("/p{}", LOG_CAPACITY + 2)));
         assert_eq!(last.query_keys, ["a", "b"]);
         control.clear_requests();
-        control.record(hyper::Method::POST, "/x".to_owned(), None, 201, None);
+        control.record(Entry::new(hyper::Method::POST, "/x".to_owned(), None, 201));
         assert_eq!(control.requests()[0].seq, LOG_CAPACITY as u64 + 4, "sequence numbers continue after a clear");
     }
 

@@ -43,14 +43,8 @@ fn answer(result: Result<Value, ApiError>) -> hyper::Response<Full<Bytes>> {
 }
 
 /// Handles a `/_lab/` request.
-pub(crate) async fn handle(
-    lab: &Lab,
-    method: &str,
-    path: &str,
-    query: Option<&str>,
-    headers: &hyper::HeaderMap,
-    body: &[u8],
-) -> hyper::Response<Full<Bytes>> {
+pub(crate) async fn handle(lab: &Lab, request: crate::server::Incoming<'_>) -> hyper::Response<Full<Bytes>> {
+    let crate::server::Incoming { method, path, query, headers, body } = request;
     if !is_root(lab, method, headers) {
         return answer(Err(ApiError::new(401, "lab control needs the lab's root@pam credentials")));
     }

@@ -11,7 +11,7 @@ use pvetoken_acl::{Catalog, Evaluator, PveVersion, Subject};
 use serde_json::Value;
 
 use crate::auth::{self, Presented};
-use crate::control::Control;
+use crate::control::{Control, Entry};
 use crate::http::{ApiError, Params, data_body, error_body, reason_phrase, response};
 use crate::pve::nodes::agent::Query;
 use crate::pve::nodes::{self, agent, qemu, tasks};
@@ -485,15 +485,19 @@ fn authenticate(lab: &Lab, headers: &hyper::HeaderMap, method: &str) -> AuthResu
     }
 }
 
+/// A request as read: its method, path, query string, headers and whole body.
+#[derive(Clone, Copy)]
+pub(crate) struct Incoming<'r> {
+    pub(crate) method: &'r str,
+    pub(crate) path: &'r str,
+    pub(crate) query: Option<&'r str>,
+    pub(crate) headers: &'r hyper::HeaderMap,
+    pub(crate) body: &'r [u8],
+}
+
 /// Handles one API request (after the body was read).
-pub(crate) fn dispatch(
-    lab: &Lab,
-    method: &str,
-    path: &str,
-    query: Option<&str>,
-    headers: &hyper::HeaderMap,
-    body: &[u8],
-) -> Outcome {
+pub(crate) fn dispatch(lab: &Lab, request: Incoming<'_>) -> Outcome {
+    let Incoming { method, path, query, headers, body } = request;
     if !["GET", "POST", "PUT", "DELETE"].contains(&method) {
         return Outcome::error(&ApiError::new(501, format!("method '{method}' not available")), None);
     }
@@ -571,21 +575,26 @@ pub(crate) async fn serve_request(
             Ok(c) => c.to_bytes(),
             Err(_) => return Ok(too_large()),
         };
-        return Ok(
-            crate::lab_control::handle(&lab, method.as_str(), &path, query.as_deref(), &parts.headers, &bytes).await
-        );
+        let incoming = Incoming {
+            method: method.as_str(),
+            path: &path,
+            query: query.as_deref(),
+            headers: &parts.headers,
+            body: &bytes,
+        };
+        return Ok(crate::lab_control::handle(&lab, incoming).await);
     }
     if let Some(fault) = lab.control.take(method.as_str(), &path) {
         if !fault.latency.is_zero() {
             tokio::time::sleep(fault.latency).await;
         }
         if fault.drop_connection {
-            lab.control.record(method, path, query, 0, None);
+            lab.control.record(Entry::new(method, path, query, 0));
             return Err(std::io::Error::other("connection dropped by an injected fault"));
         }
         if let Some((status, message)) = fault.status {
             let outcome = Outcome::error(&ApiError::new(status, message), None);
-            lab.control.record(method, path, query, status, None);
+            lab.control.record(Entry::new(method, path, query, status));
             return Ok(response(outcome.status, &outcome.reason, outcome.body));
         }
     }
@@ -595,18 +604,25 @@ pub(crate) async fn serve_request(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > MAX_BODY) {
-        lab.control.record(method, path, query, 501, None);
+        lab.control.record(Entry::new(method, path, query, 501));
         return Ok(too_large());
     }
     let (parts, body) = request.into_parts();
     let bytes = match http_body_util::Limited::new(body, MAX_BODY).collect().await {
         Ok(c) => c.to_bytes(),
         Err(_) => {
-            lab.control.record(method, path, query, 501, None);
+            lab.control.record(Entry::new(method, path, query, 501));
             return Ok(too_large());
         }
     };
-    let outcome = dispatch(&lab, method.as_str(), &path, query.as_deref(), &parts.headers, &bytes);
+    let incoming = Incoming {
+        method: method.as_str(),
+        path: &path,
+        query: query.as_deref(),
+        headers: &parts.headers,
+        body: &bytes,
+    };
+    let outcome = dispatch(&lab, incoming);
     let content_type = parts.headers.get(hyper::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let body_keys = if bytes.is_empty() {
         Vec::new()
@@ -629,7 +645,7 @@ pub(crate) async fn serve_request(
         length,
     );
     let answer = response(outcome.status, &outcome.reason, outcome.body);
-    lab.control.record_with_body(method, path, query, body_keys, outcome.status, outcome.authid);
+    lab.control.record(Entry::new(method, path, query, outcome.status).by(outcome.authid).with_body(body_keys));
     Ok(answer)
 }
 

@@ -78,6 +78,16 @@ pub fn token_client(
     }
 }
 
+/// A client authenticated as the token of `file`, on an HTTP client of its own.
+pub fn token_file_client(
+    target: &Target,
+    file: &pvetoken_render::TokenFile,
+    timeout: std::time::Duration,
+) -> Result<PveClient, Error> {
+    let http = http_client(target, timeout)?;
+    Ok(token_client(http.as_ref(), target, file.token_id.as_str(), &file.secret, timeout))
+}
+
 /// The error for a token whose permissions cannot be read (a refused secret gets the rotation hint).
 pub fn token_refused(error: &ClientError, target: &Target) -> Error {
     let mut cli = remote_error(error, target);

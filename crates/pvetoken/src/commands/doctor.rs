@@ -23,6 +23,7 @@ use crate::exit::{CliError, Exit};
 use crate::printer::Printer;
 use pvetoken_lifecycle::env_vars;
 use pvetoken_lifecycle::profiles::{self, ResolvedPath};
+use pvetoken_lifecycle::target::token_client;
 use pvetoken_lifecycle::token_store;
 
 /// Arguments of `pvetoken doctor`.
@@ -152,13 +153,7 @@ async fn chain(args: &DoctorArgs, report: &mut Report) -> anyhow::Result<()> {
     }
 
     let http = crate::connection::http_client(&target, timeout)?;
-    let client = pvetoken_lifecycle::target::token_client(
-        http.as_ref(),
-        &target,
-        token.token_id.as_str(),
-        &token.secret,
-        timeout,
-    );
+    let client = token_client(http.as_ref(), &target, token.token_id.as_str(), &token.secret, timeout);
     let now = pvetoken_lifecycle::clock::now();
     let (version, findings, detail) = doctor::pve::auth(&client, &token, now).await;
     report.gate(Check::Auth, detail, findings)?;
@@ -385,17 +380,10 @@ async fn live_checks(args: &DoctorArgs, token: &TokenFile, explanations: &[Expla
         Err(error) => return vec![format!("not checked: {}", error.message)],
     };
     let timeout = args.connection.timeout();
-    let http = match crate::connection::http_client(&target, timeout) {
-        Ok(http) => http,
+    let client = match pvetoken_lifecycle::target::token_file_client(&target, token, timeout) {
+        Ok(client) => client,
         Err(error) => return vec![format!("not checked: {}", error.message)],
     };
-    let client = pvetoken_lifecycle::target::token_client(
-        http.as_ref(),
-        &target,
-        token.token_id.as_str(),
-        &token.secret,
-        timeout,
-    );
     let mut lines = Vec::new();
     for check in explanations.iter().filter_map(|e| e.permission_check.as_ref()) {
         let map = if client.is_local() {

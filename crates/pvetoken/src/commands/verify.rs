@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use pvetoken_acl::{Catalog, UserCfg};
-use pvetoken_lifecycle::target::{token_client, token_refused};
+use pvetoken_lifecycle::target::{token_client, token_file_client, token_refused};
 use pvetoken_lifecycle::verify::{compare, explain_offline, explain_online};
 
 use crate::connection::{ConnectionArgs, TargetFallback};
@@ -161,8 +161,7 @@ fn against_log(args: &VerifyArgs, saved: &pvetoken_render::TokenFile, printer: &
     let timeout = args.connection.timeout();
     let runtime = tokio::runtime::Runtime::new()?;
     let held = runtime.block_on(async {
-        let http = crate::connection::http_client(&target, timeout)?;
-        let client = token_client(http.as_ref(), &target, saved.token_id.as_str(), &saved.secret, timeout);
+        let client = token_file_client(&target, saved, timeout)?;
         let mut held = std::collections::BTreeMap::new();
         for path in &paths {
             let map = if client.is_local() {
