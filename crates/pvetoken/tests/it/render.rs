@@ -33,6 +33,13 @@ fn pvetoken(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
         .expect("run pvetoken")
 }
 
+/// `pvetoken render --token-file TOKEN ARGS` in `dir`.
+fn render(dir: &Path, token: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut all = vec!["render", "--token-file", token.to_str().expect("utf-8")];
+    all.extend_from_slice(args);
+    pvetoken(dir, &all, env)
+}
+
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
@@ -58,7 +65,7 @@ fn files_in(dir: &Path) -> Vec<String> {
 fn env_format_to_a_pipe_reproduces_the_token_file_values() {
     let dir = TempDir::new("render");
     let token = write_token_file(dir.path(), "");
-    let output = pvetoken(dir.path(), &["render", "--token-file", token.to_str().expect("utf-8")], &[]);
+    let output = render(dir.path(), &token, &[], &[]);
     assert!(output.status.success(), "{}", stderr(&output));
     let text = stdout(&output);
     assert!(text.contains(&format!("PROXMOX_TOKEN_SECRET='{SECRET}'")), "{text}");
@@ -112,7 +119,7 @@ fn group_readable_token_file_is_refused_with_the_chmod_fix() {
     let dir = TempDir::new("render");
     let token = write_token_file(dir.path(), "");
     std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o640)).expect("chmod");
-    let output = pvetoken(dir.path(), &["render", "--token-file", token.to_str().expect("utf-8")], &[]);
+    let output = render(dir.path(), &token, &[], &[]);
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).contains(&format!("chmod 600 {}", token.display())), "{}", stderr(&output));
     assert!(stdout(&output).is_empty());
@@ -122,8 +129,7 @@ fn group_readable_token_file_is_refused_with_the_chmod_fix() {
 fn unknown_format_is_a_usage_error_listing_the_formats() {
     let dir = TempDir::new("render");
     let token = write_token_file(dir.path(), "");
-    let output =
-        pvetoken(dir.path(), &["render", "--format", "terraform", "--token-file", token.to_str().expect("utf-8")], &[]);
+    let output = render(dir.path(), &token, &["--format", "terraform"], &[]);
     assert_eq!(output.status.code(), Some(2));
     let message = stderr(&output);
     assert!(message.contains("terraform-bpg") && message.contains("ansible-vars"), "{message}");
@@ -206,17 +212,10 @@ fn cloud_init_warns_loudly_and_writes_the_snippet_0600() {
     let dir = TempDir::new("render");
     let token = write_token_file(dir.path(), "");
     let snippet = dir.path().join("user-data.yaml");
-    let output = pvetoken(
+    let output = render(
         dir.path(),
-        &[
-            "render",
-            "--format",
-            "cloud-init",
-            "--token-file",
-            token.to_str().expect("utf-8"),
-            "--snippet-path",
-            snippet.to_str().expect("utf-8"),
-        ],
+        &token,
+        &["--format", "cloud-init", "--snippet-path", snippet.to_str().expect("utf-8")],
         &[],
     );
     assert!(output.status.success(), "{}", stderr(&output));
@@ -234,11 +233,7 @@ fn a_secret_bpg_cannot_take_is_refused_without_echoing_it() {
     let text = "PROXMOX_URL='https://pve.lan:8006'\nPROXMOX_NODE='pve'\nPROXMOX_TOKEN_ID='automation@pve!privatebox'\n\
                 PROXMOX_TOKEN_SECRET='not+a+uuid/secret'\n";
     super::support::write_private(&path, text);
-    let output = pvetoken(
-        dir.path(),
-        &["render", "--format", "terraform-bpg", "--token-file", path.to_str().expect("utf-8")],
-        &[],
-    );
+    let output = render(dir.path(), &path, &["--format", "terraform-bpg"], &[]);
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).contains("letters, digits and '-'"), "{}", stderr(&output));
     assert!(!stderr(&output).contains("not+a+uuid"), "{}", stderr(&output));
@@ -270,14 +265,12 @@ fn sops_file_decrypts_with_each_recipients_age_identity_to_the_home_infra_schema
         .expect("write .sops.yaml");
     let out = dir.path().join("proxmox-creds.enc.yaml");
     let sops_dir = sops.parent().expect("bin dir").to_str().expect("utf-8").to_owned();
-    let output = pvetoken(
+    let output = render(
         dir.path(),
+        &token,
         &[
-            "render",
             "--format",
             "sops",
-            "--token-file",
-            token.to_str().expect("utf-8"),
             "--age-recipient",
             &recipient_a,
             "--age-recipient",
@@ -322,16 +315,11 @@ fn sops_file_decrypts_with_each_recipients_age_identity_to_the_home_infra_schema
 fn sops_without_a_recipient_prints_the_plaintext_schema_and_warns_about_a_missing_pool() {
     let dir = TempDir::new("render");
     let token = write_token_file(dir.path(), "");
-    let output =
-        pvetoken(dir.path(), &["render", "--format", "sops", "--token-file", token.to_str().expect("utf-8")], &[]);
+    let output = render(dir.path(), &token, &["--format", "sops"], &[]);
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(stdout(&output).contains(&format!("proxmox_token_secret: \"{SECRET}\"")));
     assert!(stderr(&output).contains("--storage POOL"), "{}", stderr(&output));
-    let with_pool = pvetoken(
-        dir.path(),
-        &["render", "--format", "sops", "--storage", "tank", "--token-file", token.to_str().expect("utf-8")],
-        &[],
-    );
+    let with_pool = render(dir.path(), &token, &["--format", "sops", "--storage", "tank"], &[]);
     assert!(stdout(&with_pool).contains("proxmox_storage_pool: \"tank\""), "{}", stdout(&with_pool));
 }
 
@@ -340,36 +328,12 @@ fn plaintext_sops_schema_is_never_written_to_an_enc_yaml_file() {
     let dir = TempDir::new("render");
     let token = write_token_file(dir.path(), "");
     let out = dir.path().join("proxmox-creds.enc.yaml");
-    let output = pvetoken(
-        dir.path(),
-        &[
-            "render",
-            "--format",
-            "sops",
-            "--token-file",
-            token.to_str().expect("utf-8"),
-            "--out",
-            out.to_str().expect("utf-8"),
-        ],
-        &[],
-    );
+    let output = render(dir.path(), &token, &["--format", "sops", "--out", out.to_str().expect("utf-8")], &[]);
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).contains("--age-recipient"), "{}", stderr(&output));
     assert!(!out.exists());
     let plain = dir.path().join("proxmox-creds.yaml");
-    let output = pvetoken(
-        dir.path(),
-        &[
-            "render",
-            "--format",
-            "sops",
-            "--token-file",
-            token.to_str().expect("utf-8"),
-            "--out",
-            plain.to_str().expect("utf-8"),
-        ],
-        &[],
-    );
+    let output = render(dir.path(), &token, &["--format", "sops", "--out", plain.to_str().expect("utf-8")], &[]);
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(mode(&plain), 0o600);
 }
