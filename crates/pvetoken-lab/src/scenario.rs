@@ -97,6 +97,19 @@ pub struct ScenarioVm {
     pub config: std::collections::BTreeMap<String, String>,
 }
 
+impl ScenarioVm {
+    /// A running VM `vmid` named `name` whose guest agent is enabled (`agent: 1`) and answers.
+    pub fn running_with_agent(vmid: u64, name: &str) -> ScenarioVm {
+        ScenarioVm {
+            vmid,
+            name: name.to_owned(),
+            template: false,
+            status: "running".to_owned(),
+            config: [("agent".to_owned(), "1".to_owned())].into_iter().collect(),
+        }
+    }
+}
+
 fn default_status() -> String {
     "stopped".to_owned()
 }

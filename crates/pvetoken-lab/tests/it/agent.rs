@@ -11,13 +11,7 @@ use crate::support::{Api, semaphore_client, start};
 const VM: u64 = 100;
 
 fn running_vm(vmid: u64) -> ScenarioVm {
-    ScenarioVm {
-        vmid,
-        name: format!("guest-{vmid}"),
-        template: false,
-        status: "running".to_owned(),
-        config: [("agent".to_owned(), "1".to_owned())].into_iter().collect(),
-    }
+    ScenarioVm::running_with_agent(vmid, &format!("guest-{vmid}"))
 }
 
 fn config(version: &str) -> LabConfig {

@@ -63,6 +63,12 @@ async fn admin_token(url: &str) -> String {
     body["id"].as_str().expect("token id").to_owned()
 }
 
+/// `GET url` with the session cookie; the answer's JSON.
+async fn get_json(url: String, cookie: &str) -> Value {
+    let response = client().get(&url).header("cookie", cookie).send().await.expect("send");
+    response.json().await.unwrap_or_else(|error| panic!("GET {url}: not JSON: {error}"))
+}
+
 fn environment_body(name: &str, secret: &str) -> Value {
     json!({
         "name": name, "project_id": 1, "json": "{}", "env": "{}", "password": null,
@@ -78,15 +84,7 @@ async fn login_sets_the_semaphore_cookie_and_the_cookie_authenticates() {
     let served = serve_default().await;
     let cookie = login(&served.url, "ADMIN", "admin-pw").await;
     assert!(cookie.starts_with("semaphore="), "{cookie}");
-    let user: Value = client()
-        .get(format!("{}/api/user", served.url))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .expect("get user")
-        .json()
-        .await
-        .expect("user json");
+    let user: Value = get_json(format!("{}/api/user", served.url), &cookie).await;
     assert_eq!(user["username"], "admin");
     assert_eq!(user["admin"], true);
 }
@@ -254,15 +252,7 @@ async fn non_member_gets_404_for_the_project_and_its_environments() {
         let response = client().get(format!("{}{path}", served.url)).header("cookie", &cookie).send();
         assert_eq!(response.await.expect("send").status(), StatusCode::NOT_FOUND, "{path}");
     }
-    let projects: Value = client()
-        .get(format!("{}/api/projects", served.url))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let projects: Value = get_json(format!("{}/api/projects", served.url), &cookie).await;
     assert_eq!(projects, json!([]));
 }
 

@@ -95,42 +95,13 @@ fn batch_answers_one_json_line_per_query_in_order() {
 fn explain_names_the_side_that_lacks_the_privilege() {
     let dir = TempDir::new("acl-cli");
     let cfg = write_cfg(&dir);
-    let out = pvetoken(
-        &[
-            "acl",
-            "explain",
-            "--user-cfg",
-            &cfg,
-            "--subject",
-            "ci@pve!tf",
-            "--path",
-            "/vms/100",
-            "--priv",
-            "VM.PowerMgmt",
-            "--output",
-            "json",
-        ],
-        None,
-    );
+    let explain = ["acl", "explain", "--user-cfg", &cfg, "--subject", "ci@pve!tf", "--path", "/vms/100"];
+    let out = pvetoken(&[&explain[..], &["--priv", "VM.PowerMgmt", "--output", "json"]].concat(), None);
     assert_eq!(out.status.code(), Some(0));
     let value: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
     assert_eq!(value["granted"], false);
     assert_eq!(value["verdict"], "missing_on_token_side");
-    let text = stdout(&pvetoken(
-        &[
-            "acl",
-            "explain",
-            "--user-cfg",
-            &cfg,
-            "--subject",
-            "ci@pve!tf",
-            "--path",
-            "/vms/100",
-            "--priv",
-            "VM.PowerMgmt",
-        ],
-        None,
-    ));
+    let text = stdout(&pvetoken(&[&explain[..], &["--priv", "VM.PowerMgmt"]].concat(), None));
     assert!(text.contains("acl:1:/vms:ci@pve:PVEVMAdmin"), "{text}");
 }
 

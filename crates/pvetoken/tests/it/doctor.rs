@@ -43,7 +43,7 @@ impl Run {
             .unwrap_or_else(|| panic!("no finding {id} in {}", self.all))
     }
 
-    fn status_of(&self, check: &str) -> String {
+    pub(crate) fn status_of(&self, check: &str) -> String {
         self.json
             .get("checks")
             .and_then(Value::as_array)

@@ -38,13 +38,7 @@ fn findings(run: &Run) -> Vec<Value> {
 }
 
 fn status(run: &Run, check: &str) -> String {
-    run.json
-        .get("checks")
-        .and_then(Value::as_array)
-        .and_then(|all| all.iter().find(|c| c.get("check").and_then(Value::as_str) == Some(check)))
-        .and_then(|c| c.get("status").and_then(Value::as_str))
-        .unwrap_or("absent")
-        .to_owned()
+    run.status_of(check)
 }
 
 /// The finding `id` exists with this severity and check group, and one of its fixes contains `fix`; returns it.

@@ -287,21 +287,17 @@ fn a_token_delivered_into_a_guest_is_delivered_again_by_rotate() {
     }
 }
 
+/// A lab on `version` with a running VM 100 (`privatebox`) whose agent answers; `guest_pvetoken` runs in it.
+fn lab_with_guest(version: &str, guest_pvetoken: Option<std::path::PathBuf>) -> Lab {
+    let mut scenario = pvetoken_lab::Scenario::default();
+    scenario.vm.push(pvetoken_lab::ScenarioVm::running_with_agent(100, "privatebox"));
+    let pve_version = version.parse().unwrap();
+    Lab::start_with(pvetoken_lab::LabConfig { pve_version, scenario, guest_pvetoken, ..Default::default() })
+}
+
 /// A lab on `version` with a running VM 100 whose agent answers, a token created and delivered into it.
 fn lab_with_delivered_token(version: &str) -> Lab {
-    let mut scenario = pvetoken_lab::Scenario::default();
-    scenario.vm.push(pvetoken_lab::ScenarioVm {
-        vmid: 100,
-        name: "privatebox".to_owned(),
-        template: false,
-        status: "running".to_owned(),
-        config: [("agent".to_owned(), "1".to_owned())].into_iter().collect(),
-    });
-    let lab = Lab::start_with(pvetoken_lab::LabConfig {
-        pve_version: version.parse().unwrap(),
-        scenario,
-        ..pvetoken_lab::LabConfig::default()
-    });
+    let lab = lab_with_guest(version, None);
     assert_eq!(lab.create("privatebox", &["--deliver-to", "100"]).code, 0, "{version}");
     lab
 }
@@ -445,20 +441,7 @@ fn files_rendered_with_keep_updated_hold_the_rotated_token() {
 #[test]
 fn semaphore_registered_through_the_guest_gets_the_rotated_secret() {
     for version in ["8.4", "9.2"] {
-        let mut scenario = pvetoken_lab::Scenario::default();
-        scenario.vm.push(pvetoken_lab::ScenarioVm {
-            vmid: 100,
-            name: "privatebox".to_owned(),
-            template: false,
-            status: "running".to_owned(),
-            config: [("agent".to_owned(), "1".to_owned())].into_iter().collect(),
-        });
-        let lab = Lab::start_with(pvetoken_lab::LabConfig {
-            pve_version: version.parse().unwrap(),
-            scenario,
-            guest_pvetoken: Some(env!("CARGO_BIN_EXE_pvetoken").into()),
-            ..pvetoken_lab::LabConfig::default()
-        });
+        let lab = lab_with_guest(version, Some(env!("CARGO_BIN_EXE_pvetoken").into()));
         assert_eq!(lab.create("privatebox", &[]).code, 0, "{version}");
         let ready = lab.lab().ready();
         // The guest keeps its own Semaphore credentials.
