@@ -99,6 +99,35 @@ pub enum Command {
     Version,
 }
 
+/// The token `verify` and `doctor` check, and what it should satisfy.
+#[derive(Debug, Clone, Default, Args)]
+pub struct CheckedTokenArgs {
+    /// The profile whose privileges to check (default: the token name, when it names a built-in profile).
+    #[arg(long, value_name = "PROFILE")]
+    pub profile: Option<String>,
+    /// The token file to check (default: the default token file).
+    #[arg(long, value_name = "PATH")]
+    pub token_file: Option<std::path::PathBuf>,
+    /// Custom role name used at create time (named in the fixes).
+    #[arg(long, value_name = "ROLE")]
+    pub role: Option<String>,
+}
+
+impl CheckedTokenArgs {
+    /// `--token-file`, or the default token file.
+    pub fn token_path(&self) -> Result<std::path::PathBuf, pvetoken_lifecycle::Error> {
+        match &self.token_file {
+            Some(path) => Ok(path.clone()),
+            None => pvetoken_lifecycle::token_store::default_token_path(),
+        }
+    }
+
+    /// `--profile`, or the profile `token` is named after (its rotations `NAME-rN` too).
+    pub fn profile_for(&self, token: &pvetoken_lifecycle::token::TokenRef) -> String {
+        self.profile.clone().unwrap_or_else(|| pvetoken_lifecycle::token::rotation_base(&token.name).to_owned())
+    }
+}
+
 /// `--pool`, `--storage`, `--node`, `--bridge`.
 #[derive(Debug, Clone, Default, Args)]
 pub struct NarrowingArgs {

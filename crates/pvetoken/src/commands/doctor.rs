@@ -32,15 +32,8 @@ pub struct DoctorArgs {
     /// Explain an error text instead of running the checks (`-` or no value: read it from stdin).
     #[arg(long, value_name = "TEXT", num_args = 0..=1, default_missing_value = "-")]
     pub explain_error: Option<String>,
-    /// The profile whose privileges to check (default: the token name, when it names a built-in profile).
-    #[arg(long, value_name = "PROFILE")]
-    pub profile: Option<String>,
-    /// The token file to check.
-    #[arg(long, value_name = "PATH")]
-    pub token_file: Option<PathBuf>,
-    /// Custom role name used at create time (for the fixes).
-    #[arg(long, value_name = "ROLE")]
-    pub role: Option<String>,
+    #[command(flatten)]
+    pub token: crate::cli::CheckedTokenArgs,
     /// Also check the Semaphore registration at this URL (credentials from SEMAPHORE_API_TOKEN or
     /// SEMAPHORE_PASSWORD).
     #[arg(long, env = env_vars::SEMAPHORE_URL, value_name = "URL", help_heading = "Semaphore")]
@@ -106,11 +99,8 @@ pub async fn diagnose(args: &DoctorArgs) -> anyhow::Result<Report> {
 
 /// The checks, each a link of the chain; a blocking finding ends it (`report.gate(..)?`).
 async fn chain(args: &DoctorArgs, report: &mut Report) -> anyhow::Result<()> {
-    let token_path = match &args.token_file {
-        Some(path) => path.clone(),
-        None => token_store::default_token_path()?,
-    };
-    let profile_hint = args.profile.clone().unwrap_or_else(|| "PROFILE".to_owned());
+    let token_path = args.token.token_path()?;
+    let profile_hint = args.token.profile.clone().unwrap_or_else(|| "PROFILE".to_owned());
     let checked = doctor::token_file::check(&token_path, &profile_hint);
     let token = checked.token;
     report.gate(Check::TokenFile, token_path.display().to_string(), checked.findings)?;
@@ -165,11 +155,10 @@ async fn chain(args: &DoctorArgs, report: &mut Report) -> anyhow::Result<()> {
 
     let token_ref = TokenRef::parse(token.token_id.as_str())?;
     let admin = connect_admin(args, &target, http.as_ref(), timeout).await;
-    let profile_name =
-        args.profile.clone().unwrap_or_else(|| pvetoken_lifecycle::token::rotation_base(&token_ref.name).to_owned());
+    let profile_name = args.token.profile_for(&token_ref);
     match (profiles::load(&profile_name), pve) {
         (Ok(profile), Some(pve)) => {
-            let resolved = profile.resolve(pve, &args.narrowing.narrowing(), args.role.as_deref());
+            let resolved = profile.resolve(pve, &args.narrowing.narrowing(), args.token.role.as_deref());
             let (findings, detail) = doctor::pve::privileges(&client, &token_ref, &resolved, admin.as_ref().ok()).await;
             let mut findings = findings;
             if let Err(why) = &admin
@@ -328,15 +317,12 @@ fn run_explain(args: &DoctorArgs, text: &str, printer: &Printer) -> anyhow::Resu
             .into());
     }
     // The token file is optional here: it makes fixes concrete and enables the live check.
-    let token_path = match &args.token_file {
-        Some(path) => Some(path.clone()),
-        None => token_store::default_token_path().ok(),
-    };
+    let token_path = args.token.token_path().ok();
     let token = token_path.as_deref().and_then(|path| token_store::read(path).ok());
     let context = explain::Context {
         token_id: token.as_ref().map(|token| token.token_id.to_string()),
-        profile: args.profile.clone(),
-        role: args.role.clone(),
+        profile: args.token.profile.clone(),
+        role: args.token.role.clone(),
     };
     let explanations = explain::explain(&input, &context);
     let live = match &token {

@@ -20,15 +20,8 @@ use pvetoken_lifecycle::token_store;
 /// Arguments of `pvetoken verify`.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// The profile whose needs to check (default: the token name, when it names a built-in profile).
-    #[arg(long, value_name = "PROFILE")]
-    pub profile: Option<String>,
-    /// Token file to read the token from.
-    #[arg(long, value_name = "PATH")]
-    pub token_file: Option<PathBuf>,
-    /// Custom role name used at create time (for the suggested fix).
-    #[arg(long, value_name = "ROLE")]
-    pub role: Option<String>,
+    #[command(flatten)]
+    pub token: crate::cli::CheckedTokenArgs,
     /// Explain which side (user or token) lacks a privilege from this user.cfg (e.g. a copy of /etc/pve/user.cfg)
     /// instead of asking the server with admin credentials.
     #[arg(long, value_name = "FILE")]
@@ -45,20 +38,16 @@ pub struct VerifyArgs {
 
 /// Runs `pvetoken verify`.
 pub fn run(args: VerifyArgs, printer: &Printer) -> anyhow::Result<Exit> {
-    let token_file = match &args.token_file {
-        Some(path) => path.clone(),
-        None => token_store::default_token_path()?,
-    };
+    let token_file = args.token.token_path()?;
     let saved = token_store::read(&token_file)?;
     let token = TokenRef::parse(saved.token_id.as_str())?;
     if !args.against_log.is_empty() {
         return against_log(&args, &saved, printer);
     }
-    let profile_name =
-        args.profile.clone().unwrap_or_else(|| pvetoken_lifecycle::token::rotation_base(&token.name).to_owned());
+    let profile_name = args.token.profile_for(&token);
     let profile = profiles::load(&profile_name).map_err(|error| {
         let mut cli = CliError::from(error);
-        if args.profile.is_none() {
+        if args.token.profile.is_none() {
             cli.hint = Some(format!("pass --profile (one of {})", profiles::builtin_names().join(", ")));
         }
         cli
@@ -87,7 +76,7 @@ pub fn run(args: VerifyArgs, printer: &Printer) -> anyhow::Result<Exit> {
             .major_minor()
             .map(|(major, minor)| PveVersion { major, minor })
             .ok_or_else(|| CliError::remote("cannot read the PVE version"))?;
-        let resolved = profile.resolve(pve, &args.narrowing.narrowing(), args.role.as_deref());
+        let resolved = profile.resolve(pve, &args.narrowing.narrowing(), args.token.role.as_deref());
         // pvesh is root and cannot act as the token: root reads the token's permissions with userid=.
         let map = if client.is_local() {
             client.permissions_of(saved.token_id.as_str(), None).await
