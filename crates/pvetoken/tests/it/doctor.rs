@@ -364,20 +364,7 @@ impl Lab {
     pub(crate) fn register_semaphore(&self, file: &Path, extra: &[&str]) {
         let ready = self.lab.ready();
         let file_text = file.display().to_string();
-        let mut args = vec![
-            "register",
-            "semaphore",
-            "--url",
-            ready.semaphore_url.as_str(),
-            "--project",
-            "1",
-            "--user",
-            ready.semaphore_user.as_str(),
-            "--fingerprint",
-            ready.fingerprint_sha256.as_str(),
-            "--token-file",
-            file_text.as_str(),
-        ];
+        let mut args = super::support::register_semaphore_args(ready, &file_text);
         args.extend_from_slice(extra);
         let run = self.pvetoken(&args, &[("SEMAPHORE_PASSWORD", ready.semaphore_password.as_str())], None);
         assert_eq!(run.code, 0, "register: {}", run.all);

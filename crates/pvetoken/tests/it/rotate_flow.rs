@@ -14,23 +14,8 @@ use crate::lifecycle::{Lab, Run};
 fn register(lab: &Lab) -> Run {
     let ready = lab.lab().ready();
     let file = lab.token_file().display().to_string();
-    let run = lab.pvetoken_env(
-        &[
-            "register",
-            "semaphore",
-            "--url",
-            &ready.semaphore_url,
-            "--project",
-            "1",
-            "--user",
-            &ready.semaphore_user,
-            "--fingerprint",
-            &ready.fingerprint_sha256,
-            "--token-file",
-            &file,
-        ],
-        &[("SEMAPHORE_PASSWORD", ready.semaphore_password.as_str())],
-    );
+    let args = super::support::register_semaphore_args(ready, &file);
+    let run = lab.pvetoken_env(&args, &[("SEMAPHORE_PASSWORD", ready.semaphore_password.as_str())]);
     assert_eq!(run.code, 0, "register: {}", run.both());
     run
 }
@@ -472,27 +457,9 @@ fn semaphore_registered_through_the_guest_gets_the_rotated_secret() {
         let status = root.get("/nodes/pve/qemu/100/agent/exec-status", &[("pid", &pid)]).unwrap();
         assert_eq!(status["exitcode"], 0, "{version}: the guest's render ran: {status}");
         assert!(!host_path.exists(), "{version}: the guest's pvetoken wrote on the lab host");
-        let register = [
-            "pvetoken",
-            "register",
-            "semaphore",
-            "--url",
-            &ready.semaphore_url,
-            "--project",
-            "1",
-            "--user",
-            &ready.semaphore_user,
-            "--password-file",
-            password_file,
-            "--fingerprint",
-            &ready.fingerprint_sha256,
-            "--token-file",
-            guest_token,
-            "--if-token-file",
-            "--remove-token-file",
-        ];
-        let mut args = vec!["--vmid", "100", "--"];
-        args.extend(register);
+        let mut args = vec!["--vmid", "100", "--", "pvetoken"];
+        args.extend(super::support::register_semaphore_args(ready, guest_token));
+        args.extend(["--password-file", password_file, "--if-token-file", "--remove-token-file"]);
         let run = lab.with_token_file("deliver", &args);
         assert_eq!(run.code, 0, "{version}: {}", run.both());
         let (old_id, old_secret) = lab.saved().unwrap();
@@ -542,25 +509,9 @@ fn a_semaphore_registered_with_a_password_file_is_updated_by_an_unattended_rotat
     super::support::write_private(&password_file, &ready.semaphore_password);
     let token_file = lab.token_file().display().to_string();
     let pass = password_file.display().to_string();
-    let run = lab.pvetoken_env(
-        &[
-            "register",
-            "semaphore",
-            "--url",
-            &ready.semaphore_url,
-            "--project",
-            "1",
-            "--user",
-            &ready.semaphore_user,
-            "--password-file",
-            &pass,
-            "--fingerprint",
-            &ready.fingerprint_sha256,
-            "--token-file",
-            &token_file,
-        ],
-        &[],
-    );
+    let mut args = super::support::register_semaphore_args(ready, &token_file);
+    args.extend(["--password-file", &pass]);
+    let run = lab.pvetoken_env(&args, &[]);
     assert_eq!(run.code, 0, "register: {}", run.both());
     let record = std::fs::read_to_string(format!("{token_file}.sinks.json")).unwrap();
     assert!(record.contains(&pass) && !record.contains(&ready.semaphore_password), "{record}");

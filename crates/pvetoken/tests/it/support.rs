@@ -246,6 +246,25 @@ pub async fn lab_semaphore_admin(ready: &pvetoken_lab::ReadyInfo) -> pvetoken_cl
     connected.await.expect("Semaphore login").0
 }
 
+/// `register semaphore` of `token_file` into the in-process lab's Semaphore: project 1, its admin, its pinned
+/// certificate; the caller adds how the password arrives (`SEMAPHORE_PASSWORD`, or `--password-file`).
+pub fn register_semaphore_args<'a>(ready: &'a pvetoken_lab::ReadyInfo, token_file: &'a str) -> Vec<&'a str> {
+    vec![
+        "register",
+        "semaphore",
+        "--url",
+        &ready.semaphore_url,
+        "--project",
+        "1",
+        "--user",
+        &ready.semaphore_user,
+        "--fingerprint",
+        &ready.fingerprint_sha256,
+        "--token-file",
+        token_file,
+    ]
+}
+
 /// Writes `text` to a new file `path`, 0600 from its creation, as pvetoken writes secrets (the file must not exist).
 pub fn write_private(path: &Path, text: impl AsRef<[u8]>) {
     use std::io::Write as _;
