@@ -65,6 +65,13 @@ impl Lab {
         Lab { lab, _runtime: runtime, dir: tempfile::tempdir().expect("temp dir") }
     }
 
+    /// A `packer` token created into `token.env` in the lab's directory: the file and the secret.
+    pub(crate) fn packer_token(&self) -> (PathBuf, Secret) {
+        let file = self.path("token.env");
+        let secret = self.create("packer", &file, &[]);
+        (file, secret)
+    }
+
     pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
@@ -151,8 +158,7 @@ fn assert_no_secret(run: &Run, secret: &Secret) {
 fn a_healthy_token_passes_every_check_and_exits_0_on_8_4_9_1_and_9_2() {
     for version in [pvetoken_acl::PveVersion::V8_4, pvetoken_acl::PveVersion::V9_1, pvetoken_acl::PveVersion::V9_2] {
         let lab = Lab::start_with(LabConfig { pve_version: version, ..LabConfig::default() });
-        let file = lab.path("token.env");
-        let secret = lab.create("packer", &file, &[]);
+        let (file, secret) = lab.packer_token();
         let run = lab.doctor(&file, &[], &[]);
         assert_eq!(run.code, 0, "{version}: {}", run.all);
         assert!(run.ids().is_empty(), "{version}: {:?}", run.ids());
@@ -179,8 +185,7 @@ fn a_missing_token_file_blocks_and_every_later_check_is_skipped() {
 #[test]
 fn a_token_file_readable_by_others_blocks_with_chmod_and_rotate() {
     let lab = Lab::start();
-    let file = lab.path("token.env");
-    let secret = lab.create("packer", &file, &[]);
+    let (file, secret) = lab.packer_token();
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
     let run = lab.doctor(&file, &[], &[]);
     assert_eq!(run.code, 1);
@@ -194,8 +199,7 @@ fn a_token_file_readable_by_others_blocks_with_chmod_and_rotate() {
 #[test]
 fn a_whole_token_string_in_the_secret_field_blocks_without_echoing_it() {
     let lab = Lab::start();
-    let file = lab.path("token.env");
-    let secret = lab.create("packer", &file, &[]);
+    let (file, secret) = lab.packer_token();
     let mut token = read_token(&file);
     let whole = format!("PVEAPIToken={}={}", token.token_id, secret.expose_secret());
     token.secret = Secret::from(whole);
@@ -210,8 +214,7 @@ fn a_whole_token_string_in_the_secret_field_blocks_without_echoing_it() {
 #[test]
 fn a_prefixed_packer_token_in_the_shell_is_an_error_but_the_server_checks_still_run() {
     let lab = Lab::start();
-    let file = lab.path("token.env");
-    let secret = lab.create("packer", &file, &[]);
+    let (file, secret) = lab.packer_token();
     let token = read_token(&file);
     let prefixed = format!("PVEAPIToken={}={}", token.token_id, secret.expose_secret());
     let env = [("PROXMOX_USERNAME", token.token_id.as_str()), ("PROXMOX_TOKEN", prefixed.as_str())];
@@ -226,8 +229,7 @@ fn a_prefixed_packer_token_in_the_shell_is_an_error_but_the_server_checks_still_
 #[test]
 fn a_closed_port_blocks_at_tcp() {
     let lab = Lab::start();
-    let file = lab.path("token.env");
-    lab.create("packer", &file, &[]);
+    let (file, _) = lab.packer_token();
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
     let mut token = read_token(&file);
     token.url = format!("https://127.0.0.1:{port}");
@@ -243,8 +245,7 @@ fn a_closed_port_blocks_at_tcp() {
 #[test]
 fn a_wrong_pin_blocks_at_tls_and_names_the_presented_fingerprint() {
     let lab = Lab::start();
-    let file = lab.path("token.env");
-    lab.create("packer", &file, &[]);
+    let (file, _) = lab.packer_token();
     let mut token = read_token(&file);
     token.fingerprint = Some(vec!["AB"; 32].join(":"));
     write_token(&file, &token);
@@ -258,8 +259,7 @@ fn a_wrong_pin_blocks_at_tls_and_names_the_presented_fingerprint() {
 #[test]
 fn a_wrong_secret_blocks_at_auth_with_rotate_as_the_fix() {
     let lab = Lab::start();
-    let file = lab.path("token.env");
-    let secret = lab.create("packer", &file, &[]);
+    let (file, secret) = lab.packer_token();
     let mut token = read_token(&file);
     token.secret = Secret::from("00000000-1111-2222-3333-444444444444".to_owned());
     write_token(&file, &token);
@@ -274,8 +274,7 @@ fn a_wrong_secret_blocks_at_auth_with_rotate_as_the_fix() {
 #[test]
 fn a_role_without_guest_agent_audit_predicts_the_403_and_says_the_role_lacks_it() {
     let lab = Lab::start();
-    let file = lab.path("token.env");
-    lab.create("packer", &file, &[]);
+    let (file, _) = lab.packer_token();
     lab.remove_from_role("Token-packer", "VM.GuestAgent.Audit");
     let run = lab.doctor(&file, &[], &lab.root_env());
     assert_eq!(run.code, 1, "{}", run.all);
@@ -304,8 +303,7 @@ fn a_token_expiring_within_14_days_is_a_warning_and_exits_0() {
 #[test]
 fn semaphore_without_the_environment_is_named_and_a_registration_clears_it() {
     let lab = Lab::start();
-    let file = lab.path("token.env");
-    lab.create("packer", &file, &[]);
+    let (file, _) = lab.packer_token();
     let ready = lab.lab.ready();
     let semaphore = [
         "--semaphore-url",
@@ -425,8 +423,7 @@ impl Lab {
 #[test]
 fn an_environment_no_template_uses_is_a_warning_naming_the_templates_and_attaching_it_clears_it() {
     let lab = Lab::start_with_a_template();
-    let file = lab.path("token.env");
-    let secret = lab.create("packer", &file, &[]);
+    let (file, secret) = lab.packer_token();
     lab.register_semaphore(&file, &[]);
     let env = [("SEMAPHORE_PASSWORD", lab.lab.ready().semaphore_password.as_str())];
     let run = lab.doctor(&file, &lab.semaphore_args(), &env);

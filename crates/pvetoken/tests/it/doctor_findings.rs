@@ -114,12 +114,6 @@ fn write_token(path: &Path, token: &TokenFile) {
 }
 
 /// A working token of profile `packer` in `token.env` (the path and its secret).
-fn healthy(lab: &Lab) -> (std::path::PathBuf, Secret) {
-    let file = lab.path("token.env");
-    let secret = lab.create("packer", &file, &[]);
-    (file, secret)
-}
-
 /// The token file at `file` pointed at `host:port` (PROXMOX_HOST, PROXMOX_PORT and PROXMOX_URL agree).
 fn point_at(file: &Path, host: &str, port: u16) {
     let mut token = read_token(file);
@@ -168,7 +162,7 @@ fn replace_line(text: &str, key: &str, line: &str) -> String {
 #[test]
 fn each_broken_token_file_line_blocks_with_its_own_id_and_never_echoes_the_secret() {
     let lab = Lab::start();
-    let (file, secret) = healthy(&lab);
+    let (file, secret) = lab.packer_token();
     let good = std::fs::read_to_string(&file).expect("token file");
     let table = [
         Crafted {
@@ -265,7 +259,7 @@ fn a_directory_at_the_token_path_blocks_as_not_a_file() {
 #[test]
 fn a_token_file_that_cannot_be_read_blocks_as_unreadable() {
     let lab = Lab::start();
-    let (file, secret) = healthy(&lab);
+    let (file, secret) = lab.packer_token();
     // A UTF-16 copy (as PowerShell's `>` writes it): mode 0600, but not text pvetoken can read.
     let text = std::fs::read_to_string(&file).expect("token file");
     let utf16: Vec<u8> = [0xFF, 0xFE].into_iter().chain(text.encode_utf16().flat_map(u16::to_le_bytes)).collect();
@@ -316,7 +310,7 @@ fn a_token_file_of_another_user_is_a_warning_and_then_unreadable() {
     // Root is exempt (it reads every file), so the consumer is `nobody` reading a file root wrote 0600; a non-root
     // run uses a root-owned 0400 file that exists everywhere.
     let (uid, file, secret) = if current_uid() == 0 {
-        let (file, secret) = healthy(&lab);
+        let (file, secret) = lab.packer_token();
         std::fs::set_permissions(lab.dir.path(), std::fs::Permissions::from_mode(0o711)).expect("chmod dir");
         (65_534, file, Some(secret))
     } else {
@@ -339,7 +333,7 @@ fn a_token_file_of_another_user_is_a_warning_and_then_unreadable() {
 #[test]
 fn a_node_name_that_is_a_url_is_an_error_but_the_server_checks_still_run() {
     let lab = Lab::start();
-    let (file, secret) = healthy(&lab);
+    let (file, secret) = lab.packer_token();
     let mut token = read_token(&file);
     token.node = "https://pve.lan:8006".to_owned();
     write_token(&file, &token);
@@ -357,7 +351,7 @@ fn a_node_name_that_is_a_url_is_an_error_but_the_server_checks_still_run() {
 #[test]
 fn a_secret_that_is_not_a_uuid_is_a_warning_and_pve_then_refuses_it() {
     let lab = Lab::start();
-    let (file, secret) = healthy(&lab);
+    let (file, secret) = lab.packer_token();
     let mut token = read_token(&file);
     let truncated = secret.expose_secret()[..20].to_owned();
     token.secret = Secret::from(truncated.clone());
@@ -402,7 +396,7 @@ fn a_token_of_root_is_a_warning_and_everything_else_passes() {
 #[test]
 fn an_insecure_token_file_warns_twice_and_passes() {
     let lab = Lab::start();
-    let (file, secret) = healthy(&lab);
+    let (file, secret) = lab.packer_token();
     let mut token = read_token(&file);
     token.fingerprint = None;
     token.tls_insecure = true;
@@ -441,7 +435,7 @@ struct Tok {
 #[test]
 fn each_consumer_variable_mistake_is_named_and_the_server_checks_still_run() {
     let lab = Lab::start();
-    let (file, secret) = healthy(&lab);
+    let (file, secret) = lab.packer_token();
     let token = read_token(&file);
     let tok = Tok {
         id: token.token_id.to_string(),
@@ -546,7 +540,7 @@ fn each_consumer_variable_mistake_is_named_and_the_server_checks_still_run() {
 #[test]
 fn a_ca_file_that_is_gone_blocks_as_connection_settings() {
     let lab = Lab::start();
-    let (file, secret) = healthy(&lab);
+    let (file, secret) = lab.packer_token();
     let mut token = read_token(&file);
     token.fingerprint = None;
     token.ca_file = Some(lab.path("moved-away/pve-root-ca.pem"));
@@ -562,7 +556,7 @@ fn a_ca_file_that_is_gone_blocks_as_connection_settings() {
 #[test]
 fn a_host_name_that_does_not_resolve_blocks_at_dns() {
     let lab = Lab::start();
-    let (file, secret) = healthy(&lab);
+    let (file, secret) = lab.packer_token();
     point_at(&file, "pve.doctor-test.invalid", 8006);
     let run = lab.doctor(&file, &[], &[]);
     assert_eq!(run.ids(), ["dns-unresolvable"], "{}", run.all);
@@ -575,7 +569,7 @@ fn a_host_name_that_does_not_resolve_blocks_at_dns() {
 #[test]
 fn a_closed_port_blocks_at_tcp_as_refused_with_the_pveproxy_fix() {
     let lab = Lab::start();
-    let (file, secret) = healthy(&lab);
+    let (file, secret) = lab.packer_token();
     let port = closed_port();
     point_at(&file, "127.0.0.1", port);
     let run = lab.doctor(&file, &[], &[]);
@@ -619,7 +613,7 @@ fn silent_port() -> SilentPort {
 #[test]
 fn a_port_that_never_answers_blocks_at_tcp_as_unreachable() {
     let lab = Lab::start();
-    let (file, secret) = healthy(&lab);
+    let (file, secret) = lab.packer_token();
     let silent = silent_port();
     point_at(&file, "127.0.0.1", silent.port);
     let run = lab.doctor(&file, &["--timeout", "1"], &[]);
@@ -635,7 +629,7 @@ fn a_port_that_never_answers_blocks_at_tcp_as_unreachable() {
 #[test]
 fn an_unpinned_self_signed_certificate_blocks_at_tls_and_offers_the_presented_fingerprint() {
     let lab = Lab::start();
-    let (file, secret) = healthy(&lab);
+    let (file, secret) = lab.packer_token();
     let mut token = read_token(&file);
     token.fingerprint = None;
     write_token(&file, &token);
@@ -656,7 +650,7 @@ fn an_unpinned_self_signed_certificate_blocks_at_tls_and_offers_the_presented_fi
 #[test]
 fn an_https_service_that_is_not_pve_blocks_at_tls() {
     let lab = Lab::start();
-    let (file, secret) = healthy(&lab);
+    let (file, secret) = lab.packer_token();
     // The Semaphore simulator: same certificate (so the pin matches), another API.
     let semaphore = url::Url::parse(&lab.lab.ready().semaphore_url).expect("url");
     point_at(&file, "127.0.0.1", semaphore.port().expect("port"));
@@ -672,7 +666,7 @@ fn an_https_service_that_is_not_pve_blocks_at_tls() {
 #[test]
 fn a_proxy_answering_502_blocks_at_tls_as_handshake_failed() {
     let lab = Lab::start();
-    let (file, secret) = healthy(&lab);
+    let (file, secret) = lab.packer_token();
     // Every attempt: the client retries a GET answered 502 before giving up.
     lab.lab.inject_fault(get_fault("/version", 10, Some(502), "Bad Gateway"));
     let run = lab.doctor(&file, &[], &[]);
@@ -703,7 +697,7 @@ fn now() -> i64 {
 #[test]
 fn an_expired_token_blocks_at_auth_as_expired_not_as_a_wrong_secret() {
     let lab = Lab::start();
-    let (file, secret) = healthy(&lab);
+    let (file, secret) = lab.packer_token();
     let expired = now() - 2 * 86_400;
     let mut token = read_token(&file);
     set_server_expiry(&lab, &token, expired);
@@ -720,7 +714,7 @@ fn an_expired_token_blocks_at_auth_as_expired_not_as_a_wrong_secret() {
 #[test]
 fn an_expiry_date_in_the_past_that_pve_still_accepts_blocks_at_expiry() {
     let lab = Lab::start();
-    let (file, secret) = healthy(&lab);
+    let (file, secret) = lab.packer_token();
     // The server's token never expires, but the file says it expired yesterday (clock or file out of step).
     let mut token = read_token(&file);
     token.expire = u64::try_from(now() - 86_400).expect("epoch");
@@ -740,7 +734,7 @@ fn an_expiry_date_in_the_past_that_pve_still_accepts_blocks_at_expiry() {
 #[test]
 fn a_failing_version_call_as_the_token_blocks_at_auth_as_request_failed() {
     let lab = Lab::start();
-    let (file, secret) = healthy(&lab);
+    let (file, secret) = lab.packer_token();
     let fault = |status| get_fault("/version", 1, status, "proxy error: upstream timed out");
     // The TLS probe's `GET /version` goes through; the token's fails with a 500.
     lab.lab.inject_fault(fault(None));
@@ -757,7 +751,7 @@ fn a_failing_version_call_as_the_token_blocks_at_auth_as_request_failed() {
 #[test]
 fn pve_7_is_a_warning_and_passes() {
     let lab = Lab::start_with(LabConfig { pve_version: pvetoken_acl::PveVersion::V7_4, ..LabConfig::default() });
-    let (file, secret) = healthy(&lab);
+    let (file, secret) = lab.packer_token();
     let run = lab.doctor(&file, &[], &[]);
     assert_passes(&run);
     assert_eq!(run.ids(), ["pve-version-old"], "{}", run.all);
@@ -770,7 +764,7 @@ fn pve_7_is_a_warning_and_passes() {
 #[test]
 fn an_unknown_profile_is_a_warning_naming_the_built_in_ones() {
     let lab = Lab::start();
-    let (file, secret) = healthy(&lab);
+    let (file, secret) = lab.packer_token();
     let file_text = file.display().to_string();
     let run = lab.pvetoken(&["doctor", "--profile", "pakcer", "--token-file", file_text.as_str()], &[], None);
     assert_passes(&run);
@@ -785,7 +779,7 @@ fn an_unknown_profile_is_a_warning_naming_the_built_in_ones() {
 #[test]
 fn a_failing_permissions_call_blocks_at_privileges() {
     let lab = Lab::start();
-    let (file, secret) = healthy(&lab);
+    let (file, secret) = lab.packer_token();
     lab.lab.inject_fault(get_fault("/access/permissions", 1, Some(500), "unable to read user.cfg"));
     let ready = lab.lab.ready();
     let run = lab.doctor(&file, &["--semaphore-url", ready.semaphore_url.as_str()], &[]);
@@ -800,7 +794,7 @@ fn a_failing_permissions_call_blocks_at_privileges() {
 #[test]
 fn a_token_whose_role_was_emptied_has_no_permissions_at_all() {
     let lab = Lab::start();
-    let (file, secret) = healthy(&lab);
+    let (file, secret) = lab.packer_token();
     as_root(&lab, |admin| async move { admin.set_role("Token-packer", &[]).await.expect("empty the role") });
     let run = lab.doctor(&file, &[], &lab.root_env());
     assert_eq!(run.code, 1, "{}", run.all);
@@ -851,7 +845,7 @@ fn assert_pve_side_ok(run: &Run) {
 #[test]
 fn semaphore_without_credentials_is_a_warning_and_passes() {
     let lab = Lab::start();
-    let (file, secret) = healthy(&lab);
+    let (file, secret) = lab.packer_token();
     let run = lab.doctor(&file, &semaphore_args(&lab), &[]);
     assert_passes(&run);
     assert_eq!(run.ids(), ["semaphore-no-credentials"], "{}", run.all);
@@ -864,7 +858,7 @@ fn semaphore_without_credentials_is_a_warning_and_passes() {
 #[test]
 fn an_untrusted_or_wrongly_pinned_semaphore_certificate_blocks_as_semaphore_tls() {
     let lab = Lab::start();
-    let (file, secret) = healthy(&lab);
+    let (file, secret) = lab.packer_token();
     let ready = lab.lab.ready();
     let unpinned = ["--semaphore-url", ready.semaphore_url.as_str()];
     let run = lab.doctor(&file, &unpinned, &semaphore_password(&lab));
@@ -887,7 +881,7 @@ fn an_untrusted_or_wrongly_pinned_semaphore_certificate_blocks_as_semaphore_tls(
 #[test]
 fn a_plain_http_url_to_semaphores_https_port_blocks_as_not_semaphore() {
     let lab = Lab::start();
-    let (file, secret) = healthy(&lab);
+    let (file, secret) = lab.packer_token();
     let ready = lab.lab.ready();
     // The right port but plain HTTP: the server speaks HTTPS.
     let http = ready.semaphore_url.replacen("https://", "http://", 1);
@@ -903,7 +897,7 @@ fn a_plain_http_url_to_semaphores_https_port_blocks_as_not_semaphore() {
 #[test]
 fn a_semaphore_url_that_reaches_another_https_service_blocks_as_not_semaphore() {
     let lab = Lab::start();
-    let (file, secret) = healthy(&lab);
+    let (file, secret) = lab.packer_token();
     let ready = lab.lab.ready();
     // PVE's own port (same CA): it answers the login path with an HTTP error, so it is reachable but not Semaphore.
     let ca = ready.ca_file.display().to_string();
@@ -919,7 +913,7 @@ fn a_semaphore_url_that_reaches_another_https_service_blocks_as_not_semaphore() 
 #[test]
 fn a_semaphore_that_is_not_running_blocks_as_unreachable() {
     let lab = Lab::start();
-    let (file, secret) = healthy(&lab);
+    let (file, secret) = lab.packer_token();
     let url = format!("https://127.0.0.1:{}", closed_port());
     let run = lab.doctor(&file, &["--semaphore-url", url.as_str()], &semaphore_password(&lab));
     assert_eq!(run.ids(), ["semaphore-unreachable"], "{}", run.all);
@@ -932,7 +926,7 @@ fn a_semaphore_that_is_not_running_blocks_as_unreachable() {
 #[test]
 fn a_semaphore_project_that_does_not_exist_blocks_and_lists_the_visible_ones() {
     let lab = Lab::start();
-    let (file, secret) = healthy(&lab);
+    let (file, secret) = lab.packer_token();
     let mut args = semaphore_args(&lab);
     args.extend(["--semaphore-project", "42"]);
     let run = lab.doctor(&file, &args, &semaphore_password(&lab));
@@ -946,7 +940,7 @@ fn a_semaphore_project_that_does_not_exist_blocks_and_lists_the_visible_ones() {
 #[test]
 fn an_environment_in_the_community_proxmox_layout_lacks_the_seed_layouts_node() {
     let lab = Lab::start();
-    let (file, secret) = healthy(&lab);
+    let (file, secret) = lab.packer_token();
     lab.register_semaphore(&file, &["--layout", "community-proxmox"]);
     let run = lab.doctor(&file, &semaphore_args(&lab), &semaphore_password(&lab));
     assert_eq!(run.code, 1, "{}", run.all);
@@ -998,7 +992,7 @@ fn create_environment(lab: &Lab, token: &TokenFile, kind: SecretType, env: Strin
 #[test]
 fn secrets_stored_as_ansible_extra_vars_are_named_as_var_not_env() {
     let lab = Lab::start();
-    let (file, secret) = healthy(&lab);
+    let (file, secret) = lab.packer_token();
     create_environment(&lab, &read_token(&file), SecretType::Var, "{}".to_owned());
     let run = lab.doctor(&file, &semaphore_args(&lab), &semaphore_password(&lab));
     assert_eq!(run.code, 1, "{}", run.all);
@@ -1015,7 +1009,7 @@ fn secrets_stored_as_ansible_extra_vars_are_named_as_var_not_env() {
 #[test]
 fn the_token_secret_in_the_plain_environment_json_is_a_warning() {
     let lab = Lab::start();
-    let (file, secret) = healthy(&lab);
+    let (file, secret) = lab.packer_token();
     let token = read_token(&file);
     let plain = serde_json::json!({ "PROXMOX_TOKEN_SECRET": secret.expose_secret() }).to_string();
     create_environment(&lab, &token, SecretType::Env, plain);
@@ -1092,7 +1086,7 @@ fn a_version_string_without_a_release_number_is_a_warning_and_the_privileges_che
     use axum::http::{HeaderMap, StatusCode, header};
     use axum::response::IntoResponse;
     let lab = Lab::start();
-    let (file, secret) = healthy(&lab);
+    let (file, secret) = lab.packer_token();
     // An API that authenticates the token but reports a version doctor cannot read (a development build).
     let version = |headers: HeaderMap| async move {
         if headers.contains_key(header::AUTHORIZATION) {
@@ -1119,7 +1113,7 @@ fn a_semaphore_that_fails_to_list_environments_is_a_request_failure() {
     use axum::http::{StatusCode, header};
     use axum::routing::{get, post};
     let lab = Lab::start();
-    let (file, secret) = healthy(&lab);
+    let (file, secret) = lab.packer_token();
     // A Semaphore that logs in and shows the project, then answers 500 (its database is locked) on the listing.
     let router = axum::Router::new()
         .route(
@@ -1154,7 +1148,7 @@ fn a_release_newer_than_any_known_is_a_warning_naming_the_assumption() {
     let mut scenario = pvetoken_lab::Scenario::default();
     scenario.packages.insert("pve-manager".to_owned(), "9.7.1".to_owned());
     let lab = Lab::start_with(LabConfig { scenario, ..LabConfig::default() });
-    let (file, secret) = healthy(&lab);
+    let (file, secret) = lab.packer_token();
     let run = lab.doctor(&file, &[], &[]);
     assert_passes(&run);
     assert_eq!(run.ids(), ["pve-version-newer"], "{}", run.all);
