@@ -175,9 +175,8 @@ impl Call<'_> {
         )))
     }
 
-    /// `nodes/{node}/qemu/{vmid}/...`: the node checked, the VM id parsed.
+    /// `nodes/{node}/qemu/{vmid}/...`: the VM id parsed (the router checked the node).
     pub(crate) fn vmid(&self) -> Result<u64, ApiError> {
-        self.node()?;
         qemu::parse_vmid("vmid", self.cap(1))
     }
 }
@@ -264,38 +263,14 @@ const ROUTES: &[Route] = &[
     r("PUT", "pools/*", |c| pools::pool_update(c.lab, c.caller()?, c.params, c.cap(0))),
     r("DELETE", "pools/*", |c| pools::pool_delete(c.lab, c.cap(0))),
     r("GET", "nodes", |c| nodes::nodes(c.lab, c.caller()?)),
-    r("GET", "nodes/*", |c| {
-        c.node()?;
-        Ok(directory_index("nodes/*", "name"))
-    }),
-    r("GET", "nodes/*/status", |c| {
-        c.node()?;
-        nodes::node_status(c.lab)
-    }),
-    r("GET", "nodes/*/network", |c| {
-        c.node()?;
-        nodes::node_network(c.lab, c.caller()?)
-    }),
-    r("GET", "nodes/*/apt", |c| {
-        c.node()?;
-        Ok(directory_index("nodes/*/apt", "id"))
-    }),
-    r("GET", "nodes/*/apt/versions", |c| {
-        c.node()?;
-        nodes::apt_versions(c.lab)
-    }),
-    r("GET", "nodes/*/lxc", |c| {
-        c.node()?;
-        Ok(serde_json::json!([]))
-    }),
-    r("GET", "nodes/*/qemu", |c| {
-        c.node()?;
-        qemu::qemu_list(c.lab, c.caller()?)
-    }),
-    r("POST", "nodes/*/qemu", |c| {
-        c.node()?;
-        qemu::qemu_create(c.lab, c.caller()?, c.params)
-    }),
+    r("GET", "nodes/*", |_| Ok(directory_index("nodes/*", "name"))),
+    r("GET", "nodes/*/status", |c| nodes::node_status(c.lab)),
+    r("GET", "nodes/*/network", |c| nodes::node_network(c.lab, c.caller()?)),
+    r("GET", "nodes/*/apt", |_| Ok(directory_index("nodes/*/apt", "id"))),
+    r("GET", "nodes/*/apt/versions", |c| nodes::apt_versions(c.lab)),
+    r("GET", "nodes/*/lxc", |_| Ok(serde_json::json!([]))),
+    r("GET", "nodes/*/qemu", |c| qemu::qemu_list(c.lab, c.caller()?)),
+    r("POST", "nodes/*/qemu", |c| qemu::qemu_create(c.lab, c.caller()?, c.params)),
     r("GET", "nodes/*/qemu/*", |c| qemu::vm_index(c.lab, c.vmid()?)),
     r("DELETE", "nodes/*/qemu/*", |c| qemu::vm_delete(c.lab, c.caller()?, c.vmid()?)),
     r("GET", "nodes/*/qemu/*/config", |c| qemu::config_get(c.lab, c.vmid()?)),
@@ -322,34 +297,13 @@ const ROUTES: &[Route] = &[
     r("GET", "nodes/*/qemu/*/agent/file-read", |c| agent::query(c.lab, c.params, c.vmid()?, Query::FileRead)),
     r("POST", "nodes/*/qemu/*/agent/exec", |c| agent::exec(c.lab, c.params, c.vmid()?)),
     r("GET", "nodes/*/qemu/*/agent/exec-status", |c| agent::exec_status(c.lab, c.params, c.vmid()?)),
-    r("GET", "nodes/*/tasks", |c| {
-        c.node()?;
-        tasks::tasks(c.lab, c.caller()?)
-    }),
-    r("GET", "nodes/*/tasks/*/status", |c| {
-        c.node()?;
-        tasks::task_status(c.lab, c.caller()?, c.cap(1))
-    }),
-    r("GET", "nodes/*/tasks/*/log", |c| {
-        c.node()?;
-        tasks::task_log(c.lab, c.caller()?, c.cap(1))
-    }),
-    r("GET", "nodes/*/storage", |c| {
-        c.node()?;
-        storage::storage_list(c.lab, c.caller()?, c.params)
-    }),
-    r("GET", "nodes/*/storage/*/status", |c| {
-        c.node()?;
-        storage::storage_status(c.lab, c.cap(1))
-    }),
-    r("GET", "nodes/*/storage/*/content", |c| {
-        c.node()?;
-        storage::storage_content(c.lab, c.caller()?, c.params, c.cap(1))
-    }),
-    r("GET", "nodes/*/storage/*/content/*", |c| {
-        c.node()?;
-        storage::volume_get(c.lab, c.caller()?, c.cap(1), c.cap(2))
-    }),
+    r("GET", "nodes/*/tasks", |c| tasks::tasks(c.lab, c.caller()?)),
+    r("GET", "nodes/*/tasks/*/status", |c| tasks::task_status(c.lab, c.caller()?, c.cap(1))),
+    r("GET", "nodes/*/tasks/*/log", |c| tasks::task_log(c.lab, c.caller()?, c.cap(1))),
+    r("GET", "nodes/*/storage", |c| storage::storage_list(c.lab, c.caller()?, c.params)),
+    r("GET", "nodes/*/storage/*/status", |c| storage::storage_status(c.lab, c.cap(1))),
+    r("GET", "nodes/*/storage/*/content", |c| storage::storage_content(c.lab, c.caller()?, c.params, c.cap(1))),
+    r("GET", "nodes/*/storage/*/content/*", |c| storage::volume_get(c.lab, c.caller()?, c.cap(1), c.cap(2))),
 ];
 
 /// A directory index as PVE answers it: one object per subdirectory, named by `key` (`subdir`, `name` or `id`, as
@@ -548,7 +502,9 @@ pub(crate) fn dispatch(lab: &Lab, request: Incoming<'_>) -> Outcome {
         };
     }
     let call = Call { lab, caller: caller.as_ref(), params: &params, caps: captures(route, &segs) };
-    let result = (route.handler)(&call);
+    // Every `nodes/{node}/...` handler starts where PVE's does: a node it does not know is a failed host lookup.
+    let checked = if route.pattern.starts_with("nodes/*") { call.node() } else { Ok(()) };
+    let result = checked.and_then(|()| (route.handler)(&call));
     match result {
         Ok(data) => Outcome::ok(&data, authid),
         Err(e) => {

@@ -178,3 +178,24 @@ async fn the_auth_failure_delay_slows_down_only_failures() {
     assert_eq!(anon.api("GET", "/version", &[]).await.status, 401);
     assert!(started.elapsed() >= std::time::Duration::from_millis(300));
 }
+
+/// pveproxy forwards a call for another node to that node by name; a name it cannot resolve fails there, for every
+/// call under `/nodes/{node}`, before the handler looks at its parameters.
+#[tokio::test]
+async fn a_node_the_cluster_does_not_have_is_a_failed_host_lookup_on_every_node_path() {
+    let lab = start(LabConfig::default()).await;
+    let root = Api::root(&lab).await;
+    for (method, path) in [
+        ("GET", "/nodes/elsewhere"),
+        ("GET", "/nodes/elsewhere/status"),
+        ("GET", "/nodes/elsewhere/qemu"),
+        ("GET", "/nodes/elsewhere/qemu/9000/config"),
+        ("POST", "/nodes/elsewhere/qemu/not-a-vmid/clone"),
+    ] {
+        let a = root.api(method, path, &[]).await;
+        assert_eq!(a.status, 500, "{method} {path}: {}", a.raw);
+        let message = a.body["message"].as_str().unwrap_or_default();
+        assert!(message.starts_with("hostname lookup 'elsewhere' failed"), "{method} {path}: {message}");
+    }
+    assert_eq!(root.api("GET", "/nodes/pve/status", &[]).await.status, 200, "the lab's own node answers");
+}
