@@ -232,7 +232,7 @@ fn undeclared_tokens_of_managed_users_are_reported_and_deleted_only_with_prune()
 /// saved, no file in the directory readable by others; the rerun converges and a plan shows nothing to change.
 #[test]
 fn apply_killed_at_each_step_leaves_no_token_without_its_secret_and_the_rerun_converges() {
-    use std::process::{Command, Stdio};
+    use std::process::Command;
     let points: [(&str, &str); 6] = [
         ("POST", "/access/roles"),
         ("POST", "/access/users"),
@@ -267,22 +267,9 @@ fn apply_killed_at_each_step_leaves_no_token_without_its_secret_and_the_rerun_co
         let point = format!("{method} {path}");
 
         lab.fault(pvetoken_lab::FaultSpec::on(method, path).delay_ms(30_000));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_pvetoken"))
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", lab.dir().join("home"))
-            .args(["apply", "-f", &decl_arg, "--auto-approve"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        // Apply is held at the delayed request when the lab's log stops growing.
-        lab.wait_until_quiet();
-        assert!(child.try_wait().unwrap().is_none(), "{point}: apply was still running when killed");
-        child.kill().unwrap();
-        child.wait().unwrap();
-        lab.lab().clear_faults();
+        let mut apply = Command::new(env!("CARGO_BIN_EXE_pvetoken"));
+        apply.env_clear().env("PATH", std::env::var_os("PATH").unwrap_or_default()).env("HOME", lab.dir().join("home"));
+        lab.kill_when_held(apply.args(["apply", "-f", &decl_arg, "--auto-approve"]), &format!("apply at {point}"));
 
         // No token without its secret: every token on the server is in the file declared for it, and works.
         for name in lab.server_tokens("automation@pve") {

@@ -305,14 +305,7 @@ fn semaphore_without_the_environment_is_named_and_a_registration_clears_it() {
     let lab = Lab::start();
     let (file, _) = lab.packer_token();
     let ready = lab.lab.ready();
-    let semaphore = [
-        "--semaphore-url",
-        ready.semaphore_url.as_str(),
-        "--semaphore-fingerprint",
-        ready.fingerprint_sha256.as_str(),
-        "--semaphore-user",
-        ready.semaphore_user.as_str(),
-    ];
+    let semaphore = lab.semaphore_args();
     let env = [("SEMAPHORE_PASSWORD", ready.semaphore_password.as_str())];
     let run = lab.doctor(&file, &semaphore, &env);
     assert_eq!(run.code, 1, "{}", run.all);
@@ -407,9 +400,10 @@ impl Lab {
         });
     }
 
-    fn semaphore_args(&self) -> [&str; 6] {
+    /// doctor's flags for the lab's Semaphore (its URL, pin and admin; the password comes from the environment).
+    pub(crate) fn semaphore_args(&self) -> Vec<&str> {
         let ready = self.lab.ready();
-        [
+        vec![
             "--semaphore-url",
             ready.semaphore_url.as_str(),
             "--semaphore-fingerprint",

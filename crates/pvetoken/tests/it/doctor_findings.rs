@@ -819,18 +819,6 @@ fn a_token_whose_role_was_emptied_has_no_permissions_at_all() {
 // ---------------------------------------------------------------------------------------------------------------
 // semaphore
 
-fn semaphore_args(lab: &Lab) -> Vec<&str> {
-    let ready = lab.lab.ready();
-    vec![
-        "--semaphore-url",
-        ready.semaphore_url.as_str(),
-        "--semaphore-fingerprint",
-        ready.fingerprint_sha256.as_str(),
-        "--semaphore-user",
-        ready.semaphore_user.as_str(),
-    ]
-}
-
 fn semaphore_password(lab: &Lab) -> [(&str, &str); 1] {
     [("SEMAPHORE_PASSWORD", lab.lab.ready().semaphore_password.as_str())]
 }
@@ -846,7 +834,7 @@ fn assert_pve_side_ok(run: &Run) {
 fn semaphore_without_credentials_is_a_warning_and_passes() {
     let lab = Lab::start();
     let (file, secret) = lab.packer_token();
-    let run = lab.doctor(&file, &semaphore_args(&lab), &[]);
+    let run = lab.doctor(&file, &lab.semaphore_args(), &[]);
     assert_passes(&run);
     assert_eq!(run.ids(), ["semaphore-no-credentials"], "{}", run.all);
     expect_finding(&run, "semaphore-no-credentials", "warning", "semaphore", "SEMAPHORE_PASSWORD=...");
@@ -927,7 +915,7 @@ fn a_semaphore_that_is_not_running_blocks_as_unreachable() {
 fn a_semaphore_project_that_does_not_exist_blocks_and_lists_the_visible_ones() {
     let lab = Lab::start();
     let (file, secret) = lab.packer_token();
-    let mut args = semaphore_args(&lab);
+    let mut args = lab.semaphore_args();
     args.extend(["--semaphore-project", "42"]);
     let run = lab.doctor(&file, &args, &semaphore_password(&lab));
     assert_eq!(run.ids(), ["semaphore-project-missing"], "{}", run.all);
@@ -942,7 +930,7 @@ fn an_environment_in_the_community_proxmox_layout_lacks_the_seed_layouts_node() 
     let lab = Lab::start();
     let (file, secret) = lab.packer_token();
     lab.register_semaphore(&file, &["--layout", "community-proxmox"]);
-    let run = lab.doctor(&file, &semaphore_args(&lab), &semaphore_password(&lab));
+    let run = lab.doctor(&file, &lab.semaphore_args(), &semaphore_password(&lab));
     assert_eq!(run.code, 1, "{}", run.all);
     assert!(run.ids().contains(&"semaphore-variables-missing".to_owned()), "{}", run.all);
     let finding = expect_finding(&run, "semaphore-variables-missing", "error", "semaphore", "--layout seed");
@@ -950,7 +938,7 @@ fn an_environment_in_the_community_proxmox_layout_lacks_the_seed_layouts_node() 
     assert_eq!(status(&run, "semaphore"), "failed");
     assert_no_secret(&run, &secrets(&lab, &secret));
     // Checked against the layout it was registered with, the variables are all there.
-    let mut args = semaphore_args(&lab);
+    let mut args = lab.semaphore_args();
     args.extend(["--semaphore-layout", "community-proxmox"]);
     let run = lab.doctor(&file, &args, &semaphore_password(&lab));
     assert!(!run.ids().contains(&"semaphore-variables-missing".to_owned()), "{}", run.all);
@@ -994,7 +982,7 @@ fn secrets_stored_as_ansible_extra_vars_are_named_as_var_not_env() {
     let lab = Lab::start();
     let (file, secret) = lab.packer_token();
     create_environment(&lab, &read_token(&file), SecretType::Var, "{}".to_owned());
-    let run = lab.doctor(&file, &semaphore_args(&lab), &semaphore_password(&lab));
+    let run = lab.doctor(&file, &lab.semaphore_args(), &semaphore_password(&lab));
     assert_eq!(run.code, 1, "{}", run.all);
     let finding =
         expect_finding(&run, "semaphore-secret-type-var", "error", "semaphore", "pvetoken register semaphore");
@@ -1013,7 +1001,7 @@ fn the_token_secret_in_the_plain_environment_json_is_a_warning() {
     let token = read_token(&file);
     let plain = serde_json::json!({ "PROXMOX_TOKEN_SECRET": secret.expose_secret() }).to_string();
     create_environment(&lab, &token, SecretType::Env, plain);
-    let run = lab.doctor(&file, &semaphore_args(&lab), &semaphore_password(&lab));
+    let run = lab.doctor(&file, &lab.semaphore_args(), &semaphore_password(&lab));
     // The lab's project has no template, so the environment is also unused (a warning too).
     assert_passes(&run);
     assert_eq!(run.ids(), ["semaphore-secret-in-plain-env", "semaphore-environment-unused"], "{}", run.all);

@@ -160,7 +160,7 @@ fn a_kept_token_whose_job_is_gone_is_collected_by_gc() {
 /// TTL (so PVE refuses it by itself), and `gc` removes it with its ACL entries.
 #[test]
 fn exec_killed_at_each_step_leaves_at_most_one_expiring_token_which_gc_removes() {
-    use std::process::{Command, Stdio};
+    use std::process::Command;
     let points: [(&str, &str); 3] = [("PUT", "/access/acl"), ("GET", "/access/permissions"), ("", "COMMAND")];
     for (method, path) in points {
         let lab = Lab::start("9.2");
@@ -170,24 +170,14 @@ fn exec_killed_at_each_step_leaves_at_most_one_expiring_token_which_gc_removes()
             lab.fault(pvetoken_lab::FaultSpec::on(method, path).delay_ms(30_000));
         }
         let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_pvetoken"))
-            .env_clear()
+        let mut exec = Command::new(env!("CARGO_BIN_EXE_pvetoken"));
+        exec.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", lab.dir().join("home"))
             .env("PVETOKEN_PASSWORD", ready.root_password.as_str())
             .args(["exec", "--url", &ready.pve_url, "--ca-file", &ca, "--profile", "ansible", "--ttl", "10m"])
-            .args(["--", "sleep", "30"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        // Held at the delayed request (or in COMMAND) when the lab's log stops growing.
-        lab.wait_until_quiet();
-        assert!(child.try_wait().unwrap().is_none(), "{method} {path}: exec was still running when killed");
-        child.kill().unwrap();
-        child.wait().unwrap();
-        lab.lab().clear_faults();
+            .args(["--", "sleep", "30"]);
+        lab.kill_when_held(&mut exec, &format!("exec at {method} {path}"));
 
         let left: Vec<String> =
             lab.server_tokens("automation@pve").into_iter().filter(|t| t.starts_with("ansible-x")).collect();

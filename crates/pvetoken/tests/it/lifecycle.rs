@@ -168,6 +168,19 @@ impl Lab {
         }
     }
 
+    /// Starts `command` (no terminal, output discarded), waits until it is held (the lab's log stops growing: at a
+    /// delayed request, or in a child command), asserts it is still running, kills it (`kill -9`) and clears the
+    /// faults, as a power cut at that point would.
+    pub fn kill_when_held(&self, command: &mut std::process::Command, what: &str) {
+        use std::process::Stdio;
+        let mut child = command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        self.wait_until_quiet();
+        assert!(child.try_wait().unwrap().is_none(), "{what}: it ended before it was killed");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        self.lab().clear_faults();
+    }
+
     pub fn fault(&self, fault: FaultSpec) {
         self.lab().inject_fault(fault);
     }

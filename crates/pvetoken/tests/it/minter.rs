@@ -10,22 +10,18 @@ const MINTER: &str = "pvetoken-minter@pve";
 
 /// `create --minter --profiles PROFILES` into `minter.env`.
 fn create_minter(lab: &Lab, profiles: &str) -> (Run, std::path::PathBuf) {
-    let file = lab.dir().join("minter.env");
+    create_minter_into(lab, "minter.env", profiles, &[])
+}
+
+/// `create --minter --profiles PROFILES EXTRA` into the token file `name` in the lab's directory.
+fn create_minter_into(lab: &Lab, name: &str, profiles: &str, extra: &[&str]) -> (Run, std::path::PathBuf) {
+    let file = lab.dir().join(name);
     let ready = lab.lab().ready();
     let ca = ready.ca_file.display().to_string();
-    let run = lab.pvetoken(&[
-        "create",
-        "--minter",
-        "--profiles",
-        profiles,
-        "--token-file",
-        file.to_str().unwrap(),
-        "--url",
-        ready.pve_url.as_str(),
-        "--ca-file",
-        ca.as_str(),
-    ]);
-    (run, file)
+    let mut args = vec!["create", "--minter", "--profiles", profiles, "--token-file", file.to_str().unwrap()];
+    args.extend_from_slice(&["--url", ready.pve_url.as_str(), "--ca-file", ca.as_str()]);
+    args.extend_from_slice(extra);
+    (lab.pvetoken(&args), file)
 }
 
 /// `exec --minter ARGS -- COMMAND` with only the minter's token file (no password anywhere).
@@ -189,23 +185,7 @@ fn audit_labels_the_minter_and_its_job_tokens_instead_of_calling_the_minter_an_e
 #[test]
 fn a_job_token_may_not_outlive_the_minter() {
     let lab = Lab::start("9.2");
-    let ready = lab.lab().ready();
-    let ca = ready.ca_file.display().to_string();
-    let file = lab.dir().join("short-minter.env");
-    let run = lab.pvetoken(&[
-        "create",
-        "--minter",
-        "--profiles",
-        "readonly",
-        "--expire",
-        "1h",
-        "--token-file",
-        file.to_str().unwrap(),
-        "--url",
-        ready.pve_url.as_str(),
-        "--ca-file",
-        ca.as_str(),
-    ]);
+    let (run, file) = create_minter_into(&lab, "short-minter.env", "readonly", &["--expire", "1h"]);
     assert_eq!(run.code, 0, "{}", run.both());
     let before = lab.server_tokens(MINTER);
     let run = exec_as_minter(&lab, &file, &["--profile", "readonly", "--ttl", "2h"], &["true"]);
