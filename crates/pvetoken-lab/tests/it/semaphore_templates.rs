@@ -296,3 +296,47 @@ fn templates_survive_a_restart_with_a_state_dir() {
         SemaphoreSim::open(Some(dir.path()), &SemaphoreScenario::default(), "pw".to_owned()).expect("reopen");
     assert_eq!(reopened.templates(1), stored);
 }
+
+/// The project listings sort as Semaphore's `sort=`/`order=` say: inventories by name or type, repositories by name
+/// or git URL, members by name, username, email or role (anything else: by name), descending with `order=desc`.
+#[tokio::test]
+async fn project_listings_sort_by_the_asked_field_and_order() {
+    let sim = SemaphoreSim::open(None, &SemaphoreScenario::default(), "admin-pw".to_owned()).expect("open sim");
+    sim.add_inventory(1, "b-hosts");
+    sim.add_inventory(1, "a-hosts");
+    sim.add_repository(1, "zeta", "https://example.org/a.git");
+    sim.add_repository(1, "alpha", "https://example.org/b.git");
+    sim.add_user("carol", "pw", Some((1, ProjectRole::Guest)));
+    sim.add_user("bob", "pw", Some((1, ProjectRole::TaskRunner)));
+    let served = serve(sim).await;
+    let admin = token(&served, "admin");
+    let names = |list: &Value, field: &str| -> Vec<String> {
+        list.as_array()
+            .expect("a list")
+            .iter()
+            .map(|item| item[field].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    let get = |path: &'static str| {
+        let (served, admin) = (&served, &admin);
+        async move {
+            let (code, list) = call(served, admin, reqwest::Method::GET, path, None).await;
+            assert_eq!(code, 200, "{path}: {list}");
+            list
+        }
+    };
+    let inventories = get("/api/project/1/inventory").await;
+    assert_eq!(names(&inventories, "name"), ["a-hosts", "b-hosts"]);
+    let inventories = get("/api/project/1/inventory?sort=name&order=desc").await;
+    assert_eq!(names(&inventories, "name"), ["b-hosts", "a-hosts"]);
+    let repositories = get("/api/project/1/repositories").await;
+    assert_eq!(names(&repositories, "name"), ["alpha", "zeta"]);
+    let repositories = get("/api/project/1/repositories?sort=git_url").await;
+    assert_eq!(names(&repositories, "name"), ["zeta", "alpha"], "a.git before b.git");
+    let members = get("/api/project/1/users?sort=username&order=desc").await;
+    let usernames = names(&members, "username");
+    assert_eq!(&usernames[..2], ["carol", "bob"], "{members}");
+    assert!(members.as_array().expect("list").iter().all(|m| m.get("email").is_none()), "no email shown: {members}");
+    let by_nothing = get("/api/project/1/users?sort=password").await;
+    assert_eq!(names(&by_nothing, "name"), names(&get("/api/project/1/users?sort=name").await, "name"));
+}

@@ -2,33 +2,29 @@
 //! secret values are stored encrypted and never answered.
 
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use pvetoken_api::ExposeSecret;
 use pvetoken_api::semaphore::{EnvironmentRequest, EnvironmentSecretRequest, SecretOperation};
 
-use super::ListQuery;
+use super::Listing;
 use crate::semaphore::api::extract::{ManageResources, ProjectCall, ProjectItemCall};
 use crate::semaphore::api::{Answer, bind, error, json, status};
 use crate::semaphore::store::{State as Data, StoredEnvironment, StoredSecret};
 use crate::semaphore::{Fault, SemaphoreSim};
 
 /// Sorted by name, case-insensitively (Semaphore accepts only `sort=name` here).
-pub(crate) async fn list_environments(
-    State(sim): State<SemaphoreSim>,
-    Query(query): Query<ListQuery>,
-    call: ProjectCall<ManageResources>,
-) -> Answer {
-    let state = sim.lock();
+pub(crate) async fn list_environments(list: Listing<ManageResources>) -> Answer {
+    let state = list.sim.lock();
     let mut environments: Vec<_> = state
         .environments
         .iter()
-        .filter(|env| env.project_id == call.project_id)
+        .filter(|env| env.project_id == list.project_id)
         .map(|env| state.environment_view(env))
         .collect();
     environments.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()).then(a.id.cmp(&b.id)));
-    if query.sort.as_deref().is_some_and(|sort| sort == "name") && query.descending() {
+    if list.query.sorts_by("name") && list.query.descending() {
         environments.reverse();
     }
     Ok(json(StatusCode::OK, &environments))

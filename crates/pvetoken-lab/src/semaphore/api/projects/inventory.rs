@@ -1,32 +1,20 @@
 //! Inventories (`api/projects/inventory.go`): a read-only listing of the rows the scenario seeds (and of the
 //! workspaces Terraform/OpenTofu templates get), so that templates have something to point at.
 
-use axum::extract::{Query, State};
 use axum::http::StatusCode;
 
-use super::ListQuery;
-use crate::semaphore::SemaphoreSim;
-use crate::semaphore::api::extract::{ManageResources, ProjectCall};
+use super::Listing;
+use crate::semaphore::api::extract::ManageResources;
 use crate::semaphore::api::{Answer, json};
 use crate::semaphore::store::StoredInventory;
 
 /// Sorted as `InventoryProps` allows: by `name` (default) or `type`.
-pub(crate) async fn list_inventories(
-    State(sim): State<SemaphoreSim>,
-    Query(query): Query<ListQuery>,
-    call: ProjectCall<ManageResources>,
-) -> Answer {
-    let state = sim.lock();
+pub(crate) async fn list_inventories(list: Listing<ManageResources>) -> Answer {
+    let state = list.sim.lock();
     let mut inventories: Vec<&StoredInventory> =
-        state.inventories.iter().filter(|inv| inv.project_id == call.project_id).collect();
-    if query.sort.as_deref() == Some("type") {
-        inventories.sort_by(|a, b| a.kind.cmp(&b.kind).then(a.id.cmp(&b.id)));
-    } else {
-        inventories.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
-    }
-    if query.descending() {
-        inventories.reverse();
-    }
+        state.inventories.iter().filter(|inv| inv.project_id == list.project_id).collect();
+    let by_type = list.query.sorts_by("type");
+    list.query.order(&mut inventories, |inv| (if by_type { inv.kind.clone() } else { inv.name.clone() }, inv.id));
     let view: Vec<serde_json::Value> = inventories
         .iter()
         .map(|inv| {

@@ -1,29 +1,25 @@
 //! The project's users (`api/projects/users.go`): members read, owners change.
 
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use pvetoken_api::semaphore::ProjectRole;
 use serde::Deserialize;
 
-use super::ListQuery;
+use super::Listing;
 use crate::semaphore::SemaphoreSim;
 use crate::semaphore::api::extract::{ManageUsers, ProjectCall, ProjectItemCall};
 use crate::semaphore::api::{Answer, bind, json, status};
 use crate::semaphore::store::Member;
 
 /// Sorted by `name` (default), `username`, `email` or `role`; the email is used for sorting but not shown.
-pub(crate) async fn list_members(
-    State(sim): State<SemaphoreSim>,
-    Query(query): Query<ListQuery>,
-    call: ProjectCall<ManageUsers>,
-) -> Answer {
-    let state = sim.lock();
+pub(crate) async fn list_members(list: Listing<ManageUsers>) -> Answer {
+    let state = list.sim.lock();
     let mut members: Vec<serde_json::Value> = state
         .members
         .iter()
-        .filter(|member| member.project_id == call.project_id)
+        .filter(|member| member.project_id == list.project_id)
         .filter_map(|member| {
             let user = state.user(member.user_id)?;
             Some(serde_json::json!({
@@ -31,14 +27,9 @@ pub(crate) async fn list_members(
             }))
         })
         .collect();
-    let key = match query.sort.as_deref() {
-        Some(field @ ("name" | "username" | "email" | "role")) => field.to_owned(),
-        _ => "name".to_owned(),
-    };
-    members.sort_by(|a, b| a[&key].to_string().cmp(&b[&key].to_string()));
-    if query.descending() {
-        members.reverse();
-    }
+    let sortable = |field: &&str| matches!(*field, "name" | "username" | "email" | "role");
+    let key = list.query.sort.as_deref().filter(sortable).unwrap_or("name");
+    list.query.order(&mut members, |member| member[key].to_string());
     for member in &mut members {
         if let Some(object) = member.as_object_mut() {
             object.remove("email");

@@ -28,6 +28,43 @@ impl ListQuery {
     fn descending(&self) -> bool {
         self.order.as_deref() == Some("desc")
     }
+
+    /// Whether `?sort=` names `field`.
+    fn sorts_by(&self, field: &str) -> bool {
+        self.sort.as_deref() == Some(field)
+    }
+
+    /// Sorts `rows` by `key`, then reverses them for `order=desc`.
+    fn order<T, K: Ord>(&self, rows: &mut [T], key: impl Fn(&T) -> K) {
+        rows.sort_by_cached_key(key);
+        if self.descending() {
+            rows.reverse();
+        }
+    }
+}
+
+/// A project listing: the simulator, the project (authenticated and admitted as [`ProjectCall`], before the query
+/// string is looked at) and `?sort=&order=`.
+pub(crate) struct Listing<P> {
+    pub(crate) sim: SemaphoreSim,
+    pub(crate) project_id: i64,
+    pub(crate) query: ListQuery,
+    permission: std::marker::PhantomData<fn() -> P>,
+}
+
+impl<P: super::extract::Permission> axum::extract::FromRequestParts<SemaphoreSim> for Listing<P> {
+    type Rejection = axum::response::Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        sim: &SemaphoreSim,
+    ) -> Result<Self, axum::response::Response> {
+        use axum::response::IntoResponse as _;
+        let project_id = ProjectCall::<P>::from_request_parts(parts, sim).await?.project_id;
+        let axum::extract::Query(query) =
+            axum::extract::Query::<ListQuery>::from_request_parts(parts, sim).await.map_err(|e| e.into_response())?;
+        Ok(Listing { sim: sim.clone(), project_id, query, permission: std::marker::PhantomData })
+    }
 }
 
 /// An admin sees every project, anyone else the projects they are a member of.

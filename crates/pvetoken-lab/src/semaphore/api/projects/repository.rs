@@ -1,30 +1,19 @@
 //! Repositories (`api/projects/repository.go`): a read-only listing of the rows the scenario seeds.
 
-use axum::extract::{Query, State};
 use axum::http::StatusCode;
 
-use super::ListQuery;
-use crate::semaphore::SemaphoreSim;
-use crate::semaphore::api::extract::{ManageResources, ProjectCall};
+use super::Listing;
+use crate::semaphore::api::extract::ManageResources;
 use crate::semaphore::api::{Answer, json};
 
 /// Sorted by `name` (default) or `git_url`.
-pub(crate) async fn list_repositories(
-    State(sim): State<SemaphoreSim>,
-    Query(query): Query<ListQuery>,
-    call: ProjectCall<ManageResources>,
-) -> Answer {
-    let state = sim.lock();
+pub(crate) async fn list_repositories(list: Listing<ManageResources>) -> Answer {
+    let state = list.sim.lock();
     let mut repositories: Vec<_> =
-        state.repositories.iter().filter(|repo| repo.project_id == call.project_id).collect();
-    if query.sort.as_deref() == Some("git_url") {
-        repositories.sort_by(|a, b| a.git_url.cmp(&b.git_url).then(a.id.cmp(&b.id)));
-    } else {
-        repositories.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
-    }
-    if query.descending() {
-        repositories.reverse();
-    }
+        state.repositories.iter().filter(|repo| repo.project_id == list.project_id).collect();
+    let by_url = list.query.sorts_by("git_url");
+    list.query
+        .order(&mut repositories, |repo| (if by_url { repo.git_url.clone() } else { repo.name.clone() }, repo.id));
     let view: Vec<serde_json::Value> = repositories
         .iter()
         .map(|repo| {
