@@ -244,15 +244,7 @@ impl SemaphoreSim {
     /// Adds a static inventory to `project_id` (what a user would create in the UI); returns its id.
     pub fn add_inventory(&self, project_id: i64, name: &str) -> i64 {
         let mut state = self.lock();
-        let id = state.new_id();
-        state.inventories.push(store::StoredInventory {
-            id,
-            project_id,
-            name: name.to_owned(),
-            inventory: local_inventory(),
-            kind: static_inventory(),
-            template_id: None,
-        });
+        let id = state.add_inventory(project_id, name, &local_inventory(), &static_inventory());
         self.save(&state);
         id
     }
@@ -260,14 +252,7 @@ impl SemaphoreSim {
     /// Adds a repository to `project_id`; returns its id.
     pub fn add_repository(&self, project_id: i64, name: &str, git_url: &str) -> i64 {
         let mut state = self.lock();
-        let id = state.new_id();
-        state.repositories.push(store::StoredRepository {
-            id,
-            project_id,
-            name: name.to_owned(),
-            git_url: git_url.to_owned(),
-            git_branch: main_branch(),
-        });
+        let id = state.add_repository(project_id, name, git_url, &main_branch());
         self.save(&state);
         id
     }

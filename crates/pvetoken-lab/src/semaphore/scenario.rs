@@ -5,7 +5,7 @@
 use pvetoken_api::semaphore::ProjectRole;
 
 use super::SemaphoreError;
-use super::store::{Member, State, StoredInventory, StoredRepository, StoredUser};
+use super::store::{Member, State, StoredUser};
 use crate::rng::LabRng;
 
 /// The `[semaphore]` table of a lab scenario.
@@ -184,25 +184,10 @@ pub(super) fn initial_state(scenario: &SemaphoreScenario, rng: &LabRng) -> Resul
         }
     }
     for inventory in &scenario.inventories {
-        let id = state.new_id();
-        state.inventories.push(StoredInventory {
-            id,
-            project_id: inventory.project,
-            name: inventory.name.clone(),
-            inventory: inventory.inventory.clone(),
-            kind: inventory.kind.clone(),
-            template_id: None,
-        });
+        state.add_inventory(inventory.project, &inventory.name, &inventory.inventory, &inventory.kind);
     }
     for repository in &scenario.repositories {
-        let id = state.new_id();
-        state.repositories.push(StoredRepository {
-            id,
-            project_id: repository.project,
-            name: repository.name.clone(),
-            git_url: repository.git_url.clone(),
-            git_branch: repository.git_branch.clone(),
-        });
+        state.add_repository(repository.project, &repository.name, &repository.git_url, &repository.git_branch);
     }
     for template in &scenario.templates {
         let project_id = template.project;
@@ -212,34 +197,26 @@ pub(super) fn initial_state(scenario: &SemaphoreScenario, rng: &LabRng) -> Resul
                 template.name
             ))
         };
-        let inventory_id = match &template.inventory {
-            Some(name) => Some(
-                state
-                    .inventories
-                    .iter()
-                    .find(|inv| inv.project_id == project_id && inv.name == *name)
-                    .map(|inv| inv.id)
-                    .ok_or_else(|| undefined("inventory", name))?,
-            ),
-            None => None,
-        };
-        let repository_id = state
-            .repositories
-            .iter()
-            .find(|repo| repo.project_id == project_id && repo.name == template.repository)
-            .map(|repo| repo.id)
-            .ok_or_else(|| undefined("repository", &template.repository))?;
-        let environment_id = match &template.environment {
-            Some(name) => Some(
-                state
-                    .environments
-                    .iter()
-                    .find(|env| env.project_id == project_id && env.name == *name)
-                    .map(|env| env.id)
-                    .ok_or_else(|| undefined("environment", name))?,
-            ),
-            None => None,
-        };
+        let inventory_id = template
+            .inventory
+            .as_deref()
+            .map(|name| {
+                id_named(&state.inventories, project_id, name, |inv| (inv.project_id, inv.id, &inv.name))
+                    .ok_or_else(|| undefined("inventory", name))
+            })
+            .transpose()?;
+        let repository_id = id_named(&state.repositories, project_id, &template.repository, |repo| {
+            (repo.project_id, repo.id, &repo.name)
+        })
+        .ok_or_else(|| undefined("repository", &template.repository))?;
+        let environment_id = template
+            .environment
+            .as_deref()
+            .map(|name| {
+                id_named(&state.environments, project_id, name, |env| (env.project_id, env.id, &env.name))
+                    .ok_or_else(|| undefined("environment", name))
+            })
+            .transpose()?;
         let id = state.new_id();
         state.templates.push(pvetoken_api::semaphore::Template {
             id,
@@ -262,4 +239,12 @@ pub(super) fn initial_state(scenario: &SemaphoreScenario, rng: &LabRng) -> Resul
         });
     }
     Ok(state)
+}
+
+/// The id of the row of project `project_id` named `name`; `fields` gives a row's project id, id and name.
+fn id_named<T>(rows: &[T], project_id: i64, name: &str, fields: impl Fn(&T) -> (i64, i64, &String)) -> Option<i64> {
+    rows.iter()
+        .map(fields)
+        .find(|(project, _, named)| *project == project_id && named.as_str() == name)
+        .map(|row| row.1)
 }

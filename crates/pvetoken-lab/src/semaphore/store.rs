@@ -168,6 +168,22 @@ impl State {
         self.next_id
     }
 
+    /// A new inventory of `project_id`; its id.
+    pub fn add_inventory(&mut self, project_id: i64, name: &str, inventory: &str, kind: &str) -> i64 {
+        let id = self.new_id();
+        let (name, inventory, kind) = (name.to_owned(), inventory.to_owned(), kind.to_owned());
+        self.inventories.push(StoredInventory { id, project_id, name, inventory, kind, template_id: None });
+        id
+    }
+
+    /// A new repository of `project_id`; its id.
+    pub fn add_repository(&mut self, project_id: i64, name: &str, git_url: &str, git_branch: &str) -> i64 {
+        let id = self.new_id();
+        let (name, git_url, git_branch) = (name.to_owned(), git_url.to_owned(), git_branch.to_owned());
+        self.repositories.push(StoredRepository { id, project_id, name, git_url, git_branch });
+        id
+    }
+
     pub fn user(&self, id: i64) -> Option<&StoredUser> {
         self.users.iter().find(|user| user.id == id)
     }
