@@ -106,6 +106,21 @@ fn register(semaphore_url: &str, work: &Workspace, env: &[(&str, &str)], extra: 
     }
 }
 
+/// The default simulator and a workspace whose token file holds `SECRET_1`.
+fn with_token() -> (Semaphore, Workspace) {
+    let work = Workspace::new();
+    work.write_token(SECRET_1);
+    (Semaphore::default(), work)
+}
+
+/// [`with_token`], registered once as the admin.
+fn registered() -> (Semaphore, Workspace) {
+    let (semaphore, work) = with_token();
+    let run = as_admin(&semaphore, &work, &[]);
+    assert_eq!(run.code, 0, "the first registration: {}", run.all());
+    (semaphore, work)
+}
+
 fn as_admin(semaphore: &Semaphore, work: &Workspace, extra: &[&str]) -> Run {
     register(&semaphore.url, work, &[("SEMAPHORE_PASSWORD", ADMIN_PASSWORD)], extra)
 }
@@ -125,9 +140,7 @@ fn assert_file_has_no_secret(path: &Path) {
 
 #[test]
 fn first_registration_creates_proxmoxapi_with_the_four_seed_variables_as_env_secrets() {
-    let semaphore = Semaphore::default();
-    let work = Workspace::new();
-    work.write_token(SECRET_1);
+    let (semaphore, work) = with_token();
     let run = as_admin(&semaphore, &work, &[]);
     assert_eq!(run.code, 0, "{}", run.all());
     assert!(run.stdout.starts_with("created: "), "{}", run.stdout);
@@ -144,10 +157,7 @@ fn first_registration_creates_proxmoxapi_with_the_four_seed_variables_as_env_sec
 
 #[test]
 fn rerun_with_nothing_to_change_reports_unchanged() {
-    let semaphore = Semaphore::default();
-    let work = Workspace::new();
-    work.write_token(SECRET_1);
-    assert_eq!(as_admin(&semaphore, &work, &[]).code, 0);
+    let (semaphore, work) = registered();
     let rerun = as_admin(&semaphore, &work, &["--output", "json"]);
     assert_eq!(rerun.code, 0, "{}", rerun.all());
     let report: serde_json::Value = serde_json::from_str(rerun.stdout.trim()).expect("json output");
@@ -158,10 +168,7 @@ fn rerun_with_nothing_to_change_reports_unchanged() {
 
 #[test]
 fn rotation_replaces_the_secret_in_place() {
-    let semaphore = Semaphore::default();
-    let work = Workspace::new();
-    work.write_token(SECRET_1);
-    assert_eq!(as_admin(&semaphore, &work, &[]).code, 0);
+    let (semaphore, work) = registered();
     let id = semaphore.env_ids()[0];
     work.write_token(SECRET_2);
     let run = as_admin(&semaphore, &work, &[]);
@@ -174,10 +181,7 @@ fn rotation_replaces_the_secret_in_place() {
 
 #[test]
 fn community_proxmox_layout_replaces_the_seed_variables() {
-    let semaphore = Semaphore::default();
-    let work = Workspace::new();
-    work.write_token(SECRET_1);
-    assert_eq!(as_admin(&semaphore, &work, &[]).code, 0);
+    let (semaphore, work) = registered();
     let run = as_admin(&semaphore, &work, &["--layout", "community-proxmox"]);
     assert_eq!(run.code, 0, "{}", run.all());
     let id = semaphore.env_ids()[0];
@@ -216,9 +220,7 @@ fn api_token_from_the_environment_is_used_without_a_password() {
 
 #[test]
 fn wrong_password_exits_3_with_a_hint_and_keeps_the_token_file() {
-    let semaphore = Semaphore::default();
-    let work = Workspace::new();
-    work.write_token(SECRET_1);
+    let (semaphore, work) = with_token();
     let run = register(&semaphore.url, &work, &[("SEMAPHORE_PASSWORD", "wrong")], &["--remove-token-file"]);
     assert_eq!(run.code, 3, "{}", run.all());
     assert!(run.stderr.contains("wrong login or password"), "{}", run.stderr);
@@ -229,9 +231,7 @@ fn wrong_password_exits_3_with_a_hint_and_keeps_the_token_file() {
 
 #[test]
 fn unknown_project_exits_3_and_names_the_visible_projects() {
-    let semaphore = Semaphore::default();
-    let work = Workspace::new();
-    work.write_token(SECRET_1);
+    let (semaphore, work) = with_token();
     let run = as_admin(&semaphore, &work, &["--project", "Nope"]);
     assert_eq!(run.code, 3, "{}", run.all());
     assert!(run.stderr.contains("PrivateBox (id 1)"), "{}", run.stderr);
@@ -243,9 +243,7 @@ fn unknown_project_exits_3_and_names_the_visible_projects() {
 
 #[test]
 fn a_500_after_semaphore_stored_the_row_is_rolled_back_and_a_rerun_succeeds() {
-    let semaphore = Semaphore::default();
-    let work = Workspace::new();
-    work.write_token(SECRET_1);
+    let (semaphore, work) = with_token();
     semaphore.sim.inject_fault(Fault::AfterEnvironmentCreated);
     let failed = as_admin(&semaphore, &work, &["--remove-token-file"]);
     assert_eq!(failed.code, 3, "{}", failed.all());
@@ -259,10 +257,7 @@ fn a_500_after_semaphore_stored_the_row_is_rolled_back_and_a_rerun_succeeds() {
 
 #[test]
 fn a_500_in_the_middle_of_a_rotation_is_finished_by_a_rerun() {
-    let semaphore = Semaphore::default();
-    let work = Workspace::new();
-    work.write_token(SECRET_1);
-    assert_eq!(as_admin(&semaphore, &work, &[]).code, 0);
+    let (semaphore, work) = registered();
     work.write_token(SECRET_2);
     semaphore.sim.inject_fault(Fault::AfterFirstSecretOperation);
     let failed = as_admin(&semaphore, &work, &[]);
@@ -301,9 +296,7 @@ fn guest_side_step_skips_without_a_token_file_and_removes_it_after_verified_regi
 
 #[test]
 fn no_credentials_and_no_terminal_is_a_usage_error_not_a_prompt() {
-    let semaphore = Semaphore::default();
-    let work = Workspace::new();
-    work.write_token(SECRET_1);
+    let (semaphore, work) = with_token();
     let run = register(&semaphore.url, &work, &[], &[]);
     assert_eq!(run.code, 2, "{}", run.all());
     assert!(run.stderr.contains("SEMAPHORE_API_TOKEN"), "{}", run.stderr);
@@ -311,9 +304,7 @@ fn no_credentials_and_no_terminal_is_a_usage_error_not_a_prompt() {
 
 #[test]
 fn https_url_to_a_plain_http_semaphore_says_to_use_http() {
-    let semaphore = Semaphore::default();
-    let work = Workspace::new();
-    work.write_token(SECRET_1);
+    let (semaphore, work) = with_token();
     let https = semaphore.url.replacen("http://", "https://", 1);
     let run = register(&https, &work, &[("SEMAPHORE_PASSWORD", ADMIN_PASSWORD)], &[]);
     assert_eq!(run.code, 3, "{}", run.all());
@@ -334,10 +325,7 @@ fn unreachable_semaphore_exits_3_with_a_hint() {
 
 #[test]
 fn an_environment_name_used_twice_is_refused_and_nothing_changes() {
-    let semaphore = Semaphore::default();
-    let work = Workspace::new();
-    work.write_token(SECRET_1);
-    assert_eq!(as_admin(&semaphore, &work, &[]).code, 0);
+    let (semaphore, work) = registered();
     // A second environment of the same name, as a rerun of PrivateBox's old script would have made.
     let other = Workspace::new();
     other.write_token(SECRET_2);
@@ -396,9 +384,7 @@ fn semaphore_2_10_answering_204_without_an_id_still_registers_and_verifies() {
 
 #[test]
 fn a_token_file_readable_by_others_is_refused_before_any_request() {
-    let semaphore = Semaphore::default();
-    let work = Workspace::new();
-    work.write_token(SECRET_1);
+    let (semaphore, work) = with_token();
     std::fs::set_permissions(work.token_file(), std::os::unix::fs::PermissionsExt::from_mode(0o644)).expect("chmod");
     let run = as_admin(&semaphore, &work, &[]);
     assert_eq!(run.code, 2, "{}", run.all());
