@@ -449,6 +449,18 @@ pub(crate) struct Incoming<'r> {
     pub(crate) body: &'r [u8],
 }
 
+impl<'r> Incoming<'r> {
+    fn new(
+        method: &'r hyper::Method,
+        path: &'r str,
+        query: Option<&'r str>,
+        headers: &'r hyper::HeaderMap,
+        body: &'r [u8],
+    ) -> Incoming<'r> {
+        Incoming { method: method.as_str(), path, query, headers, body }
+    }
+}
+
 /// Handles one API request (after the body was read).
 pub(crate) fn dispatch(lab: &Lab, request: Incoming<'_>) -> Outcome {
     let Incoming { method, path, query, headers, body } = request;
@@ -531,13 +543,7 @@ pub(crate) async fn serve_request(
             Ok(c) => c.to_bytes(),
             Err(_) => return Ok(too_large()),
         };
-        let incoming = Incoming {
-            method: method.as_str(),
-            path: &path,
-            query: query.as_deref(),
-            headers: &parts.headers,
-            body: &bytes,
-        };
+        let incoming = Incoming::new(&method, &path, query.as_deref(), &parts.headers, &bytes);
         return Ok(crate::lab_control::handle(&lab, incoming).await);
     }
     if let Some(fault) = lab.control.take(method.as_str(), &path) {
@@ -571,13 +577,7 @@ pub(crate) async fn serve_request(
             return Ok(too_large());
         }
     };
-    let incoming = Incoming {
-        method: method.as_str(),
-        path: &path,
-        query: query.as_deref(),
-        headers: &parts.headers,
-        body: &bytes,
-    };
+    let incoming = Incoming::new(&method, &path, query.as_deref(), &parts.headers, &bytes);
     let outcome = dispatch(&lab, incoming);
     let content_type = parts.headers.get(hyper::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let body_keys = if bytes.is_empty() {

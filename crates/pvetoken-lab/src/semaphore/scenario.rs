@@ -197,26 +197,19 @@ pub(super) fn initial_state(scenario: &SemaphoreScenario, rng: &LabRng) -> Resul
                 template.name
             ))
         };
-        let inventory_id = template
-            .inventory
-            .as_deref()
-            .map(|name| {
-                id_named(&state.inventories, project_id, name, |inv| (inv.project_id, inv.id, &inv.name))
-                    .ok_or_else(|| undefined("inventory", name))
-            })
-            .transpose()?;
-        let repository_id = id_named(&state.repositories, project_id, &template.repository, |repo| {
-            (repo.project_id, repo.id, &repo.name)
-        })
-        .ok_or_else(|| undefined("repository", &template.repository))?;
-        let environment_id = template
-            .environment
-            .as_deref()
-            .map(|name| {
-                id_named(&state.environments, project_id, name, |env| (env.project_id, env.id, &env.name))
-                    .ok_or_else(|| undefined("environment", name))
-            })
-            .transpose()?;
+        // Every name the template gives must exist in its project.
+        let found = |kind: &str, name: &str, id: Option<i64>| id.ok_or_else(|| undefined(kind, name));
+        let inventory_of =
+            |name: &str| id_named(&state.inventories, project_id, name, |i| (i.project_id, i.id, &i.name));
+        let repository_of =
+            |name: &str| id_named(&state.repositories, project_id, name, |r| (r.project_id, r.id, &r.name));
+        let environment_of =
+            |name: &str| id_named(&state.environments, project_id, name, |e| (e.project_id, e.id, &e.name));
+        let inventory_id = template.inventory.as_deref().map(|name| found("inventory", name, inventory_of(name)));
+        let environment_id =
+            template.environment.as_deref().map(|name| found("environment", name, environment_of(name)));
+        let repository_id = found("repository", &template.repository, repository_of(&template.repository))?;
+        let (inventory_id, environment_id) = (inventory_id.transpose()?, environment_id.transpose()?);
         let id = state.new_id();
         state.templates.push(pvetoken_api::semaphore::Template {
             id,

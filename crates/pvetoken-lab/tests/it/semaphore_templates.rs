@@ -340,3 +340,21 @@ async fn project_listings_sort_by_the_asked_field_and_order() {
     let by_nothing = get("/api/project/1/users?sort=password").await;
     assert_eq!(names(&by_nothing, "name"), names(&get("/api/project/1/users?sort=name").await, "name"));
 }
+
+/// A scenario template that names a repository, inventory or environment its project lacks is refused at open,
+/// naming the template, the kind and the name.
+#[test]
+fn a_scenario_template_naming_a_missing_resource_is_refused_with_its_name() {
+    let open = |scenario: &SemaphoreScenario| {
+        SemaphoreSim::open(None, scenario, "admin-pw".to_owned()).err().map(|error| error.to_string())
+    };
+    assert_eq!(open(&seeded_scenario("privatebox", None)), None, "the seeded scenario opens");
+    let repository = open(&seeded_scenario("elsewhere", None)).expect("an unknown repository is refused");
+    assert!(repository.contains("`Proxmox Discovery` names the repository `elsewhere`"), "{repository}");
+    let environment = open(&seeded_scenario("privatebox", Some("Nowhere"))).expect("an unknown environment");
+    assert!(environment.contains("the environment `Nowhere`, which project 1 does not have"), "{environment}");
+    let mut scenario = seeded_scenario("privatebox", None);
+    scenario.templates[0].inventory = Some("no-hosts".to_owned());
+    let inventory = open(&scenario).expect("an unknown inventory is refused");
+    assert!(inventory.contains("the inventory `no-hosts`"), "{inventory}");
+}
