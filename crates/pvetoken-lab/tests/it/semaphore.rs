@@ -8,6 +8,14 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 /// A simulator served over plain HTTP on 127.0.0.1:0, stopped on drop.
+/// A member of each project role, and whether the role may change the project's resources.
+pub const ROLES: [(&str, ProjectRole, bool); 4] = [
+    ("guest", ProjectRole::Guest, false),
+    ("runner", ProjectRole::TaskRunner, false),
+    ("manager", ProjectRole::Manager, true),
+    ("owner", ProjectRole::Owner, true),
+];
+
 pub struct Served {
     pub sim: SemaphoreSim,
     pub url: String,
@@ -223,12 +231,7 @@ async fn update_checks_ids_and_replaces_secrets_by_delete_and_create() {
 async fn guest_and_task_runner_read_but_cannot_change_environments_manager_can() {
     let served = serve_default().await;
     let url = &served.url;
-    for (name, role, may_write) in [
-        ("guest", ProjectRole::Guest, false),
-        ("runner", ProjectRole::TaskRunner, false),
-        ("manager", ProjectRole::Manager, true),
-        ("owner", ProjectRole::Owner, true),
-    ] {
+    for (name, role, may_write) in ROLES {
         served.sim.add_user(name, "pw", Some((1, role)));
         let cookie = login(url, name, "pw").await;
         let read = client().get(format!("{url}/api/project/1/environment")).header("cookie", &cookie).send();

@@ -8,9 +8,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use pvetoken_lab::semaphore::{
-    ScenarioInventory, ScenarioRepository, ScenarioTemplate, SemaphoreScenario, SemaphoreSim,
-};
+use pvetoken_lab::semaphore::{SemaphoreScenario, SemaphoreSim};
 
 use crate::semaphore::serve;
 
@@ -41,30 +39,7 @@ fn tool(name: &str) -> Option<PathBuf> {
 async fn schemathesis_finds_no_contract_violation_in_the_simulator() {
     let Some(schemathesis) = tool("schemathesis") else { return };
     // Seeded rows, so that list answers hold an inventory, a repository and a template whose shape is checked too.
-    let scenario = SemaphoreScenario {
-        inventories: vec![ScenarioInventory {
-            project: 1,
-            name: "localhost".to_owned(),
-            inventory: "localhost ansible_connection=local".to_owned(),
-            kind: "static".to_owned(),
-        }],
-        repositories: vec![ScenarioRepository {
-            project: 1,
-            name: "privatebox".to_owned(),
-            git_url: "https://github.com/example/privatebox.git".to_owned(),
-            git_branch: "main".to_owned(),
-        }],
-        templates: vec![ScenarioTemplate {
-            project: 1,
-            name: "Proxmox Discovery".to_owned(),
-            playbook: "playbooks/proxmox-discovery.yml".to_owned(),
-            app: "ansible".to_owned(),
-            inventory: Some("localhost".to_owned()),
-            repository: "privatebox".to_owned(),
-            environment: Some("Empty".to_owned()),
-        }],
-        ..SemaphoreScenario::default()
-    };
+    let scenario = crate::semaphore_templates::seeded_scenario("privatebox", Some("Empty"));
     let sim = SemaphoreSim::open(None, &scenario, "admin-pw".to_owned()).expect("open");
     let served = serve(sim).await;
     let token = served.sim.create_api_token("admin").expect("token");

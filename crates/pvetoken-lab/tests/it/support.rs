@@ -183,18 +183,7 @@ impl Api {
 /// Reads the status line with a raw TLS connection, to see the reason phrase (reqwest hides it).
 pub async fn status_line(lab: &RunningLab, request: &str) -> String {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let pem = std::fs::read(&lab.ready().ca_file).expect("CA");
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
-        roots.add(cert.expect("PEM")).expect("root");
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let connector = tls_connector(lab);
     let addr = lab.ready().pve_url.trim_start_matches("https://").to_owned();
     let tcp = tokio::net::TcpStream::connect(&addr).await.expect("connect");
     let name = rustls::pki_types::ServerName::try_from("127.0.0.1").expect("name");
