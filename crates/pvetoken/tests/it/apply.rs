@@ -20,15 +20,7 @@ impl Fleet {
         let dir = labs[0].1.dir().to_path_buf();
         let mut toml = String::new();
         for (name, lab) in &labs {
-            let ready = lab.lab().ready();
-            let password = dir.join(format!("{name}.pass"));
-            super::support::write_private(&password, &ready.root_password);
-            toml.push_str(&format!(
-                "[clusters.{name}]\nurl = \"{}\"\nca_file = \"{}\"\nauth_user = \"root@pam\"\npassword_file = \"{}\"\n\n",
-                ready.pve_url,
-                ready.ca_file.display(),
-                password.display()
-            ));
+            toml.push_str(&lab.cluster_section(name));
             for profile in ["packer", "ansible"] {
                 toml.push_str(&format!(
                     "[[tokens]]\ncluster = \"{name}\"\nid = \"automation@pve!{profile}\"\nprofile = \"{profile}\"\n\
@@ -166,26 +158,17 @@ fn a_down_cluster_fails_alone_and_bad_files_are_refused_before_any_request() {
 fn a_token_due_for_rotation_is_rotated_once_and_its_lifetime_starts_again() {
     for version in ["9.1", "9.2"] {
         let lab = Lab::start(version);
-        let ready = lab.lab().ready();
         let dir = lab.dir();
-        let password = dir.join("root.pass");
-        super::support::write_private(&password, &ready.root_password);
         let token_file = dir.join("packer.env");
         let decl = dir.join("pvetoken.toml");
+        let cluster = lab.cluster_section("lab");
         let write = |expire: &str| {
-            std::fs::write(
-                &decl,
-                format!(
-                    "[clusters.lab]\nurl = \"{}\"\nca_file = \"{}\"\npassword_file = \"{}\"\n\n[[tokens]]\ncluster = \"lab\"\n\
-                     id = \"automation@pve!packer\"\nprofile = \"packer\"\ntoken_file = \"{}\"\nexpire = \"{expire}\"\n\
-                     rotate_if_expiring_within = \"14d\"\n",
-                    ready.pve_url,
-                    ready.ca_file.display(),
-                    password.display(),
-                    token_file.display()
-                ),
-            )
-            .unwrap();
+            let token = format!(
+                "[[tokens]]\ncluster = \"lab\"\nid = \"automation@pve!packer\"\nprofile = \"packer\"\n\
+                 token_file = \"{}\"\nexpire = \"{expire}\"\nrotate_if_expiring_within = \"14d\"\n",
+                token_file.display()
+            );
+            std::fs::write(&decl, format!("{cluster}{token}")).unwrap();
         };
         let file_arg = decl.display().to_string();
         // Created with 10 days to live: due at once.
@@ -243,17 +226,9 @@ fn apply_killed_at_each_step_leaves_no_token_without_its_secret_and_the_rerun_co
     ];
     for (method, path) in points {
         let lab = Lab::start("8.4");
-        let ready = lab.lab().ready();
         let dir = lab.dir().join("declared");
         std::fs::create_dir_all(&dir).unwrap();
-        let password = lab.dir().join("root.pass");
-        super::support::write_private(&password, &ready.root_password);
-        let mut toml = format!(
-            "[clusters.lab]\nurl = \"{}\"\nca_file = \"{}\"\npassword_file = \"{}\"\n",
-            ready.pve_url,
-            ready.ca_file.display(),
-            password.display()
-        );
+        let mut toml = lab.cluster_section("lab");
         for profile in ["packer", "ansible"] {
             toml.push_str(&format!(
                 "\n[[tokens]]\ncluster = \"lab\"\nid = \"automation@pve!{profile}\"\nprofile = \"{profile}\"\n\

@@ -181,6 +181,22 @@ impl Lab {
         self.lab().clear_faults();
     }
 
+    /// The `[clusters.NAME]` section of an apply file for this lab: its URL, its CA and a 0600 file with root's
+    /// password (written once, in the lab's directory).
+    pub fn cluster_section(&self, name: &str) -> String {
+        let ready = self.lab().ready();
+        let password = self.dir().join(format!("{name}.pass"));
+        if !password.exists() {
+            crate::support::write_private(&password, &ready.root_password);
+        }
+        format!(
+            "[clusters.{name}]\nurl = \"{}\"\nca_file = \"{}\"\nauth_user = \"root@pam\"\npassword_file = \"{}\"\n\n",
+            ready.pve_url,
+            ready.ca_file.display(),
+            password.display()
+        )
+    }
+
     pub fn fault(&self, fault: FaultSpec) {
         self.lab().inject_fault(fault);
     }

@@ -202,26 +202,15 @@ fn a_job_token_may_not_outlive_the_minter() {
 #[test]
 fn a_minter_declared_in_apply_converges_and_prune_keeps_a_running_jobs_token() {
     let lab = Lab::start("9.2");
-    let ready = lab.lab().ready();
     let dir = lab.dir();
-    let password = dir.join("root.pass");
-    std::fs::write(&password, ready.root_password.as_bytes()).unwrap();
-    std::fs::set_permissions(&password, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let minter_file = dir.join("minter.env");
     let declaration = dir.join("pvetoken.toml");
-    std::fs::write(
-        &declaration,
-        format!(
-            "[clusters.lab]\nurl = \"{}\"\nca_file = \"{}\"\nauth_user = \"root@pam\"\npassword_file = \"{}\"\n\n\
-             [[tokens]]\ncluster = \"lab\"\nid = \"{MINTER}!mint\"\nminter = true\nprofiles = [\"ansible\"]\n\
-             token_file = \"{}\"\n",
-            ready.pve_url,
-            ready.ca_file.display(),
-            password.display(),
-            minter_file.display()
-        ),
-    )
-    .unwrap();
+    let minter = format!(
+        "[[tokens]]\ncluster = \"lab\"\nid = \"{MINTER}!mint\"\nminter = true\nprofiles = [\"ansible\"]\n\
+         token_file = \"{}\"\n",
+        minter_file.display()
+    );
+    std::fs::write(&declaration, format!("{}{minter}", lab.cluster_section("lab"))).unwrap();
     let file = declaration.to_str().unwrap();
     let apply = lab.pvetoken(&["apply", "--auto-approve", "-f", file]);
     assert_eq!(apply.code, 0, "{}", apply.both());
