@@ -206,30 +206,8 @@ fn an_ansible_playbook_runs_under_exec_with_the_job_tokens_variables_only() {
     let node = ready.node.clone();
     let source = root.get(&format!("/nodes/{node}/qemu/9000/config"), &[]).unwrap();
     let source_name = source["name"].as_str().unwrap().to_owned();
-    let book = lab.dir().join("exec-clone.yml");
-    std::fs::write(
-        &book,
-        r#"- hosts: localhost
-  connection: local
-  gather_facts: false
-  vars:
-    ansible_python_interpreter: "{{ ansible_playbook_python }}"
-  tasks:
-    - name: clone the template with the job's token
-      community.proxmox.proxmox_kvm:
-        node: "{{ node }}"
-        clone: "{{ source_name }}"
-        vmid: 9000
-        newid: 9123
-        name: exec-clone
-        full: true
-        timeout: 60
-      register: cloned
-    - ansible.builtin.assert:
-        that: cloned is changed
-"#,
-    )
-    .unwrap();
+    let book = super::support::clients_dir().join("exec-clone.yml");
+
     let ansible_home = lab.dir().join("ansible");
     let (node_var, source_var) = (format!("node={node}"), format!("source_name={source_name}"));
     let run = lab.pvetoken_env(

@@ -122,35 +122,8 @@ fn ansible_playbook_runs_user_info_and_kvm_with_only_the_ansible_env_output() {
     let new_vmid = root.get("/cluster/nextid", &[]).expect("next id");
     let new_vmid =
         new_vmid.as_str().map(str::to_owned).or_else(|| new_vmid.as_u64().map(|n| n.to_string())).expect("number");
-    let book = setup.lab.dir().join("render-consumers.yml");
-    std::fs::write(
-        &book,
-        r#"- hosts: localhost
-  connection: local
-  gather_facts: false
-  vars:
-    ansible_python_interpreter: "{{ ansible_playbook_python }}"
-  tasks:
-    - name: list users with the token from the environment
-      community.proxmox.proxmox_user_info: {}
-      register: users
-    - ansible.builtin.assert:
-        that: "'automation@pve' in (users.proxmox_users | map(attribute='userid') | list)"
-    - name: clone the template with the token from the environment
-      community.proxmox.proxmox_kvm:
-        node: "{{ node }}"
-        clone: "{{ source_name }}"
-        vmid: 9000
-        newid: "{{ new_vmid }}"
-        name: rendered-env-clone
-        full: true
-        timeout: 60
-      register: cloned
-    - ansible.builtin.assert:
-        that: cloned is changed
-"#,
-    )
-    .expect("write the playbook");
+    let book = super::support::clients_dir().join("render-consumers.yml");
+
     let bash = tool("bash").expect("bash");
     let output = run_bounded(
         client_command(&bash, &setup.lab)
