@@ -84,9 +84,12 @@ pub fn run(args: DemoArgs, printer: &Printer) -> anyhow::Result<Exit> {
             message: format!("the lab did not start: {error}"),
             hint: None,
         })?;
-    let ready = lab.ready().clone();
+    let ready = lab.ready();
     let mut demo = Demo {
         printer,
+        lab: &lab,
+        ready,
+        runtime: &runtime,
         started,
         steps: Vec::new(),
         secrets: vec![Secret::from(ready.root_password.clone()), Secret::from(ready.semaphore_password.clone())],
@@ -122,7 +125,7 @@ pub fn run(args: DemoArgs, printer: &Printer) -> anyhow::Result<Exit> {
         .details(serde_json::json!({"pve_url": ready.pve_url, "semaphore_url": ready.semaphore_url,
             "fingerprint": ready.fingerprint_sha256, "pve_version": ready.pve_version})),
     )?;
-    let result = demo.story(&ready, &lab, &runtime);
+    let result = demo.story();
     let total = started.elapsed().as_secs_f64();
     let all_ok = result.is_ok() && demo.steps.iter().all(|step| step.ok);
     if printer.is_json() {
@@ -183,6 +186,10 @@ impl Step {
 
 struct Demo<'a> {
     printer: &'a Printer,
+    /// The running lab, its ready information and the runtime it runs on.
+    lab: &'a pvetoken_lab::RunningLab,
+    ready: &'a pvetoken_lab::ReadyInfo,
+    runtime: &'a tokio::runtime::Runtime,
     started: Instant,
     steps: Vec<Step>,
     /// Every secret the demo knows of: scrubbed from anything it prints.
@@ -294,10 +301,10 @@ impl Demo<'_> {
 
     /// After a rotation: the Semaphore environment holds the token file's (new) secret, read from the simulator
     /// (Semaphore's API never returns secrets).
-    fn check_semaphore_holds(&mut self, lab: &pvetoken_lab::RunningLab, token_file: &Path) -> anyhow::Result<()> {
+    fn check_semaphore_holds(&mut self, token_file: &Path) -> anyhow::Result<()> {
         let started = Instant::now();
         let token = pvetoken_lifecycle::token_store::read(token_file)?;
-        let semaphore = lab.semaphore();
+        let semaphore = self.lab.semaphore();
         let held = semaphore
             .environment_ids(1, "ProxmoxAPI")
             .into_iter()
@@ -325,11 +332,8 @@ impl Demo<'_> {
 
     /// What a Semaphore playbook does next: call PVE with the id and secret the environment holds (read from the
     /// simulator), listing the guests as community.proxmox's `proxmox_vm_info` would.
-    fn consumer_call(
-        &mut self,
-        lab: &pvetoken_lab::RunningLab,
-        runtime: &tokio::runtime::Runtime,
-    ) -> anyhow::Result<()> {
+    fn consumer_call(&mut self) -> anyhow::Result<()> {
+        let (lab, runtime) = (self.lab, self.runtime);
         let started = Instant::now();
         let semaphore = lab.semaphore();
         let id = semaphore.environment_ids(1, "ProxmoxAPI").into_iter().next();
@@ -388,26 +392,17 @@ impl Demo<'_> {
 
     /// The whole demo after the lab started: PrivateBox's bootstrap, home-infra's hand-off, a broken role found and
     /// fixed, then rotation reaching every consumer and revocation.
-    fn story(
-        &mut self,
-        ready: &pvetoken_lab::ReadyInfo,
-        lab: &pvetoken_lab::RunningLab,
-        runtime: &tokio::runtime::Runtime,
-    ) -> anyhow::Result<()> {
-        self.privatebox_bootstrap(ready, lab, runtime)?;
-        self.home_infra_handoff(ready)?;
-        self.break_and_fix(ready, runtime)?;
-        self.rotate_and_revoke(ready, lab, runtime)
+    fn story(&mut self) -> anyhow::Result<()> {
+        self.privatebox_bootstrap()?;
+        self.home_infra_handoff()?;
+        self.break_and_fix()?;
+        self.rotate_and_revoke()
     }
 
     /// Steps 1–5, PrivateBox: create on the host, clone and start the management VM, deliver the token file into it,
     /// register it in Semaphore from the guest, verify as the token.
-    fn privatebox_bootstrap(
-        &mut self,
-        ready: &pvetoken_lab::ReadyInfo,
-        lab: &pvetoken_lab::RunningLab,
-        runtime: &tokio::runtime::Runtime,
-    ) -> anyhow::Result<()> {
+    fn privatebox_bootstrap(&mut self) -> anyhow::Result<()> {
+        let (ready, lab, runtime) = (self.ready, self.lab, self.runtime);
         let host_token = self.host_token();
         let host_token_text = host_token.display().to_string();
         let connection = connection(ready);
@@ -492,8 +487,8 @@ impl Demo<'_> {
     }
 
     /// Step 6, home-infra: a Packer token, rendered for each consumer (and SOPS).
-    fn home_infra_handoff(&mut self, ready: &pvetoken_lab::ReadyInfo) -> anyhow::Result<()> {
-        let connection = connection(ready);
+    fn home_infra_handoff(&mut self) -> anyhow::Result<()> {
+        let connection = connection(self.ready);
         // 6. The home-infra repository: a Packer token, handed to each consumer in its format.
         let packer_token = self.packer_token();
         let packer_text = packer_token.display().to_string();
@@ -526,11 +521,8 @@ impl Demo<'_> {
     }
 
     /// Steps 7–10: a role broken on purpose, doctor predicting the 403, the consumer's error explained, the fix.
-    fn break_and_fix(
-        &mut self,
-        ready: &pvetoken_lab::ReadyInfo,
-        runtime: &tokio::runtime::Runtime,
-    ) -> anyhow::Result<()> {
+    fn break_and_fix(&mut self) -> anyhow::Result<()> {
+        let (ready, runtime) = (self.ready, self.runtime);
         let packer_text = self.packer_token().display().to_string();
         let connection = connection(ready);
         // 7. Break the role on purpose: a role written for PVE 8 lacks VM.GuestAgent.Audit on PVE 9.
@@ -617,12 +609,8 @@ impl Demo<'_> {
     }
 
     /// Step 11: Semaphore and OpenBao registered from the host, rotation reaching both and a consumer, revocation.
-    fn rotate_and_revoke(
-        &mut self,
-        ready: &pvetoken_lab::ReadyInfo,
-        lab: &pvetoken_lab::RunningLab,
-        runtime: &tokio::runtime::Runtime,
-    ) -> anyhow::Result<()> {
+    fn rotate_and_revoke(&mut self) -> anyhow::Result<()> {
+        let ready = self.ready;
         let host_token = self.host_token();
         let host_token_text = host_token.display().to_string();
         let packer_token = self.packer_token();
@@ -639,12 +627,12 @@ impl Demo<'_> {
             )
         })?;
         self.learn_secret(&host_token);
-        self.check_semaphore_holds(lab, &host_token)?;
-        self.consumer_call(lab, runtime)?;
+        self.check_semaphore_holds(&host_token)?;
+        self.consumer_call()?;
         if let Some(bao) = &bao {
             self.check_openbao_holds(bao, &host_token)?;
         }
-        self.learn_from_log(lab)?;
+        self.learn_from_log()?;
         for file in [&packer_token, &host_token] {
             let token_id = pvetoken_lifecycle::token_store::read(file)
                 .map(|t| t.token_id.to_string())
@@ -675,9 +663,9 @@ impl Demo<'_> {
 
     /// Least privilege from evidence: the profile the PrivateBox token's own calls in the lab's access log need,
     /// against the built-in profile it was created with.
-    fn learn_from_log(&mut self, lab: &pvetoken_lab::RunningLab) -> anyhow::Result<()> {
+    fn learn_from_log(&mut self) -> anyhow::Result<()> {
         let token_id = pvetoken_lifecycle::token_store::read(&self.host_token())?.token_id.to_string();
-        let log = lab.access_log().display().to_string();
+        let log = self.lab.access_log().display().to_string();
         let out = self.host.join("learned-privatebox.toml").display().to_string();
         let args = ["learn", "--access-log", &log, "--token", &token_id, "--name", "privatebox-learned", "--out", &out];
         use pvetoken_lifecycle::profiles;
