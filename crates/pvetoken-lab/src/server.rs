@@ -165,7 +165,7 @@ impl Call<'_> {
     }
 
     /// `nodes/{node}/...`: the node must be this one (else PVE's proxy fails to resolve it).
-    pub(crate) fn node(&self) -> Result<(), ApiError> {
+    fn node(&self) -> Result<(), ApiError> {
         let node = self.cap(0);
         if node == self.lab.node {
             return Ok(());

@@ -14,6 +14,11 @@ use pvetoken_render::TokenFile;
 
 use crate::error::Error;
 
+/// `given` (a `--token-file`), else [`default_token_path`].
+pub fn path_or_default(given: Option<&Path>) -> Result<PathBuf, Error> {
+    given.map_or_else(default_token_path, |path| Ok(path.to_path_buf()))
+}
+
 /// Where the token file lives unless `--token-file` says otherwise: `/root/.proxmox-api-token` for root (the
 /// design note's path), else `$XDG_CONFIG_HOME/pvetoken/token.env` (`~/.config/pvetoken/token.env`).
 pub fn default_token_path() -> Result<PathBuf, Error> {

@@ -116,10 +116,7 @@ pub struct CheckedTokenArgs {
 impl CheckedTokenArgs {
     /// `--token-file`, or the default token file.
     pub fn token_path(&self) -> Result<std::path::PathBuf, pvetoken_lifecycle::Error> {
-        match &self.token_file {
-            Some(path) => Ok(path.clone()),
-            None => pvetoken_lifecycle::token_store::default_token_path(),
-        }
+        pvetoken_lifecycle::token_store::path_or_default(self.token_file.as_deref())
     }
 
     /// `--profile`, or the profile `token` is named after (its rotations `NAME-rN` too).

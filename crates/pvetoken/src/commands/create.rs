@@ -128,10 +128,7 @@ pub fn run(args: CreateArgs, printer: &Printer) -> anyhow::Result<Exit> {
         .transpose()?
         .unwrap_or(0);
     let token = TokenRef { user, name: token_name };
-    let token_file = match &args.token_file {
-        Some(path) => path.clone(),
-        None => token_store::default_token_path()?,
-    };
+    let token_file = token_store::path_or_default(args.token_file.as_deref())?;
     // One run per token file at a time, from before it is read until the secret is saved.
     let _lock = token_store::lock(&token_file, printer)?;
     let saved = token_store::read_if_exists(&token_file)?;

@@ -57,10 +57,7 @@ pub fn run(args: DeliverArgs, printer: &Printer) -> anyhow::Result<Exit> {
             .with_hint("e.g. --owner root:root")
             .into());
     }
-    let token_path = match &args.token_file {
-        Some(path) => path.clone(),
-        None => pvetoken_lifecycle::token_store::default_token_path()?,
-    };
+    let token_path = pvetoken_lifecycle::token_store::path_or_default(args.token_file.as_deref())?;
     let token = pvetoken_lifecycle::token_store::read(&token_path)?;
     let fallback = TargetFallback::from_token_file(&token);
     let target = args.connection.resolve_target(&fallback, printer)?;

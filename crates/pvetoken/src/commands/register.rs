@@ -122,10 +122,7 @@ pub fn run(args: RegisterArgs, printer: &Printer) -> anyhow::Result<Exit> {
 }
 
 fn run_semaphore(args: &SemaphoreArgs, printer: &Printer, log: &Log) -> anyhow::Result<Exit> {
-    let token_file = match &args.token_file {
-        Some(path) => path.clone(),
-        None => pvetoken_lifecycle::token_store::default_token_path()?,
-    };
+    let token_file = pvetoken_lifecycle::token_store::path_or_default(args.token_file.as_deref())?;
     if args.if_token_file && !token_file.exists() {
         let line = format!("no token file at {}: nothing to register", token_file.display());
         log.line(&line);

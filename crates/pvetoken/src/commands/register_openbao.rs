@@ -62,10 +62,7 @@ pub struct OpenbaoArgs {
 
 /// Runs `pvetoken register openbao`.
 pub fn run(args: &OpenbaoArgs, printer: &Printer) -> anyhow::Result<Exit> {
-    let token_file = match &args.token_file {
-        Some(path) => path.clone(),
-        None => pvetoken_lifecycle::token_store::default_token_path()?,
-    };
+    let token_file = pvetoken_lifecycle::token_store::path_or_default(args.token_file.as_deref())?;
     let sink = sink_from_args(args)?;
     crate::connection::check_plain_http(&sink.addresses, args.allow_http, printer)?;
     let runtime = tokio::runtime::Runtime::new()?;

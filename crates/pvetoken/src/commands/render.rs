@@ -181,10 +181,7 @@ pub fn run(args: RenderArgs, printer: &Printer) -> anyhow::Result<Exit> {
         .with_hint("add --age-recipient age1... (repeatable) to encrypt it with sops")
         .into());
     }
-    let path = match &args.token_file {
-        Some(path) => path.clone(),
-        None => token_store::default_token_path()?,
-    };
+    let path = token_store::path_or_default(args.token_file.as_deref())?;
     let token = token_store::read(&path)?;
     if format == Format::Sops && token.storage.is_none() && args.storage.is_none() {
         printer.warn("proxmox_storage_pool is empty: the token file has no PROXMOX_STORAGE; pass --storage POOL");

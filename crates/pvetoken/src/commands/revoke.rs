@@ -35,10 +35,7 @@ pub struct RevokeArgs {
 /// Runs `pvetoken revoke`.
 pub fn run(args: RevokeArgs, printer: &Printer) -> anyhow::Result<Exit> {
     let token = TokenRef::parse(&args.token_id)?;
-    let token_file = match &args.token_file {
-        Some(path) => Some(path.clone()),
-        None => token_store::default_token_path().ok(),
-    };
+    let token_file = token_store::path_or_default(args.token_file.as_deref()).ok();
     let target = args.connection.resolve_target(&TargetFallback::from_default_token_file(), printer)?;
     let runtime = tokio::runtime::Runtime::new()?;
     let removed_acls = runtime.block_on(async {

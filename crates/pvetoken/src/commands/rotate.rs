@@ -77,10 +77,7 @@ fn due(args: &RotateArgs, saved: &TokenFile, token_file: &std::path::Path) -> Op
 
 /// Runs `pvetoken rotate`.
 pub fn run(args: RotateArgs, printer: &Printer) -> anyhow::Result<Exit> {
-    let token_file = match &args.token_file {
-        Some(path) => path.clone(),
-        None => token_store::default_token_path()?,
-    };
+    let token_file = token_store::path_or_default(args.token_file.as_deref())?;
     if args.if_exists && std::fs::symlink_metadata(&token_file).is_err() {
         let line = format!(
             "no token file at {}: nothing to rotate (create one with pvetoken create --profile P --token-file {0})",
