@@ -7,7 +7,6 @@ use pvetoken_lab::semaphore::{Fault, ProjectRole, SemaphoreScenario, SemaphoreSi
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-/// A simulator served over plain HTTP on 127.0.0.1:0, stopped on drop.
 /// A member of each project role, and whether the role may change the project's resources.
 pub const ROLES: [(&str, ProjectRole, bool); 4] = [
     ("guest", ProjectRole::Guest, false),
@@ -16,6 +15,7 @@ pub const ROLES: [(&str, ProjectRole, bool); 4] = [
     ("owner", ProjectRole::Owner, true),
 ];
 
+/// A simulator served over plain HTTP on 127.0.0.1:0, stopped on drop.
 pub struct Served {
     pub sim: SemaphoreSim,
     pub url: String,
@@ -47,6 +47,12 @@ fn client() -> reqwest::Client {
     // (feature unification with pvetoken-client), so install ours before building a client.
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::new()
+}
+
+/// `POST /api/project/1/environment` with an API token.
+async fn post_environment(url: &str, token: &str, body: &Value) -> reqwest::Response {
+    let request = client().post(format!("{url}/api/project/1/environment")).bearer_auth(token).json(body);
+    request.send().await.expect("send the environment")
 }
 
 /// Logs in and returns the `Cookie` header value.
@@ -147,13 +153,7 @@ async fn create_answers_201_with_empty_secrets_and_get_lists_names_without_value
     let served = serve_default().await;
     let url = &served.url;
     let token = admin_token(url).await;
-    let created = client()
-        .post(format!("{url}/api/project/1/environment"))
-        .bearer_auth(&token)
-        .json(&environment_body("ProxmoxAPI", "super-secret-value-1"))
-        .send()
-        .await
-        .expect("create");
+    let created = post_environment(url, &token, &environment_body("ProxmoxAPI", "super-secret-value-1")).await;
     assert_eq!(created.status(), StatusCode::CREATED);
     let created: Value = created.json().await.expect("json");
     assert_eq!(created["secrets"], json!([]));
@@ -180,16 +180,7 @@ async fn update_checks_ids_and_replaces_secrets_by_delete_and_create() {
     let served = serve_default().await;
     let url = &served.url;
     let token = admin_token(url).await;
-    let created: Value = client()
-        .post(format!("{url}/api/project/1/environment"))
-        .bearer_auth(&token)
-        .json(&environment_body("E", "old"))
-        .send()
-        .await
-        .expect("create")
-        .json()
-        .await
-        .expect("json");
+    let created: Value = post_environment(url, &token, &environment_body("E", "old")).await.json().await.expect("json");
     let id = created["id"].as_i64().expect("id");
     let current: Value = client()
         .get(format!("{url}/api/project/1/environment/{id}"))
@@ -270,8 +261,7 @@ async fn validation_errors_use_semaphore_messages() {
         (json!({"name": "E", "project_id": 1, "json": "{"}), "Extra variables must be valid JSON"),
         (json!({"name": "E", "project_id": 1}), "Extra variables must be valid JSON"),
     ] {
-        let response = client().post(format!("{url}/api/project/1/environment")).bearer_auth(&token).json(&body).send();
-        let response = response.await.expect("send");
+        let response = post_environment(url, &token, &body).await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST);
         let error: Value = response.json().await.expect("json");
         assert_eq!(error["error"], message);
@@ -284,13 +274,7 @@ async fn an_injected_fault_after_create_leaves_the_row_as_semaphore_would() {
     let url = &served.url;
     let token = admin_token(url).await;
     served.sim.inject_fault(Fault::AfterEnvironmentCreated);
-    let response = client()
-        .post(format!("{url}/api/project/1/environment"))
-        .bearer_auth(&token)
-        .json(&environment_body("Half", "v"))
-        .send()
-        .await
-        .expect("send");
+    let response = post_environment(url, &token, &environment_body("Half", "v")).await;
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
     let ids = served.sim.environment_ids(1, "Half");
     assert_eq!(ids.len(), 1);
@@ -323,16 +307,12 @@ async fn state_persists_encrypted_in_0600_files_and_survives_a_restart() {
         let sim = SemaphoreSim::open(Some(dir.path()), &scenario, "admin-pw".to_owned()).expect("open");
         let served = serve(sim).await;
         let token = admin_token(&served.url).await;
-        let created: Value = client()
-            .post(format!("{}/api/project/1/environment", served.url))
-            .bearer_auth(&token)
-            .json(&environment_body("Persisted", "persisted-secret-42"))
-            .send()
-            .await
-            .expect("create")
-            .json()
-            .await
-            .expect("json");
+        let created: Value =
+            post_environment(&served.url, &token, &environment_body("Persisted", "persisted-secret-42"))
+                .await
+                .json()
+                .await
+                .expect("json");
         created["id"].as_i64().expect("id")
     };
     let state_dir = dir.path().join("semaphore");
@@ -357,13 +337,7 @@ async fn semaphore_2_10_mode_answers_create_with_204_and_no_body() {
     let sim = SemaphoreSim::open(None, &scenario, "admin-pw".to_owned()).expect("open");
     let served = serve(sim).await;
     let token = admin_token(&served.url).await;
-    let response = client()
-        .post(format!("{}/api/project/1/environment", served.url))
-        .bearer_auth(&token)
-        .json(&environment_body("Old", "v"))
-        .send()
-        .await
-        .expect("send");
+    let response = post_environment(&served.url, &token, &environment_body("Old", "v")).await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     assert_eq!(served.sim.environment_ids(1, "Old").len(), 1);
 }

@@ -48,34 +48,20 @@ fn a_password_file_readable_by_others_or_owned_by_someone_else_is_refused() {
     std::fs::write(&password, format!("{}\n", lab.lab().ready().root_password)).unwrap();
     std::fs::set_permissions(&password, std::fs::Permissions::from_mode(0o644)).unwrap();
     let pass = password.display().to_string();
-    let file = lab.token_file().display().to_string();
-    let ready = lab.lab().ready();
-    let args = [
-        "create",
-        "--profile",
-        "packer",
-        "--token-file",
-        &file,
-        "--url",
-        &ready.pve_url,
-        "--fingerprint",
-        &ready.fingerprint_sha256,
-        "--password-file",
-        &pass,
-    ];
-    let run = lab.pvetoken_env(&args, &[]);
+    let create = || lab.create_env("packer", &["--password-file", &pass], &[]);
+    let run = create();
     assert_eq!(run.code, 2, "{}", run.both());
     assert!(run.stderr.contains("mode 0644") && run.stderr.contains("chmod 600"), "{}", run.both());
     std::fs::set_permissions(&password, std::fs::Permissions::from_mode(0o600)).unwrap();
     if is_root() {
         chown_nobody(&password);
-        let run = lab.pvetoken_env(&args, &[]);
+        let run = create();
         assert_eq!(run.code, 2, "{}", run.both());
         assert!(run.stderr.contains("owned by uid 65534"), "{}", run.both());
         std::process::Command::new("chown").arg("0").arg(&password).status().unwrap();
     }
     assert!(lab.server_tokens("automation@pve").is_empty());
-    let run = lab.pvetoken_env(&args, &[]);
+    let run = create();
     assert_eq!(run.code, 0, "a private password file of ours works: {}", run.both());
 }
 

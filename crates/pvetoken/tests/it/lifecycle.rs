@@ -102,12 +102,23 @@ impl Lab {
 
     /// `create` with another token file.
     pub fn create_in(&self, file: &Path, profile: &str, extra: &[&str]) -> Run {
+        let args = self.create_args(file, profile, extra);
+        self.pvetoken(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
+    /// `create` with exactly the environment `env` (no admin password unless `env` holds one).
+    pub fn create_env(&self, profile: &str, extra: &[&str], env: &[(&str, &str)]) -> Run {
+        let args = self.create_args(&self.token_file(), profile, extra);
+        self.pvetoken_env(&args.iter().map(String::as_str).collect::<Vec<_>>(), env)
+    }
+
+    fn create_args(&self, file: &Path, profile: &str, extra: &[&str]) -> Vec<String> {
         let file = file.display().to_string();
         let mut args: Vec<String> =
             vec!["create".into(), "--profile".into(), profile.into(), "--token-file".into(), file];
         args.extend(self.connection());
         args.extend(extra.iter().map(|s| (*s).to_owned()));
-        self.pvetoken(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        args
     }
 
     /// A command that reads the token file (`verify`, `rotate`).
@@ -527,20 +538,7 @@ fn bad_input_gets_one_clear_message_with_the_fix_and_the_right_exit_code() {
         ("certificate mismatch", base(&["--url", &ready.pve_url, "--fingerprint", &zeros]), 3, "--fingerprint"),
         (
             "wrong password",
-            lab.pvetoken_env(
-                &[
-                    "create",
-                    "--profile",
-                    "packer",
-                    "--token-file",
-                    &file,
-                    "--url",
-                    &ready.pve_url,
-                    "--fingerprint",
-                    &ready.fingerprint_sha256,
-                ],
-                &[("PVETOKEN_PASSWORD", "not-the-password")],
-            ),
+            lab.create_env("packer", &[], &[("PVETOKEN_PASSWORD", "not-the-password")]),
             3,
             "PVETOKEN_PASSWORD",
         ),
