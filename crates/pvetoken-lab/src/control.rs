@@ -37,6 +37,9 @@ pub struct FaultSpec {
     /// relative to `/api2/json` (so `/nodes/*/qemu/*/clone` works), except `/api/...`: the Semaphore simulator's
     /// API, where `status` and `latency_ms` apply (not `drop_connection`).
     pub path: String,
+    /// How many matching requests are let through, handled as usual, before the fault applies (default 0).
+    #[serde(default)]
+    pub after: u32,
     /// How many matching requests are affected (default 1).
     #[serde(default = "one")]
     pub count: u32,
@@ -65,12 +68,20 @@ impl FaultSpec {
         FaultSpec {
             method: Some(method.to_owned()),
             path: path.to_owned(),
+            after: 0,
             count: 1,
             status: None,
             message: None,
             latency_ms: 0,
             drop_connection: false,
         }
+    }
+
+    /// Lets the next `skipped` matching requests through first (the fault applies to the one after them).
+    #[must_use]
+    pub fn after(mut self, skipped: u32) -> FaultSpec {
+        self.after = skipped;
+        self
     }
 
     /// The next `count` matching requests instead of one.
@@ -304,6 +315,10 @@ impl Control {
             f.method.as_deref().is_none_or(|m| m == method) && (glob(&f.path, &path) || glob(&decoded(&f.path), &path))
         })?;
         let fault = &mut faults[index];
+        if fault.after > 0 {
+            fault.after -= 1;
+            return None;
+        }
         let action = FaultAction {
             latency: Duration::from_millis(fault.latency_ms),
             drop_connection: fault.drop_connection,

@@ -638,7 +638,21 @@ async fn exec(
 /// Runs one guest command; its stdout when it succeeded.
 async fn run_step(client: &PveClient, request: &DeliveryRequest, command: &[&str]) -> Result<String, Prepare> {
     let path = request.guest_path.as_str();
-    let status = exec(client, request, command).await?;
+    let status = exec(client, request, command).await.map_err(|failure| match failure {
+        Prepare::Client(error) if agent_failed_midway(&error) => Prepare::Failed(
+            CliError::remote(format!(
+                "the guest agent in VM {} failed during `{}`: {}; nothing of the token was written",
+                request.vmid,
+                command.join(" "),
+                error.server_message().unwrap_or_default()
+            ))
+            .with_hint(format!(
+                "the guest may hold an empty {path} now; rerun `pvetoken deliver` once the agent answers again: it \
+                 sets the mode and owner before it writes"
+            )),
+        ),
+        other => other,
+    })?;
     if !status.succeeded() {
         let stderr = status.err_data.as_deref().unwrap_or_default().trim().to_owned();
         return Err(Prepare::Failed(
@@ -658,6 +672,13 @@ async fn run_step(client: &PveClient, request: &DeliveryRequest, command: &[&str
         ));
     }
     Ok(status.out_data.unwrap_or_default())
+}
+
+/// An agent error while preparing the file (not a refusal, a missing agent or an agent that does not answer,
+/// which [`agent_error`] explains).
+fn agent_failed_midway(error: &ClientError) -> bool {
+    let message = error.server_message().unwrap_or_default();
+    !error.is_forbidden() && message.contains("Agent error") && !message.contains("timeout")
 }
 
 async fn observe_mode(client: &PveClient, request: &DeliveryRequest) -> Option<String> {

@@ -43,6 +43,20 @@ async fn faults_fail_the_next_matching_requests_then_stop() {
 }
 
 #[tokio::test]
+async fn a_fault_after_n_lets_the_first_n_matching_requests_through() {
+    let lab = start(LabConfig::default()).await;
+    let root = Api::root(&lab).await;
+    lab.inject_fault(FaultSpec::on("POST", "/nodes/*/qemu/*/clone").after(2).answer(500, "third clone fails"));
+    for newid in ["500", "501"] {
+        assert_eq!(root.api("POST", "/nodes/pve/qemu/9000/clone", &[("newid", newid)]).await.status, 200, "{newid}");
+    }
+    assert_eq!(root.api("GET", "/version", &[]).await.status, 200, "other paths do not count");
+    let third = root.api("POST", "/nodes/pve/qemu/9000/clone", &[("newid", "502")]).await;
+    assert_eq!((third.status, third.body["message"].as_str()), (500, Some("third clone fails\n")));
+    assert_eq!(root.api("POST", "/nodes/pve/qemu/9000/clone", &[("newid", "503")]).await.status, 200);
+}
+
+#[tokio::test]
 async fn a_drop_fault_closes_the_connection_without_an_answer() {
     let lab = start(LabConfig::default()).await;
     let root = Api::root(&lab).await;

@@ -400,6 +400,27 @@ fn a_failing_guest_command_stops_the_delivery_with_its_error_before_the_write() 
     }
 }
 
+/// The agent fails between `touch` and `chmod` (the exec of chmod is answered with an agent error): the file the
+/// guest now holds is empty with touch's 0644, deliver stops there, writes nothing and says so.
+#[test]
+fn an_agent_failure_after_touch_and_before_chmod_writes_nothing() {
+    for version in versions() {
+        let lab = Lab::start(version, "VM.Audit");
+        // mkdir -p of /root, stat and touch go through; the fourth guest command, chmod, never runs.
+        lab.lab.inject_fault(
+            FaultSpec::on("POST", "/nodes/*/qemu/100/agent/exec").after(3).answer(500, "Agent error: broken pipe"),
+        );
+        let run = lab.deliver(RUNNING, &[]);
+        run.expect_code(3, &format!("{version}: the agent failed mid-way (a remote failure)"));
+        assert!(run.stderr.contains("Agent error: broken pipe"), "{}", run.stderr);
+        assert!(run.stderr.contains("nothing of the token was written"), "{}", run.stderr);
+        assert_eq!(lab.file_writes(), 0, "{version}: no file-write after a failed chmod");
+        let info = lab.lab.guest_file_info(RUNNING, GUEST_PATH).expect("touch ran");
+        assert_eq!((info.mode, info.content.len()), (0o644, 0), "{version}: touch's file, untouched since");
+        lab.assert_request_log_has_no_secret();
+    }
+}
+
 /// An agent that blocks guest-exec (`qemu-ga --block-rpcs guest-exec`) although the caller may use it: deliver
 /// falls back to file-write alone, which would create a new file 0666, and refuses.
 #[test]
