@@ -4,6 +4,7 @@
 //! Every test checks the lab's resulting state through the API, not only the client's exit code, and every
 //! client verifies TLS against the lab's CA (no "insecure" switches).
 
+use std::process::Command;
 use std::time::Duration;
 
 use pvetoken_api::{ExposeSecret, Secret};
@@ -78,6 +79,20 @@ fn assert_probe_result(lab: &LabProcess, report: &Value, owner: &str, name: &str
     );
 }
 
+/// Runs a probe script (`command`, its script already an argument) against the lab, logging in with `auth` (the
+/// probe's `PVE_*` variables), and returns its JSON report. The probe creates `owner!name` and grants it
+/// [`PROBE_ROLE`].
+fn run_probe(mut command: Command, lab: &LabProcess, auth: &[(&str, &str)], owner: &str, name: &str) -> Value {
+    command
+        .env("PVE_HOST", lab.ready.pve_host())
+        .env("PVE_PORT", lab.ready.pve_port().to_string())
+        .envs(auth.iter().copied())
+        .env("PROBE_TOKEN_OWNER", owner)
+        .env("PROBE_TOKEN_NAME", name)
+        .env("PROBE_ROLE", PROBE_ROLE);
+    parse_json_output(&run_bounded(&mut command, CLIENT_LIMIT))
+}
+
 #[test]
 fn proxmoxer_with_a_token_creates_a_privsep_token_grants_it_a_role_and_reads_its_intersected_permissions() {
     let Some(python) = tool("python") else { return };
@@ -86,20 +101,11 @@ fn proxmoxer_with_a_token_creates_a_privsep_token_grants_it_a_role_and_reads_its
     let (caller, secret) = admin_user_with_token(&root, "automation@pve", "proxmoxer");
     let token_name = caller.rsplit_once('!').expect("full token id").1;
 
-    let output = run_bounded(
-        client_command(&python, &lab)
-            .arg(clients_dir().join("proxmoxer_probe.py"))
-            .env("PVE_HOST", lab.ready.pve_host())
-            .env("PVE_PORT", lab.ready.pve_port().to_string())
-            .env("PVE_USER", "automation@pve")
-            .env("PVE_TOKEN_NAME", token_name)
-            .env("PVE_TOKEN_SECRET", secret.expose_secret())
-            .env("PROBE_TOKEN_OWNER", "automation@pve")
-            .env("PROBE_TOKEN_NAME", "made-by-proxmoxer")
-            .env("PROBE_ROLE", PROBE_ROLE),
-        CLIENT_LIMIT,
-    );
-    let report = parse_json_output(&output);
+    let mut command = client_command(&python, &lab);
+    command.arg(clients_dir().join("proxmoxer_probe.py"));
+    let auth =
+        [("PVE_USER", "automation@pve"), ("PVE_TOKEN_NAME", token_name), ("PVE_TOKEN_SECRET", secret.expose_secret())];
+    let report = run_probe(command, &lab, &auth, "automation@pve", "made-by-proxmoxer");
     assert_eq!(report["mode"], "token");
     assert_probe_result(&lab, &report, "automation@pve", "made-by-proxmoxer", "made by proxmoxer");
 }
@@ -110,19 +116,10 @@ fn proxmoxer_with_a_password_logs_in_with_a_ticket_and_manages_its_own_tokens_wi
     let lab = LabProcess::start(&["--pve-version", "9.1"]);
     let root_user = lab.ready.root_user.clone();
 
-    let output = run_bounded(
-        client_command(&python, &lab)
-            .arg(clients_dir().join("proxmoxer_probe.py"))
-            .env("PVE_HOST", lab.ready.pve_host())
-            .env("PVE_PORT", lab.ready.pve_port().to_string())
-            .env("PVE_USER", &root_user)
-            .env("PVE_PASSWORD", lab.ready.root_password.expose_secret())
-            .env("PROBE_TOKEN_OWNER", &root_user)
-            .env("PROBE_TOKEN_NAME", "made-by-proxmoxer")
-            .env("PROBE_ROLE", PROBE_ROLE),
-        CLIENT_LIMIT,
-    );
-    let report = parse_json_output(&output);
+    let mut command = client_command(&python, &lab);
+    command.arg(clients_dir().join("proxmoxer_probe.py"));
+    let auth = [("PVE_USER", root_user.as_str()), ("PVE_PASSWORD", lab.ready.root_password.expose_secret())];
+    let report = run_probe(command, &lab, &auth, &root_user, "made-by-proxmoxer");
     assert_eq!(report["mode"], "password");
     assert_probe_result(&lab, &report, &root_user, "made-by-proxmoxer", "made by proxmoxer");
 }
@@ -135,20 +132,10 @@ fn npm_proxmox_api_with_a_token_parses_the_labs_answers_and_manages_tokens() {
     let root = lab.root_api();
     let (caller, secret) = admin_user_with_token(&root, "automation@pve", "node");
 
-    let output = run_bounded(
-        client_command(&node, &lab)
-            .current_dir(clients_dir())
-            .arg("proxmox_api_probe.mjs")
-            .env("PVE_HOST", lab.ready.pve_host())
-            .env("PVE_PORT", lab.ready.pve_port().to_string())
-            .env("PVE_TOKEN_ID", &caller)
-            .env("PVE_TOKEN_SECRET", secret.expose_secret())
-            .env("PROBE_TOKEN_OWNER", "automation@pve")
-            .env("PROBE_TOKEN_NAME", "made-by-node")
-            .env("PROBE_ROLE", PROBE_ROLE),
-        CLIENT_LIMIT,
-    );
-    let report = parse_json_output(&output);
+    let mut command = client_command(&node, &lab);
+    command.current_dir(clients_dir()).arg("proxmox_api_probe.mjs");
+    let auth = [("PVE_TOKEN_ID", caller.as_str()), ("PVE_TOKEN_SECRET", secret.expose_secret())];
+    let report = run_probe(command, &lab, &auth, "automation@pve", "made-by-node");
     assert_eq!(report["mode"], "token");
     assert_probe_result(&lab, &report, "automation@pve", "made-by-node", "made by proxmox-api");
 }
