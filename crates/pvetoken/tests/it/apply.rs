@@ -6,7 +6,7 @@
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::PathBuf;
 
-use crate::lifecycle::{Lab, Run};
+use crate::lifecycle::{Lab, Run, saved_in};
 
 struct Fleet {
     labs: Vec<(String, Lab)>,
@@ -170,25 +170,23 @@ fn a_token_due_for_rotation_is_rotated_once_and_its_lifetime_starts_again() {
             );
             std::fs::write(&decl, format!("{cluster}{token}")).unwrap();
         };
-        let file_arg = decl.display().to_string();
         // Created with 10 days to live: due at once.
         write("10d");
-        assert_eq!(lab.pvetoken_env(&["apply", "-f", &file_arg, "--auto-approve"], &[]).code, 0);
+        assert_eq!(lab.apply(&decl).code, 0);
         let before = std::fs::read_to_string(&token_file).unwrap();
         // From now on the declared lifetime is 90 days.
         write("90d");
-        let due = lab.pvetoken_env(&["plan", "-f", &file_arg, "--detailed-exitcode"], &[]);
+        let due = lab.plan(&decl);
         assert_eq!(due.code, 2, "{version}: {}", due.both());
         assert!(due.stdout.contains("expires within 14d: rotate"), "{version}: {}", due.stdout);
-        let apply = lab.pvetoken_env(&["apply", "-f", &file_arg, "--auto-approve"], &[]);
+        let apply = lab.apply(&decl);
         assert_eq!(apply.code, 0, "{version}: {}", apply.both());
         let after = std::fs::read_to_string(&token_file).unwrap();
         assert_ne!(before, after, "{version}: a new secret");
-        let clean = lab.pvetoken_env(&["plan", "-f", &file_arg, "--detailed-exitcode"], &[]);
+        let clean = lab.plan(&decl);
         assert_eq!(clean.code, 0, "{version}: rotated once, not again: {}", clean.both());
-        let saved = pvetoken_render::TokenFile::parse(&after).unwrap();
-        use pvetoken_api::ExposeSecret as _;
-        assert!(lab.as_token(saved.token_id.as_str(), saved.secret.expose_secret()).get("/version", &[]).is_ok());
+        let (id, secret) = saved_in(&token_file).unwrap();
+        assert!(lab.as_token(&id, &secret).get("/version", &[]).is_ok());
         assert_eq!(lab.server_tokens("automation@pve").len(), 1, "{version}: the old token is gone");
     }
 }
@@ -248,15 +246,10 @@ fn apply_killed_at_each_step_leaves_no_token_without_its_secret_and_the_rerun_co
 
         // No token without its secret: every token on the server is in the file declared for it, and works.
         for name in lab.server_tokens("automation@pve") {
-            let file = dir.join(format!("{name}.env"));
-            let text = std::fs::read_to_string(&file)
-                .unwrap_or_else(|_| panic!("{point}: automation@pve!{name} is on the server without its token file"));
-            let saved = pvetoken_render::TokenFile::parse(&text).unwrap();
-            use pvetoken_api::ExposeSecret as _;
+            let (id, secret) = saved_in(&dir.join(format!("{name}.env")))
+                .unwrap_or_else(|| panic!("{point}: automation@pve!{name} is on the server without its token file"));
             assert!(
-                lab.as_token(saved.token_id.as_str(), saved.secret.expose_secret())
-                    .get("/access/permissions", &[])
-                    .is_ok(),
+                lab.as_token(&id, &secret).get("/access/permissions", &[]).is_ok(),
                 "{point}: the saved secret of {name} is refused"
             );
         }
@@ -266,9 +259,9 @@ fn apply_killed_at_each_step_leaves_no_token_without_its_secret_and_the_rerun_co
             assert_eq!(mode & 0o077, 0, "{point}: {} is readable by others ({mode:o})", path.display());
         }
 
-        let rerun = lab.pvetoken_env(&["apply", "-f", &decl_arg, "--auto-approve"], &[]);
+        let rerun = lab.apply(&decl);
         assert_eq!(rerun.code, 0, "{point}: the rerun converges: {}", rerun.both());
-        let plan = lab.pvetoken_env(&["plan", "-f", &decl_arg, "--detailed-exitcode"], &[]);
+        let plan = lab.plan(&decl);
         assert_eq!(plan.code, 0, "{point}: nothing left to change: {}", plan.both());
         assert_eq!(lab.server_tokens("automation@pve"), ["ansible", "packer"], "{point}");
     }

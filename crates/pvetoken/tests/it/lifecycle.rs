@@ -18,6 +18,13 @@ pub struct Lab {
     dir: TempDir,
 }
 
+/// The token (id, secret) saved in the token file `path`, or `None` when there is none.
+pub fn saved_in(path: &Path) -> Option<(String, String)> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let token = pvetoken_render::TokenFile::parse(&text).expect("token file parses");
+    Some((token.token_id.to_string(), token.secret.expose_secret().to_owned()))
+}
+
 /// One run of the binary.
 pub struct Run {
     pub code: i32,
@@ -214,9 +221,17 @@ impl Lab {
 
     /// The saved token (id, secret) or `None` when there is no token file.
     pub fn saved(&self) -> Option<(String, String)> {
-        let text = std::fs::read_to_string(self.token_file()).ok()?;
-        let token = pvetoken_render::TokenFile::parse(&text).expect("token file parses");
-        Some((token.token_id.to_string(), token.secret.expose_secret().to_owned()))
+        saved_in(&self.token_file())
+    }
+
+    /// `plan -f FILE --detailed-exitcode` (0 nothing to do, 2 changes), with no password in the environment.
+    pub fn plan(&self, file: &Path) -> Run {
+        self.pvetoken_env(&["plan", "-f", &file.display().to_string(), "--detailed-exitcode"], &[])
+    }
+
+    /// `apply -f FILE --auto-approve`, with no password in the environment.
+    pub fn apply(&self, file: &Path) -> Run {
+        self.pvetoken_env(&["apply", "-f", &file.display().to_string(), "--auto-approve"], &[])
     }
 
     /// Tokens of `user` on the server (names).

@@ -8,9 +8,11 @@ use crate::support::tool;
 
 const MINTER: &str = "pvetoken-minter@pve";
 
-/// `create --minter --profiles PROFILES` into `minter.env`.
-fn create_minter(lab: &Lab, profiles: &str) -> (Run, std::path::PathBuf) {
-    create_minter_into(lab, "minter.env", profiles, &[])
+/// `create --minter --profiles PROFILES` into `minter.env`; it must succeed.
+fn create_minter(lab: &Lab, profiles: &str) -> std::path::PathBuf {
+    let (run, file) = create_minter_into(lab, "minter.env", profiles, &[]);
+    assert_eq!(run.code, 0, "create --minter --profiles {profiles}: {}", run.both());
+    file
 }
 
 /// `create --minter --profiles PROFILES EXTRA` into the token file `name` in the lab's directory.
@@ -60,8 +62,7 @@ print("JOB-OK", len(api.cluster.resources.get(type="vm")), e["PROXMOX_USER"] + "
 fn a_minters_token_mints_a_job_token_and_can_grant_nothing_beyond_its_profiles() {
     let Some(python) = tool("python") else { return };
     let lab = Lab::start("9.2");
-    let (run, minter_file) = create_minter(&lab, "ansible");
-    assert_eq!(run.code, 0, "{}", run.both());
+    let minter_file = create_minter(&lab, "ansible");
     let (minter_id, minter_secret) = token_of(&minter_file);
     assert_eq!(minter_id, format!("{MINTER}!mint"));
 
@@ -149,8 +150,7 @@ fn exec_minter_needs_the_minters_token_file() {
 fn audit_labels_the_minter_and_its_job_tokens_instead_of_calling_the_minter_an_escalation() {
     let Some(_) = tool("python") else { return };
     let lab = Lab::start("9.2");
-    let (run, minter_file) = create_minter(&lab, "ansible");
-    assert_eq!(run.code, 0, "{}", run.both());
+    let minter_file = create_minter(&lab, "ansible");
     let kept = exec_as_minter(&lab, &minter_file, &["--profile", "ansible", "--keep"], &["true"]);
     assert_eq!(kept.code, 0, "{}", kept.both());
     let ready = lab.lab().ready();
@@ -211,10 +211,9 @@ fn a_minter_declared_in_apply_converges_and_prune_keeps_a_running_jobs_token() {
         minter_file.display()
     );
     std::fs::write(&declaration, format!("{}{minter}", lab.cluster_section("lab"))).unwrap();
-    let file = declaration.to_str().unwrap();
-    let apply = lab.pvetoken(&["apply", "--auto-approve", "-f", file]);
+    let apply = lab.apply(&declaration);
     assert_eq!(apply.code, 0, "{}", apply.both());
-    let plan = lab.pvetoken(&["plan", "--detailed-exitcode", "-f", file]);
+    let plan = lab.plan(&declaration);
     assert_eq!(plan.code, 0, "the group grant is the minter's, not drift: {}", plan.both());
     let job = exec_as_minter(&lab, &minter_file, &["--profile", "ansible"], &["true"]);
     assert_eq!(job.code, 0, "the declared minter mints: {}", job.both());
@@ -223,12 +222,12 @@ fn a_minter_declared_in_apply_converges_and_prune_keeps_a_running_jobs_token() {
     let root = lab.root();
     root.post("/access/groups", &[("groupid", "other")]).unwrap();
     root.put(&format!("/access/users/{MINTER}"), &[("groups", "other")]).unwrap();
-    let plan = lab.pvetoken(&["plan", "--detailed-exitcode", "-f", file]);
+    let plan = lab.plan(&declaration);
     assert_eq!(plan.code, 2, "{}", plan.both());
     assert!(plan.stdout.contains(&format!("+ user {MINTER}: joins group pvetoken-minter-pve")), "{}", plan.stdout);
-    let apply = lab.pvetoken(&["apply", "--auto-approve", "-f", file]);
+    let apply = lab.apply(&declaration);
     assert_eq!(apply.code, 0, "{}", apply.both());
-    let plan = lab.pvetoken(&["plan", "--detailed-exitcode", "-f", file]);
+    let plan = lab.plan(&declaration);
     assert_eq!(plan.code, 0, "{}", plan.both());
 
     // Three job tokens as `exec` names them: one whose job runs (this process), one whose process is gone, one
@@ -251,11 +250,11 @@ fn a_minter_declared_in_apply_converges_and_prune_keeps_a_running_jobs_token() {
         )
         .unwrap();
     }
-    let plan = lab.pvetoken(&["plan", "-f", file]);
+    let plan = lab.plan(&declaration);
     assert!(plan.stdout.contains("* pvetoken-minter@pve!ansible-xlive: a job token of pvetoken exec, live (kept)"));
     assert!(plan.stdout.contains("ansible-xgone: a job token of pvetoken exec, its job is gone (--prune deletes it)"));
     assert!(plan.stdout.contains("ansible-xold: a job token of pvetoken exec, expired (--prune deletes it)"));
-    let prune = lab.pvetoken(&["apply", "--auto-approve", "--prune", "-f", file]);
+    let prune = lab.pvetoken(&["apply", "--auto-approve", "--prune", "-f", &declaration.display().to_string()]);
     assert_eq!(prune.code, 0, "{}", prune.both());
     let mut left = lab.server_tokens(MINTER);
     left.sort();

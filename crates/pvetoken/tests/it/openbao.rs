@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::lifecycle::{Lab, Run};
+use crate::lifecycle::{Lab, Run, saved_in};
 use crate::support::{TempDir, run_bounded, tool};
 
 /// A `bao server -dev` on loopback, killed on drop.
@@ -352,40 +352,25 @@ fn a_sink_that_cannot_take_the_new_secret_stops_rotate_before_anything_changes()
 fn a_sink_declared_in_the_apply_file_is_written_recorded_and_kept_right_when_the_token_is_replaced() {
     let Some(bao) = Bao::start(false) else { return };
     let lab = Lab::start("9.1");
-    let ready = lab.lab().ready();
     let dir = lab.dir();
-    let password = dir.join("root.pass");
-    write_private(&password, &ready.root_password);
     let bao_token = dir.join("bao.token");
     write_private(&bao_token, &bao.root_token);
     let token_file = dir.join("packer.env");
     let decl = dir.join("pvetoken.toml");
-    std::fs::write(
-        &decl,
-        format!(
-            "[clusters.lab]\nurl = \"{}\"\nca_file = \"{}\"\npassword_file = \"{}\"\n\n[[tokens]]\ncluster = \"lab\"\n\
-             id = \"automation@pve!packer\"\nprofile = \"packer\"\ntoken_file = \"{}\"\n\n[[tokens.sinks]]\n\
-             kind = \"openbao\"\naddresses = [\"{}\"]\nmount = \"secret\"\npath = \"proxmox/apply\"\n\
-             auth = {{ method = \"token-file\", file = \"{}\" }}\n",
-            ready.pve_url,
-            ready.ca_file.display(),
-            password.display(),
-            token_file.display(),
-            bao.addr,
-            bao_token.display()
-        ),
-    )
-    .unwrap();
-    let decl_arg = decl.display().to_string();
-    let saved = || {
-        let token = pvetoken_render::TokenFile::parse(&std::fs::read_to_string(&token_file).unwrap()).unwrap();
-        use pvetoken_api::ExposeSecret as _;
-        (token.token_id.to_string(), token.secret.expose_secret().to_owned())
-    };
-    let plan = lab.pvetoken_env(&["plan", "-f", &decl_arg, "--detailed-exitcode"], &[]);
+    let token = format!(
+        "[[tokens]]\ncluster = \"lab\"\nid = \"automation@pve!packer\"\nprofile = \"packer\"\ntoken_file = \"{}\"\n\n\
+         [[tokens.sinks]]\nkind = \"openbao\"\naddresses = [\"{}\"]\nmount = \"secret\"\npath = \"proxmox/apply\"\n\
+         auth = {{ method = \"token-file\", file = \"{}\" }}\n",
+        token_file.display(),
+        bao.addr,
+        bao_token.display()
+    );
+    std::fs::write(&decl, format!("{}{token}", lab.cluster_section("lab"))).unwrap();
+    let saved = || saved_in(&token_file).expect("apply saved the token");
+    let plan = lab.plan(&decl);
     assert_eq!(plan.code, 2, "{}", plan.both());
     assert!(plan.stdout.contains("+ sink: OpenBao secret secret/proxmox/apply"), "{}", plan.stdout);
-    let apply = lab.pvetoken_env(&["apply", "-f", &decl_arg, "--auto-approve"], &[]);
+    let apply = lab.apply(&decl);
     assert_eq!(apply.code, 0, "{}", apply.both());
     let (first_id, first_secret) = saved();
     let (data, _) = bao.read("proxmox/apply");
@@ -393,15 +378,15 @@ fn a_sink_declared_in_the_apply_file_is_written_recorded_and_kept_right_when_the
         (data["token_id"].as_str(), data["token_secret"].as_str()),
         (Some(first_id.as_str()), Some(first_secret.as_str()))
     );
-    let clean = lab.pvetoken_env(&["plan", "-f", &decl_arg, "--detailed-exitcode"], &[]);
+    let clean = lab.plan(&decl);
     assert_eq!(clean.code, 0, "recorded, nothing left: {}", clean.both());
 
     // The token deleted by hand: re-created by apply, and the sink gets the new secret.
     lab.root().delete("/access/users/automation@pve/token/packer").unwrap();
-    let drift = lab.pvetoken_env(&["plan", "-f", &decl_arg, "--detailed-exitcode"], &[]);
+    let drift = lab.plan(&decl);
     assert_eq!(drift.code, 2, "{}", drift.both());
     assert!(drift.stdout.contains("~ sink: 1 recorded sink(s) get the new secret"), "{}", drift.stdout);
-    let repair = lab.pvetoken_env(&["apply", "-f", &decl_arg, "--auto-approve"], &[]);
+    let repair = lab.apply(&decl);
     assert_eq!(repair.code, 0, "{}", repair.both());
     let (new_id, new_secret) = saved();
     assert_ne!(new_secret, first_secret);
