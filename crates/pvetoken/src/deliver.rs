@@ -182,20 +182,6 @@ fn role_privileges(major: u32) -> &'static str {
     }
 }
 
-/// Remembers the guest as a sink of `token_file`, so that `rotate` delivers the rotated token there too.
-pub fn remember(token_file: &std::path::Path, request: &DeliveryRequest) -> Result<(), CliError> {
-    let sink = crate::sinks::GuestSink {
-        node: request.node.clone(),
-        vmid: request.vmid,
-        guest_path: request.guest_path.clone(),
-        owner: request.owner.clone(),
-        then: request.then.clone(),
-    };
-    crate::sinks::remember(token_file, crate::sinks::SinkRecord::Guest(sink)).map_err(|error| {
-        CliError::usage(format!("delivered, but the guest could not be remembered for rotate: {error:#}"))
-    })
-}
-
 /// Writes `token` into the guest, verifies it and reports. Nothing is written unless every check passed: the
 /// caller's privileges on the VM ([`check_access`]), the VM and its agent ([`check_vm`]), the file's mode and owner
 /// before the secret lands ([`prepare_mode`]); then [`write_and_verify`].

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+mod args;
 mod audit;
 mod cli;
 mod commands;

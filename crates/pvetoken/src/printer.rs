@@ -3,7 +3,7 @@
 
 use std::io::{IsTerminal, Write};
 
-use crate::cli::{GlobalArgs, OutputFormat};
+use crate::args::{GlobalArgs, OutputFormat};
 
 /// Writes everything the user sees.
 #[derive(Debug, Clone)]

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use pvetoken_acl::{Catalog, PveVersion};
 
+use crate::args::OutputFormat;
 use crate::audit::model::{Report, Severity, SourceInfo};
 use crate::audit::{self, Options};
-use crate::cli::OutputFormat;
 use crate::connection::{ConnectionArgs, TargetFallback};
 use crate::exit::{CliError, Exit};
 use crate::printer::Printer;

@@ -11,7 +11,7 @@ use pvetoken_lifecycle::rotate::Sinks as _;
 use pvetoken_lifecycle::token::{TokenRef, validate_user};
 use pvetoken_lifecycle::token_store::{self, PreparedTokenFile};
 
-use crate::cli::NarrowingArgs;
+use crate::args::NarrowingArgs;
 use crate::connection::{ConnectionArgs, TargetFallback};
 use crate::exit::{CliError, Exit};
 use crate::printer::Printer;
@@ -170,7 +170,7 @@ pub fn run(args: CreateArgs, printer: &Printer) -> anyhow::Result<Exit> {
                 request.guest_path = path.clone();
             }
             let delivered = crate::deliver::deliver(run.client(), &target, &request, &token, printer).await?;
-            crate::deliver::remember(&token_file, &request)?;
+            crate::sinks::guest::remember(&token_file, &request)?;
             report.converged.requests = run.requests();
             report.delivered = Some(delivered);
         }

@@ -100,7 +100,7 @@ pub fn run(args: DeliverArgs, printer: &Printer) -> anyhow::Result<Exit> {
         ));
         crate::deliver::deliver(&client, &target, &request, &token, printer).await
     })?;
-    crate::deliver::remember(&token_path, &request)?;
+    crate::sinks::guest::remember(&token_path, &request)?;
     print_report(&report, printer)?;
     Ok(Exit::Success)
 }

@@ -15,7 +15,7 @@ use pvetoken_render::consumers::SemaphoreLayout;
 
 use pvetoken_lifecycle::token::TokenRef;
 
-use crate::cli::NarrowingArgs;
+use crate::args::NarrowingArgs;
 use crate::connection::{ConnectionArgs, Target, TargetFallback, service_tls};
 use crate::doctor::explain::{self, Explanation};
 use crate::doctor::{self, Check, Finding, Report, Severity, Status, Stopped};
@@ -33,7 +33,7 @@ pub struct DoctorArgs {
     #[arg(long, value_name = "TEXT", num_args = 0..=1, default_missing_value = "-")]
     pub explain_error: Option<String>,
     #[command(flatten)]
-    pub token: crate::cli::CheckedTokenArgs,
+    pub token: crate::args::CheckedTokenArgs,
     /// Also check the Semaphore registration at this URL (credentials from SEMAPHORE_API_TOKEN or
     /// SEMAPHORE_PASSWORD).
     #[arg(long, env = env_vars::SEMAPHORE_URL, value_name = "URL", help_heading = "Semaphore")]

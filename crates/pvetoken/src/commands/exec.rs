@@ -23,7 +23,7 @@ use pvetoken_lifecycle::minter;
 use pvetoken_lifecycle::target::target_url;
 use pvetoken_lifecycle::token::{TokenRef, validate_user};
 
-use crate::cli::NarrowingArgs;
+use crate::args::NarrowingArgs;
 use crate::connection::{ConnectionArgs, Target, TargetFallback};
 use crate::exit::{CliError, Exit};
 use crate::printer::Printer;

@@ -21,7 +21,7 @@ use pvetoken_lifecycle::token_store;
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     #[command(flatten)]
-    pub token: crate::cli::CheckedTokenArgs,
+    pub token: crate::args::CheckedTokenArgs,
     /// Explain which side (user or token) lacks a privilege from this user.cfg (e.g. a copy of /etc/pve/user.cfg)
     /// instead of asking the server with admin credentials.
     #[arg(long, value_name = "FILE")]
@@ -31,7 +31,7 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "FILE", conflicts_with_all = ["profile", "user_cfg"])]
     pub against_log: Vec<PathBuf>,
     #[command(flatten)]
-    pub narrowing: crate::cli::NarrowingArgs,
+    pub narrowing: crate::args::NarrowingArgs,
     #[command(flatten)]
     pub connection: ConnectionArgs,
 }

@@ -1,10 +1,17 @@
-//! Sinks: the places a token was handed to (a Semaphore environment, an OpenBao secret), remembered next to the token file so
-//! that `pvetoken rotate` can update every one of them.
+//! Sinks: the places a token was handed to (a Semaphore environment, an OpenBao secret, a file in a guest, a
+//! rendered file), remembered next to the token file so that `pvetoken rotate` (and `create`/`apply` when they make
+//! a new secret) can update every one of them.
 //!
-//! This file holds the record (`load`, `remember`) and the CLI's side of the lifecycle's `Sinks` trait
-//! (`RegisteredSinks`: check every recorded sink before a secret changes, update them after); each kind's own
-//! update lives with the command that registers it (`commands::register::refresh_semaphore_sink`,
-//! `commands::register_openbao::refresh`, `deliver::deliver`, `commands::render::refresh_file_sink`).
+//! This module holds the record (`load`, `remember`) and the CLI's side of the lifecycle's `Sinks` trait
+//! (`RegisteredSinks`: check every recorded sink before a secret changes, update them after). Each kind lives in
+//! its own module, with its record, its `ready` check and its `refresh`: `semaphore`, `openbao`, `guest`, `file`.
+//! The commands that first hand a token to a sink (`register semaphore`, `register openbao`, `deliver`,
+//! `render --keep-updated`) call the same code.
+
+pub mod file;
+pub mod guest;
+pub mod openbao;
+pub mod semaphore;
 
 use std::path::PathBuf;
 
@@ -13,6 +20,11 @@ use pvetoken_lifecycle::rotate::{FailedSink, Sinks};
 
 use crate::connection::Target;
 use crate::printer::Printer;
+
+pub use file::FileSink;
+pub use guest::GuestSink;
+pub use openbao::{OpenbaoAuthRecord, OpenbaoSink};
+pub use semaphore::SemaphoreSink;
 
 /// One place the token was handed to.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -26,36 +38,6 @@ pub enum SinkRecord {
     Guest(GuestSink),
     /// A local file in a consumer's format (`render --out FILE --keep-updated`).
     File(FileSink),
-}
-
-/// A file `pvetoken render --keep-updated` wrote, rendered again (0600) whenever the token changes. Holds no secret:
-/// the format and its settings.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct FileSink {
-    /// The file (absolute).
-    pub path: PathBuf,
-    /// The render format (`packer`, `terraform-bpg-tfvars`, `sops`, ...).
-    pub format: String,
-    /// The render settings beyond the token.
-    #[serde(default, flatten)]
-    pub settings: crate::commands::render::RenderSettings,
-}
-
-/// A guest the token file was delivered into. Holds no secret.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct GuestSink {
-    /// The node the VM runs on.
-    pub node: String,
-    /// The VM.
-    pub vmid: u64,
-    /// The file in the guest.
-    pub guest_path: String,
-    /// `user:group` of the file.
-    pub owner: String,
-    /// The guest command run after each delivery (`deliver -- COMMAND`), e.g. the guest's
-    /// `pvetoken register semaphore ... --if-token-file --remove-token-file`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub then: Vec<String>,
 }
 
 impl SinkRecord {
@@ -75,74 +57,6 @@ impl SinkRecord {
             SinkRecord::File(s) => format!("{} file {}", s.format, s.path.display()),
         }
     }
-}
-
-/// An OpenBao / Vault KV v2 secret written by `pvetoken register openbao`. Holds no secret: only where the
-/// OpenBao credentials come from.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct OpenbaoSink {
-    /// Base URLs, tried in order.
-    pub addresses: Vec<String>,
-    /// KV v2 mount.
-    pub mount: String,
-    /// Path below the mount.
-    pub path: String,
-    /// CA bundle for OpenBao's HTTPS.
-    pub ca_file: Option<PathBuf>,
-    /// Pinned certificate fingerprint.
-    pub fingerprint: Option<String>,
-    /// How to log in.
-    pub auth: OpenbaoAuthRecord,
-}
-
-/// Where the OpenBao credentials come from at rotation time.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(tag = "method", rename_all = "kebab-case")]
-pub enum OpenbaoAuthRecord {
-    /// `BAO_TOKEN`, else `VAULT_TOKEN`.
-    Environment,
-    /// A token file (first line).
-    TokenFile {
-        /// The file.
-        file: PathBuf,
-    },
-    /// AppRole with a role id and a secret id read from files.
-    AppRole {
-        /// Auth mount.
-        mount: String,
-        /// Role id file.
-        role_id_file: PathBuf,
-        /// Secret id file.
-        secret_id_file: PathBuf,
-    },
-}
-
-/// A Semaphore environment registered by `pvetoken register semaphore`. Holds no secret.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct SemaphoreSink {
-    /// Semaphore base URL, e.g. `https://semaphore.lan:3000`.
-    pub url: String,
-    /// Project id or name, as given.
-    pub project: String,
-    /// Environment name, e.g. `ProxmoxAPI`.
-    pub environment: String,
-    /// Variable layout: `seed` or `community-proxmox`.
-    pub layout: String,
-    /// Login name when password authentication was used.
-    pub user: Option<String>,
-    /// File holding a Semaphore API token, when that was used.
-    pub api_token_file: Option<PathBuf>,
-    /// File holding the login's password, when `--password-file` was used (its path, never its content): an
-    /// unattended rotate reads it again.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub password_file: Option<PathBuf>,
-    /// CA bundle used to verify Semaphore, if any.
-    pub ca_file: Option<PathBuf>,
-    /// Pinned certificate fingerprint, if any.
-    pub fingerprint: Option<String>,
-    /// Plain HTTP to a non-loopback address was allowed at registration (`--allow-http`).
-    #[serde(default)]
-    pub allow_http: bool,
 }
 
 /// The file that remembers the sinks of a token file: `<token file>.sinks.json` in the same directory, mode 0600.
@@ -232,14 +146,10 @@ async fn check_sinks(token_file: &std::path::Path, admin: &PveClient) -> Result<
     let mut failed = Vec::new();
     for sink in sinks {
         let result = match &sink {
-            SinkRecord::Semaphore(s) => crate::commands::register::semaphore_credentials_ready(s),
-            SinkRecord::Openbao(s) => crate::commands::register_openbao::preflight(s).await,
-            SinkRecord::Guest(s) => {
-                // The guest agent must answer now, or the guest would keep a dead secret.
-                let path = format!("/nodes/{}/qemu/{}/agent/ping", s.node, s.vmid);
-                admin.post::<serde_json::Value>(&path, &Vec::new()).await.map(drop).map_err(anyhow::Error::from)
-            }
-            SinkRecord::File(s) => crate::commands::render::file_sink_ready(s),
+            SinkRecord::Semaphore(s) => semaphore::credentials_ready(s),
+            SinkRecord::Openbao(s) => openbao::ready(s).await,
+            SinkRecord::Guest(s) => guest::ready(s, admin).await,
+            SinkRecord::File(s) => file::ready(s),
         };
         if let Err(error) = result {
             failed.push(FailedSink { sink: sink.describe(), error: format!("{error:#}") });
@@ -287,25 +197,10 @@ pub(crate) async fn update_sink(
 ) -> Result<(), FailedSink> {
     let describe = sink.describe();
     let result = match sink {
-        SinkRecord::Guest(guest) => {
-            async {
-                let token = pvetoken_lifecycle::token_store::read(token_file)?;
-                let mut request =
-                    crate::deliver::DeliveryRequest::new(guest.node.clone(), guest.vmid, "pvetoken rotate");
-                request.guest_path = guest.guest_path.clone();
-                request.owner = guest.owner.clone();
-                request.then = guest.then.clone();
-                crate::deliver::deliver(admin, target, &request, &token, printer).await?;
-                printer.info(&format!("{describe} holds the new token"));
-                Ok::<_, anyhow::Error>(())
-            }
-            .await
-        }
-        SinkRecord::Openbao(sink) => crate::commands::register_openbao::refresh(&sink, token_file, printer).await,
-        SinkRecord::Semaphore(sink) => {
-            crate::commands::register::refresh_semaphore_sink(&sink, token_file, printer).await
-        }
-        SinkRecord::File(sink) => crate::commands::render::refresh_file_sink(&sink, token_file, printer),
+        SinkRecord::Guest(sink) => guest::refresh(&sink, token_file, admin, target, printer).await,
+        SinkRecord::Openbao(sink) => openbao::refresh(&sink, token_file, printer).await,
+        SinkRecord::Semaphore(sink) => semaphore::refresh(&sink, token_file, printer).await,
+        SinkRecord::File(sink) => file::refresh(&sink, token_file, printer),
     };
     result.map_err(|error| FailedSink { sink: describe, error: format!("{error:#}") })
 }
