@@ -5,7 +5,7 @@
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
 
-use crate::server::Lab;
+use crate::context::Lab;
 
 /// The file, in the state dir.
 pub(crate) const FILE: &str = "access.log";

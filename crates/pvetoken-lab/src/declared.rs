@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 use pvetoken_acl::AclPath;
 use pvetoken_acl::endpoints::{self, Check, Method};
 
+use crate::context::{Caller, Lab, Perm};
 use crate::http::{ApiError, Params};
 use crate::pve::access;
-use crate::server::{Caller, Lab, Perm};
 
 /// The request's parameters as PVE's `$param`: the path's, then the query's and body's.
 pub(crate) struct RequestParams<'a> {

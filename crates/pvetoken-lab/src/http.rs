@@ -221,3 +221,25 @@ pub(crate) fn segments(path: &str) -> Vec<String> {
         .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned())
         .collect()
 }
+
+/// A request as read: its method, path, query string, headers and whole body.
+#[derive(Clone, Copy)]
+pub(crate) struct Incoming<'r> {
+    pub(crate) method: &'r str,
+    pub(crate) path: &'r str,
+    pub(crate) query: Option<&'r str>,
+    pub(crate) headers: &'r hyper::HeaderMap,
+    pub(crate) body: &'r [u8],
+}
+
+impl<'r> Incoming<'r> {
+    pub(crate) fn new(
+        method: &'r hyper::Method,
+        path: &'r str,
+        query: Option<&'r str>,
+        headers: &'r hyper::HeaderMap,
+        body: &'r [u8],
+    ) -> Incoming<'r> {
+        Incoming { method: method.as_str(), path, query, headers, body }
+    }
+}

@@ -6,9 +6,9 @@ use bytes::Bytes;
 use http_body_util::Full;
 use serde_json::{Value, json};
 
+use crate::context::Lab;
 use crate::control::FaultSpec;
 use crate::http::{ApiError, data_body, error_body, reason_phrase, response};
-use crate::server::Lab;
 
 /// The lab's root, by ticket or Basic auth. As in PVE, a ticket (a browser's cookie) changes state only with a
 /// valid `CSRFPreventionToken`: otherwise any page the browser visits could reset the lab.
@@ -43,8 +43,8 @@ fn answer(result: Result<Value, ApiError>) -> hyper::Response<Full<Bytes>> {
 }
 
 /// Handles a `/_lab/` request.
-pub(crate) async fn handle(lab: &Lab, request: crate::server::Incoming<'_>) -> hyper::Response<Full<Bytes>> {
-    let crate::server::Incoming { method, path, query, headers, body } = request;
+pub(crate) async fn handle(lab: &Lab, request: crate::http::Incoming<'_>) -> hyper::Response<Full<Bytes>> {
+    let crate::http::Incoming { method, path, query, headers, body } = request;
     if !is_root(lab, method, headers) {
         return answer(Err(ApiError::new(401, "lab control needs the lab's root@pam credentials")));
     }

@@ -46,6 +46,7 @@
 
 mod access_log;
 mod auth;
+mod context;
 mod control;
 mod declared;
 mod guest;
@@ -73,8 +74,8 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::context::Lab;
 use crate::rng::LabRng;
-use crate::server::Lab;
 use crate::state::{State, StateDir};
 
 /// How to start a lab.

@@ -1,148 +1,26 @@
 //! The PVE simulator's request path: faults, body limit, parameters, routing, authentication, token refusal,
-//! handlers, the request log; and the TLS listeners.
+//! handlers, the request log. What the handlers work with (the lab's state, the caller, permission checks) is
+//! `context.rs`; the handlers are `pve/`.
 
-use std::path::PathBuf;
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::Duration;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
-use pvetoken_acl::{Catalog, Evaluator, PveVersion, Subject};
+use pvetoken_acl::Subject;
 use serde_json::Value;
 
 use crate::auth::{self, Presented};
-use crate::control::{Control, Entry};
-use crate::http::{ApiError, Params, data_body, error_body, reason_phrase, response};
+use crate::context::{Caller, Lab};
+use crate::control::Entry;
+use crate::http::{ApiError, Incoming, Params, data_body, error_body, reason_phrase, response};
 use crate::pve::nodes::agent::Query;
 use crate::pve::nodes::{self, agent, qemu, tasks};
 use crate::pve::{access, cluster, pools, storage};
-use crate::rng::LabRng;
-use crate::scenario::Scenario;
-use crate::state::{State, now};
+use crate::state::now;
 
 /// Largest accepted request body: pve-http-server's `$limit_max_post` (64 KiB); larger posts are answered
 /// 501 "for data too large" (proxmox/pve-http-server `src/PVE/APIServer/AnyEvent.pm`).
-pub(crate) const MAX_BODY: usize = 64 * 1024;
-
-/// The running simulator's shared state.
-pub(crate) struct Lab {
-    pub(crate) version: PveVersion,
-    /// pve-manager and the packages as installed (decides `catalog`'s access-control version).
-    pub(crate) installed: crate::release::Installed,
-    pub(crate) catalog: Catalog,
-    pub(crate) node: String,
-    pub(crate) state: RwLock<State>,
-    pub(crate) dir: PathBuf,
-    /// Shared with the Semaphore simulator, so that `--seed` reaches both.
-    pub(crate) rng: std::sync::Arc<LabRng>,
-    pub(crate) ticket_key: Vec<u8>,
-    pub(crate) root_password: RwLock<String>,
-    pub(crate) control: Control,
-    pub(crate) auth_failure_delay: Duration,
-    pub(crate) scenario: Scenario,
-    /// Bumped on every write lock: invalidates [`Lab::perm_cache`].
-    pub(crate) generation: std::sync::atomic::AtomicU64,
-    /// GET /access/permissions answers by (caller, userid, path), valid for one generation.
-    pub(crate) perm_cache: std::sync::Mutex<std::collections::HashMap<String, (u64, Bytes)>>,
-    /// The Semaphore simulator (reset together with the PVE state).
-    pub(crate) semaphore: crate::semaphore::SemaphoreSim,
-    /// Serialises lines of `access.log`.
-    pub(crate) access_log_lock: std::sync::Mutex<()>,
-    /// The `pvetoken` the guests run (`LabConfig::guest_pvetoken`).
-    pub(crate) guest_pvetoken: Option<PathBuf>,
-}
-
-impl Lab {
-    pub(crate) fn read(&self) -> RwLockReadGuard<'_, State> {
-        self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    pub(crate) fn write(&self) -> RwLockWriteGuard<'_, State> {
-        let guard = self.state.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        guard
-    }
-
-    /// The full pve-manager version string of the simulated release.
-    pub(crate) fn manager_version(&self) -> String {
-        self.installed.manager.clone()
-    }
-
-    /// Saves the access files, mapping I/O errors to a 500.
-    pub(crate) fn save_access(&self, state: &State) -> Result<(), ApiError> {
-        state.save_access(&self.dir).map_err(|e| ApiError::internal(format!("unable to write user.cfg - {e}")))
-    }
-
-    /// Saves the guest state.
-    pub(crate) fn save_guests(&self, state: &State) -> Result<(), ApiError> {
-        state.save_guests(&self.dir).map_err(|e| ApiError::internal(format!("unable to write guest state - {e}")))
-    }
-}
-
-/// Who is calling.
-#[derive(Debug, Clone)]
-pub(crate) struct Caller {
-    /// `user@realm` or `user@realm!token`.
-    pub(crate) authid: String,
-    pub(crate) subject: Subject,
-}
-
-impl Caller {
-    pub(crate) fn is_root(&self) -> bool {
-        self.authid == "root@pam"
-    }
-
-    pub(crate) fn is_token(&self) -> bool {
-        matches!(self.subject, Subject::Token(_))
-    }
-
-    /// The user (the owner for a token).
-    pub(crate) fn user(&self) -> String {
-        self.subject.owner().to_string()
-    }
-}
-
-/// Permission checks with PVE's 403 messages.
-pub(crate) struct Perm<'a> {
-    pub(crate) caller: &'a Caller,
-    pub(crate) eval: Evaluator<'a>,
-}
-
-impl<'a> Perm<'a> {
-    pub(crate) fn new(lab: &'a Lab, state: &'a State, caller: &'a Caller) -> Perm<'a> {
-        Perm { caller, eval: Evaluator::new(&state.cfg, &lab.catalog) }
-    }
-
-    /// True when the caller holds all of `privs` (any one with `any`) on `path`; privileges the release does not
-    /// know are never held.
-    pub(crate) fn has(&self, path: &str, privs: &[&str], any: bool) -> bool {
-        if self.caller.is_root() {
-            return true;
-        }
-        let perms = self.eval.permissions_raw(&self.caller.subject, path);
-        let held = |p: &&str| self.eval.catalog().privilege(p).is_ok_and(|p| perms.has(p));
-        if any { privs.iter().any(held) } else { privs.iter().all(held) }
-    }
-
-    /// Like PVE's `check`/`check_any`: 403 naming the first missing privilege, or all of them joined by `|`.
-    pub(crate) fn check(&self, path: &str, privs: &[&str], any: bool) -> Result<(), ApiError> {
-        if self.caller.is_root() {
-            return Ok(());
-        }
-        let perms = self.eval.permissions_raw(&self.caller.subject, path);
-        let held = |p: &str| self.eval.catalog().privilege(p).is_ok_and(|p| perms.has(p));
-        if any {
-            if privs.iter().any(|p| held(p)) {
-                return Ok(());
-            }
-            return Err(ApiError::forbidden(&format!("{path}, {}", privs.join("|"))));
-        }
-        match privs.iter().find(|p| !held(p)) {
-            None => Ok(()),
-            Some(missing) => Err(ApiError::forbidden(&format!("{path}, {missing}"))),
-        }
-    }
-}
+const MAX_BODY: usize = 64 * 1024;
 
 /// What a handler gets: the lab, the caller (none on a `world` route without credentials), the parameters and the
 /// path segments the pattern's `*` matched.
@@ -271,7 +149,9 @@ const ROUTES: &[Route] = &[
     r("GET", "nodes/*/lxc", |_| Ok(serde_json::json!([]))),
     r("GET", "nodes/*/qemu", |c| qemu::qemu_list(c.lab, c.caller()?)),
     r("POST", "nodes/*/qemu", |c| qemu::qemu_create(c.lab, c.caller()?, c.params)),
-    r("GET", "nodes/*/qemu/*", |c| qemu::vm_index(c.lab, c.vmid()?)),
+    r("GET", "nodes/*/qemu/*", |c| {
+        qemu::vm_exists(c.lab, c.vmid()?).map(|()| directory_index("nodes/*/qemu/*", "subdir"))
+    }),
     r("DELETE", "nodes/*/qemu/*", |c| qemu::vm_delete(c.lab, c.caller()?, c.vmid()?)),
     r("GET", "nodes/*/qemu/*/config", |c| qemu::config_get(c.lab, c.vmid()?)),
     r("POST", "nodes/*/qemu/*/config", |c| qemu::config_set(c.lab, c.caller()?, c.params, c.vmid()?, true)),
@@ -436,28 +316,6 @@ fn authenticate(lab: &Lab, headers: &hyper::HeaderMap, method: &str) -> AuthResu
                 Err(_) => AuthResult::Failed("authentication failure"),
             }
         }
-    }
-}
-
-/// A request as read: its method, path, query string, headers and whole body.
-#[derive(Clone, Copy)]
-pub(crate) struct Incoming<'r> {
-    pub(crate) method: &'r str,
-    pub(crate) path: &'r str,
-    pub(crate) query: Option<&'r str>,
-    pub(crate) headers: &'r hyper::HeaderMap,
-    pub(crate) body: &'r [u8],
-}
-
-impl<'r> Incoming<'r> {
-    fn new(
-        method: &'r hyper::Method,
-        path: &'r str,
-        query: Option<&'r str>,
-        headers: &'r hyper::HeaderMap,
-        body: &'r [u8],
-    ) -> Incoming<'r> {
-        Incoming { method: method.as_str(), path, query, headers, body }
     }
 }
 

@@ -10,8 +10,8 @@ use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 
 use super::{ExecResult, GuestFile, normalize};
+use crate::context::Lab;
 use crate::http::ApiError;
-use crate::server::Lab;
 
 /// The run: its directory, the arguments as the binary gets them, and guest path → private copy.
 pub(crate) struct Staged {

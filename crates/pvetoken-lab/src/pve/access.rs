@@ -11,8 +11,8 @@ use pvetoken_acl::{
 use serde_json::{Map, Value, json};
 
 use crate::auth;
+use crate::context::{Caller, Lab, Perm};
 use crate::http::{ApiError, Params};
-use crate::server::{Caller, Lab, Perm};
 use crate::state::{State, now};
 
 /// PVE's `split_list`: NUL separates when present, else commas, semicolons and whitespace.

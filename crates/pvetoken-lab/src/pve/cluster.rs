@@ -2,14 +2,14 @@
 
 use serde_json::{Value, json};
 
+use crate::context::{Caller, Lab, Perm};
 use crate::http::{ApiError, Params};
 use crate::pve::nodes::qemu::parse_vmid;
-use crate::pve::nodes::qemu::vm_path;
 use crate::pve::nodes::qemu::vm_stats;
 use crate::pve::nodes::tasks::task_json;
 use crate::pve::nodes::tasks::task_owner;
-use crate::server::{Caller, Lab, Perm};
-use crate::state::State;
+use crate::pve::storage::used_bytes;
+use crate::pve::vm_path;
 
 pub(crate) fn resources(lab: &Lab, caller: &Caller, p: &Params) -> Result<Value, ApiError> {
     let kind = p.get("type");
@@ -71,10 +71,6 @@ pub(crate) fn resources(lab: &Lab, caller: &Caller, p: &Params) -> Result<Value,
         out.push(json!({ "id": format!("sdn/{node}/localnetwork"), "type": "sdn", "sdn": "localnetwork", "node": node, "status": "ok" }));
     }
     Ok(Value::Array(out))
-}
-
-pub(crate) fn used_bytes(state: &State, storage: &str) -> u64 {
-    state.guests.volumes.iter().filter(|v| v.volid.split(':').next() == Some(storage)).map(|v| v.size).sum()
 }
 
 pub(crate) fn nextid(lab: &Lab, p: &Params) -> Result<Value, ApiError> {

@@ -7,3 +7,8 @@ pub(crate) mod cluster;
 pub(crate) mod nodes;
 pub(crate) mod pools;
 pub(crate) mod storage;
+
+/// The ACL path of a VM, `/vms/{vmid}`: where every handler checks VM privileges.
+pub(crate) fn vm_path(vmid: u64) -> String {
+    format!("/vms/{vmid}")
+}

@@ -3,12 +3,12 @@
 use pvetoken_acl::PoolId;
 use serde_json::{Map, Value, json};
 
+use crate::context::{Caller, Lab, Perm};
 use crate::http::{ApiError, Params};
 use crate::pve::access::split_list;
 use crate::pve::nodes::qemu::parse_vmid;
-use crate::pve::nodes::qemu::vm_path;
 use crate::pve::nodes::qemu::vm_stats;
-use crate::server::{Caller, Lab, Perm};
+use crate::pve::vm_path;
 use crate::state::State;
 
 /// `PUT /pools?poolid=` (8.1+): the pool in a parameter, so that nested ids (`team/ci`), which no path segment can

@@ -3,10 +3,9 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::context::{Caller, Lab, Perm};
 use crate::http::{ApiError, Params};
-use crate::pve::cluster::used_bytes;
-use crate::pve::nodes::qemu::vm_path;
-use crate::server::{Caller, Lab, Perm};
+use crate::pve::vm_path;
 use crate::state::State;
 
 pub(crate) fn storage_json(state: &State, s: &crate::state::Storage) -> Map<String, Value> {
@@ -160,4 +159,9 @@ pub(crate) fn volume_get(lab: &Lab, caller: &Caller, sid: &str, volume: &str) ->
     Ok(
         json!({"path": format!("/dev/lab/{}", volid.replace(':', "/")), "size": v.size, "used": v.size, "format": if v.content == "iso" { "iso" } else { "raw" }}),
     )
+}
+
+/// Bytes the volumes on `storage` take.
+pub(crate) fn used_bytes(state: &State, storage: &str) -> u64 {
+    state.guests.volumes.iter().filter(|v| v.volid.split(':').next() == Some(storage)).map(|v| v.size).sum()
 }

@@ -16,9 +16,9 @@
 use base64::Engine as _;
 use serde_json::{Value, json};
 
+use crate::context::Lab;
 use crate::guest::{self, Errno, GuestFile, lookup, normalize};
 use crate::http::{ApiError, Params};
-use crate::server::Lab;
 use crate::state::Vm;
 
 /// PVE's `input-data` limit for `exec`.

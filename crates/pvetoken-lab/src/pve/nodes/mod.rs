@@ -7,8 +7,8 @@ pub(crate) mod tasks;
 
 use serde_json::{Map, Value, json};
 
+use crate::context::{Caller, Lab, Perm};
 use crate::http::ApiError;
-use crate::server::{Caller, Lab, Perm};
 
 pub(crate) fn nodes(lab: &Lab, caller: &Caller) -> Result<Value, ApiError> {
     let state = lab.read();

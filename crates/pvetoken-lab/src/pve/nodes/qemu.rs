@@ -9,21 +9,18 @@ use sha2::Digest as _;
 
 use pvetoken_acl::endpoints::{self, ConfigKey, NOT_CONFIG_KEYS, is_drive_key};
 
+use crate::context::{Caller, Lab, Perm};
 use crate::http::{ApiError, Params};
 use crate::pve::access::split_list;
 use crate::pve::nodes::tasks::task;
 use crate::pve::storage::find_storage;
-use crate::server::{Caller, Lab, Perm};
+use crate::pve::vm_path;
 use crate::state::{State, Vm, Volume, config_value, content_of, disk_volid, now};
 
-/// `GET /nodes/{node}/qemu/{vmid}` (qemu-server's vmdiridx, `user => 'all'`): the index of an existing VM.
-pub(crate) fn vm_index(lab: &Lab, vmid: u64) -> Result<Value, ApiError> {
-    vm(&lab.read(), vmid)?;
-    Ok(crate::server::directory_index("nodes/*/qemu/*", "subdir"))
-}
-
-pub(crate) fn vm_path(vmid: u64) -> String {
-    format!("/vms/{vmid}")
+/// `GET /nodes/{node}/qemu/{vmid}` (qemu-server's vmdiridx, `user => 'all'`) answers its index only for a VM that
+/// exists.
+pub(crate) fn vm_exists(lab: &Lab, vmid: u64) -> Result<(), ApiError> {
+    vm(&lab.read(), vmid).map(drop)
 }
 
 pub(crate) fn parse_vmid(key: &str, raw: &str) -> Result<u64, ApiError> {

@@ -3,8 +3,8 @@
 
 use serde_json::{Value, json};
 
+use crate::context::{Caller, Lab, Perm};
 use crate::http::ApiError;
-use crate::server::{Caller, Lab, Perm};
 use crate::state::{State, Task, now};
 
 /// Creates a finished task and returns its UPID.
