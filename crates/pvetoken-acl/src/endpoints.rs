@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::catalog::PveVersion;
+use crate::release::PveVersion;
 
 #[rustfmt::skip]
 #[path = "endpoints_data.rs"]
@@ -323,7 +323,7 @@ pub fn lookup(method: Method, segments: &[String]) -> Option<(&'static Endpoint,
 #[allow(clippy::unwrap_used, clippy::panic, reason = "tests")]
 mod tests {
     use super::{Check, Method, When, all, by_id, lookup};
-    use crate::catalog::PveVersion;
+    use crate::release::PveVersion;
 
     fn segments(path: &str) -> Vec<String> {
         path.split('/').filter(|s| !s.is_empty()).map(str::to_owned).collect()

@@ -57,12 +57,13 @@ pub mod release;
 pub mod tokencfg;
 pub mod usercfg;
 
-pub use catalog::{Catalog, PrivSet, PveVersion, VersionError};
+pub use catalog::{Catalog, PrivSet};
 pub use eval::{Engine, Evaluator, Permissions};
 pub use explain::{EntryRef, Explanation, MatchKind, RoleTrace, SideTrace, TraceStep, Verdict};
 pub use ids::{AclPath, GroupId, IdError, PoolId, Privilege, Realm, RoleId, Subject, TokenId, TokenName, UserId};
 pub use mutate::{AccessError, AclUpdate};
 pub use parsed::{Access, ParsedCfg};
 pub use release::{AccessControlVersion, Feature, Release};
+pub use release::{PveVersion, VersionError};
 pub use tokencfg::{TokenCfg, TokenCfgWarning, TokenSecret};
 pub use usercfg::{AclEntry, AclNode, AclSubject, Group, MAX_ACL_PATH_DEPTH, ParseWarning, Pool, Token, User, UserCfg};

@@ -15,7 +15,122 @@ use std::cmp::Ordering;
 use std::fmt;
 use std::str::FromStr;
 
-use crate::catalog::PveVersion;
+/// A Proxmox VE release, `major.minor`. Parses `"9"`, `"8.4"`, `"9.2"`, `"7.4"`, also `"8.4.1"` (the patch level
+/// is ignored). A bare major means its newest minor we know (`7` = 7.4, `8` = 8.4, `9` = 9.2). The default is the
+/// newest, 9.2. Only releases in [`RELEASES`] parse; a live server newer than those is read with
+/// [`PveVersion::of_server`], which says what it assumes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PveVersion {
+    /// Major release (7, 8 or 9).
+    pub major: u8,
+    /// Minor release.
+    pub minor: u8,
+}
+
+/// A version string pvetoken does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown PVE release '{0}': pvetoken knows {known} (or a bare major: 7, 8, 9)", known = known_list())]
+pub struct VersionError(pub String);
+
+impl PveVersion {
+    /// The newest release pvetoken knows (9.2).
+    pub const NEWEST: PveVersion = PveVersion { major: 9, minor: 2 };
+    /// Newest 7.x.
+    pub const V7_4: PveVersion = PveVersion { major: 7, minor: 4 };
+    /// Newest 8.x.
+    pub const V8_4: PveVersion = PveVersion { major: 8, minor: 4 };
+    /// 9.0.
+    pub const V9_0: PveVersion = PveVersion { major: 9, minor: 0 };
+    /// 9.1 as shipped before May 2026 (access-control 9.0.x: no token regenerate).
+    pub const V9_1: PveVersion = PveVersion { major: 9, minor: 1 };
+    /// 9.2.
+    pub const V9_2: PveVersion = PveVersion { major: 9, minor: 2 };
+
+    /// Builds a version, checking that pvetoken knows it.
+    pub fn new(major: u8, minor: u8) -> Result<PveVersion, VersionError> {
+        let version = PveVersion { major, minor };
+        if release(version).is_some() { Ok(version) } else { Err(VersionError(format!("{major}.{minor}"))) }
+    }
+
+    /// The release of a live server from `GET /version`'s `version` (`9.2.0`, `8.4.1`, `7.4-17`), with the
+    /// assumption made when it is not one pvetoken knows: a newer release is read as the newest known one, an
+    /// unreadable string as the oldest (the conservative feature set).
+    pub fn of_server(version: &str) -> (PveVersion, Option<String>) {
+        let mut parts = version.trim().split(['.', '-']);
+        let parsed = (|| {
+            let major: u8 = parts.next()?.parse().ok()?;
+            let minor: u8 = parts.next()?.parse().ok()?;
+            Some(PveVersion { major, minor })
+        })();
+        let oldest = RELEASES[0].version;
+        match parsed {
+            Some(v) if release(v).is_some() => (v, None),
+            Some(v) if v > PveVersion::NEWEST => (
+                PveVersion::NEWEST,
+                Some(format!(
+                    "PVE {version} is newer than any release pvetoken knows; assuming it behaves as {}",
+                    PveVersion::NEWEST
+                )),
+            ),
+            _ => (
+                oldest,
+                Some(format!(
+                    "cannot read the PVE release from '{version}'; assuming the oldest known ({oldest}) and its \
+                     feature set"
+                )),
+            ),
+        }
+    }
+}
+
+impl Default for PveVersion {
+    fn default() -> Self {
+        PveVersion::NEWEST
+    }
+}
+
+impl FromStr for PveVersion {
+    type Err = VersionError;
+    fn from_str(s: &str) -> Result<Self, VersionError> {
+        let err = || VersionError(s.to_owned());
+        let mut parts = s.trim().split('.');
+        let major: u8 = parts.next().ok_or_else(err)?.parse().map_err(|_| err())?;
+        let minor = match parts.next() {
+            None => match major {
+                7 => 4,
+                8 => 4,
+                9 => 2,
+                _ => return Err(err()),
+            },
+            Some(minor) => minor.parse().map_err(|_| err())?,
+        };
+        if let Some(patch) = parts.next() {
+            patch.parse::<u16>().map_err(|_| err())?;
+        }
+        if parts.next().is_some() {
+            return Err(err());
+        }
+        PveVersion::new(major, minor).map_err(|_| err())
+    }
+}
+
+impl fmt::Display for PveVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
+impl serde::Serialize for PveVersion {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for PveVersion {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer)?.parse().map_err(serde::de::Error::custom)
+    }
+}
 
 /// A libpve-access-control version, compared by its numeric `major.minor.patch` (`7.4-3` is 7.4.3; Debian
 /// epochs, revisions and `~` suffixes are read past).
