@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::tls::{Fingerprint, FingerprintMismatch};
+use crate::fingerprint::{Fingerprint, FingerprintMismatch};
 
 /// Whether a failed request may have reached the server (and so may have taken effect).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
