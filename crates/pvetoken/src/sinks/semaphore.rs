@@ -74,9 +74,14 @@ pub(crate) struct Settings {
 /// Checks, before `rotate` changes anything, that the credentials of a remembered Semaphore sink are at hand (no
 /// request is made: a login is only tried when the sink is updated).
 pub(crate) fn credentials_ready(sink: &SemaphoreSink) -> anyhow::Result<()> {
-    let user = sink.user.clone().unwrap_or_else(|| "admin".to_owned());
-    resolve_auth(sink.api_token_file.as_deref(), sink.password_file.as_deref(), &user, std::io::stdin().is_terminal())?;
+    sink_auth(sink)?;
     Ok(())
+}
+
+/// The credentials a remembered sink names (a login is `admin` unless it recorded another user).
+fn sink_auth(sink: &SemaphoreSink) -> Result<SemaphoreAuth, CliError> {
+    let user = sink.user.as_deref().unwrap_or("admin");
+    resolve_auth(sink.api_token_file.as_deref(), sink.password_file.as_deref(), user, std::io::stdin().is_terminal())
 }
 
 /// Brings a remembered Semaphore sink up to date with a (rotated) token (`rotate`, and `create`/`apply` when they
@@ -98,14 +103,7 @@ pub(crate) async fn refresh(sink: &SemaphoreSink, token_file: &Path, printer: &P
         tls,
     };
     crate::connection::check_plain_http(std::slice::from_ref(&settings.url), sink.allow_http, printer)?;
-    let user = sink.user.clone().unwrap_or_else(|| "admin".to_owned());
-    let auth = resolve_auth(
-        sink.api_token_file.as_deref(),
-        sink.password_file.as_deref(),
-        &user,
-        std::io::stdin().is_terminal(),
-    )?;
-    let report = register(&settings, auth).await?;
+    let report = register(&settings, sink_auth(sink)?).await?;
     printer.info(&report.sentence(&settings));
     Ok(())
 }
