@@ -47,7 +47,7 @@ pub(crate) fn make_ticket(key: &[u8], userid: &str, now: u64) -> String {
 pub(crate) fn verify_ticket(key: &[u8], ticket: &str, now: u64) -> Option<String> {
     let (plain, sig) = ticket.rsplit_once("::")?;
     let expected = base64::engine::general_purpose::STANDARD.encode(sign(key, plain));
-    if !crate::state::constant_time_eq(expected.as_bytes(), sig.as_bytes()) {
+    if !constant_time_eq(expected.as_bytes(), sig.as_bytes()) {
         return None;
     }
     let rest = plain.strip_prefix("PVE:")?;
@@ -79,7 +79,7 @@ pub(crate) fn verify_csrf(key: &[u8], userid: &str, token: &str, now: u64) -> bo
         return false;
     }
     let expected = base64::engine::general_purpose::STANDARD_NO_PAD.encode(sign(key, &format!("{stamp}:{userid}")));
-    crate::state::constant_time_eq(expected.as_bytes(), sig.as_bytes())
+    constant_time_eq(expected.as_bytes(), sig.as_bytes())
 }
 
 fn unescape(value: &str) -> String {
@@ -116,4 +116,10 @@ pub(crate) fn presented(headers: &hyper::HeaderMap) -> Presented {
         Some(value) => Presented::Token(unescape(value.split(';').next().unwrap_or_default().trim())),
         None => Presented::None,
     }
+}
+
+/// Compares a presented secret (password, ticket signature, API token) with the expected one in time that does not
+/// depend on where they differ.
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    subtle::ConstantTimeEq::ct_eq(a, b).into()
 }

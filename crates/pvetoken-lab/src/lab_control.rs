@@ -14,7 +14,7 @@ use crate::http::{ApiError, data_body, error_body, reason_phrase, response};
 /// valid `CSRFPreventionToken`: otherwise any page the browser visits could reset the lab.
 fn is_root(lab: &Lab, method: &str, headers: &hyper::HeaderMap) -> bool {
     if let crate::auth::Presented::Ticket { ticket, csrf } = crate::auth::presented(headers) {
-        let now = crate::state::now();
+        let now = crate::clock::now();
         let Some(user) = crate::auth::verify_ticket(&lab.ticket_key, &ticket, now) else { return false };
         let reads = matches!(method, "GET" | "HEAD");
         return user == "root@pam"
@@ -29,7 +29,7 @@ fn is_root(lab: &Lab, method: &str, headers: &hyper::HeaderMap) -> bool {
     match basic.as_deref().and_then(|b| b.split_once(':')) {
         Some(("root@pam", password)) => {
             let root = lab.root_password.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-            crate::state::constant_time_eq(root.as_bytes(), password.as_bytes())
+            crate::auth::constant_time_eq(root.as_bytes(), password.as_bytes())
         }
         _ => false,
     }

@@ -46,6 +46,7 @@
 
 mod access_log;
 mod auth;
+mod clock;
 mod context;
 mod control;
 mod declared;

@@ -7,7 +7,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::LabError;
-use crate::semaphore::SemaphoreScenario;
+use crate::semaphore::scenario::SemaphoreScenario;
 
 /// A lab scenario. State already present in the state dir wins over the scenario (it only seeds a fresh lab).
 #[derive(Clone, Deserialize)]

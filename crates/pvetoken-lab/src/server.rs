@@ -10,13 +10,13 @@ use pvetoken_acl::Subject;
 use serde_json::Value;
 
 use crate::auth::{self, Presented};
+use crate::clock::now;
 use crate::context::{Caller, Lab};
 use crate::control::Entry;
 use crate::http::{ApiError, Incoming, Params, data_body, error_body, reason_phrase, response};
 use crate::pve::nodes::agent::Query;
 use crate::pve::nodes::{self, agent, qemu, tasks};
 use crate::pve::{access, cluster, pools, storage};
-use crate::state::now;
 
 /// Largest accepted request body: pve-http-server's `$limit_max_post` (64 KiB); larger posts are answered
 /// 501 "for data too large" (proxmox/pve-http-server `src/PVE/APIServer/AnyEvent.pm`).

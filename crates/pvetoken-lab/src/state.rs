@@ -10,6 +10,8 @@ use serde_json::Value;
 use sha2::Digest as _;
 
 use crate::LabError;
+use crate::auth::constant_time_eq;
+use crate::clock::now;
 use crate::rng::LabRng;
 use crate::scenario::Scenario;
 use crate::store::write_atomic;
@@ -133,10 +135,6 @@ pub(crate) struct Guests {
     pub(crate) vms: BTreeMap<u64, Vm>,
     pub(crate) tasks: BTreeMap<String, Task>,
     pub(crate) next_pid: u64,
-}
-
-pub(crate) fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// Volume content type from a volume id (`local:iso/x.iso` → `iso`, `local-lvm:vm-100-disk-0` → `images`).
@@ -336,10 +334,6 @@ impl State {
             constant_time_eq(hash_password(salt, password).as_bytes(), stored.as_bytes())
         })
     }
-}
-
-pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The state dir: a given path, or a temp dir owned by the running lab.

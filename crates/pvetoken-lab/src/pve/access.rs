@@ -11,9 +11,10 @@ use pvetoken_acl::{
 use serde_json::{Map, Value, json};
 
 use crate::auth;
+use crate::clock::now;
 use crate::context::{Caller, Lab, Perm};
 use crate::http::{ApiError, Params};
-use crate::state::{State, now};
+use crate::state::State;
 
 /// PVE's `split_list`: NUL separates when present, else commas, semicolons and whitespace.
 pub(crate) fn split_list(text: &str) -> Vec<&str> {
@@ -87,7 +88,7 @@ pub(crate) fn login(lab: &Lab, params: &Params) -> Result<Value, ApiError> {
     if !renewing {
         let ok = if user.is_root() {
             let root = lab.root_password.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-            crate::state::constant_time_eq(root.as_bytes(), password.as_bytes())
+            crate::auth::constant_time_eq(root.as_bytes(), password.as_bytes())
         } else {
             state.password_matches(user.as_str(), password)
         };

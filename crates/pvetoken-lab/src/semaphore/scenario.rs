@@ -4,7 +4,7 @@
 
 use pvetoken_api::semaphore::ProjectRole;
 
-use super::SemaphoreError;
+use super::error::SemaphoreError;
 use super::store::{Member, State, StoredUser};
 use crate::rng::LabRng;
 

@@ -13,7 +13,7 @@ use pvetoken_api::semaphore::{ProjectRole, SecretType};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::SemaphoreError;
+use super::error::SemaphoreError;
 use crate::rng::LabRng;
 
 /// A user with a salted password hash (the simulator's stand-in for Semaphore's bcrypt).
@@ -41,7 +41,7 @@ impl StoredUser {
 
     pub fn password_matches(&self, password: &str) -> bool {
         !self.password_hash.is_empty()
-            && crate::state::constant_time_eq(
+            && crate::auth::constant_time_eq(
                 password_digest(&self.password_salt, password).as_bytes(),
                 self.password_hash.as_bytes(),
             )
@@ -389,7 +389,7 @@ pub(crate) fn random_token(rng: &LabRng) -> String {
 
 /// The lab's clock as RFC 3339 UTC to the second (`2025-01-31T12:00:00Z`), as Semaphore's JSON shows `created`.
 pub(crate) fn now_rfc3339() -> String {
-    let seconds = i64::try_from(crate::state::now()).unwrap_or(0);
+    let seconds = i64::try_from(crate::clock::now()).unwrap_or(0);
     jiff::Timestamp::from_second(seconds)
         .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
         .strftime("%Y-%m-%dT%H:%M:%SZ")

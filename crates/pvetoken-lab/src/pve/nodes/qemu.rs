@@ -9,13 +9,14 @@ use sha2::Digest as _;
 
 use pvetoken_acl::endpoints::{self, ConfigKey, NOT_CONFIG_KEYS, is_drive_key};
 
+use crate::clock::now;
 use crate::context::{Caller, Lab, Perm};
 use crate::http::{ApiError, Params};
 use crate::pve::access::split_list;
 use crate::pve::nodes::tasks::task;
 use crate::pve::storage::find_storage;
 use crate::pve::vm_path;
-use crate::state::{State, Vm, Volume, config_value, content_of, disk_volid, now};
+use crate::state::{State, Vm, Volume, config_value, content_of, disk_volid};
 
 /// `GET /nodes/{node}/qemu/{vmid}` (qemu-server's vmdiridx, `user => 'all'`) answers its index only for a VM that
 /// exists.

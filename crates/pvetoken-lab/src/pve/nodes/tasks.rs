@@ -3,9 +3,10 @@
 
 use serde_json::{Value, json};
 
+use crate::clock::now;
 use crate::context::{Caller, Lab, Perm};
 use crate::http::ApiError;
-use crate::state::{State, Task, now};
+use crate::state::{State, Task};
 
 /// Creates a finished task and returns its UPID.
 pub(crate) fn task(state: &mut State, kind: &str, id: &str, user: &str, exitstatus: &str) -> String {

@@ -8,7 +8,7 @@ use pvetoken_api::ExposeSecret;
 use pvetoken_api::semaphore::LoginRequest;
 
 use super::{Answer, bind, json, status};
-use crate::semaphore::SemaphoreSim;
+use crate::semaphore::sim::SemaphoreSim;
 use crate::semaphore::store::{self, Session, StoredUser};
 
 /// A Bearer API token (header lower-cased, `bearer ` stripped) or the `semaphore` session cookie; anything else is
@@ -53,7 +53,7 @@ pub(super) async fn login(State(sim): State<SemaphoreSim>, body: Bytes) -> Answe
         Some(user) if user.password_matches(request.password.expose_secret()) => user.id,
         _ => return Err(status(StatusCode::UNAUTHORIZED)),
     };
-    let cookie = store::random_token(&sim.inner.rng);
+    let cookie = store::random_token(sim.rng());
     state.sessions.push(Session { cookie: cookie.clone(), user_id });
     sim.save(&state);
     let set_cookie = HeaderValue::from_str(&format!("semaphore={cookie}; Path=/; HttpOnly"))

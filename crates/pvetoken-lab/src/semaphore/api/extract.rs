@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use pvetoken_api::semaphore::ProjectRole;
 
 use super::{auth, error, status};
-use crate::semaphore::SemaphoreSim;
+use crate::semaphore::sim::SemaphoreSim;
 use crate::semaphore::store::StoredUser;
 
 /// The authenticated user (a Bearer API token or the `semaphore` session cookie); a bare 401 otherwise.

@@ -20,7 +20,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 
-use super::SemaphoreSim;
+use super::sim::SemaphoreSim;
 use projects::{environment, inventory, members, repository, templates};
 
 /// The routes, as `api/router.go` declares them (only those the simulator models).

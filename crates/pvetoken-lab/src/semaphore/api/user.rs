@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::extract::Caller;
 use super::{Answer, bind, json, status};
-use crate::semaphore::SemaphoreSim;
+use crate::semaphore::sim::SemaphoreSim;
 use crate::semaphore::store::StoredToken;
 
 pub(super) async fn current_user(Caller(user): Caller) -> Answer {
@@ -56,7 +56,7 @@ pub(super) async fn create_token(State(sim): State<SemaphoreSim>, Caller(user): 
     let request: TokenRequest =
         if body.iter().all(u8::is_ascii_whitespace) { TokenRequest::default() } else { bind(&body)? };
     let mut state = sim.lock();
-    let token = state.issue_token(user.id, request.name, &sim.inner.rng);
+    let token = state.issue_token(user.id, request.name, sim.rng());
     sim.save(&state);
     Ok(json(StatusCode::CREATED, &TokenView::from(&token)))
 }

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::extract::Caller;
 use super::{Answer, bind, json, status};
-use crate::semaphore::SemaphoreSim;
+use crate::semaphore::sim::SemaphoreSim;
 use crate::semaphore::store::{self, StoredUser};
 
 /// An admin sees every field; anyone else only id, name and login.
@@ -72,7 +72,7 @@ pub(super) async fn create_user(State(sim): State<SemaphoreSim>, Caller(editor):
         password_hash: String::new(),
     };
     if let Some(password) = &request.password {
-        user.set_password(password.expose_secret(), &sim.inner.rng);
+        user.set_password(password.expose_secret(), sim.rng());
     }
     let view = user.to_api();
     state.users.push(user);

@@ -11,8 +11,8 @@ use pvetoken_api::semaphore::{EnvironmentRequest, EnvironmentSecretRequest, Secr
 use super::Listing;
 use crate::semaphore::api::extract::{ManageResources, ProjectCall, ProjectItemCall};
 use crate::semaphore::api::{Answer, bind, error, json, status};
+use crate::semaphore::sim::{Fault, SemaphoreSim};
 use crate::semaphore::store::{State as Data, StoredEnvironment, StoredSecret};
-use crate::semaphore::{Fault, SemaphoreSim};
 
 /// Sorted by name, case-insensitively (Semaphore accepts only `sort=name` here).
 pub(crate) async fn list_environments(list: Listing<ManageResources>) -> Answer {
@@ -93,7 +93,7 @@ fn apply_secret_operation(
                 environment_id: env.id,
                 name: operation.name.clone(),
                 kind,
-                ciphertext: sim.inner.cipher.encrypt(value, &sim.inner.rng),
+                ciphertext: sim.encrypt(value),
             });
         }
         SecretOperation::Delete => {
@@ -108,7 +108,7 @@ fn apply_secret_operation(
             if let Some(value) = &operation.secret
                 && !value.expose_secret().is_empty()
             {
-                stored.ciphertext = sim.inner.cipher.encrypt(value.expose_secret(), &sim.inner.rng);
+                stored.ciphertext = sim.encrypt(value.expose_secret());
             }
         }
     }
@@ -159,7 +159,7 @@ pub(crate) async fn create_environment(
     let outcome = apply_secret_operations(&sim, &mut state, &env, &request.secrets);
     sim.save(&state);
     outcome?;
-    if sim.inner.create_answers_no_content {
+    if sim.create_answers_no_content() {
         return Ok(status(StatusCode::NO_CONTENT));
     }
     let mut view = state.environment_view(&env);

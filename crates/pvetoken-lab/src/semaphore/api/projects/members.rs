@@ -8,9 +8,9 @@ use pvetoken_api::semaphore::ProjectRole;
 use serde::Deserialize;
 
 use super::Listing;
-use crate::semaphore::SemaphoreSim;
 use crate::semaphore::api::extract::{ManageUsers, ProjectCall, ProjectItemCall};
 use crate::semaphore::api::{Answer, bind, json, status};
+use crate::semaphore::sim::SemaphoreSim;
 use crate::semaphore::store::Member;
 
 /// Sorted by `name` (default), `username`, `email` or `role`; the email is used for sorting but not shown.

@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::extract::{Caller, ProjectCall, ReadOnly};
 use super::{Answer, bind, json, status};
-use crate::semaphore::SemaphoreSim;
+use crate::semaphore::sim::SemaphoreSim;
 
 /// `?sort=&order=` of the project listings.
 #[derive(Deserialize)]

@@ -8,9 +8,9 @@ use axum::response::Response;
 use pvetoken_api::semaphore::Template;
 use serde::Deserialize;
 
-use crate::semaphore::SemaphoreSim;
 use crate::semaphore::api::extract::{ManageResources, ProjectCall, ProjectItemCall};
 use crate::semaphore::api::{Answer, bind, error, json, status};
+use crate::semaphore::sim::SemaphoreSim;
 use crate::semaphore::store::{State as Data, StoredInventory};
 
 /// The apps a default Semaphore accepts (`util.Config.Apps`, filled from `appPriorities` in util/config.go).
