@@ -660,9 +660,7 @@ pub mod pending {
     use crate::error::Error;
 
     fn path(token_file: &Path) -> PathBuf {
-        let mut name = token_file.file_name().map(std::ffi::OsStr::to_os_string).unwrap_or_default();
-        name.push(".pending");
-        token_file.with_file_name(name)
+        crate::token_store::companion(token_file, ".pending")
     }
 
     /// Records that `token_id` is about to be created for `token_file`.

@@ -205,6 +205,14 @@ pub fn write_secret_file_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> 
     result
 }
 
+/// A file that belongs to a token file, beside it: `<token file><suffix>` (`.pending`, `.sinks.json`,
+/// `.semaphore.json`), so it lives in the token file's private directory and moves with it.
+pub fn companion(token_file: &Path, suffix: &str) -> PathBuf {
+    let mut name = token_file.file_name().map(std::ffi::OsStr::to_os_string).unwrap_or_default();
+    name.push(suffix);
+    token_file.with_file_name(name)
+}
+
 /// An advisory lock serialising the runs that write one token file (`create`, `rotate`): held until dropped.
 ///
 /// With it, a `.pending` marker found by a run is always a dead run's (a live one would still hold the lock), and
@@ -383,6 +391,13 @@ mod tests {
             Secret::from("0b3c9f1e-1111-2222-3333-444455556666".to_owned()),
         )
         .expect("valid url")
+    }
+
+    #[test]
+    fn a_companion_file_sits_beside_the_token_file_with_the_suffix_after_its_whole_name() {
+        let token_file = Path::new("/etc/pvetoken/ci.token.env");
+        assert_eq!(super::companion(token_file, ".sinks.json"), Path::new("/etc/pvetoken/ci.token.env.sinks.json"));
+        assert_eq!(super::companion(Path::new("token.env"), ".pending"), Path::new("token.env.pending"));
     }
 
     #[test]

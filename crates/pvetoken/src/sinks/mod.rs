@@ -61,9 +61,7 @@ impl SinkRecord {
 
 /// The file that remembers the sinks of a token file: `<token file>.sinks.json` in the same directory, mode 0600.
 pub fn sinks_path(token_file: &std::path::Path) -> PathBuf {
-    let mut name = token_file.file_name().map(std::ffi::OsStr::to_os_string).unwrap_or_default();
-    name.push(".sinks.json");
-    token_file.with_file_name(name)
+    pvetoken_lifecycle::token_store::companion(token_file, ".sinks.json")
 }
 
 /// The stored form: a versioned list.

@@ -511,9 +511,7 @@ struct StateEntry {
 
 impl RegistrationState {
     fn new(token_file: &Path) -> Self {
-        let mut name = token_file.file_name().map(std::ffi::OsStr::to_os_string).unwrap_or_default();
-        name.push(".semaphore.json");
-        Self { path: token_file.with_file_name(name) }
+        Self { path: pvetoken_lifecycle::token_store::companion(token_file, ".semaphore.json") }
     }
 
     fn load(&self) -> StateFile {
