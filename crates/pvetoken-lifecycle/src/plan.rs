@@ -16,12 +16,13 @@ use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::PathBuf;
 
+use pvetoken_api::pve::{AclEntry, TokenInfo};
 use pvetoken_client::pve::PveClient;
 use serde::Serialize;
 
 use crate::engine::Settings;
 use crate::error::Error;
-use crate::profiles::{Profile, PveVersion};
+use crate::profiles::{Profile, PveVersion, Resolved};
 use crate::target::{Target, remote_error};
 use crate::token::TokenRef;
 
@@ -337,161 +338,234 @@ impl Plan {
 
 /// Reads one server through `client` (an administrator) and compares it with `tokens`. Never changes anything.
 pub async fn plan(client: &PveClient, target: &Target, tokens: &[Desired], now: i64) -> Result<Plan, Error> {
-    let remote = |error: &pvetoken_client::ClientError| remote_error(error, target);
-    let version = client.version().await.map_err(|e| remote(&e))?;
-    let pve = version
-        .major_minor()
-        .map(|(major, minor)| PveVersion { major, minor })
-        .ok_or_else(|| Error::remote(format!("cannot read the PVE version from `{}`", version.version)))?;
-    let acl = client.acl().await.map_err(|e| remote(&e))?;
-    // With `full`, each user's groups (a minter must be in its own).
-    let query = vec![("full".to_owned(), "1".to_owned())];
-    let users: serde_json::Value = client.get("/access/users", &query).await.map_err(|e| remote(&e))?;
-    let in_group = |user: &str, group: &str| {
-        users.as_array().is_some_and(|list| {
-            list.iter()
-                .any(|u| u["userid"] == user && u["groups"].as_str().is_some_and(|g| g.split(',').any(|g| g == group)))
-        })
-    };
-    let user_exists = |user: &str| users.as_array().is_some_and(|l| l.iter().any(|u| u["userid"] == user));
+    let server = Server::read(client, target).await?;
     let mut plan = Plan {
-        pve_version: version.version.clone(),
+        pve_version: server.version.clone(),
         tokens: Vec::new(),
         unmanaged: Vec::new(),
         job_tokens: Vec::new(),
         requests: 0,
     };
-    let mut managed_users = BTreeSet::new();
-    let mut roles_seen = BTreeSet::new();
-    let mut users_seen = BTreeSet::new();
-    let mut current_ids = BTreeSet::new();
+    let (mut roles_seen, mut users_seen) = (BTreeSet::new(), BTreeSet::new());
     for desired in tokens {
         let token = &desired.token;
-        current_ids.insert(token.full());
-        managed_users.insert(token.user.clone());
         let settings = &desired.settings;
-        let resolved = desired.profile.resolve(pve, &settings.narrowing, settings.role.as_deref());
+        let resolved = desired.profile.resolve(server.pve, &settings.narrowing, settings.role.as_deref());
         let mut steps = Vec::new();
-        let wanted = resolved.role_privileges();
         if roles_seen.insert(resolved.role.clone()) {
-            match client.role(&resolved.role).await.map_err(|e| remote(&e))? {
-                None => steps.push(Step::CreateRole { role: resolved.role.clone(), privileges: wanted.clone() }),
-                Some(mut current) => {
-                    current.sort();
-                    if current != wanted {
-                        steps.push(Step::SetRole {
-                            role: resolved.role.clone(),
-                            added: wanted.iter().filter(|p| !current.contains(p)).cloned().collect(),
-                            removed: current.iter().filter(|p| !wanted.contains(p)).cloned().collect(),
-                        });
-                    }
-                }
-            }
+            role_steps(client, target, &resolved, &mut steps).await?;
         }
-        if !user_exists(&token.user) && users_seen.insert(token.user.clone()) {
+        if !server.user_exists(&token.user) && users_seen.insert(token.user.clone()) {
             steps.push(Step::CreateUser { user: token.user.clone() });
         }
-        let server_token = client.token(&token.user, &token.name).await.map_err(|e| remote(&e))?;
-        let mut expired = false;
-        match &server_token {
-            None => steps.push(Step::CreateToken { token: token.full(), privsep: settings.privsep }),
-            Some(info) if info.expire > 0 && info.expire <= now => {
-                expired = true;
-                steps.push(Step::ReplaceExpiredToken { token: token.full() });
-            }
-            Some(info) => {
-                if let Some((within, span)) = &desired.rotate_within
-                    && info.expire > 0
-                    && info.expire - now <= *within
-                {
-                    steps.push(Step::Rotate { token: token.full(), within: span.clone() });
-                }
-            }
-        }
-        let path = &desired.token_file;
-        match std::fs::symlink_metadata(path) {
-            Err(_) => steps.push(Step::WriteTokenFile { path: path.clone() }),
-            Ok(meta) => {
-                let mode = meta.permissions().mode() & 0o777;
-                if mode & 0o077 != 0 {
-                    steps.push(Step::FixTokenFileMode { path: path.clone(), mode });
-                }
-                if server_token.is_some()
-                    && !expired
-                    && crate::token_store::read(path).is_ok_and(|f| f.token_id.as_str() != token.full())
-                {
-                    steps.push(Step::TokenFileHoldsAnother { path: path.clone() });
-                }
-            }
-        }
-        // ACL entries: the user's and (privsep) the token's on each profile path; any other entry of the token
-        // is drift.
-        let mut expected: BTreeSet<(String, String, bool)> = BTreeSet::new();
-        for path in &resolved.paths {
-            expected.insert((path.path.clone(), token.user.clone(), path.propagate));
-            if settings.privsep {
-                expected.insert((path.path.clone(), token.full(), path.propagate));
-            }
-        }
-        let actual: BTreeSet<(String, String, bool)> = acl
-            .iter()
-            .filter(|e| e.roleid == resolved.role && (e.ugid == token.user || e.ugid == token.full()))
-            .map(|e| (e.path.clone(), e.ugid.clone(), e.propagate))
-            .collect();
-        let group_path = format!("/access/groups/{}", crate::minter::group_of(&token.user));
-        let is_group_grant = |e: &pvetoken_api::pve::AclEntry| {
-            desired.minter && e.roleid == crate::minter::GROUP_ROLE && e.path == group_path && !e.propagate
-        };
+        let on_server = client.token(&token.user, &token.name).await.map_err(|e| remote_error(&e, target))?;
+        let live = token_steps(desired, on_server.as_ref(), now, &mut steps);
+        token_file_steps(desired, live, &mut steps);
         if desired.minter {
-            let group = crate::minter::group_of(&token.user);
-            if user_exists(&token.user) && !in_group(&token.user, &group) {
-                steps.push(Step::JoinGroup { user: token.user.clone(), group });
-            }
-            for subject in [token.user.clone(), token.full()] {
-                let held = acl.iter().any(|e| is_group_grant(e) && e.ugid == subject);
-                if !held && !((server_token.is_none() || expired) && subject == token.full()) {
-                    steps.push(Step::GrantAcl {
-                        path: group_path.clone(),
-                        role: crate::minter::GROUP_ROLE.to_owned(),
-                        subject,
-                        propagate: false,
-                    });
-                }
-            }
+            minter_steps(desired, &server, live, &mut steps);
         }
-        for (path, subject, propagate) in expected.difference(&actual) {
-            if (server_token.is_none() || expired) && subject == &token.full() {
-                continue; // granted with the new token
-            }
-            steps.push(Step::GrantAcl {
-                path: path.clone(),
-                role: resolved.role.clone(),
-                subject: subject.clone(),
-                propagate: *propagate,
-            });
-        }
-        if server_token.is_some() && !expired {
-            for entry in acl.iter().filter(|e| e.ugid == token.full() && !is_group_grant(e)) {
-                let key = (entry.path.clone(), entry.ugid.clone(), entry.propagate);
-                if entry.roleid != resolved.role || !expected.contains(&key) {
-                    steps.push(Step::RevokeAcl {
-                        path: entry.path.clone(),
-                        role: entry.roleid.clone(),
-                        subject: entry.ugid.clone(),
-                        propagate: entry.propagate,
-                    });
-                }
-            }
-        }
+        acl_steps(desired, &resolved, &server, live, &mut steps);
         plan.tokens
             .push(TokenPlan { id: desired.declared.clone(), changes: steps.into_iter().map(Change::from).collect() });
     }
-    let declared: BTreeSet<String> = tokens.iter().map(|t| t.declared.clone()).chain(current_ids).collect();
-    for user in &managed_users {
-        if !user_exists(user) {
+    undeclared_tokens(client, target, &server, tokens, now, &mut plan).await?;
+    plan.requests = client.requests_sent();
+    Ok(plan)
+}
+
+/// What one plan reads of the server once: its release, every ACL entry, every user with its groups.
+struct Server {
+    version: String,
+    pve: PveVersion,
+    acl: Vec<AclEntry>,
+    users: serde_json::Value,
+}
+
+impl Server {
+    async fn read(client: &PveClient, target: &Target) -> Result<Server, Error> {
+        let remote = |error: pvetoken_client::ClientError| remote_error(&error, target);
+        let version = client.version().await.map_err(remote)?;
+        let pve = version
+            .major_minor()
+            .map(|(major, minor)| PveVersion { major, minor })
+            .ok_or_else(|| Error::remote(format!("cannot read the PVE version from `{}`", version.version)))?;
+        let acl = client.acl().await.map_err(remote)?;
+        // With `full`, each user's groups (a minter must be in its own).
+        let query = vec![("full".to_owned(), "1".to_owned())];
+        let users = client.get("/access/users", &query).await.map_err(remote)?;
+        Ok(Server { version: version.version, pve, acl, users })
+    }
+
+    fn users(&self) -> impl Iterator<Item = &serde_json::Value> {
+        self.users.as_array().into_iter().flatten()
+    }
+
+    fn user_exists(&self, user: &str) -> bool {
+        self.users().any(|u| u["userid"] == user)
+    }
+
+    fn in_group(&self, user: &str, group: &str) -> bool {
+        self.users()
+            .any(|u| u["userid"] == user && u["groups"].as_str().is_some_and(|g| g.split(',').any(|g| g == group)))
+    }
+}
+
+/// The role: missing, or holding other privileges than the profile's.
+async fn role_steps(
+    client: &PveClient,
+    target: &Target,
+    resolved: &Resolved,
+    steps: &mut Vec<Step>,
+) -> Result<(), Error> {
+    let wanted = resolved.role_privileges();
+    match client.role(&resolved.role).await.map_err(|e| remote_error(&e, target))? {
+        None => steps.push(Step::CreateRole { role: resolved.role.clone(), privileges: wanted }),
+        Some(mut current) => {
+            current.sort();
+            if current != wanted {
+                steps.push(Step::SetRole {
+                    role: resolved.role.clone(),
+                    added: wanted.iter().filter(|p| !current.contains(p)).cloned().collect(),
+                    removed: current.iter().filter(|p| !wanted.contains(p)).cloned().collect(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The token: missing, expired, or due for rotation. True when the server's token stays (it is neither missing
+/// nor replaced because it expired).
+fn token_steps(desired: &Desired, on_server: Option<&TokenInfo>, now: i64, steps: &mut Vec<Step>) -> bool {
+    let token = &desired.token;
+    match on_server {
+        None => {
+            steps.push(Step::CreateToken { token: token.full(), privsep: desired.settings.privsep });
+            false
+        }
+        Some(info) if info.expire > 0 && info.expire <= now => {
+            steps.push(Step::ReplaceExpiredToken { token: token.full() });
+            false
+        }
+        Some(info) => {
+            if let Some((within, span)) = &desired.rotate_within
+                && info.expire > 0
+                && info.expire - now <= *within
+            {
+                steps.push(Step::Rotate { token: token.full(), within: span.clone() });
+            }
+            true
+        }
+    }
+}
+
+/// The token file: missing, readable by others, or holding another token than the one that stays.
+fn token_file_steps(desired: &Desired, live: bool, steps: &mut Vec<Step>) {
+    let path = &desired.token_file;
+    match std::fs::symlink_metadata(path) {
+        Err(_) => steps.push(Step::WriteTokenFile { path: path.clone() }),
+        Ok(meta) => {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                steps.push(Step::FixTokenFileMode { path: path.clone(), mode });
+            }
+            if live && crate::token_store::read(path).is_ok_and(|f| f.token_id.as_str() != desired.token.full()) {
+                steps.push(Step::TokenFileHoldsAnother { path: path.clone() });
+            }
+        }
+    }
+}
+
+/// A minter's own group: the user in it, and the group grant for the user and the token (a new token gets it
+/// when it is created).
+fn minter_steps(desired: &Desired, server: &Server, live: bool, steps: &mut Vec<Step>) {
+    let token = &desired.token;
+    let group = crate::minter::group_of(&token.user);
+    let group_path = format!("/access/groups/{group}");
+    if server.user_exists(&token.user) && !server.in_group(&token.user, &group) {
+        steps.push(Step::JoinGroup { user: token.user.clone(), group });
+    }
+    for subject in [token.user.clone(), token.full()] {
+        let held = server.acl.iter().any(|e| is_group_grant(desired, e) && e.ugid == subject);
+        if !held && (live || subject != token.full()) {
+            steps.push(Step::GrantAcl {
+                path: group_path.clone(),
+                role: crate::minter::GROUP_ROLE.to_owned(),
+                subject,
+                propagate: false,
+            });
+        }
+    }
+}
+
+/// A minter's grant on its own group, which is not drift.
+fn is_group_grant(desired: &Desired, entry: &AclEntry) -> bool {
+    desired.minter
+        && entry.roleid == crate::minter::GROUP_ROLE
+        && entry.path == format!("/access/groups/{}", crate::minter::group_of(&desired.token.user))
+        && !entry.propagate
+}
+
+/// ACL entries: the user's and (privsep) the token's on each profile path are granted when missing (a new token's
+/// when it is created); any other entry of a token that stays is drift, revoked.
+fn acl_steps(desired: &Desired, resolved: &Resolved, server: &Server, live: bool, steps: &mut Vec<Step>) {
+    let token = &desired.token;
+    let mut expected: BTreeSet<(String, String, bool)> = BTreeSet::new();
+    for path in &resolved.paths {
+        expected.insert((path.path.clone(), token.user.clone(), path.propagate));
+        if desired.settings.privsep {
+            expected.insert((path.path.clone(), token.full(), path.propagate));
+        }
+    }
+    let actual: BTreeSet<(String, String, bool)> = server
+        .acl
+        .iter()
+        .filter(|e| e.roleid == resolved.role && (e.ugid == token.user || e.ugid == token.full()))
+        .map(|e| (e.path.clone(), e.ugid.clone(), e.propagate))
+        .collect();
+    for (path, subject, propagate) in expected.difference(&actual) {
+        if !live && subject == &token.full() {
+            continue; // granted with the new token
+        }
+        steps.push(Step::GrantAcl {
+            path: path.clone(),
+            role: resolved.role.clone(),
+            subject: subject.clone(),
+            propagate: *propagate,
+        });
+    }
+    if live {
+        for entry in server.acl.iter().filter(|e| e.ugid == token.full() && !is_group_grant(desired, e)) {
+            let key = (entry.path.clone(), entry.ugid.clone(), entry.propagate);
+            if entry.roleid != resolved.role || !expected.contains(&key) {
+                steps.push(Step::RevokeAcl {
+                    path: entry.path.clone(),
+                    role: entry.roleid.clone(),
+                    subject: entry.ugid.clone(),
+                    propagate: entry.propagate,
+                });
+            }
+        }
+    }
+}
+
+/// Tokens of the managed users that nothing declares (nor is the current rotation of a declared one): job tokens
+/// of `exec`, live or stale, apart from the rest.
+async fn undeclared_tokens(
+    client: &PveClient,
+    target: &Target,
+    server: &Server,
+    tokens: &[Desired],
+    now: i64,
+    plan: &mut Plan,
+) -> Result<(), Error> {
+    let declared: BTreeSet<String> = tokens.iter().flat_map(|t| [t.declared.clone(), t.token.full()]).collect();
+    let managed_users: BTreeSet<&str> = tokens.iter().map(|t| t.token.user.as_str()).collect();
+    for user in managed_users {
+        if !server.user_exists(user) {
             continue;
         }
-        for info in client.tokens(user).await.map_err(|e| remote(&e))? {
+        for info in client.tokens(user).await.map_err(|e| remote_error(&e, target))? {
             let Some(name) = info.tokenid else { continue };
             let full = format!("{user}!{name}");
             if declared.contains(&full) {
@@ -507,8 +581,7 @@ pub async fn plan(client: &PveClient, target: &Target, tokens: &[Desired], now: 
             }
         }
     }
-    plan.requests = client.requests_sent();
-    Ok(plan)
+    Ok(())
 }
 
 #[cfg(test)]
