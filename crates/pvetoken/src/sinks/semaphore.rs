@@ -260,110 +260,126 @@ async fn register_with(
     let project = client.resolve_project(&settings.project).await.map_err(fail)?;
     let existing = client.environments_named(project.id, &settings.environment).await.map_err(fail)?;
     let names: Vec<&'static str> = wanted.iter().map(|(name, _)| *name).collect();
-    let creates = || -> Vec<EnvironmentSecretRequest> {
-        wanted
-            .iter()
-            .map(|(name, value)| EnvironmentSecretRequest {
-                id: None,
-                name: (*name).to_owned(),
-                secret: Some(Secret::from(value.expose_secret().to_owned())),
-                kind: Some(SecretType::Env),
-                operation: Some(SecretOperation::Create),
-            })
-            .collect()
-    };
     let state = RegistrationState::new(&settings.token_file);
     let key = state_key(settings, project.id);
     let (status, environment_id) = match existing.as_slice() {
-        [] => {
-            let request = EnvironmentRequest {
-                id: None,
-                name: settings.environment.clone(),
-                project_id: project.id,
-                password: None,
-                json: "{}".to_owned(),
-                env: Some("{}".to_owned()),
-                secrets: creates(),
-            };
-            let known: Vec<i64> =
-                client.environments(project.id).await.map_err(fail)?.iter().map(|env| env.id).collect();
-            let id = match client.create_environment(project.id, &request, &known).await {
-                Ok(Created::Id(id)) => id,
-                Ok(Created::Unknown) => {
-                    return Err(CliError::remote(format!(
-                        "Semaphore accepted the environment `{}` but it cannot be found by name afterwards",
-                        settings.environment
-                    ))
-                    .with_hint("rerun the same command: it finds the environment by name and finishes the job")
-                    .into());
-                }
-                Err(error) => return Err(roll_back(client, settings, project.id, &known, error).await),
-            };
-            (Status::Created, id)
-        }
+        [] => (Status::Created, create(client, settings, &project, wanted).await?),
         [env] => {
-            let managed: Vec<_> = env
-                .secrets
-                .iter()
-                .filter(|secret| SemaphoreLayout::managed_names().contains(&secret.name.as_str()))
-                .collect();
-            let present: BTreeSet<&str> = managed.iter().map(|secret| secret.name.as_str()).collect();
-            let same_names = managed.len() == names.len()
-                && present == names.iter().copied().collect()
-                && managed.iter().all(|secret| secret.kind == SecretType::Env);
             let same_values = state.digest(&key).is_some_and(|(id, digest)| id == env.id && digest == wanted_digest);
-            if same_names && same_values {
-                (Status::Unchanged, env.id)
-            } else {
-                let mut secrets: Vec<EnvironmentSecretRequest> = managed
-                    .iter()
-                    .map(|secret| EnvironmentSecretRequest {
-                        id: Some(secret.id),
-                        name: secret.name.clone(),
-                        secret: None,
-                        kind: Some(secret.kind),
-                        operation: Some(SecretOperation::Delete),
-                    })
-                    .collect();
-                secrets.extend(creates());
-                let request = EnvironmentRequest {
-                    id: Some(env.id),
-                    name: env.name.clone(),
-                    project_id: project.id,
-                    password: env.password.clone(),
-                    json: if env.json.trim().is_empty() { "{}".to_owned() } else { env.json.clone() },
-                    env: env.env.clone().or_else(|| Some("{}".to_owned())),
-                    secrets,
-                };
-                client.update_environment(project.id, env.id, &request).await.map_err(|error| {
-                    anyhow::Error::from(fail(error)).context(format!(
-                        "updating environment `{}` (id {}) failed part-way; rerun the same command to finish it",
-                        env.name, env.id
-                    ))
-                })?;
-                (Status::Updated, env.id)
-            }
+            (update(client, settings, &project, env, wanted, same_values).await?, env.id)
         }
-        many => {
-            let ids: Vec<String> = many.iter().map(|env| env.id.to_string()).collect();
-            return Err(CliError::remote(format!(
-                "{} environments in Semaphore project `{}` are named `{}` (ids {}); pvetoken will not guess which one \
-                 to update",
-                many.len(),
-                project.name,
-                settings.environment,
-                ids.join(", ")
-            ))
-            .with_hint(
-                "delete or rename the extra ones in Semaphore (Variable Groups), or choose another --environment",
-            )
-            .into());
-        }
+        many => return Err(ambiguous(settings, &project, many).into()),
     };
     let stored = client.environment(project.id, environment_id).await.map_err(fail)?;
     verify(&stored, &names)?;
     state.save(&key, environment_id, wanted_digest)?;
     Ok(Report { status, project, environment_id, variables: names })
+}
+
+/// The secret operations that create every wanted variable.
+fn secret_creates(wanted: &[(&'static str, Secret)]) -> Vec<EnvironmentSecretRequest> {
+    wanted
+        .iter()
+        .map(|(name, value)| EnvironmentSecretRequest {
+            id: None,
+            name: (*name).to_owned(),
+            secret: Some(Secret::from(value.expose_secret().to_owned())),
+            kind: Some(SecretType::Env),
+            operation: Some(SecretOperation::Create),
+        })
+        .collect()
+}
+
+/// Creates the environment with every variable; its id. A failed create is rolled back (or explained).
+async fn create(
+    client: &SemaphoreClient,
+    settings: &Settings,
+    project: &Project,
+    wanted: &[(&'static str, Secret)],
+) -> anyhow::Result<i64> {
+    let request = EnvironmentRequest {
+        id: None,
+        name: settings.environment.clone(),
+        project_id: project.id,
+        password: None,
+        json: "{}".to_owned(),
+        env: Some("{}".to_owned()),
+        secrets: secret_creates(wanted),
+    };
+    let known: Vec<i64> =
+        client.environments(project.id).await.map_err(|e| explain(e, settings))?.iter().map(|env| env.id).collect();
+    match client.create_environment(project.id, &request, &known).await {
+        Ok(Created::Id(id)) => Ok(id),
+        Ok(Created::Unknown) => Err(CliError::remote(format!(
+            "Semaphore accepted the environment `{}` but it cannot be found by name afterwards",
+            settings.environment
+        ))
+        .with_hint("rerun the same command: it finds the environment by name and finishes the job")
+        .into()),
+        Err(error) => Err(roll_back(client, settings, project.id, &known, error).await),
+    }
+}
+
+/// Leaves `env` alone when it holds exactly the wanted names as `env` secrets and the digest says their values
+/// are the ones stored last; otherwise replaces the managed secrets (delete and create in one update).
+async fn update(
+    client: &SemaphoreClient,
+    settings: &Settings,
+    project: &Project,
+    env: &Environment,
+    wanted: &[(&'static str, Secret)],
+    same_values: bool,
+) -> anyhow::Result<Status> {
+    let managed: Vec<_> =
+        env.secrets.iter().filter(|secret| SemaphoreLayout::managed_names().contains(&secret.name.as_str())).collect();
+    let present: BTreeSet<&str> = managed.iter().map(|secret| secret.name.as_str()).collect();
+    let same_names = managed.len() == wanted.len()
+        && present == wanted.iter().map(|(name, _)| *name).collect()
+        && managed.iter().all(|secret| secret.kind == SecretType::Env);
+    if same_names && same_values {
+        return Ok(Status::Unchanged);
+    }
+    let mut secrets: Vec<EnvironmentSecretRequest> = managed
+        .iter()
+        .map(|secret| EnvironmentSecretRequest {
+            id: Some(secret.id),
+            name: secret.name.clone(),
+            secret: None,
+            kind: Some(secret.kind),
+            operation: Some(SecretOperation::Delete),
+        })
+        .collect();
+    secrets.extend(secret_creates(wanted));
+    let request = EnvironmentRequest {
+        id: Some(env.id),
+        name: env.name.clone(),
+        project_id: project.id,
+        password: env.password.clone(),
+        json: if env.json.trim().is_empty() { "{}".to_owned() } else { env.json.clone() },
+        env: env.env.clone().or_else(|| Some("{}".to_owned())),
+        secrets,
+    };
+    client.update_environment(project.id, env.id, &request).await.map_err(|error| {
+        anyhow::Error::from(explain(error, settings)).context(format!(
+            "updating environment `{}` (id {}) failed part-way; rerun the same command to finish it",
+            env.name, env.id
+        ))
+    })?;
+    Ok(Status::Updated)
+}
+
+/// Several environments carry the name: pvetoken does not guess.
+fn ambiguous(settings: &Settings, project: &Project, many: &[Environment]) -> CliError {
+    let ids: Vec<String> = many.iter().map(|env| env.id.to_string()).collect();
+    CliError::remote(format!(
+        "{} environments in Semaphore project `{}` are named `{}` (ids {}); pvetoken will not guess which one to \
+         update",
+        many.len(),
+        project.name,
+        settings.environment,
+        ids.join(", ")
+    ))
+    .with_hint("delete or rename the extra ones in Semaphore (Variable Groups), or choose another --environment")
 }
 
 /// Reads back: every wanted name exactly once, as `env`, and no other pvetoken-managed name.
