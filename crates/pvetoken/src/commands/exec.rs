@@ -28,7 +28,7 @@ use crate::connection::{ConnectionArgs, Target, TargetFallback};
 use crate::exit::{CliError, Exit};
 use crate::printer::Printer;
 use pvetoken_lifecycle::env_vars::{self, ScrubCredentials};
-use pvetoken_lifecycle::profiles::{self, PveVersion};
+use pvetoken_lifecycle::profiles::{self, PveVersion, Resolved};
 
 /// Arguments of `pvetoken exec`.
 #[derive(Debug, Args)]
@@ -114,19 +114,7 @@ fn random_suffix() -> Result<String, CliError> {
 pub fn run(args: ExecArgs, printer: &Printer) -> anyhow::Result<Exit> {
     let profile = profiles::load(&args.profile).map_err(CliError::from)?;
     validate_user(&args.user)?;
-    let format = match &args.format {
-        Some(name) => name.parse::<Format>().map_err(|error| CliError::usage(error.to_string()))?,
-        None => default_format(&profile.name),
-    };
-    if !matches!(
-        format,
-        Format::Env | Format::Packer | Format::TerraformBpg | Format::TerraformTelmate | Format::AnsibleEnv
-    ) {
-        // Refused before any token exists.
-        return Err(CliError::usage(format!("--format {format} writes a file; exec hands over environment variables"))
-            .with_hint("use env, packer, terraform-bpg, terraform-telmate or ansible-env")
-            .into());
-    }
+    let format = handover_format(&args, &profile)?;
     let Some(program) = find_program(&args.command[0]) else {
         // As a shell: 127, and no token was made for a job that cannot run.
         return Err(CliError {
@@ -138,32 +126,7 @@ pub fn run(args: ExecArgs, printer: &Printer) -> anyhow::Result<Exit> {
     };
     let target = args.connection.resolve_target(&TargetFallback::from_default_token_file(), printer)?;
     let admin = args.connection.resolve_admin()?;
-    let owner = if args.minter {
-        let crate::connection::AdminAuth::TokenFile(path) = &admin else {
-            return Err(CliError::usage("--minter acts with the minter's token file, and none was given")
-                .with_hint(format!(
-                    "{}=/etc/pvetoken/minter.env pvetoken exec --minter ... (the file `pvetoken create --minter \
-                     --profiles P --token-file /etc/pvetoken/minter.env` wrote)",
-                    env_vars::PVETOKEN_ADMIN_TOKEN_FILE
-                ))
-                .into());
-        };
-        let minter = pvetoken_lifecycle::token_store::read(path)?;
-        // A job token must not outlive the credential that made it.
-        let ends = now() + args.ttl;
-        if minter.expire != 0 && u64::try_from(ends).is_ok_and(|ends| ends > minter.expire) {
-            return Err(CliError::usage(format!(
-                "--ttl {} s would outlive the minter's own token, which expires at {} (epoch seconds); no token was \
-                 created",
-                args.ttl, minter.expire
-            ))
-            .with_hint("a shorter --ttl, or renew the minter first (pvetoken rotate --token-file FILE)")
-            .into());
-        }
-        minter.token_id.user_str().to_owned()
-    } else {
-        args.user.clone()
-    };
+    let owner = if args.minter { minter_user(&args, &admin)? } else { args.user.clone() };
     let timeout = args.connection.timeout();
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
@@ -177,47 +140,14 @@ pub fn run(args: ExecArgs, printer: &Printer) -> anyhow::Result<Exit> {
             .ok_or_else(|| CliError::remote(format!("cannot read the PVE version from `{}`", version.version)))?;
         let resolved = profile.resolve(pve, &args.narrowing.narrowing(), None);
         if args.minter {
-            // The job's token holds the minter user's rights, which include the minter token's own: a profile the
-            // minter token does not hold is refused here, before a token exists.
-            let held = client.own_permissions(None).await.map_err(|e| remote(&e))?;
-            let missing = pvetoken_lifecycle::verify::compare(&held, &resolved);
-            if !missing.is_empty() {
-                printer.missing(&missing);
-                return Err(CliError::check_failed(format!(
-                    "the minter {owner} does not hold {} privilege(s) of profile {}; no token was created and \
-                     COMMAND was not run",
-                    missing.len(),
-                    resolved.profile
-                ))
-                .with_hint(format!(
-                    "set the minter up with that profile (pvetoken create --minter --profiles {},...) or use another \
-                     minter",
-                    resolved.profile
-                ))
-                .into());
-            }
+            minter_holds(&client, &target, &owner, &resolved, printer).await?;
         }
         let name = format!("{}-x{}", profile.name, random_suffix()?);
         let token = TokenRef { user: owner, name };
         let expire = now() + args.ttl;
-
-        // Role, user: as `create` leaves them (an existing user is never changed). A minter changes nothing.
         if !args.minter {
-            let wanted = resolved.role_privileges();
-            match client.role(&resolved.role).await.map_err(|e| remote(&e))? {
-                None => client.create_role(&resolved.role, &wanted).await.map_err(|e| remote(&e))?,
-                Some(mut current) => {
-                    current.sort();
-                    if current != wanted {
-                        client.set_role(&resolved.role, &wanted).await.map_err(|e| remote(&e))?;
-                    }
-                }
-            }
-            match client.create_user(&token.user, Some("API automation user created by pvetoken")).await {
-                Ok(()) => {}
-                Err(error) if error.is_already_exists() => {}
-                Err(error) => return Err(remote(&error).into()),
-            }
+            // Role, user: as `create` leaves them (an existing user is never changed). A minter changes nothing.
+            role_and_user(&client, &target, &resolved, &token.user).await?;
         }
         let comment = minter::ephemeral_comment(&minter::hostname(), std::process::id(), expire);
         let new = NewToken { privsep: !args.minter, expire, comment: Some(comment) };
@@ -242,6 +172,96 @@ pub fn run(args: ExecArgs, printer: &Printer) -> anyhow::Result<Exit> {
     })
 }
 
+/// `--format`, or the profile's default: one that hands the token over in environment variables (refused before
+/// any token exists otherwise).
+fn handover_format(args: &ExecArgs, profile: &profiles::Profile) -> Result<Format, CliError> {
+    let format = match &args.format {
+        Some(name) => name.parse::<Format>().map_err(|error| CliError::usage(error.to_string()))?,
+        None => default_format(&profile.name),
+    };
+    if matches!(
+        format,
+        Format::Env | Format::Packer | Format::TerraformBpg | Format::TerraformTelmate | Format::AnsibleEnv
+    ) {
+        return Ok(format);
+    }
+    Err(CliError::usage(format!("--format {format} writes a file; exec hands over environment variables"))
+        .with_hint("use env, packer, terraform-bpg, terraform-telmate or ansible-env"))
+}
+
+/// `--minter`: the user of the minter's token file, which the job token belongs to. Refused when there is no
+/// token file, or when `--ttl` would outlive the minter's own token.
+fn minter_user(args: &ExecArgs, admin: &crate::connection::AdminAuth) -> Result<String, CliError> {
+    let crate::connection::AdminAuth::TokenFile(path) = admin else {
+        return Err(CliError::usage("--minter acts with the minter's token file, and none was given").with_hint(
+            format!(
+                "{}=/etc/pvetoken/minter.env pvetoken exec --minter ... (the file `pvetoken create --minter \
+                 --profiles P --token-file /etc/pvetoken/minter.env` wrote)",
+                env_vars::PVETOKEN_ADMIN_TOKEN_FILE
+            ),
+        ));
+    };
+    let minter = pvetoken_lifecycle::token_store::read(path)?;
+    // A job token must not outlive the credential that made it.
+    let ends = now() + args.ttl;
+    if minter.expire != 0 && u64::try_from(ends).is_ok_and(|ends| ends > minter.expire) {
+        return Err(CliError::usage(format!(
+            "--ttl {} s would outlive the minter's own token, which expires at {} (epoch seconds); no token was \
+             created",
+            args.ttl, minter.expire
+        ))
+        .with_hint("a shorter --ttl, or renew the minter first (pvetoken rotate --token-file FILE)"));
+    }
+    Ok(minter.token_id.user_str().to_owned())
+}
+
+/// The job's token holds the minter user's rights, which include the minter token's own: a profile the minter
+/// token does not hold is refused here, before a token exists.
+async fn minter_holds(
+    client: &PveClient,
+    target: &Target,
+    owner: &str,
+    resolved: &Resolved,
+    printer: &Printer,
+) -> Result<(), CliError> {
+    let held = client.own_permissions(None).await.map_err(|e| crate::connection::remote_error(&e, target))?;
+    let missing = pvetoken_lifecycle::verify::compare(&held, resolved);
+    if missing.is_empty() {
+        return Ok(());
+    }
+    printer.missing(&missing);
+    Err(CliError::check_failed(format!(
+        "the minter {owner} does not hold {} privilege(s) of profile {}; no token was created and COMMAND was not \
+         run",
+        missing.len(),
+        resolved.profile
+    ))
+    .with_hint(format!(
+        "set the minter up with that profile (pvetoken create --minter --profiles {},...) or use another minter",
+        resolved.profile
+    )))
+}
+
+/// The profile's role with exactly its privileges, and the user (created when missing, never changed).
+async fn role_and_user(client: &PveClient, target: &Target, resolved: &Resolved, user: &str) -> Result<(), CliError> {
+    let remote = |error: &pvetoken_client::ClientError| crate::connection::remote_error(error, target);
+    let wanted = resolved.role_privileges();
+    match client.role(&resolved.role).await.map_err(|e| remote(&e))? {
+        None => client.create_role(&resolved.role, &wanted).await.map_err(|e| remote(&e))?,
+        Some(mut current) => {
+            current.sort();
+            if current != wanted {
+                client.set_role(&resolved.role, &wanted).await.map_err(|e| remote(&e))?;
+            }
+        }
+    }
+    match client.create_user(user, Some("API automation user created by pvetoken")).await {
+        Ok(()) => Ok(()),
+        Err(error) if error.is_already_exists() => Ok(()),
+        Err(error) => Err(remote(&error)),
+    }
+}
+
 /// Grants, verifies and runs COMMAND with the token; returns COMMAND's status.
 #[expect(clippy::too_many_arguments, reason = "one job's settings, passed once")]
 async fn job(
@@ -251,7 +271,7 @@ async fn job(
     target: &Target,
     token: &TokenRef,
     secret: &Secret,
-    resolved: &profiles::Resolved,
+    resolved: &Resolved,
     format: Format,
     program: &std::path::Path,
     expire: i64,
