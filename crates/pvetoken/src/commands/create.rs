@@ -90,44 +90,13 @@ impl CreateArgs {
 
 /// Runs `pvetoken create`.
 pub fn run(args: CreateArgs, printer: &Printer) -> anyhow::Result<Exit> {
-    let user = args.user.clone().unwrap_or_else(|| {
-        if args.minter { pvetoken_lifecycle::minter::DEFAULT_USER } else { "automation@pve" }.to_owned()
-    });
-    validate_user(&user)?;
-    let profile = match &args.profile {
-        Some(name) => profiles::load(name).map_err(CliError::from)?,
-        None => {
-            let each = args.profiles.iter().map(|name| profiles::load(name)).collect::<Result<Vec<_>, _>>();
-            pvetoken_lifecycle::minter::profile(&each.map_err(CliError::from)?)?
-        }
-    };
-    let default_name = if args.minter { pvetoken_lifecycle::minter::DEFAULT_TOKEN_NAME } else { &profile.name };
-    let token_name = args.token_name.clone().unwrap_or_else(|| default_name.to_owned());
-    if !profiles::is_token_name(&token_name) {
-        return Err(CliError::usage(format!("token name `{token_name}` is not valid"))
-            .with_hint("a token name starts with a letter and has at least 2 of: letters, digits, `.`, `-`, `_`")
-            .into());
-    }
-    if let Some(role) = &args.role {
-        profiles::validate_role_name(role).map_err(|reason| {
-            CliError::usage(reason).with_hint("choose another name, e.g. Token-<profile>; PVE* is reserved")
-        })?;
-    }
-    if args.deliver_to.is_some() && args.connection.local {
-        return Err(CliError::usage(
-            "--deliver-to cannot use --local: pvesh would take the token file's content as an argument, which every \
-             user of the host can read in the process list",
-        )
-        .with_hint("connect over HTTPS instead: --url https://localhost:8006 --ca-file /etc/pve/pve-root-ca.pem")
-        .into());
-    }
+    let (profile, token) = profile_and_token(&args)?;
     let expire = args
         .expire
         .as_deref()
         .map(|text| pvetoken_lifecycle::clock::parse_expire(text, pvetoken_lifecycle::clock::now()))
         .transpose()?
         .unwrap_or(0);
-    let token = TokenRef { user, name: token_name };
     let token_file = token_store::path_or_default(args.token_file.as_deref())?;
     // One run per token file at a time, from before it is read until the secret is saved.
     let _lock = token_store::lock(&token_file, printer)?;
@@ -140,7 +109,7 @@ pub fn run(args: CreateArgs, printer: &Printer) -> anyhow::Result<Exit> {
     let runtime = tokio::runtime::Runtime::new()?;
     let report = runtime.block_on(async {
         let timeout = args.connection.timeout();
-        // 1. The destination must be writable before a secret exists.
+        // The destination must be writable before a secret exists.
         let prepared = PreparedTokenFile::prepare(&token_file)?;
         let http = crate::connection::http_client(&target, timeout)?;
         let client = crate::connection::connect_admin(&target, http.as_ref(), &admin, timeout).await?;
@@ -176,9 +145,49 @@ pub fn run(args: CreateArgs, printer: &Printer) -> anyhow::Result<Exit> {
         }
         Ok::<_, anyhow::Error>(report)
     })?;
-    let exit = if report.converged.missing.is_empty() { Exit::Success } else { Exit::CheckFailed };
+    print_report(&report, printer)?;
+    Ok(if report.converged.missing.is_empty() { Exit::Success } else { Exit::CheckFailed })
+}
+
+/// The profile (or a minter's merged profiles) and the token it makes, checked before anything is read or asked:
+/// the user, the token name, `--role`, and `--deliver-to` without `--local`.
+fn profile_and_token(args: &CreateArgs) -> Result<(profiles::Profile, TokenRef), CliError> {
+    let user = args.user.clone().unwrap_or_else(|| {
+        if args.minter { pvetoken_lifecycle::minter::DEFAULT_USER } else { "automation@pve" }.to_owned()
+    });
+    validate_user(&user)?;
+    let profile = match &args.profile {
+        Some(name) => profiles::load(name).map_err(CliError::from)?,
+        None => {
+            let each = args.profiles.iter().map(|name| profiles::load(name)).collect::<Result<Vec<_>, _>>();
+            pvetoken_lifecycle::minter::profile(&each.map_err(CliError::from)?)?
+        }
+    };
+    let default_name = if args.minter { pvetoken_lifecycle::minter::DEFAULT_TOKEN_NAME } else { &profile.name };
+    let token_name = args.token_name.clone().unwrap_or_else(|| default_name.to_owned());
+    if !profiles::is_token_name(&token_name) {
+        return Err(CliError::usage(format!("token name `{token_name}` is not valid"))
+            .with_hint("a token name starts with a letter and has at least 2 of: letters, digits, `.`, `-`, `_`"));
+    }
+    if let Some(role) = &args.role {
+        profiles::validate_role_name(role).map_err(|reason| {
+            CliError::usage(reason).with_hint("choose another name, e.g. Token-<profile>; PVE* is reserved")
+        })?;
+    }
+    if args.deliver_to.is_some() && args.connection.local {
+        return Err(CliError::usage(
+            "--deliver-to cannot use --local: pvesh would take the token file's content as an argument, which every \
+             user of the host can read in the process list",
+        )
+        .with_hint("connect over HTTPS instead: --url https://localhost:8006 --ca-file /etc/pve/pve-root-ca.pem"));
+    }
+    Ok((profile, TokenRef { user, name: token_name }))
+}
+
+/// The text report: the outcome, the changes (verbose), the delivery, what is missing; or the JSON report.
+fn print_report(report: &CreateReport, printer: &Printer) -> anyhow::Result<()> {
     if printer.is_json() {
-        printer.json(&report)?;
+        printer.json(report)?;
     } else {
         let converged = &report.converged;
         match converged.outcome.as_str() {
@@ -209,5 +218,5 @@ pub fn run(args: CreateArgs, printer: &Printer) -> anyhow::Result<Exit> {
         }
         printer.missing(&report.converged.missing);
     }
-    Ok(exit)
+    Ok(())
 }
