@@ -85,6 +85,32 @@ pub async fn check(target: &Target<'_>, auth: SemaphoreAuth) -> (Vec<Finding>, S
         .fix(format!("{register} --token-file /root/.proxmox-api-token"));
         return (vec![finding], "environment missing".to_owned());
     };
+    let mut findings = environment_findings(target, environment, &register);
+    match templates {
+        Some(Ok(templates)) => findings.extend(unused_environment(target, &project, &environments, &templates)),
+        Some(Err(error)) => findings.push(
+            Finding::new(id::SEMAPHORE_REQUEST_FAILED, Severity::Error, CHECK, error.to_string())
+                .why("the templates could not be listed: doctor cannot say whether one uses the environment")
+                .fix(format!(
+                    "in Semaphore: Task Templates → each template → Edit → Variable Group {}",
+                    target.environment
+                )),
+        ),
+        None => {}
+    }
+    let detail = format!(
+        "environment {} (id {}) in project {} has {} secret(s)",
+        target.environment,
+        environment.id,
+        project.name,
+        environment.secrets.len()
+    );
+    (findings, detail)
+}
+
+/// What is wrong inside the environment: wanted secrets missing, secrets of type `var` (never environment
+/// variables), the token secret in the plain `env` JSON.
+fn environment_findings(target: &Target<'_>, environment: &Environment, register: &str) -> Vec<Finding> {
     let mut findings = Vec::new();
     let missing: Vec<&str> = target
         .names
@@ -122,7 +148,7 @@ pub async fn check(target: &Target<'_>, auth: SemaphoreAuth) -> (Vec<Finding>, S
                 "a `var` secret never becomes an environment variable: lookup('env', ...) finds nothing (PrivateBox's \
                   03eee91 bug)",
             )
-            .fix(register.clone()),
+            .fix(register),
         );
     }
     let plain_env = environment.env.as_deref().unwrap_or_default();
@@ -138,26 +164,7 @@ pub async fn check(target: &Target<'_>, auth: SemaphoreAuth) -> (Vec<Finding>, S
             .fix(register),
         );
     }
-    match templates {
-        Some(Ok(templates)) => findings.extend(unused_environment(target, &project, &environments, &templates)),
-        Some(Err(error)) => findings.push(
-            Finding::new(id::SEMAPHORE_REQUEST_FAILED, Severity::Error, CHECK, error.to_string())
-                .why("the templates could not be listed: doctor cannot say whether one uses the environment")
-                .fix(format!(
-                    "in Semaphore: Task Templates → each template → Edit → Variable Group {}",
-                    target.environment
-                )),
-        ),
-        None => {}
-    }
-    let detail = format!(
-        "environment {} (id {}) in project {} has {} secret(s)",
-        target.environment,
-        environment.id,
-        project.name,
-        environment.secrets.len()
-    );
-    (findings, detail)
+    findings
 }
 
 /// `semaphore-environment-unused`: the environment exists but no template of the project has it as its
