@@ -380,7 +380,7 @@ async fn prepare_mode(
     printer: &Printer,
 ) -> Result<Prepared, CliError> {
     let Access { major, exec_allowed, .. } = *access;
-    let (vmid, path) = (request.vmid, request.guest_path.as_str());
+    let vmid = request.vmid;
     let acl_path = format!("/vms/{vmid}");
     let mut warnings = Vec::new();
     let mut exec_ok = request.use_exec && exec_allowed;
@@ -417,75 +417,91 @@ async fn prepare_mode(
     let mode = if prepared {
         ModeOutcome::SetBeforeWrite { owner: request.owner.clone(), observed: None }
     } else {
-        let why_no_exec = || {
-            if !request.use_exec {
-                "--no-exec was given".to_owned()
-            } else if !exec_allowed {
-                format!("{} lacks {} on {acl_path}", request.actor, exec_privilege(major))
-            } else {
-                exec_refused.clone().unwrap_or_else(|| "exec is not available".to_owned())
-            }
-        };
-        let found =
-            guest_path_kind(client, request, path).await.map_err(|error| agent_error(&error, request, target))?;
-        if found == PathKind::Directory {
-            return Err(is_a_directory(request));
-        }
-        if found == PathKind::Missing
-            && let Some(parent) = parent_directory(path)
-        {
-            let parent_kind =
-                guest_path_kind(client, request, parent).await.map_err(|error| agent_error(&error, request, target))?;
-            if parent_kind != PathKind::Directory {
-                let state = if parent_kind == PathKind::File { "is a file, not a directory" } else { "does not exist" };
-                let fix = match (request.use_exec, exec_allowed) {
-                    (false, _) => "rerun without --no-exec so pvetoken creates it (`mkdir -p -m 700`)".to_owned(),
-                    (true, false) => format!(
-                        "grant {} on {acl_path} so pvetoken creates it (`mkdir -p -m 700` through agent/exec)",
-                        exec_privilege(major)
-                    ),
-                    (true, true) => "allow guest-exec in the guest agent (its --block-rpcs list) so pvetoken \
-                                     creates it"
-                        .to_owned(),
-                };
-                return Err(CliError::check_failed(format!(
-                    "the directory {parent} {state} in VM {vmid}, and qemu-guest-agent's file-write cannot create \
-                     directories while exec is not available ({}); nothing was written",
-                    why_no_exec()
-                ))
-                .with_hint(format!(
-                    "create it in the guest first (`install -d -m 700 {parent}`), or {fix}; or choose another \
-                     --guest-path"
-                )));
-            }
-        }
-        if let Some(reason) = &exec_refused {
-            warnings.push(format!("exec is not available ({reason}): mode and owner were not set"));
-        }
-        if found == PathKind::File {
-            ModeOutcome::KeptExisting
-        } else if request.allow_agent_mode {
-            warnings.push(format!(
-                "{path} is new and qemu-guest-agent creates new files with mode 0666 (readable by every guest user); \
-                 run `chmod 600 {path}` in the guest"
-            ));
-            ModeOutcome::AgentDefault0666
-        } else {
-            let why = why_no_exec();
-            return Err(CliError::check_failed(format!(
-                "{path} does not exist in VM {vmid}, and qemu-guest-agent would create it with mode 0666 (readable by \
-                 every guest user) while chmod through the agent is not possible ({why}); nothing was written"
-            ))
-            .with_hint(format!(
-                "grant {} on {acl_path} so pvetoken can chmod before writing; or create the file 0600 in the guest \
-                 first (`install -m 600 /dev/null {path}`), since the agent keeps an existing file's mode; or accept \
-                 mode 0666 with --allow-agent-mode",
-                exec_privilege(major)
-            )));
-        }
+        mode_without_exec(client, target, request, access, exec_refused.as_deref(), &mut warnings).await?
     };
 
     Ok(Prepared { mode, exec_ok, created_directories, warnings })
+}
+
+/// Without exec: an existing file keeps its mode; a new one would get the agent's 0666, accepted only with
+/// `--allow-agent-mode` (and warned about); a missing directory cannot be created. `exec_refused` is why the agent
+/// refused exec, when it did.
+async fn mode_without_exec(
+    client: &PveClient,
+    target: &Target,
+    request: &DeliveryRequest,
+    access: &Access,
+    exec_refused: Option<&str>,
+    warnings: &mut Vec<String>,
+) -> Result<ModeOutcome, CliError> {
+    let Access { major, exec_allowed, .. } = *access;
+    let (vmid, path) = (request.vmid, request.guest_path.as_str());
+    let acl_path = format!("/vms/{vmid}");
+    let why_no_exec = || {
+        if !request.use_exec {
+            "--no-exec was given".to_owned()
+        } else if !exec_allowed {
+            format!("{} lacks {} on {acl_path}", request.actor, exec_privilege(major))
+        } else {
+            exec_refused.unwrap_or("exec is not available").to_owned()
+        }
+    };
+    let found = guest_path_kind(client, request, path).await.map_err(|error| agent_error(&error, request, target))?;
+    if found == PathKind::Directory {
+        return Err(is_a_directory(request));
+    }
+    if found == PathKind::Missing
+        && let Some(parent) = parent_directory(path)
+    {
+        let parent_kind =
+            guest_path_kind(client, request, parent).await.map_err(|error| agent_error(&error, request, target))?;
+        if parent_kind != PathKind::Directory {
+            let state = if parent_kind == PathKind::File { "is a file, not a directory" } else { "does not exist" };
+            let fix = match (request.use_exec, exec_allowed) {
+                (false, _) => "rerun without --no-exec so pvetoken creates it (`mkdir -p -m 700`)".to_owned(),
+                (true, false) => format!(
+                    "grant {} on {acl_path} so pvetoken creates it (`mkdir -p -m 700` through agent/exec)",
+                    exec_privilege(major)
+                ),
+                (true, true) => "allow guest-exec in the guest agent (its --block-rpcs list) so pvetoken \
+                                 creates it"
+                    .to_owned(),
+            };
+            return Err(CliError::check_failed(format!(
+                "the directory {parent} {state} in VM {vmid}, and qemu-guest-agent's file-write cannot create \
+                 directories while exec is not available ({}); nothing was written",
+                why_no_exec()
+            ))
+            .with_hint(format!(
+                "create it in the guest first (`install -d -m 700 {parent}`), or {fix}; or choose another \
+                 --guest-path"
+            )));
+        }
+    }
+    if let Some(reason) = exec_refused {
+        warnings.push(format!("exec is not available ({reason}): mode and owner were not set"));
+    }
+    if found == PathKind::File {
+        Ok(ModeOutcome::KeptExisting)
+    } else if request.allow_agent_mode {
+        warnings.push(format!(
+            "{path} is new and qemu-guest-agent creates new files with mode 0666 (readable by every guest user); \
+             run `chmod 600 {path}` in the guest"
+        ));
+        Ok(ModeOutcome::AgentDefault0666)
+    } else {
+        let why = why_no_exec();
+        Err(CliError::check_failed(format!(
+            "{path} does not exist in VM {vmid}, and qemu-guest-agent would create it with mode 0666 (readable by \
+             every guest user) while chmod through the agent is not possible ({why}); nothing was written"
+        ))
+        .with_hint(format!(
+            "grant {} on {acl_path} so pvetoken can chmod before writing; or create the file 0600 in the guest \
+             first (`install -m 600 /dev/null {path}`), since the agent keeps an existing file's mode; or accept \
+             mode 0666 with --allow-agent-mode",
+            exec_privilege(major)
+        )))
+    }
 }
 
 /// Writes the file through the agent, reads it back and compares; returns the bytes written.
