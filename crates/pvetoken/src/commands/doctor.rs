@@ -22,7 +22,7 @@ use crate::doctor::{self, Check, Finding, Report, Severity, Status, Stopped};
 use crate::exit::{CliError, Exit};
 use crate::printer::Printer;
 use pvetoken_lifecycle::env_vars;
-use pvetoken_lifecycle::profiles::{self, ResolvedPath};
+use pvetoken_lifecycle::profiles::{self, PveVersion, ResolvedPath};
 use pvetoken_lifecycle::target::token_client;
 use pvetoken_lifecycle::token_store;
 
@@ -155,13 +155,44 @@ async fn chain(args: &DoctorArgs, report: &mut Report) -> anyhow::Result<()> {
 
     let token_ref = TokenRef::parse(token.token_id.as_str())?;
     let admin = connect_admin(args, &target, http.as_ref(), timeout).await;
-    let profile_name = args.token.profile_for(&token_ref);
-    match (profiles::load(&profile_name), pve) {
+    privileges(args, &client, &token_ref, pve, &admin, report).await;
+    if report.is_blocked() {
+        return Err(report.stop().into());
+    }
+
+    let server_expire = match &admin {
+        Ok(admin) => admin.token(&token_ref.user, &token_ref.name).await.ok().flatten().map(|info| info.expire),
+        Err(_) => None,
+    };
+    let (findings, detail) = doctor::pve::expiry(&token, server_expire, now);
+    report.gate(Check::Expiry, detail, findings)?;
+
+    match &args.semaphore_url {
+        None => report.skip(Check::Semaphore, "not asked (--semaphore-url URL, or SEMAPHORE_URL)"),
+        Some(url) => {
+            let (findings, detail) = check_semaphore(args, url).await?;
+            report.record(Check::Semaphore, detail, findings);
+        }
+    }
+    Ok(())
+}
+
+/// The privileges check: the token's effective rights against its profile (with admin access, which side lacks
+/// what); a warning when the profile is unknown, skipped when the release is.
+async fn privileges(
+    args: &DoctorArgs,
+    client: &PveClient,
+    token_ref: &TokenRef,
+    pve: Option<PveVersion>,
+    admin: &Result<PveClient, String>,
+    report: &mut Report,
+) {
+    match (profiles::load(&args.token.profile_for(token_ref)), pve) {
         (Ok(profile), Some(pve)) => {
             let resolved = profile.resolve(pve, &args.narrowing.narrowing(), args.token.role.as_deref());
-            let (findings, detail) = doctor::pve::privileges(&client, &token_ref, &resolved, admin.as_ref().ok()).await;
-            let mut findings = findings;
-            if let Err(why) = &admin
+            let (mut findings, detail) =
+                doctor::pve::privileges(client, token_ref, &resolved, admin.as_ref().ok()).await;
+            if let Err(why) = admin
                 && findings.iter().any(|finding| finding.id == "privilege-missing")
             {
                 findings.push(
@@ -185,25 +216,6 @@ async fn chain(args: &DoctorArgs, report: &mut Report) -> anyhow::Result<()> {
         }
         (Ok(_), None) => report.skip(Check::Privileges, "unknown PVE version"),
     }
-    if report.is_blocked() {
-        return Err(report.stop().into());
-    }
-
-    let server_expire = match &admin {
-        Ok(admin) => admin.token(&token_ref.user, &token_ref.name).await.ok().flatten().map(|info| info.expire),
-        Err(_) => None,
-    };
-    let (findings, detail) = doctor::pve::expiry(&token, server_expire, now);
-    report.gate(Check::Expiry, detail, findings)?;
-
-    match &args.semaphore_url {
-        None => report.skip(Check::Semaphore, "not asked (--semaphore-url URL, or SEMAPHORE_URL)"),
-        Some(url) => {
-            let (findings, detail) = check_semaphore(args, url).await?;
-            report.record(Check::Semaphore, detail, findings);
-        }
-    }
-    Ok(())
 }
 
 /// The target: flags and environment first, then the token file (URL, pin, CA file, insecure).
