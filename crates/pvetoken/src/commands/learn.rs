@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::evidence::{CallLog, call_count, map_calls_on, read_logs};
+use crate::evidence::{CallLog, CallNeeds, call_count, map_calls_on, read_logs};
 use crate::exit::{CliError, Exit};
 use crate::printer::Printer;
 
@@ -151,53 +151,10 @@ pub fn run(args: LearnArgs, printer: &Printer) -> anyhow::Result<Exit> {
     } else {
         (read_logs(&args.logs, printer)?, None, None)
     };
-    let subjects = log.identities();
-    let subject = match subject_override.as_ref().or(args.token.as_ref()) {
-        Some(token) => token.clone(),
-        None if subjects.len() == 1 => (*subjects.iter().next().unwrap_or(&"-")).to_owned(),
-        None => {
-            return Err(CliError::usage(format!(
-                "the logs hold calls of {} identities: {}",
-                subjects.len(),
-                subjects.iter().copied().collect::<Vec<_>>().join(", ")
-            ))
-            .with_hint("pass --token USER@REALM!NAME (or a user id) to learn one of them")
-            .into());
-        }
-    };
+    let subject = learned_subject(&log, subject_override.as_ref().or(args.token.as_ref()))?;
     let (mapped, unknown) = map_calls_on(&log, &subject, args.pve_version);
     let creates_vms = mapped.iter().any(|call| call.status != 403 && CREATES_VMS.contains(&call.call.as_str()));
-    let release = pvetoken_acl::Catalog::for_version(args.pve_version);
-    let mut not_in_release: BTreeSet<String> = BTreeSet::new();
-    let mut grants: Grants = BTreeMap::new();
-    let mut denied: BTreeMap<String, usize> = BTreeMap::new();
-    let mut widened_calls: BTreeSet<String> = BTreeSet::new();
-    for call in &mapped {
-        if call.status == 403 {
-            *denied.entry(call.call.clone()).or_default() += call.count;
-        }
-        for (path, privilege, propagate, widened) in &call.needs {
-            let Some(privilege) = in_release(privilege, &release) else {
-                not_in_release.insert(privilege.clone());
-                continue;
-            };
-            let (path, propagate) = if creates_vms && is_one_vm(path) && !is_clone_source(&call.call, &privilege) {
-                ("/vms".to_owned(), true)
-            } else {
-                widen(path, *propagate, &args.widen)
-            };
-            if *widened {
-                widened_calls.insert(call.call.clone());
-            }
-            *grants
-                .entry((path, propagate))
-                .or_default()
-                .entry(privilege)
-                .or_default()
-                .entry(call.call.clone())
-                .or_default() += call.count;
-        }
-    }
+    let Learned { grants, denied, widened_calls, not_in_release } = learn_grants(&mapped, &args, creates_vms);
     let used = call_count(&mapped);
     let profile = render_profile(&args.name, &subject, used, &grants);
     // The profile must load as `create --profile FILE` loads it.
@@ -246,6 +203,73 @@ pub fn run(args: LearnArgs, printer: &Printer) -> anyhow::Result<Exit> {
         }))?;
     }
     Ok(Exit::Success)
+}
+
+/// The identity to learn: `--token` (or the lab's recorder), else the only one the logs hold.
+fn learned_subject(log: &CallLog, given: Option<&String>) -> Result<String, CliError> {
+    let subjects = log.identities();
+    match given {
+        Some(token) => Ok(token.clone()),
+        None if subjects.len() == 1 => Ok((*subjects.iter().next().unwrap_or(&"-")).to_owned()),
+        None => Err(CliError::usage(format!(
+            "the logs hold calls of {} identities: {}",
+            subjects.len(),
+            subjects.iter().copied().collect::<Vec<_>>().join(", ")
+        ))
+        .with_hint("pass --token USER@REALM!NAME (or a user id) to learn one of them")),
+    }
+}
+
+/// What the calls need, as grants, and what the report says about them.
+struct Learned {
+    /// (path, propagate) → privilege → call → count.
+    grants: Grants,
+    /// Calls refused with 403, and how often.
+    denied: BTreeMap<String, usize>,
+    /// Calls whose needs depend on a parameter the log cannot show.
+    widened_calls: BTreeSet<String>,
+    /// Privileges the release does not have.
+    not_in_release: BTreeSet<String>,
+}
+
+/// Turns each call's needs into grants for the release: privileges it lacks dropped, single VMs widened to `/vms`
+/// when the job creates VMs (clone sources stay narrow), `--widen` applied.
+fn learn_grants(mapped: &[CallNeeds], args: &LearnArgs, creates_vms: bool) -> Learned {
+    let release = pvetoken_acl::Catalog::for_version(args.pve_version);
+    let mut learned = Learned {
+        grants: BTreeMap::new(),
+        denied: BTreeMap::new(),
+        widened_calls: BTreeSet::new(),
+        not_in_release: BTreeSet::new(),
+    };
+    for call in mapped {
+        if call.status == 403 {
+            *learned.denied.entry(call.call.clone()).or_default() += call.count;
+        }
+        for (path, privilege, propagate, widened) in &call.needs {
+            let Some(privilege) = in_release(privilege, &release) else {
+                learned.not_in_release.insert(privilege.clone());
+                continue;
+            };
+            let (path, propagate) = if creates_vms && is_one_vm(path) && !is_clone_source(&call.call, &privilege) {
+                ("/vms".to_owned(), true)
+            } else {
+                widen(path, *propagate, &args.widen)
+            };
+            if *widened {
+                learned.widened_calls.insert(call.call.clone());
+            }
+            *learned
+                .grants
+                .entry((path, propagate))
+                .or_default()
+                .entry(privilege)
+                .or_default()
+                .entry(call.call.clone())
+                .or_default() += call.count;
+        }
+    }
+    learned
 }
 
 /// Calls that create a VM under an id the log cannot show (in the body, or the next free one).
