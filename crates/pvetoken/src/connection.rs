@@ -217,7 +217,7 @@ impl ConnectionArgs {
             return Ok(AdminAuth::TokenFile(PathBuf::from(path)));
         }
         let (password, source) = if let Some(path) = password_file {
-            (read_password_file(path)?, path.display().to_string())
+            (read_secret_line(path, "--password-file")?, path.display().to_string())
         } else if let Some(value) = std::env::var_os(env_vars::PVETOKEN_PASSWORD).filter(|value| !value.is_empty()) {
             let value = value
                 .into_string()
@@ -254,13 +254,15 @@ impl ConnectionArgs {
 const FINGERPRINT_HINT: &str =
     "on the PVE host, `pvenode cert info --output-format json` shows the fingerprint of pve-ssl.pem";
 
-fn read_password_file(path: &Path) -> Result<Secret, CliError> {
-    // Owned by us or root, 0600, not a link: a password file others can read or replace is refused.
-    let mut text = pvetoken_lifecycle::token_store::read_private(path, "--password-file")?;
+/// The first line of a file that holds a secret (a password, an API token, an AppRole id), its line ending removed.
+/// Owned by us or root, 0600, not a link: a secret file others can read or replace is refused. `what` names it in
+/// messages (`--password-file`, `OpenBao token file`, ...).
+pub fn read_secret_line(path: &Path, what: &str) -> Result<Secret, CliError> {
+    let mut text = pvetoken_lifecycle::token_store::read_private(path, what)?;
     let first = text.lines().next().unwrap_or_default().to_owned();
     zeroize::Zeroize::zeroize(&mut text);
     if first.is_empty() {
-        return Err(CliError::usage(format!("--password-file {} is empty", path.display())));
+        return Err(CliError::usage(format!("{what} {}: the first line is empty", path.display())));
     }
     Ok(Secret::from(first))
 }

@@ -15,7 +15,7 @@ use pvetoken_lifecycle::env_vars;
 use pvetoken_render::TokenFile;
 use serde_json::{Map, Value};
 
-use crate::connection::service_tls;
+use crate::connection::{read_secret_line, service_tls};
 use crate::exit::CliError;
 use crate::printer::Printer;
 
@@ -202,11 +202,11 @@ async fn connect(sink: &OpenbaoSink) -> Result<BaoClient, CliError> {
 
 fn resolve_auth(record: &OpenbaoAuthRecord) -> Result<BaoAuth, CliError> {
     match record {
-        OpenbaoAuthRecord::TokenFile { file } => Ok(BaoAuth::Token(first_line(file, "OpenBao token file")?)),
+        OpenbaoAuthRecord::TokenFile { file } => Ok(BaoAuth::Token(read_secret_line(file, "OpenBao token file")?)),
         OpenbaoAuthRecord::AppRole { mount, role_id_file, secret_id_file } => Ok(BaoAuth::AppRole {
             mount: mount.clone(),
-            role_id: first_line(role_id_file, "AppRole role id file")?,
-            secret_id: first_line(secret_id_file, "AppRole secret id file")?,
+            role_id: read_secret_line(role_id_file, "AppRole role id file")?,
+            secret_id: read_secret_line(secret_id_file, "AppRole secret id file")?,
         }),
         OpenbaoAuthRecord::Environment => {
             for name in [env_vars::BAO_TOKEN, env_vars::VAULT_TOKEN] {
@@ -221,16 +221,6 @@ fn resolve_auth(record: &OpenbaoAuthRecord) -> Result<BaoAuth, CliError> {
             )))
         }
     }
-}
-
-fn first_line(path: &Path, what: &str) -> Result<Secret, CliError> {
-    let mut text = pvetoken_lifecycle::token_store::read_private(path, what)?;
-    let first = text.lines().next().unwrap_or_default().trim().to_owned();
-    zeroize::Zeroize::zeroize(&mut text);
-    if first.is_empty() {
-        return Err(CliError::usage(format!("{what} {}: the first line is empty", path.display())));
-    }
-    Ok(Secret::from(first))
 }
 
 fn bao_error(error: &BaoError, sink: &OpenbaoSink) -> CliError {

@@ -8,7 +8,7 @@
 //! on every Semaphore since 2.10.13, where `update` was a no-op until at least 2.14).
 
 use std::collections::BTreeSet;
-use std::io::{IsTerminal, Read};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use pvetoken_api::semaphore::{
@@ -22,7 +22,7 @@ use pvetoken_render::TokenFile;
 use pvetoken_render::consumers::SemaphoreLayout;
 use sha2::{Digest, Sha256};
 
-use crate::connection::service_tls;
+use crate::connection::{read_secret_line, service_tls};
 use crate::exit::CliError;
 use crate::printer::Printer;
 
@@ -117,7 +117,7 @@ pub(crate) fn resolve_auth(
     interactive: bool,
 ) -> Result<SemaphoreAuth, CliError> {
     if let Some(path) = api_token_file {
-        return Ok(SemaphoreAuth::ApiToken(read_first_line(path, "--api-token-file")?));
+        return Ok(SemaphoreAuth::ApiToken(read_secret_line(path, "--api-token-file")?));
     }
     if password_file.is_none()
         && let Some(token) = env_string(env_vars::SEMAPHORE_API_TOKEN)?
@@ -125,7 +125,7 @@ pub(crate) fn resolve_auth(
         return Ok(SemaphoreAuth::ApiToken(token));
     }
     let password = if let Some(path) = password_file {
-        read_first_line(path, "--password-file")?
+        read_secret_line(path, "--password-file")?
     } else if let Some(password) = env_string(env_vars::SEMAPHORE_PASSWORD)? {
         password
     } else if interactive {
@@ -152,19 +152,6 @@ fn env_string(name: &str) -> Result<Option<Secret>, CliError> {
             .map(|text| Some(Secret::from(text)))
             .map_err(|_| CliError::usage(format!("{name} is not valid UTF-8"))),
     }
-}
-
-fn read_first_line(path: &Path, flag: &str) -> Result<Secret, CliError> {
-    let mut text = String::new();
-    std::fs::File::open(path)
-        .and_then(|mut file| file.read_to_string(&mut text))
-        .map_err(|error| CliError::usage(format!("{flag} {}: {error}", path.display())))?;
-    let first = text.lines().next().unwrap_or_default().trim_end_matches('\r').to_owned();
-    zeroize::Zeroize::zeroize(&mut text);
-    if first.is_empty() {
-        return Err(CliError::usage(format!("{flag} {}: the first line is empty", path.display())));
-    }
-    Ok(Secret::from(first))
 }
 
 /// Reads the token file through the token store (strict parser, never a shell; a file readable by group or others

@@ -65,6 +65,29 @@ fn a_password_file_readable_by_others_or_owned_by_someone_else_is_refused() {
     assert_eq!(run.code, 0, "a private password file of ours works: {}", run.both());
 }
 
+/// The Semaphore password (and API token) file of `register semaphore` is held to the same rule as the PVE one:
+/// readable by others, it is refused before Semaphore is asked anything.
+#[test]
+fn a_semaphore_password_file_readable_by_others_is_refused_before_any_request() {
+    let lab = Lab::start("9.2");
+    assert_eq!(lab.create("ansible", &[]).code, 0);
+    let ready = lab.lab().ready();
+    let password = lab.dir().join("semaphore.pass");
+    std::fs::write(&password, format!("{}\n", ready.semaphore_password)).unwrap();
+    std::fs::set_permissions(&password, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let (token_file, pass) = (lab.token_file().display().to_string(), password.display().to_string());
+    let mut args = crate::support::register_semaphore_args(ready, &token_file);
+    args.extend(["--password-file", pass.as_str()]);
+    let refused = lab.pvetoken_env(&args, &[]);
+    assert_eq!(refused.code, 2, "{}", refused.both());
+    assert!(refused.stderr.contains("mode 0640") && refused.stderr.contains("chmod 600"), "{}", refused.both());
+    assert!(!refused.stderr.contains(&ready.semaphore_password), "{}", refused.both());
+    std::fs::set_permissions(&password, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let registered = lab.pvetoken_env(&args, &[]);
+    assert_eq!(registered.code, 0, "{}", registered.both());
+    assert!(registered.stdout.starts_with("created:"), "the refused run created nothing: {}", registered.both());
+}
+
 #[test]
 fn a_planted_pending_marker_never_makes_create_replace_an_existing_token() {
     let lab = Lab::start("8.4");
