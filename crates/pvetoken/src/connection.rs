@@ -218,11 +218,8 @@ impl ConnectionArgs {
         }
         let (password, source) = if let Some(path) = password_file {
             (read_secret_line(path, "--password-file")?, path.display().to_string())
-        } else if let Some(value) = std::env::var_os(env_vars::PVETOKEN_PASSWORD).filter(|value| !value.is_empty()) {
-            let value = value
-                .into_string()
-                .map_err(|_| CliError::usage(format!("{} is not valid UTF-8", env_vars::PVETOKEN_PASSWORD)))?;
-            (Secret::from(value), env_vars::PVETOKEN_PASSWORD.to_owned())
+        } else if let Some(value) = env_secret(env_vars::PVETOKEN_PASSWORD)? {
+            (value, env_vars::PVETOKEN_PASSWORD.to_owned())
         } else if std::io::stdin().is_terminal() {
             let prompt = format!("Password for {}: ", self.auth_user);
             let value = rpassword::prompt_password(prompt)
@@ -253,6 +250,17 @@ impl ConnectionArgs {
 
 const FINGERPRINT_HINT: &str =
     "on the PVE host, `pvenode cert info --output-format json` shows the fingerprint of pve-ssl.pem";
+
+/// A secret from the environment variable `name`: `None` when it is unset or empty.
+pub fn env_secret(name: &str) -> Result<Option<Secret>, CliError> {
+    match std::env::var_os(name).filter(|value| !value.is_empty()) {
+        None => Ok(None),
+        Some(value) => value
+            .into_string()
+            .map(|text| Some(Secret::from(text)))
+            .map_err(|_| CliError::usage(format!("{name} is not valid UTF-8"))),
+    }
+}
 
 /// The first line of a file that holds a secret (a password, an API token, an AppRole id), its line ending removed.
 /// Owned by us or root, 0600, not a link: a secret file others can read or replace is refused. `what` names it in

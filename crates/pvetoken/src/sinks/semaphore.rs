@@ -22,7 +22,7 @@ use pvetoken_render::TokenFile;
 use pvetoken_render::consumers::SemaphoreLayout;
 use sha2::{Digest, Sha256};
 
-use crate::connection::{read_secret_line, service_tls};
+use crate::connection::{env_secret, read_secret_line, service_tls};
 use crate::exit::CliError;
 use crate::printer::Printer;
 
@@ -120,13 +120,13 @@ pub(crate) fn resolve_auth(
         return Ok(SemaphoreAuth::ApiToken(read_secret_line(path, "--api-token-file")?));
     }
     if password_file.is_none()
-        && let Some(token) = env_string(env_vars::SEMAPHORE_API_TOKEN)?
+        && let Some(token) = env_secret(env_vars::SEMAPHORE_API_TOKEN)?
     {
         return Ok(SemaphoreAuth::ApiToken(token));
     }
     let password = if let Some(path) = password_file {
         read_secret_line(path, "--password-file")?
-    } else if let Some(password) = env_string(env_vars::SEMAPHORE_PASSWORD)? {
+    } else if let Some(password) = env_secret(env_vars::SEMAPHORE_PASSWORD)? {
         password
     } else if interactive {
         let value = rpassword::prompt_password(format!("Semaphore password for {user}: "))
@@ -142,16 +142,6 @@ pub(crate) fn resolve_auth(
         ));
     };
     Ok(SemaphoreAuth::Password { user: user.to_owned(), password })
-}
-
-fn env_string(name: &str) -> Result<Option<Secret>, CliError> {
-    match std::env::var_os(name).filter(|value| !value.is_empty()) {
-        None => Ok(None),
-        Some(value) => value
-            .into_string()
-            .map(|text| Some(Secret::from(text)))
-            .map_err(|_| CliError::usage(format!("{name} is not valid UTF-8"))),
-    }
 }
 
 /// Reads the token file through the token store (strict parser, never a shell; a file readable by group or others
