@@ -75,15 +75,12 @@ fn a_semaphore_password_file_readable_by_others_is_refused_before_any_request() 
     let password = lab.dir().join("semaphore.pass");
     std::fs::write(&password, format!("{}\n", ready.semaphore_password)).unwrap();
     std::fs::set_permissions(&password, std::fs::Permissions::from_mode(0o640)).unwrap();
-    let (token_file, pass) = (lab.token_file().display().to_string(), password.display().to_string());
-    let mut args = crate::support::register_semaphore_args(ready, &token_file);
-    args.extend(["--password-file", pass.as_str()]);
-    let refused = lab.pvetoken_env(&args, &[]);
+    let refused = lab.register_semaphore_with_password_file(&password);
     assert_eq!(refused.code, 2, "{}", refused.both());
     assert!(refused.stderr.contains("mode 0640") && refused.stderr.contains("chmod 600"), "{}", refused.both());
     assert!(!refused.stderr.contains(&ready.semaphore_password), "{}", refused.both());
     std::fs::set_permissions(&password, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let registered = lab.pvetoken_env(&args, &[]);
+    let registered = lab.register_semaphore_with_password_file(&password);
     assert_eq!(registered.code, 0, "{}", registered.both());
     assert!(registered.stdout.starts_with("created:"), "the refused run created nothing: {}", registered.both());
 }

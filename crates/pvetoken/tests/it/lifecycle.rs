@@ -224,6 +224,15 @@ impl Lab {
         saved_in(&self.token_file())
     }
 
+    /// `register semaphore` of the token file into the lab's Semaphore, the password from `password_file` and no
+    /// credential in the environment.
+    pub fn register_semaphore_with_password_file(&self, password_file: &Path) -> Run {
+        let (token_file, pass) = (self.token_file().display().to_string(), password_file.display().to_string());
+        let mut args = crate::support::register_semaphore_args(self.lab().ready(), &token_file);
+        args.extend(["--password-file", pass.as_str()]);
+        self.pvetoken_env(&args, &[])
+    }
+
     /// `plan -f FILE --detailed-exitcode` (0 nothing to do, 2 changes), with no password in the environment.
     pub fn plan(&self, file: &Path) -> Run {
         self.pvetoken_env(&["plan", "-f", &file.display().to_string(), "--detailed-exitcode"], &[])

@@ -507,12 +507,9 @@ fn a_semaphore_registered_with_a_password_file_is_updated_by_an_unattended_rotat
     let ready = lab.lab().ready();
     let password_file = lab.dir().join("semaphore.pass");
     super::support::write_private(&password_file, &ready.semaphore_password);
-    let token_file = lab.token_file().display().to_string();
-    let pass = password_file.display().to_string();
-    let mut args = super::support::register_semaphore_args(ready, &token_file);
-    args.extend(["--password-file", &pass]);
-    let run = lab.pvetoken_env(&args, &[]);
+    let run = lab.register_semaphore_with_password_file(&password_file);
     assert_eq!(run.code, 0, "register: {}", run.both());
+    let (token_file, pass) = (lab.token_file().display().to_string(), password_file.display().to_string());
     let record = std::fs::read_to_string(format!("{token_file}.sinks.json")).unwrap();
     assert!(record.contains(&pass) && !record.contains(&ready.semaphore_password), "{record}");
 
